@@ -1,0 +1,999 @@
+//! One RSocket connection: the state machine shared by the server and client roles.
+//!
+//! Owns stream ids, the pending-request table, inbound request tasks, credits, fragment reassembly,
+//! keepalive and the close event. It does not know what payloads mean (that is the [`Responder`]'s
+//! and the caller's business) and never touches sockets directly (that is [`crate::transport`]).
+//!
+//! ## Shape
+//!
+//! Each connection runs a reader loop and a writer task joined by one bounded queue of outgoing
+//! frames. Everything that wants to send (responses, requests, keepalives) waits for room in that
+//! queue, and the writer gives up when the peer stops reading for `write_timeout`; the reader stops
+//! reading when `max_inbound_requests` handlers are busy. So a peer that floods requests, or stops
+//! reading replies, holds at most a fixed number of frames and tasks on this side.
+//!
+//! ```text
+//!   AwaitingSetup ──SETUP ok──▶ Accepting ──hook ok──▶ Running ──EOF / ERROR(0) / fatal──▶ Closed
+//!        │                          │                                               ▲
+//!        └─ timeout / bad frame ────┴── hook rejects: ERROR(REJECTED_SETUP) ─────────┘
+//! ```
+//!
+//! Closing fails every pending request at once with [`RequestError::Closed`] and aborts every
+//! inbound handler.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::frame::{error_code, Body, Frame, Setup, MAX_U31};
+use crate::payload::Payload;
+use crate::transport::{FrameIo, FrameSink, FrameStream, TransportError};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send>>;
+
+/// Limits and timeouts of a connection. Every queue and buffer is bounded by one of these.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Time a new connection has to send SETUP (and the setup hook has to decide).
+    pub setup_timeout: Duration,
+    /// Largest single frame accepted from the transport.
+    pub max_frame_size: usize,
+    /// Largest message accepted after reassembling fragments (all partial messages together).
+    pub max_message_size: usize,
+    /// Peer-initiated requests handled at once; beyond this the connection stops reading.
+    pub max_inbound_requests: usize,
+    /// Outgoing frames queued for the writer.
+    pub outbound_queue: usize,
+    /// A write that makes no progress for this long closes the connection (the peer stopped reading).
+    pub write_timeout: Duration,
+    /// Client role: KEEPALIVE period and the lifetime announced in SETUP.
+    pub keepalive_interval: Duration,
+    pub max_lifetime: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            setup_timeout: Duration::from_secs(10),
+            max_frame_size: 1024 * 1024,
+            max_message_size: 4 * 1024 * 1024,
+            max_inbound_requests: 256,
+            outbound_queue: 256,
+            write_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(20),
+            max_lifetime: Duration::from_secs(90),
+        }
+    }
+}
+
+/// An error carried by an ERROR frame: what a responder returns to fail one request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} ({}): {message}", error_code::name(*code), code)]
+pub struct RemoteError {
+    pub code: u32,
+    pub message: String,
+}
+
+impl RemoteError {
+    pub fn new(code: u32, message: impl Into<String>) -> Self {
+        RemoteError { code, message: message.into() }
+    }
+    pub fn application(message: impl Into<String>) -> Self {
+        Self::new(error_code::APPLICATION_ERROR, message)
+    }
+    pub fn rejected(message: impl Into<String>) -> Self {
+        Self::new(error_code::REJECTED, message)
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(error_code::INVALID, message)
+    }
+}
+
+/// Why a request made through a [`Requester`] did not produce a response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("connection closed: {0}")]
+    Closed(String),
+    #[error("peer answered with an error: {0}")]
+    Remote(RemoteError),
+    #[error("request could not be encoded: {0}")]
+    Encode(String),
+}
+
+/// What the peer's SETUP frame said, given to the [`Acceptor`].
+#[derive(Debug, Clone)]
+pub struct SetupInfo {
+    pub major_version: u16,
+    pub minor_version: u16,
+    pub keepalive_interval: Duration,
+    pub max_lifetime: Duration,
+    pub metadata_mime: String,
+    pub data_mime: String,
+    pub payload: Payload,
+    pub peer: String,
+}
+
+/// Handles requests the peer starts on this connection.
+pub trait Responder: Send + Sync + 'static {
+    fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>>;
+
+    fn request_stream(&self, _payload: Payload) -> BoxStream<Result<Payload, RemoteError>> {
+        Box::pin(futures_util::stream::once(async {
+            Err(RemoteError::rejected("REQUEST_STREAM is not supported on this connection"))
+        }))
+    }
+
+    fn fire_and_forget(&self, _payload: Payload) -> BoxFuture<()> {
+        Box::pin(async {})
+    }
+
+    fn metadata_push(&self, _metadata: Bytes) {}
+}
+
+/// Server role: decides whether a SETUP is accepted, and with which responder.
+pub trait Acceptor: Send + Sync + 'static {
+    /// `requester` is this connection's handle for server-initiated requests; keep it to send
+    /// notifications. Returning an error sends ERROR (its code, usually REJECTED_SETUP) and closes.
+    fn accept(&self, setup: SetupInfo, requester: Requester) -> BoxFuture<Result<Arc<dyn Responder>, RemoteError>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Server,
+    Client,
+}
+
+impl Role {
+    /// Whether `id` is one the peer may use to start a stream.
+    fn is_peer_stream(self, id: u32) -> bool {
+        match self {
+            Role::Server => id % 2 == 1,
+            Role::Client => id % 2 == 0,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+        }
+    }
+}
+
+enum Outbound {
+    Frame(Frame),
+    /// Flush what is queued, then close the transport.
+    Close,
+}
+
+enum Pending {
+    Response(oneshot::Sender<Result<Payload, RequestError>>),
+    Stream(mpsc::Sender<Result<Payload, RequestError>>),
+}
+
+#[derive(Default)]
+struct PendingTable {
+    closed: Option<String>,
+    entries: HashMap<u32, Pending>,
+}
+
+struct InboundHandle {
+    abort: Option<AbortHandle>,
+    credits: Option<Arc<Semaphore>>,
+}
+
+struct Shared {
+    role: Role,
+    peer: String,
+    out: mpsc::Sender<Outbound>,
+    pending: Mutex<PendingTable>,
+    inbound: Mutex<HashMap<u32, InboundHandle>>,
+    next_id: AtomicU32,
+    closed: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the maps half-updated in a way that
+    // matters more than losing the connection, so recover the guard rather than propagate poison.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    async fn send(&self, frame: Frame) -> Result<(), RequestError> {
+        tokio::select! {
+            biased;
+            _ = self.closed.cancelled() => Err(self.closed_error()),
+            sent = self.out.send(Outbound::Frame(frame)) => sent.map_err(|_| self.closed_error()),
+        }
+    }
+
+    fn closed_error(&self) -> RequestError {
+        RequestError::Closed(lock(&self.pending).closed.clone().unwrap_or_else(|| "connection closed".into()))
+    }
+
+    fn allocate_id(&self) -> u32 {
+        // Ids wrap at 2^31; a connection that issues two billion requests reuses ids of long-finished
+        // streams, which the spec allows once they are no longer in use.
+        let id = self.next_id.fetch_add(2, Ordering::Relaxed) & MAX_U31;
+        if id == 0 {
+            self.next_id.fetch_add(2, Ordering::Relaxed) & MAX_U31
+        } else {
+            id
+        }
+    }
+
+    /// Records the close reason, fails every pending request and aborts every inbound handler.
+    fn shut(&self, reason: &str) {
+        let entries = {
+            let mut table = lock(&self.pending);
+            if table.closed.is_none() {
+                table.closed = Some(reason.to_string());
+            }
+            std::mem::take(&mut table.entries)
+        };
+        let error = RequestError::Closed(reason.to_string());
+        for (_, pending) in entries {
+            match pending {
+                Pending::Response(tx) => {
+                    let _ = tx.send(Err(error.clone()));
+                }
+                Pending::Stream(tx) => {
+                    let _ = tx.try_send(Err(error.clone()));
+                }
+            }
+        }
+        for (_, handle) in lock(&self.inbound).drain() {
+            if let Some(abort) = handle.abort {
+                abort.abort();
+            }
+        }
+        self.closed.cancel();
+    }
+}
+
+/// A handle to one connection, for requests towards the peer. Cheap to clone.
+#[derive(Clone)]
+pub struct Requester {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Requester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Requester").field("peer", &self.shared.peer).field("role", &self.shared.role).finish()
+    }
+}
+
+impl Requester {
+    /// REQUEST_RESPONSE: one payload out, one back. Dropping the future cancels the request.
+    pub async fn request_response(&self, payload: Payload) -> Result<Payload, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.register(Pending::Response(tx))?;
+        let mut guard = CancelOnDrop { shared: &self.shared, id, armed: true };
+        self.shared.send(Frame::new(id, Body::RequestResponse { follows: false, payload })).await?;
+        let result = rx.await.unwrap_or_else(|_| Err(self.shared.closed_error()));
+        guard.armed = false;
+        result
+    }
+
+    /// REQUEST_STREAM with flow control: at most `window` items are requested ahead of the consumer.
+    pub async fn request_stream(&self, payload: Payload, window: u32) -> Result<ResponseStream, RequestError> {
+        let window = window.clamp(1, 1 << 16);
+        let (tx, rx) = mpsc::channel(window as usize + 1);
+        let id = self.register(Pending::Stream(tx))?;
+        self.shared.send(Frame::new(id, Body::RequestStream { follows: false, initial_n: window, payload })).await?;
+        Ok(ResponseStream { shared: self.shared.clone(), id, rx, window, consumed: 0, done: false })
+    }
+
+    /// REQUEST_FNF: delivered to the peer's queue, no answer.
+    pub async fn fire_and_forget(&self, payload: Payload) -> Result<(), RequestError> {
+        let id = self.shared.allocate_id();
+        self.shared.send(Frame::new(id, Body::RequestFnf { follows: false, payload })).await
+    }
+
+    /// METADATA_PUSH on stream 0.
+    pub async fn metadata_push(&self, metadata: Bytes) -> Result<(), RequestError> {
+        self.shared.send(Frame::new(0, Body::MetadataPush { metadata })).await
+    }
+
+    /// Closes the connection after flushing frames already queued. Pending requests fail at once.
+    pub fn close(&self) {
+        let _ = self.shared.out.try_send(Outbound::Close);
+        self.shared.shut("closed locally");
+    }
+
+    /// Resolves when the connection has closed, with the reason.
+    pub async fn closed(&self) -> String {
+        self.shared.closed.cancelled().await;
+        lock(&self.shared.pending).closed.clone().unwrap_or_else(|| "closed".into())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled()
+    }
+
+    /// The peer's address, for logs.
+    pub fn peer(&self) -> &str {
+        &self.shared.peer
+    }
+
+    fn register(&self, pending: Pending) -> Result<u32, RequestError> {
+        let mut table = lock(&self.shared.pending);
+        if let Some(reason) = &table.closed {
+            return Err(RequestError::Closed(reason.clone()));
+        }
+        let mut id = self.shared.allocate_id();
+        while table.entries.contains_key(&id) {
+            id = self.shared.allocate_id();
+        }
+        table.entries.insert(id, pending);
+        Ok(id)
+    }
+}
+
+struct CancelOnDrop<'a> {
+    shared: &'a Shared,
+    id: u32,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed && lock(&self.shared.pending).entries.remove(&self.id).is_some() {
+            let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
+        }
+    }
+}
+
+/// Items of a REQUEST_STREAM. Consuming items grants the peer more credit; dropping the stream
+/// before it completes sends CANCEL.
+pub struct ResponseStream {
+    shared: Arc<Shared>,
+    id: u32,
+    rx: mpsc::Receiver<Result<Payload, RequestError>>,
+    window: u32,
+    consumed: u32,
+    done: bool,
+}
+
+impl Stream for ResponseStream {
+    type Item = Result<Payload, RequestError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match this.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(item))) => {
+                this.consumed += 1;
+                if this.consumed >= this.window.div_ceil(2) {
+                    let n = std::mem::take(&mut this.consumed);
+                    let _ = this.shared.out.try_send(Outbound::Frame(Frame::new(this.id, Body::RequestN { n })));
+                }
+                Poll::Ready(Some(Ok(item)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for ResponseStream {
+    fn drop(&mut self) {
+        if !self.done && lock(&self.shared.pending).entries.remove(&self.id).is_some() {
+            let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
+        }
+    }
+}
+
+/// A condition that ends the connection with ERROR on stream 0.
+struct Fatal {
+    code: u32,
+    message: String,
+}
+
+impl Fatal {
+    fn connection(message: impl Into<String>) -> Self {
+        Fatal { code: error_code::CONNECTION_ERROR, message: message.into() }
+    }
+}
+
+/// A message being reassembled from fragments.
+struct Partial {
+    first: Body,
+    metadata: Option<BytesMut>,
+    data: BytesMut,
+}
+
+impl Partial {
+    fn len(&self) -> usize {
+        self.data.len() + self.metadata.as_ref().map_or(0, BytesMut::len)
+    }
+    fn append(&mut self, payload: Payload) {
+        if let Some(m) = payload.metadata {
+            self.metadata.get_or_insert_with(BytesMut::new).extend_from_slice(&m);
+        }
+        self.data.extend_from_slice(&payload.data);
+    }
+    fn finish(self) -> Body {
+        let payload = Payload { metadata: self.metadata.map(BytesMut::freeze), data: self.data.freeze() };
+        match self.first {
+            Body::RequestResponse { .. } => Body::RequestResponse { follows: false, payload },
+            Body::RequestFnf { .. } => Body::RequestFnf { follows: false, payload },
+            Body::RequestStream { initial_n, .. } => Body::RequestStream { follows: false, initial_n, payload },
+            Body::RequestChannel { initial_n, complete, .. } => {
+                Body::RequestChannel { follows: false, complete, initial_n, payload }
+            }
+            Body::Payload { complete, next, .. } => Body::Payload { follows: false, complete, next, payload },
+            other => other,
+        }
+    }
+}
+
+fn split_follows(body: Body) -> (bool, Body) {
+    match body {
+        Body::RequestResponse { follows: true, payload } => (true, Body::RequestResponse { follows: true, payload }),
+        Body::RequestFnf { follows: true, payload } => (true, Body::RequestFnf { follows: true, payload }),
+        Body::RequestStream { follows: true, initial_n, payload } => {
+            (true, Body::RequestStream { follows: true, initial_n, payload })
+        }
+        Body::RequestChannel { follows: true, complete, initial_n, payload } => {
+            (true, Body::RequestChannel { follows: true, complete, initial_n, payload })
+        }
+        Body::Payload { follows: true, complete, next, payload } => {
+            (true, Body::Payload { follows: true, complete, next, payload })
+        }
+        other => (false, other),
+    }
+}
+
+fn take_payload(body: Body) -> Payload {
+    match body {
+        Body::RequestResponse { payload, .. }
+        | Body::RequestFnf { payload, .. }
+        | Body::RequestStream { payload, .. }
+        | Body::RequestChannel { payload, .. }
+        | Body::Payload { payload, .. } => payload,
+        _ => Payload::default(),
+    }
+}
+
+/// The running connection: reader state plus the shared handle.
+struct Running {
+    shared: Arc<Shared>,
+    responder: Arc<dyn Responder>,
+    config: Config,
+    inflight: Arc<Semaphore>,
+    fragments: HashMap<u32, Partial>,
+    fragment_bytes: usize,
+    lifetime: Duration,
+}
+
+impl Running {
+    async fn run(mut self, mut reader: FrameStream) -> Result<String, Fatal> {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.shared.closed.cancelled() => return Ok("closed".into()),
+                next = tokio::time::timeout(self.lifetime, reader.next()) => next,
+            };
+            let bytes = match next {
+                Err(_) => {
+                    return Err(Fatal::connection(format!(
+                        "no frame received for {} ms (keepalive lifetime)",
+                        self.lifetime.as_millis()
+                    )))
+                }
+                Ok(None) => return Ok("peer closed the connection".into()),
+                Ok(Some(Err(TransportError::FrameTooLarge { size, max }))) => {
+                    return Err(Fatal::connection(format!("frame of {size} bytes exceeds the limit of {max} bytes")))
+                }
+                Ok(Some(Err(TransportError::TextMessage))) => {
+                    return Err(Fatal::connection("text websocket message: send frames as binary messages"))
+                }
+                Ok(Some(Err(e))) => return Ok(format!("transport error: {e}")),
+                Ok(Some(Ok(bytes))) => bytes,
+            };
+            let frame = Frame::decode(bytes).map_err(|e| Fatal::connection(format!("malformed frame: {e}")))?;
+            if let Some(reason) = self.handle(frame).await? {
+                return Ok(reason);
+            }
+        }
+    }
+
+    /// Handles one frame; `Ok(Some(reason))` ends the connection cleanly.
+    async fn handle(&mut self, frame: Frame) -> Result<Option<String>, Fatal> {
+        let id = frame.stream_id;
+        let (follows, body) = split_follows(frame.body);
+        // Reassembly: a frame with FOLLOWS starts or extends a message; the frame without it ends it.
+        if follows || self.fragments.contains_key(&id) {
+            let is_continuation = self.fragments.contains_key(&id);
+            if is_continuation && !matches!(body, Body::Payload { .. }) {
+                if matches!(body, Body::Cancel) {
+                    self.drop_partial(id);
+                    return Ok(None);
+                }
+                return Err(Fatal::connection(format!("stream {id}: fragment continued by a non-PAYLOAD frame")));
+            }
+            let payload_len = match &body {
+                Body::RequestResponse { payload, .. }
+                | Body::RequestFnf { payload, .. }
+                | Body::RequestStream { payload, .. }
+                | Body::RequestChannel { payload, .. }
+                | Body::Payload { payload, .. } => payload.len(),
+                _ => 0,
+            };
+            self.fragment_bytes += payload_len;
+            if self.fragment_bytes > self.config.max_message_size {
+                return Err(Fatal::connection(format!(
+                    "fragmented messages exceed the reassembly limit of {} bytes",
+                    self.config.max_message_size
+                )));
+            }
+            if is_continuation {
+                let partial = self.fragments.get_mut(&id).ok_or_else(|| Fatal::connection("fragment state lost"))?;
+                partial.append(take_payload(body));
+            } else {
+                let mut partial = Partial { first: body.clone(), metadata: None, data: BytesMut::new() };
+                partial.append(take_payload(body));
+                self.fragments.insert(id, partial);
+            }
+            if follows {
+                return Ok(None);
+            }
+            let partial = self.fragments.remove(&id).ok_or_else(|| Fatal::connection("fragment state lost"))?;
+            self.fragment_bytes -= partial.len();
+            let body = partial.finish();
+            return self.dispatch(id, body).await;
+        }
+        self.dispatch(id, body).await
+    }
+
+    fn drop_partial(&mut self, id: u32) {
+        if let Some(partial) = self.fragments.remove(&id) {
+            self.fragment_bytes -= partial.len();
+        }
+    }
+
+    fn check_new_stream(&self, id: u32) -> Result<(), Fatal> {
+        if !self.shared.role.is_peer_stream(id) {
+            return Err(Fatal::connection(format!(
+                "stream id {id} has the wrong parity for a request sent to the {}",
+                self.shared.role.name()
+            )));
+        }
+        if lock(&self.shared.inbound).contains_key(&id) {
+            return Err(Fatal::connection(format!("stream id {id} is already in use")));
+        }
+        Ok(())
+    }
+
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, Fatal> {
+        self.inflight.clone().acquire_owned().await.map_err(|_| Fatal::connection("connection closing"))
+    }
+
+    async fn dispatch(&mut self, id: u32, body: Body) -> Result<Option<String>, Fatal> {
+        match body {
+            Body::Keepalive { respond, data, .. } => {
+                if respond {
+                    let reply = Frame::new(0, Body::Keepalive { respond: false, last_position: 0, data });
+                    if self.shared.send(reply).await.is_err() {
+                        return Ok(Some("closed while answering keepalive".into()));
+                    }
+                }
+            }
+            Body::RequestResponse { payload, .. } => {
+                self.check_new_stream(id)?;
+                let permit = self.permit().await?;
+                let shared = self.shared.clone();
+                lock(&shared.inbound).insert(id, InboundHandle { abort: None, credits: None });
+                let fut = self.responder.request_response(payload);
+                let task = tokio::spawn(async move {
+                    let _permit = permit;
+                    let result = fut.await;
+                    if lock(&shared.inbound).remove(&id).is_none() {
+                        return; // cancelled meanwhile
+                    }
+                    let frame = match result {
+                        Ok(payload) => Frame::response(id, payload),
+                        Err(e) => Frame::error(id, e.code, &e.message),
+                    };
+                    let _ = shared.send(frame).await;
+                });
+                self.set_abort(id, task.abort_handle());
+            }
+            Body::RequestFnf { payload, .. } => {
+                self.check_new_stream(id)?;
+                let permit = self.permit().await?;
+                let fut = self.responder.fire_and_forget(payload);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    fut.await;
+                });
+            }
+            Body::RequestStream { initial_n, payload, .. } => {
+                self.check_new_stream(id)?;
+                let permit = self.permit().await?;
+                let credits = Arc::new(Semaphore::new(initial_n as usize));
+                let shared = self.shared.clone();
+                lock(&shared.inbound).insert(id, InboundHandle { abort: None, credits: Some(credits.clone()) });
+                let mut items = self.responder.request_stream(payload);
+                let task = tokio::spawn(async move {
+                    let _permit = permit;
+                    loop {
+                        // Pull one item ahead, then wait for credit: the producer never runs further
+                        // ahead of the peer's REQUEST_N than one item.
+                        let frame = match items.next().await {
+                            Some(Ok(payload)) => {
+                                match credits.acquire().await {
+                                    Ok(p) => p.forget(),
+                                    Err(_) => return,
+                                }
+                                Frame::new(id, Body::Payload { follows: false, complete: false, next: true, payload })
+                            }
+                            Some(Err(e)) => {
+                                lock(&shared.inbound).remove(&id);
+                                let _ = shared.send(Frame::error(id, e.code, &e.message)).await;
+                                return;
+                            }
+                            None => {
+                                lock(&shared.inbound).remove(&id);
+                                let done = Body::Payload { follows: false, complete: true, next: false, payload: Payload::default() };
+                                let _ = shared.send(Frame::new(id, done)).await;
+                                return;
+                            }
+                        };
+                        if shared.send(frame).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                self.set_abort(id, task.abort_handle());
+            }
+            Body::RequestChannel { .. } => {
+                self.check_new_stream(id)?;
+                let _ = self
+                    .shared
+                    .send(Frame::error(id, error_code::REJECTED, "REQUEST_CHANNEL is not supported"))
+                    .await;
+            }
+            Body::RequestN { n } => {
+                let credits = lock(&self.shared.inbound).get(&id).and_then(|h| h.credits.clone());
+                if let Some(credits) = credits {
+                    // Total credit at or above 2^31-1 means unbounded; clamp to keep the semaphore sane.
+                    let room = (MAX_U31 as usize).saturating_sub(credits.available_permits());
+                    credits.add_permits((n as usize).min(room));
+                }
+            }
+            Body::Cancel => {
+                if let Some(handle) = lock(&self.shared.inbound).remove(&id) {
+                    if let Some(abort) = handle.abort {
+                        abort.abort();
+                    }
+                }
+            }
+            Body::Payload { complete, next, payload, .. } => self.deliver(id, complete, next, payload),
+            Body::Error { code, data } => {
+                let message = String::from_utf8_lossy(&data).into_owned();
+                if id == 0 {
+                    return Ok(Some(format!("peer sent {} ({code}): {message}", error_code::name(code))));
+                }
+                let error = RequestError::Remote(RemoteError { code, message });
+                match lock(&self.shared.pending).entries.remove(&id) {
+                    Some(Pending::Response(tx)) => {
+                        let _ = tx.send(Err(error));
+                    }
+                    Some(Pending::Stream(tx)) => {
+                        let _ = tx.try_send(Err(error));
+                    }
+                    None => {
+                        // An ERROR on a stream the peer started means it gave up on it (e.g. a
+                        // request-channel); stop our side.
+                        if let Some(h) = lock(&self.shared.inbound).remove(&id) {
+                            if let Some(abort) = h.abort {
+                                abort.abort();
+                            }
+                        }
+                    }
+                }
+            }
+            Body::MetadataPush { metadata } => self.responder.metadata_push(metadata),
+            Body::Setup(_) => return Err(Fatal::connection("SETUP received on an established connection")),
+            Body::Resume { .. } | Body::ResumeOk { .. } => {
+                return Err(Fatal { code: error_code::REJECTED_RESUME, message: "resume is not supported".into() })
+            }
+            // Lease was not negotiated; EXT and ignorable unknown frames carry nothing we act on.
+            Body::Lease { .. } | Body::Ext { .. } | Body::Ignored { .. } => {}
+        }
+        Ok(None)
+    }
+
+    fn set_abort(&self, id: u32, abort: AbortHandle) {
+        if let Some(h) = lock(&self.shared.inbound).get_mut(&id) {
+            h.abort = Some(abort);
+        }
+    }
+
+    /// A PAYLOAD for a request we made.
+    fn deliver(&self, id: u32, complete: bool, next: bool, payload: Payload) {
+        let mut table = lock(&self.shared.pending);
+        match table.entries.get(&id) {
+            Some(Pending::Response(_)) => {
+                if let Some(Pending::Response(tx)) = table.entries.remove(&id) {
+                    let _ = tx.send(Ok(if next { payload } else { Payload::default() }));
+                }
+            }
+            Some(Pending::Stream(tx)) => {
+                let mut finished = complete;
+                if next && tx.try_send(Ok(payload)).is_err() {
+                    // The peer sent more than it was granted, or the consumer went away: stop it.
+                    let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(id, Body::Cancel)));
+                    finished = true;
+                }
+                if finished {
+                    table.entries.remove(&id);
+                }
+            }
+            None => {} // cancelled or unknown: the spec says ignore
+        }
+    }
+}
+
+async fn write_loop(mut writer: FrameSink, mut rx: mpsc::Receiver<Outbound>, closed: CancellationToken, timeout: Duration) {
+    let mut buf = BytesMut::new();
+    let mut write = async |writer: &mut FrameSink, frame: Frame| -> Result<(), String> {
+        frame.encode(&mut buf).map_err(|e| e.to_string())?;
+        match tokio::time::timeout(timeout, writer.feed(buf.split().freeze())).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("peer did not read for {} ms", timeout.as_millis())),
+        }
+    };
+    'outer: loop {
+        let first = tokio::select! {
+            biased;
+            msg = rx.recv() => msg,
+            _ = closed.cancelled() => None,
+        };
+        let Some(mut msg) = first else { break };
+        // Batch whatever is already queued into one flush.
+        for _ in 0..64 {
+            match msg {
+                Outbound::Close => {
+                    let _ = tokio::time::timeout(timeout, writer.close()).await;
+                    break 'outer;
+                }
+                Outbound::Frame(frame) => {
+                    if let Err(e) = write(&mut writer, frame).await {
+                        debug!(error = %e, "write failed; closing");
+                        break 'outer;
+                    }
+                }
+            }
+            match rx.try_recv() {
+                Ok(next) => msg = next,
+                Err(_) => break,
+            }
+        }
+        match tokio::time::timeout(timeout, writer.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(error = %e, "flush failed; closing");
+                break;
+            }
+            Err(_) => {
+                warn!("peer did not read for {} ms; closing", timeout.as_millis());
+                break;
+            }
+        }
+    }
+    closed.cancel();
+}
+
+fn new_shared(role: Role, peer: String, queue: usize) -> (Arc<Shared>, mpsc::Receiver<Outbound>) {
+    let (out, rx) = mpsc::channel(queue.max(1));
+    let shared = Arc::new(Shared {
+        role,
+        peer,
+        out,
+        pending: Mutex::new(PendingTable::default()),
+        inbound: Mutex::new(HashMap::new()),
+        next_id: AtomicU32::new(match role {
+            Role::Server => 2,
+            Role::Client => 1,
+        }),
+        closed: CancellationToken::new(),
+    });
+    (shared, rx)
+}
+
+/// Sends a last ERROR, lets the writer flush it, and closes.
+async fn close_with(shared: &Shared, writer: tokio::task::JoinHandle<()>, fatal: Option<Fatal>, reason: &str) {
+    if let Some(f) = fatal {
+        let _ = shared.out.try_send(Outbound::Frame(Frame::error(0, f.code, &f.message)));
+    }
+    let _ = shared.out.try_send(Outbound::Close);
+    shared.shut(reason);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+}
+
+/// Server role: runs one accepted connection to its end.
+pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config) {
+    let FrameIo { mut reader, mut writer, peer } = io;
+    let span = tracing::info_span!("conn", %peer);
+    async move {
+        let first = tokio::time::timeout(config.setup_timeout, reader.next()).await;
+        let refuse = async |writer: &mut FrameSink, code: u32, message: String| {
+            info!(code = error_code::name(code), %message, "setup refused");
+            if let Ok(bytes) = Frame::error(0, code, &message).to_bytes() {
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    let _ = writer.send(bytes).await;
+                    let _ = writer.close().await;
+                })
+                .await;
+            }
+        };
+        let setup: Setup = match first {
+            Err(_) => {
+                let msg = format!("no SETUP within {} ms", config.setup_timeout.as_millis());
+                return refuse(&mut writer, error_code::INVALID_SETUP, msg).await;
+            }
+            Ok(None) => return debug!("closed before SETUP"),
+            Ok(Some(Err(e))) => return refuse(&mut writer, error_code::CONNECTION_ERROR, e.to_string()).await,
+            Ok(Some(Ok(bytes))) => match Frame::decode(bytes) {
+                Err(e) => return refuse(&mut writer, error_code::INVALID_SETUP, format!("malformed frame: {e}")).await,
+                Ok(Frame { body: Body::Setup(setup), .. }) => setup,
+                Ok(Frame { body: Body::Resume { .. }, .. }) => {
+                    return refuse(&mut writer, error_code::REJECTED_RESUME, "resume is not supported".into()).await
+                }
+                Ok(other) => {
+                    let msg = format!("first frame must be SETUP, got frame type 0x{:02x}", other.frame_type());
+                    return refuse(&mut writer, error_code::INVALID_SETUP, msg).await;
+                }
+            },
+        };
+        if setup.major_version != 1 {
+            let msg = format!("RSocket version {}.{} is not supported; this server speaks 1.0", setup.major_version, setup.minor_version);
+            return refuse(&mut writer, error_code::UNSUPPORTED_SETUP, msg).await;
+        }
+        if setup.lease {
+            return refuse(&mut writer, error_code::UNSUPPORTED_SETUP, "lease is not supported".into()).await;
+        }
+        if setup.resume_token.is_some() {
+            return refuse(&mut writer, error_code::UNSUPPORTED_SETUP, "resume is not supported".into()).await;
+        }
+        let lifetime = Duration::from_millis(u64::from(setup.max_lifetime));
+        let info = SetupInfo {
+            major_version: setup.major_version,
+            minor_version: setup.minor_version,
+            keepalive_interval: Duration::from_millis(u64::from(setup.keepalive_interval)),
+            max_lifetime: lifetime,
+            metadata_mime: setup.metadata_mime,
+            data_mime: setup.data_mime,
+            payload: setup.payload,
+            peer: peer.clone(),
+        };
+        let (shared, rx) = new_shared(Role::Server, peer.clone(), config.outbound_queue);
+        let requester = Requester { shared: shared.clone() };
+        let responder = match tokio::time::timeout(config.setup_timeout, acceptor.accept(info, requester)).await {
+            Ok(Ok(responder)) => responder,
+            Ok(Err(e)) => return refuse(&mut writer, e.code, e.message).await,
+            Err(_) => {
+                let msg = "setup was not decided in time".to_string();
+                return refuse(&mut writer, error_code::REJECTED_SETUP, msg).await;
+            }
+        };
+        let writer_task = tokio::spawn(write_loop(writer, rx, shared.closed.clone(), config.write_timeout).in_current_span());
+        debug!("connection established");
+        let running = Running {
+            shared: shared.clone(),
+            responder,
+            inflight: Arc::new(Semaphore::new(config.max_inbound_requests.max(1))),
+            config,
+            fragments: HashMap::new(),
+            fragment_bytes: 0,
+            lifetime,
+        };
+        match running.run(reader).await {
+            Ok(reason) => {
+                debug!(%reason, "connection closed");
+                close_with(&shared, writer_task, None, &reason).await;
+            }
+            Err(fatal) => {
+                info!(code = error_code::name(fatal.code), message = %fatal.message, "closing connection on error");
+                let reason = fatal.message.clone();
+                close_with(&shared, writer_task, Some(fatal), &reason).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// What a client sends in SETUP.
+#[derive(Debug, Clone, Default)]
+pub struct SetupParams {
+    pub metadata_mime: String,
+    pub data_mime: String,
+    pub payload: Payload,
+}
+
+/// Client role: sends SETUP over `io` and runs the connection in the background.
+///
+/// RSocket has no SETUP acknowledgement: a rejection arrives later as ERROR on stream 0 and shows up
+/// as the connection closing, with the server's message in [`Requester::closed`].
+pub async fn connect(io: FrameIo, params: SetupParams, responder: Arc<dyn Responder>, config: Config) -> Result<Requester, RequestError> {
+    let FrameIo { reader, mut writer, peer } = io;
+    let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(MAX_U31).clamp(1, MAX_U31);
+    let setup = Frame::new(
+        0,
+        Body::Setup(Setup {
+            major_version: 1,
+            minor_version: 0,
+            keepalive_interval: millis(config.keepalive_interval),
+            max_lifetime: millis(config.max_lifetime),
+            resume_token: None,
+            lease: false,
+            metadata_mime: params.metadata_mime,
+            data_mime: params.data_mime,
+            payload: params.payload,
+        }),
+    );
+    let bytes = setup.to_bytes().map_err(|e| RequestError::Encode(e.to_string()))?;
+    writer.send(bytes).await.map_err(|e| RequestError::Closed(e.to_string()))?;
+
+    let (shared, rx) = new_shared(Role::Client, peer.clone(), config.outbound_queue);
+    let span = tracing::info_span!("client", %peer);
+    let writer_task = tokio::spawn(write_loop(writer, rx, shared.closed.clone(), config.write_timeout).instrument(span.clone()));
+    let keepalive_shared = shared.clone();
+    let interval = config.keepalive_interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let frame = Frame::new(0, Body::Keepalive { respond: true, last_position: 0, data: Bytes::new() });
+            if keepalive_shared.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let running = Running {
+        shared: shared.clone(),
+        responder,
+        inflight: Arc::new(Semaphore::new(config.max_inbound_requests.max(1))),
+        lifetime: config.max_lifetime,
+        config,
+        fragments: HashMap::new(),
+        fragment_bytes: 0,
+    };
+    let task_shared = shared.clone();
+    tokio::spawn(
+        async move {
+            match running.run(reader).await {
+                Ok(reason) => close_with(&task_shared, writer_task, None, &reason).await,
+                Err(fatal) => {
+                    let reason = fatal.message.clone();
+                    close_with(&task_shared, writer_task, Some(fatal), &reason).await
+                }
+            }
+        }
+        .instrument(span),
+    );
+    Ok(Requester { shared })
+}
