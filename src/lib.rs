@@ -1,1 +1,15 @@
+//! Hodi: a self-hosted customer engagement runtime that speaks the Elarian wire protocol.
+//!
+//! One folder per concern; each module's doc says what it owns. Start at [`server`] to see how the
+//! parts are put together.
+
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod notify;
+pub mod reminder;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod transport;
 pub mod wire;

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `hodi` binary: see [`hodi::cli`].
+
+fn main() -> anyhow::Result<()> {
+    hodi::cli::main()
+}

@@ -140,17 +140,52 @@ pub struct Frame {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     Setup(Setup),
-    Lease { ttl: u32, requests: u32, metadata: Option<Bytes> },
-    Keepalive { respond: bool, last_position: u64, data: Bytes },
-    RequestResponse { follows: bool, payload: Payload },
-    RequestFnf { follows: bool, payload: Payload },
-    RequestStream { follows: bool, initial_n: u32, payload: Payload },
-    RequestChannel { follows: bool, complete: bool, initial_n: u32, payload: Payload },
-    RequestN { n: u32 },
+    Lease {
+        ttl: u32,
+        requests: u32,
+        metadata: Option<Bytes>,
+    },
+    Keepalive {
+        respond: bool,
+        last_position: u64,
+        data: Bytes,
+    },
+    RequestResponse {
+        follows: bool,
+        payload: Payload,
+    },
+    RequestFnf {
+        follows: bool,
+        payload: Payload,
+    },
+    RequestStream {
+        follows: bool,
+        initial_n: u32,
+        payload: Payload,
+    },
+    RequestChannel {
+        follows: bool,
+        complete: bool,
+        initial_n: u32,
+        payload: Payload,
+    },
+    RequestN {
+        n: u32,
+    },
     Cancel,
-    Payload { follows: bool, complete: bool, next: bool, payload: Payload },
-    Error { code: u32, data: Bytes },
-    MetadataPush { metadata: Bytes },
+    Payload {
+        follows: bool,
+        complete: bool,
+        next: bool,
+        payload: Payload,
+    },
+    Error {
+        code: u32,
+        data: Bytes,
+    },
+    MetadataPush {
+        metadata: Bytes,
+    },
     Resume {
         major_version: u16,
         minor_version: u16,
@@ -158,10 +193,18 @@ pub enum Body {
         last_received_server_position: u64,
         first_available_client_position: u64,
     },
-    ResumeOk { last_received_client_position: u64 },
-    Ext { ignore: bool, extended_type: u32, payload: Payload },
+    ResumeOk {
+        last_received_client_position: u64,
+    },
+    Ext {
+        ignore: bool,
+        extended_type: u32,
+        payload: Payload,
+    },
     /// A frame type this codec does not know, sent with the IGNORE flag: the spec says skip it.
-    Ignored { frame_type: u8 },
+    Ignored {
+        frame_type: u8,
+    },
 }
 
 impl Frame {
@@ -171,12 +214,26 @@ impl Frame {
 
     /// An ERROR frame with a UTF-8 message.
     pub fn error(stream_id: u32, code: u32, message: &str) -> Self {
-        Frame::new(stream_id, Body::Error { code, data: Bytes::copy_from_slice(message.as_bytes()) })
+        Frame::new(
+            stream_id,
+            Body::Error {
+                code,
+                data: Bytes::copy_from_slice(message.as_bytes()),
+            },
+        )
     }
 
     /// PAYLOAD with NEXT|COMPLETE: the single answer to a REQUEST_RESPONSE.
     pub fn response(stream_id: u32, payload: Payload) -> Self {
-        Frame::new(stream_id, Body::Payload { follows: false, complete: true, next: true, payload })
+        Frame::new(
+            stream_id,
+            Body::Payload {
+                follows: false,
+                complete: true,
+                next: true,
+                payload,
+            },
+        )
     }
 
     /// The frame type code of this frame.
@@ -204,7 +261,8 @@ impl Frame {
 
     /// Encoded size in bytes, without any transport length prefix.
     pub fn encoded_len(&self) -> usize {
-        let payload_len = |p: &Payload| p.data.len() + p.metadata.as_ref().map_or(0, |m| 3 + m.len());
+        let payload_len =
+            |p: &Payload| p.data.len() + p.metadata.as_ref().map_or(0, |m| 3 + m.len());
         HEADER_LEN
             + match &self.body {
                 Body::Setup(s) => {
@@ -216,8 +274,12 @@ impl Frame {
                 }
                 Body::Lease { metadata, .. } => 8 + metadata.as_ref().map_or(0, |m| m.len()),
                 Body::Keepalive { data, .. } => 8 + data.len(),
-                Body::RequestResponse { payload, .. } | Body::RequestFnf { payload, .. } => payload_len(payload),
-                Body::RequestStream { payload, .. } | Body::RequestChannel { payload, .. } => 4 + payload_len(payload),
+                Body::RequestResponse { payload, .. } | Body::RequestFnf { payload, .. } => {
+                    payload_len(payload)
+                }
+                Body::RequestStream { payload, .. } | Body::RequestChannel { payload, .. } => {
+                    4 + payload_len(payload)
+                }
                 Body::RequestN { .. } => 4,
                 Body::Cancel | Body::Ignored { .. } => 0,
                 Body::Payload { payload, .. } => payload_len(payload),
@@ -233,7 +295,13 @@ impl Frame {
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
         out.reserve(self.encoded_len());
         let mut fl: u16 = 0;
-        let meta_flag = |p: &Payload| if p.metadata.is_some() { flags::METADATA } else { 0 };
+        let meta_flag = |p: &Payload| {
+            if p.metadata.is_some() {
+                flags::METADATA
+            } else {
+                0
+            }
+        };
         let follows_flag = |f: bool| if f { flags::FOLLOWS } else { 0 };
         match &self.body {
             Body::Setup(s) => {
@@ -250,14 +318,26 @@ impl Frame {
             Body::RequestResponse { follows, payload } | Body::RequestFnf { follows, payload } => {
                 fl |= meta_flag(payload) | follows_flag(*follows)
             }
-            Body::RequestStream { follows, payload, .. } => fl |= meta_flag(payload) | follows_flag(*follows),
-            Body::RequestChannel { follows, complete, payload, .. } => {
+            Body::RequestStream {
+                follows, payload, ..
+            } => fl |= meta_flag(payload) | follows_flag(*follows),
+            Body::RequestChannel {
+                follows,
+                complete,
+                payload,
+                ..
+            } => {
                 fl |= meta_flag(payload) | follows_flag(*follows);
                 if *complete {
                     fl |= flags::COMPLETE;
                 }
             }
-            Body::Payload { follows, complete, next, payload } => {
+            Body::Payload {
+                follows,
+                complete,
+                next,
+                payload,
+            } => {
                 fl |= meta_flag(payload) | follows_flag(*follows);
                 if *complete {
                     fl |= flags::COMPLETE;
@@ -267,7 +347,9 @@ impl Frame {
                 }
             }
             Body::MetadataPush { .. } => fl |= flags::METADATA,
-            Body::Ext { ignore, payload, .. } => {
+            Body::Ext {
+                ignore, payload, ..
+            } => {
                 fl |= meta_flag(payload);
                 if *ignore {
                     fl |= flags::IGNORE;
@@ -285,7 +367,8 @@ impl Frame {
                 out.put_u32(s.keepalive_interval & MAX_U31);
                 out.put_u32(s.max_lifetime & MAX_U31);
                 if let Some(token) = &s.resume_token {
-                    let len = u16::try_from(token.len()).map_err(|_| EncodeError::FieldTooLong("resume token"))?;
+                    let len = u16::try_from(token.len())
+                        .map_err(|_| EncodeError::FieldTooLong("resume token"))?;
                     out.put_u16(len);
                     out.put_slice(token);
                 }
@@ -293,21 +376,34 @@ impl Frame {
                 put_mime(out, &s.data_mime, "data mime type")?;
                 put_payload(out, &s.payload)?;
             }
-            Body::Lease { ttl, requests, metadata } => {
+            Body::Lease {
+                ttl,
+                requests,
+                metadata,
+            } => {
                 out.put_u32(ttl & MAX_U31);
                 out.put_u32(requests & MAX_U31);
                 if let Some(m) = metadata {
                     out.put_slice(m);
                 }
             }
-            Body::Keepalive { last_position, data, .. } => {
+            Body::Keepalive {
+                last_position,
+                data,
+                ..
+            } => {
                 out.put_u64(last_position & (u64::MAX >> 1));
                 out.put_slice(data);
             }
-            Body::RequestResponse { payload, .. } | Body::RequestFnf { payload, .. } | Body::Payload { payload, .. } => {
-                put_payload(out, payload)?
+            Body::RequestResponse { payload, .. }
+            | Body::RequestFnf { payload, .. }
+            | Body::Payload { payload, .. } => put_payload(out, payload)?,
+            Body::RequestStream {
+                initial_n, payload, ..
             }
-            Body::RequestStream { initial_n, payload, .. } | Body::RequestChannel { initial_n, payload, .. } => {
+            | Body::RequestChannel {
+                initial_n, payload, ..
+            } => {
                 out.put_u32(initial_n & MAX_U31);
                 put_payload(out, payload)?;
             }
@@ -327,14 +423,21 @@ impl Frame {
             } => {
                 out.put_u16(*major_version);
                 out.put_u16(*minor_version);
-                let len = u16::try_from(token.len()).map_err(|_| EncodeError::FieldTooLong("resume token"))?;
+                let len = u16::try_from(token.len())
+                    .map_err(|_| EncodeError::FieldTooLong("resume token"))?;
                 out.put_u16(len);
                 out.put_slice(token);
                 out.put_u64(*last_received_server_position);
                 out.put_u64(*first_available_client_position);
             }
-            Body::ResumeOk { last_received_client_position } => out.put_u64(*last_received_client_position),
-            Body::Ext { extended_type, payload, .. } => {
+            Body::ResumeOk {
+                last_received_client_position,
+            } => out.put_u64(*last_received_client_position),
+            Body::Ext {
+                extended_type,
+                payload,
+                ..
+            } => {
                 out.put_u32(extended_type & MAX_U31);
                 put_payload(out, payload)?;
             }
@@ -417,21 +520,35 @@ impl Frame {
                 let ttl = buf.get_u32() & MAX_U31;
                 let requests = buf.get_u32() & MAX_U31;
                 let metadata = has(flags::METADATA).then_some(buf);
-                Body::Lease { ttl, requests, metadata }
+                Body::Lease {
+                    ttl,
+                    requests,
+                    metadata,
+                }
             }
             KEEPALIVE => {
                 on_zero("KEEPALIVE")?;
                 need(&buf, 8, "KEEPALIVE")?;
                 let last_position = buf.get_u64() & (u64::MAX >> 1);
-                Body::Keepalive { respond: has(flags::RESPOND), last_position, data: buf }
+                Body::Keepalive {
+                    respond: has(flags::RESPOND),
+                    last_position,
+                    data: buf,
+                }
             }
             REQUEST_RESPONSE => {
                 on_stream("REQUEST_RESPONSE")?;
-                Body::RequestResponse { follows: has(flags::FOLLOWS), payload: get_payload(buf, has(flags::METADATA))? }
+                Body::RequestResponse {
+                    follows: has(flags::FOLLOWS),
+                    payload: get_payload(buf, has(flags::METADATA))?,
+                }
             }
             REQUEST_FNF => {
                 on_stream("REQUEST_FNF")?;
-                Body::RequestFnf { follows: has(flags::FOLLOWS), payload: get_payload(buf, has(flags::METADATA))? }
+                Body::RequestFnf {
+                    follows: has(flags::FOLLOWS),
+                    payload: get_payload(buf, has(flags::METADATA))?,
+                }
             }
             REQUEST_STREAM => {
                 on_stream("REQUEST_STREAM")?;
@@ -457,7 +574,9 @@ impl Frame {
             REQUEST_N => {
                 on_stream("REQUEST_N")?;
                 need(&buf, 4, "REQUEST_N")?;
-                Body::RequestN { n: buf.get_u32() & MAX_U31 }
+                Body::RequestN {
+                    n: buf.get_u32() & MAX_U31,
+                }
             }
             CANCEL => {
                 on_stream("CANCEL")?;
@@ -500,12 +619,18 @@ impl Frame {
             RESUME_OK => {
                 on_zero("RESUME_OK")?;
                 need(&buf, 8, "RESUME_OK")?;
-                Body::ResumeOk { last_received_client_position: buf.get_u64() }
+                Body::ResumeOk {
+                    last_received_client_position: buf.get_u64(),
+                }
             }
             EXT => {
                 need(&buf, 4, "EXT")?;
                 let extended_type = buf.get_u32() & MAX_U31;
-                Body::Ext { ignore: has(flags::IGNORE), extended_type, payload: get_payload(buf, has(flags::METADATA))? }
+                Body::Ext {
+                    ignore: has(flags::IGNORE),
+                    extended_type,
+                    payload: get_payload(buf, has(flags::METADATA))?,
+                }
             }
             other if has(flags::IGNORE) => Body::Ignored { frame_type: other },
             other => return Err(DecodeError::UnknownType(other)),
@@ -546,13 +671,19 @@ fn get_payload(mut buf: Bytes, has_metadata: bool) -> Result<Payload, DecodeErro
         need(&buf, 3, "metadata length")?;
         let len = (usize::from(buf.get_u8()) << 16) | usize::from(buf.get_u16());
         if len > buf.remaining() {
-            return Err(DecodeError::MetadataOverrun { declared: len, available: buf.remaining() });
+            return Err(DecodeError::MetadataOverrun {
+                declared: len,
+                available: buf.remaining(),
+            });
         }
         Some(buf.split_to(len))
     } else {
         None
     };
-    Ok(Payload { metadata, data: buf })
+    Ok(Payload {
+        metadata,
+        data: buf,
+    })
 }
 
 fn put_payload(out: &mut BytesMut, payload: &Payload) -> Result<(), EncodeError> {
@@ -579,7 +710,10 @@ mod tests {
     }
 
     fn p(meta: Option<&'static [u8]>, data: &'static [u8]) -> Payload {
-        Payload { metadata: meta.map(Bytes::from_static), data: Bytes::from_static(data) }
+        Payload {
+            metadata: meta.map(Bytes::from_static),
+            data: Bytes::from_static(data),
+        }
     }
 
     #[test]
@@ -598,20 +732,71 @@ mod tests {
                 payload: p(Some(b"{}"), b"setup"),
             }),
         ));
-        roundtrip(Frame::new(0, Body::Lease { ttl: 5, requests: 7, metadata: Some(Bytes::from_static(b"m")) }));
-        roundtrip(Frame::new(0, Body::Keepalive { respond: true, last_position: 9, data: Bytes::from_static(b"k") }));
-        roundtrip(Frame::new(1, Body::RequestResponse { follows: true, payload: p(None, b"rr") }));
-        roundtrip(Frame::new(3, Body::RequestFnf { follows: false, payload: p(Some(b""), b"") }));
-        roundtrip(Frame::new(5, Body::RequestStream { follows: false, initial_n: 3, payload: p(None, b"s") }));
+        roundtrip(Frame::new(
+            0,
+            Body::Lease {
+                ttl: 5,
+                requests: 7,
+                metadata: Some(Bytes::from_static(b"m")),
+            },
+        ));
+        roundtrip(Frame::new(
+            0,
+            Body::Keepalive {
+                respond: true,
+                last_position: 9,
+                data: Bytes::from_static(b"k"),
+            },
+        ));
+        roundtrip(Frame::new(
+            1,
+            Body::RequestResponse {
+                follows: true,
+                payload: p(None, b"rr"),
+            },
+        ));
+        roundtrip(Frame::new(
+            3,
+            Body::RequestFnf {
+                follows: false,
+                payload: p(Some(b""), b""),
+            },
+        ));
+        roundtrip(Frame::new(
+            5,
+            Body::RequestStream {
+                follows: false,
+                initial_n: 3,
+                payload: p(None, b"s"),
+            },
+        ));
         roundtrip(Frame::new(
             7,
-            Body::RequestChannel { follows: false, complete: true, initial_n: 1, payload: p(Some(b"x"), b"c") },
+            Body::RequestChannel {
+                follows: false,
+                complete: true,
+                initial_n: 1,
+                payload: p(Some(b"x"), b"c"),
+            },
         ));
         roundtrip(Frame::new(9, Body::RequestN { n: MAX_U31 }));
         roundtrip(Frame::new(11, Body::Cancel));
-        roundtrip(Frame::new(2, Body::Payload { follows: false, complete: true, next: true, payload: p(None, b"ok") }));
+        roundtrip(Frame::new(
+            2,
+            Body::Payload {
+                follows: false,
+                complete: true,
+                next: true,
+                payload: p(None, b"ok"),
+            },
+        ));
         roundtrip(Frame::error(0, error_code::REJECTED_SETUP, "no"));
-        roundtrip(Frame::new(0, Body::MetadataPush { metadata: Bytes::from_static(b"mp") }));
+        roundtrip(Frame::new(
+            0,
+            Body::MetadataPush {
+                metadata: Bytes::from_static(b"mp"),
+            },
+        ));
         roundtrip(Frame::new(
             0,
             Body::Resume {
@@ -622,28 +807,57 @@ mod tests {
                 first_available_client_position: 2,
             },
         ));
-        roundtrip(Frame::new(0, Body::ResumeOk { last_received_client_position: 3 }));
-        roundtrip(Frame::new(13, Body::Ext { ignore: true, extended_type: 4, payload: p(None, b"e") }));
+        roundtrip(Frame::new(
+            0,
+            Body::ResumeOk {
+                last_received_client_position: 3,
+            },
+        ));
+        roundtrip(Frame::new(
+            13,
+            Body::Ext {
+                ignore: true,
+                extended_type: 4,
+                payload: p(None, b"e"),
+            },
+        ));
     }
 
     #[test]
     fn malformed_frames_are_errors() {
-        assert_eq!(Frame::decode(Bytes::from_static(&[0, 0])), Err(DecodeError::Truncated("frame header")));
+        assert_eq!(
+            Frame::decode(Bytes::from_static(&[0, 0])),
+            Err(DecodeError::Truncated("frame header"))
+        );
         // REQUEST_RESPONSE on stream 0.
-        assert_eq!(Frame::decode(Bytes::from_static(&[0, 0, 0, 0, 0x10, 0])), Err(DecodeError::NeedsStream("REQUEST_RESPONSE")));
+        assert_eq!(
+            Frame::decode(Bytes::from_static(&[0, 0, 0, 0, 0x10, 0])),
+            Err(DecodeError::NeedsStream("REQUEST_RESPONSE"))
+        );
         // Metadata length larger than the frame.
         let bad = Bytes::from_static(&[0, 0, 0, 1, 0x11, 0x00, 0xFF, 0xFF, 0xFF, 1]);
-        assert!(matches!(Frame::decode(bad), Err(DecodeError::MetadataOverrun { .. })));
+        assert!(matches!(
+            Frame::decode(bad),
+            Err(DecodeError::MetadataOverrun { .. })
+        ));
         // Unknown type without the ignore flag, then with it.
-        assert_eq!(Frame::decode(Bytes::from_static(&[0, 0, 0, 1, 0x40, 0])), Err(DecodeError::UnknownType(0x10)));
+        assert_eq!(
+            Frame::decode(Bytes::from_static(&[0, 0, 0, 1, 0x40, 0])),
+            Err(DecodeError::UnknownType(0x10))
+        );
         assert_eq!(
             Frame::decode(Bytes::from_static(&[0, 0, 0, 1, 0x42, 0])).map(|f| f.body),
             Ok(Body::Ignored { frame_type: 0x10 })
         );
         // SETUP with a zero keepalive interval.
         let mut setup = BytesMut::new();
-        setup.put_slice(&[0, 0, 0, 0, 0x04, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xEA, 0x60, 0, 0]);
-        assert_eq!(Frame::decode(setup.freeze()), Err(DecodeError::InvalidValue("SETUP keepalive interval")));
+        setup.put_slice(&[
+            0, 0, 0, 0, 0x04, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xEA, 0x60, 0, 0,
+        ]);
+        assert_eq!(
+            Frame::decode(setup.freeze()),
+            Err(DecodeError::InvalidValue("SETUP keepalive interval"))
+        );
     }
 
     #[test]

@@ -34,8 +34,18 @@ pub struct Listener {
 }
 
 /// Accepts until `shutdown` is cancelled.
-pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config, shutdown: CancellationToken) {
-    let Listener { socket, framing, tls, handshake_timeout } = listener;
+pub async fn run(
+    listener: Listener,
+    acceptor: Arc<dyn Acceptor>,
+    config: Config,
+    shutdown: CancellationToken,
+) {
+    let Listener {
+        socket,
+        framing,
+        tls,
+        handshake_timeout,
+    } = listener;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -57,7 +67,16 @@ pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let peer = addr.to_string();
-            let io = match open(stream, framing, tls.as_ref(), handshake_timeout, config.max_frame_size, peer.clone()).await {
+            let io = match open(
+                stream,
+                framing,
+                tls.as_ref(),
+                handshake_timeout,
+                config.max_frame_size,
+                peer.clone(),
+            )
+            .await
+            {
                 Ok(io) => io,
                 Err(e) => return debug!(%peer, error = %e, "connection dropped before SETUP"),
             };
@@ -78,7 +97,9 @@ async fn open(
     peer: String,
 ) -> Result<FrameIo, TransportError> {
     match (framing, tls_acceptor) {
-        (Framing::LengthPrefixed, None) => Ok(length_prefixed::frame_io(stream, max_frame_size, peer)),
+        (Framing::LengthPrefixed, None) => {
+            Ok(length_prefixed::frame_io(stream, max_frame_size, peer))
+        }
         (Framing::LengthPrefixed, Some(acceptor)) => {
             let stream = tls::handshake(acceptor, stream, timeout).await?;
             Ok(length_prefixed::frame_io(stream, max_frame_size, peer))
@@ -91,7 +112,12 @@ async fn open(
     }
 }
 
-async fn upgrade<S>(io: S, timeout: Duration, max_frame_size: usize, peer: String) -> Result<FrameIo, TransportError>
+async fn upgrade<S>(
+    io: S,
+    timeout: Duration,
+    max_frame_size: usize,
+    peer: String,
+) -> Result<FrameIo, TransportError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -102,7 +128,17 @@ where
 }
 
 /// Binds a listener, for callers that want `Listener` from an address.
-pub async fn bind(addr: &str, framing: Framing, tls: Option<Arc<TlsAcceptor>>, handshake_timeout: Duration) -> std::io::Result<Listener> {
+pub async fn bind(
+    addr: &str,
+    framing: Framing,
+    tls: Option<Arc<TlsAcceptor>>,
+    handshake_timeout: Duration,
+) -> std::io::Result<Listener> {
     let socket = TcpListener::bind(addr).await?;
-    Ok(Listener { socket, framing, tls: tls.map(|t| (*t).clone()), handshake_timeout })
+    Ok(Listener {
+        socket,
+        framing,
+        tls: tls.map(|t| (*t).clone()),
+        handshake_timeout,
+    })
 }

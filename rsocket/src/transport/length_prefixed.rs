@@ -17,7 +17,9 @@ pub struct LengthPrefixedCodec {
 
 impl LengthPrefixedCodec {
     pub fn new(max_frame_size: usize) -> Self {
-        LengthPrefixedCodec { max_frame_size: max_frame_size.min(MAX_U24) }
+        LengthPrefixedCodec {
+            max_frame_size: max_frame_size.min(MAX_U24),
+        }
     }
 }
 
@@ -31,7 +33,10 @@ impl Decoder for LengthPrefixedCodec {
         }
         let len = (usize::from(src[0]) << 16) | (usize::from(src[1]) << 8) | usize::from(src[2]);
         if len > self.max_frame_size {
-            return Err(TransportError::FrameTooLarge { size: len, max: self.max_frame_size });
+            return Err(TransportError::FrameTooLarge {
+                size: len,
+                max: self.max_frame_size,
+            });
         }
         if src.len() < 3 + len {
             // Grow gradually: a peer that announces a large frame and then stalls must not make us
@@ -49,7 +54,10 @@ impl Encoder<Bytes> for LengthPrefixedCodec {
 
     fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), TransportError> {
         if frame.len() > MAX_U24 {
-            return Err(TransportError::FrameTooLarge { size: frame.len(), max: MAX_U24 });
+            return Err(TransportError::FrameTooLarge {
+                size: frame.len(),
+                max: MAX_U24,
+            });
         }
         dst.reserve(3 + frame.len());
         dst.put_u8((frame.len() >> 16) as u8);
@@ -65,7 +73,11 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (writer, reader) = Framed::new(io, LengthPrefixedCodec::new(max_frame_size)).split();
-    FrameIo { reader: Box::pin(reader), writer: Box::pin(writer.sink_map_err(|e| e)), peer }
+    FrameIo {
+        reader: Box::pin(reader),
+        writer: Box::pin(writer.sink_map_err(|e| e)),
+        peer,
+    }
 }
 
 #[cfg(test)]
@@ -76,15 +88,22 @@ mod tests {
     fn oversize_prefix_is_refused_before_the_body_arrives() {
         let mut codec = LengthPrefixedCodec::new(10);
         let mut buf = BytesMut::from(&[0u8, 0, 11][..]);
-        assert!(matches!(codec.decode(&mut buf), Err(TransportError::FrameTooLarge { size: 11, max: 10 })));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(TransportError::FrameTooLarge { size: 11, max: 10 })
+        ));
     }
 
     #[test]
     fn frames_split_across_reads_are_reassembled() {
         let mut codec = LengthPrefixedCodec::new(100);
         let mut out = BytesMut::new();
-        codec.encode(Bytes::from_static(b"hello"), &mut out).expect("encode");
-        codec.encode(Bytes::from_static(b"!"), &mut out).expect("encode");
+        codec
+            .encode(Bytes::from_static(b"hello"), &mut out)
+            .expect("encode");
+        codec
+            .encode(Bytes::from_static(b"!"), &mut out)
+            .expect("encode");
         let mut buf = BytesMut::new();
         let mut got = Vec::new();
         for byte in out {
@@ -93,6 +112,9 @@ mod tests {
                 got.push(frame);
             }
         }
-        assert_eq!(got, vec![Bytes::from_static(b"hello"), Bytes::from_static(b"!")]);
+        assert_eq!(
+            got,
+            vec![Bytes::from_static(b"hello"), Bytes::from_static(b"!")]
+        );
     }
 }

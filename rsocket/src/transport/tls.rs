@@ -15,7 +15,10 @@ use tokio_rustls::TlsAcceptor;
 use super::TransportError;
 
 /// Builds an acceptor from a certificate chain and its private key.
-pub fn acceptor(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<TlsAcceptor, TransportError> {
+pub fn acceptor(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<TlsAcceptor, TransportError> {
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -27,7 +30,11 @@ pub fn acceptor(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>
 }
 
 /// Runs the server side of the handshake, giving up after `timeout`.
-pub async fn handshake<S>(acceptor: &TlsAcceptor, io: S, timeout: Duration) -> Result<TlsStream<S>, TransportError>
+pub async fn handshake<S>(
+    acceptor: &TlsAcceptor,
+    io: S,
+    timeout: Duration,
+) -> Result<TlsStream<S>, TransportError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

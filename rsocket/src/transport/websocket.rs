@@ -10,7 +10,9 @@ use tokio_tungstenite::WebSocketStream;
 use super::{FrameIo, TransportError};
 
 fn config(max_frame_size: usize) -> WebSocketConfig {
-    WebSocketConfig::default().max_message_size(Some(max_frame_size)).max_frame_size(Some(max_frame_size))
+    WebSocketConfig::default()
+        .max_message_size(Some(max_frame_size))
+        .max_frame_size(Some(max_frame_size))
 }
 
 fn ws_error(e: WsError, max: usize) -> TransportError {
@@ -40,11 +42,19 @@ where
     let writer = sink
         .sink_map_err(move |e| ws_error(e, max_frame_size))
         .with(|frame: Bytes| future::ready(Ok::<_, TransportError>(Message::Binary(frame))));
-    FrameIo { reader: Box::pin(reader), writer: Box::pin(writer), peer }
+    FrameIo {
+        reader: Box::pin(reader),
+        writer: Box::pin(writer),
+        peer,
+    }
 }
 
 /// Server side: completes the HTTP upgrade on an accepted stream (plain or TLS).
-pub async fn accept<S>(io: S, max_frame_size: usize, peer: String) -> Result<FrameIo, TransportError>
+pub async fn accept<S>(
+    io: S,
+    max_frame_size: usize,
+    peer: String,
+) -> Result<FrameIo, TransportError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -55,12 +65,18 @@ where
 }
 
 /// Client side: performs the HTTP upgrade for `url` over an established stream.
-pub async fn connect<S>(url: &str, io: S, max_frame_size: usize, peer: String) -> Result<FrameIo, TransportError>
+pub async fn connect<S>(
+    url: &str,
+    io: S,
+    max_frame_size: usize,
+    peer: String,
+) -> Result<FrameIo, TransportError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (ws, _response) = tokio_tungstenite::client_async_with_config(url, io, Some(config(max_frame_size)))
-        .await
-        .map_err(|e| ws_error(e, max_frame_size))?;
+    let (ws, _response) =
+        tokio_tungstenite::client_async_with_config(url, io, Some(config(max_frame_size)))
+            .await
+            .map_err(|e| ws_error(e, max_frame_size))?;
     Ok(into_frame_io(ws, max_frame_size, peer))
 }

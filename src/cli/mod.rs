@@ -1,0 +1,210 @@
+//! The `hodi` command line: `serve` runs the server; `provision` creates orgs, apps, API keys,
+//! purses and channel numbers and prints what it created.
+//!
+//! Owns argument parsing and what the operator sees on stdout. Logs go to stderr through `tracing`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+use crate::server;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hodi",
+    version,
+    about = "Self-hosted customer engagement runtime speaking the Elarian wire protocol"
+)]
+pub struct Cli {
+    /// TOML config file (every key also settable as HODI_<SECTION>__<KEY>).
+    #[arg(long, global = true, env = "HODI_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no command is given).
+    Serve,
+    /// Create provisioned resources.
+    #[command(subcommand)]
+    Provision(Provision),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Provision {
+    /// Create an org.
+    Org {
+        #[arg(long)]
+        name: String,
+        /// Choose the id instead of a generated one.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Create an app in an org.
+    App {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Create an API key for an org (shown once; only its hash is stored).
+    ApiKey {
+        #[arg(long)]
+        org: String,
+    },
+    /// Create a purse (an org-level account) in a currency.
+    Purse {
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value = "KES")]
+        currency: String,
+    },
+    /// Add a channel number to an org (channel: sms, ussd, voice, whatsapp, telegram, fb_messenger,
+    /// email, or a payment channel such as cellular).
+    Channel {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        number: String,
+    },
+}
+
+const CHANNELS: &[&str] = &[
+    "sms",
+    "ussd",
+    "voice",
+    "whatsapp",
+    "telegram",
+    "fb_messenger",
+    "email",
+    "cellular",
+];
+
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Provision(p) => provision(config, p).await,
+        }
+    })
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let running = server::start(config.clone()).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Hodi {} is running", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "  store               {}", config.database_url())?;
+    if let Some(a) = running.bound.tls {
+        writeln!(out, "  RSocket/TLS         {a}   <- Elarian SDK (node): connect({{ host: '{}', port: {} }})", a.ip(), a.port())?;
+    }
+    if let Some(a) = running.bound.ws {
+        writeln!(out, "  RSocket/WebSocket   ws://{a}")?;
+    }
+    if let Some(a) = running.bound.wss {
+        writeln!(out, "  RSocket/WSS         wss://{a}")?;
+    }
+    if let Some(a) = running.bound.tcp {
+        writeln!(out, "  RSocket/TCP         {a}   (plain, for local tools)")?;
+    }
+    let cert = &running.certificate;
+    writeln!(
+        out,
+        "  TLS certificate     {}{}",
+        cert.cert.display(),
+        if cert.created {
+            " (self-signed, created now)"
+        } else {
+            ""
+        }
+    )?;
+    match &running.dev {
+        Some(dev) => {
+            writeln!(
+                out,
+                "Dev credentials ({}):",
+                server::dev_credentials_path(&config).display()
+            )?;
+            writeln!(out, "  orgId    {}", dev.org_id)?;
+            writeln!(out, "  appId    {}", dev.app_id)?;
+            writeln!(out, "  apiKey   {}", dev.api_key)?;
+            writeln!(out, "  purseId  {}", dev.purse_id)?;
+        }
+        None => writeln!(
+            out,
+            "No dev credentials on file; use `hodi provision` to create an org, app and API key."
+        )?,
+    }
+    writeln!(
+        out,
+        "Trust the certificate in node with NODE_EXTRA_CA_CERTS={}",
+        cert.cert.display()
+    )?;
+    out.flush()?;
+    drop(out);
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    running.shutdown.cancel();
+    Ok(())
+}
+
+async fn provision(config: Config, what: Provision) -> Result<()> {
+    let store = Store::open(&config.database_url()).await?;
+    let mut out = std::io::stdout().lock();
+    match what {
+        Provision::Org { name, id } => {
+            let id = store.create_org(id.as_deref(), &name).await?;
+            writeln!(out, "created org {id} ({name})")?;
+        }
+        Provision::App { org, name, id } => {
+            let id = store.create_app(&org, id.as_deref(), &name).await?;
+            writeln!(out, "created app {id} ({name}) in org {org}")?;
+        }
+        Provision::ApiKey { org } => {
+            let key = store.create_api_key(&org).await?;
+            writeln!(out, "created API key {} for org {}", key.id, key.org_id)?;
+            writeln!(out, "apiKey {}", key.key)?;
+            writeln!(out, "(shown once: only its hash is stored)")?;
+        }
+        Provision::Purse { org, currency } => {
+            let id = store.create_purse(&org, &currency).await?;
+            writeln!(out, "created purse {id} ({currency}) in org {org}")?;
+        }
+        Provision::Channel {
+            org,
+            channel,
+            number,
+        } => {
+            if !CHANNELS.contains(&channel.as_str()) {
+                anyhow::bail!(
+                    "unknown channel {channel:?}; use one of {}",
+                    CHANNELS.join(", ")
+                );
+            }
+            store.add_channel_number(&org, &channel, &number).await?;
+            writeln!(out, "added {channel} number {number} to org {org}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Commands: one file per command (or close family). Each command is parsed from its protobuf form
+//! by `from_proto` (validation happens there, before anything is touched) and then `apply`'d against
+//! the server state, returning the reply message the Elarian SDKs read for that command.
+//!
+//! Owns the meaning of every command. Does not own storage (see [`crate::store`]) or delivery of
+//! notifications (see [`crate::notify`]).
+//!
+//! Errors: a command that is understood but fails (unknown customer, invalid input) is answered
+//! with its own reply type, `status` false (or the failure status) and a `description` saying why —
+//! the SDK reads those. Only input that is not a command at all (bad protobuf, no entry) is
+//! answered with an RSocket ERROR frame, which the SDK surfaces as a rejected promise.
+
+mod create_customer;
+mod customer_ref;
+mod customer_reminder;
+mod generate_auth_token;
+mod get_customer_state;
+mod not_available;
+mod simulator;
+
+pub use customer_ref::CustomerRef;
+pub use simulator::SimulatorCommand;
+
+use bytes::Bytes;
+use hodi_rsocket::RemoteError;
+
+use crate::server::Hodi;
+use crate::session::Session;
+use crate::wire::app_to_server_command::Entry;
+use crate::wire::{AppToServerCommand, AppToServerCommandReply};
+
+use create_customer::CreateCustomer;
+use customer_reminder::{AddCustomerReminder, CancelCustomerReminder};
+use generate_auth_token::GenerateAuthToken;
+use get_customer_state::GetCustomerState;
+use not_available::NotAvailable;
+
+/// A parsed app-socket command.
+#[derive(Debug)]
+pub enum AppCommand {
+    GenerateAuthToken(GenerateAuthToken),
+    CreateCustomer(CreateCustomer),
+    GetCustomerState(GetCustomerState),
+    AddCustomerReminder(AddCustomerReminder),
+    CancelCustomerReminder(CancelCustomerReminder),
+    /// A command of the schema this version does not carry out yet; answered with its own reply
+    /// type saying so.
+    NotAvailable(NotAvailable),
+}
+
+impl AppCommand {
+    /// Parses and validates. `raw` is the request bytes, for checks the decoded form cannot make.
+    pub fn from_proto(command: AppToServerCommand, raw: &Bytes) -> Result<AppCommand, RemoteError> {
+        let Some(entry) = command.entry else {
+            return Err(RemoteError::invalid(if raw.is_empty() {
+                "empty command: the request carries no AppToServerCommand".to_string()
+            } else {
+                "unknown command: the AppToServerCommand sets no command this server knows"
+                    .to_string()
+            }));
+        };
+        Ok(match entry {
+            Entry::GenerateAuthToken(_) => {
+                AppCommand::GenerateAuthToken(GenerateAuthToken::from_proto(raw)?)
+            }
+            Entry::CreateCustomer(c) => AppCommand::CreateCustomer(CreateCustomer::from_proto(c)),
+            Entry::GetCustomerState(c) => {
+                AppCommand::GetCustomerState(GetCustomerState::from_proto(c))
+            }
+            Entry::AddCustomerReminder(c) => {
+                AppCommand::AddCustomerReminder(AddCustomerReminder::from_proto(c))
+            }
+            Entry::CancelCustomerReminder(c) => {
+                AppCommand::CancelCustomerReminder(CancelCustomerReminder::from_proto(c))
+            }
+            other => AppCommand::NotAvailable(NotAvailable::from_entry(&other)),
+        })
+    }
+
+    pub async fn apply(
+        self,
+        hodi: &Hodi,
+        session: &Session,
+    ) -> Result<AppToServerCommandReply, RemoteError> {
+        if session.simulator {
+            return Err(RemoteError::rejected(
+                "simulator sockets may only send simulator commands",
+            ));
+        }
+        let entry = match self {
+            AppCommand::GenerateAuthToken(c) => c.apply(hodi, session).await?,
+            AppCommand::CreateCustomer(c) => c.apply(hodi, session).await?,
+            AppCommand::GetCustomerState(c) => c.apply(hodi, session).await?,
+            AppCommand::AddCustomerReminder(c) => c.apply(hodi, session).await?,
+            AppCommand::CancelCustomerReminder(c) => c.apply(hodi, session).await?,
+            AppCommand::NotAvailable(c) => c.reply(),
+        };
+        Ok(AppToServerCommandReply { entry: Some(entry) })
+    }
+}
+
+/// A store failure, as the ERROR frame a client sees (details stay in the server log).
+pub(crate) fn internal(e: anyhow::Error) -> RemoteError {
+    tracing::error!(error = %e, "store error");
+    RemoteError::application("internal server error; the operation was not applied")
+}

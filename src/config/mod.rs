@@ -1,0 +1,297 @@
+//! Configuration: defaults, then a TOML file, then `HODI_*` environment variables.
+//!
+//! Owns the shape of the config and how it is loaded; components read their own section and never
+//! look at files or the environment themselves.
+//!
+//! Every key can be set from the environment: `HODI_` followed by the key path in upper case, with
+//! `__` between a section and its key, e.g. `HODI_LISTEN__TLS=0.0.0.0:443` or
+//! `HODI_RSOCKET__MAX_FRAME_BYTES=65536`. An empty listener address disables that listener.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded database, the TLS certificate and the dev credentials live.
+    pub data_dir: PathBuf,
+    /// A sqlx URL; default `sqlite://<data_dir>/hodi.db`.
+    pub database_url: Option<String>,
+    /// `tracing` filter, e.g. `info` or `hodi=debug,hodi_rsocket=debug`.
+    pub log: String,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub rsocket: RSocketLimits,
+    pub auth: Auth,
+    pub notify: Notify,
+    pub dev: Dev,
+}
+
+/// Listening addresses. Empty disables a listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    /// RSocket over TLS with the 3-byte length prefix: what the Elarian SDKs' node entry speaks.
+    pub tls: String,
+    /// RSocket over plain TCP, for local tools and benchmarks.
+    pub tcp: String,
+    /// RSocket over plain WebSocket (the browser entry uses `ws://` on any port but 443).
+    pub ws: String,
+    /// RSocket over WebSocket with TLS.
+    pub wss: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate chain; default `<data_dir>/tls/cert.pem`, created self-signed if missing.
+    pub cert: Option<PathBuf>,
+    /// PEM private key; default `<data_dir>/tls/key.pem`.
+    pub key: Option<PathBuf>,
+    /// Extra names for the self-signed certificate (localhost and 127.0.0.1 are always included).
+    pub self_signed_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RSocketLimits {
+    pub setup_timeout_ms: u64,
+    pub handshake_timeout_ms: u64,
+    pub max_frame_bytes: usize,
+    pub max_message_bytes: usize,
+    pub max_inbound_requests: usize,
+    pub outbound_queue: usize,
+    pub write_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// Lifetime of tokens from GenerateAuthToken.
+    pub token_lifetime_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Notify {
+    /// How long an app has to answer a notification (the SDK's own handler timeout is 5 s).
+    pub reply_timeout_ms: u64,
+    /// How often the reminder scheduler looks for due reminders.
+    pub reminder_poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dev {
+    /// Provision a dev org, app, API key and purse on start when the database has no org.
+    pub provision: bool,
+    pub org_id: String,
+    pub app_id: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(".hodi"),
+            database_url: None,
+            log: "info".into(),
+            listen: Listen::default(),
+            tls: Tls::default(),
+            rsocket: RSocketLimits::default(),
+            auth: Auth::default(),
+            notify: Notify::default(),
+            dev: Dev::default(),
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            tls: "127.0.0.1:8443".into(),
+            tcp: "127.0.0.1:8070".into(),
+            ws: "127.0.0.1:8080".into(),
+            wss: "127.0.0.1:8444".into(),
+        }
+    }
+}
+
+impl Default for RSocketLimits {
+    fn default() -> Self {
+        let d = hodi_rsocket::Config::default();
+        RSocketLimits {
+            setup_timeout_ms: d.setup_timeout.as_millis() as u64,
+            handshake_timeout_ms: 10_000,
+            max_frame_bytes: d.max_frame_size,
+            max_message_bytes: d.max_message_size,
+            max_inbound_requests: d.max_inbound_requests,
+            outbound_queue: d.outbound_queue,
+            write_timeout_ms: d.write_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            token_lifetime_secs: 900,
+        }
+    }
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            reply_timeout_ms: 5_000,
+            reminder_poll_ms: 200,
+        }
+    }
+}
+
+impl Default for Dev {
+    fn default() -> Self {
+        Dev {
+            provision: true,
+            org_id: "dev-org".into(),
+            app_id: "dev-app".into(),
+        }
+    }
+}
+
+impl RSocketLimits {
+    pub fn connection_config(&self) -> hodi_rsocket::Config {
+        hodi_rsocket::Config {
+            setup_timeout: Duration::from_millis(self.setup_timeout_ms),
+            max_frame_size: self.max_frame_bytes,
+            max_message_size: self.max_message_bytes,
+            max_inbound_requests: self.max_inbound_requests,
+            outbound_queue: self.outbound_queue,
+            write_timeout: Duration::from_millis(self.write_timeout_ms),
+            ..hodi_rsocket::Config::default()
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut value = toml::Value::try_from(Config::default()).context("serialising defaults")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let overlay: toml::Value = toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?;
+            merge(&mut value, overlay);
+        }
+        for (name, raw) in std::env::vars() {
+            let Some(rest) = name.strip_prefix("HODI_") else {
+                continue;
+            };
+            if rest == "CONFIG" {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            set_path(&mut value, &path, scalar(&raw))
+                .with_context(|| format!("environment variable {name}"))?;
+        }
+        let config: Config = value.try_into().context("invalid configuration")?;
+        Ok(config)
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hodi.db").display()))
+    }
+}
+
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(base), toml::Value::Table(overlay)) => {
+            for (k, v) in overlay {
+                match base.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+/// An environment value as the TOML scalar it looks like: integer, boolean, else string.
+fn scalar(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(value: &mut toml::Value, path: &[String], leaf: toml::Value) -> Result<()> {
+    let (last, parents) = path.split_last().context("empty key")?;
+    let mut cursor = value;
+    for key in parents {
+        cursor = cursor
+            .as_table_mut()
+            .context("not a section")?
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    let table = cursor
+        .as_table_mut()
+        .with_context(|| format!("{} is not a section", parents.join(".")))?;
+    // Keep strings strings where the default is a string (an all-digit org id, say).
+    let leaf = match (table.get(last), leaf) {
+        (Some(toml::Value::String(_)), toml::Value::Integer(i)) => {
+            toml::Value::String(i.to_string())
+        }
+        (Some(toml::Value::String(_)), toml::Value::Boolean(b)) => {
+            toml::Value::String(b.to_string())
+        }
+        (_, leaf) => leaf,
+    };
+    table.insert(last.clone(), leaf);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let mut value = toml::Value::try_from(Config::default()).expect("defaults");
+        merge(
+            &mut value,
+            toml::from_str("[listen]\ntls = \"0.0.0.0:9443\"\n[auth]\ntoken_lifetime_secs = 60")
+                .expect("toml"),
+        );
+        set_path(&mut value, &["listen".into(), "ws".into()], scalar("")).expect("env");
+        set_path(&mut value, &["dev".into(), "org_id".into()], scalar("42")).expect("env");
+        let config: Config = value.try_into().expect("config");
+        assert_eq!(config.listen.tls, "0.0.0.0:9443");
+        assert_eq!(config.listen.ws, "");
+        assert_eq!(config.listen.tcp, Listen::default().tcp);
+        assert_eq!(config.auth.token_lifetime_secs, 60);
+        assert_eq!(config.dev.org_id, "42");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let mut value = toml::Value::try_from(Config::default()).expect("defaults");
+        merge(
+            &mut value,
+            toml::from_str("[listen]\ntsl = \"x\"").expect("toml"),
+        );
+        assert!(value.try_into::<Config>().is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! Putting Hodi together: open the store, make sure a dev tenant exists, load the certificate, start
+//! the listeners and the reminder scheduler.
+//!
+//! Owns start-up order and the [`Hodi`] value every component receives. No business logic here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::Config;
+use crate::notify::Sockets;
+use crate::session::SessionAcceptor;
+use crate::store::Store;
+use crate::transport::{self, certificate::CertificateFiles, Bound};
+
+/// What every component shares: configuration, store, connected sockets.
+pub struct Hodi {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub sockets: Arc<Sockets>,
+    /// Signalled when a reminder is added, so the scheduler looks again without waiting a poll.
+    pub reminders_changed: tokio::sync::Notify,
+}
+
+/// The dev tenant's credentials, kept in `<data_dir>/dev-credentials.toml` so they can be shown
+/// on every start (the database only has the API key's hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevCredentials {
+    pub org_id: String,
+    pub app_id: String,
+    pub api_key: String,
+    pub purse_id: String,
+}
+
+/// A running server.
+pub struct Running {
+    pub hodi: Arc<Hodi>,
+    pub bound: Bound,
+    pub certificate: CertificateFiles,
+    pub dev: Option<DevCredentials>,
+    pub shutdown: CancellationToken,
+}
+
+/// Channel numbers a dev org gets, so the SDK's examples work unchanged.
+pub const DEV_CHANNEL_NUMBERS: &[(&str, &str)] = &[
+    ("sms", "21356"),
+    ("ussd", "*384#"),
+    ("voice", "+254711082000"),
+    ("whatsapp", "+254711082001"),
+    ("telegram", "hodi_bot"),
+    ("fb_messenger", "hodi_page"),
+    ("email", "hodi@localhost"),
+    ("cellular", "525900"),
+];
+
+pub fn dev_credentials_path(config: &Config) -> PathBuf {
+    config.data_dir.join("dev-credentials.toml")
+}
+
+async fn ensure_dev_tenant(config: &Config, store: &Store) -> Result<Option<DevCredentials>> {
+    let path = dev_credentials_path(config);
+    if store.count_orgs().await? == 0 && config.dev.provision {
+        let org_id = store
+            .create_org(Some(&config.dev.org_id), "Dev org")
+            .await?;
+        let app_id = store
+            .create_app(&org_id, Some(&config.dev.app_id), "Dev app")
+            .await?;
+        let key = store.create_api_key(&org_id).await?;
+        let purse_id = store.create_purse(&org_id, "KES").await?;
+        for (channel, number) in DEV_CHANNEL_NUMBERS {
+            store.add_channel_number(&org_id, channel, number).await?;
+        }
+        let creds = DevCredentials {
+            org_id,
+            app_id,
+            api_key: key.key,
+            purse_id,
+        };
+        std::fs::create_dir_all(&config.data_dir)?;
+        crate::transport::certificate::write_private(&path, toml::to_string(&creds)?.as_bytes())?;
+        info!(org_id = %creds.org_id, app_id = %creds.app_id, "provisioned the dev tenant");
+        return Ok(Some(creds));
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?,
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Starts everything and returns once listeners are bound.
+pub async fn start(config: Config) -> Result<Running> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let store = Store::open(&config.database_url()).await?;
+    let dev = ensure_dev_tenant(&config, &store).await?;
+    let (tls, certificate) = transport::certificate::load_or_create(&config)?;
+    let hodi = Arc::new(Hodi {
+        config: config.clone(),
+        store,
+        sockets: Arc::new(Sockets::default()),
+        reminders_changed: tokio::sync::Notify::new(),
+    });
+    let shutdown = CancellationToken::new();
+    let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
+    let bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
+    tokio::spawn(crate::reminder::run(hodi.clone(), shutdown.clone()));
+    let listening = toml::to_string(&bound).unwrap_or_default();
+    // Tools and tests read where we listen from here (ports may have been chosen by the OS).
+    let tmp = config.data_dir.join("listening.toml.tmp");
+    std::fs::write(&tmp, listening).context("writing listening.toml")?;
+    std::fs::rename(&tmp, config.data_dir.join("listening.toml"))
+        .context("writing listening.toml")?;
+    Ok(Running {
+        hodi,
+        bound,
+        certificate,
+        dev,
+        shutdown,
+    })
+}

@@ -1,0 +1,202 @@
+//! Sessions: the SETUP handshake of app and simulator sockets, authentication, and the per-socket
+//! state every command runs with.
+//!
+//! Owns: decoding `AppConnectionMetadata`, checking org/app/API key or auth token, the socket's
+//! modes (simulator, simplex) and registering notification-capable sockets with [`crate::notify`].
+//! Does not own what commands do (see [`crate::command`]) or how frames move (see `hodi_rsocket`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hodi_rsocket::{Acceptor, BoxFuture, Payload, RemoteError, Requester, Responder, SetupInfo};
+use prost::Message;
+use tracing::{info, warn, Instrument};
+
+use crate::command::{AppCommand, SimulatorCommand};
+use crate::server::Hodi;
+use crate::store::auth::TokenCheck;
+use crate::wire::{AppConnectionMetadata, AppToServerCommand, SimulatorToServerCommand};
+
+/// Who is on the other end of one socket, fixed at SETUP.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub connection_id: String,
+    pub org_id: String,
+    pub app_id: String,
+    /// Plays the customer: sends simulator commands, receives what the app sends to customers.
+    pub simulator: bool,
+    /// Never receives app notifications.
+    pub simplex: bool,
+    pub peer: String,
+    pub requester: Requester,
+}
+
+/// Accepts or rejects SETUP frames against the store.
+pub struct SessionAcceptor {
+    hodi: Arc<Hodi>,
+}
+
+impl SessionAcceptor {
+    pub fn new(hodi: Arc<Hodi>) -> Self {
+        SessionAcceptor { hodi }
+    }
+}
+
+fn reject(message: impl Into<String>) -> RemoteError {
+    RemoteError::new(hodi_rsocket::error_code::REJECTED_SETUP, message)
+}
+
+impl Acceptor for SessionAcceptor {
+    fn accept(
+        &self,
+        setup: SetupInfo,
+        requester: Requester,
+    ) -> BoxFuture<Result<Arc<dyn Responder>, RemoteError>> {
+        let hodi = self.hodi.clone();
+        Box::pin(async move {
+            let meta = AppConnectionMetadata::decode(setup.payload.data.clone())
+                .map_err(|e| reject(format!("SETUP data is not an AppConnectionMetadata: {e}")))?;
+            authenticate(&hodi, &meta).await?;
+            let session = Arc::new(Session {
+                connection_id: crate::store::new_id("conn_"),
+                org_id: meta.org_id,
+                app_id: meta.app_id,
+                simulator: meta.simulator_mode,
+                simplex: meta.simplex_mode,
+                peer: setup.peer.clone(),
+                requester,
+            });
+            let agent = setup
+                .payload
+                .metadata
+                .as_ref()
+                .map(|m| String::from_utf8_lossy(m).into_owned())
+                .unwrap_or_default();
+            info!(
+                connection_id = %session.connection_id, org_id = %session.org_id, app_id = %session.app_id,
+                simulator = session.simulator, simplex = session.simplex, %agent, "session started"
+            );
+            if !session.simulator && !session.simplex {
+                hodi.sockets.register(session.clone());
+            }
+            let responder: Arc<dyn Responder> = if session.simulator {
+                Arc::new(SimulatorResponder { hodi, session })
+            } else {
+                Arc::new(AppResponder { hodi, session })
+            };
+            Ok(responder)
+        })
+    }
+}
+
+async fn authenticate(hodi: &Hodi, meta: &AppConnectionMetadata) -> Result<(), RemoteError> {
+    let internal = |e: anyhow::Error| {
+        warn!(error = %e, "store error during SETUP");
+        reject("server error while checking credentials; try again")
+    };
+    if meta.org_id.is_empty() {
+        return Err(reject("SETUP is missing org_id"));
+    }
+    if meta.app_id.is_empty() {
+        return Err(reject("SETUP is missing app_id"));
+    }
+    if !hodi
+        .store
+        .org_exists(&meta.org_id)
+        .await
+        .map_err(internal)?
+    {
+        return Err(reject(format!("unknown org id {:?}", meta.org_id)));
+    }
+    if !hodi
+        .store
+        .app_in_org(&meta.org_id, &meta.app_id)
+        .await
+        .map_err(internal)?
+    {
+        return Err(reject(format!(
+            "unknown app id {:?} in org {:?}",
+            meta.app_id, meta.org_id
+        )));
+    }
+    match (&meta.auth_token, &meta.api_key) {
+        (Some(token), _) => match hodi
+            .store
+            .check_auth_token(&meta.org_id, &meta.app_id, token)
+            .await
+            .map_err(internal)?
+        {
+            TokenCheck::Valid => Ok(()),
+            TokenCheck::Expired(at) => Err(reject(format!(
+                "auth token expired ({} ms ago); generate a new one",
+                crate::store::now_ms() - at
+            ))),
+            TokenCheck::Unknown => Err(reject("invalid auth token for this org and app")),
+        },
+        (None, Some(key)) => {
+            if hodi
+                .store
+                .api_key_valid(&meta.org_id, key)
+                .await
+                .map_err(internal)?
+            {
+                Ok(())
+            } else {
+                Err(reject(format!("invalid API key for org {:?}", meta.org_id)))
+            }
+        }
+        (None, None) => Err(reject("SETUP needs an api_key or an auth_token")),
+    }
+}
+
+/// Commands from an app socket.
+struct AppResponder {
+    hodi: Arc<Hodi>,
+    session: Arc<Session>,
+}
+
+impl Responder for AppResponder {
+    fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
+        let hodi = self.hodi.clone();
+        let session = self.session.clone();
+        let span = tracing::info_span!("app_command", connection_id = %session.connection_id, app_id = %session.app_id);
+        Box::pin(
+            async move {
+                let raw = AppToServerCommand::decode(payload.data.clone()).map_err(|e| {
+                    RemoteError::invalid(format!("request data is not an AppToServerCommand: {e}"))
+                })?;
+                let command = AppCommand::from_proto(raw, &payload.data)?;
+                let reply = command.apply(&hodi, &session).await?;
+                Ok(Payload::new(Bytes::from(reply.encode_to_vec())))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Commands from a simulator socket.
+struct SimulatorResponder {
+    hodi: Arc<Hodi>,
+    session: Arc<Session>,
+}
+
+impl Responder for SimulatorResponder {
+    fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
+        let hodi = self.hodi.clone();
+        let session = self.session.clone();
+        let span = tracing::info_span!("simulator_command", connection_id = %session.connection_id);
+        Box::pin(
+            async move {
+                let raw = SimulatorToServerCommand::decode(payload.data).map_err(|e| {
+                    RemoteError::invalid(format!(
+                        "request data is not a SimulatorToServerCommand: {e}"
+                    ))
+                })?;
+                let command = SimulatorCommand::from_proto(raw)?;
+                let reply = command.apply(&hodi, &session).await?;
+                Ok(Payload::new(Bytes::from(reply.encode_to_vec())))
+            }
+            .instrument(span),
+        )
+    }
+}

@@ -1,0 +1,85 @@
+//! Persistence: the sqlx pool, migrations, and one file of queries per kind of record.
+//!
+//! Owns every SQL statement in the server; other modules call these functions and never write SQL.
+//! SQLite (embedded, a file under the data directory) is the default. Queries use `$n` placeholders
+//! and portable types so the PostgreSQL backend is a second migrations folder, not a rewrite.
+
+pub mod app_data;
+pub mod auth;
+pub mod customers;
+pub mod provision;
+pub mod reminders;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+/// The database handle shared by the whole server. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(parent) = std::path::Path::new(path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+            }
+        } else if !url.starts_with("sqlite:") {
+            anyhow::bail!("database_url {url:?}: only sqlite is supported in this version (PostgreSQL comes with the scale-out work)");
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("database_url {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .context("applying migrations")?;
+        Ok(Store { pool })
+    }
+}
+
+/// Milliseconds since the Unix epoch: the unit of every time column.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// SHA-256 of a secret, hex encoded: what is stored for API keys and auth tokens.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A random secret with `prefix`, 256 bits of entropy.
+pub fn new_secret(prefix: &str) -> String {
+    format!(
+        "{prefix}{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// A new random id with a type prefix, e.g. `cst_…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}

@@ -1,0 +1,143 @@
+//! Provisioned resources: orgs, apps, API keys, purses, channel numbers.
+
+use anyhow::{bail, Result};
+use sqlx::Row;
+
+use super::{hash_secret, new_id, new_secret, now_ms, Store};
+
+/// An API key as created: the plaintext is only ever available here, at creation.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: String,
+    pub org_id: String,
+    pub key: String,
+}
+
+impl Store {
+    pub async fn org_exists(&self, org_id: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    pub async fn app_in_org(&self, org_id: &str, app_id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM apps WHERE id = $1 AND org_id = $2")
+            .bind(app_id)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn count_orgs(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM orgs")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    pub async fn create_org(&self, id: Option<&str>, name: &str) -> Result<String> {
+        let id = id.map(str::to_string).unwrap_or_else(|| new_id("org_"));
+        if self.org_exists(&id).await? {
+            bail!("org {id} already exists");
+        }
+        sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn create_app(&self, org_id: &str, id: Option<&str>, name: &str) -> Result<String> {
+        if !self.org_exists(org_id).await? {
+            bail!("unknown org {org_id}");
+        }
+        let id = id.map(str::to_string).unwrap_or_else(|| new_id("app_"));
+        sqlx::query("INSERT INTO apps (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(org_id)
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating app {id}: {e}"))?;
+        Ok(id)
+    }
+
+    pub async fn create_api_key(&self, org_id: &str) -> Result<NewApiKey> {
+        if !self.org_exists(org_id).await? {
+            bail!("unknown org {org_id}");
+        }
+        let key = new_secret("hodi_key_");
+        let id = new_id("key_");
+        sqlx::query("INSERT INTO api_keys (id, org_id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&id)
+            .bind(org_id)
+            .bind(hash_secret(&key))
+            .bind(&key[..13])
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(NewApiKey {
+            id,
+            org_id: org_id.to_string(),
+            key,
+        })
+    }
+
+    pub async fn create_purse(&self, org_id: &str, currency: &str) -> Result<String> {
+        if !self.org_exists(org_id).await? {
+            bail!("unknown org {org_id}");
+        }
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+            bail!("currency must be a three-letter ISO 4217 code in upper case, got {currency:?}");
+        }
+        let id = new_id("prs_");
+        sqlx::query(
+            "INSERT INTO purses (id, org_id, currency, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(org_id)
+        .bind(currency)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn add_channel_number(
+        &self,
+        org_id: &str,
+        channel: &str,
+        number: &str,
+    ) -> Result<()> {
+        if !self.org_exists(org_id).await? {
+            bail!("unknown org {org_id}");
+        }
+        sqlx::query(
+            "INSERT INTO channel_numbers (org_id, channel, number, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (org_id, channel, number) DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(channel)
+        .bind(number)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn channel_numbers(&self, org_id: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT channel, number FROM channel_numbers WHERE org_id = $1 ORDER BY channel, number")
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("channel")?, r.try_get("number")?)))
+            .collect()
+    }
+}

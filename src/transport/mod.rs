@@ -1,0 +1,79 @@
+//! Listeners: binds the configured addresses (TLS TCP, plain TCP, WebSocket, secure WebSocket) and
+//! runs the `hodi_rsocket` accept loop on each, with the session acceptor.
+//!
+//! Owns addresses and the server certificate (loaded, or created self-signed on first start). Does
+//! not own what happens on a connection after the transport handshake.
+
+pub mod certificate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hodi_rsocket::server::{self, Framing, Listener};
+use hodi_rsocket::Acceptor;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Where each enabled listener ended up (ports resolved when configured as 0).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Bound {
+    pub tls: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub ws: Option<SocketAddr>,
+    pub wss: Option<SocketAddr>,
+}
+
+/// Binds every enabled listener and starts accepting. Returns once all are bound.
+pub async fn start(
+    config: &Config,
+    tls: TlsAcceptor,
+    acceptor: Arc<dyn Acceptor>,
+    shutdown: CancellationToken,
+) -> Result<Bound> {
+    let limits = config.rsocket.connection_config();
+    let handshake = Duration::from_millis(config.rsocket.handshake_timeout_ms);
+    let mut bound = Bound::default();
+    let plan = [
+        (
+            &config.listen.tls,
+            Framing::LengthPrefixed,
+            true,
+            &mut bound.tls,
+        ),
+        (
+            &config.listen.tcp,
+            Framing::LengthPrefixed,
+            false,
+            &mut bound.tcp,
+        ),
+        (&config.listen.ws, Framing::WebSocket, false, &mut bound.ws),
+        (&config.listen.wss, Framing::WebSocket, true, &mut bound.wss),
+    ];
+    for (addr, framing, secure, slot) in plan {
+        if addr.trim().is_empty() {
+            continue;
+        }
+        let socket = TcpListener::bind(addr.as_str())
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        *slot = Some(socket.local_addr()?);
+        let listener = Listener {
+            socket,
+            framing,
+            tls: secure.then(|| tls.clone()),
+            handshake_timeout: handshake,
+        };
+        tokio::spawn(server::run(
+            listener,
+            acceptor.clone(),
+            limits.clone(),
+            shutdown.clone(),
+        ));
+    }
+    Ok(bound)
+}

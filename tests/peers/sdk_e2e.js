@@ -1,0 +1,175 @@
+// End-to-end scenarios driven by the official Elarian JS SDK (npm elarian@0.2.25) against a live Hodi.
+//
+// Usage: node sdk_e2e.js <scenario>. Reads HODI_HOST, HODI_TLS_PORT, HODI_WS_PORT, HODI_ORG, HODI_APP,
+// HODI_KEY from the environment (NODE_EXTRA_CA_CERTS must name Hodi's certificate). Prints one JSON
+// line with what it observed and exits 0; any failed expectation exits 1 with the reason.
+'use strict';
+
+const assert = require('assert');
+
+const env = (name) => {
+    const v = process.env[name];
+    if (!v) throw new Error(`${name} is not set`);
+    return v;
+};
+const host = env('HODI_HOST');
+const orgId = env('HODI_ORG');
+const appId = env('HODI_APP');
+const apiKey = env('HODI_KEY');
+
+const deadline = (ms, what) => new Promise((_, reject) => {
+    setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref();
+});
+const within = (ms, what, promise) => Promise.race([promise, deadline(ms, what)]);
+
+function connectNode(config) {
+    const { Elarian } = require('elarian');
+    const client = new Elarian({ orgId, appId, ...config });
+    const connected = new Promise((resolve, reject) => {
+        client.on('connected', () => resolve(client));
+        client.on('error', (err) => reject(err instanceof Error ? err : new Error(String(err && err.message ? err.message : err))));
+    });
+    client.connect({ host, port: Number(env('HODI_TLS_PORT')) });
+    return { client, connected };
+}
+
+function reminderWaiter(client) {
+    const queue = [];
+    const waiters = [];
+    client.on('reminder', (notification, customer, appData, callback) => {
+        const entry = { notification, appData, callback };
+        const w = waiters.shift();
+        if (w) w(entry); else queue.push(entry);
+    });
+    return () => new Promise((resolve) => {
+        const e = queue.shift();
+        if (e) resolve(e); else waiters.push(resolve);
+    });
+}
+
+const scenarios = {
+    // TLS, API key: auth token, getState, a reminder notification and the app's reply coming back.
+    async tls() {
+        const { client, connected } = connectNode({ apiKey });
+        await within(10000, 'TLS connection', connected);
+        const nextReminder = reminderWaiter(client);
+
+        const token = await within(5000, 'generateAuthToken', client.generateAuthToken());
+        assert.ok(token.token.startsWith('hodi_tok_'), `token ${token.token}`);
+        assert.ok(token.lifetime > 0 && token.lifetime <= 3600, `lifetime ${token.lifetime}`);
+
+        const customer = new client.Customer({ number: '+254700000001', provider: 'cellular' });
+        const state = await within(5000, 'getState', customer.getState());
+        assert.match(state.customerId, /^cst_/);
+        const again = await within(5000, 'getState again', new client.Customer({ number: '+254700000001', provider: 'cellular' }).getState());
+        assert.strictEqual(again.customerId, state.customerId, 'the same number must give the same customer');
+        const byId = await within(5000, 'getState by id', new client.Customer({ id: state.customerId }).getState());
+        assert.strictEqual(byId.customerId, state.customerId);
+        await assert.rejects(new client.Customer({ id: 'cst_does_not_exist' }).getState(), /unknown customer id/);
+
+        const now = Math.floor(Date.now() / 1000);
+        const added = await customer.addReminder({ key: 'first', remindAt: now + 1, payload: 'pay me' });
+        assert.strictEqual(added.status, true);
+        const first = await within(8000, 'first reminder', nextReminder());
+        assert.strictEqual(first.notification.reminder.key, 'first');
+        assert.strictEqual(first.notification.reminder.payload, 'pay me');
+        assert.strictEqual(first.notification.customerId, state.customerId);
+        assert.strictEqual(first.appData, undefined, 'no app data yet');
+        first.callback(null, { visits: 1 });
+
+        await customer.addReminder({ key: 'second', remindAt: now + 1, payload: 'again' });
+        const second = await within(8000, 'second reminder', nextReminder());
+        assert.strictEqual(second.notification.reminder.key, 'second');
+        assert.deepStrictEqual(second.appData, { visits: 1 }, 'the reply to the first reminder must have been stored');
+        second.callback(null, { visits: 2 });
+
+        await customer.addReminder({ key: 'cancelled', remindAt: now + 2, payload: 'never' });
+        const cancelled = await customer.cancelReminder('cancelled');
+        assert.strictEqual(cancelled.status, true);
+
+        console.log(JSON.stringify({ ok: true, customerId: state.customerId, token: token.token }));
+        // Give the second reply time to reach the server before we go.
+        await new Promise((r) => setTimeout(r, 500));
+        client.disconnect();
+    },
+
+    // A notification scheduled while no app is connected waits for one.
+    async queued() {
+        const { client, connected } = connectNode({ apiKey });
+        await within(10000, 'TLS connection', connected);
+        const nextReminder = reminderWaiter(client);
+        const first = await within(8000, 'queued reminder', nextReminder());
+        assert.strictEqual(first.notification.reminder.key, env('HODI_EXPECT_KEY'));
+        first.callback(null, undefined);
+        console.log(JSON.stringify({ ok: true, key: first.notification.reminder.key }));
+        await new Promise((r) => setTimeout(r, 300));
+        client.disconnect();
+    },
+
+    // Sets a reminder then leaves, so that it fires with no app connected.
+    async schedule() {
+        const { client, connected } = connectNode({ apiKey, allowNotifications: false });
+        await within(10000, 'TLS connection', connected);
+        const customer = new client.Customer({ number: '+254700000002', provider: 'cellular' });
+        const when = Math.floor(Date.now() / 1000) + Number(env('HODI_IN_SECONDS'));
+        const added = await customer.addReminder({ key: env('HODI_EXPECT_KEY'), remindAt: when, payload: 'later' });
+        assert.strictEqual(added.status, true);
+        console.log(JSON.stringify({ ok: true }));
+        client.disconnect();
+    },
+
+    // A wrong API key is refused with a message that says so.
+    async 'wrong-key'() {
+        const { connected } = connectNode({ apiKey: 'hodi_key_wrong' });
+        const err = await within(10000, 'an error', connected.then(() => { throw new Error('connected with a wrong key'); }, (e) => e));
+        assert.match(String(err.message), /invalid API key/);
+        console.log(JSON.stringify({ ok: true, error: err.message }));
+    },
+
+    // An expired (or unknown) auth token is refused with a message that says so.
+    async 'bad-token'() {
+        const { connected } = connectNode({ authToken: env('HODI_TOKEN') });
+        const err = await within(10000, 'an error', connected.then(() => { throw new Error('connected with a bad token'); }, (e) => e));
+        assert.match(String(err.message), new RegExp(env('HODI_EXPECT_ERROR')));
+        console.log(JSON.stringify({ ok: true, error: err.message }));
+    },
+
+    // The SDK's browser entry over WebSocket, with an auth token (browsers never hold API keys).
+    async websocket() {
+        const { client: nodeClient, connected } = connectNode({ apiKey });
+        await within(10000, 'TLS connection', connected);
+        const { token } = await nodeClient.generateAuthToken();
+        nodeClient.disconnect();
+
+        global.window = global;
+        global.WebSocket = require('ws');
+        const { Elarian } = require('elarian/lib/index.web');
+        const client = new Elarian({ orgId, appId, authToken: token });
+        let notified = false;
+        client.on('reminder', (n, c, d, cb) => { notified = true; cb(null, undefined); });
+        await within(10000, 'WebSocket connection', new Promise((resolve, reject) => {
+            client.on('connected', resolve);
+            client.on('error', reject);
+            client.connect({ host, port: Number(env('HODI_WS_PORT')) });
+        }));
+        const customer = new client.Customer({ number: '+254700000003', provider: 'cellular' });
+        const state = await within(5000, 'getState over WebSocket', customer.getState());
+        assert.match(state.customerId, /^cst_/);
+        // Simplex: a due reminder must not be sent to this socket.
+        await customer.addReminder({ key: 'ws', remindAt: Math.floor(Date.now() / 1000), payload: 'x' });
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.strictEqual(notified, false, 'a simplex socket received a notification');
+        console.log(JSON.stringify({ ok: true, customerId: state.customerId }));
+        client.disconnect();
+    },
+};
+
+const name = process.argv[2];
+if (!scenarios[name]) {
+    console.error(`unknown scenario ${name}; one of ${Object.keys(scenarios).join(', ')}`);
+    process.exit(2);
+}
+scenarios[name]().then(() => process.exit(0), (err) => {
+    console.error(`scenario ${name} failed: ${err && err.stack ? err.stack : err}`);
+    process.exit(1);
+});
