@@ -22,9 +22,12 @@ const deadline = (ms, what) => new Promise((_, reject) => {
 });
 const within = (ms, what, promise) => Promise.race([promise, deadline(ms, what)]);
 
-function connectNode(config) {
+// Handlers are registered in `before`, ahead of connect(), as apps do: a notification may arrive
+// before the SDK reports 'connected'.
+function connectNode(config, before = () => {}) {
     const { Elarian } = require('elarian');
     const client = new Elarian({ orgId, appId, ...config });
+    before(client);
     const connected = new Promise((resolve, reject) => {
         client.on('connected', () => resolve(client));
         client.on('error', (err) => reject(err instanceof Error ? err : new Error(String(err && err.message ? err.message : err))));
@@ -50,9 +53,9 @@ function reminderWaiter(client) {
 const scenarios = {
     // TLS, API key: auth token, getState, a reminder notification and the app's reply coming back.
     async tls() {
-        const { client, connected } = connectNode({ apiKey });
+        let nextReminder;
+        const { client, connected } = connectNode({ apiKey }, (c) => { nextReminder = reminderWaiter(c); });
         await within(10000, 'TLS connection', connected);
-        const nextReminder = reminderWaiter(client);
 
         const token = await within(5000, 'generateAuthToken', client.generateAuthToken());
         assert.ok(token.token.startsWith('hodi_tok_'), `token ${token.token}`);
@@ -95,9 +98,9 @@ const scenarios = {
 
     // A notification scheduled while no app is connected waits for one.
     async queued() {
-        const { client, connected } = connectNode({ apiKey });
+        let nextReminder;
+        const { client, connected } = connectNode({ apiKey }, (c) => { nextReminder = reminderWaiter(c); });
         await within(10000, 'TLS connection', connected);
-        const nextReminder = reminderWaiter(client);
         const first = await within(8000, 'queued reminder', nextReminder());
         assert.strictEqual(first.notification.reminder.key, env('HODI_EXPECT_KEY'));
         first.callback(null, undefined);

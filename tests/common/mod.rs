@@ -1,0 +1,149 @@
+//! Test support: start a real `hodi serve` on free ports with its own data directory, and run the
+//! node peers in `tests/peers` against it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Listening {
+    pub tls: Option<String>,
+    pub tcp: Option<String>,
+    pub ws: Option<String>,
+    pub wss: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DevCredentials {
+    pub org_id: String,
+    pub app_id: String,
+    pub api_key: String,
+    pub purse_id: String,
+}
+
+/// A running `hodi serve` child process; killed (by its PID) when dropped.
+pub struct Hodi {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub listening: Listening,
+    pub creds: DevCredentials,
+    pub stdout: String,
+}
+
+impl Hodi {
+    /// Starts a server on free loopback ports, storing everything under `data_dir`.
+    pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Hodi {
+        let listening_file = data_dir.join("listening.toml");
+        let _ = std::fs::remove_file(&listening_file);
+        let stdout_file = data_dir.join("stdout.txt");
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hodi"));
+        cmd.arg("serve")
+            .env("HODI_DATA_DIR", data_dir)
+            .env("HODI_LISTEN__TLS", "127.0.0.1:0")
+            .env("HODI_LISTEN__TCP", "127.0.0.1:0")
+            .env("HODI_LISTEN__WS", "127.0.0.1:0")
+            .env("HODI_LISTEN__WSS", "127.0.0.1:0")
+            .env("HODI_NOTIFY__REMINDER_POLL_MS", "100")
+            .env("HODI_LOG", "info,hodi=debug")
+            .stdout(std::fs::File::create(&stdout_file).expect("stdout file"))
+            .stderr(std::fs::File::create(data_dir.join("stderr.txt")).expect("stderr file"));
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawning hodi");
+        let started = Instant::now();
+        while !listening_file.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("hodi exited with {status}: {}", std::fs::read_to_string(data_dir.join("stderr.txt")).unwrap_or_default());
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "hodi did not start within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let listening: Listening = toml::from_str(&std::fs::read_to_string(&listening_file).expect("listening.toml")).expect("parse");
+        let creds: DevCredentials =
+            toml::from_str(&std::fs::read_to_string(data_dir.join("dev-credentials.toml")).expect("dev credentials")).expect("parse");
+        // The banner is written right after listening.toml; give it a moment.
+        std::thread::sleep(Duration::from_millis(100));
+        let stdout = std::fs::read_to_string(&stdout_file).unwrap_or_default();
+        Hodi { child: Some(child), data_dir: data_dir.to_path_buf(), listening, creds, stdout }
+    }
+
+    pub fn port(addr: &Option<String>) -> String {
+        addr.as_ref().and_then(|a| a.rsplit(':').next()).expect("listener enabled").to_string()
+    }
+
+    /// Stops the server (SIGKILL: nothing must depend on a clean shutdown).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("stderr.txt")).unwrap_or_default()
+    }
+
+    /// Runs `node tests/peers/<script> <args>` with this server's addresses and credentials.
+    pub fn node(&self, script: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+        let peers = peers_dir();
+        let mut cmd = Command::new("node");
+        cmd.arg(peers.join(script))
+            .args(args)
+            .current_dir(&peers)
+            .env("HODI_HOST", "localhost")
+            .env("HODI_TLS_PORT", Self::port(&self.listening.tls))
+            .env("HODI_TCP_PORT", Self::port(&self.listening.tcp))
+            .env("HODI_WS_PORT", Self::port(&self.listening.ws))
+            .env("HODI_WSS_PORT", Self::port(&self.listening.wss))
+            .env("HODI_ORG", &self.creds.org_id)
+            .env("HODI_APP", &self.creds.app_id)
+            .env("HODI_KEY", &self.creds.api_key)
+            .env("NODE_EXTRA_CA_CERTS", self.data_dir.join("tls/cert.pem"))
+            .stdin(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("running node")
+    }
+
+    /// Like [`Hodi::node`], failing the test with both sides' output unless the script succeeds.
+    pub fn node_ok(&self, script: &str, args: &[&str], extra_env: &[(&str, &str)]) -> String {
+        let out = self.node(script, args, extra_env);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{script} {args:?} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{}\n--- hodi stderr (tail)\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.stderr(), 40)
+        );
+        stdout
+    }
+}
+
+impl Drop for Hodi {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `tests/peers`, with its node modules installed (`scripts/test` installs them).
+pub fn peers_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+    assert!(
+        dir.join("node_modules/elarian").exists() && dir.join("node_modules/rsocket-core").exists(),
+        "the node test peers are not installed: run `npm ci --prefix tests/peers` (./scripts/test does this)"
+    );
+    dir
+}

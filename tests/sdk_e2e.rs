@@ -1,0 +1,59 @@
+//! The official Elarian JS SDK (npm elarian@0.2.25) against a freshly started `hodi serve`.
+
+mod common;
+
+use common::Hodi;
+
+#[test]
+fn sdk_over_tls_round_trips_commands_and_notifications() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    assert!(hodi.stdout.contains("apiKey"), "the banner shows the dev credentials:\n{}", hodi.stdout);
+    assert!(hodi.stdout.contains(&hodi.creds.api_key));
+    let out = hodi.node_ok("sdk_e2e.js", &["tls"], &[]);
+    assert!(out.contains("\"ok\":true"), "{out}");
+}
+
+#[test]
+fn sdk_browser_entry_over_websocket_with_auth_token_is_simplex() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    hodi.node_ok("sdk_e2e.js", &["websocket"], &[]);
+}
+
+#[test]
+fn wrong_api_key_gives_the_sdk_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let out = hodi.node_ok("sdk_e2e.js", &["wrong-key"], &[]);
+    assert!(out.contains("REJECTED_SETUP") && out.contains("invalid API key"), "{out}");
+}
+
+#[test]
+fn expired_and_unknown_auth_tokens_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let db = format!("sqlite://{}", dir.path().join("hodi.db").display());
+    let token = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+        let store = hodi::store::Store::open(&db).await.expect("store");
+        let token = store.issue_auth_token(&hodi.creds.org_id, &hodi.creds.app_id, 60).await.expect("token");
+        store.set_auth_token_expiry(&token, hodi::store::now_ms() - 1000).await.expect("expire");
+        token
+    });
+    let out = hodi.node_ok("sdk_e2e.js", &["bad-token"], &[("HODI_TOKEN", &token), ("HODI_EXPECT_ERROR", "auth token expired")]);
+    assert!(out.contains("expired"), "{out}");
+    hodi.node_ok("sdk_e2e.js", &["bad-token"], &[("HODI_TOKEN", "hodi_tok_made_up"), ("HODI_EXPECT_ERROR", "invalid auth token")]);
+}
+
+#[test]
+fn reminder_set_before_a_restart_fires_after_it_to_an_app_that_connects_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut hodi = Hodi::start(dir.path(), &[]);
+    hodi.node_ok("sdk_e2e.js", &["schedule"], &[("HODI_EXPECT_KEY", "survivor"), ("HODI_IN_SECONDS", "2")]);
+    hodi.kill();
+    // Due while the server is down and while no app is connected.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let hodi = Hodi::start(dir.path(), &[]);
+    let out = hodi.node_ok("sdk_e2e.js", &["queued"], &[("HODI_EXPECT_KEY", "survivor")]);
+    assert!(out.contains("survivor"), "{out}");
+}
