@@ -8,6 +8,7 @@
 //! Why our own rather than `rsocket_rust`: see `docs/architecture.md` ("The RSocket layer").
 
 pub mod connection;
+pub mod echo;
 pub mod frame;
 pub mod payload;
 pub mod server;
