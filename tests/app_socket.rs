@@ -1,0 +1,186 @@
+//! App and simulator sockets driven by our own RSocket client over plain TCP against an in-process
+//! server: setup rejections, bad input, unknown commands and socket-mode rules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hodi::config::Config;
+use hodi::server::Running;
+use hodi::wire::*;
+use hodi_rsocket::{error_code, Payload, RemoteError, RequestError, Requester, SetupParams};
+use prost::Message;
+
+async fn start() -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::default();
+    config.data_dir = dir.path().to_path_buf();
+    config.listen.tls = "127.0.0.1:0".into();
+    config.listen.tcp = "127.0.0.1:0".into();
+    config.listen.ws = String::new();
+    config.listen.wss = String::new();
+    (hodi::server::start(config).await.expect("server"), dir)
+}
+
+async fn connect(running: &Running, meta: AppConnectionMetadata) -> Requester {
+    let addr = running.bound.tcp.expect("tcp listener");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let io = hodi_rsocket::transport::length_prefixed::frame_io(tcp, 1 << 20, addr.to_string());
+    let params = SetupParams {
+        metadata_mime: "application/json".into(),
+        data_mime: "application/octet-stream".into(),
+        payload: Payload::with_metadata(meta.encode_to_vec(), "{\"agent\":\"hodi-tests\"}"),
+    };
+    hodi_rsocket::connect(io, params, Arc::new(hodi_rsocket::echo::Echo::default()), hodi_rsocket::Config::default())
+        .await
+        .expect("setup sent")
+}
+
+fn dev_meta(running: &Running) -> AppConnectionMetadata {
+    let dev = running.dev.as_ref().expect("dev tenant");
+    AppConnectionMetadata {
+        org_id: dev.org_id.clone(),
+        app_id: dev.app_id.clone(),
+        api_key: Some(dev.api_key.clone()),
+        ..Default::default()
+    }
+}
+
+async fn rejected(running: &Running, meta: AppConnectionMetadata) -> String {
+    let client = connect(running, meta).await;
+    tokio::time::timeout(Duration::from_secs(5), client.closed()).await.expect("closed by the server")
+}
+
+async fn command(client: &Requester, cmd: app_to_server_command::Entry) -> app_to_server_command_reply::Entry {
+    let bytes = AppToServerCommand { entry: Some(cmd) }.encode_to_vec();
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.request_response(Payload::new(bytes)))
+        .await
+        .expect("answered in time")
+        .expect("a reply");
+    AppToServerCommandReply::decode(reply.data).expect("an AppToServerCommandReply").entry.expect("with an entry")
+}
+
+#[tokio::test]
+async fn setup_rejections_say_which_credential_is_wrong() {
+    let (running, _dir) = start().await;
+    let good = dev_meta(&running);
+
+    let reason = rejected(&running, AppConnectionMetadata { org_id: "nope".into(), ..good.clone() }).await;
+    assert!(reason.contains("REJECTED_SETUP") && reason.contains("unknown org id \"nope\""), "{reason}");
+    let reason = rejected(&running, AppConnectionMetadata { app_id: "nope".into(), ..good.clone() }).await;
+    assert!(reason.contains("unknown app id \"nope\""), "{reason}");
+    let reason = rejected(&running, AppConnectionMetadata { api_key: Some("hodi_key_bad".into()), ..good.clone() }).await;
+    assert!(reason.contains("invalid API key"), "{reason}");
+    let reason = rejected(&running, AppConnectionMetadata { api_key: None, ..good.clone() }).await;
+    assert!(reason.contains("needs an api_key or an auth_token"), "{reason}");
+
+    // SETUP data that is not an AppConnectionMetadata at all.
+    let addr = running.bound.tcp.expect("tcp");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let io = hodi_rsocket::transport::length_prefixed::frame_io(tcp, 1 << 20, addr.to_string());
+    let params = SetupParams { payload: Payload::new(Bytes::from_static(&[0xFF, 0xFF, 0xFF])), ..Default::default() };
+    let client = hodi_rsocket::connect(io, params, Arc::new(hodi_rsocket::echo::Echo::default()), Default::default()).await.expect("sent");
+    let reason = tokio::time::timeout(Duration::from_secs(5), client.closed()).await.expect("closed");
+    assert!(reason.contains("not an AppConnectionMetadata"), "{reason}");
+}
+
+#[tokio::test]
+async fn bad_and_empty_commands_get_a_clear_error_not_a_hang() {
+    let (running, _dir) = start().await;
+    let client = connect(&running, dev_meta(&running)).await;
+    for (bytes, expect) in [
+        (Bytes::new(), "empty command"),
+        (Bytes::from_static(&[0xFA, 0x07, 0x00]), "unknown command"), // field 127: not in the schema
+        (Bytes::from_static(&[0x0A, 0xFF]), "not an AppToServerCommand"),
+    ] {
+        let result = tokio::time::timeout(Duration::from_secs(5), client.request_response(Payload::new(bytes))).await.expect("in time");
+        match result {
+            Err(RequestError::Remote(RemoteError { code, message })) => {
+                assert_eq!(code, error_code::INVALID);
+                assert!(message.contains(expect), "{message}");
+            }
+            other => panic!("expected an INVALID error, got {other:?}"),
+        }
+    }
+    // The connection is still usable afterwards.
+    let reply = command(&client, app_to_server_command::Entry::GenerateAuthToken(GenerateAuthTokenCommand {})).await;
+    assert!(matches!(reply, app_to_server_command_reply::Entry::GenerateAuthToken(_)));
+}
+
+#[tokio::test]
+async fn commands_not_yet_available_answer_with_their_own_reply_type() {
+    let (running, _dir) = start().await;
+    let client = connect(&running, dev_meta(&running)).await;
+    let reply = command(&client, app_to_server_command::Entry::SendMessage(SendMessageCommand::default())).await;
+    let app_to_server_command_reply::Entry::SendMessage(send) = reply else { panic!("{reply:?}") };
+    assert_eq!(send.status, MessageDeliveryStatus::NotSupported as i32);
+    assert!(send.description.contains("SendMessage is not available"), "{}", send.description);
+    let reply = command(&client, app_to_server_command::Entry::UpdateCustomerTag(UpdateCustomerTagCommand::default())).await;
+    let app_to_server_command_reply::Entry::UpdateCustomerState(update) = reply else { panic!("{reply:?}") };
+    assert!(!update.status);
+}
+
+#[tokio::test]
+async fn customer_commands_validate_input_and_scope_by_org() {
+    let (running, _dir) = start().await;
+    let client = connect(&running, dev_meta(&running)).await;
+    let get = |customer| app_to_server_command::Entry::GetCustomerState(GetCustomerStateCommand { customer: Some(customer) });
+    use get_customer_state_command::Customer;
+
+    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&client, get(Customer::CustomerId("cst_nope".into()))).await else {
+        panic!()
+    };
+    assert!(!r.status && r.description.contains("unknown customer id"), "{r:?}");
+
+    let bad_number = CustomerNumber { provider: 0, number: "+1".into(), partition: None };
+    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&client, get(Customer::CustomerNumber(bad_number))).await else {
+        panic!()
+    };
+    assert!(!r.status && r.description.contains("provider"), "{r:?}");
+
+    let number = CustomerNumber { provider: CustomerNumberProvider::Cellular as i32, number: "+254700000009".into(), partition: None };
+    let app_to_server_command_reply::Entry::UpdateCustomerState(created) =
+        command(&client, app_to_server_command::Entry::CreateCustomer(CreateCustomerCommand { customer_number: Some(number.clone()) })).await
+    else {
+        panic!()
+    };
+    let id = created.customer_id.expect("id");
+    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&client, get(Customer::CustomerNumber(number.clone()))).await else {
+        panic!()
+    };
+    assert_eq!(r.data.expect("data").customer_id, id);
+
+    // Another org cannot see the customer, by id or by number (its number makes a new customer).
+    let store = &running.hodi.store;
+    let org = store.create_org(None, "Other").await.expect("org");
+    let app = store.create_app(&org, None, "Other app").await.expect("app");
+    let key = store.create_api_key(&org).await.expect("key");
+    let other = connect(&running, AppConnectionMetadata { org_id: org, app_id: app, api_key: Some(key.key), ..Default::default() }).await;
+    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&other, get(Customer::CustomerId(id.clone()))).await else { panic!() };
+    assert!(!r.status, "another org saw customer {id}");
+    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&other, get(Customer::CustomerNumber(number))).await else { panic!() };
+    assert_ne!(r.data.expect("data").customer_id, id);
+}
+
+#[tokio::test]
+async fn socket_modes_keep_app_and_simulator_commands_apart() {
+    let (running, _dir) = start().await;
+    // A simulator command (ReceiveMessage, field 1 with a body) sent on an app socket.
+    let app = connect(&running, dev_meta(&running)).await;
+    let sim_cmd = SimulatorToServerCommand {
+        entry: Some(simulator_to_server_command::Entry::ReceiveMessage(ReceiveMessageSimulatorCommand {
+            customer_number: "+254700000001".into(),
+            ..Default::default()
+        })),
+    };
+    let result = app.request_response(Payload::new(sim_cmd.encode_to_vec())).await;
+    assert!(matches!(&result, Err(RequestError::Remote(e)) if e.message.contains("simulator command")), "{result:?}");
+
+    // A simulator socket answers with the simulator reply type.
+    let simulator = connect(&running, AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) }).await;
+    let reply = simulator.request_response(Payload::new(sim_cmd.encode_to_vec())).await.expect("reply");
+    let reply = SimulatorToServerCommandReply::decode(reply.data).expect("a SimulatorToServerCommandReply");
+    assert!(!reply.status && reply.description.contains("ReceiveMessage"), "{reply:?}");
+    // ... and never registers for app notifications.
+    assert_eq!(running.hodi.sockets.connected_apps(), vec![running.dev.as_ref().expect("dev").app_id.clone()]);
+}
