@@ -64,32 +64,21 @@ pub fn dev_credentials_path(config: &Config) -> PathBuf {
 async fn ensure_dev_tenant(config: &Config, store: &Store) -> Result<Option<DevCredentials>> {
     let path = dev_credentials_path(config);
     if store.count_orgs().await? == 0 && config.dev.provision {
-        let org_id = store
-            .create_org(Some(&config.dev.org_id), "Dev org")
-            .await?;
-        let app_id = store
-            .create_app(&org_id, Some(&config.dev.app_id), "Dev app")
-            .await?;
+        let org_id = store.create_org(Some(&config.dev.org_id), "Dev org").await?;
+        let app_id = store.create_app(&org_id, Some(&config.dev.app_id), "Dev app").await?;
         let key = store.create_api_key(&org_id).await?;
         let purse_id = store.create_purse(&org_id, "KES").await?;
         for (channel, number) in DEV_CHANNEL_NUMBERS {
             store.add_channel_number(&org_id, channel, number).await?;
         }
-        let creds = DevCredentials {
-            org_id,
-            app_id,
-            api_key: key.key,
-            purse_id,
-        };
+        let creds = DevCredentials { org_id, app_id, api_key: key.key, purse_id };
         std::fs::create_dir_all(&config.data_dir)?;
         crate::transport::certificate::write_private(&path, toml::to_string(&creds)?.as_bytes())?;
         info!(org_id = %creds.org_id, app_id = %creds.app_id, "provisioned the dev tenant");
         return Ok(Some(creds));
     }
     match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?,
-        )),
+        Ok(text) => Ok(Some(toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?)),
         Err(_) => Ok(None),
     }
 }
@@ -116,13 +105,6 @@ pub async fn start(config: Config) -> Result<Running> {
     // Tools and tests read where we listen from here (ports may have been chosen by the OS).
     let tmp = config.data_dir.join("listening.toml.tmp");
     std::fs::write(&tmp, listening).context("writing listening.toml")?;
-    std::fs::rename(&tmp, config.data_dir.join("listening.toml"))
-        .context("writing listening.toml")?;
-    Ok(Running {
-        hodi,
-        bound,
-        certificate,
-        dev,
-        shutdown,
-    })
+    std::fs::rename(&tmp, config.data_dir.join("listening.toml")).context("writing listening.toml")?;
+    Ok(Running { hodi, bound, certificate, dev, shutdown })
 }

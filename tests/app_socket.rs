@@ -13,8 +13,7 @@ use prost::Message;
 
 async fn start() -> (Running, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_path_buf();
+    let mut config = Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
     config.listen.tls = "127.0.0.1:0".into();
     config.listen.tcp = "127.0.0.1:0".into();
     config.listen.ws = String::new();
@@ -69,7 +68,8 @@ async fn setup_rejections_say_which_credential_is_wrong() {
     assert!(reason.contains("REJECTED_SETUP") && reason.contains("unknown org id \"nope\""), "{reason}");
     let reason = rejected(&running, AppConnectionMetadata { app_id: "nope".into(), ..good.clone() }).await;
     assert!(reason.contains("unknown app id \"nope\""), "{reason}");
-    let reason = rejected(&running, AppConnectionMetadata { api_key: Some("hodi_key_bad".into()), ..good.clone() }).await;
+    let reason =
+        rejected(&running, AppConnectionMetadata { api_key: Some("hodi_key_bad".into()), ..good.clone() }).await;
     assert!(reason.contains("invalid API key"), "{reason}");
     let reason = rejected(&running, AppConnectionMetadata { api_key: None, ..good.clone() }).await;
     assert!(reason.contains("needs an api_key or an auth_token"), "{reason}");
@@ -79,7 +79,9 @@ async fn setup_rejections_say_which_credential_is_wrong() {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let io = hodi_rsocket::transport::length_prefixed::frame_io(tcp, 1 << 20, addr.to_string());
     let params = SetupParams { payload: Payload::new(Bytes::from_static(&[0xFF, 0xFF, 0xFF])), ..Default::default() };
-    let client = hodi_rsocket::connect(io, params, Arc::new(hodi_rsocket::echo::Echo::default()), Default::default()).await.expect("sent");
+    let client = hodi_rsocket::connect(io, params, Arc::new(hodi_rsocket::echo::Echo::default()), Default::default())
+        .await
+        .expect("sent");
     let reason = tokio::time::timeout(Duration::from_secs(5), client.closed()).await.expect("closed");
     assert!(reason.contains("not an AppConnectionMetadata"), "{reason}");
 }
@@ -93,7 +95,9 @@ async fn bad_and_empty_commands_get_a_clear_error_not_a_hang() {
         (Bytes::from_static(&[0xFA, 0x07, 0x00]), "unknown command"), // field 127: not in the schema
         (Bytes::from_static(&[0x0A, 0xFF]), "not an AppToServerCommand"),
     ] {
-        let result = tokio::time::timeout(Duration::from_secs(5), client.request_response(Payload::new(bytes))).await.expect("in time");
+        let result = tokio::time::timeout(Duration::from_secs(5), client.request_response(Payload::new(bytes)))
+            .await
+            .expect("in time");
         match result {
             Err(RequestError::Remote(RemoteError { code, message })) => {
                 assert_eq!(code, error_code::INVALID);
@@ -115,7 +119,8 @@ async fn commands_not_yet_available_answer_with_their_own_reply_type() {
     let app_to_server_command_reply::Entry::SendMessage(send) = reply else { panic!("{reply:?}") };
     assert_eq!(send.status, MessageDeliveryStatus::NotSupported as i32);
     assert!(send.description.contains("SendMessage is not available"), "{}", send.description);
-    let reply = command(&client, app_to_server_command::Entry::UpdateCustomerTag(UpdateCustomerTagCommand::default())).await;
+    let reply =
+        command(&client, app_to_server_command::Entry::UpdateCustomerTag(UpdateCustomerTagCommand::default())).await;
     let app_to_server_command_reply::Entry::UpdateCustomerState(update) = reply else { panic!("{reply:?}") };
     assert!(!update.status);
 }
@@ -124,28 +129,42 @@ async fn commands_not_yet_available_answer_with_their_own_reply_type() {
 async fn customer_commands_validate_input_and_scope_by_org() {
     let (running, _dir) = start().await;
     let client = connect(&running, dev_meta(&running)).await;
-    let get = |customer| app_to_server_command::Entry::GetCustomerState(GetCustomerStateCommand { customer: Some(customer) });
+    let get =
+        |customer| app_to_server_command::Entry::GetCustomerState(GetCustomerStateCommand { customer: Some(customer) });
     use get_customer_state_command::Customer;
 
-    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&client, get(Customer::CustomerId("cst_nope".into()))).await else {
+    let app_to_server_command_reply::Entry::GetCustomerState(r) =
+        command(&client, get(Customer::CustomerId("cst_nope".into()))).await
+    else {
         panic!()
     };
     assert!(!r.status && r.description.contains("unknown customer id"), "{r:?}");
 
     let bad_number = CustomerNumber { provider: 0, number: "+1".into(), partition: None };
-    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&client, get(Customer::CustomerNumber(bad_number))).await else {
+    let app_to_server_command_reply::Entry::GetCustomerState(r) =
+        command(&client, get(Customer::CustomerNumber(bad_number))).await
+    else {
         panic!()
     };
     assert!(!r.status && r.description.contains("provider"), "{r:?}");
 
-    let number = CustomerNumber { provider: CustomerNumberProvider::Cellular as i32, number: "+254700000009".into(), partition: None };
-    let app_to_server_command_reply::Entry::UpdateCustomerState(created) =
-        command(&client, app_to_server_command::Entry::CreateCustomer(CreateCustomerCommand { customer_number: Some(number.clone()) })).await
+    let number = CustomerNumber {
+        provider: CustomerNumberProvider::Cellular as i32,
+        number: "+254700000009".into(),
+        partition: None,
+    };
+    let app_to_server_command_reply::Entry::UpdateCustomerState(created) = command(
+        &client,
+        app_to_server_command::Entry::CreateCustomer(CreateCustomerCommand { customer_number: Some(number.clone()) }),
+    )
+    .await
     else {
         panic!()
     };
     let id = created.customer_id.expect("id");
-    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&client, get(Customer::CustomerNumber(number.clone()))).await else {
+    let app_to_server_command_reply::Entry::GetCustomerState(r) =
+        command(&client, get(Customer::CustomerNumber(number.clone()))).await
+    else {
         panic!()
     };
     assert_eq!(r.data.expect("data").customer_id, id);
@@ -155,10 +174,22 @@ async fn customer_commands_validate_input_and_scope_by_org() {
     let org = store.create_org(None, "Other").await.expect("org");
     let app = store.create_app(&org, None, "Other app").await.expect("app");
     let key = store.create_api_key(&org).await.expect("key");
-    let other = connect(&running, AppConnectionMetadata { org_id: org, app_id: app, api_key: Some(key.key), ..Default::default() }).await;
-    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&other, get(Customer::CustomerId(id.clone()))).await else { panic!() };
+    let other = connect(
+        &running,
+        AppConnectionMetadata { org_id: org, app_id: app, api_key: Some(key.key), ..Default::default() },
+    )
+    .await;
+    let app_to_server_command_reply::Entry::GetCustomerState(r) =
+        command(&other, get(Customer::CustomerId(id.clone()))).await
+    else {
+        panic!()
+    };
     assert!(!r.status, "another org saw customer {id}");
-    let app_to_server_command_reply::Entry::GetCustomerState(r) = command(&other, get(Customer::CustomerNumber(number))).await else { panic!() };
+    let app_to_server_command_reply::Entry::GetCustomerState(r) =
+        command(&other, get(Customer::CustomerNumber(number))).await
+    else {
+        panic!()
+    };
     assert_ne!(r.data.expect("data").customer_id, id);
 }
 
@@ -177,7 +208,9 @@ async fn socket_modes_keep_app_and_simulator_commands_apart() {
     assert!(matches!(&result, Err(RequestError::Remote(e)) if e.message.contains("simulator command")), "{result:?}");
 
     // A simulator socket answers with the simulator reply type.
-    let simulator = connect(&running, AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) }).await;
+    let simulator =
+        connect(&running, AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) })
+            .await;
     let reply = simulator.request_response(Payload::new(sim_cmd.encode_to_vec())).await.expect("reply");
     let reply = SimulatorToServerCommandReply::decode(reply.data).expect("a SimulatorToServerCommandReply");
     assert!(!reply.status && reply.description.contains("ReceiveMessage"), "{reply:?}");

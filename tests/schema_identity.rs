@@ -10,7 +10,9 @@ use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorSet};
 
 /// Splits the reference listing into the files it names and compiles them.
 fn reference() -> FileDescriptorSet {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/elarian-wire-schema.txt")).expect("fixture");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/elarian-wire-schema.txt"))
+            .expect("fixture");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut files = Vec::new();
     let mut current: Option<(String, String)> = None;
@@ -41,7 +43,8 @@ fn reference() -> FileDescriptorSet {
 
 fn ours() -> FileDescriptorSet {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
-    let files: Vec<_> = std::fs::read_dir(root.join("hodi/wire")).expect("proto dir").map(|e| e.expect("entry").path()).collect();
+    let files: Vec<_> =
+        std::fs::read_dir(root.join("hodi/wire")).expect("proto dir").map(|e| e.expect("entry").path()).collect();
     protox::compile(&files, [&root]).expect("ours compiles")
 }
 
@@ -54,7 +57,12 @@ fn short(type_name: &str) -> String {
 }
 
 fn collect(set: &FileDescriptorSet) -> (BTreeMap<String, DescriptorProto>, BTreeMap<String, EnumDescriptorProto>) {
-    fn walk(prefix: &str, m: &DescriptorProto, msgs: &mut BTreeMap<String, DescriptorProto>, enums: &mut BTreeMap<String, EnumDescriptorProto>) {
+    fn walk(
+        prefix: &str,
+        m: &DescriptorProto,
+        msgs: &mut BTreeMap<String, DescriptorProto>,
+        enums: &mut BTreeMap<String, EnumDescriptorProto>,
+    ) {
         let name = format!("{prefix}{}", m.name());
         for nested in &m.nested_type {
             walk(&format!("{name}."), nested, msgs, enums);
@@ -104,7 +112,11 @@ fn every_reference_message_enum_and_oneof_is_wire_identical_in_ours() {
                 && short(m.type_name()) == short(field.type_name())
                 && oneof(mine, m) == oneof(theirs, field);
             if !same {
-                problems.push(format!("{name}.{} (= {}) differs: ours {m:?}, reference {field:?}", field.name(), field.number()));
+                problems.push(format!(
+                    "{name}.{} (= {}) differs: ours {m:?}, reference {field:?}",
+                    field.name(),
+                    field.number()
+                ));
             }
         }
         if mine.field.len() != theirs.field.len() {
@@ -116,7 +128,8 @@ fn every_reference_message_enum_and_oneof_is_wire_identical_in_ours() {
             problems.push(format!("enum {name} is missing"));
             continue;
         };
-        let values = |e: &EnumDescriptorProto| e.value.iter().map(|v| (v.name().to_string(), v.number())).collect::<Vec<_>>();
+        let values =
+            |e: &EnumDescriptorProto| e.value.iter().map(|v| (v.name().to_string(), v.number())).collect::<Vec<_>>();
         if values(mine) != values(theirs) {
             problems.push(format!("enum {name} differs"));
         }

@@ -40,9 +40,17 @@ fn expired_and_unknown_auth_tokens_are_refused_with_the_reason() {
         store.set_auth_token_expiry(&token, hodi::store::now_ms() - 1000).await.expect("expire");
         token
     });
-    let out = hodi.node_ok("sdk_e2e.js", &["bad-token"], &[("HODI_TOKEN", &token), ("HODI_EXPECT_ERROR", "auth token expired")]);
+    let out = hodi.node_ok(
+        "sdk_e2e.js",
+        &["bad-token"],
+        &[("HODI_TOKEN", &token), ("HODI_EXPECT_ERROR", "auth token expired")],
+    );
     assert!(out.contains("expired"), "{out}");
-    hodi.node_ok("sdk_e2e.js", &["bad-token"], &[("HODI_TOKEN", "hodi_tok_made_up"), ("HODI_EXPECT_ERROR", "invalid auth token")]);
+    hodi.node_ok(
+        "sdk_e2e.js",
+        &["bad-token"],
+        &[("HODI_TOKEN", "hodi_tok_made_up"), ("HODI_EXPECT_ERROR", "invalid auth token")],
+    );
 }
 
 #[test]

@@ -17,7 +17,12 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn sdk_encodings() -> HashMap<String, Vec<u8>> {
-    let out = Command::new("node").arg("wire_compat.js").arg("encode").current_dir(common::peers_dir()).output().expect("node");
+    let out = Command::new("node")
+        .arg("wire_compat.js")
+        .arg("encode")
+        .current_dir(common::peers_dir())
+        .output()
+        .expect("node");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let map: HashMap<String, String> = serde_json::from_slice(&out.stdout).expect("json");
     map.into_iter().map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.decode(v).expect("base64"))).collect()
@@ -28,7 +33,11 @@ fn command(bytes: &[u8]) -> app_to_server_command::Entry {
 }
 
 fn cellular(number: &str, partition: Option<&str>) -> CustomerNumber {
-    CustomerNumber { provider: CustomerNumberProvider::Cellular as i32, number: number.into(), partition: partition.map(Into::into) }
+    CustomerNumber {
+        provider: CustomerNumberProvider::Cellular as i32,
+        number: number.into(),
+        partition: partition.map(Into::into),
+    }
 }
 
 #[test]
@@ -49,9 +58,14 @@ fn sdk_encodings_decode_with_our_types() {
     );
 
     let app_to_server_command::Entry::GetCustomerState(get) = command(&enc["get_state"]) else { panic!("get_state") };
-    assert_eq!(get.customer, Some(get_customer_state_command::Customer::CustomerNumber(cellular("+254700000001", Some("p1")))));
+    assert_eq!(
+        get.customer,
+        Some(get_customer_state_command::Customer::CustomerNumber(cellular("+254700000001", Some("p1"))))
+    );
 
-    let app_to_server_command::Entry::AddCustomerReminder(add) = command(&enc["add_reminder"]) else { panic!("add_reminder") };
+    let app_to_server_command::Entry::AddCustomerReminder(add) = command(&enc["add_reminder"]) else {
+        panic!("add_reminder")
+    };
     assert_eq!(add.customer, Some(add_customer_reminder_command::Customer::CustomerId("cst-9".into())));
     let reminder = add.reminder.expect("reminder");
     assert_eq!(reminder.key, "rk");
@@ -59,25 +73,34 @@ fn sdk_encodings_decode_with_our_types() {
     assert_eq!(reminder.interval, Some(prost_types::Duration { seconds: 60, nanos: 0 }));
     assert_eq!(reminder.payload.as_deref(), Some("pl"));
 
-    let app_to_server_command::Entry::UpdateCustomerTag(tag) = command(&enc["update_tag"]) else { panic!("update_tag") };
+    let app_to_server_command::Entry::UpdateCustomerTag(tag) = command(&enc["update_tag"]) else {
+        panic!("update_tag")
+    };
     assert_eq!(tag.updates.len(), 1);
     let mapping = tag.updates[0].mapping.as_ref().expect("mapping");
     assert_eq!((mapping.key.as_str(), mapping.value.as_deref()), ("tier", Some("gold")));
     assert_eq!(tag.updates[0].expires_at.as_ref().map(|t| t.seconds), Some(1_800_000_000));
 
-    let app_to_server_command::Entry::UpdateCustomerMetadata(meta) = command(&enc["update_metadata"]) else { panic!("metadata") };
+    let app_to_server_command::Entry::UpdateCustomerMetadata(meta) = command(&enc["update_metadata"]) else {
+        panic!("metadata")
+    };
     assert_eq!(meta.updates["name"].value, Some(data_map_value::Value::StringVal("Ada".into())));
     assert_eq!(meta.updates["blob"].value, Some(data_map_value::Value::BytesVal(vec![1, 2, 3])));
 
     let app_to_server_command::Entry::SendMessage(send) = command(&enc["send_ussd_menu"]) else { panic!("send") };
-    assert_eq!(send.channel_number, Some(MessagingChannelNumber { channel: MessagingChannel::Sms as i32, number: "21356".into() }));
+    assert_eq!(
+        send.channel_number,
+        Some(MessagingChannelNumber { channel: MessagingChannel::Sms as i32, number: "21356".into() })
+    );
     let body = send.message.and_then(|m| m.body).and_then(|b| b.entry).expect("body");
     assert_eq!(
         body,
         outbound_message_body::Entry::Ussd(UssdMenuMessageBody { text: "1. Pay\n2. Exit".into(), is_terminal: false })
     );
 
-    let app_to_server_command::Entry::InitiatePayment(pay) = command(&enc["initiate_payment"]) else { panic!("payment") };
+    let app_to_server_command::Entry::InitiatePayment(pay) = command(&enc["initiate_payment"]) else {
+        panic!("payment")
+    };
     assert_eq!(pay.value, Some(Cash { currency_code: "KES".into(), amount: 1234.56 }));
     assert_eq!(
         pay.debit_party.and_then(|p| p.party),
@@ -85,10 +108,15 @@ fn sdk_encodings_decode_with_our_types() {
     );
     assert_eq!(
         pay.credit_party.and_then(|p| p.party),
-        Some(payment_counter_party::Party::Wallet(PaymentWalletCounterParty { customer_id: "cst-9".into(), wallet_id: "w1".into() }))
+        Some(payment_counter_party::Party::Wallet(PaymentWalletCounterParty {
+            customer_id: "cst-9".into(),
+            wallet_id: "w1".into()
+        }))
     );
 
-    let app_to_server_command::Entry::CustomerActivity(act) = command(&enc["customer_activity"]) else { panic!("activity") };
+    let app_to_server_command::Entry::CustomerActivity(act) = command(&enc["customer_activity"]) else {
+        panic!("activity")
+    };
     assert_eq!((act.source.as_str(), act.session_id.as_str(), act.key.as_str()), ("web", "s1", "login"));
     assert_eq!(act.properties["ip"], "127.0.0.1");
 
@@ -98,7 +126,10 @@ fn sdk_encodings_decode_with_our_types() {
     assert_eq!(rx.session_id.as_deref(), Some("sess-1"));
     assert_eq!(
         rx.parts[0].entry,
-        Some(inbound_message_body::Entry::Ussd(UssdInputMessageBody { status: UssdSessionStatus::Active as i32, text: Some("1".into()) }))
+        Some(inbound_message_body::Entry::Ussd(UssdInputMessageBody {
+            status: UssdSessionStatus::Active as i32,
+            text: Some("1".into())
+        }))
     );
 }
 
@@ -115,12 +146,19 @@ fn our_encodings_decode_in_the_sdk() {
                         mapping: Some(IndexMapping { key: "tier".into(), value: Some("gold".into()) }),
                         expires_at: Some(prost_types::Timestamp { seconds: 42, nanos: 0 }),
                     }],
-                    metadata: [("name".to_string(), DataMapValue { value: Some(data_map_value::Value::StringVal("Ada".into())) })].into(),
+                    metadata: [(
+                        "name".to_string(),
+                        DataMapValue { value: Some(data_map_value::Value::StringVal("Ada".into())) },
+                    )]
+                    .into(),
                     secondary_ids: vec![],
                 }),
                 messaging_state: None,
                 payment_state: None,
-                activity_state: Some(ActivityState { sessions: vec![], customer_numbers: vec![cellular("+254700000001", None)] }),
+                activity_state: Some(ActivityState {
+                    sessions: vec![],
+                    customer_numbers: vec![cellular("+254700000001", None)],
+                }),
             }),
         })),
     };
@@ -149,7 +187,10 @@ fn our_encodings_decode_in_the_sdk() {
             customer_id: "cst-1".into(),
             message_id: "msg-1".into(),
             customer_number: Some(cellular("+254700000001", None)),
-            channel_number: Some(MessagingChannelNumber { channel: MessagingChannel::Sms as i32, number: "21356".into() }),
+            channel_number: Some(MessagingChannelNumber {
+                channel: MessagingChannel::Sms as i32,
+                number: "21356".into(),
+            }),
             message: Some(OutboundMessage {
                 body: Some(OutboundMessageBody { entry: Some(outbound_message_body::Entry::Text("hello".into())) }),
                 ..Default::default()

@@ -88,10 +88,7 @@ pub struct RemoteError {
 
 impl RemoteError {
     pub fn new(code: u32, message: impl Into<String>) -> Self {
-        RemoteError {
-            code,
-            message: message.into(),
-        }
+        RemoteError { code, message: message.into() }
     }
     pub fn application(message: impl Into<String>) -> Self {
         Self::new(error_code::APPLICATION_ERROR, message)
@@ -134,9 +131,7 @@ pub trait Responder: Send + Sync + 'static {
 
     fn request_stream(&self, _payload: Payload) -> BoxStream<Result<Payload, RemoteError>> {
         Box::pin(futures_util::stream::once(async {
-            Err(RemoteError::rejected(
-                "REQUEST_STREAM is not supported on this connection",
-            ))
+            Err(RemoteError::rejected("REQUEST_STREAM is not supported on this connection"))
         }))
     }
 
@@ -151,11 +146,7 @@ pub trait Responder: Send + Sync + 'static {
 pub trait Acceptor: Send + Sync + 'static {
     /// `requester` is this connection's handle for server-initiated requests; keep it to send
     /// notifications. Returning an error sends ERROR (its code, usually REJECTED_SETUP) and closes.
-    fn accept(
-        &self,
-        setup: SetupInfo,
-        requester: Requester,
-    ) -> BoxFuture<Result<Arc<dyn Responder>, RemoteError>>;
+    fn accept(&self, setup: SetupInfo, requester: Requester) -> BoxFuture<Result<Arc<dyn Responder>, RemoteError>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +160,7 @@ impl Role {
     fn is_peer_stream(self, id: u32) -> bool {
         match self {
             Role::Server => id % 2 == 1,
-            Role::Client => id % 2 == 0,
+            Role::Client => id.is_multiple_of(2),
         }
     }
     fn name(self) -> &'static str {
@@ -228,12 +219,7 @@ impl Shared {
     }
 
     fn closed_error(&self) -> RequestError {
-        RequestError::Closed(
-            lock(&self.pending)
-                .closed
-                .clone()
-                .unwrap_or_else(|| "connection closed".into()),
-        )
+        RequestError::Closed(lock(&self.pending).closed.clone().unwrap_or_else(|| "connection closed".into()))
     }
 
     fn allocate_id(&self) -> u32 {
@@ -284,10 +270,7 @@ pub struct Requester {
 
 impl std::fmt::Debug for Requester {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Requester")
-            .field("peer", &self.shared.peer)
-            .field("role", &self.shared.role)
-            .finish()
+        f.debug_struct("Requester").field("peer", &self.shared.peer).field("role", &self.shared.role).finish()
     }
 }
 
@@ -296,73 +279,31 @@ impl Requester {
     pub async fn request_response(&self, payload: Payload) -> Result<Payload, RequestError> {
         let (tx, rx) = oneshot::channel();
         let id = self.register(Pending::Response(tx))?;
-        let mut guard = CancelOnDrop {
-            shared: &self.shared,
-            id,
-            armed: true,
-        };
-        self.shared
-            .send(Frame::new(
-                id,
-                Body::RequestResponse {
-                    follows: false,
-                    payload,
-                },
-            ))
-            .await?;
+        let mut guard = CancelOnDrop { shared: &self.shared, id, armed: true };
+        self.shared.send(Frame::new(id, Body::RequestResponse { follows: false, payload })).await?;
         let result = rx.await.unwrap_or_else(|_| Err(self.shared.closed_error()));
         guard.armed = false;
         result
     }
 
     /// REQUEST_STREAM with flow control: at most `window` items are requested ahead of the consumer.
-    pub async fn request_stream(
-        &self,
-        payload: Payload,
-        window: u32,
-    ) -> Result<ResponseStream, RequestError> {
+    pub async fn request_stream(&self, payload: Payload, window: u32) -> Result<ResponseStream, RequestError> {
         let window = window.clamp(1, 1 << 16);
         let (tx, rx) = mpsc::channel(window as usize + 1);
         let id = self.register(Pending::Stream(tx))?;
-        self.shared
-            .send(Frame::new(
-                id,
-                Body::RequestStream {
-                    follows: false,
-                    initial_n: window,
-                    payload,
-                },
-            ))
-            .await?;
-        Ok(ResponseStream {
-            shared: self.shared.clone(),
-            id,
-            rx,
-            window,
-            consumed: 0,
-            done: false,
-        })
+        self.shared.send(Frame::new(id, Body::RequestStream { follows: false, initial_n: window, payload })).await?;
+        Ok(ResponseStream { shared: self.shared.clone(), id, rx, window, consumed: 0, done: false })
     }
 
     /// REQUEST_FNF: delivered to the peer's queue, no answer.
     pub async fn fire_and_forget(&self, payload: Payload) -> Result<(), RequestError> {
         let id = self.shared.allocate_id();
-        self.shared
-            .send(Frame::new(
-                id,
-                Body::RequestFnf {
-                    follows: false,
-                    payload,
-                },
-            ))
-            .await
+        self.shared.send(Frame::new(id, Body::RequestFnf { follows: false, payload })).await
     }
 
     /// METADATA_PUSH on stream 0.
     pub async fn metadata_push(&self, metadata: Bytes) -> Result<(), RequestError> {
-        self.shared
-            .send(Frame::new(0, Body::MetadataPush { metadata }))
-            .await
+        self.shared.send(Frame::new(0, Body::MetadataPush { metadata })).await
     }
 
     /// Closes the connection after flushing frames already queued. Pending requests fail at once.
@@ -374,10 +315,7 @@ impl Requester {
     /// Resolves when the connection has closed, with the reason.
     pub async fn closed(&self) -> String {
         self.shared.closed.cancelled().await;
-        lock(&self.shared.pending)
-            .closed
-            .clone()
-            .unwrap_or_else(|| "closed".into())
+        lock(&self.shared.pending).closed.clone().unwrap_or_else(|| "closed".into())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -411,16 +349,8 @@ struct CancelOnDrop<'a> {
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
-        if self.armed
-            && lock(&self.shared.pending)
-                .entries
-                .remove(&self.id)
-                .is_some()
-        {
-            let _ = self
-                .shared
-                .out
-                .try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
+        if self.armed && lock(&self.shared.pending).entries.remove(&self.id).is_some() {
+            let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
         }
     }
 }
@@ -446,10 +376,7 @@ impl Stream for ResponseStream {
                 this.consumed += 1;
                 if this.consumed >= this.window.div_ceil(2) {
                     let n = std::mem::take(&mut this.consumed);
-                    let _ = this
-                        .shared
-                        .out
-                        .try_send(Outbound::Frame(Frame::new(this.id, Body::RequestN { n })));
+                    let _ = this.shared.out.try_send(Outbound::Frame(Frame::new(this.id, Body::RequestN { n })));
                 }
                 Poll::Ready(Some(Ok(item)))
             }
@@ -468,16 +395,8 @@ impl Stream for ResponseStream {
 
 impl Drop for ResponseStream {
     fn drop(&mut self) {
-        if !self.done
-            && lock(&self.shared.pending)
-                .entries
-                .remove(&self.id)
-                .is_some()
-        {
-            let _ = self
-                .shared
-                .out
-                .try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
+        if !self.done && lock(&self.shared.pending).entries.remove(&self.id).is_some() {
+            let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
         }
     }
 }
@@ -490,10 +409,7 @@ struct Fatal {
 
 impl Fatal {
     fn connection(message: impl Into<String>) -> Self {
-        Fatal {
-            code: error_code::CONNECTION_ERROR,
-            message: message.into(),
-        }
+        Fatal { code: error_code::CONNECTION_ERROR, message: message.into() }
     }
 }
 
@@ -510,47 +426,20 @@ impl Partial {
     }
     fn append(&mut self, payload: Payload) {
         if let Some(m) = payload.metadata {
-            self.metadata
-                .get_or_insert_with(BytesMut::new)
-                .extend_from_slice(&m);
+            self.metadata.get_or_insert_with(BytesMut::new).extend_from_slice(&m);
         }
         self.data.extend_from_slice(&payload.data);
     }
     fn finish(self) -> Body {
-        let payload = Payload {
-            metadata: self.metadata.map(BytesMut::freeze),
-            data: self.data.freeze(),
-        };
+        let payload = Payload { metadata: self.metadata.map(BytesMut::freeze), data: self.data.freeze() };
         match self.first {
-            Body::RequestResponse { .. } => Body::RequestResponse {
-                follows: false,
-                payload,
-            },
-            Body::RequestFnf { .. } => Body::RequestFnf {
-                follows: false,
-                payload,
-            },
-            Body::RequestStream { initial_n, .. } => Body::RequestStream {
-                follows: false,
-                initial_n,
-                payload,
-            },
-            Body::RequestChannel {
-                initial_n,
-                complete,
-                ..
-            } => Body::RequestChannel {
-                follows: false,
-                complete,
-                initial_n,
-                payload,
-            },
-            Body::Payload { complete, next, .. } => Body::Payload {
-                follows: false,
-                complete,
-                next,
-                payload,
-            },
+            Body::RequestResponse { .. } => Body::RequestResponse { follows: false, payload },
+            Body::RequestFnf { .. } => Body::RequestFnf { follows: false, payload },
+            Body::RequestStream { initial_n, .. } => Body::RequestStream { follows: false, initial_n, payload },
+            Body::RequestChannel { initial_n, complete, .. } => {
+                Body::RequestChannel { follows: false, complete, initial_n, payload }
+            }
+            Body::Payload { complete, next, .. } => Body::Payload { follows: false, complete, next, payload },
             other => other,
         }
     }
@@ -558,66 +447,17 @@ impl Partial {
 
 fn split_follows(body: Body) -> (bool, Body) {
     match body {
-        Body::RequestResponse {
-            follows: true,
-            payload,
-        } => (
-            true,
-            Body::RequestResponse {
-                follows: true,
-                payload,
-            },
-        ),
-        Body::RequestFnf {
-            follows: true,
-            payload,
-        } => (
-            true,
-            Body::RequestFnf {
-                follows: true,
-                payload,
-            },
-        ),
-        Body::RequestStream {
-            follows: true,
-            initial_n,
-            payload,
-        } => (
-            true,
-            Body::RequestStream {
-                follows: true,
-                initial_n,
-                payload,
-            },
-        ),
-        Body::RequestChannel {
-            follows: true,
-            complete,
-            initial_n,
-            payload,
-        } => (
-            true,
-            Body::RequestChannel {
-                follows: true,
-                complete,
-                initial_n,
-                payload,
-            },
-        ),
-        Body::Payload {
-            follows: true,
-            complete,
-            next,
-            payload,
-        } => (
-            true,
-            Body::Payload {
-                follows: true,
-                complete,
-                next,
-                payload,
-            },
-        ),
+        Body::RequestResponse { follows: true, payload } => (true, Body::RequestResponse { follows: true, payload }),
+        Body::RequestFnf { follows: true, payload } => (true, Body::RequestFnf { follows: true, payload }),
+        Body::RequestStream { follows: true, initial_n, payload } => {
+            (true, Body::RequestStream { follows: true, initial_n, payload })
+        }
+        Body::RequestChannel { follows: true, complete, initial_n, payload } => {
+            (true, Body::RequestChannel { follows: true, complete, initial_n, payload })
+        }
+        Body::Payload { follows: true, complete, next, payload } => {
+            (true, Body::Payload { follows: true, complete, next, payload })
+        }
         other => (false, other),
     }
 }
@@ -661,20 +501,15 @@ impl Running {
                 }
                 Ok(None) => return Ok("peer closed the connection".into()),
                 Ok(Some(Err(TransportError::FrameTooLarge { size, max }))) => {
-                    return Err(Fatal::connection(format!(
-                        "frame of {size} bytes exceeds the limit of {max} bytes"
-                    )))
+                    return Err(Fatal::connection(format!("frame of {size} bytes exceeds the limit of {max} bytes")))
                 }
                 Ok(Some(Err(TransportError::TextMessage))) => {
-                    return Err(Fatal::connection(
-                        "text websocket message: send frames as binary messages",
-                    ))
+                    return Err(Fatal::connection("text websocket message: send frames as binary messages"))
                 }
                 Ok(Some(Err(e))) => return Ok(format!("transport error: {e}")),
                 Ok(Some(Ok(bytes))) => bytes,
             };
-            let frame = Frame::decode(bytes)
-                .map_err(|e| Fatal::connection(format!("malformed frame: {e}")))?;
+            let frame = Frame::decode(bytes).map_err(|e| Fatal::connection(format!("malformed frame: {e}")))?;
             if let Some(reason) = self.handle(frame).await? {
                 return Ok(reason);
             }
@@ -693,9 +528,7 @@ impl Running {
                     self.drop_partial(id);
                     return Ok(None);
                 }
-                return Err(Fatal::connection(format!(
-                    "stream {id}: fragment continued by a non-PAYLOAD frame"
-                )));
+                return Err(Fatal::connection(format!("stream {id}: fragment continued by a non-PAYLOAD frame")));
             }
             let payload_len = match &body {
                 Body::RequestResponse { payload, .. }
@@ -713,27 +546,17 @@ impl Running {
                 )));
             }
             if is_continuation {
-                let partial = self
-                    .fragments
-                    .get_mut(&id)
-                    .ok_or_else(|| Fatal::connection("fragment state lost"))?;
+                let partial = self.fragments.get_mut(&id).ok_or_else(|| Fatal::connection("fragment state lost"))?;
                 partial.append(take_payload(body));
             } else {
-                let mut partial = Partial {
-                    first: body.clone(),
-                    metadata: None,
-                    data: BytesMut::new(),
-                };
+                let mut partial = Partial { first: body.clone(), metadata: None, data: BytesMut::new() };
                 partial.append(take_payload(body));
                 self.fragments.insert(id, partial);
             }
             if follows {
                 return Ok(None);
             }
-            let partial = self
-                .fragments
-                .remove(&id)
-                .ok_or_else(|| Fatal::connection("fragment state lost"))?;
+            let partial = self.fragments.remove(&id).ok_or_else(|| Fatal::connection("fragment state lost"))?;
             self.fragment_bytes -= partial.len();
             let body = partial.finish();
             return self.dispatch(id, body).await;
@@ -755,33 +578,20 @@ impl Running {
             )));
         }
         if lock(&self.shared.inbound).contains_key(&id) {
-            return Err(Fatal::connection(format!(
-                "stream id {id} is already in use"
-            )));
+            return Err(Fatal::connection(format!("stream id {id} is already in use")));
         }
         Ok(())
     }
 
     async fn permit(&self) -> Result<OwnedSemaphorePermit, Fatal> {
-        self.inflight
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Fatal::connection("connection closing"))
+        self.inflight.clone().acquire_owned().await.map_err(|_| Fatal::connection("connection closing"))
     }
 
     async fn dispatch(&mut self, id: u32, body: Body) -> Result<Option<String>, Fatal> {
         match body {
             Body::Keepalive { respond, data, .. } => {
                 if respond {
-                    let reply = Frame::new(
-                        0,
-                        Body::Keepalive {
-                            respond: false,
-                            last_position: 0,
-                            data,
-                        },
-                    );
+                    let reply = Frame::new(0, Body::Keepalive { respond: false, last_position: 0, data });
                     if self.shared.send(reply).await.is_err() {
                         return Ok(Some("closed while answering keepalive".into()));
                     }
@@ -789,16 +599,24 @@ impl Running {
             }
             Body::RequestResponse { payload, .. } => {
                 self.check_new_stream(id)?;
+                let mut fut = self.responder.request_response(payload);
+                // Fast path: a responder that can answer at once (no I/O) is answered here, without
+                // a task, a table entry or a permit. Polling with a no-op waker is fine: if it is
+                // not ready, the spawned task polls it again and registers its own waker.
+                let polled = fut.as_mut().poll(&mut Context::from_waker(futures_util::task::noop_waker_ref()));
+                if let Poll::Ready(result) = polled {
+                    let frame = match result {
+                        Ok(payload) => Frame::response(id, payload),
+                        Err(e) => Frame::error(id, e.code, &e.message),
+                    };
+                    if self.shared.send(frame).await.is_err() {
+                        return Ok(Some("closed while answering".into()));
+                    }
+                    return Ok(None);
+                }
                 let permit = self.permit().await?;
                 let shared = self.shared.clone();
-                lock(&shared.inbound).insert(
-                    id,
-                    InboundHandle {
-                        abort: None,
-                        credits: None,
-                    },
-                );
-                let fut = self.responder.request_response(payload);
+                lock(&shared.inbound).insert(id, InboundHandle { abort: None, credits: None });
                 let task = tokio::spawn(async move {
                     let _permit = permit;
                     let result = fut.await;
@@ -822,20 +640,12 @@ impl Running {
                     fut.await;
                 });
             }
-            Body::RequestStream {
-                initial_n, payload, ..
-            } => {
+            Body::RequestStream { initial_n, payload, .. } => {
                 self.check_new_stream(id)?;
                 let permit = self.permit().await?;
                 let credits = Arc::new(Semaphore::new(initial_n as usize));
                 let shared = self.shared.clone();
-                lock(&shared.inbound).insert(
-                    id,
-                    InboundHandle {
-                        abort: None,
-                        credits: Some(credits.clone()),
-                    },
-                );
+                lock(&shared.inbound).insert(id, InboundHandle { abort: None, credits: Some(credits.clone()) });
                 let mut items = self.responder.request_stream(payload);
                 let task = tokio::spawn(async move {
                     let _permit = permit;
@@ -848,15 +658,7 @@ impl Running {
                                     Ok(p) => p.forget(),
                                     Err(_) => return,
                                 }
-                                Frame::new(
-                                    id,
-                                    Body::Payload {
-                                        follows: false,
-                                        complete: false,
-                                        next: true,
-                                        payload,
-                                    },
-                                )
+                                Frame::new(id, Body::Payload { follows: false, complete: false, next: true, payload })
                             }
                             Some(Err(e)) => {
                                 lock(&shared.inbound).remove(&id);
@@ -884,19 +686,11 @@ impl Running {
             }
             Body::RequestChannel { .. } => {
                 self.check_new_stream(id)?;
-                let _ = self
-                    .shared
-                    .send(Frame::error(
-                        id,
-                        error_code::REJECTED,
-                        "REQUEST_CHANNEL is not supported",
-                    ))
-                    .await;
+                let _ =
+                    self.shared.send(Frame::error(id, error_code::REJECTED, "REQUEST_CHANNEL is not supported")).await;
             }
             Body::RequestN { n } => {
-                let credits = lock(&self.shared.inbound)
-                    .get(&id)
-                    .and_then(|h| h.credits.clone());
+                let credits = lock(&self.shared.inbound).get(&id).and_then(|h| h.credits.clone());
                 if let Some(credits) = credits {
                     // Total credit at or above 2^31-1 means unbounded; clamp to keep the semaphore sane.
                     let room = (MAX_U31 as usize).saturating_sub(credits.available_permits());
@@ -910,19 +704,11 @@ impl Running {
                     }
                 }
             }
-            Body::Payload {
-                complete,
-                next,
-                payload,
-                ..
-            } => self.deliver(id, complete, next, payload),
+            Body::Payload { complete, next, payload, .. } => self.deliver(id, complete, next, payload),
             Body::Error { code, data } => {
                 let message = String::from_utf8_lossy(&data).into_owned();
                 if id == 0 {
-                    return Ok(Some(format!(
-                        "peer sent {} ({code}): {message}",
-                        error_code::name(code)
-                    )));
+                    return Ok(Some(format!("peer sent {} ({code}): {message}", error_code::name(code))));
                 }
                 let error = RequestError::Remote(RemoteError { code, message });
                 match lock(&self.shared.pending).entries.remove(&id) {
@@ -944,16 +730,9 @@ impl Running {
                 }
             }
             Body::MetadataPush { metadata } => self.responder.metadata_push(metadata),
-            Body::Setup(_) => {
-                return Err(Fatal::connection(
-                    "SETUP received on an established connection",
-                ))
-            }
+            Body::Setup(_) => return Err(Fatal::connection("SETUP received on an established connection")),
             Body::Resume { .. } | Body::ResumeOk { .. } => {
-                return Err(Fatal {
-                    code: error_code::REJECTED_RESUME,
-                    message: "resume is not supported".into(),
-                })
+                return Err(Fatal { code: error_code::REJECTED_RESUME, message: "resume is not supported".into() })
             }
             // Lease was not negotiated; EXT and ignorable unknown frames carry nothing we act on.
             Body::Lease { .. } | Body::Ext { .. } | Body::Ignored { .. } => {}
@@ -980,10 +759,7 @@ impl Running {
                 let mut finished = complete;
                 if next && tx.try_send(Ok(payload)).is_err() {
                     // The peer sent more than it was granted, or the consumer went away: stop it.
-                    let _ = self
-                        .shared
-                        .out
-                        .try_send(Outbound::Frame(Frame::new(id, Body::Cancel)));
+                    let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(id, Body::Cancel)));
                     finished = true;
                 }
                 if finished {
@@ -1001,10 +777,8 @@ async fn write_loop(
     closed: CancellationToken,
     timeout: Duration,
 ) {
-    let mut buf = BytesMut::new();
-    let mut write = async |writer: &mut FrameSink, frame: Frame| -> Result<(), String> {
-        frame.encode(&mut buf).map_err(|e| e.to_string())?;
-        match tokio::time::timeout(timeout, writer.feed(buf.split().freeze())).await {
+    let write = async |writer: &mut FrameSink, frame: Frame| -> Result<(), String> {
+        match tokio::time::timeout(timeout, writer.feed(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("peer did not read for {} ms", timeout.as_millis())),
@@ -1069,16 +843,9 @@ fn new_shared(role: Role, peer: String, queue: usize) -> (Arc<Shared>, mpsc::Rec
 }
 
 /// Sends a last ERROR, lets the writer flush it, and closes.
-async fn close_with(
-    shared: &Shared,
-    writer: tokio::task::JoinHandle<()>,
-    fatal: Option<Fatal>,
-    reason: &str,
-) {
+async fn close_with(shared: &Shared, writer: tokio::task::JoinHandle<()>, fatal: Option<Fatal>, reason: &str) {
     if let Some(f) = fatal {
-        let _ = shared
-            .out
-            .try_send(Outbound::Frame(Frame::error(0, f.code, &f.message)));
+        let _ = shared.out.try_send(Outbound::Frame(Frame::error(0, f.code, &f.message)));
     }
     let _ = shared.out.try_send(Outbound::Close);
     shared.shut(reason);
@@ -1087,23 +854,17 @@ async fn close_with(
 
 /// Server role: runs one accepted connection to its end.
 pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config) {
-    let FrameIo {
-        mut reader,
-        mut writer,
-        peer,
-    } = io;
+    let FrameIo { mut reader, mut writer, peer } = io;
     let span = tracing::info_span!("conn", %peer);
     async move {
         let first = tokio::time::timeout(config.setup_timeout, reader.next()).await;
         let refuse = async |writer: &mut FrameSink, code: u32, message: String| {
             info!(code = error_code::name(code), %message, "setup refused");
-            if let Ok(bytes) = Frame::error(0, code, &message).to_bytes() {
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    let _ = writer.send(bytes).await;
-                    let _ = writer.close().await;
-                })
-                .await;
-            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = writer.send(Frame::error(0, code, &message)).await;
+                let _ = writer.close().await;
+            })
+            .await;
         };
         let setup: Setup = match first {
             Err(_) => {
@@ -1125,7 +886,10 @@ pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config) {
             },
         };
         if setup.major_version != 1 {
-            let msg = format!("RSocket version {}.{} is not supported; this server speaks 1.0", setup.major_version, setup.minor_version);
+            let msg = format!(
+                "RSocket version {}.{} is not supported; this server speaks 1.0",
+                setup.major_version, setup.minor_version
+            );
             return refuse(&mut writer, error_code::UNSUPPORTED_SETUP, msg).await;
         }
         if setup.lease {
@@ -1155,7 +919,8 @@ pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config) {
                 return refuse(&mut writer, error_code::REJECTED_SETUP, msg).await;
             }
         };
-        let writer_task = tokio::spawn(write_loop(writer, rx, shared.closed.clone(), config.write_timeout).in_current_span());
+        let writer_task =
+            tokio::spawn(write_loop(writer, rx, shared.closed.clone(), config.write_timeout).in_current_span());
         debug!("connection established");
         let running = Running {
             shared: shared.clone(),
@@ -1200,16 +965,8 @@ pub async fn connect(
     responder: Arc<dyn Responder>,
     config: Config,
 ) -> Result<Requester, RequestError> {
-    let FrameIo {
-        reader,
-        mut writer,
-        peer,
-    } = io;
-    let millis = |d: Duration| {
-        u32::try_from(d.as_millis())
-            .unwrap_or(MAX_U31)
-            .clamp(1, MAX_U31)
-    };
+    let FrameIo { reader, mut writer, peer } = io;
+    let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(MAX_U31).clamp(1, MAX_U31);
     let setup = Frame::new(
         0,
         Body::Setup(Setup {
@@ -1224,20 +981,15 @@ pub async fn connect(
             payload: params.payload,
         }),
     );
-    let bytes = setup
-        .to_bytes()
-        .map_err(|e| RequestError::Encode(e.to_string()))?;
-    writer
-        .send(bytes)
-        .await
-        .map_err(|e| RequestError::Closed(e.to_string()))?;
+    writer.send(setup).await.map_err(|e| match e {
+        TransportError::Encode(e) => RequestError::Encode(e.to_string()),
+        other => RequestError::Closed(other.to_string()),
+    })?;
 
     let (shared, rx) = new_shared(Role::Client, peer.clone(), config.outbound_queue);
     let span = tracing::info_span!("client", %peer);
-    let writer_task = tokio::spawn(
-        write_loop(writer, rx, shared.closed.clone(), config.write_timeout)
-            .instrument(span.clone()),
-    );
+    let writer_task =
+        tokio::spawn(write_loop(writer, rx, shared.closed.clone(), config.write_timeout).instrument(span.clone()));
     let keepalive_shared = shared.clone();
     let interval = config.keepalive_interval;
     tokio::spawn(async move {
@@ -1245,14 +997,7 @@ pub async fn connect(
         tick.tick().await;
         loop {
             tick.tick().await;
-            let frame = Frame::new(
-                0,
-                Body::Keepalive {
-                    respond: true,
-                    last_position: 0,
-                    data: Bytes::new(),
-                },
-            );
+            let frame = Frame::new(0, Body::Keepalive { respond: true, last_position: 0, data: Bytes::new() });
             if keepalive_shared.send(frame).await.is_err() {
                 break;
             }

@@ -58,4 +58,3 @@ impl Acceptor for EchoAcceptor {
         Box::pin(async move { Ok(Arc::new(Echo { active_streams: active }) as Arc<dyn Responder>) })
     }
 }
-

@@ -214,26 +214,12 @@ impl Frame {
 
     /// An ERROR frame with a UTF-8 message.
     pub fn error(stream_id: u32, code: u32, message: &str) -> Self {
-        Frame::new(
-            stream_id,
-            Body::Error {
-                code,
-                data: Bytes::copy_from_slice(message.as_bytes()),
-            },
-        )
+        Frame::new(stream_id, Body::Error { code, data: Bytes::copy_from_slice(message.as_bytes()) })
     }
 
     /// PAYLOAD with NEXT|COMPLETE: the single answer to a REQUEST_RESPONSE.
     pub fn response(stream_id: u32, payload: Payload) -> Self {
-        Frame::new(
-            stream_id,
-            Body::Payload {
-                follows: false,
-                complete: true,
-                next: true,
-                payload,
-            },
-        )
+        Frame::new(stream_id, Body::Payload { follows: false, complete: true, next: true, payload })
     }
 
     /// The frame type code of this frame.
@@ -261,8 +247,7 @@ impl Frame {
 
     /// Encoded size in bytes, without any transport length prefix.
     pub fn encoded_len(&self) -> usize {
-        let payload_len =
-            |p: &Payload| p.data.len() + p.metadata.as_ref().map_or(0, |m| 3 + m.len());
+        let payload_len = |p: &Payload| p.data.len() + p.metadata.as_ref().map_or(0, |m| 3 + m.len());
         HEADER_LEN
             + match &self.body {
                 Body::Setup(s) => {
@@ -274,12 +259,8 @@ impl Frame {
                 }
                 Body::Lease { metadata, .. } => 8 + metadata.as_ref().map_or(0, |m| m.len()),
                 Body::Keepalive { data, .. } => 8 + data.len(),
-                Body::RequestResponse { payload, .. } | Body::RequestFnf { payload, .. } => {
-                    payload_len(payload)
-                }
-                Body::RequestStream { payload, .. } | Body::RequestChannel { payload, .. } => {
-                    4 + payload_len(payload)
-                }
+                Body::RequestResponse { payload, .. } | Body::RequestFnf { payload, .. } => payload_len(payload),
+                Body::RequestStream { payload, .. } | Body::RequestChannel { payload, .. } => 4 + payload_len(payload),
                 Body::RequestN { .. } => 4,
                 Body::Cancel | Body::Ignored { .. } => 0,
                 Body::Payload { payload, .. } => payload_len(payload),
@@ -318,26 +299,14 @@ impl Frame {
             Body::RequestResponse { follows, payload } | Body::RequestFnf { follows, payload } => {
                 fl |= meta_flag(payload) | follows_flag(*follows)
             }
-            Body::RequestStream {
-                follows, payload, ..
-            } => fl |= meta_flag(payload) | follows_flag(*follows),
-            Body::RequestChannel {
-                follows,
-                complete,
-                payload,
-                ..
-            } => {
+            Body::RequestStream { follows, payload, .. } => fl |= meta_flag(payload) | follows_flag(*follows),
+            Body::RequestChannel { follows, complete, payload, .. } => {
                 fl |= meta_flag(payload) | follows_flag(*follows);
                 if *complete {
                     fl |= flags::COMPLETE;
                 }
             }
-            Body::Payload {
-                follows,
-                complete,
-                next,
-                payload,
-            } => {
+            Body::Payload { follows, complete, next, payload } => {
                 fl |= meta_flag(payload) | follows_flag(*follows);
                 if *complete {
                     fl |= flags::COMPLETE;
@@ -347,9 +316,7 @@ impl Frame {
                 }
             }
             Body::MetadataPush { .. } => fl |= flags::METADATA,
-            Body::Ext {
-                ignore, payload, ..
-            } => {
+            Body::Ext { ignore, payload, .. } => {
                 fl |= meta_flag(payload);
                 if *ignore {
                     fl |= flags::IGNORE;
@@ -367,8 +334,7 @@ impl Frame {
                 out.put_u32(s.keepalive_interval & MAX_U31);
                 out.put_u32(s.max_lifetime & MAX_U31);
                 if let Some(token) = &s.resume_token {
-                    let len = u16::try_from(token.len())
-                        .map_err(|_| EncodeError::FieldTooLong("resume token"))?;
+                    let len = u16::try_from(token.len()).map_err(|_| EncodeError::FieldTooLong("resume token"))?;
                     out.put_u16(len);
                     out.put_slice(token);
                 }
@@ -376,34 +342,21 @@ impl Frame {
                 put_mime(out, &s.data_mime, "data mime type")?;
                 put_payload(out, &s.payload)?;
             }
-            Body::Lease {
-                ttl,
-                requests,
-                metadata,
-            } => {
+            Body::Lease { ttl, requests, metadata } => {
                 out.put_u32(ttl & MAX_U31);
                 out.put_u32(requests & MAX_U31);
                 if let Some(m) = metadata {
                     out.put_slice(m);
                 }
             }
-            Body::Keepalive {
-                last_position,
-                data,
-                ..
-            } => {
+            Body::Keepalive { last_position, data, .. } => {
                 out.put_u64(last_position & (u64::MAX >> 1));
                 out.put_slice(data);
             }
             Body::RequestResponse { payload, .. }
             | Body::RequestFnf { payload, .. }
             | Body::Payload { payload, .. } => put_payload(out, payload)?,
-            Body::RequestStream {
-                initial_n, payload, ..
-            }
-            | Body::RequestChannel {
-                initial_n, payload, ..
-            } => {
+            Body::RequestStream { initial_n, payload, .. } | Body::RequestChannel { initial_n, payload, .. } => {
                 out.put_u32(initial_n & MAX_U31);
                 put_payload(out, payload)?;
             }
@@ -423,21 +376,14 @@ impl Frame {
             } => {
                 out.put_u16(*major_version);
                 out.put_u16(*minor_version);
-                let len = u16::try_from(token.len())
-                    .map_err(|_| EncodeError::FieldTooLong("resume token"))?;
+                let len = u16::try_from(token.len()).map_err(|_| EncodeError::FieldTooLong("resume token"))?;
                 out.put_u16(len);
                 out.put_slice(token);
                 out.put_u64(*last_received_server_position);
                 out.put_u64(*first_available_client_position);
             }
-            Body::ResumeOk {
-                last_received_client_position,
-            } => out.put_u64(*last_received_client_position),
-            Body::Ext {
-                extended_type,
-                payload,
-                ..
-            } => {
+            Body::ResumeOk { last_received_client_position } => out.put_u64(*last_received_client_position),
+            Body::Ext { extended_type, payload, .. } => {
                 out.put_u32(extended_type & MAX_U31);
                 put_payload(out, payload)?;
             }
@@ -520,35 +466,21 @@ impl Frame {
                 let ttl = buf.get_u32() & MAX_U31;
                 let requests = buf.get_u32() & MAX_U31;
                 let metadata = has(flags::METADATA).then_some(buf);
-                Body::Lease {
-                    ttl,
-                    requests,
-                    metadata,
-                }
+                Body::Lease { ttl, requests, metadata }
             }
             KEEPALIVE => {
                 on_zero("KEEPALIVE")?;
                 need(&buf, 8, "KEEPALIVE")?;
                 let last_position = buf.get_u64() & (u64::MAX >> 1);
-                Body::Keepalive {
-                    respond: has(flags::RESPOND),
-                    last_position,
-                    data: buf,
-                }
+                Body::Keepalive { respond: has(flags::RESPOND), last_position, data: buf }
             }
             REQUEST_RESPONSE => {
                 on_stream("REQUEST_RESPONSE")?;
-                Body::RequestResponse {
-                    follows: has(flags::FOLLOWS),
-                    payload: get_payload(buf, has(flags::METADATA))?,
-                }
+                Body::RequestResponse { follows: has(flags::FOLLOWS), payload: get_payload(buf, has(flags::METADATA))? }
             }
             REQUEST_FNF => {
                 on_stream("REQUEST_FNF")?;
-                Body::RequestFnf {
-                    follows: has(flags::FOLLOWS),
-                    payload: get_payload(buf, has(flags::METADATA))?,
-                }
+                Body::RequestFnf { follows: has(flags::FOLLOWS), payload: get_payload(buf, has(flags::METADATA))? }
             }
             REQUEST_STREAM => {
                 on_stream("REQUEST_STREAM")?;
@@ -574,9 +506,7 @@ impl Frame {
             REQUEST_N => {
                 on_stream("REQUEST_N")?;
                 need(&buf, 4, "REQUEST_N")?;
-                Body::RequestN {
-                    n: buf.get_u32() & MAX_U31,
-                }
+                Body::RequestN { n: buf.get_u32() & MAX_U31 }
             }
             CANCEL => {
                 on_stream("CANCEL")?;
@@ -619,9 +549,7 @@ impl Frame {
             RESUME_OK => {
                 on_zero("RESUME_OK")?;
                 need(&buf, 8, "RESUME_OK")?;
-                Body::ResumeOk {
-                    last_received_client_position: buf.get_u64(),
-                }
+                Body::ResumeOk { last_received_client_position: buf.get_u64() }
             }
             EXT => {
                 need(&buf, 4, "EXT")?;
@@ -671,19 +599,13 @@ fn get_payload(mut buf: Bytes, has_metadata: bool) -> Result<Payload, DecodeErro
         need(&buf, 3, "metadata length")?;
         let len = (usize::from(buf.get_u8()) << 16) | usize::from(buf.get_u16());
         if len > buf.remaining() {
-            return Err(DecodeError::MetadataOverrun {
-                declared: len,
-                available: buf.remaining(),
-            });
+            return Err(DecodeError::MetadataOverrun { declared: len, available: buf.remaining() });
         }
         Some(buf.split_to(len))
     } else {
         None
     };
-    Ok(Payload {
-        metadata,
-        data: buf,
-    })
+    Ok(Payload { metadata, data: buf })
 }
 
 fn put_payload(out: &mut BytesMut, payload: &Payload) -> Result<(), EncodeError> {
@@ -710,10 +632,7 @@ mod tests {
     }
 
     fn p(meta: Option<&'static [u8]>, data: &'static [u8]) -> Payload {
-        Payload {
-            metadata: meta.map(Bytes::from_static),
-            data: Bytes::from_static(data),
-        }
+        Payload { metadata: meta.map(Bytes::from_static), data: Bytes::from_static(data) }
     }
 
     #[test]
@@ -732,71 +651,20 @@ mod tests {
                 payload: p(Some(b"{}"), b"setup"),
             }),
         ));
-        roundtrip(Frame::new(
-            0,
-            Body::Lease {
-                ttl: 5,
-                requests: 7,
-                metadata: Some(Bytes::from_static(b"m")),
-            },
-        ));
-        roundtrip(Frame::new(
-            0,
-            Body::Keepalive {
-                respond: true,
-                last_position: 9,
-                data: Bytes::from_static(b"k"),
-            },
-        ));
-        roundtrip(Frame::new(
-            1,
-            Body::RequestResponse {
-                follows: true,
-                payload: p(None, b"rr"),
-            },
-        ));
-        roundtrip(Frame::new(
-            3,
-            Body::RequestFnf {
-                follows: false,
-                payload: p(Some(b""), b""),
-            },
-        ));
-        roundtrip(Frame::new(
-            5,
-            Body::RequestStream {
-                follows: false,
-                initial_n: 3,
-                payload: p(None, b"s"),
-            },
-        ));
+        roundtrip(Frame::new(0, Body::Lease { ttl: 5, requests: 7, metadata: Some(Bytes::from_static(b"m")) }));
+        roundtrip(Frame::new(0, Body::Keepalive { respond: true, last_position: 9, data: Bytes::from_static(b"k") }));
+        roundtrip(Frame::new(1, Body::RequestResponse { follows: true, payload: p(None, b"rr") }));
+        roundtrip(Frame::new(3, Body::RequestFnf { follows: false, payload: p(Some(b""), b"") }));
+        roundtrip(Frame::new(5, Body::RequestStream { follows: false, initial_n: 3, payload: p(None, b"s") }));
         roundtrip(Frame::new(
             7,
-            Body::RequestChannel {
-                follows: false,
-                complete: true,
-                initial_n: 1,
-                payload: p(Some(b"x"), b"c"),
-            },
+            Body::RequestChannel { follows: false, complete: true, initial_n: 1, payload: p(Some(b"x"), b"c") },
         ));
         roundtrip(Frame::new(9, Body::RequestN { n: MAX_U31 }));
         roundtrip(Frame::new(11, Body::Cancel));
-        roundtrip(Frame::new(
-            2,
-            Body::Payload {
-                follows: false,
-                complete: true,
-                next: true,
-                payload: p(None, b"ok"),
-            },
-        ));
+        roundtrip(Frame::new(2, Body::Payload { follows: false, complete: true, next: true, payload: p(None, b"ok") }));
         roundtrip(Frame::error(0, error_code::REJECTED_SETUP, "no"));
-        roundtrip(Frame::new(
-            0,
-            Body::MetadataPush {
-                metadata: Bytes::from_static(b"mp"),
-            },
-        ));
+        roundtrip(Frame::new(0, Body::MetadataPush { metadata: Bytes::from_static(b"mp") }));
         roundtrip(Frame::new(
             0,
             Body::Resume {
@@ -807,28 +675,13 @@ mod tests {
                 first_available_client_position: 2,
             },
         ));
-        roundtrip(Frame::new(
-            0,
-            Body::ResumeOk {
-                last_received_client_position: 3,
-            },
-        ));
-        roundtrip(Frame::new(
-            13,
-            Body::Ext {
-                ignore: true,
-                extended_type: 4,
-                payload: p(None, b"e"),
-            },
-        ));
+        roundtrip(Frame::new(0, Body::ResumeOk { last_received_client_position: 3 }));
+        roundtrip(Frame::new(13, Body::Ext { ignore: true, extended_type: 4, payload: p(None, b"e") }));
     }
 
     #[test]
     fn malformed_frames_are_errors() {
-        assert_eq!(
-            Frame::decode(Bytes::from_static(&[0, 0])),
-            Err(DecodeError::Truncated("frame header"))
-        );
+        assert_eq!(Frame::decode(Bytes::from_static(&[0, 0])), Err(DecodeError::Truncated("frame header")));
         // REQUEST_RESPONSE on stream 0.
         assert_eq!(
             Frame::decode(Bytes::from_static(&[0, 0, 0, 0, 0x10, 0])),
@@ -836,28 +689,17 @@ mod tests {
         );
         // Metadata length larger than the frame.
         let bad = Bytes::from_static(&[0, 0, 0, 1, 0x11, 0x00, 0xFF, 0xFF, 0xFF, 1]);
-        assert!(matches!(
-            Frame::decode(bad),
-            Err(DecodeError::MetadataOverrun { .. })
-        ));
+        assert!(matches!(Frame::decode(bad), Err(DecodeError::MetadataOverrun { .. })));
         // Unknown type without the ignore flag, then with it.
-        assert_eq!(
-            Frame::decode(Bytes::from_static(&[0, 0, 0, 1, 0x40, 0])),
-            Err(DecodeError::UnknownType(0x10))
-        );
+        assert_eq!(Frame::decode(Bytes::from_static(&[0, 0, 0, 1, 0x40, 0])), Err(DecodeError::UnknownType(0x10)));
         assert_eq!(
             Frame::decode(Bytes::from_static(&[0, 0, 0, 1, 0x42, 0])).map(|f| f.body),
             Ok(Body::Ignored { frame_type: 0x10 })
         );
         // SETUP with a zero keepalive interval.
         let mut setup = BytesMut::new();
-        setup.put_slice(&[
-            0, 0, 0, 0, 0x04, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xEA, 0x60, 0, 0,
-        ]);
-        assert_eq!(
-            Frame::decode(setup.freeze()),
-            Err(DecodeError::InvalidValue("SETUP keepalive interval"))
-        );
+        setup.put_slice(&[0, 0, 0, 0, 0x04, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xEA, 0x60, 0, 0]);
+        assert_eq!(Frame::decode(setup.freeze()), Err(DecodeError::InvalidValue("SETUP keepalive interval")));
     }
 
     #[test]
@@ -879,6 +721,57 @@ mod tests {
         let bytes = frame.to_bytes().expect("encode");
         for cut in 0..bytes.len() {
             let _ = Frame::decode(bytes.slice(..cut));
+        }
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    //! A cheap stand-in for the fuzzer that runs on every `cargo test`: random and mutated inputs
+    //! must decode or fail, never panic, and what decodes must round-trip.
+    use super::*;
+
+    /// xorshift64*: deterministic, dependency-free randomness.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    fn check(bytes: &[u8]) {
+        if let Ok(frame) = Frame::decode(Bytes::copy_from_slice(bytes)) {
+            let again = frame.to_bytes().expect("a decoded frame re-encodes");
+            assert_eq!(Frame::decode(again).expect("re-decodes"), frame);
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_inputs_never_panic() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..100_000 {
+            let len = (rng.next() % 64) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            check(&bytes);
+        }
+        let seeds: Vec<Bytes> = [
+            Frame::new(1, Body::RequestResponse { follows: false, payload: Payload::with_metadata("data", "meta") }),
+            Frame::new(0, Body::Keepalive { respond: true, last_position: 1, data: Bytes::from_static(b"k") }),
+            Frame::error(0, error_code::REJECTED_SETUP, "no"),
+        ]
+        .iter()
+        .map(|f| f.to_bytes().expect("encode"))
+        .collect();
+        for _ in 0..100_000 {
+            let mut bytes = seeds[(rng.next() % seeds.len() as u64) as usize].to_vec();
+            for _ in 0..(1 + rng.next() % 4) {
+                let i = (rng.next() as usize) % bytes.len();
+                bytes[i] = rng.next() as u8;
+            }
+            check(&bytes);
         }
     }
 }

@@ -11,17 +11,11 @@ pub struct Payload {
 
 impl Payload {
     pub fn new(data: impl Into<Bytes>) -> Self {
-        Payload {
-            metadata: None,
-            data: data.into(),
-        }
+        Payload { metadata: None, data: data.into() }
     }
 
     pub fn with_metadata(data: impl Into<Bytes>, metadata: impl Into<Bytes>) -> Self {
-        Payload {
-            metadata: Some(metadata.into()),
-            data: data.into(),
-        }
+        Payload { metadata: Some(metadata.into()), data: data.into() }
     }
 
     /// Bytes this payload occupies (metadata and data), for size limits.

@@ -34,18 +34,8 @@ pub struct Listener {
 }
 
 /// Accepts until `shutdown` is cancelled.
-pub async fn run(
-    listener: Listener,
-    acceptor: Arc<dyn Acceptor>,
-    config: Config,
-    shutdown: CancellationToken,
-) {
-    let Listener {
-        socket,
-        framing,
-        tls,
-        handshake_timeout,
-    } = listener;
+pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config, shutdown: CancellationToken) {
+    let Listener { socket, framing, tls, handshake_timeout } = listener;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -67,15 +57,8 @@ pub async fn run(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let peer = addr.to_string();
-            let io = match open(
-                stream,
-                framing,
-                tls.as_ref(),
-                handshake_timeout,
-                config.max_frame_size,
-                peer.clone(),
-            )
-            .await
+            let io = match open(stream, framing, tls.as_ref(), handshake_timeout, config.max_frame_size, peer.clone())
+                .await
             {
                 Ok(io) => io,
                 Err(e) => return debug!(%peer, error = %e, "connection dropped before SETUP"),
@@ -97,9 +80,7 @@ async fn open(
     peer: String,
 ) -> Result<FrameIo, TransportError> {
     match (framing, tls_acceptor) {
-        (Framing::LengthPrefixed, None) => {
-            Ok(length_prefixed::frame_io(stream, max_frame_size, peer))
-        }
+        (Framing::LengthPrefixed, None) => Ok(length_prefixed::frame_io(stream, max_frame_size, peer)),
         (Framing::LengthPrefixed, Some(acceptor)) => {
             let stream = tls::handshake(acceptor, stream, timeout).await?;
             Ok(length_prefixed::frame_io(stream, max_frame_size, peer))
@@ -112,12 +93,7 @@ async fn open(
     }
 }
 
-async fn upgrade<S>(
-    io: S,
-    timeout: Duration,
-    max_frame_size: usize,
-    peer: String,
-) -> Result<FrameIo, TransportError>
+async fn upgrade<S>(io: S, timeout: Duration, max_frame_size: usize, peer: String) -> Result<FrameIo, TransportError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -135,10 +111,5 @@ pub async fn bind(
     handshake_timeout: Duration,
 ) -> std::io::Result<Listener> {
     let socket = TcpListener::bind(addr).await?;
-    Ok(Listener {
-        socket,
-        framing,
-        tls: tls.map(|t| (*t).clone()),
-        handshake_timeout,
-    })
+    Ok(Listener { socket, framing, tls: tls.map(|t| (*t).clone()), handshake_timeout })
 }

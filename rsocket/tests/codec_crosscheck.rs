@@ -34,7 +34,10 @@ fn ours() -> Vec<Frame> {
         Frame::new(3, Body::RequestResponse { follows: false, payload: p(None, "only-data") }),
         Frame::new(5, Body::RequestFnf { follows: false, payload: p(Some("m"), "fnf") }),
         Frame::new(7, Body::RequestStream { follows: false, initial_n: 16, payload: p(None, "stream") }),
-        Frame::new(9, Body::RequestChannel { follows: false, complete: false, initial_n: 4, payload: p(Some("c"), "channel") }),
+        Frame::new(
+            9,
+            Body::RequestChannel { follows: false, complete: false, initial_n: 4, payload: p(Some("c"), "channel") },
+        ),
         Frame::new(9, Body::RequestN { n: 100 }),
         Frame::new(11, Body::Cancel),
         Frame::new(2, Body::Payload { follows: false, complete: true, next: true, payload: p(None, "reply") }),
@@ -52,7 +55,8 @@ fn rsocket_rust_decodes_and_reencodes_our_frames_identically() {
     for frame in ours() {
         let bytes = frame.to_bytes().expect("encode");
         let mut buf = BytesMut::from(&bytes[..]);
-        let decoded = theirs::Frame::decode(&mut buf).unwrap_or_else(|e| panic!("rsocket_rust rejected {frame:?}: {e}"));
+        let decoded =
+            theirs::Frame::decode(&mut buf).unwrap_or_else(|e| panic!("rsocket_rust rejected {frame:?}: {e}"));
         assert_eq!(decoded.get_stream_id(), frame.stream_id);
         assert_eq!(Bytes::from(decoded.bytes()), bytes, "re-encoding of {frame:?}");
     }
@@ -69,8 +73,14 @@ fn we_decode_and_reencode_rsocket_rust_frames_identically() {
             .set_metadata(Bytes::from_static(b"{}"))
             .set_data(Bytes::from_static(b"hello"))
             .build(),
-        theirs::Keepalive::builder(0, theirs::Frame::FLAG_RESPOND).set_last_received_position(9).set_data(Bytes::from_static(b"k")).build(),
-        theirs::RequestResponse::builder(1, 0).set_metadata(Bytes::from_static(b"m")).set_data(Bytes::from_static(b"d")).build(),
+        theirs::Keepalive::builder(0, theirs::Frame::FLAG_RESPOND)
+            .set_last_received_position(9)
+            .set_data(Bytes::from_static(b"k"))
+            .build(),
+        theirs::RequestResponse::builder(1, 0)
+            .set_metadata(Bytes::from_static(b"m"))
+            .set_data(Bytes::from_static(b"d"))
+            .build(),
         theirs::RequestFNF::builder(3, 0).set_data(Bytes::from_static(b"fnf")).build(),
         theirs::RequestStream::builder(5, 0).set_initial_request_n(8).set_data(Bytes::from_static(b"s")).build(),
         theirs::RequestN::builder(5, 0).set_n(3).build(),

@@ -10,7 +10,9 @@ use hodi_rsocket::echo::EchoAcceptor;
 use hodi_rsocket::frame::{error_code, Body, Frame, Setup};
 use hodi_rsocket::server::{Framing, Listener};
 use hodi_rsocket::transport::length_prefixed;
-use hodi_rsocket::{Acceptor, BoxFuture, Config, Payload, RemoteError, RequestError, Requester, Responder, SetupInfo, SetupParams};
+use hodi_rsocket::{
+    Acceptor, BoxFuture, Config, Payload, RemoteError, RequestError, Requester, Responder, SetupInfo, SetupParams,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -19,7 +21,8 @@ async fn start(acceptor: Arc<dyn Acceptor>, config: Config) -> (String, Cancella
     let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = socket.local_addr().expect("addr").to_string();
     let shutdown = CancellationToken::new();
-    let listener = Listener { socket, framing: Framing::LengthPrefixed, tls: None, handshake_timeout: Duration::from_secs(5) };
+    let listener =
+        Listener { socket, framing: Framing::LengthPrefixed, tls: None, handshake_timeout: Duration::from_secs(5) };
     tokio::spawn(hodi_rsocket::server::run(listener, acceptor, config, shutdown.clone()));
     (addr, shutdown)
 }
@@ -161,7 +164,8 @@ async fn keepalive_is_answered_and_silence_past_the_lifetime_closes() {
     let addr = echo_server(Config::default()).await;
     let mut peer = RawPeer::connect(&addr).await;
     peer.send(setup_frame(500)).await;
-    peer.send(Frame::new(0, Body::Keepalive { respond: true, last_position: 0, data: Bytes::from_static(b"ping") })).await;
+    peer.send(Frame::new(0, Body::Keepalive { respond: true, last_position: 0, data: Bytes::from_static(b"ping") }))
+        .await;
     let reply = peer.recv(Duration::from_secs(2)).await.expect("keepalive reply");
     assert_eq!(reply.body, Body::Keepalive { respond: false, last_position: 0, data: Bytes::from_static(b"ping") });
     let started = Instant::now();
@@ -175,16 +179,25 @@ async fn fragments_are_reassembled_and_the_cap_enforced() {
     let addr = echo_server(config).await;
     let mut peer = RawPeer::connect(&addr).await;
     peer.send(setup_frame(30_000)).await;
-    peer.send(Frame::new(1, Body::RequestResponse { follows: true, payload: Payload::with_metadata("ab", "m1") })).await;
-    peer.send(Frame::new(1, Body::Payload { follows: true, complete: false, next: true, payload: Payload::new("cd") })).await;
-    peer.send(Frame::new(1, Body::Payload { follows: false, complete: false, next: true, payload: Payload::with_metadata("ef", "m2") }))
+    peer.send(Frame::new(1, Body::RequestResponse { follows: true, payload: Payload::with_metadata("ab", "m1") }))
         .await;
+    peer.send(Frame::new(1, Body::Payload { follows: true, complete: false, next: true, payload: Payload::new("cd") }))
+        .await;
+    peer.send(Frame::new(
+        1,
+        Body::Payload { follows: false, complete: false, next: true, payload: Payload::with_metadata("ef", "m2") },
+    ))
+    .await;
     let reply = peer.recv(Duration::from_secs(2)).await.expect("reply");
     assert_eq!(reply, Frame::response(1, Payload::with_metadata("abcdef", "m1m2")));
     // Now exceed the 64-byte cap with fragments of one message.
     peer.send(Frame::new(3, Body::RequestResponse { follows: true, payload: Payload::new(vec![1u8; 30]) })).await;
     for _ in 0..2 {
-        peer.send(Frame::new(3, Body::Payload { follows: true, complete: false, next: true, payload: Payload::new(vec![1u8; 30]) })).await;
+        peer.send(Frame::new(
+            3,
+            Body::Payload { follows: true, complete: false, next: true, payload: Payload::new(vec![1u8; 30]) },
+        ))
+        .await;
     }
     peer.expect_error_then_close(error_code::CONNECTION_ERROR, "reassembly limit of 64 bytes").await;
 }
@@ -280,7 +293,12 @@ async fn close_fails_every_pending_request_at_once() {
 
 #[tokio::test]
 async fn a_peer_that_stops_reading_is_dropped_not_buffered() {
-    let config = Config { write_timeout: Duration::from_millis(500), outbound_queue: 8, max_inbound_requests: 8, ..Config::default() };
+    let config = Config {
+        write_timeout: Duration::from_millis(500),
+        outbound_queue: 8,
+        max_inbound_requests: 8,
+        ..Config::default()
+    };
     let addr = echo_server(config).await;
     let mut peer = RawPeer::connect(&addr).await;
     peer.send(setup_frame(60_000)).await;
@@ -293,7 +311,12 @@ async fn a_peer_that_stops_reading_is_dropped_not_buffered() {
     while started.elapsed() < Duration::from_secs(20) && !closed {
         let id = 1 + 2 * sent;
         let frame = Frame::new(id, Body::RequestResponse { follows: false, payload: Payload::new(body.clone()) });
-        match tokio::time::timeout(Duration::from_secs(2), peer.tcp.write_all(&prefixed(&frame.to_bytes().expect("encode")))).await {
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            peer.tcp.write_all(&prefixed(&frame.to_bytes().expect("encode"))),
+        )
+        .await
+        {
             Ok(Ok(())) => sent += 1,
             Ok(Err(_)) => closed = true,
             Err(_) => {

@@ -88,8 +88,18 @@ async fn a_silent_tls_client_does_not_delay_others() {
     let acceptor = tls::acceptor(vec![cert_der.clone()], key).expect("acceptor");
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = socket.local_addr().expect("addr");
-    let listener = Listener { socket, framing: Framing::LengthPrefixed, tls: Some(acceptor), handshake_timeout: Duration::from_secs(30) };
-    tokio::spawn(hodi_rsocket::server::run(listener, Arc::new(EchoAcceptor::default()), Config::default(), Default::default()));
+    let listener = Listener {
+        socket,
+        framing: Framing::LengthPrefixed,
+        tls: Some(acceptor),
+        handshake_timeout: Duration::from_secs(30),
+    };
+    tokio::spawn(hodi_rsocket::server::run(
+        listener,
+        Arc::new(EchoAcceptor::default()),
+        Config::default(),
+        Default::default(),
+    ));
 
     // Five clients connect and never start the handshake.
     let mut silent = Vec::new();
@@ -107,15 +117,26 @@ async fn a_silent_tls_client_does_not_delay_others() {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let started = Instant::now();
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let stream = tokio::time::timeout(Duration::from_secs(5), connector.connect(ServerName::try_from("localhost").expect("name"), tcp))
-        .await
-        .expect("handshake not delayed by silent clients")
-        .expect("handshake");
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        connector.connect(ServerName::try_from("localhost").expect("name"), tcp),
+    )
+    .await
+    .expect("handshake not delayed by silent clients")
+    .expect("handshake");
     let io = length_prefixed::frame_io(stream, 1 << 20, addr.to_string());
-    let client = hodi_rsocket::connect(io, SetupParams::default(), Arc::new(hodi_rsocket::echo::Echo::default()), Config::default())
+    let client = hodi_rsocket::connect(
+        io,
+        SetupParams::default(),
+        Arc::new(hodi_rsocket::echo::Echo::default()),
+        Config::default(),
+    )
+    .await
+    .expect("setup");
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.request_response(Payload::new("through")))
         .await
-        .expect("setup");
-    let reply = tokio::time::timeout(Duration::from_secs(5), client.request_response(Payload::new("through"))).await.expect("in time").expect("reply");
+        .expect("in time")
+        .expect("reply");
     assert_eq!(&reply.data[..], b"through");
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     drop(silent);

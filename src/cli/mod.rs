@@ -15,11 +15,7 @@ use crate::server;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "hodi",
-    version,
-    about = "Self-hosted customer engagement runtime speaking the Elarian wire protocol"
-)]
+#[command(name = "hodi", version, about = "Self-hosted customer engagement runtime speaking the Elarian wire protocol")]
 pub struct Cli {
     /// TOML config file (every key also settable as HODI_<SECTION>__<KEY>).
     #[arg(long, global = true, env = "HODI_CONFIG")]
@@ -80,29 +76,16 @@ pub enum Provision {
     },
 }
 
-const CHANNELS: &[&str] = &[
-    "sms",
-    "ussd",
-    "voice",
-    "whatsapp",
-    "telegram",
-    "fb_messenger",
-    "email",
-    "cellular",
-];
+const CHANNELS: &[&str] = &["sms", "ussd", "voice", "whatsapp", "telegram", "fb_messenger", "email", "cellular"];
 
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log)),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log)))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
@@ -117,7 +100,12 @@ async fn serve(config: Config) -> Result<()> {
     writeln!(out, "Hodi {} is running", env!("CARGO_PKG_VERSION"))?;
     writeln!(out, "  store               {}", config.database_url())?;
     if let Some(a) = running.bound.tls {
-        writeln!(out, "  RSocket/TLS         {a}   <- Elarian SDK (node): connect({{ host: '{}', port: {} }})", a.ip(), a.port())?;
+        writeln!(
+            out,
+            "  RSocket/TLS         {a}   <- Elarian SDK (node): connect({{ host: '{}', port: {} }})",
+            a.ip(),
+            a.port()
+        )?;
     }
     if let Some(a) = running.bound.ws {
         writeln!(out, "  RSocket/WebSocket   ws://{a}")?;
@@ -133,34 +121,19 @@ async fn serve(config: Config) -> Result<()> {
         out,
         "  TLS certificate     {}{}",
         cert.cert.display(),
-        if cert.created {
-            " (self-signed, created now)"
-        } else {
-            ""
-        }
+        if cert.created { " (self-signed, created now)" } else { "" }
     )?;
     match &running.dev {
         Some(dev) => {
-            writeln!(
-                out,
-                "Dev credentials ({}):",
-                server::dev_credentials_path(&config).display()
-            )?;
+            writeln!(out, "Dev credentials ({}):", server::dev_credentials_path(&config).display())?;
             writeln!(out, "  orgId    {}", dev.org_id)?;
             writeln!(out, "  appId    {}", dev.app_id)?;
             writeln!(out, "  apiKey   {}", dev.api_key)?;
             writeln!(out, "  purseId  {}", dev.purse_id)?;
         }
-        None => writeln!(
-            out,
-            "No dev credentials on file; use `hodi provision` to create an org, app and API key."
-        )?,
+        None => writeln!(out, "No dev credentials on file; use `hodi provision` to create an org, app and API key.")?,
     }
-    writeln!(
-        out,
-        "Trust the certificate in node with NODE_EXTRA_CA_CERTS={}",
-        cert.cert.display()
-    )?;
+    writeln!(out, "Trust the certificate in node with NODE_EXTRA_CA_CERTS={}", cert.cert.display())?;
     out.flush()?;
     drop(out);
     tokio::signal::ctrl_c().await?;
@@ -191,16 +164,9 @@ async fn provision(config: Config, what: Provision) -> Result<()> {
             let id = store.create_purse(&org, &currency).await?;
             writeln!(out, "created purse {id} ({currency}) in org {org}")?;
         }
-        Provision::Channel {
-            org,
-            channel,
-            number,
-        } => {
+        Provision::Channel { org, channel, number } => {
             if !CHANNELS.contains(&channel.as_str()) {
-                anyhow::bail!(
-                    "unknown channel {channel:?}; use one of {}",
-                    CHANNELS.join(", ")
-                );
+                anyhow::bail!("unknown channel {channel:?}; use one of {}", CHANNELS.join(", "));
             }
             store.add_channel_number(&org, &channel, &number).await?;
             writeln!(out, "added {channel} number {number} to org {org}")?;

@@ -16,18 +16,12 @@ pub struct CreateCustomer {
 
 impl CreateCustomer {
     pub fn from_proto(c: CreateCustomerCommand) -> Self {
-        CreateCustomer {
-            number: c.customer_number,
-        }
+        CreateCustomer { number: c.customer_number }
     }
 
     pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<Entry, RemoteError> {
         let refuse = |description: String| {
-            Entry::UpdateCustomerState(UpdateCustomerStateReply {
-                status: false,
-                description,
-                customer_id: None,
-            })
+            Entry::UpdateCustomerState(UpdateCustomerStateReply { status: false, description, customer_id: None })
         };
         let Some(number) = self.number else {
             return Ok(refuse("customer_number is required".into()));
@@ -36,18 +30,10 @@ impl CreateCustomer {
             Ok(s) => s,
             Err(why) => return Ok(refuse(why)),
         };
-        let (customer, created) = hodi
-            .store
-            .customer_by_number(&session.org_id, &stored)
-            .await
-            .map_err(internal)?;
+        let (customer, created) = hodi.store.customer_by_number(&session.org_id, &stored).await.map_err(internal)?;
         Ok(Entry::UpdateCustomerState(UpdateCustomerStateReply {
             status: true,
-            description: if created {
-                "customer created".into()
-            } else {
-                "customer already exists".into()
-            },
+            description: if created { "customer created".into() } else { "customer already exists".into() },
             customer_id: Some(customer.id),
         }))
     }

@@ -19,15 +19,11 @@ pub type Refusal = String;
 impl CustomerRef {
     /// Resolves within `org_id`. A customer number never seen before creates the customer, as in
     /// Elarian; an unknown id or secondary id is refused.
-    pub async fn resolve(
-        &self,
-        store: &Store,
-        org_id: &str,
-    ) -> anyhow::Result<Result<CustomerRecord, Refusal>> {
+    pub async fn resolve(&self, store: &Store, org_id: &str) -> anyhow::Result<Result<CustomerRecord, Refusal>> {
         match self {
-            CustomerRef::Missing => Ok(Err(
-                "no customer given: set customer_id, customer_number or secondary_id".into(),
-            )),
+            CustomerRef::Missing => {
+                Ok(Err("no customer given: set customer_id, customer_number or secondary_id".into()))
+            }
             CustomerRef::Id(id) if id.is_empty() => Ok(Err("customer_id is empty".into())),
             CustomerRef::Id(id) => Ok(match store.customer(org_id, id).await? {
                 Some(c) => Ok(c),
@@ -52,10 +48,12 @@ pub fn stored_number(number: &CustomerNumber) -> Result<StoredNumber, Refusal> {
         return Err("customer number is empty".into());
     }
     match CustomerNumberProvider::try_from(number.provider) {
-        Ok(CustomerNumberProvider::Unspecified) | Err(_) => return Err(format!(
-            "customer number provider {} is not one of facebook, cellular, telegram, app, email",
-            number.provider
-        )),
+        Ok(CustomerNumberProvider::Unspecified) | Err(_) => {
+            return Err(format!(
+                "customer number provider {} is not one of facebook, cellular, telegram, app, email",
+                number.provider
+            ))
+        }
         Ok(_) => {}
     }
     Ok(StoredNumber {
@@ -92,8 +90,4 @@ macro_rules! customer_ref_from {
     };
 }
 
-customer_ref_from!(
-    get_customer_state_command,
-    add_customer_reminder_command,
-    cancel_customer_reminder_command
-);
+customer_ref_from!(get_customer_state_command, add_customer_reminder_command, cancel_customer_reminder_command);

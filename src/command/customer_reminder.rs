@@ -13,16 +13,11 @@ use crate::store::customers::CustomerRecord;
 use crate::store::reminders::StoredReminder;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{
-    AddCustomerReminderCommand, CancelCustomerReminderCommand, CustomerReminder,
-    UpdateCustomerAppDataReply,
+    AddCustomerReminderCommand, CancelCustomerReminderCommand, CustomerReminder, UpdateCustomerAppDataReply,
 };
 
 fn reply(status: bool, description: impl Into<String>, customer_id: Option<String>) -> Entry {
-    Entry::UpdateCustomerAppData(UpdateCustomerAppDataReply {
-        status,
-        description: description.into(),
-        customer_id,
-    })
+    Entry::UpdateCustomerAppData(UpdateCustomerAppDataReply { status, description: description.into(), customer_id })
 }
 
 async fn live_customer(
@@ -30,21 +25,11 @@ async fn live_customer(
     session: &Session,
     customer: &CustomerRef,
 ) -> Result<Result<CustomerRecord, Entry>, RemoteError> {
-    Ok(
-        match customer
-            .resolve(&hodi.store, &session.org_id)
-            .await
-            .map_err(internal)?
-        {
-            Err(why) => Err(reply(false, why, None)),
-            Ok(c) if c.decommissioned => Err(reply(
-                false,
-                format!("customer {} is decommissioned", c.id),
-                Some(c.id),
-            )),
-            Ok(c) => Ok(c),
-        },
-    )
+    Ok(match customer.resolve(&hodi.store, &session.org_id).await.map_err(internal)? {
+        Err(why) => Err(reply(false, why, None)),
+        Ok(c) if c.decommissioned => Err(reply(false, format!("customer {} is decommissioned", c.id), Some(c.id))),
+        Ok(c) => Ok(c),
+    })
 }
 
 #[derive(Debug)]
@@ -55,10 +40,7 @@ pub struct AddCustomerReminder {
 
 impl AddCustomerReminder {
     pub fn from_proto(c: AddCustomerReminderCommand) -> Self {
-        AddCustomerReminder {
-            customer: c.customer.into(),
-            reminder: c.reminder,
-        }
+        AddCustomerReminder { customer: c.customer.into(), reminder: c.reminder }
     }
 
     pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<Entry, RemoteError> {
@@ -94,10 +76,7 @@ impl AddCustomerReminder {
             interval_secs: interval.filter(|s| *s > 0),
             payload: reminder.payload,
         };
-        hodi.store
-            .upsert_reminder(&stored)
-            .await
-            .map_err(internal)?;
+        hodi.store.upsert_reminder(&stored).await.map_err(internal)?;
         hodi.reminders_changed.notify_one();
         Ok(reply(true, "reminder set", Some(customer.id)))
     }
@@ -111,10 +90,7 @@ pub struct CancelCustomerReminder {
 
 impl CancelCustomerReminder {
     pub fn from_proto(c: CancelCustomerReminderCommand) -> Self {
-        CancelCustomerReminder {
-            customer: c.customer.into(),
-            key: c.key,
-        }
+        CancelCustomerReminder { customer: c.customer.into(), key: c.key }
     }
 
     pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<Entry, RemoteError> {
@@ -125,19 +101,11 @@ impl CancelCustomerReminder {
             Ok(c) => c,
             Err(refused) => return Ok(refused),
         };
-        let existed = hodi
-            .store
-            .delete_reminder(&session.app_id, &customer.id, &self.key)
-            .await
-            .map_err(internal)?;
+        let existed = hodi.store.delete_reminder(&session.app_id, &customer.id, &self.key).await.map_err(internal)?;
         Ok(if existed {
             reply(true, "reminder cancelled", Some(customer.id))
         } else {
-            reply(
-                false,
-                format!("no reminder with key {:?} for this customer", self.key),
-                Some(customer.id),
-            )
+            reply(false, format!("no reminder with key {:?} for this customer", self.key), Some(customer.id))
         })
     }
 }

@@ -29,17 +29,10 @@ impl GenerateAuthToken {
 
     pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<Entry, RemoteError> {
         let lifetime = hodi.config.auth.token_lifetime_secs;
-        let token = hodi
-            .store
-            .issue_auth_token(&session.org_id, &session.app_id, lifetime)
-            .await
-            .map_err(internal)?;
+        let token = hodi.store.issue_auth_token(&session.org_id, &session.app_id, lifetime).await.map_err(internal)?;
         Ok(Entry::GenerateAuthToken(GenerateAuthTokenReply {
             token,
-            lifetime: Some(Duration {
-                seconds: i64::try_from(lifetime).unwrap_or(i64::MAX),
-                nanos: 0,
-            }),
+            lifetime: Some(Duration { seconds: i64::try_from(lifetime).unwrap_or(i64::MAX), nanos: 0 }),
         }))
     }
 }

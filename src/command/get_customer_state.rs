@@ -11,8 +11,8 @@ use crate::server::Hodi;
 use crate::session::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{
-    ActivityState, CustomerStateReplyData, GetCustomerStateCommand, GetCustomerStateReply,
-    IdentityState, MessagingState, PaymentState,
+    ActivityState, CustomerStateReplyData, GetCustomerStateCommand, GetCustomerStateReply, IdentityState,
+    MessagingState, PaymentState,
 };
 
 #[derive(Debug)]
@@ -22,43 +22,25 @@ pub struct GetCustomerState {
 
 impl GetCustomerState {
     pub fn from_proto(c: GetCustomerStateCommand) -> Self {
-        GetCustomerState {
-            customer: c.customer.into(),
-        }
+        GetCustomerState { customer: c.customer.into() }
     }
 
     pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<Entry, RemoteError> {
         let reply = |status, description: String, data| {
-            Entry::GetCustomerState(GetCustomerStateReply {
-                status,
-                description,
-                data,
-            })
+            Entry::GetCustomerState(GetCustomerStateReply { status, description, data })
         };
-        let customer = match self
-            .customer
-            .resolve(&hodi.store, &session.org_id)
-            .await
-            .map_err(internal)?
-        {
+        let customer = match self.customer.resolve(&hodi.store, &session.org_id).await.map_err(internal)? {
             Ok(c) => c,
             Err(why) => return Ok(reply(false, why, None)),
         };
         if customer.decommissioned {
             return Ok(reply(
                 false,
-                format!(
-                    "customer {} is decommissioned (adopted by another customer)",
-                    customer.id
-                ),
+                format!("customer {} is decommissioned (adopted by another customer)", customer.id),
                 None,
             ));
         }
-        let numbers = hodi
-            .store
-            .customer_numbers(&customer.id)
-            .await
-            .map_err(internal)?;
+        let numbers = hodi.store.customer_numbers(&customer.id).await.map_err(internal)?;
         let data = CustomerStateReplyData {
             customer_id: customer.id,
             identity_state: Some(IdentityState::default()),

@@ -55,21 +55,14 @@ impl AppCommand {
             return Err(RemoteError::invalid(if raw.is_empty() {
                 "empty command: the request carries no AppToServerCommand".to_string()
             } else {
-                "unknown command: the AppToServerCommand sets no command this server knows"
-                    .to_string()
+                "unknown command: the AppToServerCommand sets no command this server knows".to_string()
             }));
         };
         Ok(match entry {
-            Entry::GenerateAuthToken(_) => {
-                AppCommand::GenerateAuthToken(GenerateAuthToken::from_proto(raw)?)
-            }
+            Entry::GenerateAuthToken(_) => AppCommand::GenerateAuthToken(GenerateAuthToken::from_proto(raw)?),
             Entry::CreateCustomer(c) => AppCommand::CreateCustomer(CreateCustomer::from_proto(c)),
-            Entry::GetCustomerState(c) => {
-                AppCommand::GetCustomerState(GetCustomerState::from_proto(c))
-            }
-            Entry::AddCustomerReminder(c) => {
-                AppCommand::AddCustomerReminder(AddCustomerReminder::from_proto(c))
-            }
+            Entry::GetCustomerState(c) => AppCommand::GetCustomerState(GetCustomerState::from_proto(c)),
+            Entry::AddCustomerReminder(c) => AppCommand::AddCustomerReminder(AddCustomerReminder::from_proto(c)),
             Entry::CancelCustomerReminder(c) => {
                 AppCommand::CancelCustomerReminder(CancelCustomerReminder::from_proto(c))
             }
@@ -77,15 +70,9 @@ impl AppCommand {
         })
     }
 
-    pub async fn apply(
-        self,
-        hodi: &Hodi,
-        session: &Session,
-    ) -> Result<AppToServerCommandReply, RemoteError> {
+    pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<AppToServerCommandReply, RemoteError> {
         if session.simulator {
-            return Err(RemoteError::rejected(
-                "simulator sockets may only send simulator commands",
-            ));
+            return Err(RemoteError::rejected("simulator sockets may only send simulator commands"));
         }
         let entry = match self {
             AppCommand::GenerateAuthToken(c) => c.apply(hodi, session).await?,

@@ -8,9 +8,8 @@ use crate::wire::app_to_server_command::Entry as Command;
 use crate::wire::app_to_server_command_reply::Entry as Reply;
 use crate::wire::{
     CustomerActivityReply, InitiatePaymentReply, LeaseCustomerAppDataReply, MessageDeliveryStatus,
-    MessagingConsentUpdateStatus, PaymentStatus, ReplayPaymentReply, SendMessageReply,
-    TagCommandReply, UpdateCustomerAppDataReply, UpdateCustomerStateReply,
-    UpdateMessagingConsentReply,
+    MessagingConsentUpdateStatus, PaymentStatus, ReplayPaymentReply, SendMessageReply, TagCommandReply,
+    UpdateCustomerAppDataReply, UpdateCustomerStateReply, UpdateMessagingConsentReply,
 };
 
 /// Which reply message the SDK expects for a command.
@@ -47,12 +46,8 @@ impl NotAvailable {
             Command::CancelCustomerReminderTag(_) => ("CancelCustomerReminderTag", TagCommand),
             Command::UpdateCustomerTag(_) => ("UpdateCustomerTag", UpdateCustomerState),
             Command::DeleteCustomerTag(_) => ("DeleteCustomerTag", UpdateCustomerState),
-            Command::UpdateCustomerSecondaryId(_) => {
-                ("UpdateCustomerSecondaryId", UpdateCustomerState)
-            }
-            Command::DeleteCustomerSecondaryId(_) => {
-                ("DeleteCustomerSecondaryId", UpdateCustomerState)
-            }
+            Command::UpdateCustomerSecondaryId(_) => ("UpdateCustomerSecondaryId", UpdateCustomerState),
+            Command::DeleteCustomerSecondaryId(_) => ("DeleteCustomerSecondaryId", UpdateCustomerState),
             Command::UpdateCustomerMetadata(_) => ("UpdateCustomerMetadata", UpdateCustomerState),
             Command::DeleteCustomerMetadata(_) => ("DeleteCustomerMetadata", UpdateCustomerState),
             Command::LeaseCustomerAppData(_) => ("LeaseCustomerAppData", LeaseCustomerAppData),
@@ -61,22 +56,14 @@ impl NotAvailable {
             Command::SendMessage(_) => ("SendMessage", SendMessage),
             Command::SendMessageTag(_) => ("SendMessageTag", TagCommand),
             Command::ReplyToMessage(_) => ("ReplyToMessage", SendMessage),
-            Command::UpdateMessagingConsent(_) => {
-                ("UpdateMessagingConsent", UpdateMessagingConsent)
-            }
+            Command::UpdateMessagingConsent(_) => ("UpdateMessagingConsent", UpdateMessagingConsent),
             Command::InitiatePayment(_) => ("InitiatePayment", InitiatePayment),
             Command::CustomerActivity(_) => ("CustomerActivity", CustomerActivity),
-            Command::ReplayMessagingConsentUpdate(_) => {
-                ("ReplayMessagingConsentUpdate", UpdateCustomerState)
-            }
+            Command::ReplayMessagingConsentUpdate(_) => ("ReplayMessagingConsentUpdate", UpdateCustomerState),
             Command::ReplayReceivedMessage(_) => ("ReplayReceivedMessage", UpdateCustomerState),
             Command::ReplaySentMessage(_) => ("ReplaySentMessage", UpdateCustomerState),
-            Command::ReplayMessageStatusUpdate(_) => {
-                ("ReplayMessageStatusUpdate", UpdateCustomerState)
-            }
-            Command::ReplayMessageReactionUpdate(_) => {
-                ("ReplayMessageReactionUpdate", UpdateCustomerState)
-            }
+            Command::ReplayMessageStatusUpdate(_) => ("ReplayMessageStatusUpdate", UpdateCustomerState),
+            Command::ReplayMessageReactionUpdate(_) => ("ReplayMessageReactionUpdate", UpdateCustomerState),
             Command::ReplayMessagingSession(_) => ("ReplayMessagingSession", UpdateCustomerState),
             Command::ReplayPayment(_) => ("ReplayPayment", ReplayPayment),
             Command::ReplayPaymentStatusUpdate(_) => ("ReplayPaymentStatusUpdate", ReplayPayment),
@@ -88,59 +75,41 @@ impl NotAvailable {
         let description = format!("{} is not available in this version of Hodi", self.name);
         match self.kind {
             ReplyKind::UpdateCustomerState => {
-                Reply::UpdateCustomerState(UpdateCustomerStateReply {
-                    status: false,
-                    description,
-                    customer_id: None,
-                })
+                Reply::UpdateCustomerState(UpdateCustomerStateReply { status: false, description, customer_id: None })
             }
-            ReplyKind::UpdateCustomerAppData => {
-                Reply::UpdateCustomerAppData(UpdateCustomerAppDataReply {
-                    status: false,
-                    description,
-                    customer_id: None,
-                })
-            }
-            ReplyKind::LeaseCustomerAppData => {
-                Reply::LeaseCustomerAppData(LeaseCustomerAppDataReply {
-                    status: false,
-                    description,
-                    customer_id: None,
-                    value: None,
-                })
-            }
+            ReplyKind::UpdateCustomerAppData => Reply::UpdateCustomerAppData(UpdateCustomerAppDataReply {
+                status: false,
+                description,
+                customer_id: None,
+            }),
+            ReplyKind::LeaseCustomerAppData => Reply::LeaseCustomerAppData(LeaseCustomerAppDataReply {
+                status: false,
+                description,
+                customer_id: None,
+                value: None,
+            }),
             ReplyKind::SendMessage => Reply::SendMessage(SendMessageReply {
                 status: MessageDeliveryStatus::NotSupported as i32,
                 description,
                 ..Default::default()
             }),
-            ReplyKind::UpdateMessagingConsent => {
-                Reply::UpdateMessagingConsent(UpdateMessagingConsentReply {
-                    status: MessagingConsentUpdateStatus::ApplicationError as i32,
-                    description,
-                    customer_id: None,
-                })
-            }
+            ReplyKind::UpdateMessagingConsent => Reply::UpdateMessagingConsent(UpdateMessagingConsentReply {
+                status: MessagingConsentUpdateStatus::ApplicationError as i32,
+                description,
+                customer_id: None,
+            }),
             ReplyKind::InitiatePayment => Reply::InitiatePayment(InitiatePaymentReply {
                 status: PaymentStatus::ApplicationError as i32,
                 description,
                 ..Default::default()
             }),
-            ReplyKind::TagCommand => Reply::TagCommand(TagCommandReply {
-                status: false,
-                description,
-                work_id: None,
-            }),
-            ReplyKind::CustomerActivity => Reply::CustomerActivity(CustomerActivityReply {
-                status: false,
-                description,
-                customer_id: None,
-            }),
-            ReplyKind::ReplayPayment => Reply::ReplayPayment(ReplayPaymentReply {
-                status: false,
-                description,
-                ..Default::default()
-            }),
+            ReplyKind::TagCommand => Reply::TagCommand(TagCommandReply { status: false, description, work_id: None }),
+            ReplyKind::CustomerActivity => {
+                Reply::CustomerActivity(CustomerActivityReply { status: false, description, customer_id: None })
+            }
+            ReplyKind::ReplayPayment => {
+                Reply::ReplayPayment(ReplayPaymentReply { status: false, description, ..Default::default() })
+            }
         }
     }
 }

@@ -21,22 +21,18 @@ pub enum SimulatorCommand {
 impl SimulatorCommand {
     pub fn from_proto(command: SimulatorToServerCommand) -> Result<Self, RemoteError> {
         match command.entry {
-            None => Err(RemoteError::invalid("empty or unknown command: the SimulatorToServerCommand sets no command this server knows")),
+            None => Err(RemoteError::invalid(
+                "empty or unknown command: the SimulatorToServerCommand sets no command this server knows",
+            )),
             Some(Entry::ReceiveMessage(_)) => Ok(SimulatorCommand::ReceiveMessage),
             Some(Entry::ReceivePayment(_)) => Ok(SimulatorCommand::ReceivePayment),
             Some(Entry::UpdatePaymentStatus(_)) => Ok(SimulatorCommand::UpdatePaymentStatus),
         }
     }
 
-    pub async fn apply(
-        self,
-        _hodi: &Hodi,
-        session: &Session,
-    ) -> Result<SimulatorToServerCommandReply, RemoteError> {
+    pub async fn apply(self, _hodi: &Hodi, session: &Session) -> Result<SimulatorToServerCommandReply, RemoteError> {
         if !session.simulator {
-            return Err(RemoteError::rejected(
-                "app sockets may not send simulator commands",
-            ));
+            return Err(RemoteError::rejected("app sockets may not send simulator commands"));
         }
         let name = match self {
             SimulatorCommand::ReceiveMessage => "ReceiveMessage",

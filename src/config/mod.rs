@@ -136,28 +136,19 @@ impl Default for RSocketLimits {
 
 impl Default for Auth {
     fn default() -> Self {
-        Auth {
-            token_lifetime_secs: 900,
-        }
+        Auth { token_lifetime_secs: 900 }
     }
 }
 
 impl Default for Notify {
     fn default() -> Self {
-        Notify {
-            reply_timeout_ms: 5_000,
-            reminder_poll_ms: 200,
-        }
+        Notify { reply_timeout_ms: 5_000, reminder_poll_ms: 200 }
     }
 }
 
 impl Default for Dev {
     fn default() -> Self {
-        Dev {
-            provision: true,
-            org_id: "dev-org".into(),
-            app_id: "dev-app".into(),
-        }
+        Dev { provision: true, org_id: "dev-org".into(), app_id: "dev-app".into() }
     }
 }
 
@@ -180,10 +171,10 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config> {
         let mut value = toml::Value::try_from(Config::default()).context("serialising defaults")?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config file {}", path.display()))?;
-            let overlay: toml::Value = toml::from_str(&text)
-                .with_context(|| format!("parsing config file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            let overlay: toml::Value =
+                toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
             merge(&mut value, overlay);
         }
         for (name, raw) in std::env::vars() {
@@ -194,17 +185,14 @@ impl Config {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-            set_path(&mut value, &path, scalar(&raw))
-                .with_context(|| format!("environment variable {name}"))?;
+            set_path(&mut value, &path, scalar(&raw)).with_context(|| format!("environment variable {name}"))?;
         }
         let config: Config = value.try_into().context("invalid configuration")?;
         Ok(config)
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hodi.db").display()))
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hodi.db").display()))
     }
 }
 
@@ -246,17 +234,11 @@ fn set_path(value: &mut toml::Value, path: &[String], leaf: toml::Value) -> Resu
             .entry(key.clone())
             .or_insert_with(|| toml::Value::Table(Default::default()));
     }
-    let table = cursor
-        .as_table_mut()
-        .with_context(|| format!("{} is not a section", parents.join(".")))?;
+    let table = cursor.as_table_mut().with_context(|| format!("{} is not a section", parents.join(".")))?;
     // Keep strings strings where the default is a string (an all-digit org id, say).
     let leaf = match (table.get(last), leaf) {
-        (Some(toml::Value::String(_)), toml::Value::Integer(i)) => {
-            toml::Value::String(i.to_string())
-        }
-        (Some(toml::Value::String(_)), toml::Value::Boolean(b)) => {
-            toml::Value::String(b.to_string())
-        }
+        (Some(toml::Value::String(_)), toml::Value::Integer(i)) => toml::Value::String(i.to_string()),
+        (Some(toml::Value::String(_)), toml::Value::Boolean(b)) => toml::Value::String(b.to_string()),
         (_, leaf) => leaf,
     };
     table.insert(last.clone(), leaf);
@@ -272,8 +254,7 @@ mod tests {
         let mut value = toml::Value::try_from(Config::default()).expect("defaults");
         merge(
             &mut value,
-            toml::from_str("[listen]\ntls = \"0.0.0.0:9443\"\n[auth]\ntoken_lifetime_secs = 60")
-                .expect("toml"),
+            toml::from_str("[listen]\ntls = \"0.0.0.0:9443\"\n[auth]\ntoken_lifetime_secs = 60").expect("toml"),
         );
         set_path(&mut value, &["listen".into(), "ws".into()], scalar("")).expect("env");
         set_path(&mut value, &["dev".into(), "org_id".into()], scalar("42")).expect("env");
@@ -288,10 +269,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         let mut value = toml::Value::try_from(Config::default()).expect("defaults");
-        merge(
-            &mut value,
-            toml::from_str("[listen]\ntsl = \"x\"").expect("toml"),
-        );
+        merge(&mut value, toml::from_str("[listen]\ntsl = \"x\"").expect("toml"));
         assert!(value.try_into::<Config>().is_err());
     }
 }

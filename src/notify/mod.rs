@@ -58,11 +58,7 @@ impl Sockets {
     /// Adds a socket; it is removed again when its connection closes.
     pub fn register(self: &Arc<Self>, session: Arc<Session>) {
         let key = (session.org_id.clone(), session.app_id.clone());
-        self.lock()
-            .entry(key.clone())
-            .or_default()
-            .sockets
-            .push(session.clone());
+        self.lock().entry(key.clone()).or_default().sockets.push(session.clone());
         self.connected.notify_waiters();
         let sockets = self.clone();
         tokio::spawn(async move {
@@ -70,8 +66,7 @@ impl Sockets {
             info!(connection_id = %session.connection_id, %reason, "session ended");
             let mut apps = sockets.lock();
             if let Some(app) = apps.get_mut(&key) {
-                app.sockets
-                    .retain(|s| s.connection_id != session.connection_id);
+                app.sockets.retain(|s| s.connection_id != session.connection_id);
                 if app.sockets.is_empty() {
                     apps.remove(&key);
                 }
@@ -93,9 +88,7 @@ impl Sockets {
         let n = app.sockets.len();
         let start = app.next % n.max(1);
         app.next = app.next.wrapping_add(1);
-        (0..n)
-            .map(|i| app.sockets[(start + i) % n].clone())
-            .collect()
+        (0..n).map(|i| app.sockets[(start + i) % n].clone()).collect()
     }
 }
 
@@ -120,38 +113,24 @@ pub async fn deliver_to_customer_app(
     if candidates.is_empty() {
         return Err(DeliveryError::NoSocket(app_id.to_string()));
     }
-    let app_data = hodi
-        .store
-        .app_data(app_id, customer_id)
-        .await?
-        .map(wire_app_data);
+    let app_data = hodi.store.app_data(app_id, customer_id).await?.map(wire_app_data);
     let now = crate::store::now_ms();
     let notification = ServerToAppNotification {
-        entry: Some(crate::wire::server_to_app_notification::Entry::Customer(
-            ServerToAppCustomerNotification {
-                org_id: org_id.to_string(),
-                app_id: app_id.to_string(),
-                customer_id: customer_id.to_string(),
-                app_data,
-                created_at: Some(prost_types::Timestamp {
-                    seconds: now / 1000,
-                    nanos: ((now % 1000) * 1_000_000) as i32,
-                }),
-                entry: Some(entry),
-            },
-        )),
+        entry: Some(crate::wire::server_to_app_notification::Entry::Customer(ServerToAppCustomerNotification {
+            org_id: org_id.to_string(),
+            app_id: app_id.to_string(),
+            customer_id: customer_id.to_string(),
+            app_data,
+            created_at: Some(prost_types::Timestamp { seconds: now / 1000, nanos: ((now % 1000) * 1_000_000) as i32 }),
+            entry: Some(entry),
+        })),
     };
     let bytes = Bytes::from(notification.encode_to_vec());
     let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
     let mut failures = Vec::new();
     for session in candidates {
-        let attempt = tokio::time::timeout(
-            timeout,
-            session
-                .requester
-                .request_response(Payload::new(bytes.clone())),
-        )
-        .await;
+        let attempt =
+            tokio::time::timeout(timeout, session.requester.request_response(Payload::new(bytes.clone()))).await;
         let payload = match attempt {
             Ok(Ok(p)) => p,
             Ok(Err(RequestError::Closed(why))) => {
@@ -163,11 +142,7 @@ pub async fn deliver_to_customer_app(
                 continue;
             }
             Err(_) => {
-                failures.push(format!(
-                    "{}: no reply within {} ms",
-                    session.connection_id,
-                    timeout.as_millis()
-                ));
+                failures.push(format!("{}: no reply within {} ms", session.connection_id, timeout.as_millis()));
                 continue;
             }
         };
@@ -194,12 +169,7 @@ async fn apply_reply(
     customer_id: &str,
     reply: &ServerToAppNotificationReply,
 ) -> anyhow::Result<()> {
-    if let Some(update) = reply
-        .data_update
-        .as_ref()
-        .and_then(|u| u.data.as_ref())
-        .and_then(|d| d.value.as_ref())
-    {
+    if let Some(update) = reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(|d| d.value.as_ref()) {
         let value = match update {
             data_map_value::Value::StringVal(s) => AppDataValue::Text(s.clone()),
             data_map_value::Value::BytesVal(b) => AppDataValue::Bytes(b.clone()),

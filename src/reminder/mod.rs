@@ -46,10 +46,7 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
                 continue;
             }
         };
-        let deliverable: Vec<StoredReminder> = due
-            .into_iter()
-            .filter(|r| apps.contains(&r.app_id))
-            .collect();
+        let deliverable: Vec<StoredReminder> = due.into_iter().filter(|r| apps.contains(&r.app_id)).collect();
         futures_util::stream::iter(deliverable)
             .for_each_concurrent(CONCURRENT_DELIVERIES, |r| {
                 let hodi = hodi.clone();
@@ -67,9 +64,7 @@ async fn fire(hodi: &Hodi, r: StoredReminder) {
                 seconds: r.remind_at / 1000,
                 nanos: ((r.remind_at % 1000) * 1_000_000) as i32,
             }),
-            interval: r
-                .interval_secs
-                .map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+            interval: r.interval_secs.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
             // The SDK reads `payload.value` unconditionally: always send one.
             payload: Some(r.payload.clone().unwrap_or_default()),
         }),
@@ -86,11 +81,7 @@ async fn fire(hodi: &Hodi, r: StoredReminder) {
         Err(e) => {
             // Left due; tried again on the next pass. Back off a little so a broken app is not hammered.
             warn!(customer_id = %r.customer_id, key = %r.key, error = %e, "reminder not delivered; will retry");
-            if let Err(e) = hodi
-                .store
-                .postpone_reminder_retry(&r, now_ms() + RETRY_AFTER_MS)
-                .await
-            {
+            if let Err(e) = hodi.store.postpone_reminder_retry(&r, now_ms() + RETRY_AFTER_MS).await {
                 warn!(error = %e, "postponing reminder");
             }
         }

@@ -47,11 +47,7 @@ fn reject(message: impl Into<String>) -> RemoteError {
 }
 
 impl Acceptor for SessionAcceptor {
-    fn accept(
-        &self,
-        setup: SetupInfo,
-        requester: Requester,
-    ) -> BoxFuture<Result<Arc<dyn Responder>, RemoteError>> {
+    fn accept(&self, setup: SetupInfo, requester: Requester) -> BoxFuture<Result<Arc<dyn Responder>, RemoteError>> {
         let hodi = self.hodi.clone();
         Box::pin(async move {
             let meta = AppConnectionMetadata::decode(setup.payload.data.clone())
@@ -66,12 +62,8 @@ impl Acceptor for SessionAcceptor {
                 peer: setup.peer.clone(),
                 requester,
             });
-            let agent = setup
-                .payload
-                .metadata
-                .as_ref()
-                .map(|m| String::from_utf8_lossy(m).into_owned())
-                .unwrap_or_default();
+            let agent =
+                setup.payload.metadata.as_ref().map(|m| String::from_utf8_lossy(m).into_owned()).unwrap_or_default();
             info!(
                 connection_id = %session.connection_id, org_id = %session.org_id, app_id = %session.app_id,
                 simulator = session.simulator, simplex = session.simplex, %agent, "session started"
@@ -100,46 +92,25 @@ async fn authenticate(hodi: &Hodi, meta: &AppConnectionMetadata) -> Result<(), R
     if meta.app_id.is_empty() {
         return Err(reject("SETUP is missing app_id"));
     }
-    if !hodi
-        .store
-        .org_exists(&meta.org_id)
-        .await
-        .map_err(internal)?
-    {
+    if !hodi.store.org_exists(&meta.org_id).await.map_err(internal)? {
         return Err(reject(format!("unknown org id {:?}", meta.org_id)));
     }
-    if !hodi
-        .store
-        .app_in_org(&meta.org_id, &meta.app_id)
-        .await
-        .map_err(internal)?
-    {
-        return Err(reject(format!(
-            "unknown app id {:?} in org {:?}",
-            meta.app_id, meta.org_id
-        )));
+    if !hodi.store.app_in_org(&meta.org_id, &meta.app_id).await.map_err(internal)? {
+        return Err(reject(format!("unknown app id {:?} in org {:?}", meta.app_id, meta.org_id)));
     }
     match (&meta.auth_token, &meta.api_key) {
-        (Some(token), _) => match hodi
-            .store
-            .check_auth_token(&meta.org_id, &meta.app_id, token)
-            .await
-            .map_err(internal)?
-        {
-            TokenCheck::Valid => Ok(()),
-            TokenCheck::Expired(at) => Err(reject(format!(
-                "auth token expired ({} ms ago); generate a new one",
-                crate::store::now_ms() - at
-            ))),
-            TokenCheck::Unknown => Err(reject("invalid auth token for this org and app")),
-        },
+        (Some(token), _) => {
+            match hodi.store.check_auth_token(&meta.org_id, &meta.app_id, token).await.map_err(internal)? {
+                TokenCheck::Valid => Ok(()),
+                TokenCheck::Expired(at) => Err(reject(format!(
+                    "auth token expired ({} ms ago); generate a new one",
+                    crate::store::now_ms() - at
+                ))),
+                TokenCheck::Unknown => Err(reject("invalid auth token for this org and app")),
+            }
+        }
         (None, Some(key)) => {
-            if hodi
-                .store
-                .api_key_valid(&meta.org_id, key)
-                .await
-                .map_err(internal)?
-            {
+            if hodi.store.api_key_valid(&meta.org_id, key).await.map_err(internal)? {
                 Ok(())
             } else {
                 Err(reject(format!("invalid API key for org {:?}", meta.org_id)))
@@ -162,9 +133,8 @@ impl Responder for AppResponder {
         let span = tracing::info_span!("app_command", connection_id = %session.connection_id, app_id = %session.app_id);
         Box::pin(
             async move {
-                let raw = AppToServerCommand::decode(payload.data.clone()).map_err(|e| {
-                    RemoteError::invalid(format!("request data is not an AppToServerCommand: {e}"))
-                })?;
+                let raw = AppToServerCommand::decode(payload.data.clone())
+                    .map_err(|e| RemoteError::invalid(format!("request data is not an AppToServerCommand: {e}")))?;
                 let command = AppCommand::from_proto(raw, &payload.data)?;
                 let reply = command.apply(&hodi, &session).await?;
                 Ok(Payload::new(Bytes::from(reply.encode_to_vec())))
@@ -188,9 +158,7 @@ impl Responder for SimulatorResponder {
         Box::pin(
             async move {
                 let raw = SimulatorToServerCommand::decode(payload.data).map_err(|e| {
-                    RemoteError::invalid(format!(
-                        "request data is not a SimulatorToServerCommand: {e}"
-                    ))
+                    RemoteError::invalid(format!("request data is not a SimulatorToServerCommand: {e}"))
                 })?;
                 let command = SimulatorCommand::from_proto(raw)?;
                 let reply = command.apply(&hodi, &session).await?;

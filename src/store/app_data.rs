@@ -14,28 +14,19 @@ pub enum AppDataValue {
 
 impl Store {
     pub async fn app_data(&self, app_id: &str, customer_id: &str) -> Result<Option<AppDataValue>> {
-        let row = sqlx::query(
-            "SELECT text_value, bytes_value FROM app_data WHERE app_id = $1 AND customer_id = $2",
-        )
-        .bind(app_id)
-        .bind(customer_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT text_value, bytes_value FROM app_data WHERE app_id = $1 AND customer_id = $2")
+            .bind(app_id)
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         if let Some(text) = row.try_get::<Option<String>, _>("text_value")? {
             return Ok(Some(AppDataValue::Text(text)));
         }
-        Ok(row
-            .try_get::<Option<Vec<u8>>, _>("bytes_value")?
-            .map(AppDataValue::Bytes))
+        Ok(row.try_get::<Option<Vec<u8>>, _>("bytes_value")?.map(AppDataValue::Bytes))
     }
 
-    pub async fn set_app_data(
-        &self,
-        app_id: &str,
-        customer_id: &str,
-        value: &AppDataValue,
-    ) -> Result<()> {
+    pub async fn set_app_data(&self, app_id: &str, customer_id: &str, value: &AppDataValue) -> Result<()> {
         let (text, bytes) = match value {
             AppDataValue::Text(t) => (Some(t.as_str()), None),
             AppDataValue::Bytes(b) => (None, Some(b.as_slice())),

@@ -18,27 +18,19 @@ pub enum TokenCheck {
 impl Store {
     /// Whether `key` is a live API key of `org_id`.
     pub async fn api_key_valid(&self, org_id: &str, key: &str) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT 1 FROM api_keys WHERE key_hash = $1 AND org_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(hash_secret(key))
-        .bind(org_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT 1 FROM api_keys WHERE key_hash = $1 AND org_id = $2 AND revoked_at IS NULL")
+            .bind(hash_secret(key))
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.is_some())
     }
 
     /// Issues a token for (org, app) valid for `lifetime_secs`; returns the plaintext.
-    pub async fn issue_auth_token(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        lifetime_secs: u64,
-    ) -> Result<String> {
+    pub async fn issue_auth_token(&self, org_id: &str, app_id: &str, lifetime_secs: u64) -> Result<String> {
         let token = new_secret("hodi_tok_");
         let now = now_ms();
-        let expires = now
-            .saturating_add(i64::try_from(lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
+        let expires = now.saturating_add(i64::try_from(lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
         // Expired tokens are only kept long enough to say "expired" rather than "unknown".
         sqlx::query("DELETE FROM auth_tokens WHERE expires_at < $1")
             .bind(now - 24 * 3600 * 1000)
@@ -54,18 +46,14 @@ impl Store {
         Ok(token)
     }
 
-    pub async fn check_auth_token(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        token: &str,
-    ) -> Result<TokenCheck> {
-        let row = sqlx::query("SELECT expires_at FROM auth_tokens WHERE token_hash = $1 AND org_id = $2 AND app_id = $3")
-            .bind(hash_secret(token))
-            .bind(org_id)
-            .bind(app_id)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn check_auth_token(&self, org_id: &str, app_id: &str, token: &str) -> Result<TokenCheck> {
+        let row =
+            sqlx::query("SELECT expires_at FROM auth_tokens WHERE token_hash = $1 AND org_id = $2 AND app_id = $3")
+                .bind(hash_secret(token))
+                .bind(org_id)
+                .bind(app_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(match row {
             None => TokenCheck::Unknown,
             Some(row) => {

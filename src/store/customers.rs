@@ -21,18 +21,12 @@ pub struct CustomerRecord {
 }
 
 impl Store {
-    pub async fn customer(
-        &self,
-        org_id: &str,
-        customer_id: &str,
-    ) -> Result<Option<CustomerRecord>> {
-        let row = sqlx::query(
-            "SELECT id, decommissioned_at FROM customers WHERE id = $1 AND org_id = $2",
-        )
-        .bind(customer_id)
-        .bind(org_id)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn customer(&self, org_id: &str, customer_id: &str) -> Result<Option<CustomerRecord>> {
+        let row = sqlx::query("SELECT id, decommissioned_at FROM customers WHERE id = $1 AND org_id = $2")
+            .bind(customer_id)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| {
             Ok(CustomerRecord {
                 id: r.try_get("id")?,
@@ -44,11 +38,7 @@ impl Store {
 
     /// The customer owning `number` in `org_id`, created (with the number) if none does.
     /// Returns the id and whether it was created now.
-    pub async fn customer_by_number(
-        &self,
-        org_id: &str,
-        number: &StoredNumber,
-    ) -> Result<(CustomerRecord, bool)> {
+    pub async fn customer_by_number(&self, org_id: &str, number: &StoredNumber) -> Result<(CustomerRecord, bool)> {
         let find = || {
             sqlx::query(
                 "SELECT c.id, c.decommissioned_at FROM customer_numbers n JOIN customers c ON c.id = n.customer_id
@@ -96,13 +86,7 @@ impl Store {
             return Ok((to_record(row)?, false));
         }
         tx.commit().await?;
-        Ok((
-            CustomerRecord {
-                id,
-                decommissioned: false,
-            },
-            true,
-        ))
+        Ok((CustomerRecord { id, decommissioned: false }, true))
     }
 
     pub async fn customer_numbers(&self, customer_id: &str) -> Result<Vec<StoredNumber>> {

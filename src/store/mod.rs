@@ -30,8 +30,7 @@ impl Store {
         if let Some(path) = url.strip_prefix("sqlite://") {
             if let Some(parent) = std::path::Path::new(path).parent() {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
+                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
                 }
             }
         } else if !url.starts_with("sqlite:") {
@@ -49,20 +48,14 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("opening {url}"))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .context("applying migrations")?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("applying migrations")?;
         Ok(Store { pool })
     }
 }
 
 /// Milliseconds since the Unix epoch: the unit of every time column.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// SHA-256 of a secret, hex encoded: what is stored for API keys and auth tokens.
@@ -72,11 +65,7 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// A random secret with `prefix`, 256 bits of entropy.
 pub fn new_secret(prefix: &str) -> String {
-    format!(
-        "{prefix}{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
+    format!("{prefix}{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
 /// A new random id with a type prefix, e.g. `cst_…`.

@@ -15,11 +15,7 @@ pub struct NewApiKey {
 
 impl Store {
     pub async fn org_exists(&self, org_id: &str) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 FROM orgs WHERE id = $1")
-            .bind(org_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        Ok(sqlx::query("SELECT 1 FROM orgs WHERE id = $1").bind(org_id).fetch_optional(&self.pool).await?.is_some())
     }
 
     pub async fn app_in_org(&self, org_id: &str, app_id: &str) -> Result<bool> {
@@ -32,10 +28,7 @@ impl Store {
     }
 
     pub async fn count_orgs(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM orgs")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM orgs").fetch_one(&self.pool).await?.try_get("n")?)
     }
 
     pub async fn create_org(&self, id: Option<&str>, name: &str) -> Result<String> {
@@ -82,11 +75,7 @@ impl Store {
             .bind(now_ms())
             .execute(&self.pool)
             .await?;
-        Ok(NewApiKey {
-            id,
-            org_id: org_id.to_string(),
-            key,
-        })
+        Ok(NewApiKey { id, org_id: org_id.to_string(), key })
     }
 
     pub async fn create_purse(&self, org_id: &str, currency: &str) -> Result<String> {
@@ -97,24 +86,17 @@ impl Store {
             bail!("currency must be a three-letter ISO 4217 code in upper case, got {currency:?}");
         }
         let id = new_id("prs_");
-        sqlx::query(
-            "INSERT INTO purses (id, org_id, currency, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&id)
-        .bind(org_id)
-        .bind(currency)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("INSERT INTO purses (id, org_id, currency, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(org_id)
+            .bind(currency)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
         Ok(id)
     }
 
-    pub async fn add_channel_number(
-        &self,
-        org_id: &str,
-        channel: &str,
-        number: &str,
-    ) -> Result<()> {
+    pub async fn add_channel_number(&self, org_id: &str, channel: &str, number: &str) -> Result<()> {
         if !self.org_exists(org_id).await? {
             bail!("unknown org {org_id}");
         }
@@ -132,12 +114,11 @@ impl Store {
     }
 
     pub async fn channel_numbers(&self, org_id: &str) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT channel, number FROM channel_numbers WHERE org_id = $1 ORDER BY channel, number")
-            .bind(org_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("channel")?, r.try_get("number")?)))
-            .collect()
+        let rows =
+            sqlx::query("SELECT channel, number FROM channel_numbers WHERE org_id = $1 ORDER BY channel, number")
+                .bind(org_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| Ok((r.try_get("channel")?, r.try_get("number")?))).collect()
     }
 }

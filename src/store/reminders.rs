@@ -38,20 +38,13 @@ impl Store {
     }
 
     /// Removes a reminder; returns whether one existed.
-    pub async fn delete_reminder(
-        &self,
-        app_id: &str,
-        customer_id: &str,
-        key: &str,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "DELETE FROM reminders WHERE app_id = $1 AND customer_id = $2 AND key = $3",
-        )
-        .bind(app_id)
-        .bind(customer_id)
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
+    pub async fn delete_reminder(&self, app_id: &str, customer_id: &str, key: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM reminders WHERE app_id = $1 AND customer_id = $2 AND key = $3")
+            .bind(app_id)
+            .bind(customer_id)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -101,32 +94,32 @@ impl Store {
                     .await?;
             }
             None => {
-                sqlx::query("DELETE FROM reminders WHERE app_id = $1 AND customer_id = $2 AND key = $3 AND remind_at = $4")
-                    .bind(&r.app_id)
-                    .bind(&r.customer_id)
-                    .bind(&r.key)
-                    .bind(r.remind_at)
-                    .execute(&self.pool)
-                    .await?;
+                sqlx::query(
+                    "DELETE FROM reminders WHERE app_id = $1 AND customer_id = $2 AND key = $3 AND remind_at = $4",
+                )
+                .bind(&r.app_id)
+                .bind(&r.customer_id)
+                .bind(&r.key)
+                .bind(r.remind_at)
+                .execute(&self.pool)
+                .await?;
             }
         }
         Ok(())
     }
 
     /// Holds back a reminder whose delivery failed until `retry_at_ms`, keeping its `remind_at`.
-    pub async fn postpone_reminder_retry(
-        &self,
-        r: &StoredReminder,
-        retry_at_ms: i64,
-    ) -> Result<()> {
-        sqlx::query("UPDATE reminders SET retry_at = $1 WHERE app_id = $2 AND customer_id = $3 AND key = $4 AND remind_at = $5")
-            .bind(retry_at_ms)
-            .bind(&r.app_id)
-            .bind(&r.customer_id)
-            .bind(&r.key)
-            .bind(r.remind_at)
-            .execute(&self.pool)
-            .await?;
+    pub async fn postpone_reminder_retry(&self, r: &StoredReminder, retry_at_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE reminders SET retry_at = $1 WHERE app_id = $2 AND customer_id = $3 AND key = $4 AND remind_at = $5",
+        )
+        .bind(retry_at_ms)
+        .bind(&r.app_id)
+        .bind(&r.customer_id)
+        .bind(&r.key)
+        .bind(r.remind_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -39,18 +39,8 @@ pub async fn start(
     let handshake = Duration::from_millis(config.rsocket.handshake_timeout_ms);
     let mut bound = Bound::default();
     let plan = [
-        (
-            &config.listen.tls,
-            Framing::LengthPrefixed,
-            true,
-            &mut bound.tls,
-        ),
-        (
-            &config.listen.tcp,
-            Framing::LengthPrefixed,
-            false,
-            &mut bound.tcp,
-        ),
+        (&config.listen.tls, Framing::LengthPrefixed, true, &mut bound.tls),
+        (&config.listen.tcp, Framing::LengthPrefixed, false, &mut bound.tcp),
         (&config.listen.ws, Framing::WebSocket, false, &mut bound.ws),
         (&config.listen.wss, Framing::WebSocket, true, &mut bound.wss),
     ];
@@ -58,22 +48,10 @@ pub async fn start(
         if addr.trim().is_empty() {
             continue;
         }
-        let socket = TcpListener::bind(addr.as_str())
-            .await
-            .with_context(|| format!("binding {addr}"))?;
+        let socket = TcpListener::bind(addr.as_str()).await.with_context(|| format!("binding {addr}"))?;
         *slot = Some(socket.local_addr()?);
-        let listener = Listener {
-            socket,
-            framing,
-            tls: secure.then(|| tls.clone()),
-            handshake_timeout: handshake,
-        };
-        tokio::spawn(server::run(
-            listener,
-            acceptor.clone(),
-            limits.clone(),
-            shutdown.clone(),
-        ));
+        let listener = Listener { socket, framing, tls: secure.then(|| tls.clone()), handshake_timeout: handshake };
+        tokio::spawn(server::run(listener, acceptor.clone(), limits.clone(), shutdown.clone()));
     }
     Ok(bound)
 }

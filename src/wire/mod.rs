@@ -3,10 +3,6 @@
 //! Owns nothing but the generated code and tiny conveniences on it; business rules live with the
 //! command that uses them.
 
-#![allow(
-    clippy::large_enum_variant,
-    clippy::enum_variant_names,
-    clippy::doc_lazy_continuation
-)]
+#![allow(clippy::large_enum_variant, clippy::enum_variant_names, clippy::doc_lazy_continuation)]
 
 include!(concat!(env!("OUT_DIR"), "/hodi.wire.rs"));

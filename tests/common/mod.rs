@@ -59,14 +59,19 @@ impl Hodi {
         let started = Instant::now();
         while !listening_file.exists() {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("hodi exited with {status}: {}", std::fs::read_to_string(data_dir.join("stderr.txt")).unwrap_or_default());
+                panic!(
+                    "hodi exited with {status}: {}",
+                    std::fs::read_to_string(data_dir.join("stderr.txt")).unwrap_or_default()
+                );
             }
             assert!(started.elapsed() < Duration::from_secs(30), "hodi did not start within 30 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let listening: Listening = toml::from_str(&std::fs::read_to_string(&listening_file).expect("listening.toml")).expect("parse");
+        let listening: Listening =
+            toml::from_str(&std::fs::read_to_string(&listening_file).expect("listening.toml")).expect("parse");
         let creds: DevCredentials =
-            toml::from_str(&std::fs::read_to_string(data_dir.join("dev-credentials.toml")).expect("dev credentials")).expect("parse");
+            toml::from_str(&std::fs::read_to_string(data_dir.join("dev-credentials.toml")).expect("dev credentials"))
+                .expect("parse");
         // The banner is written right after listening.toml; give it a moment.
         std::thread::sleep(Duration::from_millis(100));
         let stdout = std::fs::read_to_string(&stdout_file).unwrap_or_default();

@@ -6,7 +6,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder, Framed};
 
 use super::{FrameIo, TransportError};
-use crate::frame::MAX_U24;
+use crate::frame::{Frame, MAX_U24};
 
 /// Splits a byte stream into frames and refuses any frame above `max_frame_size` as soon as its
 /// length prefix arrives, before buffering its body.
@@ -17,9 +17,7 @@ pub struct LengthPrefixedCodec {
 
 impl LengthPrefixedCodec {
     pub fn new(max_frame_size: usize) -> Self {
-        LengthPrefixedCodec {
-            max_frame_size: max_frame_size.min(MAX_U24),
-        }
+        LengthPrefixedCodec { max_frame_size: max_frame_size.min(MAX_U24) }
     }
 }
 
@@ -33,10 +31,7 @@ impl Decoder for LengthPrefixedCodec {
         }
         let len = (usize::from(src[0]) << 16) | (usize::from(src[1]) << 8) | usize::from(src[2]);
         if len > self.max_frame_size {
-            return Err(TransportError::FrameTooLarge {
-                size: len,
-                max: self.max_frame_size,
-            });
+            return Err(TransportError::FrameTooLarge { size: len, max: self.max_frame_size });
         }
         if src.len() < 3 + len {
             // Grow gradually: a peer that announces a large frame and then stalls must not make us
@@ -49,20 +44,18 @@ impl Decoder for LengthPrefixedCodec {
     }
 }
 
-impl Encoder<Bytes> for LengthPrefixedCodec {
+impl Encoder<Frame> for LengthPrefixedCodec {
     type Error = TransportError;
 
-    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), TransportError> {
-        if frame.len() > MAX_U24 {
-            return Err(TransportError::FrameTooLarge {
-                size: frame.len(),
-                max: MAX_U24,
-            });
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), TransportError> {
+        let len = frame.encoded_len();
+        if len > MAX_U24 {
+            return Err(TransportError::FrameTooLarge { size: len, max: MAX_U24 });
         }
-        dst.reserve(3 + frame.len());
-        dst.put_u8((frame.len() >> 16) as u8);
-        dst.put_u16((frame.len() & 0xFFFF) as u16);
-        dst.put_slice(&frame);
+        dst.reserve(3 + len);
+        dst.put_u8((len >> 16) as u8);
+        dst.put_u16((len & 0xFFFF) as u16);
+        frame.encode(dst)?;
         Ok(())
     }
 }
@@ -72,12 +65,8 @@ pub fn frame_io<S>(io: S, max_frame_size: usize, peer: String) -> FrameIo
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (writer, reader) = Framed::new(io, LengthPrefixedCodec::new(max_frame_size)).split();
-    FrameIo {
-        reader: Box::pin(reader),
-        writer: Box::pin(writer.sink_map_err(|e| e)),
-        peer,
-    }
+    let (writer, reader) = Framed::new(io, LengthPrefixedCodec::new(max_frame_size)).split::<Frame>();
+    FrameIo { reader: Box::pin(reader), writer: Box::pin(writer.sink_map_err(|e| e)), peer }
 }
 
 #[cfg(test)]
@@ -88,22 +77,17 @@ mod tests {
     fn oversize_prefix_is_refused_before_the_body_arrives() {
         let mut codec = LengthPrefixedCodec::new(10);
         let mut buf = BytesMut::from(&[0u8, 0, 11][..]);
-        assert!(matches!(
-            codec.decode(&mut buf),
-            Err(TransportError::FrameTooLarge { size: 11, max: 10 })
-        ));
+        assert!(matches!(codec.decode(&mut buf), Err(TransportError::FrameTooLarge { size: 11, max: 10 })));
     }
 
     #[test]
     fn frames_split_across_reads_are_reassembled() {
         let mut codec = LengthPrefixedCodec::new(100);
         let mut out = BytesMut::new();
-        codec
-            .encode(Bytes::from_static(b"hello"), &mut out)
-            .expect("encode");
-        codec
-            .encode(Bytes::from_static(b"!"), &mut out)
-            .expect("encode");
+        let a = Frame::new(1, crate::frame::Body::Cancel);
+        let b = Frame::error(0, 1, "!");
+        codec.encode(a.clone(), &mut out).expect("encode");
+        codec.encode(b.clone(), &mut out).expect("encode");
         let mut buf = BytesMut::new();
         let mut got = Vec::new();
         for byte in out {
@@ -112,9 +96,6 @@ mod tests {
                 got.push(frame);
             }
         }
-        assert_eq!(
-            got,
-            vec![Bytes::from_static(b"hello"), Bytes::from_static(b"!")]
-        );
+        assert_eq!(got, vec![a.to_bytes().expect("a"), b.to_bytes().expect("b")]);
     }
 }

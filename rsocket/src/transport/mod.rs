@@ -2,8 +2,9 @@
 //!
 //! Owns framing only — the 3-byte length prefix of TCP/TLS ([`length_prefixed`]), one frame per
 //! binary WebSocket message ([`websocket`]), and the TLS handshake with its timeout ([`tls`]). It
-//! hands the connection layer a [`FrameIo`]: a stream of frame bytes in and a sink of frame bytes
-//! out. It never decodes a frame and knows nothing of streams or requests.
+//! hands the connection layer a [`FrameIo`]: a stream of frame bytes in and a sink of frames out
+//! (encoded directly into the write buffer). It never decodes a frame and knows nothing of streams
+//! or requests.
 
 pub mod length_prefixed;
 pub mod tls;
@@ -14,10 +15,12 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 
+use crate::frame::{EncodeError, Frame};
+
 /// Frames in, as raw bytes, one item per frame.
 pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
-/// Frames out, as raw bytes, one item per frame.
-pub type FrameSink = Pin<Box<dyn Sink<Bytes, Error = TransportError> + Send>>;
+/// Frames out, encoded by the transport straight into its write buffer.
+pub type FrameSink = Pin<Box<dyn Sink<Frame, Error = TransportError> + Send>>;
 
 /// One connection's frame-level I/O, ready for [`crate::connection`].
 pub struct FrameIo {
@@ -42,4 +45,6 @@ pub enum TransportError {
     Tls(String),
     #[error("tls handshake did not finish within {0:?}")]
     HandshakeTimeout(std::time::Duration),
+    #[error("frame cannot be encoded: {0}")]
+    Encode(#[from] EncodeError),
 }

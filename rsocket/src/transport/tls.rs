@@ -30,11 +30,7 @@ pub fn acceptor(
 }
 
 /// Runs the server side of the handshake, giving up after `timeout`.
-pub async fn handshake<S>(
-    acceptor: &TlsAcceptor,
-    io: S,
-    timeout: Duration,
-) -> Result<TlsStream<S>, TransportError>
+pub async fn handshake<S>(acceptor: &TlsAcceptor, io: S, timeout: Duration) -> Result<TlsStream<S>, TransportError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
