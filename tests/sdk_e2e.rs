@@ -65,3 +65,11 @@ fn reminder_set_before_a_restart_fires_after_it_to_an_app_that_connects_later() 
     let out = hodi.node_ok("sdk_e2e.js", &["queued"], &[("HODI_EXPECT_KEY", "survivor")]);
     assert!(out.contains("survivor"), "{out}");
 }
+
+#[test]
+fn secure_websocket_carries_sdk_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let out = hodi.node_ok("sdk_e2e.js", &["wss"], &[]);
+    assert!(out.contains("cst_"), "{out}");
+}

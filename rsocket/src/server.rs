@@ -102,14 +102,3 @@ where
         Err(_) => Err(TransportError::HandshakeTimeout(timeout)),
     }
 }
-
-/// Binds a listener, for callers that want `Listener` from an address.
-pub async fn bind(
-    addr: &str,
-    framing: Framing,
-    tls: Option<Arc<TlsAcceptor>>,
-    handshake_timeout: Duration,
-) -> std::io::Result<Listener> {
-    let socket = TcpListener::bind(addr).await?;
-    Ok(Listener { socket, framing, tls: tls.map(|t| (*t).clone()), handshake_timeout })
-}

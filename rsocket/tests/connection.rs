@@ -343,3 +343,27 @@ async fn a_peer_that_stops_reading_is_dropped_not_buffered() {
     assert!(closed, "the server should have closed a connection that stopped reading (sent {sent})");
     assert!(sent < 2048, "the server read {sent} requests while the peer read no replies");
 }
+
+#[tokio::test]
+async fn server_initiated_streams_use_even_ids_from_2() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let (addr, _stop) = start(Arc::new(Capture(tx)), Config::default()).await;
+    let mut peer = RawPeer::connect(&addr).await;
+    peer.send(setup_frame(30_000)).await;
+    let server_side = rx.recv().await.expect("server requester");
+    let first = tokio::spawn({
+        let s = server_side.clone();
+        async move { s.request_response(Payload::new("one")).await }
+    });
+    let frame = peer.recv(Duration::from_secs(2)).await.expect("request");
+    assert_eq!(frame.stream_id, 2);
+    assert!(matches!(frame.body, Body::RequestResponse { .. }));
+    peer.send(Frame::response(2, Payload::new("answer"))).await;
+    assert_eq!(&first.await.expect("task").expect("reply").data[..], b"answer");
+    let second = tokio::spawn(async move { server_side.request_response(Payload::new("two")).await });
+    let frame = peer.recv(Duration::from_secs(2)).await.expect("request");
+    assert_eq!(frame.stream_id, 4);
+    peer.send(Frame::error(4, error_code::APPLICATION_ERROR, "nope")).await;
+    let err = second.await.expect("task").expect_err("error reply");
+    assert!(matches!(err, RequestError::Remote(RemoteError { code: error_code::APPLICATION_ERROR, .. })), "{err:?}");
+}

@@ -165,6 +165,47 @@ const scenarios = {
         console.log(JSON.stringify({ ok: true, customerId: state.customerId }));
         client.disconnect();
     },
+
+    // Secure WebSocket: rsocket-js's WebSocket client (what the SDK's web entry uses) over wss://,
+    // carrying the SDK's own protobuf messages.
+    async wss() {
+        const { RSocketClient, BufferEncoders } = require('rsocket-core');
+        const RSocketWebSocketClient = require('rsocket-websocket-client').default;
+        const WebSocket = require('ws');
+        const app = require('elarian/lib/utils/service/app_socket_pb');
+        const common = require('elarian/lib/utils/service/common_model_pb');
+        const { StringValue } = require('google-protobuf/google/protobuf/wrappers_pb');
+        const setup = new app.AppConnectionMetadata().setOrgId(orgId).setAppId(appId)
+            .setApiKey(new StringValue().setValue(apiKey)).setSimplexMode(true);
+        const client = new RSocketClient({
+            setup: {
+                keepAlive: 1000,
+                lifetime: 10000,
+                dataMimeType: 'application/octet-stream',
+                metadataMimeType: 'application/json',
+                payload: { data: Buffer.from(setup.serializeBinary()), metadata: Buffer.from('{"agent":"hodi-tests"}') },
+            },
+            transport: new RSocketWebSocketClient({
+                url: `wss://${host}:${env('HODI_WSS_PORT')}`,
+                wsCreator: (url) => new WebSocket(url),
+            }, BufferEncoders),
+        });
+        const socket = await within(10000, 'wss connection', new Promise((resolve, reject) => {
+            client.connect().subscribe({ onComplete: resolve, onError: reject });
+        }));
+        const cmd = new app.AppToServerCommand().setGetCustomerState(new app.GetCustomerStateCommand().setCustomerNumber(
+            new common.CustomerNumber().setNumber('+254700000004').setProvider(common.CustomerNumberProvider.CUSTOMER_NUMBER_PROVIDER_CELLULAR)));
+        const reply = await within(5000, 'getState over wss', new Promise((resolve, reject) => {
+            socket.requestResponse({ data: Buffer.from(cmd.serializeBinary()) }).subscribe({
+                onComplete: (p) => resolve(app.AppToServerCommandReply.deserializeBinary(p.data).getGetCustomerState()),
+                onError: reject,
+            });
+        }));
+        assert.strictEqual(reply.getStatus(), true, reply.getDescription());
+        assert.match(reply.getData().getCustomerId(), /^cst_/);
+        console.log(JSON.stringify({ ok: true, customerId: reply.getData().getCustomerId() }));
+        client.close();
+    },
 };
 
 const name = process.argv[2];
