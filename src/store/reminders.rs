@@ -84,14 +84,7 @@ impl Store {
                 if next <= now_ms {
                     next = now_ms.saturating_add(step - (now_ms - r.remind_at) % step);
                 }
-                sqlx::query("UPDATE reminders SET remind_at = $1, retry_at = 0 WHERE app_id = $2 AND customer_id = $3 AND key = $4 AND remind_at = $5")
-                    .bind(next)
-                    .bind(&r.app_id)
-                    .bind(&r.customer_id)
-                    .bind(&r.key)
-                    .bind(r.remind_at)
-                    .execute(&self.pool)
-                    .await?;
+                self.update_unchanged(r, "remind_at = $1, retry_at = 0", next).await
             }
             None => {
                 sqlx::query(
@@ -103,23 +96,29 @@ impl Store {
                 .bind(r.remind_at)
                 .execute(&self.pool)
                 .await?;
+                Ok(())
             }
         }
-        Ok(())
     }
 
     /// Holds back a reminder whose delivery failed until `retry_at_ms`, keeping its `remind_at`.
     pub async fn postpone_reminder_retry(&self, r: &StoredReminder, retry_at_ms: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE reminders SET retry_at = $1 WHERE app_id = $2 AND customer_id = $3 AND key = $4 AND remind_at = $5",
-        )
-        .bind(retry_at_ms)
-        .bind(&r.app_id)
-        .bind(&r.customer_id)
-        .bind(&r.key)
-        .bind(r.remind_at)
-        .execute(&self.pool)
-        .await?;
+        self.update_unchanged(r, "retry_at = $1", retry_at_ms).await
+    }
+
+    /// `UPDATE … SET <assignment>` (with `$1` = `value`) on `r`'s row, if its `remind_at` is unchanged.
+    async fn update_unchanged(&self, r: &StoredReminder, assignment: &str, value: i64) -> Result<()> {
+        let sql = format!(
+            "UPDATE reminders SET {assignment} WHERE app_id = $2 AND customer_id = $3 AND key = $4 AND remind_at = $5"
+        );
+        sqlx::query(&sql)
+            .bind(value)
+            .bind(&r.app_id)
+            .bind(&r.customer_id)
+            .bind(&r.key)
+            .bind(r.remind_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
