@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod customer;
 pub mod notify;
 pub mod reminder;
 pub mod server;
@@ -13,3 +14,4 @@ pub mod session;
 pub mod store;
 pub mod transport;
 pub mod wire;
+pub mod work;

@@ -24,6 +24,8 @@ pub struct Hodi {
     pub sockets: Arc<Sockets>,
     /// Signalled when a reminder is added, so the scheduler looks again without waiting a poll.
     pub reminders_changed: tokio::sync::Notify,
+    /// Signalled when a notification is queued, so the dispatcher delivers it at once.
+    pub outbox_changed: tokio::sync::Notify,
 }
 
 /// The dev tenant's credentials, kept in `<data_dir>/dev-credentials.toml` so they can be shown
@@ -96,11 +98,14 @@ pub async fn start(config: Config) -> Result<Running> {
         store,
         sockets: Arc::new(Sockets::default()),
         reminders_changed: tokio::sync::Notify::new(),
+        outbox_changed: tokio::sync::Notify::new(),
     });
     let shutdown = CancellationToken::new();
     let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
     let bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
     tokio::spawn(crate::reminder::run(hodi.clone(), shutdown.clone()));
+    tokio::spawn(crate::notify::run(hodi.clone(), shutdown.clone()));
+    tokio::spawn(crate::customer::sweep_expired(hodi.clone(), shutdown.clone()));
     let listening = toml::to_string(&bound).unwrap_or_default();
     // Tools and tests read where we listen from here (ports may have been chosen by the OS).
     let tmp = config.data_dir.join("listening.toml.tmp");

@@ -84,18 +84,3 @@ CREATE TABLE app_data (
     updated_at   BIGINT NOT NULL,
     PRIMARY KEY (app_id, customer_id)
 );
-
--- Reminders are per (app, customer, key). `remind_at` is the next firing time.
-CREATE TABLE reminders (
-    app_id         TEXT NOT NULL REFERENCES apps (id),
-    customer_id    TEXT NOT NULL REFERENCES customers (id),
-    key            TEXT NOT NULL,
-    org_id         TEXT NOT NULL REFERENCES orgs (id),
-    remind_at      BIGINT NOT NULL,
-    interval_secs  BIGINT,
-    payload        TEXT,
-    -- After a failed delivery: not retried before this time (unix ms). Keeps remind_at intact.
-    retry_at       BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (app_id, customer_id, key)
-);
-CREATE INDEX reminders_due ON reminders (remind_at);

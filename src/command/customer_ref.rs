@@ -18,7 +18,8 @@ pub type Refusal = String;
 
 impl CustomerRef {
     /// Resolves within `org_id`. A customer number never seen before creates the customer, as in
-    /// Elarian; an unknown id or secondary id is refused.
+    /// Elarian; an unknown id or secondary id is refused. Decommissioned customers resolve (with
+    /// their flag set); see [`CustomerRef::resolve_live`].
     pub async fn resolve(&self, store: &Store, org_id: &str) -> anyhow::Result<Result<CustomerRecord, Refusal>> {
         match self {
             CustomerRef::Missing => {
@@ -33,12 +34,27 @@ impl CustomerRef {
                 Err(refusal) => Ok(Err(refusal)),
                 Ok(stored) => Ok(Ok(store.customer_by_number(org_id, &stored).await?.0)),
             },
-            CustomerRef::SecondaryId(mapping) => Ok(Err(format!(
-                "no customer has secondary id {:?}={:?}",
-                mapping.key,
-                mapping.value.as_deref().unwrap_or("")
-            ))),
+            CustomerRef::SecondaryId(mapping) => {
+                let value = mapping.value.as_deref().unwrap_or("");
+                match store.customer_by_secondary_id(org_id, &mapping.key, value).await? {
+                    Some(id) => Ok(store
+                        .customer(org_id, &id)
+                        .await?
+                        .ok_or_else(|| format!("secondary id {:?}={value:?} names a missing customer", mapping.key))),
+                    None => Ok(Err(format!("no customer has secondary id {:?}={value:?}", mapping.key))),
+                }
+            }
         }
+    }
+
+    /// Like [`CustomerRef::resolve`], refusing a decommissioned (adopted) customer.
+    pub async fn resolve_live(&self, store: &Store, org_id: &str) -> anyhow::Result<Result<CustomerRecord, Refusal>> {
+        Ok(match self.resolve(store, org_id).await? {
+            Ok(c) if c.decommissioned => {
+                Err(format!("customer {} is decommissioned (adopted by another customer)", c.id))
+            }
+            other => other,
+        })
     }
 }
 
@@ -90,4 +106,36 @@ macro_rules! customer_ref_from {
     };
 }
 
-customer_ref_from!(get_customer_state_command, add_customer_reminder_command, cancel_customer_reminder_command);
+customer_ref_from!(
+    get_customer_state_command,
+    add_customer_reminder_command,
+    cancel_customer_reminder_command,
+    update_customer_tag_command,
+    delete_customer_tag_command,
+    update_customer_secondary_id_command,
+    delete_customer_secondary_id_command,
+    update_customer_metadata_command,
+    delete_customer_metadata_command,
+    lease_customer_app_data_command,
+    update_customer_app_data_command,
+    delete_customer_app_data_command,
+);
+
+impl From<Option<crate::wire::adopt_customer_state_command::OtherCustomer>> for CustomerRef {
+    fn from(c: Option<crate::wire::adopt_customer_state_command::OtherCustomer>) -> Self {
+        use crate::wire::adopt_customer_state_command::OtherCustomer;
+        match c {
+            Some(OtherCustomer::OtherCustomerId(id)) => CustomerRef::Id(id),
+            Some(OtherCustomer::OtherCustomerNumber(n)) => CustomerRef::Number(n),
+            Some(OtherCustomer::OtherSecondaryId(s)) => CustomerRef::SecondaryId(s),
+            None => CustomerRef::Missing,
+        }
+    }
+}
+
+/// Expiry of a wire index: absent or 0 means never (the SDK sends 0 when none is given).
+pub fn expiry(ts: &Option<prost_types::Timestamp>) -> Option<i64> {
+    ts.as_ref()
+        .filter(|t| t.seconds > 0 || t.nanos > 0)
+        .map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos.clamp(0, 999_999_999) / 1_000_000)))
+}

@@ -9,7 +9,6 @@ use super::customer_ref::CustomerRef;
 use super::internal;
 use crate::server::Hodi;
 use crate::session::Session;
-use crate::store::customers::CustomerRecord;
 use crate::store::reminders::StoredReminder;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{
@@ -20,54 +19,30 @@ fn reply(status: bool, description: impl Into<String>, customer_id: Option<Strin
     Entry::UpdateCustomerAppData(UpdateCustomerAppDataReply { status, description: description.into(), customer_id })
 }
 
-async fn live_customer(
-    hodi: &Hodi,
-    session: &Session,
-    customer: &CustomerRef,
-) -> Result<Result<CustomerRecord, Entry>, RemoteError> {
-    Ok(match customer.resolve(&hodi.store, &session.org_id).await.map_err(internal)? {
-        Err(why) => Err(reply(false, why, None)),
-        Ok(c) if c.decommissioned => Err(reply(false, format!("customer {} is decommissioned", c.id), Some(c.id))),
-        Ok(c) => Ok(c),
-    })
+/// A validated reminder, not yet tied to a customer.
+#[derive(Debug, Clone)]
+pub struct ReminderSpec {
+    pub key: String,
+    pub remind_at: i64,
+    pub interval_secs: Option<i64>,
+    pub payload: Option<String>,
 }
 
-#[derive(Debug)]
-pub struct AddCustomerReminder {
-    customer: CustomerRef,
-    reminder: Option<CustomerReminder>,
-}
-
-impl AddCustomerReminder {
-    pub fn from_proto(c: AddCustomerReminderCommand) -> Self {
-        AddCustomerReminder { customer: c.customer.into(), reminder: c.reminder }
-    }
-
-    pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<Entry, RemoteError> {
-        let Some(reminder) = self.reminder else {
-            return Ok(reply(false, "reminder is required", None));
-        };
+impl ReminderSpec {
+    pub fn parse(reminder: Option<CustomerReminder>) -> Result<ReminderSpec, String> {
+        let reminder = reminder.ok_or("reminder is required")?;
         if reminder.key.is_empty() {
-            return Ok(reply(false, "reminder key is required", None));
+            return Err("reminder key is required".into());
         }
-        let Some(at) = reminder.remind_at else {
-            return Ok(reply(false, "reminder remind_at is required", None));
-        };
+        let at = reminder.remind_at.ok_or("reminder remind_at is required")?;
         if at.seconds < 0 {
-            return Ok(reply(false, "reminder remind_at is before 1970", None));
+            return Err("reminder remind_at is before 1970".into());
         }
         let interval = reminder.interval.map(|d| d.seconds);
         if interval.is_some_and(|s| s < 0) {
-            return Ok(reply(false, "reminder interval is negative", None));
+            return Err("reminder interval is negative".into());
         }
-        let customer = match live_customer(hodi, session, &self.customer).await? {
-            Ok(c) => c,
-            Err(refused) => return Ok(refused),
-        };
-        let stored = StoredReminder {
-            org_id: session.org_id.clone(),
-            app_id: session.app_id.clone(),
-            customer_id: customer.id.clone(),
+        Ok(ReminderSpec {
             key: reminder.key,
             remind_at: at
                 .seconds
@@ -75,8 +50,45 @@ impl AddCustomerReminder {
                 .saturating_add(i64::from(at.nanos.clamp(0, 999_999_999) / 1_000_000)),
             interval_secs: interval.filter(|s| *s > 0),
             payload: reminder.payload,
+        })
+    }
+
+    pub fn for_customer(&self, session: &Session, customer_id: &str) -> StoredReminder {
+        StoredReminder {
+            org_id: session.org_id.clone(),
+            app_id: session.app_id.clone(),
+            customer_id: customer_id.to_string(),
+            key: self.key.clone(),
+            remind_at: self.remind_at,
+            interval_secs: self.interval_secs,
+            payload: self.payload.clone(),
+            tag: None,
+            work_id: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct AddCustomerReminder {
+    customer: CustomerRef,
+    reminder: Result<ReminderSpec, String>,
+}
+
+impl AddCustomerReminder {
+    pub fn from_proto(c: AddCustomerReminderCommand) -> Self {
+        AddCustomerReminder { customer: c.customer.into(), reminder: ReminderSpec::parse(c.reminder) }
+    }
+
+    pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<Entry, RemoteError> {
+        let spec = match self.reminder {
+            Ok(s) => s,
+            Err(why) => return Ok(reply(false, why, None)),
         };
-        hodi.store.upsert_reminder(&stored).await.map_err(internal)?;
+        let customer = match self.customer.resolve_live(&hodi.store, &session.org_id).await.map_err(internal)? {
+            Ok(c) => c,
+            Err(why) => return Ok(reply(false, why, None)),
+        };
+        hodi.store.upsert_reminder(&spec.for_customer(session, &customer.id)).await.map_err(internal)?;
         hodi.reminders_changed.notify_one();
         Ok(reply(true, "reminder set", Some(customer.id)))
     }
@@ -97,9 +109,9 @@ impl CancelCustomerReminder {
         if self.key.is_empty() {
             return Ok(reply(false, "reminder key is required", None));
         }
-        let customer = match live_customer(hodi, session, &self.customer).await? {
+        let customer = match self.customer.resolve_live(&hodi.store, &session.org_id).await.map_err(internal)? {
             Ok(c) => c,
-            Err(refused) => return Ok(refused),
+            Err(why) => return Ok(reply(false, why, None)),
         };
         let existed = hodi.store.delete_reminder(&session.app_id, &customer.id, &self.key).await.map_err(internal)?;
         Ok(if existed {

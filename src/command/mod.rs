@@ -10,16 +10,23 @@
 //! the SDK reads those. Only input that is not a command at all (bad protobuf, no entry) is
 //! answered with an RSocket ERROR frame, which the SDK surfaces as a rejected promise.
 
+mod adopt_customer_state;
+mod app_data;
 mod create_customer;
-mod customer_ref;
+mod customer_activity;
+pub mod customer_ref;
 mod customer_reminder;
 mod generate_auth_token;
 mod get_customer_state;
+mod identity;
 mod not_available;
+mod reminder_tag;
 mod simulator;
 
 pub use customer_ref::CustomerRef;
 pub use simulator::SimulatorCommand;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hodi_rsocket::RemoteError;
@@ -29,11 +36,16 @@ use crate::session::Session;
 use crate::wire::app_to_server_command::Entry;
 use crate::wire::{AppToServerCommand, AppToServerCommandReply};
 
+use adopt_customer_state::AdoptCustomerState;
+use app_data::AppDataCommand;
 use create_customer::CreateCustomer;
+use customer_activity::RecordActivity;
 use customer_reminder::{AddCustomerReminder, CancelCustomerReminder};
 use generate_auth_token::GenerateAuthToken;
 use get_customer_state::GetCustomerState;
+use identity::{Change, IdentityCommand};
 use not_available::NotAvailable;
+use reminder_tag::ReminderTagCommand;
 
 /// A parsed app-socket command.
 #[derive(Debug)]
@@ -41,8 +53,13 @@ pub enum AppCommand {
     GenerateAuthToken(GenerateAuthToken),
     CreateCustomer(CreateCustomer),
     GetCustomerState(GetCustomerState),
+    AdoptCustomerState(AdoptCustomerState),
     AddCustomerReminder(AddCustomerReminder),
     CancelCustomerReminder(CancelCustomerReminder),
+    ReminderTag(ReminderTagCommand),
+    Identity(IdentityCommand),
+    AppData(AppDataCommand),
+    CustomerActivity(RecordActivity),
     /// A command of the schema this version does not carry out yet; answered with its own reply
     /// type saying so.
     NotAvailable(NotAvailable),
@@ -62,15 +79,34 @@ impl AppCommand {
             Entry::GenerateAuthToken(_) => AppCommand::GenerateAuthToken(GenerateAuthToken::from_proto(raw)?),
             Entry::CreateCustomer(c) => AppCommand::CreateCustomer(CreateCustomer::from_proto(c)),
             Entry::GetCustomerState(c) => AppCommand::GetCustomerState(GetCustomerState::from_proto(c)),
+            Entry::AdoptCustomerState(c) => AppCommand::AdoptCustomerState(AdoptCustomerState::from_proto(c)),
             Entry::AddCustomerReminder(c) => AppCommand::AddCustomerReminder(AddCustomerReminder::from_proto(c)),
             Entry::CancelCustomerReminder(c) => {
                 AppCommand::CancelCustomerReminder(CancelCustomerReminder::from_proto(c))
             }
+            Entry::AddCustomerReminderTag(c) => AppCommand::ReminderTag(ReminderTagCommand::add(c)),
+            Entry::CancelCustomerReminderTag(c) => AppCommand::ReminderTag(ReminderTagCommand::cancel(c)),
+            Entry::UpdateCustomerTag(c) => identity_command(c.customer.into(), Change::UpdateTags(c.updates)),
+            Entry::DeleteCustomerTag(c) => identity_command(c.customer.into(), Change::DeleteTags(c.deletions)),
+            Entry::UpdateCustomerSecondaryId(c) => {
+                identity_command(c.customer.into(), Change::UpdateSecondaryIds(c.updates))
+            }
+            Entry::DeleteCustomerSecondaryId(c) => {
+                identity_command(c.customer.into(), Change::DeleteSecondaryIds(c.deletions))
+            }
+            Entry::UpdateCustomerMetadata(c) => identity_command(c.customer.into(), Change::UpdateMetadata(c.updates)),
+            Entry::DeleteCustomerMetadata(c) => {
+                identity_command(c.customer.into(), Change::DeleteMetadata(c.deletions))
+            }
+            Entry::LeaseCustomerAppData(c) => AppCommand::AppData(AppDataCommand::Lease(c.customer.into())),
+            Entry::UpdateCustomerAppData(c) => AppCommand::AppData(AppDataCommand::Update(c.customer.into(), c.update)),
+            Entry::DeleteCustomerAppData(c) => AppCommand::AppData(AppDataCommand::Delete(c.customer.into())),
+            Entry::CustomerActivity(c) => AppCommand::CustomerActivity(RecordActivity::from_proto(c)),
             other => AppCommand::NotAvailable(NotAvailable::from_entry(&other)),
         })
     }
 
-    pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<AppToServerCommandReply, RemoteError> {
+    pub async fn apply(self, hodi: &Arc<Hodi>, session: &Session) -> Result<AppToServerCommandReply, RemoteError> {
         if session.simulator {
             return Err(RemoteError::rejected("simulator sockets may only send simulator commands"));
         }
@@ -78,12 +114,21 @@ impl AppCommand {
             AppCommand::GenerateAuthToken(c) => c.apply(hodi, session).await?,
             AppCommand::CreateCustomer(c) => c.apply(hodi, session).await?,
             AppCommand::GetCustomerState(c) => c.apply(hodi, session).await?,
+            AppCommand::AdoptCustomerState(c) => c.apply(hodi, session).await?,
             AppCommand::AddCustomerReminder(c) => c.apply(hodi, session).await?,
             AppCommand::CancelCustomerReminder(c) => c.apply(hodi, session).await?,
+            AppCommand::ReminderTag(c) => c.apply(hodi, session).await?,
+            AppCommand::Identity(c) => c.apply(hodi, session).await?,
+            AppCommand::AppData(c) => c.apply(hodi, session).await?,
+            AppCommand::CustomerActivity(c) => c.apply(hodi, session).await?,
             AppCommand::NotAvailable(c) => c.reply(),
         };
         Ok(AppToServerCommandReply { entry: Some(entry) })
     }
+}
+
+fn identity_command(customer: CustomerRef, change: Change) -> AppCommand {
+    AppCommand::Identity(IdentityCommand::new(customer, change))
 }
 
 /// A store failure, as the ERROR frame a client sees (details stay in the server log).

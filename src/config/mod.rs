@@ -27,6 +27,7 @@ pub struct Config {
     pub rsocket: RSocketLimits,
     pub auth: Auth,
     pub notify: Notify,
+    pub customer: Customer,
     pub dev: Dev,
 }
 
@@ -79,8 +80,21 @@ pub struct Auth {
 pub struct Notify {
     /// How long an app has to answer a notification (the SDK's own handler timeout is 5 s).
     pub reply_timeout_ms: u64,
-    /// How often the reminder scheduler looks for due reminders.
-    pub reminder_poll_ms: u64,
+    /// How long an undelivered notification waits for an app before it is dropped.
+    pub ttl_secs: u64,
+    /// How often the outbox is looked at when nothing signals new work.
+    pub outbox_poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Customer {
+    /// How long LeaseCustomerAppData holds app data for the connection that leased it.
+    pub lease_secs: u64,
+    /// How long a second lease waits for the first to end before it is refused.
+    pub lease_wait_ms: u64,
+    /// How often expired tags and secondary ids are deleted (reads hide them at once regardless).
+    pub expiry_sweep_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +117,7 @@ impl Default for Config {
             rsocket: RSocketLimits::default(),
             auth: Auth::default(),
             notify: Notify::default(),
+            customer: Customer::default(),
             dev: Dev::default(),
         }
     }
@@ -142,7 +157,13 @@ impl Default for Auth {
 
 impl Default for Notify {
     fn default() -> Self {
-        Notify { reply_timeout_ms: 5_000, reminder_poll_ms: 200 }
+        Notify { reply_timeout_ms: 5_000, ttl_secs: 7 * 24 * 3600, outbox_poll_ms: 1_000 }
+    }
+}
+
+impl Default for Customer {
+    fn default() -> Self {
+        Customer { lease_secs: 60, lease_wait_ms: 2_000, expiry_sweep_secs: 60 }
     }
 }
 

@@ -1,29 +1,43 @@
-//! Notifications to apps: which sockets can take them, and delivering one as a server-initiated
-//! REQUEST_RESPONSE whose reply is then applied.
+//! Notifications to apps: the registry of sockets that can take them, and the dispatcher that
+//! delivers the durable outbox.
 //!
-//! Owns the registry of notification-capable app sockets (non-simplex, non-simulator) and the
-//! delivery attempt: pick a socket (round robin), send, wait for the reply with a timeout, try the
-//! next socket on failure, apply the reply's app-data update. Does not own why a notification is
-//! sent (reminders, messages, payments produce them) nor retries over time (the producer keeps the
-//! work until delivery succeeds).
+//! Owns: which app sockets receive notifications (non-simplex, non-simulator), delivery as a
+//! server-initiated REQUEST_RESPONSE (round robin over the app's sockets, the next socket on
+//! failure, a reply timeout), per-customer order, retries with backoff, time to live, and applying
+//! the reply (app-data update; outbound message recorded for messaging). Does not own why a
+//! notification exists: producers queue them with [`crate::store::outbox::insert`] in the
+//! transaction of the change they report, then call [`Hodi::outbox_changed`]'s `notify_one`.
+//!
+//! Delivery is at least once. Each notification carries its id in the request's metadata as JSON,
+//! `{"notificationId":"ntf_…"}`, so a client can spot a duplicate (the Elarian SDK ignores it).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+mod sockets;
+
+pub use sockets::Sockets;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use hodi_rsocket::{Payload, RequestError};
 use prost::Message;
 use tracing::{debug, info, warn};
 
 use crate::server::Hodi;
-use crate::session::Session;
 use crate::store::app_data::AppDataValue;
-use crate::wire::server_to_app_customer_notification::Entry as CustomerEntry;
+use crate::store::outbox::{Completion, OutboxRow};
 use crate::wire::{
     data_map_value, DataMapValue, ServerToAppCustomerNotification, ServerToAppNotification,
     ServerToAppNotificationReply,
 };
+
+/// Notifications read from the outbox per pass.
+const BATCH: i64 = 512;
+/// Deliveries awaiting replies at once.
+const CONCURRENT: usize = 64;
+/// Expired notifications are looked for this often.
+const EXPIRY_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a notification was not delivered.
 #[derive(Debug, thiserror::Error)]
@@ -32,67 +46,13 @@ pub enum DeliveryError {
     NoSocket(String),
     #[error("every connected socket failed: {0}")]
     AllFailed(String),
+    #[error("stored notification is unreadable: {0}")]
+    Corrupt(String),
     #[error("store: {0}")]
     Store(#[from] anyhow::Error),
 }
 
-#[derive(Default)]
-struct AppSockets {
-    sockets: Vec<Arc<Session>>,
-    next: usize,
-}
-
-/// Notification-capable app sockets, per (org, app).
-#[derive(Default)]
-pub struct Sockets {
-    apps: Mutex<HashMap<(String, String), AppSockets>>,
-    /// Signalled whenever a socket registers, so waiting producers can retry at once.
-    pub connected: tokio::sync::Notify,
-}
-
-impl Sockets {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), AppSockets>> {
-        self.apps.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a socket; it is removed again when its connection closes.
-    pub fn register(self: &Arc<Self>, session: Arc<Session>) {
-        let key = (session.org_id.clone(), session.app_id.clone());
-        self.lock().entry(key.clone()).or_default().sockets.push(session.clone());
-        self.connected.notify_waiters();
-        let sockets = self.clone();
-        tokio::spawn(async move {
-            let reason = session.requester.closed().await;
-            info!(connection_id = %session.connection_id, %reason, "session ended");
-            let mut apps = sockets.lock();
-            if let Some(app) = apps.get_mut(&key) {
-                app.sockets.retain(|s| s.connection_id != session.connection_id);
-                if app.sockets.is_empty() {
-                    apps.remove(&key);
-                }
-            }
-        });
-    }
-
-    /// Apps with at least one notification-capable socket.
-    pub fn connected_apps(&self) -> Vec<String> {
-        self.lock().keys().map(|(_, app)| app.clone()).collect()
-    }
-
-    /// Candidate sockets for one delivery, starting with the next in round-robin order.
-    fn candidates(&self, org_id: &str, app_id: &str) -> Vec<Arc<Session>> {
-        let mut apps = self.lock();
-        let Some(app) = apps.get_mut(&(org_id.to_string(), app_id.to_string())) else {
-            return Vec::new();
-        };
-        let n = app.sockets.len();
-        let start = app.next % n.max(1);
-        app.next = app.next.wrapping_add(1);
-        (0..n).map(|i| app.sockets[(start + i) % n].clone()).collect()
-    }
-}
-
-fn wire_app_data(value: AppDataValue) -> DataMapValue {
+pub fn wire_app_data(value: AppDataValue) -> DataMapValue {
     DataMapValue {
         value: Some(match value {
             AppDataValue::Text(t) => data_map_value::Value::StringVal(t),
@@ -101,37 +61,38 @@ fn wire_app_data(value: AppDataValue) -> DataMapValue {
     }
 }
 
-/// Delivers one customer notification to one of the app's sockets and applies the reply.
-pub async fn deliver_to_customer_app(
+pub fn stored_app_data(value: &DataMapValue) -> Option<AppDataValue> {
+    match value.value.as_ref()? {
+        data_map_value::Value::StringVal(s) => Some(AppDataValue::Text(s.clone())),
+        data_map_value::Value::BytesVal(b) => Some(AppDataValue::Bytes(b.clone())),
+    }
+}
+
+pub fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+/// Sends one notification to one of the app's sockets; returns the reply.
+pub async fn send(
     hodi: &Hodi,
     org_id: &str,
     app_id: &str,
-    customer_id: &str,
-    entry: CustomerEntry,
+    notification_id: &str,
+    notification: ServerToAppCustomerNotification,
 ) -> Result<ServerToAppNotificationReply, DeliveryError> {
     let candidates = hodi.sockets.candidates(org_id, app_id);
     if candidates.is_empty() {
         return Err(DeliveryError::NoSocket(app_id.to_string()));
     }
-    let app_data = hodi.store.app_data(app_id, customer_id).await?.map(wire_app_data);
-    let now = crate::store::now_ms();
-    let notification = ServerToAppNotification {
-        entry: Some(crate::wire::server_to_app_notification::Entry::Customer(ServerToAppCustomerNotification {
-            org_id: org_id.to_string(),
-            app_id: app_id.to_string(),
-            customer_id: customer_id.to_string(),
-            app_data,
-            created_at: Some(prost_types::Timestamp { seconds: now / 1000, nanos: ((now % 1000) * 1_000_000) as i32 }),
-            entry: Some(entry),
-        })),
-    };
-    let bytes = Bytes::from(notification.encode_to_vec());
+    let envelope =
+        ServerToAppNotification { entry: Some(crate::wire::server_to_app_notification::Entry::Customer(notification)) };
+    let data = Bytes::from(envelope.encode_to_vec());
+    let metadata = Bytes::from(format!("{{\"notificationId\":\"{notification_id}\"}}"));
     let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
     let mut failures = Vec::new();
     for session in candidates {
-        let attempt =
-            tokio::time::timeout(timeout, session.requester.request_response(Payload::new(bytes.clone()))).await;
-        let payload = match attempt {
+        let payload = Payload { metadata: Some(metadata.clone()), data: data.clone() };
+        let reply = match tokio::time::timeout(timeout, session.requester.request_response(payload)).await {
             Ok(Ok(p)) => p,
             Ok(Err(RequestError::Closed(why))) => {
                 failures.push(format!("{}: closed ({why})", session.connection_id));
@@ -146,42 +107,108 @@ pub async fn deliver_to_customer_app(
                 continue;
             }
         };
-        let reply = match ServerToAppNotificationReply::decode(payload.data) {
-            Ok(r) => r,
-            Err(e) => {
-                // Delivered: the app saw it. An unreadable reply changes nothing, but say so.
-                warn!(connection_id = %session.connection_id, error = %e, "notification reply is not a ServerToAppNotificationReply");
-                ServerToAppNotificationReply::default()
-            }
-        };
-        apply_reply(hodi, app_id, customer_id, &reply).await?;
-        debug!(connection_id = %session.connection_id, customer_id, "notification delivered");
-        return Ok(reply);
+        debug!(connection_id = %session.connection_id, notification_id, "notification delivered");
+        return Ok(ServerToAppNotificationReply::decode(reply.data).unwrap_or_else(|e| {
+            // Delivered: the app saw it. An unreadable reply changes nothing, but say so.
+            warn!(connection_id = %session.connection_id, error = %e, "notification reply is not a ServerToAppNotificationReply");
+            ServerToAppNotificationReply::default()
+        }));
     }
     Err(DeliveryError::AllFailed(failures.join("; ")))
 }
 
-/// Applies what an app answered: the app-data update now; an outbound message is recorded in the
-/// log until messaging lands.
-async fn apply_reply(
-    hodi: &Hodi,
-    app_id: &str,
-    customer_id: &str,
-    reply: &ServerToAppNotificationReply,
-) -> anyhow::Result<()> {
-    if let Some(update) = reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(|d| d.value.as_ref()) {
-        let value = match update {
-            data_map_value::Value::StringVal(s) => AppDataValue::Text(s.clone()),
-            data_map_value::Value::BytesVal(b) => AppDataValue::Bytes(b.clone()),
-        };
-        hodi.store.set_app_data(app_id, customer_id, &value).await?;
+/// Delivers one outbox row; on success, what to apply.
+async fn deliver(hodi: &Hodi, row: &OutboxRow) -> Result<Completion, DeliveryError> {
+    let mut notification = ServerToAppCustomerNotification::decode(row.entry.as_slice())
+        .map_err(|e| DeliveryError::Corrupt(e.to_string()))?;
+    notification.org_id = row.org_id.clone();
+    notification.app_id = row.app_id.clone();
+    notification.customer_id = row.customer_id.clone();
+    notification.created_at = Some(timestamp(row.created_at));
+    notification.app_data = hodi.store.app_data(&row.app_id, &row.customer_id).await?.map(wire_app_data);
+    let reply = send(hodi, &row.org_id, &row.app_id, &row.id, notification).await?;
+    Ok(Completion {
+        seq: row.seq,
+        notification_id: row.id.clone(),
+        org_id: row.org_id.clone(),
+        app_id: row.app_id.clone(),
+        customer_id: row.customer_id.clone(),
+        app_data: reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(stored_app_data),
+        message: reply.message.map(|m| m.encode_to_vec()),
+    })
+}
+
+fn backoff_ms(attempts: i64) -> i64 {
+    (1000i64 << attempts.clamp(0, 6)).min(60_000)
+}
+
+/// Runs the dispatcher until `shutdown`.
+pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
+    let poll = Duration::from_millis(hodi.config.notify.outbox_poll_ms.max(10));
+    let mut last_expiry = tokio::time::Instant::now() - EXPIRY_EVERY;
+    loop {
+        if last_expiry.elapsed() >= EXPIRY_EVERY {
+            last_expiry = tokio::time::Instant::now();
+            match hodi.store.outbox_expire().await {
+                Ok(expired) => {
+                    for row in expired {
+                        warn!(notification_id = %row.id, app_id = %row.app_id, customer_id = %row.customer_id,
+                              attempts = row.attempts, "notification expired undelivered");
+                    }
+                }
+                Err(e) => warn!(error = %e, "expiring notifications"),
+            }
+        }
+        loop {
+            let apps = hodi.sockets.connected_apps();
+            let heads = match hodi.store.outbox_heads(&apps, BATCH).await {
+                Ok(h) => h,
+                Err(e) => {
+                    warn!(error = %e, "reading the outbox");
+                    break;
+                }
+            };
+            if heads.is_empty() {
+                break;
+            }
+            let full = heads.len() as i64 == BATCH;
+            let results: Vec<(OutboxRow, Result<Completion, DeliveryError>)> = futures_util::stream::iter(heads)
+                .map(|row| {
+                    let hodi = hodi.clone();
+                    async move {
+                        let result = deliver(&hodi, &row).await;
+                        (row, result)
+                    }
+                })
+                .buffer_unordered(CONCURRENT)
+                .collect()
+                .await;
+            let mut done = Vec::new();
+            for (row, result) in results {
+                match result {
+                    Ok(c) => done.push(c),
+                    Err(e) => {
+                        let retry = crate::store::now_ms() + backoff_ms(row.attempts);
+                        info!(notification_id = %row.id, attempts = row.attempts + 1, error = %e, "notification not delivered; will retry");
+                        if let Err(e) = hodi.store.outbox_failed(row.seq, &e.to_string(), retry).await {
+                            warn!(error = %e, "recording a failed delivery");
+                        }
+                    }
+                }
+            }
+            if let Err(e) = hodi.store.outbox_complete(&done).await {
+                // Delivered but not recorded: they will be delivered again (at least once).
+                warn!(error = %e, "recording delivered notifications");
+            }
+            if !full {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(poll) => {}
+            _ = hodi.outbox_changed.notified() => {}
+            _ = hodi.sockets.connected.notified() => {}
+        }
     }
-    if let Some(message) = &reply.message {
-        info!(
-            customer_id,
-            parts = message.body.is_some(),
-            "app replied with an outbound message; messaging is not available in this version"
-        );
-    }
-    Ok(())
 }

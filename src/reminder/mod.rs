@@ -1,89 +1,99 @@
-//! The reminder scheduler: fires due reminders as `reminder` notifications.
+//! The reminder scheduler: moves due reminders into the notification outbox.
 //!
-//! Owns timing only. Reminders live in the store (so they survive restarts); this loop wakes on a
-//! short poll or when a reminder is added or an app connects, takes due reminders of apps that
-//! have a socket, delivers each, then re-arms (interval) or deletes (one-shot) it. A reminder that
-//! could not be delivered stays due and is tried again on the next pass, so nothing is lost while
-//! no app is connected.
+//! Owns timing only. Reminders live in the store, ordered by the `reminders_due` index, so pending
+//! reminders cost no memory here. The loop takes due reminders in batches and, in one transaction
+//! per batch, re-arms (interval) or deletes (one-shot) each and queues its `reminder` notification;
+//! then it sleeps until the earliest `remind_at`, or until a reminder is added. Delivery, retries and
+//! waiting for an app are the outbox's business ([`crate::notify`]), so a reminder fires once even
+//! when no app is connected, and is delivered when one connects.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use tracing::{debug, warn};
+use prost::Message;
+use tracing::warn;
 
-use crate::notify::deliver_to_customer_app;
 use crate::server::Hodi;
 use crate::store::now_ms;
-use crate::store::reminders::StoredReminder;
+use crate::store::reminders::{Firing, StoredReminder};
 use crate::wire::server_to_app_customer_notification::Entry;
-use crate::wire::{CustomerReminder, ReminderNotification};
+use crate::wire::{
+    CustomerIndex, CustomerReminder, IndexMapping, ReminderNotification, ServerToAppCustomerNotification,
+};
 
-/// Reminders delivered at once (each waits for the app's reply).
-const CONCURRENT_DELIVERIES: usize = 32;
-const BATCH: i64 = 256;
-/// Pause before retrying a reminder whose delivery failed.
-const RETRY_AFTER_MS: i64 = 2_000;
+/// Reminders fired per transaction.
+pub const BATCH: i64 = 2000;
+/// Longest sleep when nothing is due soon (a reminder added meanwhile wakes us anyway).
+const MAX_SLEEP_MS: i64 = 1000;
 
-pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
-    let poll = Duration::from_millis(hodi.config.notify.reminder_poll_ms.max(10));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(poll) => {}
-            _ = hodi.reminders_changed.notified() => {}
-            _ = hodi.sockets.connected.notified() => {}
-        }
-        let apps = hodi.sockets.connected_apps();
-        if apps.is_empty() {
-            continue;
-        }
-        let now = now_ms();
-        let due = match hodi.store.due_reminders(now, BATCH).await {
-            Ok(due) => due,
-            Err(e) => {
-                warn!(error = %e, "reading due reminders");
-                continue;
-            }
-        };
-        let deliverable: Vec<StoredReminder> = due.into_iter().filter(|r| apps.contains(&r.app_id)).collect();
-        futures_util::stream::iter(deliverable)
-            .for_each_concurrent(CONCURRENT_DELIVERIES, |r| {
-                let hodi = hodi.clone();
-                async move { fire(&hodi, r).await }
-            })
-            .await;
+/// The notification a reminder becomes.
+pub fn notification(r: &StoredReminder) -> ServerToAppCustomerNotification {
+    ServerToAppCustomerNotification {
+        entry: Some(Entry::Reminder(ReminderNotification {
+            reminder: Some(CustomerReminder {
+                key: r.key.clone(),
+                remind_at: Some(crate::notify::timestamp(r.remind_at)),
+                interval: r.interval_secs.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+                // The SDK reads `payload.value` unconditionally: always send one.
+                payload: Some(r.payload.clone().unwrap_or_default()),
+            }),
+            tag: r.tag.as_ref().map(|(key, value)| CustomerIndex {
+                mapping: Some(IndexMapping { key: key.clone(), value: Some(value.clone()) }),
+                expires_at: None,
+            }),
+            work_id: r.work_id.clone(),
+        })),
+        ..Default::default()
     }
 }
 
-async fn fire(hodi: &Hodi, r: StoredReminder) {
-    let entry = Entry::Reminder(ReminderNotification {
-        reminder: Some(CustomerReminder {
-            key: r.key.clone(),
-            remind_at: Some(prost_types::Timestamp {
-                seconds: r.remind_at / 1000,
-                nanos: ((r.remind_at % 1000) * 1_000_000) as i32,
-            }),
-            interval: r.interval_secs.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
-            // The SDK reads `payload.value` unconditionally: always send one.
-            payload: Some(r.payload.clone().unwrap_or_default()),
-        }),
-        tag: None,
-        work_id: None,
-    });
-    match deliver_to_customer_app(hodi, &r.org_id, &r.app_id, &r.customer_id, entry).await {
-        Ok(_) => {
-            debug!(customer_id = %r.customer_id, key = %r.key, "reminder fired");
-            if let Err(e) = hodi.store.reminder_fired(&r, now_ms()).await {
-                warn!(error = %e, "re-arming reminder");
+/// Fires what is due now; returns how many reminders were due (fired or skipped as changed).
+pub async fn fire_due(hodi: &Hodi) -> anyhow::Result<usize> {
+    let now = now_ms();
+    let due = hodi.store.due_reminders(now, BATCH).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let firings: Vec<Firing> =
+        due.into_iter().map(|r| Firing { entry: notification(&r).encode_to_vec(), reminder: r }).collect();
+    let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let fired = hodi.store.fire_reminders(&firings, now, ttl).await?;
+    if fired > 0 {
+        hodi.outbox_changed.notify_one();
+    }
+    Ok(firings.len())
+}
+
+pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        let due = match fire_due(&hodi).await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "firing reminders");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(MAX_SLEEP_MS as u64)) => continue,
+                }
             }
+        };
+        if due as i64 == BATCH {
+            continue; // more are due right now
         }
-        Err(e) => {
-            // Left due; tried again on the next pass. Back off a little so a broken app is not hammered.
-            warn!(customer_id = %r.customer_id, key = %r.key, error = %e, "reminder not delivered; will retry");
-            if let Err(e) = hodi.store.postpone_reminder_retry(&r, now_ms() + RETRY_AFTER_MS).await {
-                warn!(error = %e, "postponing reminder");
+        let wait = match hodi.store.next_reminder_at().await {
+            Ok(Some(at)) => (at - now_ms()).clamp(0, MAX_SLEEP_MS),
+            Ok(None) => MAX_SLEEP_MS,
+            Err(e) => {
+                warn!(error = %e, "reading the next reminder time");
+                MAX_SLEEP_MS
             }
+        };
+        if wait == 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+            _ = hodi.reminders_changed.notified() => {}
         }
     }
 }

@@ -1,7 +1,11 @@
-//! App data: one value per (app, customer), text or bytes.
+//! App data: one value per (app, customer), text or bytes, with an optional lease.
+//!
+//! A lease is held by one connection until a deadline. While it is held, another connection can
+//! neither lease nor change the value; the holder's update or delete releases it. Notification
+//! replies ([`force_set`]) write regardless: the app answering a notification speaks for itself.
 
 use anyhow::Result;
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 
 use super::{now_ms, Store};
 
@@ -10,6 +14,19 @@ use super::{now_ms, Store};
 pub enum AppDataValue {
     Text(String),
     Bytes(Vec<u8>),
+}
+
+/// Someone else holds the lease, until this time (unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseHeld {
+    pub until: i64,
+}
+
+fn split(value: &AppDataValue) -> (Option<&str>, Option<&[u8]>) {
+    match value {
+        AppDataValue::Text(t) => (Some(t.as_str()), None),
+        AppDataValue::Bytes(b) => (None, Some(b.as_slice())),
+    }
 }
 
 impl Store {
@@ -26,22 +43,143 @@ impl Store {
         Ok(row.try_get::<Option<Vec<u8>>, _>("bytes_value")?.map(AppDataValue::Bytes))
     }
 
-    pub async fn set_app_data(&self, app_id: &str, customer_id: &str, value: &AppDataValue) -> Result<()> {
-        let (text, bytes) = match value {
-            AppDataValue::Text(t) => (Some(t.as_str()), None),
-            AppDataValue::Bytes(b) => (None, Some(b.as_slice())),
+    /// Takes the lease for `owner` until `until`, unless another owner holds it; returns the value.
+    pub async fn lease_app_data(
+        &self,
+        app_id: &str,
+        customer_id: &str,
+        owner: &str,
+        until: i64,
+    ) -> Result<Result<Option<AppDataValue>, LeaseHeld>> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query(
+            "INSERT INTO app_data (app_id, customer_id, updated_at, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (app_id, customer_id) DO UPDATE SET lease_owner = $4, lease_until = $5
+             WHERE app_data.lease_until IS NULL OR app_data.lease_until <= $3 OR app_data.lease_owner = $4",
+        )
+        .bind(app_id)
+        .bind(customer_id)
+        .bind(now)
+        .bind(owner)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let row = sqlx::query(
+            "SELECT text_value, bytes_value, lease_until FROM app_data WHERE app_id = $1 AND customer_id = $2",
+        )
+        .bind(app_id)
+        .bind(customer_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if taken == 0 {
+            return Ok(Err(LeaseHeld { until: row.try_get::<Option<i64>, _>("lease_until")?.unwrap_or(now) }));
+        }
+        let value = match row.try_get::<Option<String>, _>("text_value")? {
+            Some(t) => Some(AppDataValue::Text(t)),
+            None => row.try_get::<Option<Vec<u8>>, _>("bytes_value")?.map(AppDataValue::Bytes),
         };
-        sqlx::query(
+        Ok(Ok(value))
+    }
+
+    /// Replaces the value and releases the lease, unless another owner holds the lease.
+    pub async fn set_app_data(
+        &self,
+        app_id: &str,
+        customer_id: &str,
+        owner: &str,
+        value: &AppDataValue,
+    ) -> Result<Result<(), LeaseHeld>> {
+        let now = now_ms();
+        let (text, bytes) = split(value);
+        let done = sqlx::query(
             "INSERT INTO app_data (app_id, customer_id, text_value, bytes_value, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (app_id, customer_id) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5",
+             ON CONFLICT (app_id, customer_id) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5,
+                 lease_owner = NULL, lease_until = NULL
+             WHERE app_data.lease_until IS NULL OR app_data.lease_until <= $5 OR app_data.lease_owner = $6",
         )
         .bind(app_id)
         .bind(customer_id)
         .bind(text)
         .bind(bytes)
-        .bind(now_ms())
+        .bind(now)
+        .bind(owner)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        if done == 0 {
+            return Ok(Err(self.lease_until(app_id, customer_id, now).await?));
+        }
+        Ok(Ok(()))
     }
+
+    /// Deletes the value (and any lease of `owner`), unless another owner holds the lease.
+    /// `Ok(Ok(false))` when there was nothing to delete.
+    pub async fn delete_app_data(
+        &self,
+        app_id: &str,
+        customer_id: &str,
+        owner: &str,
+    ) -> Result<Result<bool, LeaseHeld>> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "DELETE FROM app_data WHERE app_id = $1 AND customer_id = $2
+               AND (lease_until IS NULL OR lease_until <= $3 OR lease_owner = $4)",
+        )
+        .bind(app_id)
+        .bind(customer_id)
+        .bind(now)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if done == 0 {
+            let exists = sqlx::query("SELECT 1 FROM app_data WHERE app_id = $1 AND customer_id = $2")
+                .bind(app_id)
+                .bind(customer_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some();
+            if exists {
+                return Ok(Err(self.lease_until(app_id, customer_id, now).await?));
+            }
+            return Ok(Ok(false));
+        }
+        Ok(Ok(true))
+    }
+
+    async fn lease_until(&self, app_id: &str, customer_id: &str, now: i64) -> Result<LeaseHeld> {
+        let row = sqlx::query("SELECT lease_until FROM app_data WHERE app_id = $1 AND customer_id = $2")
+            .bind(app_id)
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let until = row.and_then(|r| r.try_get::<Option<i64>, _>("lease_until").ok().flatten()).unwrap_or(now);
+        Ok(LeaseHeld { until })
+    }
+}
+
+/// Replaces the value whatever the lease, releasing it (a notification reply's app-data update).
+pub async fn force_set(
+    conn: &mut SqliteConnection,
+    app_id: &str,
+    customer_id: &str,
+    value: &AppDataValue,
+) -> Result<()> {
+    let (text, bytes) = split(value);
+    sqlx::query(
+        "INSERT INTO app_data (app_id, customer_id, text_value, bytes_value, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (app_id, customer_id) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5,
+             lease_owner = NULL, lease_until = NULL",
+    )
+    .bind(app_id)
+    .bind(customer_id)
+    .bind(text)
+    .bind(bytes)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -4,11 +4,16 @@
 //! SQLite (embedded, a file under the data directory) is the default. Queries use `$n` placeholders
 //! and portable types so the PostgreSQL backend is a second migrations folder, not a rewrite.
 
+pub mod activity;
+pub mod adoption;
 pub mod app_data;
 pub mod auth;
 pub mod customers;
+pub mod identity;
+pub mod outbox;
 pub mod provision;
 pub mod reminders;
+pub mod work;
 
 use std::str::FromStr;
 use std::time::Duration;

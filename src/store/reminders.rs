@@ -1,7 +1,11 @@
-//! Reminders: per (app, customer, key), with the next firing time and an optional interval.
+//! Reminders: per (app, customer, key), with the next firing time, an optional interval, and the
+//! tag and work that set them when they came from a by-tag command.
+//!
+//! The `reminders_due` index on `remind_at` is the scheduler's priority queue: nothing about pending
+//! reminders is held in memory, so a million of them cost disk, not RAM.
 
 use anyhow::Result;
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 
 use super::Store;
 
@@ -15,25 +19,75 @@ pub struct StoredReminder {
     pub remind_at: i64,
     pub interval_secs: Option<i64>,
     pub payload: Option<String>,
+    /// (key, value) of the tag a by-tag command matched.
+    pub tag: Option<(String, String)>,
+    pub work_id: Option<String>,
+}
+
+/// A due reminder and the notification its firing queues.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    pub reminder: StoredReminder,
+    /// The encoded notification entry for the outbox.
+    pub entry: Vec<u8>,
+}
+
+const COLUMNS: &str =
+    "org_id, app_id, customer_id, key, remind_at, interval_secs, payload, tag_key, tag_value, work_id";
+
+fn reminder_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredReminder> {
+    let tag_key: Option<String> = r.try_get("tag_key")?;
+    let tag_value: Option<String> = r.try_get("tag_value")?;
+    Ok(StoredReminder {
+        org_id: r.try_get("org_id")?,
+        app_id: r.try_get("app_id")?,
+        customer_id: r.try_get("customer_id")?,
+        key: r.try_get("key")?,
+        remind_at: r.try_get("remind_at")?,
+        interval_secs: r.try_get("interval_secs")?,
+        payload: r.try_get("payload")?,
+        tag: tag_key.zip(tag_value),
+        work_id: r.try_get("work_id")?,
+    })
+}
+
+/// Adds or replaces the reminder with the same (app, customer, key).
+pub async fn upsert(conn: &mut SqliteConnection, r: &StoredReminder) -> Result<()> {
+    let (tag_key, tag_value) = r.tag.clone().unzip();
+    sqlx::query(
+        "INSERT INTO reminders (app_id, customer_id, key, org_id, remind_at, interval_secs, payload, tag_key, tag_value, work_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (app_id, customer_id, key) DO UPDATE SET remind_at = $5, interval_secs = $6, payload = $7,
+             tag_key = $8, tag_value = $9, work_id = $10",
+    )
+    .bind(&r.app_id)
+    .bind(&r.customer_id)
+    .bind(&r.key)
+    .bind(&r.org_id)
+    .bind(r.remind_at)
+    .bind(r.interval_secs)
+    .bind(&r.payload)
+    .bind(tag_key)
+    .bind(tag_value)
+    .bind(&r.work_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 impl Store {
-    /// Adds or replaces the reminder with the same (app, customer, key).
     pub async fn upsert_reminder(&self, r: &StoredReminder) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO reminders (app_id, customer_id, key, org_id, remind_at, interval_secs, payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (app_id, customer_id, key) DO UPDATE SET remind_at = $5, interval_secs = $6, payload = $7, retry_at = 0",
-        )
-        .bind(&r.app_id)
-        .bind(&r.customer_id)
-        .bind(&r.key)
-        .bind(&r.org_id)
-        .bind(r.remind_at)
-        .bind(r.interval_secs)
-        .bind(&r.payload)
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.pool.acquire().await?;
+        upsert(&mut conn, r).await
+    }
+
+    /// Sets the same reminder for many customers in one transaction (by-tag work).
+    pub async fn upsert_reminders(&self, reminders: &[StoredReminder]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for r in reminders {
+            upsert(&mut tx, r).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -48,78 +102,83 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Removes reminder `key` of `app_id` for each of `customers`; returns how many existed.
+    pub async fn delete_reminders(&self, app_id: &str, customers: &[String], key: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for customer in customers {
+            n += sqlx::query("DELETE FROM reminders WHERE app_id = $1 AND customer_id = $2 AND key = $3")
+                .bind(app_id)
+                .bind(customer)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Reminders due at `now_ms`, earliest first.
     pub async fn due_reminders(&self, now_ms: i64, limit: i64) -> Result<Vec<StoredReminder>> {
-        let rows = sqlx::query(
-            "SELECT org_id, app_id, customer_id, key, remind_at, interval_secs, payload FROM reminders
-             WHERE remind_at <= $1 AND retry_at <= $1 ORDER BY remind_at LIMIT $2",
-        )
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(StoredReminder {
-                    org_id: r.try_get("org_id")?,
-                    app_id: r.try_get("app_id")?,
-                    customer_id: r.try_get("customer_id")?,
-                    key: r.try_get("key")?,
-                    remind_at: r.try_get("remind_at")?,
-                    interval_secs: r.try_get("interval_secs")?,
-                    payload: r.try_get("payload")?,
-                })
-            })
-            .collect()
+        let sql = format!("SELECT {COLUMNS} FROM reminders WHERE remind_at <= $1 ORDER BY remind_at LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(reminder_row).collect()
     }
 
-    /// After a firing: re-arm an interval reminder, delete a one-shot. Only touches the row if it still
-    /// has the `remind_at` that fired, so a concurrent update by the app wins.
-    pub async fn reminder_fired(&self, r: &StoredReminder, now_ms: i64) -> Result<()> {
-        match r.interval_secs.filter(|s| *s > 0) {
-            Some(secs) => {
-                let step = secs.saturating_mul(1000);
-                // Skip missed periods rather than firing a burst after downtime.
-                let mut next = r.remind_at.saturating_add(step);
-                if next <= now_ms {
-                    next = now_ms.saturating_add(step - (now_ms - r.remind_at) % step);
+    /// The earliest `remind_at` of all reminders.
+    pub async fn next_reminder_at(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query("SELECT MIN(remind_at) AS t FROM reminders").fetch_one(&self.pool).await?.try_get("t")?)
+    }
+
+    pub async fn count_reminders(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM reminders").fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    /// Fires reminders in one transaction: each still unchanged since it was read is re-armed
+    /// (interval) or deleted (one-shot), and its notification queued in the outbox. A reminder the
+    /// app changed meanwhile is left alone. Returns how many fired.
+    pub async fn fire_reminders(&self, firings: &[Firing], now_ms: i64, ttl_ms: i64) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut fired = 0;
+        for Firing { reminder: r, entry } in firings {
+            let changed = match r.interval_secs.filter(|s| *s > 0) {
+                Some(secs) => {
+                    let step = secs.saturating_mul(1000);
+                    // Skip missed periods rather than firing a burst after downtime.
+                    let mut next = r.remind_at.saturating_add(step);
+                    if next <= now_ms {
+                        next = now_ms.saturating_add(step - (now_ms - r.remind_at) % step);
+                    }
+                    sqlx::query(
+                        "UPDATE reminders SET remind_at = $1 WHERE app_id = $2 AND customer_id = $3 AND key = $4 AND remind_at = $5",
+                    )
+                    .bind(next)
+                    .bind(&r.app_id)
+                    .bind(&r.customer_id)
+                    .bind(&r.key)
+                    .bind(r.remind_at)
+                    .execute(&mut *tx)
+                    .await?
                 }
-                self.update_unchanged(r, "remind_at = $1, retry_at = 0", next).await
-            }
-            None => {
-                sqlx::query(
-                    "DELETE FROM reminders WHERE app_id = $1 AND customer_id = $2 AND key = $3 AND remind_at = $4",
-                )
-                .bind(&r.app_id)
-                .bind(&r.customer_id)
-                .bind(&r.key)
-                .bind(r.remind_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                None => {
+                    sqlx::query(
+                        "DELETE FROM reminders WHERE app_id = $1 AND customer_id = $2 AND key = $3 AND remind_at = $4",
+                    )
+                    .bind(&r.app_id)
+                    .bind(&r.customer_id)
+                    .bind(&r.key)
+                    .bind(r.remind_at)
+                    .execute(&mut *tx)
+                    .await?
+                }
+            };
+            if changed.rows_affected() == 1 {
+                super::outbox::insert(&mut tx, &r.org_id, &r.app_id, &r.customer_id, entry, ttl_ms).await?;
+                fired += 1;
             }
         }
-    }
-
-    /// Holds back a reminder whose delivery failed until `retry_at_ms`, keeping its `remind_at`.
-    pub async fn postpone_reminder_retry(&self, r: &StoredReminder, retry_at_ms: i64) -> Result<()> {
-        self.update_unchanged(r, "retry_at = $1", retry_at_ms).await
-    }
-
-    /// `UPDATE … SET <assignment>` (with `$1` = `value`) on `r`'s row, if its `remind_at` is unchanged.
-    async fn update_unchanged(&self, r: &StoredReminder, assignment: &str, value: i64) -> Result<()> {
-        let sql = format!(
-            "UPDATE reminders SET {assignment} WHERE app_id = $2 AND customer_id = $3 AND key = $4 AND remind_at = $5"
-        );
-        // `assignment` is one of this file's literals, never input.
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(value)
-            .bind(&r.app_id)
-            .bind(&r.customer_id)
-            .bind(&r.key)
-            .bind(r.remind_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(fired)
     }
 }

@@ -1,0 +1,141 @@
+//! Customer activity: sessions per (customer, source, session id) and the activities in them.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use sqlx::{Row, SqliteConnection};
+
+use super::customers::StoredNumber;
+use super::{new_id, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredActivity {
+    pub key: String,
+    pub properties: BTreeMap<String, String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub number: StoredNumber,
+    pub source: String,
+    pub session_id: String,
+    pub app_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub activities: Vec<StoredActivity>,
+}
+
+/// Records one activity, opening its session if new. Call inside the transaction that also queues
+/// the `customer_activity` notification.
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    conn: &mut SqliteConnection,
+    app_id: &str,
+    customer_id: &str,
+    number: &StoredNumber,
+    source: &str,
+    session_id: &str,
+    activity: &StoredActivity,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO activity_sessions (customer_id, source, session_id, app_id, provider, number, partition, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+         ON CONFLICT (customer_id, source, session_id) DO UPDATE SET updated_at = $8",
+    )
+    .bind(customer_id)
+    .bind(source)
+    .bind(session_id)
+    .bind(app_id)
+    .bind(number.provider)
+    .bind(&number.number)
+    .bind(&number.partition)
+    .bind(activity.created_at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO activities (id, customer_id, source, session_id, key, properties, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(new_id("act_"))
+    .bind(customer_id)
+    .bind(source)
+    .bind(session_id)
+    .bind(&activity.key)
+    .bind(serde_json::to_string(&activity.properties)?)
+    .bind(activity.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// A customer's activity sessions, oldest first, each with its activities in order.
+    pub async fn activity_sessions(&self, customer_id: &str) -> Result<Vec<StoredSession>> {
+        let sessions = sqlx::query(
+            "SELECT source, session_id, app_id, provider, number, partition, created_at, updated_at
+             FROM activity_sessions WHERE customer_id = $1 ORDER BY created_at, session_id",
+        )
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let activities = sqlx::query(
+            "SELECT source, session_id, key, properties, created_at FROM activities WHERE customer_id = $1 ORDER BY created_at, id",
+        )
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<StoredSession> = sessions
+            .iter()
+            .map(|r| {
+                Ok(StoredSession {
+                    number: StoredNumber {
+                        provider: r.try_get("provider")?,
+                        number: r.try_get("number")?,
+                        partition: r.try_get("partition")?,
+                    },
+                    source: r.try_get("source")?,
+                    session_id: r.try_get("session_id")?,
+                    app_id: r.try_get("app_id")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                    activities: Vec::new(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        for r in &activities {
+            let (source, session_id): (String, String) = (r.try_get("source")?, r.try_get("session_id")?);
+            if let Some(s) = out.iter_mut().find(|s| s.source == source && s.session_id == session_id) {
+                let properties: String = r.try_get("properties")?;
+                s.activities.push(StoredActivity {
+                    key: r.try_get("key")?,
+                    properties: serde_json::from_str(&properties)?,
+                    created_at: r.try_get("created_at")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Records an activity and queues its notification (`entry`) in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_activity(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        customer_id: &str,
+        number: &StoredNumber,
+        source: &str,
+        session_id: &str,
+        activity: &StoredActivity,
+        entry: &[u8],
+        ttl_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        record(&mut tx, app_id, customer_id, number, source, session_id, activity).await?;
+        super::outbox::insert(&mut tx, org_id, app_id, customer_id, entry, ttl_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! Identity state: tags, secondary ids and metadata. Expired tags and secondary ids are invisible to
+//! every read here and are swept by [`Store::sweep_expired`].
+
+use anyhow::Result;
+use sqlx::{Row, SqliteConnection};
+
+use super::{now_ms, Store};
+
+/// A tag or secondary id: key, value and optional expiry (unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    pub key: String,
+    pub value: String,
+    pub expires_at: Option<i64>,
+}
+
+/// A metadata value, as the DataMapValue variant that set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaValue {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// Why a secondary id could not be set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondaryIdTaken {
+    pub key: String,
+    pub value: String,
+    pub owner: String,
+}
+
+const LIVE: &str = "(expires_at IS NULL OR expires_at > $2)";
+
+impl Store {
+    pub async fn tags(&self, customer_id: &str) -> Result<Vec<Index>> {
+        let sql =
+            format!("SELECT key, value, expires_at FROM customer_tags WHERE customer_id = $1 AND {LIVE} ORDER BY key");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(now_ms()).fetch_all(&self.pool).await?;
+        rows.iter().map(index_row).collect()
+    }
+
+    pub async fn secondary_ids(&self, customer_id: &str) -> Result<Vec<Index>> {
+        let sql = format!(
+            "SELECT key, value, expires_at FROM customer_secondary_ids WHERE customer_id = $1 AND {LIVE} ORDER BY key, value"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(now_ms()).fetch_all(&self.pool).await?;
+        rows.iter().map(index_row).collect()
+    }
+
+    pub async fn metadata(&self, customer_id: &str) -> Result<Vec<(String, MetaValue)>> {
+        let rows = sqlx::query(
+            "SELECT key, text_value, bytes_value FROM customer_metadata WHERE customer_id = $1 ORDER BY key",
+        )
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.try_get("key")?;
+                let value = match r.try_get::<Option<String>, _>("text_value")? {
+                    Some(t) => MetaValue::Text(t),
+                    None => MetaValue::Bytes(r.try_get::<Option<Vec<u8>>, _>("bytes_value")?.unwrap_or_default()),
+                };
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    /// The customer a live secondary id names in `org_id`.
+    pub async fn customer_by_secondary_id(&self, org_id: &str, key: &str, value: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT customer_id FROM customer_secondary_ids
+             WHERE org_id = $1 AND key = $3 AND value = $4 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(org_id)
+        .bind(now_ms())
+        .bind(key)
+        .bind(value)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get("customer_id")).transpose().map_err(Into::into)
+    }
+
+    /// Sets tags (a tag key has one value per customer; setting it again replaces value and expiry).
+    pub async fn upsert_tags(&self, org_id: &str, customer_id: &str, tags: &[Index]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for tag in tags {
+            upsert_tag(&mut tx, org_id, customer_id, tag).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_tags(&self, customer_id: &str, keys: &[String]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for key in keys {
+            n += sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1 AND key = $2")
+                .bind(customer_id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Sets secondary ids, all or none: an id already naming another customer (and not expired)
+    /// refuses the whole update.
+    pub async fn upsert_secondary_ids(
+        &self,
+        org_id: &str,
+        customer_id: &str,
+        ids: &[Index],
+    ) -> Result<Result<(), SecondaryIdTaken>> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            let owner = sqlx::query(
+                "SELECT customer_id FROM customer_secondary_ids
+                 WHERE org_id = $1 AND key = $2 AND value = $3 AND (expires_at IS NULL OR expires_at > $4)",
+            )
+            .bind(org_id)
+            .bind(&id.key)
+            .bind(&id.value)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(owner) = owner {
+                let owner: String = owner.try_get("customer_id")?;
+                if owner != customer_id {
+                    return Ok(Err(SecondaryIdTaken { key: id.key.clone(), value: id.value.clone(), owner }));
+                }
+            }
+            sqlx::query(
+                "INSERT INTO customer_secondary_ids (org_id, key, value, customer_id, expires_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (org_id, key, value) DO UPDATE SET customer_id = $4, expires_at = $5, updated_at = $6",
+            )
+            .bind(org_id)
+            .bind(&id.key)
+            .bind(&id.value)
+            .bind(customer_id)
+            .bind(id.expires_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    pub async fn delete_secondary_ids(&self, org_id: &str, customer_id: &str, ids: &[(String, String)]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for (key, value) in ids {
+            n += sqlx::query(
+                "DELETE FROM customer_secondary_ids WHERE org_id = $1 AND key = $2 AND value = $3 AND customer_id = $4",
+            )
+            .bind(org_id)
+            .bind(key)
+            .bind(value)
+            .bind(customer_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn upsert_metadata(&self, customer_id: &str, entries: &[(String, MetaValue)]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in entries {
+            let (text, bytes) = match value {
+                MetaValue::Text(t) => (Some(t.as_str()), None),
+                MetaValue::Bytes(b) => (None, Some(b.as_slice())),
+            };
+            sqlx::query(
+                "INSERT INTO customer_metadata (customer_id, key, text_value, bytes_value, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (customer_id, key) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5",
+            )
+            .bind(customer_id)
+            .bind(key)
+            .bind(text)
+            .bind(bytes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_metadata(&self, customer_id: &str, keys: &[String]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for key in keys {
+            n += sqlx::query("DELETE FROM customer_metadata WHERE customer_id = $1 AND key = $2")
+                .bind(customer_id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Live customers carrying tag (key, value) in `org_id`, after `after` (exclusive), in id order:
+    /// by-tag work pages through them.
+    pub async fn customers_tagged(
+        &self,
+        org_id: &str,
+        key: &str,
+        value: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT t.customer_id FROM customer_tags t JOIN customers c ON c.id = t.customer_id
+             WHERE t.org_id = $1 AND t.key = $3 AND t.value = $4 AND (t.expires_at IS NULL OR t.expires_at > $2)
+               AND c.decommissioned_at IS NULL AND t.customer_id > $5
+             ORDER BY t.customer_id LIMIT $6",
+        )
+        .bind(org_id)
+        .bind(now_ms())
+        .bind(key)
+        .bind(value)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.try_get("customer_id").map_err(Into::into)).collect()
+    }
+
+    /// Deletes expired tags and secondary ids; returns how many.
+    pub async fn sweep_expired(&self) -> Result<u64> {
+        let now = now_ms();
+        let a = sqlx::query("DELETE FROM customer_tags WHERE expires_at IS NOT NULL AND expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let b = sqlx::query("DELETE FROM customer_secondary_ids WHERE expires_at IS NOT NULL AND expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(a + b)
+    }
+}
+
+pub(crate) async fn upsert_tag(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    customer_id: &str,
+    tag: &Index,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO customer_tags (customer_id, key, value, org_id, expires_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (customer_id, key) DO UPDATE SET value = $3, expires_at = $5, updated_at = $6",
+    )
+    .bind(customer_id)
+    .bind(&tag.key)
+    .bind(&tag.value)
+    .bind(org_id)
+    .bind(tag.expires_at)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn index_row(r: &sqlx::sqlite::SqliteRow) -> Result<Index> {
+    Ok(Index { key: r.try_get("key")?, value: r.try_get("value")?, expires_at: r.try_get("expires_at")? })
+}

@@ -1,0 +1,174 @@
+//! The notification outbox: durable, ordered per customer, delivered at least once.
+//!
+//! Producers insert with [`insert`] inside the transaction of the change that causes the
+//! notification. The dispatcher ([`crate::notify`]) reads the oldest undelivered notification of
+//! each customer ([`Store::outbox_heads`]), and either completes it (deleting it and applying the
+//! reply in one transaction) or schedules a retry.
+
+use anyhow::Result;
+use sqlx::{Row, SqliteConnection};
+
+use super::app_data::AppDataValue;
+use super::{new_id, now_ms, Store};
+
+/// One notification waiting for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub id: String,
+    pub org_id: String,
+    pub app_id: String,
+    pub customer_id: String,
+    /// An encoded `ServerToAppCustomerNotification`, without app data (attached at delivery).
+    pub entry: Vec<u8>,
+    pub created_at: i64,
+    pub attempts: i64,
+}
+
+/// What to do once an app has answered a notification.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub seq: i64,
+    pub notification_id: String,
+    pub org_id: String,
+    pub app_id: String,
+    pub customer_id: String,
+    pub app_data: Option<AppDataValue>,
+    /// An encoded `OutboundMessage` the app asked to send.
+    pub message: Option<Vec<u8>>,
+}
+
+/// Queues a notification; returns its id. Call inside the transaction of the change it reports.
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    app_id: &str,
+    customer_id: &str,
+    entry: &[u8],
+    ttl_ms: i64,
+) -> Result<String> {
+    let id = new_id("ntf_");
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO outbox (id, org_id, app_id, customer_id, entry, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(org_id)
+    .bind(app_id)
+    .bind(customer_id)
+    .bind(entry)
+    .bind(now)
+    .bind(now.saturating_add(ttl_ms))
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
+    Ok(OutboxRow {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        app_id: r.try_get("app_id")?,
+        customer_id: r.try_get("customer_id")?,
+        entry: r.try_get("entry")?,
+        created_at: r.try_get("created_at")?,
+        attempts: r.try_get("attempts")?,
+    })
+}
+
+impl Store {
+    /// For each (app, customer) with undelivered notifications, the oldest one, if it is due for an
+    /// attempt; only apps in `apps`. Oldest first.
+    pub async fn outbox_heads(&self, apps: &[String], limit: i64) -> Result<Vec<OutboxRow>> {
+        if apps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..apps.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT o.seq, o.id, o.org_id, o.app_id, o.customer_id, o.entry, o.created_at, o.attempts FROM outbox o
+             WHERE o.next_attempt_at <= $1 AND o.app_id IN ({})
+               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.app_id = o.app_id AND p.customer_id = o.customer_id AND p.seq < o.seq)
+             ORDER BY o.seq LIMIT $2",
+            placeholders.join(", ")
+        );
+        // The SQL is built from placeholders only; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms()).bind(limit);
+        for app in apps {
+            query = query.bind(app);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(outbox_row).collect()
+    }
+
+    /// Applies answered notifications in one transaction: each is deleted, its app-data update stored,
+    /// its outbound message recorded.
+    pub async fn outbox_complete(&self, done: &[Completion]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for c in done {
+            sqlx::query("DELETE FROM outbox WHERE seq = $1").bind(c.seq).execute(&mut *tx).await?;
+            if let Some(value) = &c.app_data {
+                super::app_data::force_set(&mut tx, &c.app_id, &c.customer_id, value).await?;
+            }
+            if let Some(message) = &c.message {
+                sqlx::query(
+                    "INSERT INTO reply_messages (id, org_id, app_id, customer_id, notification, message, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(new_id("rmsg_"))
+                .bind(&c.org_id)
+                .bind(&c.app_id)
+                .bind(&c.customer_id)
+                .bind(&c.notification_id)
+                .bind(message)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; the notification is tried again at `retry_at` (unix ms).
+    pub async fn outbox_failed(&self, seq: i64, error: &str, retry_at: i64) -> Result<()> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE seq = $3")
+            .bind(retry_at)
+            .bind(error)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops notifications past their time to live; returns them for the log.
+    pub async fn outbox_expire(&self) -> Result<Vec<OutboxRow>> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "SELECT seq, id, org_id, app_id, customer_id, entry, created_at, attempts FROM outbox WHERE expires_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM outbox WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        rows.iter().map(outbox_row).collect()
+    }
+
+    /// How many notifications wait, for tests and metrics.
+    pub async fn outbox_len(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    /// Outbound messages recorded from notification replies (until messaging carries them out).
+    pub async fn reply_messages(&self, customer_id: &str) -> Result<Vec<Vec<u8>>> {
+        let rows = sqlx::query("SELECT message FROM reply_messages WHERE customer_id = $1 ORDER BY created_at")
+            .bind(customer_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| r.try_get("message").map_err(Into::into)).collect()
+    }
+}

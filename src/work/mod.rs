@@ -1,0 +1,57 @@
+//! Background work for by-tag commands: the command replies at once with a work id; the work then
+//! pages through the customers carrying the tag (at that time) and applies an action to each page.
+//!
+//! Owns paging, the work record and its outcome. The action (what to do per customer) belongs to
+//! the command that started it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::server::Hodi;
+
+/// Customers handled per page (and per transaction, for actions that write).
+pub const PAGE: i64 = 1000;
+
+/// Starts work of `kind` over the customers of `org_id` tagged (key, value); returns its id.
+/// `action` receives each page of customer ids.
+pub async fn start<F, Fut>(
+    hodi: Arc<Hodi>,
+    org_id: &str,
+    app_id: &str,
+    kind: &'static str,
+    tag: (String, String),
+    action: F,
+) -> anyhow::Result<String>
+where
+    F: Fn(Arc<Hodi>, String, Vec<String>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let work_id = hodi.store.start_work(org_id, app_id, kind).await?;
+    let (org_id, id) = (org_id.to_string(), work_id.clone());
+    tokio::spawn(async move {
+        let mut after = String::new();
+        let mut count = 0i64;
+        let outcome: anyhow::Result<()> = async {
+            loop {
+                let page = hodi.store.customers_tagged(&org_id, &tag.0, &tag.1, &after, PAGE).await?;
+                let Some(last) = page.last().cloned() else { break };
+                count += page.len() as i64;
+                action(hodi.clone(), id.clone(), page).await?;
+                after = last;
+            }
+            Ok(())
+        }
+        .await;
+        let error = outcome.as_ref().err().map(|e| e.to_string());
+        match &error {
+            None => info!(work_id = %id, kind, customers = count, "work done"),
+            Some(e) => warn!(work_id = %id, kind, customers = count, error = %e, "work failed"),
+        }
+        if let Err(e) = hodi.store.finish_work(&id, count, error.as_deref()).await {
+            warn!(work_id = %id, error = %e, "recording the end of work");
+        }
+    });
+    Ok(work_id)
+}
