@@ -1,63 +1,16 @@
 //! App and simulator sockets driven by our own RSocket client over plain TCP against an in-process
 //! server: setup rejections, bad input, unknown commands and socket-mode rules.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hodi::config::Config;
-use hodi::server::Running;
+use common::inproc::{command, connect, dev_meta, rejected, start};
 use hodi::wire::*;
-use hodi_rsocket::{error_code, Payload, RemoteError, RequestError, Requester, SetupParams};
+use hodi_rsocket::{error_code, Payload, RemoteError, RequestError, SetupParams};
 use prost::Message;
-
-async fn start() -> (Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
-    config.listen.tls = "127.0.0.1:0".into();
-    config.listen.tcp = "127.0.0.1:0".into();
-    config.listen.ws = String::new();
-    config.listen.wss = String::new();
-    (hodi::server::start(config).await.expect("server"), dir)
-}
-
-async fn connect(running: &Running, meta: AppConnectionMetadata) -> Requester {
-    let addr = running.bound.tcp.expect("tcp listener");
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let io = hodi_rsocket::transport::length_prefixed::frame_io(tcp, 1 << 20, addr.to_string());
-    let params = SetupParams {
-        metadata_mime: "application/json".into(),
-        data_mime: "application/octet-stream".into(),
-        payload: Payload::with_metadata(meta.encode_to_vec(), "{\"agent\":\"hodi-tests\"}"),
-    };
-    hodi_rsocket::connect(io, params, Arc::new(hodi_rsocket::echo::Echo::default()), hodi_rsocket::Config::default())
-        .await
-        .expect("setup sent")
-}
-
-fn dev_meta(running: &Running) -> AppConnectionMetadata {
-    let dev = running.dev.as_ref().expect("dev tenant");
-    AppConnectionMetadata {
-        org_id: dev.org_id.clone(),
-        app_id: dev.app_id.clone(),
-        api_key: Some(dev.api_key.clone()),
-        ..Default::default()
-    }
-}
-
-async fn rejected(running: &Running, meta: AppConnectionMetadata) -> String {
-    let client = connect(running, meta).await;
-    tokio::time::timeout(Duration::from_secs(5), client.closed()).await.expect("closed by the server")
-}
-
-async fn command(client: &Requester, cmd: app_to_server_command::Entry) -> app_to_server_command_reply::Entry {
-    let bytes = AppToServerCommand { entry: Some(cmd) }.encode_to_vec();
-    let reply = tokio::time::timeout(Duration::from_secs(5), client.request_response(Payload::new(bytes)))
-        .await
-        .expect("answered in time")
-        .expect("a reply");
-    AppToServerCommandReply::decode(reply.data).expect("an AppToServerCommandReply").entry.expect("with an entry")
-}
 
 #[tokio::test]
 async fn setup_rejections_say_which_credential_is_wrong() {

@@ -73,3 +73,11 @@ fn secure_websocket_carries_sdk_commands() {
     let out = hodi.node_ok("sdk_e2e.js", &["wss"], &[]);
     assert!(out.contains("cst_"), "{out}");
 }
+
+#[test]
+fn every_customer_state_command_through_the_sdk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let out = hodi.node_ok("sdk_e2e.js", &["customer-state"], &[]);
+    assert!(out.contains("wrk_"), "{out}");
+}

@@ -166,6 +166,113 @@ const scenarios = {
         client.disconnect();
     },
 
+    // Every customer-state command through the SDK's own Customer and Elarian methods, read back
+    // through getState(); customerActivity and by-tag reminder notifications.
+    async 'customer-state'() {
+        const activities = [];
+        const reminders = [];
+        const { client, connected } = connectNode({ apiKey }, (c) => {
+            c.on('customerActivity', (n, customer, appData, cb) => { activities.push(n); cb(null, appData); });
+            c.on('reminder', (n, customer, appData, cb) => { reminders.push(n); cb(null, appData); });
+        });
+        await within(10000, 'TLS connection', connected);
+        const now = () => Math.floor(Date.now() / 1000);
+        const ada = new client.Customer({ number: '+254711000001', provider: 'cellular' });
+        const { customerId: adaId } = await ada.getState();
+
+        // Tags, with and without expiry; delete.
+        await ada.updateTags([{ key: 'tier', value: 'gold' }, { key: 'temp', value: 'x', expiresAt: now() + 2 }, { key: 'city', value: 'Nairobi' }]);
+        let tags = (await ada.getState()).identityState.tags;
+        assert.deepStrictEqual(tags.map((t) => [t.key, t.value]), [['city', 'Nairobi'], ['temp', 'x'], ['tier', 'gold']]);
+        assert.strictEqual(tags.find((t) => t.key === 'tier').expiration, 0);
+        await ada.deleteTags(['city']);
+        await assert.rejects(ada.updateTags([{ key: 'old', value: 'y', expiresAt: now() - 10 }]), /expiry in the past/);
+
+        // Secondary ids: unique per org, found by getState, deletable.
+        await ada.updateSecondaryIds([{ key: 'email', value: 'ada@example.com' }]);
+        const bySecondary = new client.Customer({});
+        bySecondary.secondaryId = { key: 'email', value: 'ada@example.com' };
+        assert.strictEqual((await bySecondary.getState()).customerId, adaId);
+        const grace = new client.Customer({ number: '+254711000002', provider: 'cellular' });
+        const { customerId: graceId } = await grace.getState();
+        await assert.rejects(grace.updateSecondaryIds([{ key: 'email', value: 'ada@example.com' }]), /belongs to another customer/);
+        await grace.updateSecondaryIds([{ key: 'email', value: 'grace@example.com' }]);
+
+        // Metadata (the SDK serialises values as JSON text).
+        await ada.updateMetadata({ name: 'Ada', age: 36 });
+        assert.deepStrictEqual(await ada.getMetadata(), { name: 'Ada', age: 36 });
+        await ada.deleteMetadata(['age']);
+        assert.deepStrictEqual(await ada.getMetadata(), { name: 'Ada' });
+
+        // App data: lease (the SDK resolves with the value, {} when none), update (releases), delete.
+        assert.deepStrictEqual(await ada.leaseAppData(), {});
+        await ada.updateAppData({ step: 1 });
+        assert.deepStrictEqual(await ada.leaseAppData(), { step: 1 });
+        await ada.updateAppData({ step: 2 });
+        await ada.deleteAppData();
+        assert.deepStrictEqual(await ada.leaseAppData(), {});
+        await ada.deleteAppData();
+
+        // (Lease contention needs two sockets; the SDK binds every Customer to the last client made in
+        // the process, so tests/customer_state.rs covers it with two Rust sockets.)
+
+        // Activity: a session with activities, and a customerActivity notification.
+        await ada.updateActivity('web', { sessionId: 'sess-1', key: 'login', properties: { ip: '127.0.0.1' } });
+        await ada.updateActivity('web', { sessionId: 'sess-1', key: 'logout', properties: {} });
+        await within(5000, 'customerActivity notifications', (async () => { while (activities.length < 2) await new Promise((r) => setTimeout(r, 50)); })());
+        assert.strictEqual(activities[0].activity.key, 'login');
+        assert.deepStrictEqual(activities[0].activity.properties, { ip: '127.0.0.1' });
+        assert.strictEqual(activities[0].customerId, adaId);
+        const { sessions } = (await ada.getState()).activityState;
+        assert.strictEqual(sessions.length, 1);
+        assert.strictEqual(sessions[0].sessionId, 'sess-1');
+        assert.deepStrictEqual(sessions[0].activities.map((a) => a.key), ['login', 'logout']);
+        assert.deepStrictEqual(sessions[0].activities[0].properties, [{ ip: '127.0.0.1' }]);
+
+        // By-tag reminders: every customer tagged tier=gold now gets one, carrying tag and work id.
+        const linus = new client.Customer({ number: '+254711000003', provider: 'cellular' });
+        await linus.updateTags([{ key: 'tier', value: 'gold' }]);
+        await grace.updateTags([{ key: 'tier', value: 'silver' }]);
+        const work = await client.addCustomerReminderByTag({ key: 'tier', value: 'gold' }, { key: 'promo', remindAt: now() + 1, payload: 'gold promo' });
+        assert.strictEqual(work.status, true);
+        assert.match(work.workId, /^wrk_/);
+        await within(8000, 'by-tag reminders', (async () => { while (reminders.length < 2) await new Promise((r) => setTimeout(r, 50)); })());
+        await new Promise((r) => setTimeout(r, 500));
+        assert.strictEqual(reminders.length, 2, 'only the two gold customers get the reminder');
+        for (const r of reminders) {
+            assert.strictEqual(r.reminder.key, 'promo');
+            assert.strictEqual(r.reminder.payload, 'gold promo');
+            assert.strictEqual(r.workId.value, work.workId);
+            assert.strictEqual(r.tag.mapping.key, 'tier');
+        }
+        const notified = reminders.map((r) => r.customerId).sort();
+        const { customerId: linusId } = await linus.getState();
+        assert.deepStrictEqual(notified, [adaId, linusId].sort());
+        const cancel = await client.addCustomerReminderByTag({ key: 'tier', value: 'gold' }, { key: 'later', remindAt: now() + 3, payload: 'x' });
+        const cancelled = await client.cancelCustomerReminderByTag({ key: 'tier', value: 'gold' }, 'later');
+        assert.ok(cancel.workId && cancelled.workId);
+
+        // Adoption: Ada takes over Grace; Grace's id is decommissioned, her number now finds Ada.
+        const adopted = await ada.adoptState(grace);
+        assert.strictEqual(adopted.status, true);
+        const merged = await ada.getState();
+        assert.ok(merged.identityState.secondaryIds.some((s) => s.value === 'grace@example.com'));
+        assert.strictEqual(merged.identityState.tags.find((t) => t.key === 'tier').value, 'gold', "the adopter's own tag wins");
+        assert.ok(merged.activityState.customerNumbers.some((n) => n.number === '+254711000002'));
+        await assert.rejects(new client.Customer({ id: graceId }).getState(), /decommissioned/);
+        const graceNumber = await new client.Customer({ number: '+254711000002', provider: 'cellular' }).getState();
+        assert.strictEqual(graceNumber.customerId, adaId);
+
+        // The temporary tag has expired meanwhile.
+        await new Promise((r) => setTimeout(r, Math.max(0, 2500)));
+        tags = (await ada.getState()).identityState.tags;
+        assert.ok(!tags.some((t) => t.key === 'temp'), 'expired tag still visible');
+
+        console.log(JSON.stringify({ ok: true, adaId, workId: work.workId }));
+        await new Promise((r) => setTimeout(r, 300));
+        client.disconnect();
+    },
+
     // Secure WebSocket: rsocket-js's WebSocket client (what the SDK's web entry uses) over wss://,
     // carrying the SDK's own protobuf messages.
     async wss() {

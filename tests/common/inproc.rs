@@ -1,0 +1,67 @@
+//! In-process servers and our own RSocket client, for tests that need to control both ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hodi::config::Config;
+use hodi::server::Running;
+use hodi::wire::*;
+use hodi_rsocket::{Payload, Requester, Responder, SetupParams};
+use prost::Message;
+
+pub async fn start() -> (Running, tempfile::TempDir) {
+    start_with(|_| {}).await
+}
+
+/// Starts an in-process server after `adjust` has changed its config.
+pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    config.listen.tls = "127.0.0.1:0".into();
+    config.listen.tcp = "127.0.0.1:0".into();
+    config.listen.ws = String::new();
+    config.listen.wss = String::new();
+    adjust(&mut config);
+    (hodi::server::start(config).await.expect("server"), dir)
+}
+
+pub async fn connect(running: &Running, meta: AppConnectionMetadata) -> Requester {
+    connect_with(running, meta, Arc::new(hodi_rsocket::echo::Echo::default())).await
+}
+
+/// Connects with `responder` answering the server's notifications.
+pub async fn connect_with(running: &Running, meta: AppConnectionMetadata, responder: Arc<dyn Responder>) -> Requester {
+    let addr = running.bound.tcp.expect("tcp listener");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let io = hodi_rsocket::transport::length_prefixed::frame_io(tcp, 1 << 20, addr.to_string());
+    let params = SetupParams {
+        metadata_mime: "application/json".into(),
+        data_mime: "application/octet-stream".into(),
+        payload: Payload::with_metadata(meta.encode_to_vec(), "{\"agent\":\"hodi-tests\"}"),
+    };
+    hodi_rsocket::connect(io, params, responder, hodi_rsocket::Config::default()).await.expect("setup sent")
+}
+
+pub fn dev_meta(running: &Running) -> AppConnectionMetadata {
+    let dev = running.dev.as_ref().expect("dev tenant");
+    AppConnectionMetadata {
+        org_id: dev.org_id.clone(),
+        app_id: dev.app_id.clone(),
+        api_key: Some(dev.api_key.clone()),
+        ..Default::default()
+    }
+}
+
+pub async fn rejected(running: &Running, meta: AppConnectionMetadata) -> String {
+    let client = connect(running, meta).await;
+    tokio::time::timeout(Duration::from_secs(5), client.closed()).await.expect("closed by the server")
+}
+
+pub async fn command(client: &Requester, cmd: app_to_server_command::Entry) -> app_to_server_command_reply::Entry {
+    let bytes = AppToServerCommand { entry: Some(cmd) }.encode_to_vec();
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.request_response(Payload::new(bytes)))
+        .await
+        .expect("answered in time")
+        .expect("a reply");
+    AppToServerCommandReply::decode(reply.data).expect("an AppToServerCommandReply").entry.expect("with an entry")
+}
