@@ -77,3 +77,18 @@ pub fn new_secret(prefix: &str) -> String {
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
+
+/// `($first, $first+1, …), (…)`: placeholders for `rows` rows of `cols` values, for multi-row
+/// statements (one statement per hundred rows instead of one per row).
+pub(crate) fn row_placeholders(rows: usize, cols: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (0..cols).map(|c| format!("${}", first + r * cols + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows per multi-row statement: well under SQLite's 32,766 bound variables.
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;

@@ -9,7 +9,7 @@ use anyhow::Result;
 use sqlx::{Row, SqliteConnection};
 
 use super::app_data::AppDataValue;
-use super::{new_id, now_ms, Store};
+use super::{new_id, now_ms, row_placeholders, Store, ROWS_PER_STATEMENT};
 
 /// One notification waiting for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +62,40 @@ pub async fn insert(
     .execute(conn)
     .await?;
     Ok(id)
+}
+
+/// A notification to queue with [`insert_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewNotification<'a> {
+    pub org_id: &'a str,
+    pub app_id: &'a str,
+    pub customer_id: &'a str,
+    pub entry: &'a [u8],
+}
+
+/// Queues many notifications, a hundred rows per statement, in the caller's transaction.
+pub async fn insert_many(conn: &mut SqliteConnection, items: &[NewNotification<'_>], ttl_ms: i64) -> Result<()> {
+    let now = now_ms();
+    for chunk in items.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO outbox (id, org_id, app_id, customer_id, entry, created_at, expires_at) VALUES {}",
+            row_placeholders(chunk.len(), 7, 1)
+        );
+        // Built from placeholders only; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for n in chunk {
+            query = query
+                .bind(new_id("ntf_"))
+                .bind(n.org_id)
+                .bind(n.app_id)
+                .bind(n.customer_id)
+                .bind(n.entry)
+                .bind(now)
+                .bind(now.saturating_add(ttl_ms));
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
@@ -170,5 +204,18 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| r.try_get("message").map_err(Into::into)).collect()
+    }
+}
+
+impl Store {
+    /// Every queued notification, oldest first (benchmarks and tests inspect what was queued).
+    pub async fn outbox_rows(&self, limit: i64) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, id, org_id, app_id, customer_id, entry, created_at, attempts FROM outbox ORDER BY seq LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outbox_row).collect()
     }
 }

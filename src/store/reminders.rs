@@ -4,10 +4,12 @@
 //! The `reminders_due` index on `remind_at` is the scheduler's priority queue: nothing about pending
 //! reminders is held in memory, so a million of them cost disk, not RAM.
 
+use std::collections::HashSet;
+
 use anyhow::Result;
 use sqlx::{Row, SqliteConnection};
 
-use super::Store;
+use super::{row_placeholders, Store, ROWS_PER_STATEMENT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredReminder {
@@ -81,11 +83,34 @@ impl Store {
         upsert(&mut conn, r).await
     }
 
-    /// Sets the same reminder for many customers in one transaction (by-tag work).
+    /// Sets many reminders in one transaction, a hundred rows per statement (by-tag work, imports).
     pub async fn upsert_reminders(&self, reminders: &[StoredReminder]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for r in reminders {
-            upsert(&mut tx, r).await?;
+        for chunk in reminders.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO reminders (app_id, customer_id, key, org_id, remind_at, interval_secs, payload, tag_key, tag_value, work_id)
+                 VALUES {} ON CONFLICT (app_id, customer_id, key) DO UPDATE SET remind_at = excluded.remind_at,
+                 interval_secs = excluded.interval_secs, payload = excluded.payload, tag_key = excluded.tag_key,
+                 tag_value = excluded.tag_value, work_id = excluded.work_id",
+                row_placeholders(chunk.len(), 10, 1)
+            );
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                let (tag_key, tag_value) = r.tag.clone().unzip();
+                query = query
+                    .bind(&r.app_id)
+                    .bind(&r.customer_id)
+                    .bind(&r.key)
+                    .bind(&r.org_id)
+                    .bind(r.remind_at)
+                    .bind(r.interval_secs)
+                    .bind(&r.payload)
+                    .bind(tag_key)
+                    .bind(tag_value)
+                    .bind(&r.work_id);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -138,47 +163,65 @@ impl Store {
     /// Fires reminders in one transaction: each still unchanged since it was read is re-armed
     /// (interval) or deleted (one-shot), and its notification queued in the outbox. A reminder the
     /// app changed meanwhile is left alone. Returns how many fired.
+    ///
+    /// Works a hundred rows per statement, keyed by (app, customer, key, remind_at) row values and
+    /// `RETURNING` what actually changed; both are PostgreSQL syntax too.
     pub async fn fire_reminders(&self, firings: &[Firing], now_ms: i64, ttl_ms: i64) -> Result<usize> {
+        let (repeating, once): (Vec<&Firing>, Vec<&Firing>) =
+            firings.iter().partition(|f| f.reminder.interval_secs.is_some_and(|s| s > 0));
         let mut tx = self.pool.begin().await?;
-        let mut fired = 0;
-        for Firing { reminder: r, entry } in firings {
-            let changed = match r.interval_secs.filter(|s| *s > 0) {
-                Some(secs) => {
-                    let step = secs.saturating_mul(1000);
-                    // Skip missed periods rather than firing a burst after downtime.
-                    let mut next = r.remind_at.saturating_add(step);
-                    if next <= now_ms {
-                        next = now_ms.saturating_add(step - (now_ms - r.remind_at) % step);
-                    }
-                    sqlx::query(
-                        "UPDATE reminders SET remind_at = $1 WHERE app_id = $2 AND customer_id = $3 AND key = $4 AND remind_at = $5",
+        let mut fired: HashSet<(String, String, String)> = HashSet::with_capacity(firings.len());
+        for (rows, repeat) in [(&once, false), (&repeating, true)] {
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                // The re-arming UPDATE binds `now` as $1; the DELETE needs no time.
+                let keys = row_placeholders(chunk.len(), 4, if repeat { 2 } else { 1 });
+                let sql = if repeat {
+                    // Re-arm one period later; after downtime, skip the missed periods instead of
+                    // firing a burst.
+                    format!(
+                        "UPDATE reminders SET remind_at = CASE
+                             WHEN remind_at + interval_secs * 1000 > $1 THEN remind_at + interval_secs * 1000
+                             ELSE $1 + interval_secs * 1000 - (($1 - remind_at) % (interval_secs * 1000)) END
+                         WHERE (app_id, customer_id, key, remind_at) IN (VALUES {keys})
+                         RETURNING app_id, customer_id, key"
                     )
-                    .bind(next)
-                    .bind(&r.app_id)
-                    .bind(&r.customer_id)
-                    .bind(&r.key)
-                    .bind(r.remind_at)
-                    .execute(&mut *tx)
-                    .await?
-                }
-                None => {
-                    sqlx::query(
-                        "DELETE FROM reminders WHERE app_id = $1 AND customer_id = $2 AND key = $3 AND remind_at = $4",
+                } else {
+                    format!(
+                        "DELETE FROM reminders WHERE (app_id, customer_id, key, remind_at) IN (VALUES {keys})
+                         RETURNING app_id, customer_id, key"
                     )
-                    .bind(&r.app_id)
-                    .bind(&r.customer_id)
-                    .bind(&r.key)
-                    .bind(r.remind_at)
-                    .execute(&mut *tx)
-                    .await?
+                };
+                // Built from placeholders only; every value is bound.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                if repeat {
+                    query = query.bind(now_ms);
                 }
-            };
-            if changed.rows_affected() == 1 {
-                super::outbox::insert(&mut tx, &r.org_id, &r.app_id, &r.customer_id, entry, ttl_ms).await?;
-                fired += 1;
+                for f in chunk {
+                    let r = &f.reminder;
+                    query = query.bind(&r.app_id).bind(&r.customer_id).bind(&r.key).bind(r.remind_at);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    fired.insert((row.try_get("app_id")?, row.try_get("customer_id")?, row.try_get("key")?));
+                }
             }
         }
+        let to_queue: Vec<&Firing> = firings
+            .iter()
+            .filter(|f| {
+                fired.contains(&(f.reminder.app_id.clone(), f.reminder.customer_id.clone(), f.reminder.key.clone()))
+            })
+            .collect();
+        let items: Vec<super::outbox::NewNotification<'_>> = to_queue
+            .iter()
+            .map(|f| super::outbox::NewNotification {
+                org_id: &f.reminder.org_id,
+                app_id: &f.reminder.app_id,
+                customer_id: &f.reminder.customer_id,
+                entry: &f.entry,
+            })
+            .collect();
+        super::outbox::insert_many(&mut tx, &items, ttl_ms).await?;
         tx.commit().await?;
-        Ok(fired)
+        Ok(to_queue.len())
     }
 }

@@ -1,12 +1,10 @@
-//! `hodi-bench`: request/response echo over loopback TCP, Hodi's RSocket layer against a Node
-//! echo server on npm rsocket-core/rsocket-tcp-server 0.0.27 (the stack the Elarian SDK uses),
-//! measured in the same run with the same client. Writes `docs/benchmarks.md`.
+//! Request/response echo over loopback TCP, Hodi's RSocket layer against a Node echo server on npm
+//! rsocket-core/rsocket-tcp-server 0.0.27 (the stack the Elarian SDK uses), measured in the same run
+//! with the same client.
 //!
 //! Each server runs as its own process so its CPU time can be read from `/proc/<pid>/stat`.
 //! Reported per configuration: median requests/s and median server CPU per request over several
 //! rounds, and the Node/Hodi ratio of CPU per request.
-//!
-//! Usage: cargo run --release --bin hodi-bench [-- --rounds N --seconds S]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use super::{arg, median};
 use hodi_rsocket::{Payload, Requester, SetupParams};
 
 const PAYLOAD_BYTES: usize = 64;
@@ -124,12 +124,21 @@ async fn measure(server: &Server, in_flight: usize, rounds: usize, seconds: f64,
     Ok(samples)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+/// Load only, for profiling a server: `--client ADDR IN_FLIGHT SECONDS`.
+pub fn client(args: &[String]) -> Result<()> {
+    let addr = args.get(1).context("--client ADDR IN_FLIGHT SECONDS")?.clone();
+    let in_flight: usize = args.get(2).context("in flight")?.parse()?;
+    let seconds: f64 = args.get(3).context("seconds")?.parse()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let n = runtime.block_on(async {
+        let client = connect(&addr).await?;
+        load(&client, in_flight, Duration::from_secs_f64(seconds)).await
+    })?;
+    eprintln!("{n} requests");
+    Ok(())
 }
 
-fn serve_echo() -> Result<()> {
+pub fn serve_echo() -> Result<()> {
     let workers: usize = std::env::var("HODI_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(0);
     let runtime = if workers == 0 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
@@ -153,33 +162,9 @@ fn serve_echo() -> Result<()> {
     })
 }
 
-fn arg(args: &[String], name: &str, default: f64) -> Result<f64> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args.get(i + 1).context("missing value")?.parse()?),
-        None => Ok(default),
-    }
-}
-
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--serve-echo") {
-        return serve_echo();
-    }
-    if args.first().map(String::as_str) == Some("--client") {
-        // Load only, for profiling a server: --client ADDR IN_FLIGHT SECONDS
-        let addr = args.get(1).context("--client ADDR IN_FLIGHT SECONDS")?.clone();
-        let in_flight: usize = args.get(2).context("in flight")?.parse()?;
-        let seconds: f64 = args.get(3).context("seconds")?.parse()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        let n = runtime.block_on(async {
-            let client = connect(&addr).await?;
-            load(&client, in_flight, Duration::from_secs_f64(seconds)).await
-        })?;
-        eprintln!("{n} requests");
-        return Ok(());
-    }
-    let rounds = arg(&args, "--rounds", 5.0)? as usize;
-    let seconds = arg(&args, "--seconds", 3.0)?;
+pub fn main(args: &[String]) -> Result<()> {
+    let rounds = arg(args, "--rounds", 5.0)? as usize;
+    let seconds = arg(args, "--seconds", 3.0)?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let peers = root.join("tests/peers");
     if !peers.join("node_modules/rsocket-tcp-server").exists() {
@@ -222,8 +207,7 @@ fn main() -> Result<()> {
             rows.push(row);
         }
     }
-    write_report(&root.join("docs/benchmarks.md"), &rows, rounds, seconds, &node_version)?;
-    Ok(())
+    write_report(&root.join("docs/benchmarks.md"), &rows, rounds, seconds, &node_version)
 }
 
 /// Builds the command that starts one kind of echo server.
@@ -272,18 +256,5 @@ fn write_report(path: &Path, rows: &[Row], rounds: usize, seconds: f64, node: &s
          server CPU is utime+stime from /proc. Client and server share the machine's cores.\n\n{table}\n\
          Measured by `cargo run --release --bin hodi-bench`.\n"
     );
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\nEvery figure here is written by a benchmark program; rerun it rather than editing by hand.\n\n".into());
-    let marker = "## RSocket request/response echo";
-    let updated = match existing.find(marker) {
-        Some(start) => {
-            let end = existing[start + marker.len()..]
-                .find("\n## ")
-                .map(|i| start + marker.len() + i + 1)
-                .unwrap_or(existing.len());
-            format!("{}{}{}", &existing[..start], section, &existing[end..])
-        }
-        None => format!("{existing}{section}"),
-    };
-    std::fs::write(path, updated)?;
-    Ok(())
+    super::write_section(path, "## RSocket request/response echo", &section)
 }

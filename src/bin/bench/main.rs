@@ -1,0 +1,60 @@
+//! `hodi-bench`: Hodi's benchmarks. Each writes its section of `docs/benchmarks.md`.
+//!
+//! Usage: cargo run --release --bin hodi-bench [-- rsocket|reminders] [--rounds N --seconds S]
+//!
+//! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
+//! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
+
+mod reminders;
+mod rsocket;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--serve-echo") => rsocket::serve_echo(),
+        Some("--client") => rsocket::client(&args),
+        Some("rsocket") => rsocket::main(&args),
+        Some("reminders") => reminders::main(&args),
+        _ => {
+            rsocket::main(&args)?;
+            reminders::main(&args)
+        }
+    }
+}
+
+/// The median of `v` (the upper one for an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The value after `--name`, or `default`.
+pub fn arg(args: &[String], name: &str, default: f64) -> Result<f64> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => Ok(args.get(i + 1).context("missing value")?.parse()?),
+        None => Ok(default),
+    }
+}
+
+/// Replaces the section starting with `marker` (up to the next `## `) in the report, or appends it.
+pub fn write_section(path: &Path, marker: &str, section: &str) -> Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nEvery figure here is written by a benchmark program; rerun it rather than editing by hand.\n\n".into()
+    });
+    let updated = match existing.find(marker) {
+        Some(start) => {
+            let end = existing[start + marker.len()..]
+                .find("\n## ")
+                .map(|i| start + marker.len() + i + 1)
+                .unwrap_or(existing.len());
+            format!("{}{}{}", &existing[..start], section, &existing[end..])
+        }
+        None => format!("{}\n{section}", existing.trim_end()),
+    };
+    std::fs::write(path, updated)?;
+    Ok(())
+}
