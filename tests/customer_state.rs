@@ -423,3 +423,46 @@ async fn notifications_wait_for_an_app_and_expire_after_their_ttl() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Answers every notification with an app-data update and an outbound SMS text.
+struct Replier;
+impl Responder for Replier {
+    fn request_response(&self, _payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
+        Box::pin(async move {
+            let reply = ServerToAppNotificationReply {
+                data_update: Some(AppDataUpdate { data: Some(text("replied")) }),
+                message: Some(OutboundMessage {
+                    body: Some(OutboundMessageBody {
+                        entry: Some(outbound_message_body::Entry::Text("thanks".into())),
+                    }),
+                    ..Default::default()
+                }),
+            };
+            Ok(Payload::new(reply.encode_to_vec()))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_notification_reply_updates_app_data_and_hands_its_message_on() {
+    let (running, _dir) = start().await;
+    let _app = connect_with(&running, dev_meta(&running), Arc::new(Replier)).await;
+    let commands = connect(&running, AppConnectionMetadata { simplex_mode: true, ..dev_meta(&running) }).await;
+    let Reply::CustomerActivity(r) = command(&commands, activity("+254722000060", "ping")).await else { panic!() };
+    let id = r.customer_id.expect("id");
+    let store = &running.hodi.store;
+    let started = Instant::now();
+    while store.outbox_len().await.expect("len") > 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "not delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let app_id = &running.dev.as_ref().expect("dev").app_id;
+    assert_eq!(
+        store.app_data(app_id, &id).await.expect("app data"),
+        Some(hodi::store::app_data::AppDataValue::Text("replied".into()))
+    );
+    let messages = store.reply_messages(&id).await.expect("messages");
+    assert_eq!(messages.len(), 1);
+    let message = OutboundMessage::decode(messages[0].as_slice()).expect("an OutboundMessage");
+    assert_eq!(message.body.and_then(|b| b.entry), Some(outbound_message_body::Entry::Text("thanks".into())));
+}

@@ -102,7 +102,14 @@ impl AppCommand {
             Entry::UpdateCustomerAppData(c) => AppCommand::AppData(AppDataCommand::Update(c.customer.into(), c.update)),
             Entry::DeleteCustomerAppData(c) => AppCommand::AppData(AppDataCommand::Delete(c.customer.into())),
             Entry::CustomerActivity(c) => AppCommand::CustomerActivity(RecordActivity::from_proto(c)),
-            other => AppCommand::NotAvailable(NotAvailable::from_entry(&other)),
+            other => match NotAvailable::from_entry(&other) {
+                Some(n) => AppCommand::NotAvailable(n),
+                None => {
+                    return Err(RemoteError::application(
+                        "command routing error: an implemented command was not routed",
+                    ))
+                }
+            },
         })
     }
 
