@@ -51,9 +51,11 @@ pub fn write_section(path: &Path, marker: &str, section: &str) -> Result<()> {
                 .find("\n## ")
                 .map(|i| start + marker.len() + i + 1)
                 .unwrap_or(existing.len());
-            format!("{}{}{}", &existing[..start], section, &existing[end..])
+            let rest = &existing[end..];
+            let gap = if rest.is_empty() { "" } else { "\n" };
+            format!("{}{}{gap}{}", &existing[..start], section.trim_end_matches('\n').to_string() + "\n", rest)
         }
-        None => format!("{}\n{section}", existing.trim_end()),
+        None => format!("{}\n\n{section}", existing.trim_end()),
     };
     std::fs::write(path, updated)?;
     Ok(())

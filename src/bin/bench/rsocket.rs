@@ -254,6 +254,9 @@ fn write_report(path: &Path, rows: &[Row], rounds: usize, seconds: f64, node: &s
          Hodi: `hodi_rsocket::echo` in its own process, on a current-thread and on a 2-worker tokio runtime. Node: `tests/peers/echo_server.js`\n\
          (rsocket-core/rsocket-tcp-server 0.0.27, node {node}). Medians of {rounds} rounds of {seconds} s after a 1 s warm-up;\n\
          server CPU is utime+stime from /proc. Client and server share the machine's cores.\n\n{table}\n\
+         With one request in flight both servers make the same three system calls per request (epoll_wait, read, write;\n\
+         `strace -c` on either), so kernel time on loopback TCP dominates and bounds the total ratio; the user column is\n\
+         what each RSocket implementation itself costs. With eight in flight, frames batch per read and per write.\n\n\
          Measured by `cargo run --release --bin hodi-bench`.\n"
     );
     super::write_section(path, "## RSocket request/response echo", &section)
