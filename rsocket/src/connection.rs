@@ -58,6 +58,8 @@ pub struct Config {
     pub outbound_queue: usize,
     /// A write that makes no progress for this long closes the connection (the peer stopped reading).
     pub write_timeout: Duration,
+    /// Server role: connections a listener holds at once; beyond this, new ones are closed at accept.
+    pub max_connections: usize,
     /// Client role: KEEPALIVE period and the lifetime announced in SETUP.
     pub keepalive_interval: Duration,
     pub max_lifetime: Duration,
@@ -72,6 +74,7 @@ impl Default for Config {
             max_inbound_requests: 256,
             outbound_queue: 256,
             write_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
             keepalive_interval: Duration::from_secs(20),
             max_lifetime: Duration::from_secs(90),
         }

@@ -36,6 +36,7 @@ pub struct Listener {
 /// Accepts until `shutdown` is cancelled.
 pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config, shutdown: CancellationToken) {
     let Listener { socket, framing, tls, handshake_timeout } = listener;
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -50,12 +51,17 @@ pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            warn!(peer = %addr, limit = config.max_connections, "connection limit reached; closing the new connection");
+            continue; // dropping `stream` closes it
+        };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let config = config.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let peer = addr.to_string();
             let io = match open(stream, framing, tls.as_ref(), handshake_timeout, config.max_frame_size, peer.clone())
                 .await

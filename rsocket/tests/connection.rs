@@ -367,3 +367,30 @@ async fn server_initiated_streams_use_even_ids_from_2() {
     let err = second.await.expect("task").expect_err("error reply");
     assert!(matches!(err, RequestError::Remote(RemoteError { code: error_code::APPLICATION_ERROR, .. })), "{err:?}");
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_at_accept() {
+    let addr = echo_server(Config { max_connections: 2, ..Config::default() }).await;
+    let mut a = RawPeer::connect(&addr).await;
+    let mut b = RawPeer::connect(&addr).await;
+    for p in [&mut a, &mut b] {
+        p.send(setup_frame(30_000)).await;
+        p.send(Frame::new(1, Body::RequestResponse { follows: false, payload: Payload::new("in") })).await;
+        assert!(p.recv(Duration::from_secs(2)).await.is_some(), "within the limit");
+    }
+    let mut c = RawPeer::connect(&addr).await;
+    assert!(c.recv(Duration::from_secs(2)).await.is_none(), "the third connection is closed");
+    drop(a);
+    // The slot frees when the server notices the close.
+    let started = Instant::now();
+    loop {
+        let mut d = RawPeer::connect(&addr).await;
+        d.send(setup_frame(30_000)).await;
+        d.send(Frame::new(1, Body::RequestResponse { follows: false, payload: Payload::new("again") })).await;
+        if d.recv(Duration::from_secs(2)).await.is_some() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "a freed slot is reused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -66,6 +66,8 @@ pub struct RSocketLimits {
     pub max_inbound_requests: usize,
     pub outbound_queue: usize,
     pub write_timeout_ms: u64,
+    /// Connections each listener holds at once; beyond this, new ones are closed at accept.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,6 +147,7 @@ impl Default for RSocketLimits {
             max_inbound_requests: d.max_inbound_requests,
             outbound_queue: d.outbound_queue,
             write_timeout_ms: d.write_timeout.as_millis() as u64,
+            max_connections: d.max_connections,
         }
     }
 }
@@ -182,6 +185,7 @@ impl RSocketLimits {
             max_inbound_requests: self.max_inbound_requests,
             outbound_queue: self.outbound_queue,
             write_timeout: Duration::from_millis(self.write_timeout_ms),
+            max_connections: self.max_connections,
             ..hodi_rsocket::Config::default()
         }
     }
