@@ -7,6 +7,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod customer;
+pub mod messaging;
 pub mod notify;
 pub mod reminder;
 pub mod server;

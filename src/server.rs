@@ -22,6 +22,8 @@ pub struct Hodi {
     pub config: Arc<Config>,
     pub store: Store,
     pub sockets: Arc<Sockets>,
+    /// Simulator sockets: the customer's side, per org.
+    pub simulators: Arc<Sockets>,
     /// Signalled when a reminder is added, so the scheduler looks again without waiting a poll.
     pub reminders_changed: tokio::sync::Notify,
     /// Signalled when a notification is queued, so the dispatcher delivers it at once.
@@ -97,6 +99,7 @@ pub async fn start(config: Config) -> Result<Running> {
         config: config.clone(),
         store,
         sockets: Arc::new(Sockets::default()),
+        simulators: Arc::new(Sockets::default()),
         reminders_changed: tokio::sync::Notify::new(),
         outbox_changed: tokio::sync::Notify::new(),
     });

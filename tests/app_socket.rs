@@ -68,14 +68,14 @@ async fn bad_and_empty_commands_get_a_clear_error_not_a_hang() {
 async fn commands_not_yet_available_answer_with_their_own_reply_type() {
     let (running, _dir) = start().await;
     let client = connect(&running, dev_meta(&running)).await;
-    let reply = command(&client, app_to_server_command::Entry::SendMessage(SendMessageCommand::default())).await;
-    let app_to_server_command_reply::Entry::SendMessage(send) = reply else { panic!("{reply:?}") };
-    assert_eq!(send.status, MessageDeliveryStatus::NotSupported as i32);
-    assert!(send.description.contains("SendMessage is not available"), "{}", send.description);
     let reply =
-        command(&client, app_to_server_command::Entry::UpdateCustomerTag(UpdateCustomerTagCommand::default())).await;
-    let app_to_server_command_reply::Entry::UpdateCustomerState(update) = reply else { panic!("{reply:?}") };
-    assert!(!update.status);
+        command(&client, app_to_server_command::Entry::InitiatePayment(InitiatePaymentCommand::default())).await;
+    let app_to_server_command_reply::Entry::InitiatePayment(pay) = reply else { panic!("{reply:?}") };
+    assert_eq!(pay.status, PaymentStatus::ApplicationError as i32);
+    assert!(pay.description.contains("InitiatePayment is not available"), "{}", pay.description);
+    let reply = command(&client, app_to_server_command::Entry::ReplayPayment(ReplayPaymentCommand::default())).await;
+    let app_to_server_command_reply::Entry::ReplayPayment(replay) = reply else { panic!("{reply:?}") };
+    assert!(!replay.status && replay.description.contains("ReplayPayment is not available"));
 }
 
 #[tokio::test]
@@ -160,13 +160,13 @@ async fn socket_modes_keep_app_and_simulator_commands_apart() {
     let result = app.request_response(Payload::new(sim_cmd.encode_to_vec())).await;
     assert!(matches!(&result, Err(RequestError::Remote(e)) if e.message.contains("simulator command")), "{result:?}");
 
-    // A simulator socket answers with the simulator reply type.
+    // A simulator socket answers with the simulator reply type (here: the message lacks a channel).
     let simulator =
         connect(&running, AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) })
             .await;
     let reply = simulator.request_response(Payload::new(sim_cmd.encode_to_vec())).await.expect("reply");
     let reply = SimulatorToServerCommandReply::decode(reply.data).expect("a SimulatorToServerCommandReply");
-    assert!(!reply.status && reply.description.contains("ReceiveMessage"), "{reply:?}");
+    assert!(!reply.status && reply.description.contains("channel_number is required"), "{reply:?}");
     // ... and never registers for app notifications.
     assert_eq!(running.hodi.sockets.connected_apps(), vec![running.dev.as_ref().expect("dev").app_id.clone()]);
 }

@@ -443,26 +443,57 @@ impl Responder for Replier {
     }
 }
 
+/// The customer's side: records what the server sends to simulators, acknowledging each.
+struct Phone(mpsc::Sender<ServerToSimulatorNotification>);
+impl Responder for Phone {
+    fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
+        let tx = self.0.clone();
+        Box::pin(async move {
+            let n = ServerToSimulatorNotification::decode(payload.data).expect("a ServerToSimulatorNotification");
+            let _ = tx.send(n).await;
+            Ok(Payload::new(ServerToSimulatorNotificationReply::default().encode_to_vec()))
+        })
+    }
+}
+
 #[tokio::test]
-async fn a_notification_reply_updates_app_data_and_hands_its_message_on() {
+async fn a_notification_reply_updates_app_data_and_its_message_reaches_the_customer() {
     let (running, _dir) = start().await;
     let _app = connect_with(&running, dev_meta(&running), Arc::new(Replier)).await;
-    let commands = connect(&running, AppConnectionMetadata { simplex_mode: true, ..dev_meta(&running) }).await;
-    let Reply::CustomerActivity(r) = command(&commands, activity("+254722000060", "ping")).await else { panic!() };
-    let id = r.customer_id.expect("id");
-    let store = &running.hodi.store;
-    let started = Instant::now();
-    while store.outbox_len().await.expect("len") > 0 {
-        assert!(started.elapsed() < Duration::from_secs(5), "not delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (tx, mut phone_rx) = mpsc::channel(10);
+    let phone = connect_with(
+        &running,
+        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
+        Arc::new(Phone(tx)),
+    )
+    .await;
+    let sms = SimulatorToServerCommand {
+        entry: Some(simulator_to_server_command::Entry::ReceiveMessage(ReceiveMessageSimulatorCommand {
+            customer_number: "+254722000060".into(),
+            channel_number: Some(MessagingChannelNumber {
+                channel: MessagingChannel::Sms as i32,
+                number: "21356".into(),
+            }),
+            parts: vec![InboundMessageBody { entry: Some(inbound_message_body::Entry::Text("hello".into())) }],
+            ..Default::default()
+        })),
+    };
+    let reply = phone.request_response(Payload::new(sms.encode_to_vec())).await.expect("reply");
+    let reply = SimulatorToServerCommandReply::decode(reply.data).expect("reply");
+    assert!(reply.status, "{reply:?}");
+    // The app's answer ("thanks") comes back to the phone as a send_message on the same channel.
+    let sent = tokio::time::timeout(Duration::from_secs(10), phone_rx.recv()).await.expect("in time").expect("open");
+    let Some(server_to_simulator_notification::Entry::SendMessage(m)) = sent.entry else { panic!("{sent:?}") };
+    assert_eq!(m.customer_number.as_ref().map(|n| n.number.as_str()), Some("+254722000060"));
+    assert_eq!(m.channel_number.as_ref().map(|c| c.number.as_str()), Some("21356"));
+    assert_eq!(
+        m.message.and_then(|m| m.body).and_then(|b| b.entry),
+        Some(outbound_message_body::Entry::Text("thanks".into()))
+    );
+    let id = m.customer_id;
     let app_id = &running.dev.as_ref().expect("dev").app_id;
     assert_eq!(
-        store.app_data(app_id, &id).await.expect("app data"),
+        running.hodi.store.app_data(app_id, &id).await.expect("app data"),
         Some(hodi::store::app_data::AppDataValue::Text("replied".into()))
     );
-    let messages = store.reply_messages(&id).await.expect("messages");
-    assert_eq!(messages.len(), 1);
-    let message = OutboundMessage::decode(messages[0].as_slice()).expect("an OutboundMessage");
-    assert_eq!(message.body.and_then(|b| b.entry), Some(outbound_message_body::Entry::Text("thanks".into())));
 }

@@ -111,16 +111,5 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_by_customer ON outbox (app_id, customer_id, seq);
 
--- Outbound messages from notification replies, recorded until messaging carries them out.
-CREATE TABLE reply_messages (
-    id            TEXT PRIMARY KEY,
-    org_id        TEXT NOT NULL REFERENCES orgs (id),
-    app_id        TEXT NOT NULL REFERENCES apps (id),
-    customer_id   TEXT NOT NULL,
-    notification  TEXT NOT NULL,
-    message       BLOB NOT NULL,   -- an encoded OutboundMessage
-    created_at    BIGINT NOT NULL
-);
-
 -- Adoption: the customer that took over a decommissioned one.
 ALTER TABLE customers ADD COLUMN adopted_by TEXT;

@@ -19,8 +19,10 @@ mod customer_reminder;
 mod generate_auth_token;
 mod get_customer_state;
 mod identity;
+mod messaging_consent;
 mod not_available;
 mod reminder_tag;
+mod send_message;
 mod simulator;
 
 pub use customer_ref::CustomerRef;
@@ -44,8 +46,10 @@ use customer_reminder::{AddCustomerReminder, CancelCustomerReminder};
 use generate_auth_token::GenerateAuthToken;
 use get_customer_state::GetCustomerState;
 use identity::{Change, IdentityCommand};
+use messaging_consent::UpdateConsent;
 use not_available::NotAvailable;
 use reminder_tag::ReminderTagCommand;
+use send_message::SendMessage;
 
 /// A parsed app-socket command.
 #[derive(Debug)]
@@ -60,6 +64,8 @@ pub enum AppCommand {
     Identity(IdentityCommand),
     AppData(AppDataCommand),
     CustomerActivity(RecordActivity),
+    SendMessage(SendMessage),
+    UpdateConsent(UpdateConsent),
     /// A command of the schema this version does not carry out yet; answered with its own reply
     /// type saying so.
     NotAvailable(NotAvailable),
@@ -102,6 +108,8 @@ impl AppCommand {
             Entry::UpdateCustomerAppData(c) => AppCommand::AppData(AppDataCommand::Update(c.customer.into(), c.update)),
             Entry::DeleteCustomerAppData(c) => AppCommand::AppData(AppDataCommand::Delete(c.customer.into())),
             Entry::CustomerActivity(c) => AppCommand::CustomerActivity(RecordActivity::from_proto(c)),
+            Entry::SendMessage(c) => AppCommand::SendMessage(SendMessage::from_proto(c)),
+            Entry::UpdateMessagingConsent(c) => AppCommand::UpdateConsent(UpdateConsent::from_proto(c)),
             other => match NotAvailable::from_entry(&other) {
                 Some(n) => AppCommand::NotAvailable(n),
                 None => {
@@ -128,6 +136,8 @@ impl AppCommand {
             AppCommand::Identity(c) => c.apply(hodi, session).await?,
             AppCommand::AppData(c) => c.apply(hodi, session).await?,
             AppCommand::CustomerActivity(c) => c.apply(hodi, session).await?,
+            AppCommand::SendMessage(c) => c.apply(hodi, session).await?,
+            AppCommand::UpdateConsent(c) => c.apply(hodi, session).await?,
             AppCommand::NotAvailable(c) => c.reply(),
         };
         Ok(AppToServerCommandReply { entry: Some(entry) })

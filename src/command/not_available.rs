@@ -7,8 +7,8 @@
 use crate::wire::app_to_server_command::Entry as Command;
 use crate::wire::app_to_server_command_reply::Entry as Reply;
 use crate::wire::{
-    InitiatePaymentReply, MessageDeliveryStatus, MessagingConsentUpdateStatus, PaymentStatus, ReplayPaymentReply,
-    SendMessageReply, TagCommandReply, UpdateCustomerStateReply, UpdateMessagingConsentReply,
+    InitiatePaymentReply, MessageDeliveryStatus, PaymentStatus, ReplayPaymentReply, SendMessageReply, TagCommandReply,
+    UpdateCustomerStateReply,
 };
 
 /// Which reply message the SDK expects for a command.
@@ -16,7 +16,6 @@ use crate::wire::{
 enum ReplyKind {
     UpdateCustomerState,
     SendMessage,
-    UpdateMessagingConsent,
     InitiatePayment,
     TagCommand,
     ReplayPayment,
@@ -34,10 +33,8 @@ impl NotAvailable {
     pub fn from_entry(entry: &Command) -> Option<Self> {
         use ReplyKind::*;
         let (name, kind) = match entry {
-            Command::SendMessage(_) => ("SendMessage", SendMessage),
             Command::SendMessageTag(_) => ("SendMessageTag", TagCommand),
             Command::ReplyToMessage(_) => ("ReplyToMessage", SendMessage),
-            Command::UpdateMessagingConsent(_) => ("UpdateMessagingConsent", UpdateMessagingConsent),
             Command::InitiatePayment(_) => ("InitiatePayment", InitiatePayment),
             Command::ReplayMessagingConsentUpdate(_) => ("ReplayMessagingConsentUpdate", UpdateCustomerState),
             Command::ReplayReceivedMessage(_) => ("ReplayReceivedMessage", UpdateCustomerState),
@@ -62,11 +59,6 @@ impl NotAvailable {
                 status: MessageDeliveryStatus::NotSupported as i32,
                 description,
                 ..Default::default()
-            }),
-            ReplyKind::UpdateMessagingConsent => Reply::UpdateMessagingConsent(UpdateMessagingConsentReply {
-                status: MessagingConsentUpdateStatus::ApplicationError as i32,
-                description,
-                customer_id: None,
             }),
             ReplyKind::InitiatePayment => Reply::InitiatePayment(InitiatePaymentReply {
                 status: PaymentStatus::ApplicationError as i32,

@@ -117,10 +117,48 @@ pub async fn send(
     Err(DeliveryError::AllFailed(failures.join("; ")))
 }
 
+/// Sends a notification now, outside the outbox (live USSD and voice sessions cannot wait), and
+/// applies the reply's app-data update. The caller handles the reply's message.
+pub async fn deliver_now(
+    hodi: &Hodi,
+    org_id: &str,
+    app_id: &str,
+    customer_id: &str,
+    notification_id: &str,
+    mut notification: ServerToAppCustomerNotification,
+) -> Result<ServerToAppNotificationReply, DeliveryError> {
+    notification.org_id = org_id.to_string();
+    notification.app_id = app_id.to_string();
+    notification.customer_id = customer_id.to_string();
+    notification.created_at = Some(timestamp(crate::store::now_ms()));
+    notification.app_data = hodi.store.app_data(app_id, customer_id).await?.map(wire_app_data);
+    let reply = send(hodi, org_id, app_id, notification_id, notification).await?;
+    if let Some(value) = reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(stored_app_data) {
+        hodi.store.force_set_app_data(app_id, customer_id, &value).await?;
+    }
+    Ok(reply)
+}
+
+/// Where a reply to this notification goes: the channel it came in on, if it has one.
+fn reply_channel(
+    notification: &ServerToAppCustomerNotification,
+) -> Option<(crate::wire::MessagingChannelNumber, crate::wire::CustomerNumber)> {
+    use crate::wire::server_to_app_customer_notification::Entry;
+    match notification.entry.as_ref()? {
+        Entry::ReceivedMessage(m) => Some((m.channel_number.clone()?, m.customer_number.clone()?)),
+        Entry::MessagingSessionStarted(m) => Some((m.channel_number.clone()?, m.customer_number.clone()?)),
+        Entry::MessagingSessionRenewed(m) => Some((m.channel_number.clone()?, m.customer_number.clone()?)),
+        Entry::MessagingConsentUpdate(m) => Some((m.channel_number.clone()?, m.customer_number.clone()?)),
+        Entry::SentMessageReaction(m) => Some((m.channel_number.clone()?, m.customer_number.clone()?)),
+        _ => None,
+    }
+}
+
 /// Delivers one outbox row; on success, what to apply.
 async fn deliver(hodi: &Hodi, row: &OutboxRow) -> Result<Completion, DeliveryError> {
     let mut notification = ServerToAppCustomerNotification::decode(row.entry.as_slice())
         .map_err(|e| DeliveryError::Corrupt(e.to_string()))?;
+    let reply_to = reply_channel(&notification);
     notification.org_id = row.org_id.clone();
     notification.app_id = row.app_id.clone();
     notification.customer_id = row.customer_id.clone();
@@ -134,7 +172,8 @@ async fn deliver(hodi: &Hodi, row: &OutboxRow) -> Result<Completion, DeliveryErr
         app_id: row.app_id.clone(),
         customer_id: row.customer_id.clone(),
         app_data: reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(stored_app_data),
-        message: reply.message.map(|m| m.encode_to_vec()),
+        message: reply.message,
+        reply_to,
     })
 }
 
@@ -196,9 +235,15 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
                     }
                 }
             }
-            if let Err(e) = hodi.store.outbox_complete(&done).await {
+            match hodi.store.outbox_complete(&done).await {
+                Ok(()) => {
+                    for c in done.into_iter().filter(|c| c.message.is_some()) {
+                        let hodi = hodi.clone();
+                        tokio::spawn(async move { crate::messaging::outbound::reply(&hodi, c).await });
+                    }
+                }
                 // Delivered but not recorded: they will be delivered again (at least once).
-                warn!(error = %e, "recording delivered notifications");
+                Err(e) => warn!(error = %e, "recording delivered notifications"),
             }
             if !full {
                 break;

@@ -50,6 +50,15 @@ impl Sockets {
         self.lock().keys().map(|(_, app)| app.clone()).collect()
     }
 
+    /// Every socket of every app of `org_id` (simulators receive what is sent to any customer).
+    pub fn all_in_org(&self, org_id: &str) -> Vec<Arc<Session>> {
+        self.lock()
+            .iter()
+            .filter(|((org, _), _)| org == org_id)
+            .flat_map(|(_, app)| app.sockets.iter().cloned())
+            .collect()
+    }
+
     /// Candidate sockets for one delivery, starting with the next in round-robin order.
     pub fn candidates(&self, org_id: &str, app_id: &str) -> Vec<Arc<Session>> {
         let mut apps = self.lock();

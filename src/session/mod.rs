@@ -68,7 +68,11 @@ impl Acceptor for SessionAcceptor {
                 connection_id = %session.connection_id, org_id = %session.org_id, app_id = %session.app_id,
                 simulator = session.simulator, simplex = session.simplex, %agent, "session started"
             );
-            if !session.simulator && !session.simplex {
+            // Simulator sockets set simplex (the SDK does) yet are the customer's side: they always
+            // receive what apps send to customers. App sockets receive notifications unless simplex.
+            if session.simulator {
+                hodi.simulators.register(session.clone());
+            } else if !session.simplex {
                 hodi.sockets.register(session.clone());
             }
             let responder: Arc<dyn Responder> = if session.simulator {

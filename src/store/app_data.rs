@@ -150,6 +150,12 @@ impl Store {
         Ok(Ok(true))
     }
 
+    /// Replaces the value whatever the lease (see [`force_set`]).
+    pub async fn force_set_app_data(&self, app_id: &str, customer_id: &str, value: &AppDataValue) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        force_set(&mut conn, app_id, customer_id, value).await
+    }
+
     async fn lease_until(&self, app_id: &str, customer_id: &str, now: i64) -> Result<LeaseHeld> {
         let row = sqlx::query("SELECT lease_until FROM app_data WHERE app_id = $1 AND customer_id = $2")
             .bind(app_id)

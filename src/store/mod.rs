@@ -10,6 +10,7 @@ pub mod app_data;
 pub mod auth;
 pub mod customers;
 pub mod identity;
+pub mod messaging;
 pub mod outbox;
 pub mod provision;
 pub mod reminders;
@@ -30,6 +31,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// The pool, for store functions that take a connection (`&mut SqliteConnection`).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Opens (creating if needed) the database at `url` and applies pending migrations.
     pub async fn open(url: &str) -> Result<Store> {
         if let Some(path) = url.strip_prefix("sqlite://") {

@@ -34,8 +34,10 @@ pub struct Completion {
     pub app_id: String,
     pub customer_id: String,
     pub app_data: Option<AppDataValue>,
-    /// An encoded `OutboundMessage` the app asked to send.
-    pub message: Option<Vec<u8>>,
+    /// An outbound message the app asked to send, handed to messaging once this is recorded.
+    pub message: Option<crate::wire::OutboundMessage>,
+    /// Where a reply goes: the channel and number of the notification it answers, if it had one.
+    pub reply_to: Option<(crate::wire::MessagingChannelNumber, crate::wire::CustomerNumber)>,
 }
 
 /// Queues a notification; returns its id. Call inside the transaction of the change it reports.
@@ -135,33 +137,16 @@ impl Store {
         rows.iter().map(outbox_row).collect()
     }
 
-    /// Applies answered notifications in one transaction: each is deleted, its app-data update stored,
-    /// its outbound message recorded.
+    /// Applies answered notifications in one transaction: each is deleted and its app-data update stored.
     pub async fn outbox_complete(&self, done: &[Completion]) -> Result<()> {
         if done.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
         let mut tx = self.pool.begin().await?;
         for c in done {
             sqlx::query("DELETE FROM outbox WHERE seq = $1").bind(c.seq).execute(&mut *tx).await?;
             if let Some(value) = &c.app_data {
                 super::app_data::force_set(&mut tx, &c.app_id, &c.customer_id, value).await?;
-            }
-            if let Some(message) = &c.message {
-                sqlx::query(
-                    "INSERT INTO reply_messages (id, org_id, app_id, customer_id, notification, message, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(new_id("rmsg_"))
-                .bind(&c.org_id)
-                .bind(&c.app_id)
-                .bind(&c.customer_id)
-                .bind(&c.notification_id)
-                .bind(message)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
             }
         }
         tx.commit().await?;
@@ -195,15 +180,6 @@ impl Store {
     /// How many notifications wait, for tests and metrics.
     pub async fn outbox_len(&self) -> Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(&self.pool).await?.try_get("n")?)
-    }
-
-    /// Outbound messages recorded from notification replies (until messaging carries them out).
-    pub async fn reply_messages(&self, customer_id: &str) -> Result<Vec<Vec<u8>>> {
-        let rows = sqlx::query("SELECT message FROM reply_messages WHERE customer_id = $1 ORDER BY created_at")
-            .bind(customer_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| r.try_get("message").map_err(Into::into)).collect()
     }
 }
 

@@ -1,0 +1,44 @@
+-- Messaging: messages both ways, sessions, consent. Message bodies are stored as the encoded
+-- ChannelMessage the state returns; the columns beside it are what queries need.
+
+CREATE TABLE messages (
+    id                   TEXT PRIMARY KEY,
+    org_id               TEXT NOT NULL REFERENCES orgs (id),
+    customer_id          TEXT NOT NULL REFERENCES customers (id),
+    direction            INTEGER NOT NULL,   -- CustomerEventDirection: 1 inbound, 2 outbound
+    channel              INTEGER NOT NULL,   -- MessagingChannel
+    channel_number       TEXT NOT NULL,
+    session_id           TEXT,
+    status               INTEGER NOT NULL,   -- MessageDeliveryStatus
+    provider_message_id  TEXT,
+    body                 BLOB NOT NULL,      -- encoded ChannelMessage
+    created_at           BIGINT NOT NULL,
+    updated_at           BIGINT NOT NULL
+);
+CREATE INDEX messages_by_customer ON messages (customer_id, created_at);
+
+CREATE TABLE messaging_sessions (
+    id              TEXT PRIMARY KEY,
+    org_id          TEXT NOT NULL REFERENCES orgs (id),
+    customer_id     TEXT NOT NULL REFERENCES customers (id),
+    channel         INTEGER NOT NULL,
+    channel_number  TEXT NOT NULL,
+    provider        INTEGER NOT NULL,
+    number          TEXT NOT NULL,
+    partition       TEXT NOT NULL DEFAULT '',
+    app_id          TEXT NOT NULL REFERENCES apps (id),
+    started_at      BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL,
+    ended_at        BIGINT,
+    end_reason      INTEGER
+);
+CREATE INDEX messaging_sessions_by_customer ON messaging_sessions (customer_id, started_at);
+
+CREATE TABLE messaging_consent (
+    customer_id     TEXT NOT NULL REFERENCES customers (id),
+    channel         INTEGER NOT NULL,
+    channel_number  TEXT NOT NULL,
+    blocked         INTEGER NOT NULL,
+    updated_at      BIGINT NOT NULL,
+    PRIMARY KEY (customer_id, channel, channel_number)
+);

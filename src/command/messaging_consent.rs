@@ -1,0 +1,128 @@
+//! UpdateMessagingConsent: ALLOW or BLOCK messages from one channel number to a customer. BLOCK
+//! makes later SendMessage on that channel number answer NO_CONSENT. Queues a
+//! `messaging_consent_update` notification.
+
+use std::sync::Arc;
+
+use hodi_rsocket::RemoteError;
+use prost::Message;
+
+use super::customer_ref::{stored_number, wire_number};
+use super::internal;
+use crate::messaging::channel_name;
+use crate::server::Hodi;
+use crate::session::Session;
+use crate::store::outbox::NewNotification;
+use crate::wire::app_to_server_command_reply::Entry;
+use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
+use crate::wire::{
+    MessagingChannel, MessagingConsentUpdate, MessagingConsentUpdateNotification, MessagingConsentUpdateStatus,
+    ServerToAppCustomerNotification, UpdateMessagingConsentCommand, UpdateMessagingConsentReply,
+};
+
+#[derive(Debug)]
+pub struct UpdateConsent {
+    command: UpdateMessagingConsentCommand,
+}
+
+impl UpdateConsent {
+    pub fn from_proto(command: UpdateMessagingConsentCommand) -> Self {
+        UpdateConsent { command }
+    }
+
+    pub async fn apply(self, hodi: &Arc<Hodi>, session: &Session) -> Result<Entry, RemoteError> {
+        let reply = |status: MessagingConsentUpdateStatus, description: String, customer_id: Option<String>| {
+            Entry::UpdateMessagingConsent(UpdateMessagingConsentReply {
+                status: status as i32,
+                description,
+                customer_id,
+            })
+        };
+        let c = self.command;
+        let number = match c.customer_number.as_ref().map(stored_number) {
+            Some(Ok(n)) => n,
+            Some(Err(why)) => return Ok(reply(MessagingConsentUpdateStatus::ApplicationError, why, None)),
+            None => {
+                return Ok(reply(
+                    MessagingConsentUpdateStatus::ApplicationError,
+                    "customer_number is required".into(),
+                    None,
+                ))
+            }
+        };
+        let blocked = match MessagingConsentUpdate::try_from(c.update) {
+            Ok(MessagingConsentUpdate::Allow) => false,
+            Ok(MessagingConsentUpdate::Block) => true,
+            _ => {
+                return Ok(reply(
+                    MessagingConsentUpdateStatus::ApplicationError,
+                    "update must be ALLOW or BLOCK".into(),
+                    None,
+                ))
+            }
+        };
+        let Some(channel_number) = c.channel_number else {
+            return Ok(reply(
+                MessagingConsentUpdateStatus::InvalidChannelNumber,
+                "channel_number is required".into(),
+                None,
+            ));
+        };
+        let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
+        let provisioned = match channel_name(channel) {
+            Some(name) => {
+                hodi.store.channel_provisioned(&session.org_id, name, &channel_number.number).await.map_err(internal)?
+            }
+            None => false,
+        };
+        if !provisioned {
+            return Ok(reply(
+                MessagingConsentUpdateStatus::InvalidChannelNumber,
+                format!("channel number {:?} is not provisioned for this org on that channel", channel_number.number),
+                None,
+            ));
+        }
+        let (customer, _) = hodi.store.customer_by_number(&session.org_id, &number).await.map_err(internal)?;
+        if customer.decommissioned {
+            return Ok(reply(
+                MessagingConsentUpdateStatus::DecommissionedCustomerId,
+                format!("customer {} is decommissioned", customer.id),
+                Some(customer.id),
+            ));
+        }
+        hodi.store
+            .set_consent(&customer.id, channel_number.channel, &channel_number.number, blocked)
+            .await
+            .map_err(internal)?;
+        let entry = ServerToAppCustomerNotification {
+            entry: Some(AppEntry::MessagingConsentUpdate(MessagingConsentUpdateNotification {
+                customer_number: Some(wire_number(&number)),
+                channel_number: Some(channel_number),
+                update: c.update,
+                status: MessagingConsentUpdateStatus::Completed as i32,
+            })),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let mut conn = hodi.store.pool().acquire().await.map_err(|e| internal(e.into()))?;
+        crate::store::outbox::insert_many(
+            &mut conn,
+            &[NewNotification {
+                org_id: &session.org_id,
+                app_id: &session.app_id,
+                customer_id: &customer.id,
+                entry: &entry,
+            }],
+            ttl,
+        )
+        .await
+        .map_err(internal)?;
+        hodi.outbox_changed.notify_one();
+        Ok(reply(
+            MessagingConsentUpdateStatus::Completed,
+            if blocked { "blocked".into() } else { "allowed".into() },
+            Some(customer.id),
+        ))
+    }
+}

@@ -1,0 +1,282 @@
+//! Inbound messages from the customer's side: the simulator's ReceiveMessage.
+//!
+//! The message is stored with its session changes and queued notifications in one transaction.
+//! On SMS, email and chat channels the app hears of it through the outbox (`received_message`,
+//! and `messaging_session_started`/`renewed` for chat windows). USSD and voice are live: the app is
+//! asked at once and its reply (a menu, voice actions) goes back in the simulator's reply, as a
+//! phone would see it; with no app to answer, the session fails fast instead of waiting.
+
+use std::sync::Arc;
+
+use prost::Message;
+use tracing::warn;
+
+use super::outbound::{record_live_reply, Outbound};
+use super::{channel_name, customer_provider, is_chat, is_live, CHAT_WINDOW_MS, LIVE_SESSION_MS};
+use crate::command::customer_ref::wire_number;
+use crate::notify::timestamp;
+use crate::server::Hodi;
+use crate::session::Session;
+use crate::store::customers::StoredNumber;
+use crate::store::messaging::{MessageRow, SessionRow};
+use crate::store::outbox::NewNotification;
+use crate::store::{new_id, now_ms};
+use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
+use crate::wire::{
+    channel_message, inbound_message_body, outbound_message_body, ChannelMessage, ChannelNumberProvider,
+    CustomerEventDirection, MessageDeliveryStatus, MessagingChannel, MessagingSessionEndReason,
+    MessagingSessionEndedNotification, MessagingSessionRenewedNotification, MessagingSessionStartedNotification,
+    ReceiveMessageSimulatorCommand, ReceivedMessage, ReceivedMessageNotification, ServerToAppCustomerNotification,
+    SimulatorToServerCommandReply, UssdSessionStatus,
+};
+
+fn reply(status: bool, description: impl Into<String>) -> SimulatorToServerCommandReply {
+    SimulatorToServerCommandReply { status, description: description.into(), message: None }
+}
+
+fn entry(e: AppEntry) -> Vec<u8> {
+    ServerToAppCustomerNotification { entry: Some(e), ..Default::default() }.encode_to_vec()
+}
+
+/// The simulator's ReceiveMessage.
+pub async fn receive(
+    hodi: &Arc<Hodi>,
+    session: &Session,
+    cmd: ReceiveMessageSimulatorCommand,
+) -> anyhow::Result<SimulatorToServerCommandReply> {
+    let Some(channel_number) = cmd.channel_number.clone() else {
+        return Ok(reply(false, "channel_number is required"));
+    };
+    let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
+    let Some(name) = channel_name(channel) else { return Ok(reply(false, "channel_number has no channel")) };
+    if cmd.customer_number.trim().is_empty() {
+        return Ok(reply(false, "customer_number is required"));
+    }
+    if cmd.parts.is_empty() {
+        return Ok(reply(false, "a message needs at least one part"));
+    }
+    let org_id = session.org_id.as_str();
+    if !hodi.store.channel_provisioned(org_id, name, &channel_number.number).await? {
+        return Ok(reply(false, format!("{name} number {:?} is not provisioned for this org", channel_number.number)));
+    }
+    let number = StoredNumber {
+        provider: customer_provider(channel) as i32,
+        number: cmd.customer_number.clone(),
+        partition: String::new(),
+    };
+    let (customer, _) = hodi.store.customer_by_number(org_id, &number).await?;
+    let now = now_ms();
+    let wire_customer = wire_number(&number);
+
+    // Sessions: live channels use the simulator's session id; chat channels open or renew a window.
+    let mut notifications: Vec<Vec<u8>> = Vec::new();
+    let mut new_session = None;
+    let mut renew = None;
+    let session_id = if is_live(channel) || is_chat(channel) {
+        let existing = match (&cmd.session_id, is_chat(channel)) {
+            (_, true) => hodi.store.open_session(&customer.id, channel_number.channel, &channel_number.number).await?,
+            (Some(id), false) => hodi.store.session(id).await?.filter(|s| s.ended_at.is_none()),
+            (None, false) => None,
+        };
+        let window = if is_chat(channel) { CHAT_WINDOW_MS } else { LIVE_SESSION_MS };
+        match existing {
+            Some(s) => {
+                renew = Some((s.id.clone(), now + window));
+                if is_chat(channel) {
+                    notifications.push(entry(AppEntry::MessagingSessionRenewed(MessagingSessionRenewedNotification {
+                        customer_number: Some(wire_customer.clone()),
+                        channel_number: Some(channel_number.clone()),
+                        session_id: s.id.clone(),
+                        expires_at: Some(timestamp(now + window)),
+                    })));
+                }
+                Some(s.id)
+            }
+            None => {
+                let id = cmd.session_id.clone().filter(|_| is_live(channel)).unwrap_or_else(|| new_id("ses_"));
+                new_session = Some(SessionRow {
+                    id: id.clone(),
+                    org_id: org_id.to_string(),
+                    customer_id: customer.id.clone(),
+                    channel: channel_number.channel,
+                    channel_number: channel_number.number.clone(),
+                    provider: number.provider,
+                    number: number.number.clone(),
+                    partition: String::new(),
+                    app_id: session.app_id.clone(),
+                    started_at: now,
+                    expires_at: now + window,
+                    ended_at: None,
+                    end_reason: None,
+                });
+                notifications.push(entry(AppEntry::MessagingSessionStarted(MessagingSessionStartedNotification {
+                    customer_number: Some(wire_customer.clone()),
+                    channel_number: Some(channel_number.clone()),
+                    session_id: id.clone(),
+                    expires_at: Some(timestamp(now + window)),
+                })));
+                Some(id)
+            }
+        }
+    } else {
+        cmd.session_id.clone()
+    };
+    // A USSD part that is no longer ACTIVE means the customer left: the session ends with it.
+    let hung_up = cmd.parts.iter().any(|p| {
+        matches!(&p.entry, Some(inbound_message_body::Entry::Ussd(u)) if u.status != UssdSessionStatus::Active as i32 && u.status != 0)
+    });
+
+    let message_id = new_id("msg_");
+    let received = ReceivedMessage {
+        customer_number: Some(wire_customer.clone()),
+        channel_number: Some(channel_number.clone()),
+        message_id: message_id.clone(),
+        created_at: Some(timestamp(now)),
+        session_id: session_id.clone(),
+        in_reply_to: None,
+        provider: ChannelNumberProvider::At as i32,
+        app_id: Some(session.app_id.clone()),
+        parts: cmd.parts.clone(),
+        cost: cmd.cost.clone(),
+        provider_message_id: None,
+    };
+    let row = MessageRow {
+        id: message_id.clone(),
+        org_id: org_id.to_string(),
+        customer_id: customer.id.clone(),
+        direction: CustomerEventDirection::Inbound as i32,
+        channel: channel_number.channel,
+        channel_number: channel_number.number.clone(),
+        session_id: session_id.clone(),
+        status: MessageDeliveryStatus::Received as i32,
+        provider_message_id: None,
+        body: ChannelMessage { entry: Some(channel_message::Entry::Received(received)) }.encode_to_vec(),
+        created_at: now,
+    };
+    let received_notification = ReceivedMessageNotification {
+        message_id: message_id.clone(),
+        customer_number: Some(wire_customer.clone()),
+        channel_number: Some(channel_number.clone()),
+        parts: cmd.parts.clone(),
+        session_id: session_id.clone(),
+        in_reply_to: None,
+    };
+    let live = is_live(channel);
+    if !live {
+        notifications.push(entry(AppEntry::ReceivedMessage(received_notification.clone())));
+    }
+    let end = match (&session_id, hung_up) {
+        (Some(id), true) => {
+            notifications.push(ended(
+                &wire_customer,
+                &channel_number,
+                id,
+                now,
+                MessagingSessionEndReason::NormalClearing,
+            ));
+            Some((id.as_str(), MessagingSessionEndReason::NormalClearing as i32))
+        }
+        _ => None,
+    };
+    let queued: Vec<NewNotification<'_>> = notifications
+        .iter()
+        .map(|e| NewNotification { org_id, app_id: &session.app_id, customer_id: &customer.id, entry: e })
+        .collect();
+    let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    hodi.store
+        .record_inbound(
+            &row,
+            new_session.as_ref(),
+            renew.as_ref().map(|(id, at)| (id.as_str(), *at)),
+            end,
+            &queued,
+            ttl,
+        )
+        .await?;
+    hodi.outbox_changed.notify_one();
+    if !live || hung_up {
+        return Ok(reply(true, "received"));
+    }
+
+    // Live: ask the app now; its reply is what the customer sees.
+    let notification = ServerToAppCustomerNotification {
+        entry: Some(AppEntry::ReceivedMessage(received_notification)),
+        ..Default::default()
+    };
+    let answer =
+        crate::notify::deliver_now(hodi, org_id, &session.app_id, &customer.id, &message_id, notification).await;
+    let session_id = session_id.unwrap_or_default();
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            let end = ended(&wire_customer, &channel_number, &session_id, now, MessagingSessionEndReason::Failure);
+            close(hodi, org_id, &session.app_id, &customer.id, &session_id, MessagingSessionEndReason::Failure, &end)
+                .await;
+            return Ok(reply(false, format!("no app answered this {name} session: {e}")));
+        }
+    };
+    let Some(message) = answer.message else { return Ok(reply(true, "the app sent no reply")) };
+    let outbound = Outbound {
+        org_id: org_id.to_string(),
+        app_id: session.app_id.clone(),
+        customer_id: customer.id.clone(),
+        number,
+        channel_number: channel_number.clone(),
+        message: message.clone(),
+        session_id: Some(session_id.clone()),
+        in_reply_to: Some(message_id),
+    };
+    record_live_reply(hodi, &outbound).await?;
+    let terminal = matches!(
+        message.body.as_ref().and_then(|b| b.entry.as_ref()),
+        Some(outbound_message_body::Entry::Ussd(menu)) if menu.is_terminal
+    );
+    if terminal {
+        let end = ended(&wire_customer, &channel_number, &session_id, now, MessagingSessionEndReason::NormalClearing);
+        close(
+            hodi,
+            org_id,
+            &session.app_id,
+            &customer.id,
+            &session_id,
+            MessagingSessionEndReason::NormalClearing,
+            &end,
+        )
+        .await;
+    }
+    Ok(SimulatorToServerCommandReply { status: true, description: String::new(), message: Some(message) })
+}
+
+fn ended(
+    customer: &crate::wire::CustomerNumber,
+    channel: &crate::wire::MessagingChannelNumber,
+    session_id: &str,
+    started: i64,
+    reason: MessagingSessionEndReason,
+) -> Vec<u8> {
+    entry(AppEntry::MessagingSessionEnded(MessagingSessionEndedNotification {
+        customer_number: Some(customer.clone()),
+        channel_number: Some(channel.clone()),
+        session_id: session_id.to_string(),
+        duration: Some(prost_types::Duration { seconds: (now_ms() - started).max(0) / 1000, nanos: 0 }),
+        reason: reason as i32,
+    }))
+}
+
+async fn close(
+    hodi: &Hodi,
+    org_id: &str,
+    app_id: &str,
+    customer_id: &str,
+    session_id: &str,
+    reason: MessagingSessionEndReason,
+    notification: &[u8],
+) {
+    let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let queued = [NewNotification { org_id, app_id, customer_id, entry: notification }];
+    match hodi.store.close_session(session_id, reason as i32, &queued, ttl).await {
+        Ok(true) => hodi.outbox_changed.notify_one(),
+        Ok(false) => {}
+        Err(e) => warn!(session_id, error = %e, "ending a messaging session"),
+    }
+}

@@ -1,0 +1,315 @@
+//! Outbound messages: SendMessage and replies, to the customer's side.
+//!
+//! The customer's side is every simulator socket of the org (real providers come later). A message
+//! is stored QUEUED; handed to at least one simulator socket it is SENT; acknowledged by one it is
+//! DELIVERED; refused by all it is FAILED. Each change after the reply is a `message_status`
+//! notification to the sending app. Consent BLOCK on the channel stops it (NO_CONSENT); an
+//! unprovisioned channel number is INVALID_CHANNEL_NUMBER; a message without a body, or a voice
+//! message without actions, is INVALID_REQUEST. A voice message starts a call: SESSION_INITIATED
+//! and a `make_voice_call` to the simulator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hodi_rsocket::Payload;
+use prost::Message;
+use tracing::{debug, warn};
+
+use super::{channel_name, LIVE_SESSION_MS};
+use crate::command::customer_ref::wire_number;
+use crate::notify::timestamp;
+use crate::server::Hodi;
+use crate::store::customers::StoredNumber;
+use crate::store::messaging::{MessageRow, SessionRow};
+use crate::store::outbox::NewNotification;
+use crate::store::{new_id, now_ms};
+use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
+use crate::wire::server_to_simulator_notification::Entry as SimEntry;
+use crate::wire::{
+    channel_message, outbound_message_body, ChannelMessage, ChannelNumberProvider, CustomerEventDirection,
+    MakeVoiceCallSimulatorNotification, MessageDeliveryStatus, MessageStatusNotification, MessagingChannel,
+    MessagingChannelNumber, OutboundMessage, SendMessageSimulatorNotification, SentMessage,
+    ServerToAppCustomerNotification, ServerToSimulatorNotification,
+};
+
+/// The outcome a SendMessageReply reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub status: MessageDeliveryStatus,
+    pub description: String,
+    pub message_id: Option<String>,
+    pub session_id: Option<String>,
+}
+
+impl Sent {
+    fn refused(status: MessageDeliveryStatus, description: impl Into<String>) -> Self {
+        Sent { status, description: description.into(), message_id: None, session_id: None }
+    }
+}
+
+/// One message to send.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub org_id: String,
+    pub app_id: String,
+    pub customer_id: String,
+    pub number: StoredNumber,
+    pub channel_number: MessagingChannelNumber,
+    pub message: OutboundMessage,
+    pub session_id: Option<String>,
+    pub in_reply_to: Option<String>,
+}
+
+fn sent_body(
+    o: &Outbound,
+    message_id: &str,
+    status: MessageDeliveryStatus,
+    session_id: Option<String>,
+    at: i64,
+) -> Vec<u8> {
+    ChannelMessage {
+        entry: Some(channel_message::Entry::Sent(SentMessage {
+            customer_number: Some(wire_number(&o.number)),
+            channel_number: Some(o.channel_number.clone()),
+            message_id: message_id.to_string(),
+            created_at: Some(timestamp(at)),
+            session_id,
+            in_reply_to: o.in_reply_to.clone(),
+            provider: ChannelNumberProvider::At as i32,
+            app_id: Some(o.app_id.clone()),
+            updated_at: Some(timestamp(at)),
+            status: status as i32,
+            reactions: Vec::new(),
+            message: Some(o.message.clone()),
+            cost: None,
+            provider_message_id: None,
+        })),
+    }
+    .encode_to_vec()
+}
+
+fn row(o: &Outbound, id: &str, status: MessageDeliveryStatus, session_id: Option<String>, at: i64) -> MessageRow {
+    MessageRow {
+        id: id.to_string(),
+        org_id: o.org_id.clone(),
+        customer_id: o.customer_id.clone(),
+        direction: CustomerEventDirection::Outbound as i32,
+        channel: o.channel_number.channel,
+        channel_number: o.channel_number.number.clone(),
+        session_id: session_id.clone(),
+        status: status as i32,
+        provider_message_id: None,
+        body: sent_body(o, id, status, session_id, at),
+        created_at: at,
+    }
+}
+
+/// Records a reply given inside a live USSD or voice session; the caller returns it to the
+/// customer directly. Returns its message id.
+pub async fn record_live_reply(hodi: &Hodi, o: &Outbound) -> anyhow::Result<String> {
+    let id = new_id("msg_");
+    hodi.store.insert_message(&row(o, &id, MessageDeliveryStatus::Sent, o.session_id.clone(), now_ms())).await?;
+    Ok(id)
+}
+
+/// SendMessage: validates, stores and hands the message to the customer's side.
+pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
+    let channel = MessagingChannel::try_from(o.channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
+    let Some(name) = channel_name(channel) else {
+        return Ok(Sent::refused(MessageDeliveryStatus::InvalidChannelNumber, "channel_number has no channel"));
+    };
+    if !hodi.store.channel_provisioned(&o.org_id, name, &o.channel_number.number).await? {
+        return Ok(Sent::refused(
+            MessageDeliveryStatus::InvalidChannelNumber,
+            format!("{name} number {:?} is not provisioned for this org", o.channel_number.number),
+        ));
+    }
+    let body = o.message.body.as_ref().and_then(|b| b.entry.as_ref());
+    let is_voice = channel == MessagingChannel::Voice;
+    match body {
+        None => return Ok(Sent::refused(MessageDeliveryStatus::InvalidRequest, "message has no body")),
+        Some(outbound_message_body::Entry::Voice(v)) if is_voice && v.actions.is_empty() => {
+            return Ok(Sent::refused(
+                MessageDeliveryStatus::InvalidRequest,
+                "a voice message needs at least one action",
+            ))
+        }
+        Some(outbound_message_body::Entry::Voice(_)) if is_voice => {}
+        Some(_) if is_voice => {
+            return Ok(Sent::refused(MessageDeliveryStatus::InvalidRequest, "a voice message carries voice actions"))
+        }
+        Some(_) => {}
+    }
+    let now = now_ms();
+    let id = new_id("msg_");
+    if hodi.store.consent_blocked(&o.customer_id, o.channel_number.channel, &o.channel_number.number).await? {
+        hodi.store.insert_message(&row(&o, &id, MessageDeliveryStatus::NoConsent, None, now)).await?;
+        return Ok(Sent {
+            status: MessageDeliveryStatus::NoConsent,
+            description: "the customer blocked messages from this channel number".into(),
+            message_id: Some(id),
+            session_id: None,
+        });
+    }
+    let simulators = hodi.simulators.all_in_org(&o.org_id);
+    let (status, session_id) = match (is_voice, simulators.is_empty()) {
+        (_, true) => (MessageDeliveryStatus::Queued, o.session_id.clone()),
+        (true, false) => (MessageDeliveryStatus::SessionInitiated, Some(new_id("ses_"))),
+        (false, false) => (MessageDeliveryStatus::Sent, o.session_id.clone()),
+    };
+    if let (true, Some(session)) = (is_voice && !simulators.is_empty(), &session_id) {
+        let mut conn = hodi.store.pool().acquire().await?;
+        crate::store::messaging::insert_session(
+            &mut conn,
+            &SessionRow {
+                id: session.clone(),
+                org_id: o.org_id.clone(),
+                customer_id: o.customer_id.clone(),
+                channel: o.channel_number.channel,
+                channel_number: o.channel_number.number.clone(),
+                provider: o.number.provider,
+                number: o.number.number.clone(),
+                partition: o.number.partition.clone(),
+                app_id: o.app_id.clone(),
+                started_at: now,
+                expires_at: now + LIVE_SESSION_MS,
+                ended_at: None,
+                end_reason: None,
+            },
+        )
+        .await?;
+    }
+    hodi.store.insert_message(&row(&o, &id, status, session_id.clone(), now)).await?;
+    let description = match status {
+        MessageDeliveryStatus::Queued => "queued: no provider (simulator socket) is connected for this org".to_string(),
+        MessageDeliveryStatus::SessionInitiated => "call started".to_string(),
+        _ => "sent".to_string(),
+    };
+    if !simulators.is_empty() {
+        let notification = ServerToSimulatorNotification {
+            entry: Some(if is_voice {
+                SimEntry::MakeVoiceCall(MakeVoiceCallSimulatorNotification {
+                    org_id: o.org_id.clone(),
+                    customer_id: o.customer_id.clone(),
+                    session_id: session_id.clone().unwrap_or_default(),
+                    customer_number: Some(wire_number(&o.number)),
+                    channel_number: Some(o.channel_number.clone()),
+                })
+            } else {
+                SimEntry::SendMessage(SendMessageSimulatorNotification {
+                    org_id: o.org_id.clone(),
+                    customer_id: o.customer_id.clone(),
+                    message_id: id.clone(),
+                    customer_number: Some(wire_number(&o.number)),
+                    channel_number: Some(o.channel_number.clone()),
+                    message: Some(o.message.clone()),
+                })
+            }),
+        };
+        let hodi = hodi.clone();
+        let (id, session) = (id.clone(), session_id.clone());
+        tokio::spawn(async move { hand_over(&hodi, &o, &id, session, notification, is_voice).await });
+    }
+    Ok(Sent { status, description, message_id: Some(id), session_id })
+}
+
+/// Delivers to every simulator socket of the org; records DELIVERED (any acknowledged) or FAILED.
+async fn hand_over(
+    hodi: &Hodi,
+    o: &Outbound,
+    id: &str,
+    session_id: Option<String>,
+    notification: ServerToSimulatorNotification,
+    is_voice: bool,
+) {
+    let data = Bytes::from(notification.encode_to_vec());
+    let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
+    let mut acknowledged = false;
+    for socket in hodi.simulators.all_in_org(&o.org_id) {
+        match tokio::time::timeout(timeout, socket.requester.request_response(Payload::new(data.clone()))).await {
+            Ok(Ok(_)) => acknowledged = true,
+            Ok(Err(e)) => debug!(connection_id = %socket.connection_id, error = %e, "simulator refused a message"),
+            Err(_) => debug!(connection_id = %socket.connection_id, "simulator did not acknowledge a message in time"),
+        }
+    }
+    // A voice call stays SESSION_INITIATED: its progress comes back as voice input from the simulator.
+    if is_voice && acknowledged {
+        return;
+    }
+    let status = if acknowledged { MessageDeliveryStatus::Delivered } else { MessageDeliveryStatus::Failed };
+    if let Err(e) = set_status(hodi, o, id, status, session_id).await {
+        warn!(message_id = id, error = %e, "recording a delivery status");
+    }
+}
+
+/// Moves a sent message to `status` and tells the sending app.
+async fn set_status(
+    hodi: &Hodi,
+    o: &Outbound,
+    id: &str,
+    status: MessageDeliveryStatus,
+    session_id: Option<String>,
+) -> anyhow::Result<()> {
+    hodi.store.set_message_status(id, status as i32, &sent_body(o, id, status, session_id, now_ms())).await?;
+    let entry = ServerToAppCustomerNotification {
+        entry: Some(AppEntry::MessageStatus(MessageStatusNotification {
+            message_id: id.to_string(),
+            status: status as i32,
+        })),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let mut conn = hodi.store.pool().acquire().await?;
+    crate::store::outbox::insert_many(
+        &mut conn,
+        &[NewNotification { org_id: &o.org_id, app_id: &o.app_id, customer_id: &o.customer_id, entry: &entry }],
+        ttl,
+    )
+    .await?;
+    hodi.outbox_changed.notify_one();
+    Ok(())
+}
+
+/// Sends the outbound message an app put in its answer to a notification: on the channel the
+/// notification came from, else on the customer's latest inbound channel.
+pub async fn reply(hodi: &Arc<Hodi>, c: crate::store::outbox::Completion) {
+    let Some(message) = c.message else { return };
+    let outcome: anyhow::Result<Sent> = async {
+        let (channel_number, number) = match c.reply_to {
+            Some((channel, number)) => {
+                (channel, crate::command::customer_ref::stored_number(&number).map_err(anyhow::Error::msg)?)
+            }
+            None => {
+                let (channel, number) = hodi
+                    .store
+                    .last_inbound_channel(&c.customer_id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("the customer has never written in; no channel to reply on"))?;
+                let numbers = hodi.store.customer_numbers(&c.customer_id).await?;
+                let stored = numbers.into_iter().next().ok_or_else(|| anyhow::anyhow!("the customer has no number"))?;
+                (MessagingChannelNumber { channel, number }, stored)
+            }
+        };
+        send(
+            hodi,
+            Outbound {
+                org_id: c.org_id.clone(),
+                app_id: c.app_id.clone(),
+                customer_id: c.customer_id.clone(),
+                number,
+                channel_number,
+                message,
+                session_id: None,
+                in_reply_to: None,
+            },
+        )
+        .await
+    }
+    .await;
+    match outcome {
+        Ok(sent) => debug!(notification_id = %c.notification_id, status = ?sent.status, "reply message sent"),
+        Err(e) => warn!(notification_id = %c.notification_id, error = %e, "reply message not sent"),
+    }
+}

@@ -1,0 +1,351 @@
+//! Messages (both directions), messaging sessions and consent.
+
+use anyhow::Result;
+use sqlx::{Row, SqliteConnection};
+
+use super::{now_ms, Store};
+
+/// A stored message: the encoded `ChannelMessage` and the columns queries need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    pub id: String,
+    pub org_id: String,
+    pub customer_id: String,
+    /// CustomerEventDirection: 1 inbound, 2 outbound.
+    pub direction: i32,
+    /// MessagingChannel.
+    pub channel: i32,
+    pub channel_number: String,
+    pub session_id: Option<String>,
+    /// MessageDeliveryStatus.
+    pub status: i32,
+    pub provider_message_id: Option<String>,
+    pub body: Vec<u8>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub org_id: String,
+    pub customer_id: String,
+    pub channel: i32,
+    pub channel_number: String,
+    pub provider: i32,
+    pub number: String,
+    pub partition: String,
+    pub app_id: String,
+    pub started_at: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+    /// MessagingSessionEndReason.
+    pub end_reason: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    pub channel: i32,
+    pub channel_number: String,
+    pub blocked: bool,
+    pub updated_at: i64,
+}
+
+fn message_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageRow> {
+    Ok(MessageRow {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        customer_id: r.try_get("customer_id")?,
+        direction: r.try_get("direction")?,
+        channel: r.try_get("channel")?,
+        channel_number: r.try_get("channel_number")?,
+        session_id: r.try_get("session_id")?,
+        status: r.try_get("status")?,
+        provider_message_id: r.try_get("provider_message_id")?,
+        body: r.try_get("body")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn session_row(r: &sqlx::sqlite::SqliteRow) -> Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        customer_id: r.try_get("customer_id")?,
+        channel: r.try_get("channel")?,
+        channel_number: r.try_get("channel_number")?,
+        provider: r.try_get("provider")?,
+        number: r.try_get("number")?,
+        partition: r.try_get("partition")?,
+        app_id: r.try_get("app_id")?,
+        started_at: r.try_get("started_at")?,
+        expires_at: r.try_get("expires_at")?,
+        ended_at: r.try_get("ended_at")?,
+        end_reason: r.try_get("end_reason")?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, org_id, customer_id, direction, channel, channel_number, session_id, status, provider_message_id, body, created_at";
+const SESSION_COLUMNS: &str = "id, org_id, customer_id, channel, channel_number, provider, number, partition, app_id, started_at, expires_at, ended_at, end_reason";
+
+pub async fn insert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
+             provider_message_id, body, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(&m.id)
+    .bind(&m.org_id)
+    .bind(&m.customer_id)
+    .bind(m.direction)
+    .bind(m.channel)
+    .bind(&m.channel_number)
+    .bind(&m.session_id)
+    .bind(m.status)
+    .bind(&m.provider_message_id)
+    .bind(&m.body)
+    .bind(m.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_session(conn: &mut SqliteConnection, s: &SessionRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO messaging_sessions (id, org_id, customer_id, channel, channel_number, provider, number, partition,
+             app_id, started_at, expires_at, ended_at, end_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&s.id)
+    .bind(&s.org_id)
+    .bind(&s.customer_id)
+    .bind(s.channel)
+    .bind(&s.channel_number)
+    .bind(s.provider)
+    .bind(&s.number)
+    .bind(&s.partition)
+    .bind(&s.app_id)
+    .bind(s.started_at)
+    .bind(s.expires_at)
+    .bind(s.ended_at)
+    .bind(s.end_reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn renew_session(conn: &mut SqliteConnection, id: &str, expires_at: i64) -> Result<()> {
+    sqlx::query("UPDATE messaging_sessions SET expires_at = $1 WHERE id = $2 AND ended_at IS NULL")
+        .bind(expires_at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends a session if still open; returns whether it was.
+pub async fn end_session(conn: &mut SqliteConnection, id: &str, reason: i32, at: i64) -> Result<bool> {
+    let done =
+        sqlx::query("UPDATE messaging_sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
+            .bind(at)
+            .bind(reason)
+            .bind(id)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+impl Store {
+    /// Whether `number` is provisioned on `channel` (its lower-case name) for `org_id`.
+    pub async fn channel_provisioned(&self, org_id: &str, channel: &str, number: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM channel_numbers WHERE org_id = $1 AND channel = $2 AND number = $3")
+            .bind(org_id)
+            .bind(channel)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn message(&self, id: &str) -> Result<Option<MessageRow>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(message_row).transpose()
+    }
+
+    /// A customer's latest messages, oldest first.
+    pub async fn messages_for(&self, customer_id: &str, limit: i64) -> Result<Vec<MessageRow>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM (SELECT * FROM messages WHERE customer_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)
+             ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(message_row).collect()
+    }
+
+    /// The channel of the customer's latest inbound message.
+    pub async fn last_inbound_channel(&self, customer_id: &str) -> Result<Option<(i32, String)>> {
+        let row = sqlx::query(
+            "SELECT channel, channel_number FROM messages WHERE customer_id = $1 AND direction = 1 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(customer_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("channel")?, r.try_get("channel_number")?))).transpose()
+    }
+
+    pub async fn insert_message(&self, m: &MessageRow) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_message(&mut conn, m).await
+    }
+
+    /// Moves a message to `status` with its re-encoded body; returns the previous status.
+    pub async fn set_message_status(&self, id: &str, status: i32, body: &[u8]) -> Result<Option<i32>> {
+        let mut tx = self.pool.begin().await?;
+        let previous: Option<i32> = sqlx::query("SELECT status FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("status"))
+            .transpose()?;
+        sqlx::query("UPDATE messages SET status = $1, body = $2, updated_at = $3 WHERE id = $4")
+            .bind(status)
+            .bind(body)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM messaging_sessions WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(session_row).transpose()
+    }
+
+    /// The open (not ended, not expired) session of a customer on a channel number, if any.
+    pub async fn open_session(
+        &self,
+        customer_id: &str,
+        channel: i32,
+        channel_number: &str,
+    ) -> Result<Option<SessionRow>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM messaging_sessions
+             WHERE customer_id = $1 AND channel = $2 AND channel_number = $3 AND ended_at IS NULL AND expires_at > $4
+             ORDER BY started_at DESC LIMIT 1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(customer_id)
+            .bind(channel)
+            .bind(channel_number)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_row).transpose()
+    }
+
+    pub async fn sessions_for(&self, customer_id: &str) -> Result<Vec<SessionRow>> {
+        let sql =
+            format!("SELECT {SESSION_COLUMNS} FROM messaging_sessions WHERE customer_id = $1 ORDER BY started_at");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).fetch_all(&self.pool).await?;
+        rows.iter().map(session_row).collect()
+    }
+
+    pub async fn set_consent(
+        &self,
+        customer_id: &str,
+        channel: i32,
+        channel_number: &str,
+        blocked: bool,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO messaging_consent (customer_id, channel, channel_number, blocked, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (customer_id, channel, channel_number) DO UPDATE SET blocked = $4, updated_at = $5",
+        )
+        .bind(customer_id)
+        .bind(channel)
+        .bind(channel_number)
+        .bind(blocked)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn consent_blocked(&self, customer_id: &str, channel: i32, channel_number: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT blocked FROM messaging_consent WHERE customer_id = $1 AND channel = $2 AND channel_number = $3",
+        )
+        .bind(customer_id)
+        .bind(channel)
+        .bind(channel_number)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get::<bool, _>("blocked")).transpose()?.unwrap_or(false))
+    }
+
+    pub async fn consents_for(&self, customer_id: &str) -> Result<Vec<ConsentRow>> {
+        let rows = sqlx::query(
+            "SELECT channel, channel_number, blocked, updated_at FROM messaging_consent WHERE customer_id = $1 ORDER BY channel, channel_number",
+        )
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsentRow {
+                    channel: r.try_get("channel")?,
+                    channel_number: r.try_get("channel_number")?,
+                    blocked: r.try_get("blocked")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores an inbound message with its session changes and queued notifications, atomically.
+    pub async fn record_inbound(
+        &self,
+        message: &MessageRow,
+        new_session: Option<&SessionRow>,
+        renew: Option<(&str, i64)>,
+        end: Option<(&str, i32)>,
+        notifications: &[super::outbox::NewNotification<'_>],
+        ttl_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(s) = new_session {
+            insert_session(&mut tx, s).await?;
+        }
+        if let Some((id, expires)) = renew {
+            renew_session(&mut tx, id, expires).await?;
+        }
+        insert_message(&mut tx, message).await?;
+        if let Some((id, reason)) = end {
+            end_session(&mut tx, id, reason, message.created_at).await?;
+        }
+        super::outbox::insert_many(&mut tx, notifications, ttl_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a session and queues its notifications, atomically; returns whether it was open.
+    pub async fn close_session(
+        &self,
+        id: &str,
+        reason: i32,
+        notifications: &[super::outbox::NewNotification<'_>],
+        ttl_ms: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let ended = end_session(&mut tx, id, reason, now_ms()).await?;
+        if ended {
+            super::outbox::insert_many(&mut tx, notifications, ttl_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
+    }
+}
