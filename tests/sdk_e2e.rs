@@ -81,3 +81,11 @@ fn every_customer_state_command_through_the_sdk() {
     let out = hodi.node_ok("sdk_e2e.js", &["customer-state"], &[]);
     assert!(out.contains("wrk_"), "{out}");
 }
+
+#[test]
+fn messaging_through_the_sdk_elarian_and_simulator_classes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let out = hodi.node_ok("sdk_e2e.js", &["messaging"], &[]);
+    assert!(out.contains("\"ok\":true"), "{out}");
+}

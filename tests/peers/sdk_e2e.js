@@ -273,6 +273,85 @@ const scenarios = {
         client.disconnect();
     },
 
+    // Messaging through the SDK's Elarian and Simulator classes: SMS both ways, a three-step USSD
+    // menu ending in a terminal menu, consent blocking delivery, an unprovisioned channel number.
+    async messaging() {
+        const { Simulator } = require('elarian');
+        const sms = { number: '21356', channel: 'sms' };
+        const ussd = { number: '*384#', channel: 'ussd' };
+        const phoneInbox = [];
+        const { client: app, connected } = connectNode({ apiKey }, (c) => {
+            c.on('receivedSms', (n, customer, appData, cb) => cb({ body: { text: `got ${n.text}` } }, appData));
+            c.on('ussdSession', (n, customer, appData, cb) => {
+                const step = (appData && appData.step) || 0;
+                const input = n.input.text;
+                if (step === 0) cb({ text: 'Welcome\n1. Balance\n2. Quit', isTerminal: false }, { step: 1 });
+                else if (step === 1 && input === '1') cb({ text: 'Balance: KES 100\n1. Back', isTerminal: false }, { step: 2 });
+                else cb({ text: `Bye (${input})`, isTerminal: true }, { step: 0 });
+            });
+        });
+        await within(10000, 'app connection', connected);
+        const phone = new Simulator({ orgId, appId, apiKey });
+        phone.on('sendMessage', (data, customer, appData, cb) => { phoneInbox.push(data); cb(); });
+        await within(10000, 'simulator connection', new Promise((resolve, reject) => {
+            phone.on('connected', resolve);
+            phone.on('error', reject);
+            phone.connect({ host, port: Number(env('HODI_TLS_PORT')) });
+        }));
+        const waitInbox = (n, what) => within(8000, what, (async () => { while (phoneInbox.length < n) await new Promise((r) => setTimeout(r, 25)); })());
+
+        // SMS in: the app's reply reaches the phone.
+        const inbound = await phone.receiveMessage('+254711000100', sms, 'sms-1', [{ text: 'hi' }]);
+        assert.strictEqual(inbound.status, true, inbound.description);
+        await waitInbox(1, 'the reply SMS');
+        assert.strictEqual(phoneInbox[0].message.body.text, 'got hi');
+        assert.deepStrictEqual(phoneInbox[0].channelNumber, { number: '21356', channel: 'sms' });
+
+        // SMS out.
+        const customer = new app.Customer({ number: '+254711000100', provider: 'cellular' });
+        const sent = await customer.sendMessage(sms, { body: { text: 'promo' } });
+        assert.strictEqual(sent.status, 'sent', sent.description);
+        assert.match(sent.messageId, /^msg_/);
+        await waitInbox(2, 'the promo SMS');
+        assert.strictEqual(phoneInbox[1].message.body.text, 'promo');
+        assert.strictEqual(phoneInbox[1].messageId, sent.messageId);
+
+        // USSD: three steps, the last menu terminal.
+        const dial = (text) => phone.receiveMessage('+254711000100', ussd, 'ussd-1', [{ ussd: { status: 'active', text } }]);
+        const m1 = await dial('');
+        assert.strictEqual(m1.message.body.ussd.text, 'Welcome\n1. Balance\n2. Quit');
+        assert.strictEqual(m1.message.body.ussd.isTerminal, false);
+        const m2 = await dial('1');
+        assert.strictEqual(m2.message.body.ussd.text, 'Balance: KES 100\n1. Back');
+        const m3 = await dial('2');
+        assert.strictEqual(m3.message.body.ussd.text, 'Bye (2)');
+        assert.strictEqual(m3.message.body.ussd.isTerminal, true);
+
+        // Consent: BLOCK stops delivery, ALLOW restores it.
+        const blocked = await customer.updateMessagingConsent(sms, 'block');
+        assert.strictEqual(blocked.status, 'completed');
+        const refused = await customer.sendMessage(sms, { body: { text: 'no' } });
+        assert.strictEqual(refused.status, 'no_consent');
+        await customer.updateMessagingConsent(sms, 'allow');
+        assert.strictEqual((await customer.sendMessage(sms, { body: { text: 'yes' } })).status, 'sent');
+
+        // An unprovisioned channel number.
+        const invalid = await customer.sendMessage({ number: '99999', channel: 'sms' }, { body: { text: 'x' } });
+        assert.strictEqual(invalid.status, 'invalid_channel_number');
+
+        // The conversation is in the customer's messaging state.
+        const state = await customer.getState();
+        // (sic: the SDK names this field `messasges`.)
+        const messages = state.messagingState.messasges;
+        assert.ok(messages.length >= 8, `messages in state: ${messages.length}`);
+        const sessions = state.messagingState.sessions;
+        assert.ok(sessions.some((s) => s.sessionId === 'ussd-1'), 'the finished USSD session is in the state');
+        console.log(JSON.stringify({ ok: true, messages: messages.length }));
+        phone.disconnect();
+        await new Promise((r) => setTimeout(r, 300));
+        app.disconnect();
+    },
+
     // Secure WebSocket: rsocket-js's WebSocket client (what the SDK's web entry uses) over wss://,
     // carrying the SDK's own protobuf messages.
     async wss() {
