@@ -27,7 +27,7 @@ use crate::wire::{
     CustomerEventDirection, MessageDeliveryStatus, MessagingChannel, MessagingSessionEndReason,
     MessagingSessionEndedNotification, MessagingSessionRenewedNotification, MessagingSessionStartedNotification,
     ReceiveMessageSimulatorCommand, ReceivedMessage, ReceivedMessageNotification, ServerToAppCustomerNotification,
-    SimulatorToServerCommandReply, UssdSessionStatus,
+    SimulatorToServerCommandReply, UssdSessionStatus, VoiceCallStatus,
 };
 
 fn reply(status: bool, description: impl Into<String>) -> SimulatorToServerCommandReply {
@@ -121,9 +121,14 @@ pub async fn receive(
     } else {
         cmd.session_id.clone()
     };
-    // A USSD part that is no longer ACTIVE means the customer left: the session ends with it.
-    let hung_up = cmd.parts.iter().any(|p| {
-        matches!(&p.entry, Some(inbound_message_body::Entry::Ussd(u)) if u.status != UssdSessionStatus::Active as i32 && u.status != 0)
+    // A USSD part no longer ACTIVE, or a voice part with a final status or a hang-up cause, means
+    // the customer left: the session ends with this message.
+    let hung_up = cmd.parts.iter().any(|p| match &p.entry {
+        Some(inbound_message_body::Entry::Ussd(u)) => u.status != UssdSessionStatus::Active as i32 && u.status != 0,
+        Some(inbound_message_body::Entry::Voice(v)) => {
+            v.status >= VoiceCallStatus::Completed as i32 || v.hangup_cause != 0
+        }
+        _ => false,
     });
 
     let message_id = new_id("msg_");
@@ -161,7 +166,9 @@ pub async fn receive(
         session_id: session_id.clone(),
         in_reply_to: None,
     };
-    let live = is_live(channel);
+    // Live sessions ask the app synchronously, except the last message of one (a hang-up): nobody
+    // is waiting for an answer then, so it goes through the outbox like any other.
+    let live = is_live(channel) && !hung_up;
     if !live {
         notifications.push(entry(AppEntry::ReceivedMessage(received_notification.clone())));
     }
@@ -194,7 +201,7 @@ pub async fn receive(
         )
         .await?;
     hodi.outbox_changed.notify_one();
-    if !live || hung_up {
+    if !live {
         return Ok(reply(true, "received"));
     }
 

@@ -1,0 +1,289 @@
+//! Messaging through real sockets on an in-process server: a voice call driven by app replies
+//! (answer → getDigits → digits → hang-up), and inbound messages on every chat channel.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::inproc::{command, connect_with, dev_meta, start};
+use hodi::wire::app_to_server_command::Entry as Cmd;
+use hodi::wire::app_to_server_command_reply::Entry as Reply;
+use hodi::wire::server_to_app_customer_notification::Entry as Notification;
+use hodi::wire::*;
+use hodi_rsocket::{BoxFuture, Payload, RemoteError, Requester, Responder};
+use prost::Message;
+use tokio::sync::mpsc;
+
+/// The app: records every customer notification; answers voice input like a small IVR.
+struct Ivr(mpsc::Sender<Notification>);
+impl Responder for Ivr {
+    fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
+        let tx = self.0.clone();
+        Box::pin(async move {
+            let n = ServerToAppNotification::decode(payload.data).expect("notification");
+            let Some(server_to_app_notification::Entry::Customer(c)) = n.entry else { panic!("customer notification") };
+            let entry = c.entry.expect("entry");
+            let voice = match &entry {
+                Notification::ReceivedMessage(m) => m.parts.iter().find_map(|p| match &p.entry {
+                    Some(inbound_message_body::Entry::Voice(v)) => Some(v.clone()),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            let _ = tx.send(entry).await;
+            let say = |text: &str| VoiceCallAction {
+                entry: Some(voice_call_action::Entry::Say(SayCallAction {
+                    text: text.into(),
+                    voice: 0,
+                    play_beep: false,
+                })),
+            };
+            let actions = match voice {
+                Some(v) if v.status == VoiceCallStatus::Answered as i32 => vec![
+                    say("Welcome"),
+                    VoiceCallAction {
+                        entry: Some(voice_call_action::Entry::GetDigits(GetDigitsCallAction {
+                            timeout: Some(prost_types::Duration { seconds: 10, nanos: 0 }),
+                            finish_on_key: Some("#".into()),
+                            num_digits: Some(1),
+                            prompt: Some(get_digits_call_action::Prompt::Say(SayCallAction {
+                                text: "Press 1 to pay".into(),
+                                voice: 0,
+                                play_beep: false,
+                            })),
+                        })),
+                    },
+                ],
+                Some(v) if v.dtmf_digits.is_some() => {
+                    vec![say(&format!("You pressed {}", v.dtmf_digits.unwrap_or_default()))]
+                }
+                _ => Vec::new(),
+            };
+            let reply = ServerToAppNotificationReply {
+                data_update: None,
+                message: (!actions.is_empty()).then(|| OutboundMessage {
+                    body: Some(OutboundMessageBody {
+                        entry: Some(outbound_message_body::Entry::Voice(VoiceCallDialplanMessageBody { actions })),
+                    }),
+                    ..Default::default()
+                }),
+            };
+            Ok(Payload::new(reply.encode_to_vec()))
+        })
+    }
+}
+
+/// The phone: records what the server sends to the customer's side.
+struct Phone(mpsc::Sender<ServerToSimulatorNotification>);
+impl Responder for Phone {
+    fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
+        let tx = self.0.clone();
+        Box::pin(async move {
+            let _ = tx.send(ServerToSimulatorNotification::decode(payload.data).expect("notification")).await;
+            Ok(Payload::new(ServerToSimulatorNotificationReply::default().encode_to_vec()))
+        })
+    }
+}
+
+async fn receive(
+    phone: &Requester,
+    number: &str,
+    channel: MessagingChannel,
+    channel_number: &str,
+    session: Option<&str>,
+    part: inbound_message_body::Entry,
+) -> SimulatorToServerCommandReply {
+    let cmd = SimulatorToServerCommand {
+        entry: Some(simulator_to_server_command::Entry::ReceiveMessage(ReceiveMessageSimulatorCommand {
+            customer_number: number.into(),
+            channel_number: Some(MessagingChannelNumber { channel: channel as i32, number: channel_number.into() }),
+            parts: vec![InboundMessageBody { entry: Some(part) }],
+            session_id: session.map(Into::into),
+            ..Default::default()
+        })),
+    };
+    let reply =
+        tokio::time::timeout(Duration::from_secs(10), phone.request_response(Payload::new(cmd.encode_to_vec())))
+            .await
+            .expect("in time")
+            .expect("reply");
+    SimulatorToServerCommandReply::decode(reply.data).expect("reply")
+}
+
+fn voice(status: VoiceCallStatus, digits: Option<&str>, hangup: VoiceCallHangupCause) -> inbound_message_body::Entry {
+    inbound_message_body::Entry::Voice(VoiceCallInputMessageBody {
+        direction: CustomerEventDirection::Outbound as i32,
+        status: status as i32,
+        dtmf_digits: digits.map(Into::into),
+        hangup_cause: hangup as i32,
+        ..Default::default()
+    })
+}
+
+fn actions(reply: &SimulatorToServerCommandReply) -> Vec<voice_call_action::Entry> {
+    match reply.message.as_ref().and_then(|m| m.body.as_ref()).and_then(|b| b.entry.as_ref()) {
+        Some(outbound_message_body::Entry::Voice(v)) => v.actions.iter().filter_map(|a| a.entry.clone()).collect(),
+        other => panic!("expected voice actions, got {other:?}"),
+    }
+}
+
+async fn next_matching<T>(rx: &mut mpsc::Receiver<T>, what: &str, pick: impl Fn(&T) -> bool) -> T {
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("waiting for {what}"))
+            .expect("open");
+        if pick(&item) {
+            return item;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_voice_call_is_driven_by_the_apps_replies_through_get_digits_to_hang_up() {
+    let (running, _dir) = start().await;
+    let (app_tx, mut app_rx) = mpsc::channel(100);
+    let app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
+    let (phone_tx, mut phone_rx) = mpsc::channel(100);
+    let phone = connect_with(
+        &running,
+        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
+        Arc::new(Phone(phone_tx)),
+    )
+    .await;
+    let customer = CustomerNumber {
+        provider: CustomerNumberProvider::Cellular as i32,
+        number: "+254733100200".into(),
+        partition: None,
+    };
+    let voice_channel =
+        MessagingChannelNumber { channel: MessagingChannel::Voice as i32, number: "+254711082000".into() };
+
+    // The app calls the customer.
+    let call = Cmd::SendMessage(SendMessageCommand {
+        customer_number: Some(customer.clone()),
+        channel_number: Some(voice_channel.clone()),
+        message: Some(OutboundMessage {
+            body: Some(OutboundMessageBody {
+                entry: Some(outbound_message_body::Entry::Voice(VoiceCallDialplanMessageBody {
+                    actions: vec![VoiceCallAction {
+                        entry: Some(voice_call_action::Entry::Say(SayCallAction {
+                            text: "Hello".into(),
+                            voice: 0,
+                            play_beep: false,
+                        })),
+                    }],
+                })),
+            }),
+            ..Default::default()
+        }),
+    });
+    let Reply::SendMessage(sent) = command(&app, call).await else { panic!() };
+    assert_eq!(sent.status, MessageDeliveryStatus::SessionInitiated as i32, "{sent:?}");
+    let session = sent.session_id.expect("session id");
+    let ring = next_matching(&mut phone_rx, "make_voice_call", |_| true).await;
+    let Some(server_to_simulator_notification::Entry::MakeVoiceCall(ring)) = ring.entry else { panic!("{ring:?}") };
+    assert_eq!(ring.session_id, session);
+    assert_eq!(ring.customer_number.as_ref().map(|n| n.number.as_str()), Some("+254733100200"));
+
+    // Answered: the app's reply (say + getDigits) is what the phone plays.
+    let answered = receive(
+        &phone,
+        "+254733100200",
+        MessagingChannel::Voice,
+        "+254711082000",
+        Some(&session),
+        voice(VoiceCallStatus::Answered, None, VoiceCallHangupCause::Unspecified),
+    )
+    .await;
+    assert!(answered.status, "{answered:?}");
+    let steps = actions(&answered);
+    assert!(matches!(&steps[0], voice_call_action::Entry::Say(s) if s.text == "Welcome"));
+    assert!(matches!(&steps[1], voice_call_action::Entry::GetDigits(g) if g.num_digits == Some(1)));
+
+    // Digits: the app's next actions.
+    let pressed = receive(
+        &phone,
+        "+254733100200",
+        MessagingChannel::Voice,
+        "+254711082000",
+        Some(&session),
+        voice(VoiceCallStatus::Active, Some("1"), VoiceCallHangupCause::Unspecified),
+    )
+    .await;
+    assert!(matches!(&actions(&pressed)[0], voice_call_action::Entry::Say(s) if s.text == "You pressed 1"));
+
+    // Hang-up: nobody waits for an answer; the app hears of it, and the session ends.
+    let hung_up = receive(
+        &phone,
+        "+254733100200",
+        MessagingChannel::Voice,
+        "+254711082000",
+        Some(&session),
+        voice(VoiceCallStatus::Completed, None, VoiceCallHangupCause::NormalClearing),
+    )
+    .await;
+    assert!(hung_up.status && hung_up.message.is_none(), "{hung_up:?}");
+    let ended =
+        next_matching(&mut app_rx, "messaging_session_ended", |n| matches!(n, Notification::MessagingSessionEnded(_)))
+            .await;
+    let Notification::MessagingSessionEnded(ended) = ended else { unreachable!() };
+    assert_eq!(ended.session_id, session);
+    assert_eq!(ended.reason, MessagingSessionEndReason::NormalClearing as i32);
+    let stored = running.hodi.store.session(&session).await.expect("store").expect("session");
+    assert!(stored.ended_at.is_some());
+}
+
+#[tokio::test]
+async fn inbound_messages_on_every_chat_channel_reach_the_app_and_open_a_session_window() {
+    let (running, _dir) = start().await;
+    let (app_tx, mut app_rx) = mpsc::channel(100);
+    let _app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
+    let (phone_tx, _phone_rx) = mpsc::channel(100);
+    let phone = connect_with(
+        &running,
+        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
+        Arc::new(Phone(phone_tx)),
+    )
+    .await;
+    let cases = [
+        (MessagingChannel::Whatsapp, "+254711082001", "+254733100300", true),
+        (MessagingChannel::Telegram, "hodi_bot", "@ada", true),
+        (MessagingChannel::FbMessenger, "hodi_page", "ada.fb", true),
+        (MessagingChannel::Email, "hodi@localhost", "ada@example.com", false),
+        (MessagingChannel::Sms, "21356", "+254733100301", false),
+    ];
+    for (channel, channel_number, from, opens_session) in cases {
+        let text = format!("hello on {channel:?}");
+        let reply =
+            receive(&phone, from, channel, channel_number, None, inbound_message_body::Entry::Text(text.clone())).await;
+        assert!(reply.status, "{channel:?}: {reply:?}");
+        if opens_session {
+            let started = next_matching(&mut app_rx, "session started", |n| {
+                matches!(n, Notification::MessagingSessionStarted(_))
+            })
+            .await;
+            let Notification::MessagingSessionStarted(s) = started else { unreachable!() };
+            assert_eq!(s.channel_number.as_ref().map(|c| c.channel), Some(channel as i32));
+        }
+        let got =
+            next_matching(&mut app_rx, "received message", |n| matches!(n, Notification::ReceivedMessage(_))).await;
+        let Notification::ReceivedMessage(m) = got else { unreachable!() };
+        assert_eq!(m.customer_number.as_ref().map(|n| n.number.as_str()), Some(from));
+        assert_eq!(m.channel_number.as_ref().map(|c| c.channel), Some(channel as i32));
+        assert_eq!(m.parts[0].entry, Some(inbound_message_body::Entry::Text(text)));
+        assert_eq!(m.session_id.is_some(), opens_session, "{channel:?}");
+    }
+    // Unprovisioned channel numbers are refused, saying so.
+    let refused = receive(
+        &phone,
+        "+254733100302",
+        MessagingChannel::Sms,
+        "00000",
+        None,
+        inbound_message_body::Entry::Text("x".into()),
+    )
+    .await;
+    assert!(!refused.status && refused.description.contains("not provisioned"), "{refused:?}");
+}
