@@ -287,3 +287,127 @@ async fn inbound_messages_on_every_chat_channel_reach_the_app_and_open_a_session
     .await;
     assert!(!refused.status && refused.description.contains("not provisioned"), "{refused:?}");
 }
+
+#[tokio::test]
+async fn reply_to_message_and_send_by_tag_reach_the_phone() {
+    let (running, _dir) = start().await;
+    let (app_tx, mut app_rx) = mpsc::channel(2000);
+    let app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
+    let (phone_tx, mut phone_rx) = mpsc::channel(20_000);
+    let phone = connect_with(
+        &running,
+        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
+        Arc::new(Phone(phone_tx)),
+    )
+    .await;
+    let reply = receive(
+        &phone,
+        "+254733100400",
+        MessagingChannel::Sms,
+        "21356",
+        None,
+        inbound_message_body::Entry::Text("question".into()),
+    )
+    .await;
+    assert!(reply.status);
+    let got = next_matching(&mut app_rx, "received message", |n| matches!(n, Notification::ReceivedMessage(_))).await;
+    let Notification::ReceivedMessage(m) = got else { unreachable!() };
+    let text = |t: &str| OutboundMessage {
+        body: Some(OutboundMessageBody { entry: Some(outbound_message_body::Entry::Text(t.into())) }),
+        ..Default::default()
+    };
+    let customer_id = running
+        .hodi
+        .store
+        .customer_by_number(
+            &running.dev.as_ref().expect("dev").org_id,
+            &hodi::store::customers::StoredNumber {
+                provider: 2,
+                number: "+254733100400".into(),
+                partition: String::new(),
+            },
+        )
+        .await
+        .expect("customer")
+        .0
+        .id;
+    let Reply::SendMessage(r) = command(
+        &app,
+        Cmd::ReplyToMessage(ReplyToMessageCommand {
+            customer_id: customer_id.clone(),
+            message_id: m.message_id.clone(),
+            message: Some(text("answer")),
+        }),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert_eq!(r.status, MessageDeliveryStatus::Sent as i32, "{r:?}");
+    let sent = next_matching(&mut phone_rx, "the answer", |_| true).await;
+    let Some(server_to_simulator_notification::Entry::SendMessage(s)) = sent.entry else { panic!() };
+    assert_eq!(s.channel_number.map(|c| c.number), Some("21356".into()));
+    let Reply::SendMessage(r) = command(
+        &app,
+        Cmd::ReplyToMessage(ReplyToMessageCommand {
+            customer_id,
+            message_id: "msg_nope".into(),
+            message: Some(text("x")),
+        }),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert_eq!(r.status, MessageDeliveryStatus::InvalidReplyToMessageId as i32);
+
+    // By tag: 1,000 tagged customers (and 100 others) — each tagged one gets exactly one SMS.
+    let store = &running.hodi.store;
+    let org = running.dev.as_ref().expect("dev").org_id.clone();
+    for i in 0..1100 {
+        let n = hodi::store::customers::StoredNumber {
+            provider: 2,
+            number: format!("+25474{i:07}"),
+            partition: String::new(),
+        };
+        let (c, _) = store.customer_by_number(&org, &n).await.expect("customer");
+        let value = if i < 1000 { "yes" } else { "no" };
+        store
+            .upsert_tags(
+                &org,
+                &c.id,
+                &[hodi::store::identity::Index { key: "promo".into(), value: value.into(), expires_at: None }],
+            )
+            .await
+            .expect("tag");
+    }
+    let Reply::TagCommand(r) = command(
+        &app,
+        Cmd::SendMessageTag(SendMessageTagCommand {
+            tag: Some(IndexMapping { key: "promo".into(), value: Some("yes".into()) }),
+            channel_number: Some(MessagingChannelNumber {
+                channel: MessagingChannel::Sms as i32,
+                number: "21356".into(),
+            }),
+            message: Some(text("sale")),
+        }),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert!(r.status, "{r:?}");
+    let mut recipients = std::collections::HashSet::new();
+    while recipients.len() < 1000 {
+        let n = next_matching(&mut phone_rx, "by-tag SMS", |_| true).await;
+        if let Some(server_to_simulator_notification::Entry::SendMessage(s)) = n.entry {
+            assert_eq!(
+                s.message.and_then(|m| m.body).and_then(|b| b.entry),
+                Some(outbound_message_body::Entry::Text("sale".into()))
+            );
+            assert!(recipients.insert(s.customer_number.expect("number").number), "a customer got it twice");
+        }
+    }
+    let tagged: std::collections::HashSet<String> = (0..1000).map(|i| format!("+25474{i:07}")).collect();
+    assert_eq!(recipients, tagged, "exactly the tagged customers");
+}

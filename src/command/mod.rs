@@ -22,7 +22,9 @@ mod identity;
 mod messaging_consent;
 mod not_available;
 mod reminder_tag;
+mod reply_to_message;
 mod send_message;
+mod send_message_tag;
 mod simulator;
 
 pub use customer_ref::CustomerRef;
@@ -49,7 +51,9 @@ use identity::{Change, IdentityCommand};
 use messaging_consent::UpdateConsent;
 use not_available::NotAvailable;
 use reminder_tag::ReminderTagCommand;
+use reply_to_message::ReplyToMessage;
 use send_message::SendMessage;
+use send_message_tag::SendMessageTag;
 
 /// A parsed app-socket command.
 #[derive(Debug)]
@@ -65,6 +69,8 @@ pub enum AppCommand {
     AppData(AppDataCommand),
     CustomerActivity(RecordActivity),
     SendMessage(SendMessage),
+    SendMessageTag(SendMessageTag),
+    ReplyToMessage(ReplyToMessage),
     UpdateConsent(UpdateConsent),
     /// A command of the schema this version does not carry out yet; answered with its own reply
     /// type saying so.
@@ -109,6 +115,8 @@ impl AppCommand {
             Entry::DeleteCustomerAppData(c) => AppCommand::AppData(AppDataCommand::Delete(c.customer.into())),
             Entry::CustomerActivity(c) => AppCommand::CustomerActivity(RecordActivity::from_proto(c)),
             Entry::SendMessage(c) => AppCommand::SendMessage(SendMessage::from_proto(c)),
+            Entry::SendMessageTag(c) => AppCommand::SendMessageTag(SendMessageTag::from_proto(c)),
+            Entry::ReplyToMessage(c) => AppCommand::ReplyToMessage(ReplyToMessage::from_proto(c)),
             Entry::UpdateMessagingConsent(c) => AppCommand::UpdateConsent(UpdateConsent::from_proto(c)),
             other => match NotAvailable::from_entry(&other) {
                 Some(n) => AppCommand::NotAvailable(n),
@@ -137,6 +145,8 @@ impl AppCommand {
             AppCommand::AppData(c) => c.apply(hodi, session).await?,
             AppCommand::CustomerActivity(c) => c.apply(hodi, session).await?,
             AppCommand::SendMessage(c) => c.apply(hodi, session).await?,
+            AppCommand::SendMessageTag(c) => c.apply(hodi, session).await?,
+            AppCommand::ReplyToMessage(c) => c.apply(hodi, session).await?,
             AppCommand::UpdateConsent(c) => c.apply(hodi, session).await?,
             AppCommand::NotAvailable(c) => c.reply(),
         };

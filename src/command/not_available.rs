@@ -6,18 +6,13 @@
 
 use crate::wire::app_to_server_command::Entry as Command;
 use crate::wire::app_to_server_command_reply::Entry as Reply;
-use crate::wire::{
-    InitiatePaymentReply, MessageDeliveryStatus, PaymentStatus, ReplayPaymentReply, SendMessageReply, TagCommandReply,
-    UpdateCustomerStateReply,
-};
+use crate::wire::{InitiatePaymentReply, PaymentStatus, ReplayPaymentReply, UpdateCustomerStateReply};
 
 /// Which reply message the SDK expects for a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReplyKind {
     UpdateCustomerState,
-    SendMessage,
     InitiatePayment,
-    TagCommand,
     ReplayPayment,
 }
 
@@ -33,8 +28,6 @@ impl NotAvailable {
     pub fn from_entry(entry: &Command) -> Option<Self> {
         use ReplyKind::*;
         let (name, kind) = match entry {
-            Command::SendMessageTag(_) => ("SendMessageTag", TagCommand),
-            Command::ReplyToMessage(_) => ("ReplyToMessage", SendMessage),
             Command::InitiatePayment(_) => ("InitiatePayment", InitiatePayment),
             Command::ReplayMessagingConsentUpdate(_) => ("ReplayMessagingConsentUpdate", UpdateCustomerState),
             Command::ReplayReceivedMessage(_) => ("ReplayReceivedMessage", UpdateCustomerState),
@@ -55,17 +48,11 @@ impl NotAvailable {
             ReplyKind::UpdateCustomerState => {
                 Reply::UpdateCustomerState(UpdateCustomerStateReply { status: false, description, customer_id: None })
             }
-            ReplyKind::SendMessage => Reply::SendMessage(SendMessageReply {
-                status: MessageDeliveryStatus::NotSupported as i32,
-                description,
-                ..Default::default()
-            }),
             ReplyKind::InitiatePayment => Reply::InitiatePayment(InitiatePaymentReply {
                 status: PaymentStatus::ApplicationError as i32,
                 description,
                 ..Default::default()
             }),
-            ReplyKind::TagCommand => Reply::TagCommand(TagCommandReply { status: false, description, work_id: None }),
             ReplyKind::ReplayPayment => {
                 Reply::ReplayPayment(ReplayPaymentReply { status: false, description, ..Default::default() })
             }

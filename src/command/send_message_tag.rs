@@ -1,0 +1,87 @@
+//! SendMessageTag: the same message to every customer carrying a tag at the time, as background
+//! work; the reply carries the work id at once. Each customer gets it on its first number that the
+//! channel reaches; the usual rules (consent, provisioning) apply per message.
+
+use std::sync::Arc;
+
+use hodi_rsocket::RemoteError;
+
+use super::internal;
+use crate::messaging::outbound::{send, Outbound};
+use crate::messaging::{channel_name, customer_provider};
+use crate::server::Hodi;
+use crate::session::Session;
+use crate::wire::app_to_server_command_reply::Entry;
+use crate::wire::{MessagingChannel, SendMessageTagCommand, TagCommandReply};
+
+fn reply(status: bool, description: impl Into<String>, work_id: Option<String>) -> Entry {
+    Entry::TagCommand(TagCommandReply { status, description: description.into(), work_id })
+}
+
+#[derive(Debug)]
+pub struct SendMessageTag {
+    command: SendMessageTagCommand,
+}
+
+impl SendMessageTag {
+    pub fn from_proto(command: SendMessageTagCommand) -> Self {
+        SendMessageTag { command }
+    }
+
+    pub async fn apply(self, hodi: &Arc<Hodi>, session: &Session) -> Result<Entry, RemoteError> {
+        let c = self.command;
+        let Some(tag) = c.tag.filter(|t| !t.key.is_empty()) else { return Ok(reply(false, "tag is required", None)) };
+        let Some(channel_number) = c.channel_number else {
+            return Ok(reply(false, "channel_number is required", None));
+        };
+        let Some(message) = c.message.filter(|m| m.body.is_some()) else {
+            return Ok(reply(false, "message needs a body", None));
+        };
+        let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
+        let Some(name) = channel_name(channel) else { return Ok(reply(false, "channel_number has no channel", None)) };
+        if !hodi.store.channel_provisioned(&session.org_id, name, &channel_number.number).await.map_err(internal)? {
+            return Ok(reply(
+                false,
+                format!("{name} number {:?} is not provisioned for this org", channel_number.number),
+                None,
+            ));
+        }
+        let provider = customer_provider(channel) as i32;
+        let (org_id, app_id) = (session.org_id.clone(), session.app_id.clone());
+        let work = crate::work::start(
+            hodi.clone(),
+            &session.org_id,
+            &session.app_id,
+            "send_message_by_tag",
+            (tag.key, tag.value.unwrap_or_default()),
+            move |hodi, _work_id, customers| {
+                let (org_id, app_id, channel_number, message) =
+                    (org_id.clone(), app_id.clone(), channel_number.clone(), message.clone());
+                async move {
+                    for customer_id in customers {
+                        let numbers = hodi.store.customer_numbers(&customer_id).await?;
+                        let Some(number) = numbers.into_iter().find(|n| n.provider == provider) else { continue };
+                        send(
+                            &hodi,
+                            Outbound {
+                                org_id: org_id.clone(),
+                                app_id: app_id.clone(),
+                                customer_id,
+                                number,
+                                channel_number: channel_number.clone(),
+                                message: message.clone(),
+                                session_id: None,
+                                in_reply_to: None,
+                            },
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .await
+        .map_err(internal)?;
+        Ok(reply(true, "work started", Some(work)))
+    }
+}
