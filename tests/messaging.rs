@@ -411,3 +411,127 @@ async fn reply_to_message_and_send_by_tag_reach_the_phone() {
     let tagged: std::collections::HashSet<String> = (0..1000).map(|i| format!("+25474{i:07}")).collect();
     assert_eq!(recipients, tagged, "exactly the tagged customers");
 }
+
+#[tokio::test]
+async fn replays_import_history_once_and_read_back_through_state() {
+    let (running, _dir) = start().await;
+    let (app_tx, mut app_rx) = mpsc::channel(100);
+    let app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
+    let number = CustomerNumber {
+        provider: CustomerNumberProvider::Cellular as i32,
+        number: "+254733100500".into(),
+        partition: None,
+    };
+    let sms = MessagingChannelNumber { channel: MessagingChannel::Sms as i32, number: "21356".into() };
+    let at = |s: i64| Some(prost_types::Timestamp { seconds: s, nanos: 0 });
+    let text = |t: &str| OutboundMessage {
+        body: Some(OutboundMessageBody { entry: Some(outbound_message_body::Entry::Text(t.into())) }),
+        ..Default::default()
+    };
+    let replays = [
+        Cmd::ReplayReceivedMessage(ReplayReceivedMessageCommand {
+            provider_message_id: "p-in-1".into(),
+            received_at: at(1_600_000_000),
+            customer_number: Some(number.clone()),
+            channel_number: Some(sms.clone()),
+            parts: vec![InboundMessageBody { entry: Some(inbound_message_body::Entry::Text("old question".into())) }],
+            ..Default::default()
+        }),
+        Cmd::ReplaySentMessage(ReplaySentMessageCommand {
+            provider_message_id: "p-out-1".into(),
+            sent_at: at(1_600_000_060),
+            customer_number: Some(number.clone()),
+            channel_number: Some(sms.clone()),
+            message: Some(text("old answer")),
+            status: MessageDeliveryStatus::Sent as i32,
+            ..Default::default()
+        }),
+        Cmd::ReplayMessageStatusUpdate(ReplayMessageStatusUpdateCommand {
+            provider_message_id: "p-out-1".into(),
+            updated_at: at(1_600_000_070),
+            customer_number: Some(number.clone()),
+            channel_number: Some(sms.clone()),
+            status: MessageDeliveryStatus::Delivered as i32,
+            cost: None,
+        }),
+        Cmd::ReplayMessageReactionUpdate(ReplayMessageReactionUpdateCommand {
+            provider_message_id: "p-out-1".into(),
+            updated_at: at(1_600_000_080),
+            customer_number: Some(number.clone()),
+            channel_number: Some(sms.clone()),
+            reaction: MessageReaction::Clicked as i32,
+        }),
+        Cmd::ReplayMessagingSession(ReplayMessagingSessionCommand {
+            provider_session_id: "p-ses-1".into(),
+            customer_number: Some(number.clone()),
+            channel_number: Some(MessagingChannelNumber {
+                channel: MessagingChannel::Ussd as i32,
+                number: "*384#".into(),
+            }),
+            started_at: at(1_600_000_100),
+            duration: Some(prost_types::Duration { seconds: 30, nanos: 0 }),
+            end_reason: MessagingSessionEndReason::NormalClearing as i32,
+            cost: None,
+        }),
+        Cmd::ReplayMessagingConsentUpdate(ReplayMessagingConsentUpdateCommand {
+            customer_number: Some(number.clone()),
+            channel_number: Some(sms.clone()),
+            updated_at: at(1_600_000_200),
+            update: MessagingConsentUpdate::Block as i32,
+        }),
+    ];
+    // Twice: the second pass changes nothing.
+    for pass in 0..2 {
+        for r in &replays {
+            let Reply::UpdateCustomerState(reply) = command(&app, r.clone()).await else { panic!() };
+            assert!(reply.status, "pass {pass}: {reply:?}");
+        }
+    }
+    let Reply::GetCustomerState(state) = command(
+        &app,
+        Cmd::GetCustomerState(GetCustomerStateCommand {
+            customer: Some(get_customer_state_command::Customer::CustomerNumber(number.clone())),
+        }),
+    )
+    .await
+    else {
+        panic!()
+    };
+    let messaging = state.data.expect("data").messaging_state.expect("messaging");
+    assert_eq!(messaging.messages.len(), 2, "imported once each");
+    let sent = messaging
+        .messages
+        .iter()
+        .find_map(|m| match &m.entry {
+            Some(channel_message::Entry::Sent(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("the sent message");
+    assert_eq!(sent.status, MessageDeliveryStatus::Delivered as i32);
+    assert_eq!(sent.reactions.len(), 1, "the reaction once");
+    assert_eq!(sent.provider_message_id.as_deref(), Some("p-out-1"));
+    assert_eq!(messaging.sessions.len(), 1);
+    assert_eq!(messaging.sessions[0].session_id, "p-ses-1");
+    assert!(messaging.channels.iter().any(|c| matches!(c.state, Some(messaging_channel_state::State::Blocked(_)))));
+    // Replays fire no notifications.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), app_rx.recv()).await.is_err(),
+        "a replay fired a notification"
+    );
+    // A status update for an unknown provider id is refused.
+    let Reply::UpdateCustomerState(r) = command(
+        &app,
+        Cmd::ReplayMessageStatusUpdate(ReplayMessageStatusUpdateCommand {
+            provider_message_id: "nope".into(),
+            customer_number: Some(number),
+            channel_number: Some(sms),
+            status: MessageDeliveryStatus::Failed as i32,
+            ..Default::default()
+        }),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert!(!r.status && r.description.contains("provider id"), "{r:?}");
+}

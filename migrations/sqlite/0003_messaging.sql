@@ -42,3 +42,6 @@ CREATE TABLE messaging_consent (
     updated_at      BIGINT NOT NULL,
     PRIMARY KEY (customer_id, channel, channel_number)
 );
+
+-- Replays import history by the provider's ids, once.
+CREATE UNIQUE INDEX messages_by_provider_id ON messages (org_id, provider_message_id);

@@ -22,6 +22,7 @@ mod identity;
 mod messaging_consent;
 mod not_available;
 mod reminder_tag;
+mod replay;
 mod reply_to_message;
 mod send_message;
 mod send_message_tag;
@@ -51,6 +52,7 @@ use identity::{Change, IdentityCommand};
 use messaging_consent::UpdateConsent;
 use not_available::NotAvailable;
 use reminder_tag::ReminderTagCommand;
+use replay::Replay;
 use reply_to_message::ReplyToMessage;
 use send_message::SendMessage;
 use send_message_tag::SendMessageTag;
@@ -72,6 +74,7 @@ pub enum AppCommand {
     SendMessageTag(SendMessageTag),
     ReplyToMessage(ReplyToMessage),
     UpdateConsent(UpdateConsent),
+    Replay(Replay),
     /// A command of the schema this version does not carry out yet; answered with its own reply
     /// type saying so.
     NotAvailable(NotAvailable),
@@ -118,6 +121,12 @@ impl AppCommand {
             Entry::SendMessageTag(c) => AppCommand::SendMessageTag(SendMessageTag::from_proto(c)),
             Entry::ReplyToMessage(c) => AppCommand::ReplyToMessage(ReplyToMessage::from_proto(c)),
             Entry::UpdateMessagingConsent(c) => AppCommand::UpdateConsent(UpdateConsent::from_proto(c)),
+            e @ (Entry::ReplayReceivedMessage(_)
+            | Entry::ReplaySentMessage(_)
+            | Entry::ReplayMessageStatusUpdate(_)
+            | Entry::ReplayMessageReactionUpdate(_)
+            | Entry::ReplayMessagingSession(_)
+            | Entry::ReplayMessagingConsentUpdate(_)) => AppCommand::Replay(Replay::new(e)),
             other => match NotAvailable::from_entry(&other) {
                 Some(n) => AppCommand::NotAvailable(n),
                 None => {
@@ -148,6 +157,7 @@ impl AppCommand {
             AppCommand::SendMessageTag(c) => c.apply(hodi, session).await?,
             AppCommand::ReplyToMessage(c) => c.apply(hodi, session).await?,
             AppCommand::UpdateConsent(c) => c.apply(hodi, session).await?,
+            AppCommand::Replay(c) => c.apply(hodi, session).await?,
             AppCommand::NotAvailable(c) => c.reply(),
         };
         Ok(AppToServerCommandReply { entry: Some(entry) })

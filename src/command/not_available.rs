@@ -2,16 +2,15 @@
 //!
 //! Each is answered with the reply type the SDK reads for it, a failure status and a description
 //! naming the command, so an app gets a clear answer instead of a hang. The list shrinks as the
-//! messaging and payment work lands.
+//! payment work lands.
 
 use crate::wire::app_to_server_command::Entry as Command;
 use crate::wire::app_to_server_command_reply::Entry as Reply;
-use crate::wire::{InitiatePaymentReply, PaymentStatus, ReplayPaymentReply, UpdateCustomerStateReply};
+use crate::wire::{InitiatePaymentReply, PaymentStatus, ReplayPaymentReply};
 
 /// Which reply message the SDK expects for a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReplyKind {
-    UpdateCustomerState,
     InitiatePayment,
     ReplayPayment,
 }
@@ -29,12 +28,6 @@ impl NotAvailable {
         use ReplyKind::*;
         let (name, kind) = match entry {
             Command::InitiatePayment(_) => ("InitiatePayment", InitiatePayment),
-            Command::ReplayMessagingConsentUpdate(_) => ("ReplayMessagingConsentUpdate", UpdateCustomerState),
-            Command::ReplayReceivedMessage(_) => ("ReplayReceivedMessage", UpdateCustomerState),
-            Command::ReplaySentMessage(_) => ("ReplaySentMessage", UpdateCustomerState),
-            Command::ReplayMessageStatusUpdate(_) => ("ReplayMessageStatusUpdate", UpdateCustomerState),
-            Command::ReplayMessageReactionUpdate(_) => ("ReplayMessageReactionUpdate", UpdateCustomerState),
-            Command::ReplayMessagingSession(_) => ("ReplayMessagingSession", UpdateCustomerState),
             Command::ReplayPayment(_) => ("ReplayPayment", ReplayPayment),
             Command::ReplayPaymentStatusUpdate(_) => ("ReplayPaymentStatusUpdate", ReplayPayment),
             _ => return None,
@@ -45,9 +38,6 @@ impl NotAvailable {
     pub fn reply(&self) -> Reply {
         let description = format!("{} is not available in this version of Hodi", self.name);
         match self.kind {
-            ReplyKind::UpdateCustomerState => {
-                Reply::UpdateCustomerState(UpdateCustomerStateReply { status: false, description, customer_id: None })
-            }
             ReplyKind::InitiatePayment => Reply::InitiatePayment(InitiatePaymentReply {
                 status: PaymentStatus::ApplicationError as i32,
                 description,

@@ -156,6 +156,50 @@ pub async fn end_session(conn: &mut SqliteConnection, id: &str, reason: i32, at:
 }
 
 impl Store {
+    /// Stores a message unless one with the same provider message id exists; returns whether stored.
+    pub async fn insert_message_once(&self, m: &MessageRow) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
+                 provider_message_id, body, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+             ON CONFLICT (org_id, provider_message_id) DO NOTHING",
+        )
+        .bind(&m.id)
+        .bind(&m.org_id)
+        .bind(&m.customer_id)
+        .bind(m.direction)
+        .bind(m.channel)
+        .bind(&m.channel_number)
+        .bind(&m.session_id)
+        .bind(m.status)
+        .bind(&m.provider_message_id)
+        .bind(&m.body)
+        .bind(m.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn message_by_provider_id(&self, org_id: &str, provider_message_id: &str) -> Result<Option<MessageRow>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE org_id = $1 AND provider_message_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id)
+            .bind(provider_message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(message_row).transpose()
+    }
+
+    /// Stores a session unless one with the same id exists; returns whether stored.
+    pub async fn insert_session_once(&self, s: &SessionRow) -> Result<bool> {
+        if self.session(&s.id).await?.is_some() {
+            return Ok(false);
+        }
+        let mut conn = self.pool.acquire().await?;
+        insert_session(&mut conn, s).await?;
+        Ok(true)
+    }
+
     /// Whether `number` is provisioned on `channel` (its lower-case name) for `org_id`.
     pub async fn channel_provisioned(&self, org_id: &str, channel: &str, number: &str) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM channel_numbers WHERE org_id = $1 AND channel = $2 AND number = $3")
