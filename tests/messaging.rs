@@ -535,3 +535,31 @@ async fn replays_import_history_once_and_read_back_through_state() {
     };
     assert!(!r.status && r.description.contains("provider id"), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_session_left_idle_ends_for_inactivity() {
+    let (running, _dir) = common::inproc::start_with(|c| {
+        c.messaging.live_session_secs = 1;
+        c.messaging.session_sweep_ms = 100;
+    })
+    .await;
+    let (app_tx, mut app_rx) = mpsc::channel(100);
+    let _app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
+    let (phone_tx, _phone_rx) = mpsc::channel(100);
+    let phone = connect_with(
+        &running,
+        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
+        Arc::new(Phone(phone_tx)),
+    )
+    .await;
+    let dial = inbound_message_body::Entry::Ussd(UssdInputMessageBody {
+        status: UssdSessionStatus::Active as i32,
+        text: Some(String::new()),
+    });
+    let reply = receive(&phone, "+254733100600", MessagingChannel::Ussd, "*384#", Some("idle-1"), dial).await;
+    assert!(reply.status, "{reply:?}");
+    let ended =
+        next_matching(&mut app_rx, "session ended", |n| matches!(n, Notification::MessagingSessionEnded(_))).await;
+    let Notification::MessagingSessionEnded(ended) = ended else { unreachable!() };
+    assert_eq!((ended.session_id.as_str(), ended.reason), ("idle-1", MessagingSessionEndReason::Inactivity as i32));
+}

@@ -28,6 +28,7 @@ pub struct Config {
     pub auth: Auth,
     pub notify: Notify,
     pub customer: Customer,
+    pub messaging: Messaging,
     pub dev: Dev,
 }
 
@@ -101,6 +102,24 @@ pub struct Customer {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct Messaging {
+    /// How long a chat channel's (WhatsApp, Telegram, Messenger) session window stays open after an
+    /// inbound message.
+    pub chat_window_secs: u64,
+    /// How long a USSD or voice session may go without activity.
+    pub live_session_secs: u64,
+    /// How often lapsed sessions are ended (reason INACTIVITY).
+    pub session_sweep_ms: u64,
+}
+
+impl Default for Messaging {
+    fn default() -> Self {
+        Messaging { chat_window_secs: 24 * 3600, live_session_secs: 180, session_sweep_ms: 5_000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Dev {
     /// Provision a dev org, app, API key and purse on start when the database has no org.
     pub provision: bool,
@@ -120,6 +139,7 @@ impl Default for Config {
             auth: Auth::default(),
             notify: Notify::default(),
             customer: Customer::default(),
+            messaging: Messaging::default(),
             dev: Dev::default(),
         }
     }

@@ -12,7 +12,7 @@ use prost::Message;
 use tracing::warn;
 
 use super::outbound::{record_live_reply, Outbound};
-use super::{channel_name, customer_provider, is_chat, is_live, CHAT_WINDOW_MS, LIVE_SESSION_MS};
+use super::{channel_name, customer_provider, is_chat, is_live, session_window_ms};
 use crate::command::customer_ref::wire_number;
 use crate::notify::timestamp;
 use crate::server::Hodi;
@@ -78,7 +78,7 @@ pub async fn receive(
             (Some(id), false) => hodi.store.session(id).await?.filter(|s| s.ended_at.is_none()),
             (None, false) => None,
         };
-        let window = if is_chat(channel) { CHAT_WINDOW_MS } else { LIVE_SESSION_MS };
+        let window = session_window_ms(hodi, channel);
         match existing {
             Some(s) => {
                 renew = Some((s.id.clone(), now + window));

@@ -10,12 +10,26 @@ pub mod inbound;
 pub mod outbound;
 pub mod state;
 
-use crate::wire::{CustomerNumberProvider, MessagingChannel};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// How long a chat channel's session window stays open after an inbound message.
-pub const CHAT_WINDOW_MS: i64 = 24 * 3600 * 1000;
-/// How long a USSD or voice session may last without activity.
-pub const LIVE_SESSION_MS: i64 = 180 * 1000;
+use prost::Message;
+use tracing::warn;
+
+use crate::server::Hodi;
+use crate::store::outbox::NewNotification;
+use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
+use crate::wire::{
+    CustomerNumber, CustomerNumberProvider, MessagingChannel, MessagingChannelNumber, MessagingSessionEndReason,
+    MessagingSessionEndedNotification, ServerToAppCustomerNotification,
+};
+
+/// How long a session opened on `channel` stays open without activity (config `messaging.*`).
+pub fn session_window_ms(hodi: &Hodi, channel: MessagingChannel) -> i64 {
+    let secs =
+        if is_chat(channel) { hodi.config.messaging.chat_window_secs } else { hodi.config.messaging.live_session_secs };
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
 
 /// The channel's name as provisioned (`hodi provision channel --channel …`) and as the SDKs write it.
 pub fn channel_name(channel: MessagingChannel) -> Option<&'static str> {
@@ -49,4 +63,53 @@ pub fn is_live(channel: MessagingChannel) -> bool {
 /// Chat channels open a session window on an inbound message.
 pub fn is_chat(channel: MessagingChannel) -> bool {
     matches!(channel, MessagingChannel::Whatsapp | MessagingChannel::Telegram | MessagingChannel::FbMessenger)
+}
+
+/// Ends sessions whose window lapsed (reason INACTIVITY), telling their app; runs until `shutdown`.
+pub async fn sweep_sessions(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(hodi.config.messaging.session_sweep_ms.max(10))) => {}
+        }
+        let now = crate::store::now_ms();
+        let lapsed = match hodi.store.lapsed_sessions(now, 500).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "reading lapsed messaging sessions");
+                continue;
+            }
+        };
+        let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        for s in lapsed {
+            let entry = ServerToAppCustomerNotification {
+                entry: Some(AppEntry::MessagingSessionEnded(MessagingSessionEndedNotification {
+                    customer_number: Some(CustomerNumber {
+                        provider: s.provider,
+                        number: s.number.clone(),
+                        partition: (!s.partition.is_empty()).then(|| s.partition.clone()),
+                    }),
+                    channel_number: Some(MessagingChannelNumber {
+                        channel: s.channel,
+                        number: s.channel_number.clone(),
+                    }),
+                    session_id: s.id.clone(),
+                    duration: Some(prost_types::Duration {
+                        seconds: (s.expires_at - s.started_at).max(0) / 1000,
+                        nanos: 0,
+                    }),
+                    reason: MessagingSessionEndReason::Inactivity as i32,
+                })),
+                ..Default::default()
+            }
+            .encode_to_vec();
+            let queued =
+                [NewNotification { org_id: &s.org_id, app_id: &s.app_id, customer_id: &s.customer_id, entry: &entry }];
+            match hodi.store.close_session(&s.id, MessagingSessionEndReason::Inactivity as i32, &queued, ttl).await {
+                Ok(true) => hodi.outbox_changed.notify_one(),
+                Ok(false) => {}
+                Err(e) => warn!(session_id = %s.id, error = %e, "ending a lapsed session"),
+            }
+        }
+    }
 }

@@ -16,7 +16,7 @@ use hodi_rsocket::Payload;
 use prost::Message;
 use tracing::{debug, warn};
 
-use super::{channel_name, LIVE_SESSION_MS};
+use super::{channel_name, session_window_ms};
 use crate::command::customer_ref::wire_number;
 use crate::notify::timestamp;
 use crate::server::Hodi;
@@ -173,7 +173,7 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
                 partition: o.number.partition.clone(),
                 app_id: o.app_id.clone(),
                 started_at: now,
-                expires_at: now + LIVE_SESSION_MS,
+                expires_at: now + session_window_ms(hodi, channel),
                 ended_at: None,
                 end_reason: None,
             },

@@ -291,6 +291,15 @@ impl Store {
         row.as_ref().map(session_row).transpose()
     }
 
+    /// Open sessions whose window has passed.
+    pub async fn lapsed_sessions(&self, now: i64, limit: i64) -> Result<Vec<SessionRow>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM messaging_sessions WHERE ended_at IS NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(session_row).collect()
+    }
+
     pub async fn sessions_for(&self, customer_id: &str) -> Result<Vec<SessionRow>> {
         let sql =
             format!("SELECT {SESSION_COLUMNS} FROM messaging_sessions WHERE customer_id = $1 ORDER BY started_at");
