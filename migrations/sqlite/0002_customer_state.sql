@@ -12,7 +12,7 @@ CREATE TABLE customer_tags (
     PRIMARY KEY (customer_id, key)
 );
 -- By-tag work finds customers through this.
-CREATE INDEX customer_tags_by_tag ON customer_tags (org_id, key, value);
+CREATE INDEX customer_tags_by_tag ON customer_tags (org_id, key, value, customer_id);
 
 -- A secondary id (key, value) names one customer per org.
 CREATE TABLE customer_secondary_ids (

@@ -774,6 +774,9 @@ impl Running {
     }
 }
 
+/// Frames written before each flush, at most.
+const WRITE_BATCH: usize = 64;
+
 async fn write_loop(
     mut writer: FrameSink,
     mut rx: mpsc::Receiver<Outbound>,
@@ -795,7 +798,8 @@ async fn write_loop(
         };
         let Some(mut msg) = first else { break };
         // Batch whatever is already queued into one flush.
-        for _ in 0..64 {
+        let mut batched = 0;
+        loop {
             match msg {
                 Outbound::Close => {
                     let _ = tokio::time::timeout(timeout, writer.close()).await;
@@ -807,6 +811,11 @@ async fn write_loop(
                         break 'outer;
                     }
                 }
+            }
+            batched += 1;
+            // Check the cap before taking another frame: a frame taken off the queue must be written.
+            if batched == WRITE_BATCH {
+                break;
             }
             match rx.try_recv() {
                 Ok(next) => msg = next,

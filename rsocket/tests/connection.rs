@@ -394,3 +394,26 @@ async fn connections_beyond_the_limit_are_closed_at_accept() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn thousands_of_concurrent_requests_on_one_connection_all_complete() {
+    // Regression: the writer once dropped the frame after a full batch of 64.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let (addr, _stop) = start(Arc::new(Capture(tx)), Config::default()).await;
+    let client = client(&addr, Arc::new(ClientSide)).await;
+    let server_side = rx.recv().await.expect("server requester");
+    for requester in [client.clone(), server_side.clone()] {
+        let tasks: Vec<_> = (0..3000)
+            .map(|i| {
+                let r = requester.clone();
+                tokio::spawn(async move {
+                    tokio::time::timeout(Duration::from_secs(3), r.request_response(Payload::new(format!("{i}")))).await
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let reply = t.await.expect("task").unwrap_or_else(|_| panic!("request {i} got no reply")).expect("reply");
+            assert!(String::from_utf8_lossy(&reply.data).ends_with(&format!("{i}")));
+        }
+    }
+}

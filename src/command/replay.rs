@@ -276,6 +276,6 @@ async fn update_sent(
     };
     let status = change(&mut sent).unwrap_or(row.status);
     let body = ChannelMessage { entry: Some(channel_message::Entry::Sent(sent)) }.encode_to_vec();
-    hodi.store.set_message_status(&row.id, status, &body).await.map_err(internal)?;
+    hodi.store.set_message_body(&row.id, status, &body).await.map_err(internal)?;
     Ok(reply(true, "updated", Some(customer.id.clone())))
 }

@@ -1,13 +1,13 @@
 //! SendMessageTag: the same message to every customer carrying a tag at the time, as background
 //! work; the reply carries the work id at once. Each customer gets it on its first number that the
-//! channel reaches; the usual rules (consent, provisioning) apply per message.
+//! channel reaches; consent applies per customer (NO_CONSENT), as for SendMessage.
 
 use std::sync::Arc;
 
 use hodi_rsocket::RemoteError;
 
 use super::internal;
-use crate::messaging::outbound::{send, Outbound};
+use crate::messaging::outbound::send_many;
 use crate::messaging::{channel_name, customer_provider};
 use crate::server::Hodi;
 use crate::session::Session;
@@ -58,24 +58,8 @@ impl SendMessageTag {
                 let (org_id, app_id, channel_number, message) =
                     (org_id.clone(), app_id.clone(), channel_number.clone(), message.clone());
                 async move {
-                    for customer_id in customers {
-                        let numbers = hodi.store.customer_numbers(&customer_id).await?;
-                        let Some(number) = numbers.into_iter().find(|n| n.provider == provider) else { continue };
-                        send(
-                            &hodi,
-                            Outbound {
-                                org_id: org_id.clone(),
-                                app_id: app_id.clone(),
-                                customer_id,
-                                number,
-                                channel_number: channel_number.clone(),
-                                message: message.clone(),
-                                session_id: None,
-                                in_reply_to: None,
-                            },
-                        )
-                        .await?;
-                    }
+                    let recipients = hodi.store.numbers_by_provider(&customers, provider).await?;
+                    send_many(&hodi, &org_id, &app_id, &channel_number, &message, recipients).await?;
                     Ok(())
                 }
             },

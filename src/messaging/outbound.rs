@@ -208,21 +208,14 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
             }),
         };
         let hodi = hodi.clone();
-        let (id, session) = (id.clone(), session_id.clone());
-        tokio::spawn(async move { hand_over(&hodi, &o, &id, session, notification, is_voice).await });
+        let id = id.clone();
+        tokio::spawn(async move { hand_over(&hodi, &o, &id, notification, is_voice).await });
     }
     Ok(Sent { status, description, message_id: Some(id), session_id })
 }
 
 /// Delivers to every simulator socket of the org; records DELIVERED (any acknowledged) or FAILED.
-async fn hand_over(
-    hodi: &Hodi,
-    o: &Outbound,
-    id: &str,
-    session_id: Option<String>,
-    notification: ServerToSimulatorNotification,
-    is_voice: bool,
-) {
+async fn hand_over(hodi: &Hodi, o: &Outbound, id: &str, notification: ServerToSimulatorNotification, is_voice: bool) {
     let data = Bytes::from(notification.encode_to_vec());
     let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
     let mut acknowledged = false;
@@ -238,36 +231,43 @@ async fn hand_over(
         return;
     }
     let status = if acknowledged { MessageDeliveryStatus::Delivered } else { MessageDeliveryStatus::Failed };
-    if let Err(e) = set_status(hodi, o, id, status, session_id).await {
+    if let Err(e) = set_status(hodi, &o.org_id, &o.app_id, &[(id.to_string(), o.customer_id.clone())], status).await {
         warn!(message_id = id, error = %e, "recording a delivery status");
     }
 }
 
-/// Moves a sent message to `status` and tells the sending app.
+/// Moves sent messages to `status` and tells the sending app, one `message_status` each.
 async fn set_status(
     hodi: &Hodi,
-    o: &Outbound,
-    id: &str,
+    org_id: &str,
+    app_id: &str,
+    sent: &[(String, String)],
     status: MessageDeliveryStatus,
-    session_id: Option<String>,
 ) -> anyhow::Result<()> {
-    hodi.store.set_message_status(id, status as i32, &sent_body(o, id, status, session_id, now_ms())).await?;
-    let entry = ServerToAppCustomerNotification {
-        entry: Some(AppEntry::MessageStatus(MessageStatusNotification {
-            message_id: id.to_string(),
-            status: status as i32,
-        })),
-        ..Default::default()
-    }
-    .encode_to_vec();
+    let ids: Vec<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+    hodi.store.set_messages_status(&ids, status as i32).await?;
+    let entries: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| {
+            ServerToAppCustomerNotification {
+                entry: Some(AppEntry::MessageStatus(MessageStatusNotification {
+                    message_id: id.clone(),
+                    status: status as i32,
+                })),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        })
+        .collect();
+    let items: Vec<NewNotification<'_>> = sent
+        .iter()
+        .zip(&entries)
+        .map(|((_, customer_id), entry)| NewNotification { org_id, app_id, customer_id, entry })
+        .collect();
     let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let mut conn = hodi.store.pool().acquire().await?;
-    crate::store::outbox::insert_many(
-        &mut conn,
-        &[NewNotification { org_id: &o.org_id, app_id: &o.app_id, customer_id: &o.customer_id, entry: &entry }],
-        ttl,
-    )
-    .await?;
+    let mut tx = hodi.store.pool().begin().await?;
+    crate::store::outbox::insert_many(&mut tx, &items, ttl).await?;
+    tx.commit().await?;
     hodi.outbox_changed.notify_one();
     Ok(())
 }
@@ -313,3 +313,94 @@ pub async fn reply(hodi: &Arc<Hodi>, c: crate::store::outbox::Completion) {
         Err(e) => warn!(notification_id = %c.notification_id, error = %e, "reply message not sent"),
     }
 }
+
+/// SendMessageTag's bulk path: one message to many customers on one provisioned channel number.
+/// Per call: one consent query, multi-row inserts, hand-over to the simulators with up to
+/// [`BULK_IN_FLIGHT`] requests at once, and multi-row status updates. Returns how many were
+/// handed over.
+pub async fn send_many(
+    hodi: &Arc<Hodi>,
+    org_id: &str,
+    app_id: &str,
+    channel_number: &MessagingChannelNumber,
+    message: &OutboundMessage,
+    recipients: Vec<(String, StoredNumber)>,
+) -> anyhow::Result<usize> {
+    use futures_util::StreamExt;
+    let ids: Vec<String> = recipients.iter().map(|(c, _)| c.clone()).collect();
+    let blocked: std::collections::HashSet<String> =
+        hodi.store.blocked_among(&ids, channel_number.channel, &channel_number.number).await?.into_iter().collect();
+    let simulators = hodi.simulators.all_in_org(org_id);
+    let now = now_ms();
+    let mut rows = Vec::with_capacity(recipients.len());
+    let mut to_send = Vec::with_capacity(recipients.len());
+    for (customer_id, number) in recipients {
+        let o = Outbound {
+            org_id: org_id.to_string(),
+            app_id: app_id.to_string(),
+            customer_id: customer_id.clone(),
+            number,
+            channel_number: channel_number.clone(),
+            message: message.clone(),
+            session_id: None,
+            in_reply_to: None,
+        };
+        let status = match (blocked.contains(&customer_id), simulators.is_empty()) {
+            (true, _) => MessageDeliveryStatus::NoConsent,
+            (false, true) => MessageDeliveryStatus::Queued,
+            (false, false) => MessageDeliveryStatus::Sent,
+        };
+        let id = new_id("msg_");
+        rows.push(row(&o, &id, status, None, now));
+        if status == MessageDeliveryStatus::Sent {
+            to_send.push((id, o));
+        }
+    }
+    hodi.store.insert_messages(&rows).await?;
+    let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
+    let results: Vec<(String, String, bool)> = futures_util::stream::iter(to_send)
+        .map(|(id, o)| {
+            let sockets = simulators.clone();
+            async move {
+                let data = Bytes::from(
+                    ServerToSimulatorNotification {
+                        entry: Some(SimEntry::SendMessage(SendMessageSimulatorNotification {
+                            org_id: o.org_id.clone(),
+                            customer_id: o.customer_id.clone(),
+                            message_id: id.clone(),
+                            customer_number: Some(wire_number(&o.number)),
+                            channel_number: Some(o.channel_number.clone()),
+                            message: Some(o.message.clone()),
+                        })),
+                    }
+                    .encode_to_vec(),
+                );
+                let mut acknowledged = false;
+                for socket in &sockets {
+                    if let Ok(Ok(_)) =
+                        tokio::time::timeout(timeout, socket.requester.request_response(Payload::new(data.clone())))
+                            .await
+                    {
+                        acknowledged = true;
+                    }
+                }
+                (id, o.customer_id, acknowledged)
+            }
+        })
+        .buffer_unordered(BULK_IN_FLIGHT)
+        .collect()
+        .await;
+    let (delivered, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, _, ok)| *ok);
+    let pairs = |v: Vec<(String, String, bool)>| v.into_iter().map(|(id, c, _)| (id, c)).collect::<Vec<_>>();
+    let handed = delivered.len();
+    if !delivered.is_empty() {
+        set_status(hodi, org_id, app_id, &pairs(delivered), MessageDeliveryStatus::Delivered).await?;
+    }
+    if !failed.is_empty() {
+        set_status(hodi, org_id, app_id, &pairs(failed), MessageDeliveryStatus::Failed).await?;
+    }
+    Ok(handed)
+}
+
+/// Hand-overs of one bulk send awaiting acknowledgement at once.
+pub const BULK_IN_FLIGHT: usize = 256;

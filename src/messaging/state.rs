@@ -6,8 +6,8 @@ use crate::notify::timestamp;
 use crate::server::Hodi;
 use crate::store::now_ms;
 use crate::wire::{
-    messaging_channel_state, ActiveMessagingChannelState, BlockedMessagingChannelState, ChannelMessage,
-    CompleteMessagingSession, CustomerNumber, InSessionMessagingChannelState, MessagingChannelNumber,
+    channel_message, messaging_channel_state, ActiveMessagingChannelState, BlockedMessagingChannelState,
+    ChannelMessage, CompleteMessagingSession, CustomerNumber, InSessionMessagingChannelState, MessagingChannelNumber,
     MessagingChannelState, MessagingState,
 };
 
@@ -72,7 +72,17 @@ pub async fn state(hodi: &Hodi, customer_id: &str, number: Option<CustomerNumber
 
     Ok(MessagingState {
         channels: channel_states,
-        messages: messages.iter().filter_map(|m| ChannelMessage::decode(m.body.as_slice()).ok()).collect(),
+        messages: messages
+            .iter()
+            .filter_map(|m| {
+                let mut message = ChannelMessage::decode(m.body.as_slice()).ok()?;
+                // The status column is the truth; the body keeps what was sent.
+                if let Some(channel_message::Entry::Sent(sent)) = message.entry.as_mut() {
+                    sent.status = m.status;
+                }
+                Some(message)
+            })
+            .collect(),
         sessions: sessions
             .iter()
             .filter(|s| s.ended_at.is_some())

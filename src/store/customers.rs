@@ -89,6 +89,43 @@ impl Store {
         Ok((CustomerRecord { id, decommissioned: false }, true))
     }
 
+    /// For each of `customers`, its first number from `provider` (customers without one are absent).
+    pub async fn numbers_by_provider(
+        &self,
+        customers: &[String],
+        provider: i32,
+    ) -> Result<Vec<(String, StoredNumber)>> {
+        let mut out: Vec<(String, StoredNumber)> = Vec::with_capacity(customers.len());
+        for chunk in customers.chunks(super::ROWS_PER_STATEMENT) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT customer_id, provider, number, partition FROM customer_numbers WHERE provider = $1 AND customer_id IN ({})
+                 ORDER BY customer_id, created_at, number",
+                list.join(", ")
+            );
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider);
+            for c in chunk {
+                query = query.bind(c);
+            }
+            for r in query.fetch_all(&self.pool).await? {
+                let customer: String = r.try_get("customer_id")?;
+                if out.last().is_some_and(|(c, _)| *c == customer) {
+                    continue;
+                }
+                out.push((
+                    customer,
+                    StoredNumber {
+                        provider: r.try_get("provider")?,
+                        number: r.try_get("number")?,
+                        partition: r.try_get("partition")?,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn customer_numbers(&self, customer_id: &str) -> Result<Vec<StoredNumber>> {
         let rows = sqlx::query(
             "SELECT provider, number, partition FROM customer_numbers WHERE customer_id = $1 ORDER BY created_at, number",

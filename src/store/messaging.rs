@@ -3,7 +3,7 @@
 use anyhow::Result;
 use sqlx::{Row, SqliteConnection};
 
-use super::{now_ms, Store};
+use super::{now_ms, Store, ROWS_PER_STATEMENT};
 
 /// A stored message: the encoded `ChannelMessage` and the columns queries need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,24 +243,87 @@ impl Store {
         insert_message(&mut conn, m).await
     }
 
-    /// Moves a message to `status` with its re-encoded body; returns the previous status.
-    pub async fn set_message_status(&self, id: &str, status: i32, body: &[u8]) -> Result<Option<i32>> {
+    /// Moves messages to `status` (the `status` column is the truth; bodies keep what was sent).
+    pub async fn set_messages_status(&self, ids: &[String], status: i32) -> Result<()> {
+        let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let previous: Option<i32> = sqlx::query("SELECT status FROM messages WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get("status"))
-            .transpose()?;
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!("UPDATE messages SET status = $1, updated_at = $2 WHERE id IN ({})", list.join(", "));
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status).bind(now);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a message's body and status (replays of status and reaction updates).
+    pub async fn set_message_body(&self, id: &str, status: i32, body: &[u8]) -> Result<()> {
         sqlx::query("UPDATE messages SET status = $1, body = $2, updated_at = $3 WHERE id = $4")
             .bind(status)
             .bind(body)
             .bind(now_ms())
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Stores many messages, a hundred rows per statement.
+    pub async fn insert_messages(&self, rows: &[MessageRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
+                     provider_message_id, body, created_at, updated_at) VALUES {}",
+                super::row_placeholders(chunk.len(), 12, 1)
+            );
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                query = query
+                    .bind(&m.id)
+                    .bind(&m.org_id)
+                    .bind(&m.customer_id)
+                    .bind(m.direction)
+                    .bind(m.channel)
+                    .bind(&m.channel_number)
+                    .bind(&m.session_id)
+                    .bind(m.status)
+                    .bind(&m.provider_message_id)
+                    .bind(&m.body)
+                    .bind(m.created_at)
+                    .bind(m.created_at);
+            }
+            query.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        Ok(previous)
+        Ok(())
+    }
+
+    /// Of `customers`, those who blocked `channel_number`.
+    pub async fn blocked_among(&self, customers: &[String], channel: i32, channel_number: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "SELECT customer_id FROM messaging_consent WHERE channel = $1 AND channel_number = $2 AND blocked AND customer_id IN ({})",
+                list.join(", ")
+            );
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(channel).bind(channel_number);
+            for c in chunk {
+                query = query.bind(c);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                out.push(row.try_get("customer_id")?);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {

@@ -1,10 +1,12 @@
 //! `hodi-bench`: Hodi's benchmarks. Each writes its section of `docs/benchmarks.md`.
 //!
-//! Usage: cargo run --release --bin hodi-bench [-- rsocket|reminders] [--rounds N --seconds S]
+//! Usage: cargo run --release --bin hodi-bench [-- rsocket|reminders|messaging] [options]
 //!
 //! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
 //! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
+//! - `messaging`: live USSD round trips and send-by-tag throughput (see [`messaging`]).
 
+mod messaging;
 mod reminders;
 mod rsocket;
 
@@ -19,9 +21,11 @@ fn main() -> Result<()> {
         Some("--client") => rsocket::client(&args),
         Some("rsocket") => rsocket::main(&args),
         Some("reminders") => reminders::main(&args),
+        Some("messaging") => messaging::main(&args),
         _ => {
             rsocket::main(&args)?;
-            reminders::main(&args)
+            reminders::main(&args)?;
+            messaging::main(&args)
         }
     }
 }
@@ -30,6 +34,14 @@ fn main() -> Result<()> {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The `p` quantile of sorted values (NaN when empty).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// The value after `--name`, or `default`.

@@ -47,13 +47,6 @@ fn disk_bytes(dir: &std::path::Path) -> f64 {
     ["hodi.db", "hodi.db-wal"].iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len() as f64).sum()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 async fn run_one(pending: usize) -> Result<Row> {
     let dir = std::env::temp_dir().join(format!("hodi-bench-reminders-{}-{pending}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -137,8 +130,8 @@ async fn run_one(pending: usize) -> Result<Row> {
         rss_growth_mb: (rss1 - rss0) / 1_048_576.0,
         disk_bytes_per_reminder: (disk1 - disk0) / pending as f64,
         fired: lateness.len(),
-        p50_ms: percentile(&lateness, 0.50),
-        p99_ms: percentile(&lateness, 0.99),
+        p50_ms: super::percentile(&lateness, 0.50),
+        p99_ms: super::percentile(&lateness, 0.99),
         max_ms: lateness.last().copied().unwrap_or(f64::NAN),
         achieved_per_second: lateness.len() as f64 * 1000.0 / span_ms,
     })
