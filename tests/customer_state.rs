@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::inproc::{command, connect, connect_with, dev_meta, start, start_with};
+use common::inproc::{command, connect, connect_with, dev_meta, start, start_with, Phone};
 use hodi::store::identity::Index;
 use hodi::wire::app_to_server_command::Entry as Cmd;
 use hodi::wire::app_to_server_command_reply::Entry as Reply;
@@ -439,19 +439,6 @@ impl Responder for Replier {
                 }),
             };
             Ok(Payload::new(reply.encode_to_vec()))
-        })
-    }
-}
-
-/// The customer's side: records what the server sends to simulators, acknowledging each.
-struct Phone(mpsc::Sender<ServerToSimulatorNotification>);
-impl Responder for Phone {
-    fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
-        let tx = self.0.clone();
-        Box::pin(async move {
-            let n = ServerToSimulatorNotification::decode(payload.data).expect("a ServerToSimulatorNotification");
-            let _ = tx.send(n).await;
-            Ok(Payload::new(ServerToSimulatorNotificationReply::default().encode_to_vec()))
         })
     }
 }

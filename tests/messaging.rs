@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::inproc::{command, connect_with, dev_meta, start};
+use common::inproc::{command, connect_with, dev_meta, start, Phone};
 use hodi::wire::app_to_server_command::Entry as Cmd;
 use hodi::wire::app_to_server_command_reply::Entry as Reply;
 use hodi::wire::server_to_app_customer_notification::Entry as Notification;
@@ -70,18 +70,6 @@ impl Responder for Ivr {
                 }),
             };
             Ok(Payload::new(reply.encode_to_vec()))
-        })
-    }
-}
-
-/// The phone: records what the server sends to the customer's side.
-struct Phone(mpsc::Sender<ServerToSimulatorNotification>);
-impl Responder for Phone {
-    fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
-        let tx = self.0.clone();
-        Box::pin(async move {
-            let _ = tx.send(ServerToSimulatorNotification::decode(payload.data).expect("notification")).await;
-            Ok(Payload::new(ServerToSimulatorNotificationReply::default().encode_to_vec()))
         })
     }
 }

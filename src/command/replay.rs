@@ -111,7 +111,7 @@ impl Replay {
                     body,
                     at,
                 );
-                let stored = store.insert_message_once(&row).await.map_err(internal)?;
+                let stored = store.insert_message(&row).await.map_err(internal)?;
                 Ok(reply(true, if stored { "imported" } else { "already imported" }, Some(customer.id)))
             }
             Command::ReplaySentMessage(c) => {
@@ -152,7 +152,7 @@ impl Replay {
                     body,
                     at,
                 );
-                let stored = store.insert_message_once(&row).await.map_err(internal)?;
+                let stored = store.insert_message(&row).await.map_err(internal)?;
                 Ok(reply(true, if stored { "imported" } else { "already imported" }, Some(customer.id)))
             }
             Command::ReplayMessageStatusUpdate(c) => {

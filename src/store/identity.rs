@@ -92,18 +92,7 @@ impl Store {
     }
 
     pub async fn delete_tags(&self, customer_id: &str, keys: &[String]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        let mut n = 0;
-        for key in keys {
-            n += sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1 AND key = $2")
-                .bind(customer_id)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(n)
+        self.delete_keys("customer_tags", customer_id, keys).await
     }
 
     /// Sets secondary ids, all or none: an id already naming another customer (and not expired)
@@ -195,10 +184,17 @@ impl Store {
     }
 
     pub async fn delete_metadata(&self, customer_id: &str, keys: &[String]) -> Result<u64> {
+        self.delete_keys("customer_metadata", customer_id, keys).await
+    }
+
+    /// Deletes a customer's rows of `table` (keyed by customer and key) for `keys`; returns how many.
+    async fn delete_keys(&self, table: &'static str, customer_id: &str, keys: &[String]) -> Result<u64> {
+        let sql = format!("DELETE FROM {table} WHERE customer_id = $1 AND key = $2");
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
         for key in keys {
-            n += sqlx::query("DELETE FROM customer_metadata WHERE customer_id = $1 AND key = $2")
+            // `table` is one of this file's literals; values are bound.
+            n += sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(customer_id)
                 .bind(key)
                 .execute(&mut *tx)

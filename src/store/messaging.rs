@@ -88,11 +88,14 @@ const MESSAGE_COLUMNS: &str =
     "id, org_id, customer_id, direction, channel, channel_number, session_id, status, provider_message_id, body, created_at";
 const SESSION_COLUMNS: &str = "id, org_id, customer_id, channel, channel_number, provider, number, partition, app_id, started_at, expires_at, ended_at, end_reason";
 
-pub async fn insert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<()> {
-    sqlx::query(
+/// Stores a message; a provider message id already stored for the org makes it a no-op (replays
+/// import once). Returns whether it was stored.
+pub async fn insert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<bool> {
+    let done = sqlx::query(
         "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
              provider_message_id, body, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+         ON CONFLICT (org_id, provider_message_id) DO NOTHING",
     )
     .bind(&m.id)
     .bind(&m.org_id)
@@ -107,7 +110,7 @@ pub async fn insert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Resu
     .bind(m.created_at)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn insert_session(conn: &mut SqliteConnection, s: &SessionRow) -> Result<()> {
@@ -156,30 +159,6 @@ pub async fn end_session(conn: &mut SqliteConnection, id: &str, reason: i32, at:
 }
 
 impl Store {
-    /// Stores a message unless one with the same provider message id exists; returns whether stored.
-    pub async fn insert_message_once(&self, m: &MessageRow) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
-                 provider_message_id, body, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
-             ON CONFLICT (org_id, provider_message_id) DO NOTHING",
-        )
-        .bind(&m.id)
-        .bind(&m.org_id)
-        .bind(&m.customer_id)
-        .bind(m.direction)
-        .bind(m.channel)
-        .bind(&m.channel_number)
-        .bind(&m.session_id)
-        .bind(m.status)
-        .bind(&m.provider_message_id)
-        .bind(&m.body)
-        .bind(m.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     pub async fn message_by_provider_id(&self, org_id: &str, provider_message_id: &str) -> Result<Option<MessageRow>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE org_id = $1 AND provider_message_id = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -238,7 +217,8 @@ impl Store {
         row.map(|r| Ok((r.try_get("channel")?, r.try_get("channel_number")?))).transpose()
     }
 
-    pub async fn insert_message(&self, m: &MessageRow) -> Result<()> {
+    /// See [`insert_message`].
+    pub async fn insert_message(&self, m: &MessageRow) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
         insert_message(&mut conn, m).await
     }

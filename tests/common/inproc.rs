@@ -65,3 +65,21 @@ pub async fn command(client: &Requester, cmd: app_to_server_command::Entry) -> a
         .expect("a reply");
     AppToServerCommandReply::decode(reply.data).expect("an AppToServerCommandReply").entry.expect("with an entry")
 }
+
+/// The customer's side for tests: forwards every ServerToSimulatorNotification and acknowledges it.
+pub struct Phone(pub tokio::sync::mpsc::Sender<ServerToSimulatorNotification>);
+
+impl Responder for Phone {
+    fn request_response(
+        &self,
+        payload: Payload,
+    ) -> hodi_rsocket::BoxFuture<Result<Payload, hodi_rsocket::RemoteError>> {
+        let tx = self.0.clone();
+        Box::pin(async move {
+            let n = ServerToSimulatorNotification::decode(payload.data)
+                .map_err(|e| hodi_rsocket::RemoteError::invalid(e.to_string()))?;
+            let _ = tx.send(n).await;
+            Ok(Payload::new(ServerToSimulatorNotificationReply::default().encode_to_vec()))
+        })
+    }
+}
