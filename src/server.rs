@@ -87,6 +87,19 @@ async fn ensure_dev_tenant(config: &Config, store: &Store) -> Result<Option<DevC
     }
 }
 
+/// Keeps the SQLite write-ahead log short, off the request path.
+async fn checkpoint_wal(hodi: Arc<Hodi>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+        if let Err(e) = hodi.store.checkpoint_wal().await {
+            tracing::warn!(error = %e, "checkpointing the write-ahead log");
+        }
+    }
+}
+
 /// Starts everything and returns once listeners are bound.
 pub async fn start(config: Config) -> Result<Running> {
     let config = Arc::new(config);
@@ -110,6 +123,7 @@ pub async fn start(config: Config) -> Result<Running> {
     tokio::spawn(crate::notify::run(hodi.clone(), shutdown.clone()));
     tokio::spawn(crate::customer::sweep_expired(hodi.clone(), shutdown.clone()));
     tokio::spawn(crate::messaging::sweep_sessions(hodi.clone(), shutdown.clone()));
+    tokio::spawn(checkpoint_wal(hodi.clone(), shutdown.clone()));
     let listening = toml::to_string(&bound).unwrap_or_default();
     // Tools and tests read where we listen from here (ports may have been chosen by the OS).
     let tmp = config.data_dir.join("listening.toml.tmp");

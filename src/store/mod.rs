@@ -53,7 +53,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run in the background (`checkpoint_wal`), not inside whichever request's
+            // commit happens to cross the WAL threshold.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -61,6 +64,18 @@ impl Store {
             .with_context(|| format!("opening {url}"))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("applying migrations")?;
         Ok(Store { pool })
+    }
+}
+
+impl Store {
+    /// Copies the write-ahead log into the database file without blocking readers or writers
+    /// (PASSIVE); run periodically by [`crate::server`].
+    pub async fn checkpoint_wal(&self) -> Result<()> {
+        if self.pool.connect_options().get_filename().as_os_str().is_empty() {
+            return Ok(());
+        }
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await?;
+        Ok(())
     }
 }
 
