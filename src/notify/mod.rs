@@ -154,8 +154,8 @@ fn reply_channel(
     }
 }
 
-/// Delivers one outbox row; on success, what to apply.
-async fn deliver(hodi: &Hodi, row: &OutboxRow) -> Result<Completion, DeliveryError> {
+/// Delivers one outbox row with the app data read for its pass; on success, what to apply.
+async fn deliver(hodi: &Hodi, row: &OutboxRow, app_data: Option<AppDataValue>) -> Result<Completion, DeliveryError> {
     let mut notification = ServerToAppCustomerNotification::decode(row.entry.as_slice())
         .map_err(|e| DeliveryError::Corrupt(e.to_string()))?;
     let reply_to = reply_channel(&notification);
@@ -163,7 +163,7 @@ async fn deliver(hodi: &Hodi, row: &OutboxRow) -> Result<Completion, DeliveryErr
     notification.app_id = row.app_id.clone();
     notification.customer_id = row.customer_id.clone();
     notification.created_at = Some(timestamp(row.created_at));
-    notification.app_data = hodi.store.app_data(&row.app_id, &row.customer_id).await?.map(wire_app_data);
+    notification.app_data = app_data.map(wire_app_data);
     let reply = send(hodi, &row.org_id, &row.app_id, &row.id, notification).await?;
     Ok(Completion {
         seq: row.seq,
@@ -211,11 +211,21 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
                 break;
             }
             let full = heads.len() as i64 == BATCH;
+            let pairs: Vec<(String, String)> =
+                heads.iter().map(|r| (r.app_id.clone(), r.customer_id.clone())).collect();
+            let mut app_data = match hodi.store.app_data_many(&pairs).await {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(error = %e, "reading app data for notifications");
+                    break;
+                }
+            };
             let results: Vec<(OutboxRow, Result<Completion, DeliveryError>)> = futures_util::stream::iter(heads)
                 .map(|row| {
                     let hodi = hodi.clone();
+                    let data = app_data.remove(&(row.app_id.clone(), row.customer_id.clone()));
                     async move {
-                        let result = deliver(&hodi, &row).await;
+                        let result = deliver(&hodi, &row, data).await;
                         (row, result)
                     }
                 })

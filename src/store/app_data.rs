@@ -4,6 +4,8 @@
 //! neither lease nor change the value; the holder's update or delete releases it. Notification
 //! replies ([`force_set`]) write regardless: the app answering a notification speaks for itself.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use sqlx::{Row, SqliteConnection};
 
@@ -41,6 +43,32 @@ impl Store {
             return Ok(Some(AppDataValue::Text(text)));
         }
         Ok(row.try_get::<Option<Vec<u8>>, _>("bytes_value")?.map(AppDataValue::Bytes))
+    }
+
+    /// App data of many (app, customer) pairs at once (the dispatcher attaches it to each notification).
+    pub async fn app_data_many(&self, pairs: &[(String, String)]) -> Result<HashMap<(String, String), AppDataValue>> {
+        let mut out = HashMap::new();
+        for chunk in pairs.chunks(super::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT app_id, customer_id, text_value, bytes_value FROM app_data WHERE (app_id, customer_id) IN (VALUES {})",
+                super::row_placeholders(chunk.len(), 2, 1)
+            );
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (app, customer) in chunk {
+                query = query.bind(app).bind(customer);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let value = match row.try_get::<Option<String>, _>("text_value")? {
+                    Some(t) => Some(AppDataValue::Text(t)),
+                    None => row.try_get::<Option<Vec<u8>>, _>("bytes_value")?.map(AppDataValue::Bytes),
+                };
+                if let Some(value) = value {
+                    out.insert((row.try_get("app_id")?, row.try_get("customer_id")?), value);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Takes the lease for `owner` until `until`, unless another owner holds it; returns the value.

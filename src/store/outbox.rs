@@ -143,8 +143,17 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
+        for chunk in done.chunks(ROWS_PER_STATEMENT) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("DELETE FROM outbox WHERE seq IN ({})", list.join(", "));
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for c in chunk {
+                query = query.bind(c.seq);
+            }
+            query.execute(&mut *tx).await?;
+        }
         for c in done {
-            sqlx::query("DELETE FROM outbox WHERE seq = $1").bind(c.seq).execute(&mut *tx).await?;
             if let Some(value) = &c.app_data {
                 super::app_data::force_set(&mut tx, &c.app_id, &c.customer_id, value).await?;
             }
