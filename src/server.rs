@@ -92,7 +92,7 @@ async fn checkpoint_wal(hodi: Arc<Hodi>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
         }
         if let Err(e) = hodi.store.checkpoint_wal().await {
             tracing::warn!(error = %e, "checkpointing the write-ahead log");
