@@ -202,7 +202,9 @@ async fn a_voice_call_is_driven_by_the_apps_replies_through_get_digits_to_hang_u
     .await;
     assert!(matches!(&actions(&pressed)[0], voice_call_action::Entry::Say(s) if s.text == "You pressed 1"));
 
-    // Hang-up: nobody waits for an answer; the app hears of it, and the session ends.
+    // Hang-up: nobody waits for an answer; the app hears of it, and the session ends (its duration
+    // counted from when the call started, over a second ago).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let hung_up = receive(
         &phone,
         "+254733100200",
@@ -219,6 +221,7 @@ async fn a_voice_call_is_driven_by_the_apps_replies_through_get_digits_to_hang_u
     let Notification::MessagingSessionEnded(ended) = ended else { unreachable!() };
     assert_eq!(ended.session_id, session);
     assert_eq!(ended.reason, MessagingSessionEndReason::NormalClearing as i32);
+    assert!(ended.duration.map(|d| d.seconds).unwrap_or(0) >= 1, "{:?}", ended.duration);
     let stored = running.hodi.store.session(&session).await.expect("store").expect("session");
     assert!(stored.ended_at.is_some());
 }

@@ -72,6 +72,8 @@ pub async fn receive(
     let mut notifications: Vec<Vec<u8>> = Vec::new();
     let mut new_session = None;
     let mut renew = None;
+    // When the session this message belongs to began (for the duration of a session-ended notice).
+    let mut session_started = now;
     let session_id = if is_live(channel) || is_chat(channel) {
         let existing = match (&cmd.session_id, is_chat(channel)) {
             (_, true) => hodi.store.open_session(&customer.id, channel_number.channel, &channel_number.number).await?,
@@ -81,6 +83,7 @@ pub async fn receive(
         let window = session_window_ms(hodi, channel);
         match existing {
             Some(s) => {
+                session_started = s.started_at;
                 renew = Some((s.id.clone(), now + window));
                 if is_chat(channel) {
                     notifications.push(entry(AppEntry::MessagingSessionRenewed(MessagingSessionRenewedNotification {
@@ -178,7 +181,7 @@ pub async fn receive(
                 &wire_customer,
                 &channel_number,
                 id,
-                now,
+                session_started,
                 MessagingSessionEndReason::NormalClearing,
             ));
             Some((id.as_str(), MessagingSessionEndReason::NormalClearing as i32))
@@ -216,7 +219,13 @@ pub async fn receive(
     let answer = match answer {
         Ok(a) => a,
         Err(e) => {
-            let end = ended(&wire_customer, &channel_number, &session_id, now, MessagingSessionEndReason::Failure);
+            let end = ended(
+                &wire_customer,
+                &channel_number,
+                &session_id,
+                session_started,
+                MessagingSessionEndReason::Failure,
+            );
             close(hodi, org_id, &session.app_id, &customer.id, &session_id, MessagingSessionEndReason::Failure, &end)
                 .await;
             return Ok(reply(false, format!("no app answered this {name} session: {e}")));
@@ -239,7 +248,13 @@ pub async fn receive(
         Some(outbound_message_body::Entry::Ussd(menu)) if menu.is_terminal
     );
     if terminal {
-        let end = ended(&wire_customer, &channel_number, &session_id, now, MessagingSessionEndReason::NormalClearing);
+        let end = ended(
+            &wire_customer,
+            &channel_number,
+            &session_id,
+            session_started,
+            MessagingSessionEndReason::NormalClearing,
+        );
         close(
             hodi,
             org_id,
