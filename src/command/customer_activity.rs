@@ -67,7 +67,7 @@ impl RecordActivity {
             })),
             ..Default::default()
         };
-        let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let ttl = hodi.config.notify.ttl_ms();
         hodi.store
             .record_activity(
                 &session.org_id,

@@ -104,20 +104,14 @@ impl UpdateConsent {
             ..Default::default()
         }
         .encode_to_vec();
-        let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let mut conn = hodi.store.pool().acquire().await.map_err(|e| internal(e.into()))?;
-        crate::store::outbox::insert_many(
-            &mut conn,
-            &[NewNotification {
-                org_id: &session.org_id,
-                app_id: &session.app_id,
-                customer_id: &customer.id,
-                entry: &entry,
-            }],
-            ttl,
-        )
-        .await
-        .map_err(internal)?;
+        let ttl = hodi.config.notify.ttl_ms();
+        let item = NewNotification {
+            org_id: &session.org_id,
+            app_id: &session.app_id,
+            customer_id: &customer.id,
+            entry: &entry,
+        };
+        hodi.store.queue_notifications(&[item], ttl).await.map_err(internal)?;
         hodi.outbox_changed.notify_one();
         Ok(reply(
             MessagingConsentUpdateStatus::Completed,

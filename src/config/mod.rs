@@ -196,6 +196,13 @@ impl Default for Dev {
     }
 }
 
+impl Notify {
+    /// `ttl_secs` in milliseconds, the unit of the outbox's times.
+    pub fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
 impl RSocketLimits {
     pub fn connection_config(&self) -> hodi_rsocket::Config {
         hodi_rsocket::Config {

@@ -192,7 +192,7 @@ pub async fn receive(
         .iter()
         .map(|e| NewNotification { org_id, app_id: &session.app_id, customer_id: &customer.id, entry: e })
         .collect();
-    let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let ttl = hodi.config.notify.ttl_ms();
     hodi.store
         .record_inbound(
             &row,
@@ -294,7 +294,7 @@ async fn close(
     reason: MessagingSessionEndReason,
     notification: &[u8],
 ) {
-    let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let ttl = hodi.config.notify.ttl_ms();
     let queued = [NewNotification { org_id, app_id, customer_id, entry: notification }];
     match hodi.store.close_session(session_id, reason as i32, &queued, ttl).await {
         Ok(true) => hodi.outbox_changed.notify_one(),

@@ -80,7 +80,7 @@ pub async fn sweep_sessions(hodi: Arc<Hodi>, shutdown: tokio_util::sync::Cancell
                 continue;
             }
         };
-        let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let ttl = hodi.config.notify.ttl_ms();
         for s in lapsed {
             let entry = ServerToAppCustomerNotification {
                 entry: Some(AppEntry::MessagingSessionEnded(MessagingSessionEndedNotification {

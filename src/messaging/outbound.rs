@@ -264,10 +264,8 @@ async fn set_status(
         .zip(&entries)
         .map(|((_, customer_id), entry)| NewNotification { org_id, app_id, customer_id, entry })
         .collect();
-    let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let mut tx = hodi.store.pool().begin().await?;
-    crate::store::outbox::insert_many(&mut tx, &items, ttl).await?;
-    tx.commit().await?;
+    let ttl = hodi.config.notify.ttl_ms();
+    hodi.store.queue_notifications(&items, ttl).await?;
     hodi.outbox_changed.notify_one();
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! server-initiated REQUEST_RESPONSE (round robin over the app's sockets, the next socket on
 //! failure, a reply timeout), per-customer order, retries with backoff, time to live, and applying
 //! the reply (app-data update; outbound message recorded for messaging). Does not own why a
-//! notification exists: producers queue them with [`crate::store::outbox::insert`] in the
+//! notification exists: producers queue them with [`crate::store::outbox::insert_many`] in the
 //! transaction of the change they report, then call [`Hodi::outbox_changed`]'s `notify_one`.
 //!
 //! Delivery is at least once. Each notification carries its id in the request's metadata as JSON,

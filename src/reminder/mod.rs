@@ -56,7 +56,7 @@ pub async fn fire_due(hodi: &Hodi) -> anyhow::Result<usize> {
     }
     let firings: Vec<Firing> =
         due.into_iter().map(|r| Firing { entry: notification(&r).encode_to_vec(), reminder: r }).collect();
-    let ttl = i64::try_from(hodi.config.notify.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let ttl = hodi.config.notify.ttl_ms();
     let fired = hodi.store.fire_reminders(&firings, now, ttl).await?;
     if fired > 0 {
         hodi.outbox_changed.notify_one();

@@ -134,7 +134,8 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         record(&mut tx, app_id, customer_id, number, source, session_id, activity).await?;
-        super::outbox::insert(&mut tx, org_id, app_id, customer_id, entry, ttl_ms).await?;
+        let item = super::outbox::NewNotification { org_id, app_id, customer_id, entry };
+        super::outbox::insert_many(&mut tx, &[item], ttl_ms).await?;
         tx.commit().await?;
         Ok(())
     }

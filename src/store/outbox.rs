@@ -40,32 +40,6 @@ pub struct Completion {
     pub reply_to: Option<(crate::wire::MessagingChannelNumber, crate::wire::CustomerNumber)>,
 }
 
-/// Queues a notification; returns its id. Call inside the transaction of the change it reports.
-pub async fn insert(
-    conn: &mut SqliteConnection,
-    org_id: &str,
-    app_id: &str,
-    customer_id: &str,
-    entry: &[u8],
-    ttl_ms: i64,
-) -> Result<String> {
-    let id = new_id("ntf_");
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO outbox (id, org_id, app_id, customer_id, entry, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&id)
-    .bind(org_id)
-    .bind(app_id)
-    .bind(customer_id)
-    .bind(entry)
-    .bind(now)
-    .bind(now.saturating_add(ttl_ms))
-    .execute(conn)
-    .await?;
-    Ok(id)
-}
-
 /// A notification to queue with [`insert_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct NewNotification<'a> {
@@ -114,6 +88,15 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
 }
 
 impl Store {
+    /// Queues notifications that report no other change of their own (a delivery status, a consent
+    /// update already stored), in one transaction.
+    pub async fn queue_notifications(&self, items: &[NewNotification<'_>], ttl_ms: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_many(&mut tx, items, ttl_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// For each (app, customer) with undelivered notifications, the oldest one, if it is due for an
     /// attempt; only apps in `apps`. Oldest first.
     pub async fn outbox_heads(&self, apps: &[String], limit: i64) -> Result<Vec<OutboxRow>> {

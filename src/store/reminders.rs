@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use anyhow::Result;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
 use super::{row_placeholders, Store, ROWS_PER_STATEMENT};
 
@@ -53,34 +53,10 @@ fn reminder_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredReminder> {
     })
 }
 
-/// Adds or replaces the reminder with the same (app, customer, key).
-pub async fn upsert(conn: &mut SqliteConnection, r: &StoredReminder) -> Result<()> {
-    let (tag_key, tag_value) = r.tag.clone().unzip();
-    sqlx::query(
-        "INSERT INTO reminders (app_id, customer_id, key, org_id, remind_at, interval_secs, payload, tag_key, tag_value, work_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (app_id, customer_id, key) DO UPDATE SET remind_at = $5, interval_secs = $6, payload = $7,
-             tag_key = $8, tag_value = $9, work_id = $10",
-    )
-    .bind(&r.app_id)
-    .bind(&r.customer_id)
-    .bind(&r.key)
-    .bind(&r.org_id)
-    .bind(r.remind_at)
-    .bind(r.interval_secs)
-    .bind(&r.payload)
-    .bind(tag_key)
-    .bind(tag_value)
-    .bind(&r.work_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 impl Store {
+    /// Adds or replaces the reminder with the same (app, customer, key).
     pub async fn upsert_reminder(&self, r: &StoredReminder) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        upsert(&mut conn, r).await
+        self.upsert_reminders(std::slice::from_ref(r)).await
     }
 
     /// Sets many reminders in one transaction, a hundred rows per statement (by-tag work, imports).
