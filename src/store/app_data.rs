@@ -48,10 +48,10 @@ impl Store {
     /// App data of many (app, customer) pairs at once (the dispatcher attaches it to each notification).
     pub async fn app_data_many(&self, pairs: &[(String, String)]) -> Result<HashMap<(String, String), AppDataValue>> {
         let mut out = HashMap::new();
-        for chunk in pairs.chunks(super::ROWS_PER_STATEMENT) {
+        for chunk in pairs.chunks(super::rows_per_statement(2)) {
             let sql = format!(
                 "SELECT app_id, customer_id, text_value, bytes_value FROM app_data WHERE (app_id, customer_id) IN (VALUES {})",
-                super::row_placeholders(chunk.len(), 2, 1)
+                super::row_placeholders(chunk.len(), 2)
             );
             // Built from placeholders only; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -96,12 +96,11 @@ impl Store {
         provider: i32,
     ) -> Result<Vec<(String, StoredNumber)>> {
         let mut out: Vec<(String, StoredNumber)> = Vec::with_capacity(customers.len());
-        for chunk in customers.chunks(super::ROWS_PER_STATEMENT) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        for chunk in customers.chunks(super::rows_per_statement(1)) {
             let sql = format!(
-                "SELECT customer_id, provider, number, partition FROM customer_numbers WHERE provider = $1 AND customer_id IN ({})
+                "SELECT customer_id, provider, number, partition FROM customer_numbers WHERE provider = ? AND customer_id IN ({})
                  ORDER BY customer_id, created_at, number",
-                list.join(", ")
+                super::list_placeholders(chunk.len())
             );
             // Built from placeholders only; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider);

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use sqlx::{Row, SqliteConnection};
 
-use super::{now_ms, Store, ROWS_PER_STATEMENT};
+use super::{list_placeholders, now_ms, row_placeholders, rows_per_statement, Store};
 
 /// A stored message: the encoded `ChannelMessage` and the columns queries need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub async fn insert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Resu
         "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
              provider_message_id, body, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
-         ON CONFLICT (org_id, provider_message_id) DO NOTHING",
+         ON CONFLICT (org_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING",
     )
     .bind(&m.id)
     .bind(&m.org_id)
@@ -227,9 +227,11 @@ impl Store {
     pub async fn set_messages_status(&self, ids: &[String], status: i32) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-            let sql = format!("UPDATE messages SET status = $1, updated_at = $2 WHERE id IN ({})", list.join(", "));
+        for chunk in ids.chunks(rows_per_statement(1)) {
+            let sql = format!(
+                "UPDATE messages SET status = ?, updated_at = ? WHERE id IN ({})",
+                list_placeholders(chunk.len())
+            );
             // Built from placeholders only; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status).bind(now);
             for id in chunk {
@@ -256,11 +258,11 @@ impl Store {
     /// Stores many messages, a hundred rows per statement.
     pub async fn insert_messages(&self, rows: &[MessageRow]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in rows.chunks(rows_per_statement(12)) {
             let sql = format!(
                 "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
                      provider_message_id, body, created_at, updated_at) VALUES {}",
-                super::row_placeholders(chunk.len(), 12, 1)
+                row_placeholders(chunk.len(), 12)
             );
             // Built from placeholders only; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -288,11 +290,10 @@ impl Store {
     /// Of `customers`, those who blocked `channel_number`.
     pub async fn blocked_among(&self, customers: &[String], channel: i32, channel_number: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        for chunk in customers.chunks(rows_per_statement(1)) {
             let sql = format!(
-                "SELECT customer_id FROM messaging_consent WHERE channel = $1 AND channel_number = $2 AND blocked AND customer_id IN ({})",
-                list.join(", ")
+                "SELECT customer_id FROM messaging_consent WHERE channel = ? AND channel_number = ? AND blocked AND customer_id IN ({})",
+                list_placeholders(chunk.len())
             );
             // Built from placeholders only; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(channel).bind(channel_number);

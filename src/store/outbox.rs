@@ -9,7 +9,7 @@ use anyhow::Result;
 use sqlx::{Row, SqliteConnection};
 
 use super::app_data::AppDataValue;
-use super::{new_id, now_ms, row_placeholders, Store, ROWS_PER_STATEMENT};
+use super::{list_placeholders, new_id, now_ms, row_placeholders, rows_per_statement, Store};
 
 /// One notification waiting for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,10 +52,10 @@ pub struct NewNotification<'a> {
 /// Queues many notifications, a hundred rows per statement, in the caller's transaction.
 pub async fn insert_many(conn: &mut SqliteConnection, items: &[NewNotification<'_>], ttl_ms: i64) -> Result<()> {
     let now = now_ms();
-    for chunk in items.chunks(ROWS_PER_STATEMENT) {
+    for chunk in items.chunks(rows_per_statement(7)) {
         let sql = format!(
             "INSERT INTO outbox (id, org_id, app_id, customer_id, entry, created_at, expires_at) VALUES {}",
-            row_placeholders(chunk.len(), 7, 1)
+            row_placeholders(chunk.len(), 7)
         );
         // Built from placeholders only; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -126,9 +126,8 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for chunk in done.chunks(ROWS_PER_STATEMENT) {
-            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("DELETE FROM outbox WHERE seq IN ({})", list.join(", "));
+        for chunk in done.chunks(rows_per_statement(1)) {
+            let sql = format!("DELETE FROM outbox WHERE seq IN ({})", list_placeholders(chunk.len()));
             // Built from placeholders only; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for c in chunk {

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{row_placeholders, Store, ROWS_PER_STATEMENT};
+use super::{row_placeholders, rows_per_statement, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredReminder {
@@ -62,13 +62,13 @@ impl Store {
     /// Sets many reminders in one transaction, a hundred rows per statement (by-tag work, imports).
     pub async fn upsert_reminders(&self, reminders: &[StoredReminder]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in reminders.chunks(ROWS_PER_STATEMENT) {
+        for chunk in reminders.chunks(rows_per_statement(10)) {
             let sql = format!(
                 "INSERT INTO reminders (app_id, customer_id, key, org_id, remind_at, interval_secs, payload, tag_key, tag_value, work_id)
                  VALUES {} ON CONFLICT (app_id, customer_id, key) DO UPDATE SET remind_at = excluded.remind_at,
                  interval_secs = excluded.interval_secs, payload = excluded.payload, tag_key = excluded.tag_key,
                  tag_value = excluded.tag_value, work_id = excluded.work_id",
-                row_placeholders(chunk.len(), 10, 1)
+                row_placeholders(chunk.len(), 10)
             );
             // Built from placeholders only; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -148,16 +148,16 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut fired: HashSet<(String, String, String)> = HashSet::with_capacity(firings.len());
         for (rows, repeat) in [(&once, false), (&repeating, true)] {
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                // The re-arming UPDATE binds `now` as $1; the DELETE needs no time.
-                let keys = row_placeholders(chunk.len(), 4, if repeat { 2 } else { 1 });
+            for chunk in rows.chunks(rows_per_statement(4)) {
+                // The re-arming UPDATE binds `now` three times first; the DELETE needs no time.
+                let keys = row_placeholders(chunk.len(), 4);
                 let sql = if repeat {
                     // Re-arm one period later; after downtime, skip the missed periods instead of
                     // firing a burst.
                     format!(
                         "UPDATE reminders SET remind_at = CASE
-                             WHEN remind_at + interval_secs * 1000 > $1 THEN remind_at + interval_secs * 1000
-                             ELSE $1 + interval_secs * 1000 - (($1 - remind_at) % (interval_secs * 1000)) END
+                             WHEN remind_at + interval_secs * 1000 > ? THEN remind_at + interval_secs * 1000
+                             ELSE ? + interval_secs * 1000 - ((? - remind_at) % (interval_secs * 1000)) END
                          WHERE (app_id, customer_id, key, remind_at) IN (VALUES {keys})
                          RETURNING app_id, customer_id, key"
                     )
@@ -170,7 +170,7 @@ impl Store {
                 // Built from placeholders only; every value is bound.
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 if repeat {
-                    query = query.bind(now_ms);
+                    query = query.bind(now_ms).bind(now_ms).bind(now_ms);
                 }
                 for f in chunk {
                     let r = &f.reminder;

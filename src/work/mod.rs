@@ -7,12 +7,18 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
 use tracing::{info, warn};
 
 use crate::server::Hodi;
 
 /// Customers handled per page (and per transaction, for actions that write).
 pub const PAGE: i64 = 1000;
+/// Pages whose action runs at once. Pages are read one after another (each starts after the last
+/// id of the one before), but their actions overlap: while one page waits on the store, another
+/// waits on sockets, and both cores stay busy. Bounded, so a tag of millions is never in memory.
+pub const PAGES_IN_FLIGHT: usize = 3;
 
 /// Starts work of `kind` over the customers of `org_id` tagged (key, value); returns its id.
 /// `action` receives each page of customer ids.
@@ -34,12 +40,21 @@ where
         let mut after = String::new();
         let mut count = 0i64;
         let outcome: anyhow::Result<()> = async {
+            let mut running = FuturesUnordered::new();
             loop {
+                while running.len() >= PAGES_IN_FLIGHT {
+                    if let Some(done) = running.next().await {
+                        done?;
+                    }
+                }
                 let page = hodi.store.customers_tagged(&org_id, &tag.0, &tag.1, &after, PAGE).await?;
                 let Some(last) = page.last().cloned() else { break };
                 count += page.len() as i64;
-                action(hodi.clone(), id.clone(), page).await?;
+                running.push(action(hodi.clone(), id.clone(), page));
                 after = last;
+            }
+            while let Some(done) = running.next().await {
+                done?;
             }
             Ok(())
         }
