@@ -554,3 +554,120 @@ async fn a_session_left_idle_ends_for_inactivity() {
     let Notification::MessagingSessionEnded(ended) = ended else { unreachable!() };
     assert_eq!((ended.session_id.as_str(), ended.reason), ("idle-1", MessagingSessionEndReason::Inactivity as i32));
 }
+
+#[tokio::test]
+async fn an_opt_out_and_a_reported_click_become_reactions_once_each() {
+    use hodi::messaging::reaction::{react, Reacted};
+    let (running, _dir) = start().await;
+    let (app_tx, mut app_rx) = mpsc::channel(100);
+    let app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
+    let (phone_tx, mut phone_rx) = mpsc::channel(100);
+    let phone = connect_with(
+        &running,
+        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
+        Arc::new(Phone(phone_tx)),
+    )
+    .await;
+    let number = CustomerNumber {
+        provider: CustomerNumberProvider::Cellular as i32,
+        number: "+254733100900".into(),
+        partition: None,
+    };
+    let sms = MessagingChannelNumber { channel: MessagingChannel::Sms as i32, number: "21356".into() };
+    let Reply::SendMessage(sent) = command(
+        &app,
+        Cmd::SendMessage(SendMessageCommand {
+            customer_number: Some(number.clone()),
+            channel_number: Some(sms.clone()),
+            message: Some(OutboundMessage {
+                body: Some(OutboundMessageBody {
+                    entry: Some(outbound_message_body::Entry::Text("Sale! http://shop.example/".into())),
+                }),
+                ..Default::default()
+            }),
+        }),
+    )
+    .await
+    else {
+        panic!()
+    };
+    let message_id = sent.message_id.expect("message id");
+    next_matching(&mut phone_rx, "the sale", |_| true).await;
+
+    // The customer answers STOP: the app hears the answer, then UNSUBSCRIBED on the sale.
+    for text in [" stop ", "STOP"] {
+        let reply = receive(
+            &phone,
+            "+254733100900",
+            MessagingChannel::Sms,
+            "21356",
+            None,
+            inbound_message_body::Entry::Text(text.into()),
+        )
+        .await;
+        assert!(reply.status, "{reply:?}");
+    }
+    let reaction =
+        next_matching(&mut app_rx, "unsubscribed", |n| matches!(n, Notification::SentMessageReaction(_))).await;
+    let Notification::SentMessageReaction(r) = reaction else { unreachable!() };
+    assert_eq!(r.message_id, message_id);
+    assert_eq!(r.reaction, MessageReaction::Unsubscribed as i32);
+    assert_eq!(r.channel_number, Some(sms.clone()));
+    assert_eq!(r.customer_number.as_ref().map(|n| n.number.as_str()), Some("+254733100900"));
+
+    // A provider reports a click, twice: one notification, one recorded reaction of each kind.
+    let store = &running.hodi.store;
+    let now = hodi::store::now_ms();
+    let ttl = running.hodi.config.notify.ttl_ms();
+    let first = react(store, &message_id, MessageReaction::Clicked, now, ttl).await.expect("react");
+    assert!(matches!(first, Reacted::Recorded { .. }), "{first:?}");
+    let again = react(store, &message_id, MessageReaction::Clicked, now, ttl).await.expect("react");
+    assert_eq!(again, Reacted::AlreadyRecorded);
+    assert_eq!(
+        react(store, "msg_nope", MessageReaction::Clicked, now, ttl).await.expect("react"),
+        Reacted::UnknownMessage
+    );
+    running.hodi.outbox_changed.notify_one();
+    let click = next_matching(
+        &mut app_rx,
+        "clicked",
+        |n| matches!(n, Notification::SentMessageReaction(r) if r.reaction == MessageReaction::Clicked as i32),
+    )
+    .await;
+    let Notification::SentMessageReaction(c) = click else { unreachable!() };
+    assert_eq!(c.message_id, message_id);
+
+    // The state shows the sale with both reactions, and the STOP answers as received messages.
+    let Reply::GetCustomerState(state) = command(
+        &app,
+        Cmd::GetCustomerState(GetCustomerStateCommand {
+            customer: Some(get_customer_state_command::Customer::CustomerNumber(number.clone())),
+        }),
+    )
+    .await
+    else {
+        panic!()
+    };
+    let all = state.data.and_then(|d| d.messaging_state).map(|m| m.messages).unwrap_or_default();
+    let sale = all
+        .iter()
+        .find_map(|m| match &m.entry {
+            Some(channel_message::Entry::Sent(s)) if s.message_id == message_id => Some(s.clone()),
+            _ => None,
+        })
+        .expect("the sale in state");
+    let kinds: Vec<i32> = sale.reactions.iter().map(|r| r.reaction).collect();
+    assert_eq!(kinds, vec![MessageReaction::Unsubscribed as i32, MessageReaction::Clicked as i32]);
+    let received = all.iter().filter(|m| matches!(m.entry, Some(channel_message::Entry::Received(_)))).count();
+    assert_eq!(received, 2);
+
+    // A received message takes no reaction.
+    let inbound_id = all
+        .iter()
+        .find_map(|m| match &m.entry {
+            Some(channel_message::Entry::Received(r)) => Some(r.message_id.clone()),
+            _ => None,
+        })
+        .expect("received");
+    assert_eq!(react(store, &inbound_id, MessageReaction::Clicked, now, ttl).await.expect("react"), Reacted::NotSent);
+}

@@ -1,5 +1,6 @@
 //! The `hodi` command line: `serve` runs the server; `provision` creates orgs, apps, API keys,
-//! purses and channel numbers and prints what it created.
+//! purses and channel numbers and prints what it created; `react` reports a customer's reaction to
+//! a sent message as a provider would.
 //!
 //! Owns argument parsing and what the operator sees on stdout. Logs go to stderr through `tracing`.
 
@@ -31,6 +32,16 @@ pub enum Command {
     /// Create provisioned resources.
     #[command(subcommand)]
     Provision(Provision),
+    /// Report a customer's reaction to a sent message, as a provider would (a link click, an
+    /// unsubscribe, a spam complaint). The app that sent it gets `sentMessageReaction`.
+    React {
+        /// The message id SendMessage returned.
+        #[arg(long)]
+        message: String,
+        /// clicked, unsubscribed or complained.
+        #[arg(long)]
+        reaction: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +101,7 @@ pub fn main() -> Result<()> {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Provision(p) => provision(config, p).await,
+            Command::React { message, reaction } => react(config, &message, &reaction).await,
         }
     })
 }
@@ -139,6 +151,23 @@ async fn serve(config: Config) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");
     running.shutdown.cancel();
+    Ok(())
+}
+
+async fn react(config: Config, message: &str, reaction: &str) -> Result<()> {
+    use crate::messaging::reaction::{parse_reaction, react, Reacted};
+    let Some(kind) = parse_reaction(reaction) else {
+        anyhow::bail!("unknown reaction {reaction:?}; use clicked, unsubscribed or complained");
+    };
+    let store = Store::open(&config.database_url()).await?;
+    let outcome = react(&store, message, kind, crate::store::now_ms(), config.notify.ttl_ms()).await?;
+    let mut out = std::io::stdout().lock();
+    match outcome {
+        Reacted::Recorded { app_id } => writeln!(out, "recorded {reaction} on {message}; app {app_id} will be told")?,
+        Reacted::AlreadyRecorded => writeln!(out, "{message} already has {reaction}; nothing changed")?,
+        Reacted::UnknownMessage => anyhow::bail!("no message has id {message:?}"),
+        Reacted::NotSent => anyhow::bail!("{message} was received, not sent: only sent messages get reactions"),
+    }
     Ok(())
 }
 

@@ -203,6 +203,9 @@ pub async fn receive(
             ttl,
         )
         .await?;
+    if !live && cmd.parts.iter().any(opts_out) {
+        unsubscribe(hodi, &customer.id, &channel_number, now).await;
+    }
     hodi.outbox_changed.notify_one();
     if !live {
         return Ok(reply(true, "received"));
@@ -267,6 +270,39 @@ pub async fn receive(
         .await;
     }
     Ok(SimulatorToServerCommandReply { status: true, description: String::new(), message: Some(message) })
+}
+
+/// A text or email answering with an opt-out keyword ([`super::reaction::is_opt_out`]).
+fn opts_out(part: &crate::wire::InboundMessageBody) -> bool {
+    match &part.entry {
+        Some(inbound_message_body::Entry::Text(t)) => super::reaction::is_opt_out(t),
+        Some(inbound_message_body::Entry::Email(e)) => {
+            super::reaction::is_opt_out(&e.subject) || super::reaction::is_opt_out(&e.body_plain)
+        }
+        _ => false,
+    }
+}
+
+/// Marks the latest message sent to the customer on this channel number UNSUBSCRIBED.
+async fn unsubscribe(hodi: &Hodi, customer_id: &str, channel: &crate::wire::MessagingChannelNumber, at: i64) {
+    let outcome = async {
+        let Some(last) = hodi.store.last_sent_message(customer_id, channel.channel, &channel.number).await? else {
+            return Ok(None);
+        };
+        let reacted = super::reaction::react(
+            &hodi.store,
+            &last.id,
+            crate::wire::MessageReaction::Unsubscribed,
+            at,
+            hodi.config.notify.ttl_ms(),
+        )
+        .await?;
+        anyhow::Ok(Some(reacted))
+    }
+    .await;
+    if let Err(e) = outcome {
+        warn!(customer_id, error = %e, "recording an opt-out reaction");
+    }
 }
 
 fn ended(

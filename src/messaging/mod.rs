@@ -8,6 +8,7 @@
 
 pub mod inbound;
 pub mod outbound;
+pub mod reaction;
 pub mod state;
 
 use std::sync::Arc;

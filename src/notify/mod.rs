@@ -210,7 +210,7 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
             if heads.is_empty() {
                 break;
             }
-            let full = heads.len() as i64 == BATCH;
+            let full = heads.len() as i64 >= BATCH;
             let pairs: Vec<(String, String)> =
                 heads.iter().map(|r| (r.app_id.clone(), r.customer_id.clone())).collect();
             let mut app_data = match hodi.store.app_data_many(&pairs).await {

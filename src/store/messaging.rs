@@ -196,6 +196,48 @@ impl Store {
         row.as_ref().map(message_row).transpose()
     }
 
+    /// The customer's latest outbound message on a channel number, if any.
+    pub async fn last_sent_message(
+        &self,
+        customer_id: &str,
+        channel: i32,
+        channel_number: &str,
+    ) -> Result<Option<MessageRow>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE customer_id = $1 AND direction = $2 AND channel = $3
+               AND channel_number = $4 ORDER BY created_at DESC, id DESC LIMIT 1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(customer_id)
+            .bind(crate::wire::CustomerEventDirection::Outbound as i32)
+            .bind(channel)
+            .bind(channel_number)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(message_row).transpose()
+    }
+
+    /// Stores a sent message's new body (with a reaction added) and queues the notification that
+    /// tells its app, in one transaction.
+    pub async fn record_reaction(
+        &self,
+        id: &str,
+        body: &[u8],
+        notification: &super::outbox::NewNotification<'_>,
+        ttl_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE messages SET body = $1, updated_at = $2 WHERE id = $3")
+            .bind(body)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        super::outbox::insert_many(&mut tx, std::slice::from_ref(notification), ttl_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A customer's latest messages, oldest first.
     pub async fn messages_for(&self, customer_id: &str, limit: i64) -> Result<Vec<MessageRow>> {
         let sql = format!(

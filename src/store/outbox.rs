@@ -98,26 +98,28 @@ impl Store {
     }
 
     /// For each (app, customer) with undelivered notifications, the oldest one, if it is due for an
-    /// attempt; only apps in `apps`. Oldest first.
+    /// attempt; up to `limit` per app in `apps`, each app's oldest first.
     pub async fn outbox_heads(&self, apps: &[String], limit: i64) -> Result<Vec<OutboxRow>> {
-        if apps.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders: Vec<String> = (0..apps.len()).map(|i| format!("${}", i + 3)).collect();
-        let sql = format!(
-            "SELECT o.seq, o.id, o.org_id, o.app_id, o.customer_id, o.entry, o.created_at, o.attempts FROM outbox o
-             WHERE o.next_attempt_at <= $1 AND o.app_id IN ({})
-               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.app_id = o.app_id AND p.customer_id = o.customer_id AND p.seq < o.seq)
-             ORDER BY o.seq LIMIT $2",
-            placeholders.join(", ")
-        );
-        // The SQL is built from placeholders only; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms()).bind(limit);
+        let now = now_ms();
+        let mut heads = Vec::new();
+        // One query per app: each walks `outbox_by_app` in seq order and stops at `limit`.
         for app in apps {
-            query = query.bind(app);
+            let rows = sqlx::query(
+                "SELECT o.seq, o.id, o.org_id, o.app_id, o.customer_id, o.entry, o.created_at, o.attempts FROM outbox o
+                 WHERE o.app_id = $1 AND o.next_attempt_at <= $2
+                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.app_id = o.app_id AND p.customer_id = o.customer_id AND p.seq < o.seq)
+                 ORDER BY o.seq LIMIT $3",
+            )
+            .bind(app)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                heads.push(outbox_row(row)?);
+            }
         }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(outbox_row).collect()
+        Ok(heads)
     }
 
     /// Applies answered notifications in one transaction: each is deleted and its app-data update stored.

@@ -29,8 +29,32 @@ pub async fn connect(running: &Running, meta: AppConnectionMetadata) -> Requeste
     connect_with(running, meta, Arc::new(hodi_rsocket::echo::Echo::default())).await
 }
 
-/// Connects with `responder` answering the server's notifications.
+/// Connects with `responder` answering the server's notifications, and returns once the server
+/// has registered the socket (the SETUP is handled on the server's own time; a test that sends to
+/// the phone right after connecting must not race it).
 pub async fn connect_with(running: &Running, meta: AppConnectionMetadata, responder: Arc<dyn Responder>) -> Requester {
+    let registered = |running: &Running| {
+        if meta.simulator_mode {
+            running.hodi.simulators.all_in_org(&meta.org_id).len()
+        } else if meta.simplex_mode {
+            0
+        } else {
+            running.hodi.sockets.candidates(&meta.org_id, &meta.app_id).len()
+        }
+    };
+    let before = registered(running);
+    let client = raw_connect(running, meta.clone(), responder).await;
+    if meta.simulator_mode || !meta.simplex_mode {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while registered(running) <= before {
+            assert!(tokio::time::Instant::now() < deadline, "the server did not register the socket in 5 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    client
+}
+
+async fn raw_connect(running: &Running, meta: AppConnectionMetadata, responder: Arc<dyn Responder>) -> Requester {
     let addr = running.bound.tcp.expect("tcp listener");
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let io = hodi_rsocket::transport::length_prefixed::frame_io(tcp, 1 << 20, addr.to_string());
@@ -53,7 +77,7 @@ pub fn dev_meta(running: &Running) -> AppConnectionMetadata {
 }
 
 pub async fn rejected(running: &Running, meta: AppConnectionMetadata) -> String {
-    let client = connect(running, meta).await;
+    let client = raw_connect(running, meta, Arc::new(hodi_rsocket::echo::Echo::default())).await;
     tokio::time::timeout(Duration::from_secs(5), client.closed()).await.expect("closed by the server")
 }
 
