@@ -89,3 +89,43 @@ fn messaging_through_the_sdk_elarian_and_simulator_classes() {
     let out = hodi.node_ok("sdk_e2e.js", &["messaging"], &[]);
     assert!(out.contains("\"ok\":true"), "{out}");
 }
+
+#[test]
+fn every_chat_channel_both_ways_with_delivery_statuses_through_the_sdk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let out = hodi.node_ok("sdk_e2e.js", &["channels"], &[]);
+    assert!(out.contains("\"ok\":true"), "{out}");
+}
+
+#[test]
+fn a_simulated_voice_call_is_driven_by_sdk_app_replies_through_get_digits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let out = hodi.node_ok("sdk_e2e.js", &["voice"], &[]);
+    assert!(out.contains("\"notifications\":3"), "{out}");
+}
+
+#[test]
+fn send_by_tag_reaches_ten_thousand_tagged_customers_through_the_sdk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[("HODI_LOG", "info")]);
+    let out = hodi.node_ok("sdk_e2e.js", &["by-tag"], &[("HODI_TAGGED", "10000")]);
+    assert!(out.contains("\"reached\":10000"), "{out}");
+}
+
+#[test]
+fn every_replay_command_through_the_sdk_reads_back_through_get_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let out = hodi.node_ok("sdk_e2e.js", &["replays"], &[]);
+    assert!(out.contains("\"messages\":2"), "{out}");
+}
+
+#[test]
+fn an_opt_out_and_a_reported_click_reach_the_sdk_as_reactions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let out = hodi.node_ok("sdk_e2e.js", &["reactions"], &[]);
+    assert!(out.contains("unsubscribed") && out.contains("clicked"), "{out}");
+}

@@ -111,6 +111,9 @@ impl Hodi {
             .env("HODI_APP", &self.creds.app_id)
             .env("HODI_KEY", &self.creds.api_key)
             .env("NODE_EXTRA_CA_CERTS", self.data_dir.join("tls/cert.pem"))
+            // For scenarios that also use the operator's CLI against this server's store.
+            .env("HODI_BIN", env!("CARGO_BIN_EXE_hodi"))
+            .env("HODI_DATA_DIR", &self.data_dir)
             .stdin(Stdio::null());
         for (k, v) in extra_env {
             cmd.env(k, v);

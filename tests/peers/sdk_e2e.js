@@ -352,6 +352,293 @@ const scenarios = {
         app.disconnect();
     },
 
+    // Every chat channel both ways (WhatsApp, Telegram, Messenger, email), with the delivery status
+    // of each outbound message as a messageStatus notification.
+    async channels() {
+        const { Simulator } = require('elarian');
+        const phoneInbox = [];
+        const statuses = [];
+        const heard = {};
+        const { client: app, connected } = connectNode({ apiKey }, (c) => {
+            const echo = (event) => c.on(event, (n, customer, appData, cb) => {
+                heard[event] = n;
+                const what = n.email ? n.email.subject : n.text;
+                cb({ body: { text: `${event}: ${what}` } }, appData);
+            });
+            ['receivedWhatsapp', 'receivedTelegram', 'receivedFbMessenger', 'receivedEmail'].forEach(echo);
+            c.on('messageStatus', (n, customer, appData, cb) => { statuses.push(n); cb(null, appData); });
+        });
+        await within(10000, 'app connection', connected);
+        const phone = new Simulator({ orgId, appId, apiKey });
+        phone.on('sendMessage', (data, customer, appData, cb) => { phoneInbox.push(data); cb(); });
+        await within(10000, 'simulator connection', new Promise((resolve, reject) => {
+            phone.on('connected', resolve);
+            phone.on('error', reject);
+            phone.connect({ host, port: Number(env('HODI_TLS_PORT')) });
+        }));
+        const channels = [
+            { channel: { number: '+254711082001', channel: 'whatsapp' }, who: { number: '+254711000300', provider: 'cellular' }, event: 'receivedWhatsapp', part: { text: 'hi on whatsapp' } },
+            { channel: { number: 'hodi_bot', channel: 'telegram' }, who: { number: 'ada_tg', provider: 'telegram' }, event: 'receivedTelegram', part: { text: 'hi on telegram' } },
+            { channel: { number: 'hodi_page', channel: 'fb_messenger' }, who: { number: 'ada.fb', provider: 'facebook' }, event: 'receivedFbMessenger', part: { text: 'hi on messenger' } },
+            { channel: { number: 'hodi@localhost', channel: 'email' }, who: { number: 'ada@example.com', provider: 'email' }, event: 'receivedEmail', part: { email: { subject: 'hi by email', bodyPlain: 'hello', bodyHtml: '', ccList: [], bccList: [] } } },
+        ];
+        const sentIds = [];
+        for (const [i, c] of channels.entries()) {
+            // In: the app's handler for this channel answers on the same channel.
+            const r = await phone.receiveMessage(c.who.number, c.channel, `chat-${i}`, [c.part]);
+            assert.strictEqual(r.status, true, `${c.event}: ${r.description}`);
+            await within(8000, `the ${c.event} answer`, (async () => { while (phoneInbox.length < 2 * i + 1) await new Promise((r) => setTimeout(r, 25)); })());
+            const answer = phoneInbox[2 * i];
+            assert.deepStrictEqual(answer.channelNumber, c.channel);
+            assert.match(answer.message.body.text, new RegExp(`^${c.event}: hi`));
+            assert.strictEqual(answer.customerNumber.number, c.who.number);
+            // Out: the app writes first.
+            const customer = new app.Customer(c.who);
+            const sent = await customer.sendMessage(c.channel, { body: { text: `news on ${c.channel.channel}` } });
+            assert.strictEqual(sent.status, 'sent', `${c.channel.channel}: ${sent.description}`);
+            sentIds.push(sent.messageId);
+            await within(8000, `the ${c.channel.channel} news`, (async () => { while (phoneInbox.length < 2 * i + 2) await new Promise((r) => setTimeout(r, 25)); })());
+            assert.strictEqual(phoneInbox[2 * i + 1].message.body.text, `news on ${c.channel.channel}`);
+            assert.strictEqual(phoneInbox[2 * i + 1].messageId, sent.messageId);
+        }
+        assert.strictEqual(heard.receivedEmail.email.subject, 'hi by email');
+        assert.strictEqual(heard.receivedTelegram.text, 'hi on telegram');
+        // Every message the app sent (four answers, four news) is reported delivered.
+        await within(10000, 'delivery statuses', (async () => {
+            while (statuses.filter((s) => s.status === 'delivered').length < 8) await new Promise((r) => setTimeout(r, 25));
+        })());
+        for (const id of sentIds) assert.ok(statuses.some((s) => s.messageId === id && s.status === 'delivered'), `no delivered status for ${id}`);
+        // Each chat channel opened a session window: the channel is in session in the customer's state.
+        const state = await new app.Customer(channels[1].who).getState();
+        assert.ok(state.messagingState.channels.some((c) => c.inSession && c.inSession.sessionId), JSON.stringify(state.messagingState.channels));
+        console.log(JSON.stringify({ ok: true, delivered: statuses.length }));
+        phone.disconnect();
+        await new Promise((r) => setTimeout(r, 300));
+        app.disconnect();
+    },
+
+    // A simulated voice call driven by the app's replies: the app calls, the phone answers, the
+    // app asks for a digit (getDigits), the phone presses 1, the app answers, the phone hangs up.
+    async voice() {
+        const { Simulator } = require('elarian');
+        const simPb = require('elarian/lib/utils/service/simulator_socket_pb');
+        const msgPb = require('elarian/lib/utils/service/messaging_model_pb');
+        const { StringValue } = require('google-protobuf/google/protobuf/wrappers_pb');
+        const voice = { number: '+254711082000', channel: 'voice' };
+        const calls = [];
+        const ended = [];
+        const { client: app, connected } = connectNode({ apiKey }, (c) => {
+            c.on('messagingSessionEnded', (n, customer, appData, cb) => { ended.push(n); cb(null, appData); });
+            c.on('voiceCall', (n, customer, appData, cb) => {
+                calls.push(n.voice);
+                if (n.voice.status === 'answered') {
+                    cb([{ say: { text: 'Welcome', voice: 'female' } }, { getDigits: { say: { text: 'Press 1 to pay', voice: 'male' }, numDigits: 1, timeout: 10, finishOnKey: '#' } }], appData);
+                } else if (n.voice.dtmfDigits) {
+                    cb([{ say: { text: `You pressed ${n.voice.dtmfDigits}`, voice: 'female' } }], appData);
+                } else {
+                    cb(null, appData);
+                }
+            });
+        });
+        await within(10000, 'app connection', connected);
+        const phone = new Simulator({ orgId, appId, apiKey });
+        const rings = [];
+        phone.on('makeVoiceCall', (data, customer, appData, cb) => { rings.push(data); cb(); });
+        await within(10000, 'simulator connection', new Promise((resolve, reject) => {
+            phone.on('connected', resolve);
+            phone.on('error', reject);
+            phone.connect({ host, port: Number(env('HODI_TLS_PORT')) });
+        }));
+        // Customer.makeVoiceCall is commented out in the SDK; a voice message starts the call.
+        const customer = new app.Customer({ number: '+254711000400', provider: 'cellular' });
+        const call = await customer.sendMessage(voice, { body: { voice: [{ say: { text: 'Hello', voice: 'female' } }] } });
+        assert.strictEqual(call.status, 'session_initiated', call.description);
+        const sessionId = call.sessionId;
+        assert.match(sessionId, /^ses_/);
+        await within(8000, 'the ring', (async () => { while (rings.length < 1) await new Promise((r) => setTimeout(r, 25)); })());
+        assert.strictEqual(rings[0].customerNumber.number, '+254711000400');
+
+        const answered = await phone.receiveMessage('+254711000400', voice, sessionId, [{ voice: { status: 'answered', direction: 'outbound' } }]);
+        assert.strictEqual(answered.status, true, answered.description);
+        const steps = answered.message.body.voice.actionsList;
+        assert.strictEqual(steps[0].say.text, 'Welcome');
+        assert.strictEqual(steps[1].getDigits.numDigits.value, 1);
+        assert.strictEqual(steps[1].getDigits.say.text, 'Press 1 to pay');
+
+        // The SDK's Simulator cannot send digits (it calls `setDtmlDigits`, a typo, and throws), so
+        // the keypress goes over the same SDK socket built with the SDK's own generated classes.
+        const press = new simPb.SimulatorToServerCommand().setReceiveMessage(
+            new simPb.ReceiveMessageSimulatorCommand()
+                .setCustomerNumber('+254711000400')
+                .setChannelNumber(new msgPb.MessagingChannelNumber().setNumber(voice.number).setChannel(msgPb.MessagingChannel.MESSAGING_CHANNEL_VOICE))
+                .setSessionId(new StringValue().setValue(sessionId))
+                .setPartsList([new msgPb.InboundMessageBody().setVoice(new msgPb.VoiceCallInputMessageBody()
+                    .setDirection(2).setStatus(msgPb.VoiceCallStatus.VOICE_CALL_STATUS_ACTIVE)
+                    .setDtmfDigits(new StringValue().setValue('1')))]),
+        );
+        const pressed = await within(8000, 'the answer to a keypress', new Promise((resolve, reject) => {
+            phone.getSocket().requestResponse({ data: Buffer.from(press.serializeBinary()) }).subscribe({
+                onComplete: (p) => resolve(simPb.SimulatorToServerCommandReply.deserializeBinary(p.data).toObject()),
+                onError: reject,
+            });
+        }));
+        assert.strictEqual(pressed.status, true, pressed.description);
+        assert.strictEqual(pressed.message.body.voice.actionsList[0].say.text, 'You pressed 1');
+
+        const hangup = await phone.receiveMessage('+254711000400', voice, sessionId, [{ voice: { status: 'completed', direction: 'outbound', hangupCause: 'normal_clearing' } }]);
+        assert.strictEqual(hangup.status, true, hangup.description);
+        await within(8000, `the hang-up and the session's end (so far: ${JSON.stringify(calls)})`, (async () => { while (calls.length < 3 || ended.length < 1) await new Promise((r) => setTimeout(r, 25)); })());
+        // (The SDK encodes status 'completed' as DIAL_COMPLETED; the hang-up cause is what ends the call.)
+        assert.deepStrictEqual(calls.map((c) => c.status).slice(0, 2), ['answered', 'active']);
+        assert.strictEqual(calls[1].dtmfDigits, '1');
+        assert.strictEqual(calls[2].hangupCause, 'normal_clearing');
+        assert.strictEqual(ended[0].reason, 'normal_clearing');
+        const state = await customer.getState();
+        const session = state.messagingState.sessions.find((x) => x.sessionId === sessionId);
+        assert.ok(session, `session ${sessionId} in state: ${JSON.stringify(state.messagingState.sessions)}`);
+        console.log(JSON.stringify({ ok: true, sessionId, notifications: calls.length }));
+        phone.disconnect();
+        await new Promise((r) => setTimeout(r, 300));
+        app.disconnect();
+    },
+
+    // Send-by-tag to HODI_TAGGED customers (10,000 by default) tagged through the SDK: every one
+    // reaches the simulator and every one comes back to the app as delivered.
+    async 'by-tag'() {
+        const { Simulator } = require('elarian');
+        const total = Number(process.env.HODI_TAGGED || 10000);
+        const reached = new Set();
+        let delivered = 0;
+        const { client: app, connected } = connectNode({ apiKey }, (c) => {
+            c.on('messageStatus', (n, customer, appData, cb) => { if (n.status === 'delivered') delivered += 1; cb(null, appData); });
+        });
+        await within(10000, 'app connection', connected);
+        const phone = new Simulator({ orgId, appId, apiKey });
+        phone.on('sendMessage', (data, customer, appData, cb) => { reached.add(data.customerNumber.number); cb(); });
+        await within(10000, 'simulator connection', new Promise((resolve, reject) => {
+            phone.on('connected', resolve);
+            phone.on('error', reject);
+            phone.connect({ host, port: Number(env('HODI_TLS_PORT')) });
+        }));
+        const number = (i) => `+25472${String(i).padStart(7, '0')}`;
+        let next = 0;
+        const tagger = async () => {
+            while (next < total) {
+                const i = next; next += 1;
+                const r = await new app.Customer({ number: number(i), provider: 'cellular' }).updateTags([{ key: 'campaign', value: 'nov' }]);
+                assert.strictEqual(r.status, true, r.description);
+            }
+        };
+        const tagStarted = Date.now();
+        await within(240000, 'tagging', Promise.all(Array.from({ length: 32 }, tagger)));
+        const tagMs = Date.now() - tagStarted;
+        // A customer with another value of the tag is not sent to.
+        await new app.Customer({ number: '+254729999999', provider: 'cellular' }).updateTags([{ key: 'campaign', value: 'oct' }]);
+        const started = Date.now();
+        const work = await app.sendMessageByTag({ key: 'campaign', value: 'nov' }, { number: '21356', channel: 'sms' }, { body: { text: 'November offers' } });
+        assert.strictEqual(work.status, true, work.description);
+        assert.match(work.workId, /^wrk_/);
+        await within(120000, `${total} messages at the phone`, (async () => { while (reached.size < total) await new Promise((r) => setTimeout(r, 50)); })());
+        const sendMs = Date.now() - started;
+        await within(120000, `${total} delivered statuses`, (async () => { while (delivered < total) await new Promise((r) => setTimeout(r, 50)); })());
+        assert.ok(!reached.has('+254729999999'), 'a customer tagged with another value got the message');
+        assert.strictEqual(reached.size, total);
+        console.log(JSON.stringify({ ok: true, tagged: total, reached: reached.size, delivered, tagMs, sendMs }));
+        phone.disconnect();
+        await new Promise((r) => setTimeout(r, 300));
+        app.disconnect();
+    },
+
+    // Every replay command, then read back through getState; replayed twice to show they import once.
+    async replays() {
+        const { client, connected } = connectNode({ apiKey });
+        await within(10000, 'connection', connected);
+        const who = { number: '+254711000500', provider: 'cellular' };
+        const sms = { number: '21356', channel: 'sms' };
+        const ussd = { number: '*384#', channel: 'ussd' };
+        const t0 = Math.floor(Date.now() / 1000) - 3600;
+        for (let pass = 0; pass < 2; pass += 1) {
+            const results = [
+                await client.replayReceivedMessage(who, sms, { messageId: 'prov-in-1', receivedAt: t0, provider: 'at', parts: [{ text: 'old question' }], cost: { amount: 0, currencyCode: 'KES' } }),
+                await client.replaySentMessage(who, sms, { messageId: 'prov-out-1', sentAt: t0 + 60, provider: 'at', status: 'sent', message: { body: { text: 'old answer' } }, cost: { amount: 1, currencyCode: 'KES' } }),
+                await client.replayMessageStatusUpdate(who, sms, { messageId: 'prov-out-1', status: 'delivered', updatedAt: t0 + 61, cost: { amount: 1, currencyCode: 'KES' } }),
+                await client.replayMessageReactionUpdate(who, sms, 'prov-out-1', 'clicked', t0 + 120),
+                await client.replayMessagingSession(who, ussd, { sessionId: 'prov-ses-1', startedAt: t0 + 200, duration: 30, reason: 'normal_clearing', cost: { amount: 0, currencyCode: 'KES' } }),
+                await client.replayMessagingConsentUpdate(who, sms, 'block', t0 + 300),
+            ];
+            results.forEach((r, i) => assert.strictEqual(r.status, true, `pass ${pass} replay ${i}: ${r.description}`));
+        }
+        const state = await new client.Customer(who).getState();
+        const messages = state.messagingState.messasges;
+        assert.strictEqual(messages.length, 2, `imported once each: ${JSON.stringify(messages)}`);
+        const received = messages.find((m) => m.received);
+        const sent = messages.find((m) => m.sent);
+        assert.ok(received && sent, JSON.stringify(messages));
+        assert.strictEqual(received.received.partsList[0].text, 'old question');
+        // getState hands messages over as the generated classes' toObject(): enums are numbers.
+        assert.strictEqual(sent.sent.status, 300, 'DELIVERED');
+        assert.strictEqual(sent.sent.message.body.text, 'old answer');
+        assert.strictEqual(sent.sent.reactionsList.length, 1, 'the reaction is stored once');
+        const session = state.messagingState.sessions.find((x) => x.sessionId === 'prov-ses-1');
+        assert.ok(session, JSON.stringify(state.messagingState.sessions));
+        const channel = state.messagingState.channels.find((c) => c.blocked);
+        assert.ok(channel, `a blocked channel: ${JSON.stringify(state.messagingState.channels)}`);
+        // Consent replayed as BLOCK applies to sending.
+        const refused = await new client.Customer(who).sendMessage(sms, { body: { text: 'new' } });
+        assert.strictEqual(refused.status, 'no_consent');
+        console.log(JSON.stringify({ ok: true, messages: messages.length }));
+        await new Promise((r) => setTimeout(r, 300));
+        client.disconnect();
+    },
+
+    // Reactions: the customer answers STOP (UNSUBSCRIBED), the provider reports a click through the
+    // operator's CLI (CLICKED); each reaches the app as sentMessageReaction.
+    async reactions() {
+        const { Simulator } = require('elarian');
+        const { execFileSync } = require('child_process');
+        const sms = { number: '21356', channel: 'sms' };
+        const reactions = [];
+        const received = [];
+        const { client: app, connected } = connectNode({ apiKey }, (c) => {
+            c.on('sentMessageReaction', (n, customer, appData, cb) => { reactions.push(n); cb(null, appData); });
+            c.on('receivedSms', (n, customer, appData, cb) => { received.push(n.text); cb(null, appData); });
+        });
+        await within(10000, 'app connection', connected);
+        const phone = new Simulator({ orgId, appId, apiKey });
+        phone.on('sendMessage', (data, customer, appData, cb) => cb());
+        await within(10000, 'simulator connection', new Promise((resolve, reject) => {
+            phone.on('connected', resolve);
+            phone.on('error', reject);
+            phone.connect({ host, port: Number(env('HODI_TLS_PORT')) });
+        }));
+        const customer = new app.Customer({ number: '+254711000600', provider: 'cellular' });
+        const sent = await customer.sendMessage(sms, { body: { text: 'Offer: http://shop.example/nov' } });
+        assert.strictEqual(sent.status, 'sent', sent.description);
+        const stop = await phone.receiveMessage('+254711000600', sms, 'stop-1', [{ text: 'STOP' }]);
+        assert.strictEqual(stop.status, true, stop.description);
+        await within(8000, 'the unsubscribe', (async () => { while (reactions.length < 1) await new Promise((r) => setTimeout(r, 25)); })());
+        assert.strictEqual(reactions[0].messageId, sent.messageId);
+        assert.strictEqual(reactions[0].reaction, 'unsubscribed');
+        assert.deepStrictEqual(reactions[0].channelNumber, sms);
+        assert.ok(received.includes('STOP'), 'the STOP itself reaches the app as an SMS');
+
+        // The CLI reads HODI_* as configuration: give it only what it needs.
+        const cliEnv = { PATH: process.env.PATH, HODI_DATA_DIR: env('HODI_DATA_DIR') };
+        const out = execFileSync(env('HODI_BIN'), ['react', '--message', sent.messageId, '--reaction', 'clicked'], { env: cliEnv }).toString();
+        assert.match(out, /recorded clicked/);
+        await within(8000, 'the click', (async () => { while (reactions.length < 2) await new Promise((r) => setTimeout(r, 25)); })());
+        assert.strictEqual(reactions[1].reaction, 'clicked');
+        assert.strictEqual(reactions[1].messageId, sent.messageId);
+        const state = await customer.getState();
+        const stored = state.messagingState.messasges.find((m) => m.sent && m.sent.messageId === sent.messageId);
+        // (getState's messages are raw toObject(): UNSUBSCRIBED = 200, CLICKED = 100.)
+        assert.deepStrictEqual(stored.sent.reactionsList.map((r) => r.reaction), [200, 100]);
+        console.log(JSON.stringify({ ok: true, reactions: reactions.map((r) => r.reaction) }));
+        phone.disconnect();
+        await new Promise((r) => setTimeout(r, 300));
+        app.disconnect();
+    },
+
     // Secure WebSocket: rsocket-js's WebSocket client (what the SDK's web entry uses) over wss://,
     // carrying the SDK's own protobuf messages.
     async wss() {
