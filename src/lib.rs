@@ -9,6 +9,7 @@ pub mod config;
 pub mod customer;
 pub mod messaging;
 pub mod notify;
+pub mod payment;
 pub mod reminder;
 pub mod server;
 pub mod session;

@@ -65,17 +65,17 @@ async fn bad_and_empty_commands_get_a_clear_error_not_a_hang() {
 }
 
 #[tokio::test]
-async fn commands_not_yet_available_answer_with_their_own_reply_type() {
+async fn empty_payment_commands_get_their_own_reply_type_and_a_reason() {
     let (running, _dir) = start().await;
     let client = connect(&running, dev_meta(&running)).await;
     let reply =
         command(&client, app_to_server_command::Entry::InitiatePayment(InitiatePaymentCommand::default())).await;
     let app_to_server_command_reply::Entry::InitiatePayment(pay) = reply else { panic!("{reply:?}") };
-    assert_eq!(pay.status, PaymentStatus::ApplicationError as i32);
-    assert!(pay.description.contains("InitiatePayment is not available"), "{}", pay.description);
+    assert_eq!(pay.status, PaymentStatus::InvalidRequest as i32);
+    assert!(pay.description.contains("value is required"), "{}", pay.description);
     let reply = command(&client, app_to_server_command::Entry::ReplayPayment(ReplayPaymentCommand::default())).await;
     let app_to_server_command_reply::Entry::ReplayPayment(replay) = reply else { panic!("{reply:?}") };
-    assert!(!replay.status && replay.description.contains("ReplayPayment is not available"));
+    assert!(!replay.status && replay.description.contains("provider_transaction_id is required"), "{replay:?}");
 }
 
 #[tokio::test]

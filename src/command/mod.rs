@@ -19,10 +19,11 @@ mod customer_reminder;
 mod generate_auth_token;
 mod get_customer_state;
 mod identity;
+mod initiate_payment;
 mod messaging_consent;
-mod not_available;
 mod reminder_tag;
 mod replay;
+mod replay_payment;
 mod reply_to_message;
 mod send_message;
 mod send_message_tag;
@@ -49,10 +50,11 @@ use customer_reminder::{AddCustomerReminder, CancelCustomerReminder};
 use generate_auth_token::GenerateAuthToken;
 use get_customer_state::GetCustomerState;
 use identity::{Change, IdentityCommand};
+use initiate_payment::InitiatePayment;
 use messaging_consent::UpdateConsent;
-use not_available::NotAvailable;
 use reminder_tag::ReminderTagCommand;
 use replay::Replay;
+use replay_payment::ReplayPayment;
 use reply_to_message::ReplyToMessage;
 use send_message::SendMessage;
 use send_message_tag::SendMessageTag;
@@ -75,9 +77,8 @@ pub enum AppCommand {
     ReplyToMessage(ReplyToMessage),
     UpdateConsent(UpdateConsent),
     Replay(Replay),
-    /// A command of the schema this version does not carry out yet; answered with its own reply
-    /// type saying so.
-    NotAvailable(NotAvailable),
+    InitiatePayment(InitiatePayment),
+    ReplayPayment(ReplayPayment),
 }
 
 impl AppCommand {
@@ -127,14 +128,9 @@ impl AppCommand {
             | Entry::ReplayMessageReactionUpdate(_)
             | Entry::ReplayMessagingSession(_)
             | Entry::ReplayMessagingConsentUpdate(_)) => AppCommand::Replay(Replay::new(e)),
-            other => match NotAvailable::from_entry(&other) {
-                Some(n) => AppCommand::NotAvailable(n),
-                None => {
-                    return Err(RemoteError::application(
-                        "command routing error: an implemented command was not routed",
-                    ))
-                }
-            },
+            Entry::InitiatePayment(c) => AppCommand::InitiatePayment(InitiatePayment::from_proto(c)),
+            Entry::ReplayPayment(c) => AppCommand::ReplayPayment(ReplayPayment::Payment(c)),
+            Entry::ReplayPaymentStatusUpdate(c) => AppCommand::ReplayPayment(ReplayPayment::Status(c)),
         })
     }
 
@@ -158,7 +154,8 @@ impl AppCommand {
             AppCommand::ReplyToMessage(c) => c.apply(hodi, session).await?,
             AppCommand::UpdateConsent(c) => c.apply(hodi, session).await?,
             AppCommand::Replay(c) => c.apply(hodi, session).await?,
-            AppCommand::NotAvailable(c) => c.reply(),
+            AppCommand::InitiatePayment(c) => c.apply(hodi, session).await?,
+            AppCommand::ReplayPayment(c) => c.apply(hodi, session).await?,
         };
         Ok(AppToServerCommandReply { entry: Some(entry) })
     }

@@ -1,6 +1,6 @@
 //! Simulator-socket commands (the customer's side): ReceiveMessage is carried out by
-//! [`crate::messaging::inbound`]; ReceivePayment and UpdatePaymentStatus come with payments and
-//! are answered `status: false` saying so.
+//! [`crate::messaging::inbound`]; ReceivePayment and UpdatePaymentStatus by
+//! [`crate::payment::simulator`].
 
 use std::sync::Arc;
 
@@ -10,13 +10,16 @@ use super::internal;
 use crate::server::Hodi;
 use crate::session::Session;
 use crate::wire::simulator_to_server_command::Entry;
-use crate::wire::{ReceiveMessageSimulatorCommand, SimulatorToServerCommand, SimulatorToServerCommandReply};
+use crate::wire::{
+    ReceiveMessageSimulatorCommand, ReceivePaymentSimulatorCommand, SimulatorToServerCommand,
+    SimulatorToServerCommandReply, UpdatePaymentStatusSimulatorCommand,
+};
 
 #[derive(Debug)]
 pub enum SimulatorCommand {
     ReceiveMessage(ReceiveMessageSimulatorCommand),
-    ReceivePayment,
-    UpdatePaymentStatus,
+    ReceivePayment(ReceivePaymentSimulatorCommand),
+    UpdatePaymentStatus(UpdatePaymentStatusSimulatorCommand),
 }
 
 impl SimulatorCommand {
@@ -26,8 +29,8 @@ impl SimulatorCommand {
                 "empty or unknown command: the SimulatorToServerCommand sets no command this server knows",
             )),
             Some(Entry::ReceiveMessage(c)) => Ok(SimulatorCommand::ReceiveMessage(c)),
-            Some(Entry::ReceivePayment(_)) => Ok(SimulatorCommand::ReceivePayment),
-            Some(Entry::UpdatePaymentStatus(_)) => Ok(SimulatorCommand::UpdatePaymentStatus),
+            Some(Entry::ReceivePayment(c)) => Ok(SimulatorCommand::ReceivePayment(c)),
+            Some(Entry::UpdatePaymentStatus(c)) => Ok(SimulatorCommand::UpdatePaymentStatus(c)),
         }
     }
 
@@ -39,17 +42,13 @@ impl SimulatorCommand {
         if !session.simulator {
             return Err(RemoteError::rejected("app sockets may not send simulator commands"));
         }
-        let name = match self {
-            SimulatorCommand::ReceiveMessage(c) => {
-                return crate::messaging::inbound::receive(hodi, session, c).await.map_err(internal)
+        match self {
+            SimulatorCommand::ReceiveMessage(c) => crate::messaging::inbound::receive(hodi, session, c).await,
+            SimulatorCommand::ReceivePayment(c) => crate::payment::simulator::receive(hodi, session, c).await,
+            SimulatorCommand::UpdatePaymentStatus(c) => {
+                crate::payment::simulator::update_status(hodi, session, c).await
             }
-            SimulatorCommand::ReceivePayment => "ReceivePayment",
-            SimulatorCommand::UpdatePaymentStatus => "UpdatePaymentStatus",
-        };
-        Ok(SimulatorToServerCommandReply {
-            status: false,
-            description: format!("{name} is not available in this version of Hodi"),
-            message: None,
-        })
+        }
+        .map_err(internal)
     }
 }

@@ -16,7 +16,7 @@ use crate::store::identity::{Index, MetaValue};
 use crate::store::now_ms;
 use crate::wire::{
     data_map_value, ActivitySessionState, ActivityState, CustomerActivity, CustomerIndex, CustomerStateReplyData,
-    DataMapValue, IdentityState, IndexMapping, PaymentState,
+    DataMapValue, IdentityState, IndexMapping,
 };
 
 /// A wire index (tag or secondary id). The SDK reads `expires_at.seconds` unconditionally, so an
@@ -55,7 +55,7 @@ pub async fn state(hodi: &Hodi, customer_id: &str) -> anyhow::Result<CustomerSta
         messaging_state: Some(
             crate::messaging::state::state(hodi, customer_id, numbers.first().map(wire_number)).await?,
         ),
-        payment_state: Some(PaymentState::default()),
+        payment_state: Some(crate::payment::state::state(hodi, customer_id).await?),
         activity_state: Some(ActivityState {
             sessions: sessions
                 .into_iter()

@@ -72,7 +72,7 @@ pub fn timestamp(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
 }
 
-/// Sends one notification to one of the app's sockets; returns the reply.
+/// Sends one customer notification to one of the app's sockets; returns the reply.
 pub async fn send(
     hodi: &Hodi,
     org_id: &str,
@@ -80,12 +80,23 @@ pub async fn send(
     notification_id: &str,
     notification: ServerToAppCustomerNotification,
 ) -> Result<ServerToAppNotificationReply, DeliveryError> {
+    let envelope =
+        ServerToAppNotification { entry: Some(crate::wire::server_to_app_notification::Entry::Customer(notification)) };
+    send_envelope(hodi, org_id, app_id, notification_id, envelope).await
+}
+
+/// Sends one notification (customer or purse) to one of the app's sockets; returns the reply.
+async fn send_envelope(
+    hodi: &Hodi,
+    org_id: &str,
+    app_id: &str,
+    notification_id: &str,
+    envelope: ServerToAppNotification,
+) -> Result<ServerToAppNotificationReply, DeliveryError> {
     let candidates = hodi.sockets.candidates(org_id, app_id);
     if candidates.is_empty() {
         return Err(DeliveryError::NoSocket(app_id.to_string()));
     }
-    let envelope =
-        ServerToAppNotification { entry: Some(crate::wire::server_to_app_notification::Entry::Customer(notification)) };
     let data = Bytes::from(envelope.encode_to_vec());
     let metadata = Bytes::from(format!("{{\"notificationId\":\"{notification_id}\"}}"));
     let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
@@ -156,6 +167,9 @@ fn reply_channel(
 
 /// Delivers one outbox row with the app data read for its pass; on success, what to apply.
 async fn deliver(hodi: &Hodi, row: &OutboxRow, app_data: Option<AppDataValue>) -> Result<Completion, DeliveryError> {
+    if row.purse {
+        return deliver_purse(hodi, row).await;
+    }
     let mut notification = ServerToAppCustomerNotification::decode(row.entry.as_slice())
         .map_err(|e| DeliveryError::Corrupt(e.to_string()))?;
     let reply_to = reply_channel(&notification);
@@ -174,6 +188,29 @@ async fn deliver(hodi: &Hodi, row: &OutboxRow, app_data: Option<AppDataValue>) -
         app_data: reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(stored_app_data),
         message: reply.message,
         reply_to,
+    })
+}
+
+/// Delivers a purse notification: no customer, no app data; the reply is only an acknowledgement.
+async fn deliver_purse(hodi: &Hodi, row: &OutboxRow) -> Result<Completion, DeliveryError> {
+    let mut notification = crate::wire::ServerToAppPurseNotification::decode(row.entry.as_slice())
+        .map_err(|e| DeliveryError::Corrupt(e.to_string()))?;
+    notification.org_id = row.org_id.clone();
+    notification.app_id = row.app_id.clone();
+    notification.purse_id = row.customer_id.clone();
+    notification.created_at = Some(timestamp(row.created_at));
+    let envelope =
+        ServerToAppNotification { entry: Some(crate::wire::server_to_app_notification::Entry::Purse(notification)) };
+    send_envelope(hodi, &row.org_id, &row.app_id, &row.id, envelope).await?;
+    Ok(Completion {
+        seq: row.seq,
+        notification_id: row.id.clone(),
+        org_id: row.org_id.clone(),
+        app_id: row.app_id.clone(),
+        customer_id: row.customer_id.clone(),
+        app_data: None,
+        message: None,
+        reply_to: None,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod identity;
 pub mod messaging;
 pub mod outbox;
+pub mod payments;
 pub mod provision;
 pub mod reminders;
 pub mod work;

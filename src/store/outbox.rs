@@ -23,6 +23,8 @@ pub struct OutboxRow {
     pub entry: Vec<u8>,
     pub created_at: i64,
     pub attempts: i64,
+    /// A purse notification: `entry` is a `ServerToAppPurseNotification` and `customer_id` the purse id.
+    pub purse: bool,
 }
 
 /// What to do once an app has answered a notification.
@@ -74,6 +76,33 @@ pub async fn insert_many(conn: &mut SqliteConnection, items: &[NewNotification<'
     Ok(())
 }
 
+/// Queues a purse notification (an encoded `ServerToAppPurseNotification`), in the caller's
+/// transaction. Ordered per purse as customer notifications are per customer.
+pub async fn insert_purse(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    app_id: &str,
+    purse_id: &str,
+    entry: &[u8],
+    ttl_ms: i64,
+) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO outbox (id, org_id, app_id, customer_id, entry, created_at, expires_at, purse)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1)",
+    )
+    .bind(new_id("ntf_"))
+    .bind(org_id)
+    .bind(app_id)
+    .bind(purse_id)
+    .bind(entry)
+    .bind(now)
+    .bind(now.saturating_add(ttl_ms))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
     Ok(OutboxRow {
         seq: r.try_get("seq")?,
@@ -84,6 +113,7 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
         entry: r.try_get("entry")?,
         created_at: r.try_get("created_at")?,
         attempts: r.try_get("attempts")?,
+        purse: r.try_get::<i64, _>("purse")? != 0,
     })
 }
 
@@ -105,7 +135,7 @@ impl Store {
         // One query per app: each walks `outbox_by_app` in seq order and stops at `limit`.
         for app in apps {
             let rows = sqlx::query(
-                "SELECT o.seq, o.id, o.org_id, o.app_id, o.customer_id, o.entry, o.created_at, o.attempts FROM outbox o
+                "SELECT o.seq, o.id, o.org_id, o.app_id, o.customer_id, o.entry, o.created_at, o.attempts, o.purse FROM outbox o
                  WHERE o.app_id = $1 AND o.next_attempt_at <= $2
                    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.app_id = o.app_id AND p.customer_id = o.customer_id AND p.seq < o.seq)
                  ORDER BY o.seq LIMIT $3",
@@ -161,7 +191,7 @@ impl Store {
     pub async fn outbox_expire(&self) -> Result<Vec<OutboxRow>> {
         let now = now_ms();
         let rows = sqlx::query(
-            "SELECT seq, id, org_id, app_id, customer_id, entry, created_at, attempts FROM outbox WHERE expires_at <= $1",
+            "SELECT seq, id, org_id, app_id, customer_id, entry, created_at, attempts, purse FROM outbox WHERE expires_at <= $1",
         )
         .bind(now)
         .fetch_all(&self.pool)
@@ -180,7 +210,7 @@ impl Store {
     /// Every queued notification, oldest first (benchmarks and tests inspect what was queued).
     pub async fn outbox_rows(&self, limit: i64) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query(
-            "SELECT seq, id, org_id, app_id, customer_id, entry, created_at, attempts FROM outbox ORDER BY seq LIMIT $1",
+            "SELECT seq, id, org_id, app_id, customer_id, entry, created_at, attempts, purse FROM outbox ORDER BY seq LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)

@@ -1,0 +1,205 @@
+//! The customer's side of payments: offering checkouts and payouts to the simulator sockets, and the
+//! simulator's ReceivePayment (a customer paying into an org's channel number) and
+//! UpdatePaymentStatus (confirming or declining a checkout, settling or failing a pending payment).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hodi_rsocket::Payload;
+use prost::Message;
+use tracing::debug;
+
+use super::initiate::{external_key, payment_channel_name, status_notices};
+use super::{is_failure, is_pending, to_minor};
+use crate::server::Hodi;
+use crate::session::Session;
+use crate::store::customers::StoredNumber;
+use crate::store::payments::{AccountKey, Finish, Notice, Start, Started, Transaction};
+use crate::store::{new_id, now_ms};
+use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
+use crate::wire::{
+    payment_counter_party, CustomerNumberProvider, PaymentCounterParty, PaymentCustomerCounterParty,
+    PaymentPurseCounterParty, PaymentStatus, ReceivePaymentSimulatorCommand, ReceivedPaymentNotification,
+    ServerToAppCustomerNotification, ServerToSimulatorNotification, SimulatorToServerCommandReply,
+    UpdatePaymentStatusSimulatorCommand,
+};
+
+fn reply(status: bool, description: impl Into<String>) -> SimulatorToServerCommandReply {
+    SimulatorToServerCommandReply { status, description: description.into(), message: None }
+}
+
+/// Offers a notification to every simulator socket of the org; true when one acknowledged it.
+pub async fn offer(hodi: &Hodi, org_id: &str, notification: ServerToSimulatorNotification) -> bool {
+    let data = Bytes::from(notification.encode_to_vec());
+    let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
+    let mut acknowledged = false;
+    for socket in hodi.simulators.all_in_org(org_id) {
+        match tokio::time::timeout(timeout, socket.requester.request_response(Payload::new(data.clone()))).await {
+            Ok(Ok(_)) => acknowledged = true,
+            Ok(Err(e)) => debug!(connection_id = %socket.connection_id, error = %e, "simulator refused a notification"),
+            Err(_) => debug!(connection_id = %socket.connection_id, "simulator did not acknowledge in time"),
+        }
+    }
+    acknowledged
+}
+
+/// Ends a pending transaction with `status` (success settles; a failure releases any hold) and
+/// queues its `payment_status`. Ok(None) when it was not pending.
+pub async fn finish(hodi: &Hodi, id: &str, status: PaymentStatus) -> anyhow::Result<Option<i32>> {
+    let success = status == PaymentStatus::Success;
+    let done = hodi
+        .store
+        .finish_transaction(
+            id,
+            Finish { status: status as i32, settle: success, insufficient: PaymentStatus::InsufficientFunds as i32 },
+            is_pending,
+            |t, final_status| status_notices(t, final_status, t.app_id.as_deref().unwrap_or_default()),
+            hodi.config.notify.ttl_ms(),
+        )
+        .await?;
+    if done.is_some() {
+        hodi.outbox_changed.notify_one();
+    }
+    Ok(done.map(|(_, s)| s))
+}
+
+/// ReceivePayment: a customer pays into one of the org's payment channel numbers. The money lands in
+/// the org's oldest purse in that currency; the app hears `received_payment`.
+pub async fn receive(
+    hodi: &Hodi,
+    session: &Session,
+    cmd: ReceivePaymentSimulatorCommand,
+) -> anyhow::Result<SimulatorToServerCommandReply> {
+    let org_id = session.org_id.as_str();
+    if cmd.transaction_id.trim().is_empty() {
+        return Ok(reply(false, "transaction_id (the provider's) is required"));
+    }
+    let Some(channel) = cmd.channel_number.clone() else { return Ok(reply(false, "channel_number is required")) };
+    let Some(name) = payment_channel_name(channel.channel) else {
+        return Ok(reply(false, "channel_number has no payment channel"));
+    };
+    if !hodi.store.channel_provisioned(org_id, name, &channel.number).await? {
+        return Ok(reply(false, format!("{name} number {:?} is not provisioned for this org", channel.number)));
+    }
+    if cmd.customer_number.trim().is_empty() {
+        return Ok(reply(false, "customer_number is required"));
+    }
+    let Some(value) = cmd.value.as_ref() else { return Ok(reply(false, "value is required")) };
+    let (currency, amount) = match to_minor(value) {
+        Ok(v) => v,
+        Err(e) => return Ok(reply(false, e)),
+    };
+    let Some(purse_id) = hodi.store.org_purse(org_id, &currency).await? else {
+        return Ok(reply(false, format!("the org has no purse in {currency} to receive into")));
+    };
+    let status = PaymentStatus::try_from(cmd.status).unwrap_or(PaymentStatus::Unspecified);
+    let start = match status {
+        PaymentStatus::Success => Start::SettleNow { settled: status as i32 },
+        s if is_pending(s as i32) => Start::Await { pending: s as i32 },
+        s if is_failure(s) => Start::Record { status: s as i32 },
+        _ => return Ok(reply(false, "status must be a pending, success or failure PaymentStatus")),
+    };
+    let number = StoredNumber {
+        provider: CustomerNumberProvider::Cellular as i32,
+        number: cmd.customer_number.clone(),
+        partition: String::new(),
+    };
+    let (customer, _) = hodi.store.customer_by_number(org_id, &number).await?;
+    let debit_party = PaymentCounterParty {
+        party: Some(payment_counter_party::Party::Customer(PaymentCustomerCounterParty {
+            customer_number: Some(crate::command::customer_ref::wire_number(&number)),
+            channel_number: Some(channel.clone()),
+        })),
+    };
+    let credit_party = PaymentCounterParty {
+        party: Some(payment_counter_party::Party::Purse(PaymentPurseCounterParty { purse_id: purse_id.clone() })),
+    };
+    let debit_key = external_key(&super::initiate::Party::Customer {
+        customer_id: customer.id.clone(),
+        number: number.clone(),
+        channel: channel.clone(),
+    });
+    let debit_account = hodi.store.open_account(org_id, &debit_key, &currency).await?.id;
+    let credit_account = hodi.store.open_account(org_id, &AccountKey::Purse(purse_id.clone()), &currency).await?.id;
+    let now = now_ms();
+    let id = new_id("txn_");
+    let t = Transaction {
+        id: id.clone(),
+        org_id: org_id.to_string(),
+        app_id: Some(session.app_id.clone()),
+        kind: "received".into(),
+        debit_party: debit_party.encode_to_vec(),
+        credit_party: credit_party.encode_to_vec(),
+        debit_account: Some(debit_account),
+        credit_account: Some(credit_account),
+        debit_customer_id: Some(customer.id.clone()),
+        credit_customer_id: None,
+        purse_id: Some(purse_id.clone()),
+        currency: currency.clone(),
+        amount,
+        status: 0,
+        held: false,
+        provider_transaction_id: Some(cmd.transaction_id.clone()),
+        narration: String::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    let notice = Notice::Customer {
+        app_id: session.app_id.clone(),
+        customer_id: customer.id.clone(),
+        entry: ServerToAppCustomerNotification {
+            entry: Some(AppEntry::ReceivedPayment(ReceivedPaymentNotification {
+                purse_id,
+                transaction_id: id.clone(),
+                customer_number: Some(crate::command::customer_ref::wire_number(&number)),
+                channel_number: Some(channel),
+                value: Some(super::to_cash(&currency, amount)),
+                status: status as i32,
+            })),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    };
+    let started = hodi
+        .store
+        .start_transaction(t, start, PaymentStatus::InsufficientFunds as i32, &[notice], hodi.config.notify.ttl_ms())
+        .await?;
+    Ok(match started {
+        Started::Stored(_) => {
+            hodi.outbox_changed.notify_one();
+            reply(true, format!("received as {id}"))
+        }
+        Started::Duplicate(existing) => {
+            reply(false, format!("duplicate: provider transaction {:?} is {existing}", cmd.transaction_id))
+        }
+        Started::Insufficient => reply(false, "insufficient funds"),
+    })
+}
+
+/// UpdatePaymentStatus: moves a pending transaction of the org (by Hodi's id or the provider's)
+/// to a final status.
+pub async fn update_status(
+    hodi: &Hodi,
+    session: &Session,
+    cmd: UpdatePaymentStatusSimulatorCommand,
+) -> anyhow::Result<SimulatorToServerCommandReply> {
+    let found = match hodi.store.transaction(&cmd.transaction_id).await? {
+        Some(t) => Some(t),
+        None => hodi.store.transaction_by_provider_id(&session.org_id, &cmd.transaction_id).await?,
+    };
+    let Some(t) = found.filter(|t| t.org_id == session.org_id) else {
+        return Ok(reply(false, format!("no transaction {:?} in this org", cmd.transaction_id)));
+    };
+    let status = PaymentStatus::try_from(cmd.status).unwrap_or(PaymentStatus::Unspecified);
+    if status != PaymentStatus::Success && !is_failure(status) {
+        return Ok(reply(false, "status must be final: success or a failure (failed, rejected, expired, …)"));
+    }
+    Ok(match finish(hodi, &t.id, status).await? {
+        Some(s) if s == status as i32 => reply(true, format!("{} is now {:?}", t.id, status)),
+        Some(s) => reply(
+            false,
+            format!("{} could not settle and is now {:?}", t.id, PaymentStatus::try_from(s).unwrap_or_default()),
+        ),
+        None => reply(false, format!("{} is no longer pending", t.id)),
+    })
+}

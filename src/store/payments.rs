@@ -1,0 +1,552 @@
+//! The payment ledger's SQL: accounts, transactions and their entries, and the outbox rows a
+//! settlement queues, each change in one `BEGIN IMMEDIATE` transaction.
+//!
+//! The rules (which pairs are allowed, what a status means) live in [`crate::payment`]; this file
+//! guarantees the bookkeeping: a settled transaction has exactly two entries summing to zero, the
+//! account balances move with them, and a purse or wallet never goes below zero (the UPDATE that
+//! takes the money checks the balance itself, so concurrent payments cannot overdraw).
+
+use anyhow::{bail, Result};
+use sqlx::{Row, SqliteConnection};
+
+use super::outbox::{insert_many, insert_purse, NewNotification};
+use super::{new_id, now_ms, Store};
+
+/// An account of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub kind: String,
+    pub owner: String,
+    pub wallet_id: String,
+    pub currency: String,
+    /// Actual balance, minor units.
+    pub balance: i64,
+    /// Reserved by pending debits; available = balance - held.
+    pub held: i64,
+    pub sequence_nr: i64,
+}
+
+impl Account {
+    pub fn available(&self) -> i64 {
+        self.balance - self.held
+    }
+}
+
+/// What kind of account, and whose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountKey {
+    Purse(String),
+    Wallet {
+        customer_id: String,
+        wallet_id: String,
+    },
+    /// The world outside Hodi under a name (`customer:+2547…`, `channel:cellular:525900`, `top-up`).
+    External(String),
+}
+
+impl AccountKey {
+    fn parts(&self) -> (&'static str, &str, &str) {
+        match self {
+            AccountKey::Purse(id) => ("purse", id, ""),
+            AccountKey::Wallet { customer_id, wallet_id } => ("wallet", customer_id, wallet_id),
+            AccountKey::External(name) => ("external", name, ""),
+        }
+    }
+}
+
+/// A transaction as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub id: String,
+    pub org_id: String,
+    pub app_id: Option<String>,
+    pub kind: String,
+    pub debit_party: Vec<u8>,
+    pub credit_party: Vec<u8>,
+    pub debit_account: Option<String>,
+    pub credit_account: Option<String>,
+    pub debit_customer_id: Option<String>,
+    pub credit_customer_id: Option<String>,
+    pub purse_id: Option<String>,
+    pub currency: String,
+    pub amount: i64,
+    pub status: i32,
+    pub held: bool,
+    pub provider_transaction_id: Option<String>,
+    pub narration: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// How a new transaction starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Both sides are inside Hodi: move the money now (status `settled`).
+    SettleNow { settled: i32 },
+    /// Take the amount from the debit account now (held) and wait for the outside to confirm.
+    Hold { pending: i32 },
+    /// Nothing to take yet (the money comes from outside): wait for confirmation.
+    Await { pending: i32 },
+    /// History: store the transaction with this status, move nothing.
+    Record { status: i32 },
+}
+
+/// The outcome of [`Store::start_transaction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// Stored with this status.
+    Stored(i32),
+    /// The debit account's available balance is short: stored as `insufficient`, nothing moved.
+    Insufficient,
+    /// A transaction with this provider id exists already: nothing stored.
+    Duplicate(String),
+}
+
+/// How [`Store::finish_transaction`] ends a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finish {
+    /// The final status.
+    pub status: i32,
+    /// Move the money (success) or release what is held (anything else).
+    pub settle: bool,
+    /// The status stored instead when the money cannot move.
+    pub insufficient: i32,
+}
+
+/// A notification to queue with a settlement.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Customer { app_id: String, customer_id: String, entry: Vec<u8> },
+    Purse { app_id: String, purse_id: String, entry: Vec<u8> },
+}
+
+const TRANSACTION_COLUMNS: &str = "id, org_id, app_id, kind, debit_party, credit_party, debit_account, credit_account,
+    debit_customer_id, credit_customer_id, purse_id, currency, amount, status, held, provider_transaction_id,
+    narration, created_at, updated_at";
+
+fn transaction(r: &sqlx::sqlite::SqliteRow) -> Result<Transaction> {
+    Ok(Transaction {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        app_id: r.try_get("app_id")?,
+        kind: r.try_get("kind")?,
+        debit_party: r.try_get("debit_party")?,
+        credit_party: r.try_get("credit_party")?,
+        debit_account: r.try_get("debit_account")?,
+        credit_account: r.try_get("credit_account")?,
+        debit_customer_id: r.try_get("debit_customer_id")?,
+        credit_customer_id: r.try_get("credit_customer_id")?,
+        purse_id: r.try_get("purse_id")?,
+        currency: r.try_get("currency")?,
+        amount: r.try_get("amount")?,
+        status: r.try_get("status")?,
+        held: r.try_get::<i64, _>("held")? != 0,
+        provider_transaction_id: r.try_get("provider_transaction_id")?,
+        narration: r.try_get("narration")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const ACCOUNT_COLUMNS: &str = "id, kind, owner, wallet_id, currency, balance, held, sequence_nr";
+
+fn account(r: &sqlx::sqlite::SqliteRow) -> Result<Account> {
+    Ok(Account {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        owner: r.try_get("owner")?,
+        wallet_id: r.try_get("wallet_id")?,
+        currency: r.try_get("currency")?,
+        balance: r.try_get("balance")?,
+        held: r.try_get("held")?,
+        sequence_nr: r.try_get("sequence_nr")?,
+    })
+}
+
+/// Finds or creates the account `key` in `currency`; returns its id.
+pub async fn ensure_account(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    key: &AccountKey,
+    currency: &str,
+) -> Result<String> {
+    let (kind, owner, wallet_id) = key.parts();
+    sqlx::query(
+        "INSERT INTO payment_accounts (id, org_id, kind, owner, wallet_id, currency, overdraft, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (org_id, kind, owner, wallet_id, currency) DO NOTHING",
+    )
+    .bind(new_id("acc_"))
+    .bind(org_id)
+    .bind(kind)
+    .bind(owner)
+    .bind(wallet_id)
+    .bind(currency)
+    .bind(i64::from(kind == "external"))
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    let id = sqlx::query_scalar(
+        "SELECT id FROM payment_accounts WHERE org_id = $1 AND kind = $2 AND owner = $3 AND wallet_id = $4 AND currency = $5",
+    )
+    .bind(org_id)
+    .bind(kind)
+    .bind(owner)
+    .bind(wallet_id)
+    .bind(currency)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Takes `amount` from an account: from its held amount when `held`, else from what is available
+/// (external accounts may go negative). False when the available balance is short.
+async fn take(conn: &mut SqliteConnection, account_id: &str, amount: i64, held: bool) -> Result<bool> {
+    let done = if held {
+        sqlx::query(
+            "UPDATE payment_accounts SET balance = balance - $1, held = held - $1, sequence_nr = sequence_nr + 1
+             WHERE id = $2 AND held >= $1",
+        )
+    } else {
+        sqlx::query(
+            "UPDATE payment_accounts SET balance = balance - $1, sequence_nr = sequence_nr + 1
+             WHERE id = $2 AND (overdraft = 1 OR balance - held >= $1)",
+        )
+    }
+    .bind(amount)
+    .bind(account_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn give(conn: &mut SqliteConnection, account_id: &str, amount: i64) -> Result<()> {
+    sqlx::query("UPDATE payment_accounts SET balance = balance + $1, sequence_nr = sequence_nr + 1 WHERE id = $2")
+        .bind(amount)
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves the money of `t` and writes its two entries. False (nothing written) when the debit
+/// account is short.
+async fn settle(conn: &mut SqliteConnection, t: &Transaction, at: i64) -> Result<bool> {
+    let (Some(debit), Some(credit)) = (&t.debit_account, &t.credit_account) else {
+        bail!("transaction {} has no accounts to settle", t.id);
+    };
+    if !take(conn, debit, t.amount, t.held).await? {
+        return Ok(false);
+    }
+    give(conn, credit, t.amount).await?;
+    sqlx::query(
+        "INSERT INTO payment_entries (transaction_id, account_id, amount, created_at) VALUES ($1, $2, $3, $4), ($1, $5, $6, $4)",
+    )
+    .bind(&t.id)
+    .bind(debit)
+    .bind(-t.amount)
+    .bind(at)
+    .bind(credit)
+    .bind(t.amount)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+async fn queue(conn: &mut SqliteConnection, org_id: &str, notices: &[Notice], ttl_ms: i64) -> Result<()> {
+    for n in notices {
+        match n {
+            Notice::Customer { app_id, customer_id, entry } => {
+                insert_many(conn, &[NewNotification { org_id, app_id, customer_id, entry }], ttl_ms).await?
+            }
+            Notice::Purse { app_id, purse_id, entry } => {
+                insert_purse(conn, org_id, app_id, purse_id, entry, ttl_ms).await?
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn insert_transaction(conn: &mut SqliteConnection, t: &Transaction) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO payment_transactions ({TRANSACTION_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&t.id)
+        .bind(&t.org_id)
+        .bind(&t.app_id)
+        .bind(&t.kind)
+        .bind(&t.debit_party)
+        .bind(&t.credit_party)
+        .bind(&t.debit_account)
+        .bind(&t.credit_account)
+        .bind(&t.debit_customer_id)
+        .bind(&t.credit_customer_id)
+        .bind(&t.purse_id)
+        .bind(&t.currency)
+        .bind(t.amount)
+        .bind(t.status)
+        .bind(i64::from(t.held))
+        .bind(&t.provider_transaction_id)
+        .bind(&t.narration)
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Stores a new transaction and starts it as `start` says, queuing `notices` with it when it
+    /// is stored (not when it is refused for funds or as a duplicate). `t.status` and `t.held`
+    /// are set here. `insufficient` is the status stored when the debit account is short.
+    pub async fn start_transaction(
+        &self,
+        mut t: Transaction,
+        start: Start,
+        insufficient: i32,
+        notices: &[Notice],
+        ttl_ms: i64,
+    ) -> Result<Started> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(provider_id) = &t.provider_transaction_id {
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM payment_transactions WHERE org_id = $1 AND provider_transaction_id = $2",
+            )
+            .bind(&t.org_id)
+            .bind(provider_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = existing {
+                return Ok(Started::Duplicate(id));
+            }
+        }
+        let status = match start {
+            Start::SettleNow { settled } => {
+                t.status = settled;
+                insert_transaction(&mut tx, &t).await?;
+                if !settle(&mut tx, &t, t.created_at).await? {
+                    drop(tx);
+                    return self.store_refused(t, insufficient).await;
+                }
+                settled
+            }
+            Start::Hold { pending } => {
+                let Some(debit) = t.debit_account.clone() else { bail!("a held transaction needs a debit account") };
+                let held = sqlx::query(
+                    "UPDATE payment_accounts SET held = held + $1, sequence_nr = sequence_nr + 1
+                     WHERE id = $2 AND (overdraft = 1 OR balance - held >= $1)",
+                )
+                .bind(t.amount)
+                .bind(&debit)
+                .execute(&mut *tx)
+                .await?;
+                if held.rows_affected() != 1 {
+                    drop(tx);
+                    return self.store_refused(t, insufficient).await;
+                }
+                t.status = pending;
+                t.held = true;
+                insert_transaction(&mut tx, &t).await?;
+                pending
+            }
+            Start::Await { pending } => {
+                t.status = pending;
+                insert_transaction(&mut tx, &t).await?;
+                pending
+            }
+            Start::Record { status } => {
+                t.status = status;
+                insert_transaction(&mut tx, &t).await?;
+                status
+            }
+        };
+        queue(&mut tx, &t.org_id, notices, ttl_ms).await?;
+        tx.commit().await?;
+        Ok(Started::Stored(status))
+    }
+
+    /// Stores a transaction refused for funds, so it shows in the log; moves nothing.
+    async fn store_refused(&self, mut t: Transaction, insufficient: i32) -> Result<Started> {
+        t.status = insufficient;
+        t.held = false;
+        let mut conn = self.pool.acquire().await?;
+        insert_transaction(&mut conn, &t).await?;
+        Ok(Started::Insufficient)
+    }
+
+    /// Ends a pending transaction: `success` settles it (taking a held amount, or from an
+    /// external account), anything else releases what it held. `notices` is called with the
+    /// transaction and its final status and queued in the same database transaction. Returns the
+    /// final status, or None when the transaction was not pending (`is_pending` says which are).
+    pub async fn finish_transaction(
+        &self,
+        id: &str,
+        finish: Finish,
+        is_pending: impl Fn(i32) -> bool,
+        notices: impl FnOnce(&Transaction, i32) -> Vec<Notice>,
+        ttl_ms: i64,
+    ) -> Result<Option<(Transaction, i32)>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let sql = format!("SELECT {TRANSACTION_COLUMNS} FROM payment_transactions WHERE id = $1");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let t = transaction(&row)?;
+        if !is_pending(t.status) {
+            return Ok(None);
+        }
+        let Finish { status, settle: success, insufficient } = finish;
+        let now = now_ms();
+        let mut final_status = status;
+        // Replayed history has no accounts: only its status changes.
+        if success && t.debit_account.is_some() && t.credit_account.is_some() && !settle(&mut tx, &t, now).await? {
+            final_status = insufficient;
+        }
+        if final_status != status || !success {
+            if let (true, Some(debit)) = (t.held, &t.debit_account) {
+                sqlx::query(
+                    "UPDATE payment_accounts SET held = held - $1, sequence_nr = sequence_nr + 1 WHERE id = $2",
+                )
+                .bind(t.amount)
+                .bind(debit)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query("UPDATE payment_transactions SET status = $1, held = 0, updated_at = $2 WHERE id = $3")
+            .bind(final_status)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        queue(&mut tx, &t.org_id, &notices(&t, final_status), ttl_ms).await?;
+        tx.commit().await?;
+        Ok(Some((t, final_status)))
+    }
+
+    /// Sets the status of a transaction without moving money (replayed history).
+    pub async fn set_transaction_status(&self, id: &str, status: i32, at: i64) -> Result<()> {
+        sqlx::query("UPDATE payment_transactions SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn transaction(&self, id: &str) -> Result<Option<Transaction>> {
+        let sql = format!("SELECT {TRANSACTION_COLUMNS} FROM payment_transactions WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(transaction).transpose()
+    }
+
+    pub async fn transaction_by_provider_id(&self, org_id: &str, provider_id: &str) -> Result<Option<Transaction>> {
+        let sql = format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM payment_transactions WHERE org_id = $1 AND provider_transaction_id = $2"
+        );
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id).bind(provider_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(transaction).transpose()
+    }
+
+    /// A customer's latest transactions (either side), oldest first.
+    pub async fn transactions_for(&self, customer_id: &str, limit: i64) -> Result<Vec<Transaction>> {
+        let sql = format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM (
+                 SELECT * FROM payment_transactions WHERE debit_customer_id = $1
+                 UNION SELECT * FROM payment_transactions WHERE credit_customer_id = $1
+                 ORDER BY created_at DESC, id DESC LIMIT $2)
+             ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(transaction).collect()
+    }
+
+    /// An account by key and currency, if it exists.
+    pub async fn account(&self, org_id: &str, key: &AccountKey, currency: &str) -> Result<Option<Account>> {
+        let (kind, owner, wallet_id) = key.parts();
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM payment_accounts
+             WHERE org_id = $1 AND kind = $2 AND owner = $3 AND wallet_id = $4 AND currency = $5"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id)
+            .bind(kind)
+            .bind(owner)
+            .bind(wallet_id)
+            .bind(currency)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(account).transpose()
+    }
+
+    /// Finds or creates an account; returns it.
+    pub async fn open_account(&self, org_id: &str, key: &AccountKey, currency: &str) -> Result<Account> {
+        let mut conn = self.pool.acquire().await?;
+        ensure_account(&mut conn, org_id, key, currency).await?;
+        drop(conn);
+        match self.account(org_id, key, currency).await? {
+            Some(a) => Ok(a),
+            None => bail!("account vanished after creation"),
+        }
+    }
+
+    /// A customer's wallets (any currency), by wallet id. Customer ids are unique across orgs.
+    pub async fn wallets_of(&self, customer_id: &str) -> Result<Vec<Account>> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM payment_accounts WHERE kind = 'wallet' AND owner = $1 ORDER BY wallet_id, currency"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).fetch_all(&self.pool).await?;
+        rows.iter().map(account).collect()
+    }
+
+    /// The pending transactions holding money of an account: (transaction id, amount, created at).
+    pub async fn holds_of(&self, account_id: &str) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, amount, created_at FROM payment_transactions WHERE debit_account = $1 AND held = 1 ORDER BY created_at",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("amount")?, r.try_get("created_at")?))).collect()
+    }
+
+    /// A purse's currency, if the purse belongs to `org_id`.
+    pub async fn purse_currency(&self, org_id: &str, purse_id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT currency FROM purses WHERE id = $1 AND org_id = $2")
+            .bind(purse_id)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The org's oldest purse in `currency` (where payments into a channel number land).
+    pub async fn org_purse(&self, org_id: &str, currency: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM purses WHERE org_id = $1 AND currency = $2 ORDER BY created_at, id LIMIT 1",
+        )
+        .bind(org_id)
+        .bind(currency)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Sums every entry and every balance: (sum of entries, sum of balances, unbalanced
+    /// transactions). A sound ledger has (0, 0, 0).
+    pub async fn ledger_check(&self) -> Result<(i64, i64, i64)> {
+        let entries: i64 =
+            sqlx::query_scalar("SELECT COALESCE(SUM(amount), 0) FROM payment_entries").fetch_one(&self.pool).await?;
+        let balances: i64 =
+            sqlx::query_scalar("SELECT COALESCE(SUM(balance), 0) FROM payment_accounts").fetch_one(&self.pool).await?;
+        let unbalanced: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT transaction_id FROM payment_entries GROUP BY transaction_id
+                 HAVING SUM(amount) != 0 OR COUNT(*) != 2)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((entries, balances, unbalanced))
+    }
+}
