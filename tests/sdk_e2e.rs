@@ -129,3 +129,12 @@ fn an_opt_out_and_a_reported_click_reach_the_sdk_as_reactions() {
     let out = hodi.node_ok("sdk_e2e.js", &["reactions"], &[]);
     assert!(out.contains("unsubscribed") && out.contains("clicked"), "{out}");
 }
+
+#[test]
+fn payments_through_the_sdk_elarian_and_simulator_classes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let purse = hodi.creds.purse_id.clone();
+    let out = hodi.node_ok("sdk_e2e.js", &["payments"], &[("HODI_PURSE", &purse)]);
+    assert!(out.contains("\"savings\":330.5"), "{out}");
+}

@@ -639,6 +639,111 @@ const scenarios = {
         app.disconnect();
     },
 
+    // Payments with the SDK's Elarian and Simulator classes: a payment received into the purse,
+    // every counterparty pair, both checkout outcomes, payouts, a purse notification, replays, and
+    // the wallets and logs read back through getState.
+    async payments() {
+        const { Simulator } = require('elarian');
+        const purseId = env('HODI_PURSE');
+        const paybill = { number: '525900', channel: 'cellular' };
+        const statuses = [];
+        const purseStatuses = [];
+        const received = [];
+        const { client: app, connected } = connectNode({ apiKey }, (c) => {
+            c.on('paymentStatus', (n, customer, appData, cb) => { (n.purseId ? purseStatuses : statuses).push(n); cb(null, appData); });
+            c.on('receivedPayment', (n, customer, appData, cb) => { received.push(n); cb(null, appData); });
+        });
+        await within(10000, 'app connection', connected);
+        const phone = new Simulator({ orgId, appId, apiKey });
+        const asked = [];
+        phone.on('checkoutPayment', (data, customer, appData, cb) => { asked.push(data); cb(); });
+        phone.on('sendCustomerPayment', (data, customer, appData, cb) => { asked.push(data); cb(); });
+        phone.on('sendChannelPayment', (data, customer, appData, cb) => { asked.push(data); cb(); });
+        await within(10000, 'simulator connection', new Promise((resolve, reject) => {
+            phone.on('connected', resolve);
+            phone.on('error', reject);
+            phone.connect({ host, port: Number(env('HODI_TLS_PORT')) });
+        }));
+        const until = (what, f) => within(8000, what, (async () => { while (!f()) await new Promise((r) => setTimeout(r, 25)); })());
+        const kes = (amount) => ({ amount, currencyCode: 'KES' });
+
+        // A customer pays 1,000 into the paybill: the purse is funded, the app hears receivedPayment.
+        const paid = await phone.receivePayment('MPESA-SDK-1', '+254711000700', paybill, kes(1000), 'success');
+        assert.strictEqual(paid.status, true, paid.description);
+        await until('receivedPayment', () => received.length === 1);
+        assert.strictEqual(received[0].purseId, purseId);
+        assert.strictEqual(received[0].value.amount, 1000);
+
+        const ada = new app.Customer({ number: '+254711000701', provider: 'cellular' });
+        const adaId = (await ada.getState()).customerId;
+        const savings = { customerId: adaId, walletId: 'savings' };
+        const mobile = { customerNumber: { number: '+254711000701', provider: 'cellular' }, channelNumber: paybill };
+
+        // purse → wallet, wallet → wallet, wallet → purse: settled at once.
+        let r = await app.initiatePayment({ purseId }, savings, kes(400.5), 'top up');
+        assert.strictEqual(r.status, 'success', r.description);
+        assert.strictEqual(r.creditCustomerId, adaId);
+        r = await app.initiatePayment(savings, { customerId: adaId, walletId: 'spending' }, kes(100));
+        assert.strictEqual(r.status, 'success', r.description);
+        r = await app.initiatePayment({ customerId: adaId, walletId: 'spending' }, { purseId }, kes(10));
+        assert.strictEqual(r.status, 'success', r.description);
+        // Refusals: no ledger change.
+        r = await app.initiatePayment(savings, { purseId }, kes(5000));
+        assert.strictEqual(r.status, 'insufficient_funds', r.description);
+        r = await app.initiatePayment({ purseId: 'prs_unknown' }, savings, kes(1));
+        assert.strictEqual(r.status, 'invalid_purse', r.description);
+        r = await app.initiatePayment({ purseId }, savings, { amount: 1, currencyCode: 'USD' });
+        assert.strictEqual(r.status, 'invalid_request', r.description);
+        r = await app.initiatePayment(mobile, { customerNumber: { number: '+254711000702', provider: 'cellular' }, channelNumber: paybill }, kes(1));
+        assert.strictEqual(r.status, 'not_supported', r.description);
+
+        // Checkout confirmed, checkout declined.
+        const yes = await app.initiatePayment(mobile, savings, kes(50));
+        assert.strictEqual(yes.status, 'pending_confirmation', yes.description);
+        await until('the checkout prompt', () => asked.some((a) => a.transactionId === yes.transactionId));
+        assert.strictEqual((await phone.updatePaymentStatus(yes.transactionId, 'success')).status, true);
+        await until('the confirmed status', () => statuses.some((s) => s.transactionId === yes.transactionId));
+        assert.strictEqual(statuses.find((s) => s.transactionId === yes.transactionId).status, 'success');
+        const no = await app.initiatePayment(mobile, savings, kes(70));
+        await until('the second prompt', () => asked.some((a) => a.transactionId === no.transactionId));
+        assert.strictEqual((await phone.updatePaymentStatus(no.transactionId, 'rejected')).status, true);
+        await until('the declined status', () => statuses.some((s) => s.transactionId === no.transactionId));
+        assert.strictEqual(statuses.find((s) => s.transactionId === no.transactionId).status, 'rejected');
+
+        // Payouts: wallet → customer, purse → channel (a purse notification).
+        const out = await app.initiatePayment(savings, mobile, kes(20));
+        assert.strictEqual(out.status, 'queued', out.description);
+        await until('the payout', () => statuses.some((s) => s.transactionId === out.transactionId));
+        assert.strictEqual(statuses.find((s) => s.transactionId === out.transactionId).status, 'success');
+        const bill = await app.initiatePayment({ purseId }, { channel: 'cellular', source: '525900', destination: '888880', account: 'INV-1', code: 0 }, kes(30));
+        assert.strictEqual(bill.status, 'queued', bill.description);
+        await until('the purse notification', () => purseStatuses.some((s) => s.transactionId === bill.transactionId));
+        assert.strictEqual(purseStatuses[0].status, 'success');
+
+        // History: a replayed payment and its later status, imported once.
+        for (let pass = 0; pass < 2; pass += 1) {
+            const rp = await app.replayPayment('OLD-1', mobile, savings, 'pending_confirmation', kes(12), 'old', Math.floor(Date.now() / 1000) - 86400);
+            assert.strictEqual(rp.status, true, rp.description);
+        }
+        const ru = await app.replayPaymentStatusUpdate({ number: '+254711000701', provider: 'cellular' }, 'OLD-1', 'success', Math.floor(Date.now() / 1000) - 86000);
+        assert.strictEqual(ru.status, true, ru.description);
+
+        // State: wallets (400.50 - 100 + 50 - 20 = 330.50 in savings; 90 in spending) and the log.
+        const state = await ada.getState();
+        const wallets = Object.fromEntries(state.paymentState.wallets);
+        assert.strictEqual(wallets.savings.actual.amount, 330.5);
+        assert.strictEqual(wallets.spending.available.amount, 90);
+        const log = state.paymentState.transactionLogs;
+        assert.ok(log.some((t) => t.transactionId === no.transactionId && t.status === 403), 'the declined checkout (REJECTED = 403)');
+        const old = log.filter((t) => t.providerTransactionId && t.providerTransactionId.value === 'OLD-1');
+        assert.strictEqual(old.length, 1, 'replayed once');
+        assert.strictEqual(old[0].status, 300, 'SUCCESS after the replayed update');
+        console.log(JSON.stringify({ ok: true, savings: wallets.savings.actual.amount, log: log.length }));
+        phone.disconnect();
+        await new Promise((r) => setTimeout(r, 300));
+        app.disconnect();
+    },
+
     // Secure WebSocket: rsocket-js's WebSocket client (what the SDK's web entry uses) over wss://,
     // carrying the SDK's own protobuf messages.
     async wss() {
