@@ -428,7 +428,7 @@ async fn thousands_of_concurrent_payments_on_one_wallet_balance_to_the_cent() {
         tasks.push(tokio::spawn(async move {
             let mut outcomes = (0u32, 0u32);
             for k in 0..500 {
-                let (debit, credit) = if (i + k) % 2 == 0 {
+                let (debit, credit) = if (i + k).is_multiple_of(2) {
                     (purse(&purse_id), wallet(&hub, "main"))
                 } else {
                     (wallet(&hub, "main"), purse(&purse_id))

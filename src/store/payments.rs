@@ -534,6 +534,14 @@ impl Store {
         .await?)
     }
 
+    /// How many ledger entries a transaction has: 2 once settled, 0 otherwise.
+    pub async fn entry_count(&self, transaction_id: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM payment_entries WHERE transaction_id = $1")
+            .bind(transaction_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Sums every entry and every balance: (sum of entries, sum of balances, unbalanced
     /// transactions). A sound ledger has (0, 0, 0).
     pub async fn ledger_check(&self) -> Result<(i64, i64, i64)> {
