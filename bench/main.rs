@@ -1,12 +1,14 @@
 //! `hodi-bench`: Hodi's benchmarks. Each writes its section of `docs/benchmarks.md`.
 //!
-//! Usage: cargo run --release --bin hodi-bench [-- rsocket|reminders|messaging] [options]
+//! Usage: cargo run --release --bin hodi-bench [-- rsocket|reminders|messaging|payments] [options]
 //!
 //! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
 //! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
 //! - `messaging`: live USSD round trips and send-by-tag throughput (see [`messaging`]).
+//! - `payments`: InitiatePayment wallet-to-wallet throughput and latency (see [`payments`]).
 
 mod messaging;
+mod payments;
 mod reminders;
 mod rsocket;
 
@@ -22,10 +24,12 @@ fn main() -> Result<()> {
         Some("rsocket") => rsocket::main(&args),
         Some("reminders") => reminders::main(&args),
         Some("messaging") => messaging::main(&args),
+        Some("payments") => payments::main(&args),
         _ => {
             rsocket::main(&args)?;
             reminders::main(&args)?;
-            messaging::main(&args)
+            messaging::main(&args)?;
+            payments::main(&args)
         }
     }
 }

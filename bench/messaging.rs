@@ -64,7 +64,7 @@ impl Responder for Phone {
     }
 }
 
-async fn connect(addr: &str, meta: AppConnectionMetadata, responder: Arc<dyn Responder>) -> Result<Requester> {
+pub async fn connect(addr: &str, meta: AppConnectionMetadata, responder: Arc<dyn Responder>) -> Result<Requester> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let io = hodi_rsocket::transport::length_prefixed::frame_io(tcp, 1 << 20, addr.to_string());

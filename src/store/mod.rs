@@ -29,6 +29,10 @@ use sqlx::SqlitePool;
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: SqlitePool,
+    /// Serialises the ledger's write transactions inside this process. SQLite allows one writer;
+    /// without this, concurrent `BEGIN IMMEDIATE`s wait in SQLite's busy handler, which sleeps in
+    /// steps of up to 100 ms (a p99 of 80 ms at 8 sockets); queued here they run back to back.
+    pub(crate) ledger_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -65,7 +69,7 @@ impl Store {
             .await
             .with_context(|| format!("opening {url}"))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("applying migrations")?;
-        Ok(Store { pool })
+        Ok(Store { pool, ledger_writer: Default::default() })
     }
 }
 

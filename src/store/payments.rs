@@ -309,6 +309,7 @@ impl Store {
         notices: &[Notice],
         ttl_ms: i64,
     ) -> Result<Started> {
+        let _writer = self.ledger_writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(provider_id) = &t.provider_transaction_id {
             let existing: Option<String> = sqlx::query_scalar(
@@ -388,6 +389,7 @@ impl Store {
         notices: impl FnOnce(&Transaction, i32) -> Vec<Notice>,
         ttl_ms: i64,
     ) -> Result<Option<(Transaction, i32)>> {
+        let _writer = self.ledger_writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let sql = format!("SELECT {TRANSACTION_COLUMNS} FROM payment_transactions WHERE id = $1");
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *tx).await? else {

@@ -1,0 +1,178 @@
+//! Payments: InitiatePayment wallet-to-wallet throughput and latency on the embedded store, with
+//! 1 and 8 app sockets each sending one payment at a time (our RSocket client on loopback TCP).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use hodi::wire::*;
+use hodi_rsocket::{Payload, Requester};
+use prost::Message;
+
+fn wallet(customer_id: &str, wallet_id: &str) -> PaymentCounterParty {
+    PaymentCounterParty {
+        party: Some(payment_counter_party::Party::Wallet(PaymentWalletCounterParty {
+            customer_id: customer_id.into(),
+            wallet_id: wallet_id.into(),
+        })),
+    }
+}
+
+async fn pay(app: &Requester, debit: PaymentCounterParty, credit: PaymentCounterParty) -> Result<i32> {
+    let cmd = AppToServerCommand {
+        entry: Some(app_to_server_command::Entry::InitiatePayment(InitiatePaymentCommand {
+            debit_party: Some(debit),
+            credit_party: Some(credit),
+            value: Some(Cash { currency_code: "KES".into(), amount: 0.01 }),
+            narration: String::new(),
+        })),
+    };
+    let reply = AppToServerCommandReply::decode(app.request_response(Payload::new(cmd.encode_to_vec())).await?.data)?;
+    match reply.entry {
+        Some(app_to_server_command_reply::Entry::InitiatePayment(r)) => Ok(r.status),
+        other => anyhow::bail!("unexpected reply {other:?}"),
+    }
+}
+
+struct Row {
+    sockets: usize,
+    payments: usize,
+    per_second: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+async fn run(per_socket: usize) -> Result<Vec<Row>> {
+    let dir = std::env::temp_dir().join(format!("hodi-bench-payments-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = hodi::config::Config { data_dir: dir.clone(), log: "warn".into(), ..Default::default() };
+    config.listen.tls.clear();
+    config.listen.ws.clear();
+    config.listen.wss.clear();
+    config.listen.tcp = "127.0.0.1:0".into();
+    let running = hodi::server::start(config).await?;
+    let addr = running.bound.tcp.context("tcp listener")?.to_string();
+    let dev = running.dev.clone().context("dev tenant")?;
+    let meta = AppConnectionMetadata {
+        org_id: dev.org_id.clone(),
+        app_id: dev.app_id.clone(),
+        api_key: Some(dev.api_key.clone()),
+        simplex_mode: true,
+        ..Default::default()
+    };
+    let echo: Arc<dyn hodi_rsocket::Responder> = Arc::new(hodi_rsocket::echo::Echo::default());
+    // Fund 8 pairs of wallets: a customer pays into the purse, the purse tops each wallet up.
+    let phone =
+        super::messaging::connect(&addr, AppConnectionMetadata { simulator_mode: true, ..meta.clone() }, echo.clone())
+            .await?;
+    let fund = SimulatorToServerCommand {
+        entry: Some(simulator_to_server_command::Entry::ReceivePayment(ReceivePaymentSimulatorCommand {
+            transaction_id: "BENCH-FUND".into(),
+            channel_number: Some(PaymentChannelNumber {
+                channel: PaymentChannel::Cellular as i32,
+                number: "525900".into(),
+            }),
+            customer_number: "+254700300000".into(),
+            value: Some(Cash { currency_code: "KES".into(), amount: 1_000_000.0 }),
+            status: PaymentStatus::Success as i32,
+        })),
+    };
+    phone.request_response(Payload::new(fund.encode_to_vec())).await?;
+    let setup = super::messaging::connect(&addr, meta.clone(), echo.clone()).await?;
+    let mut pairs = Vec::new();
+    for i in 0..8 {
+        let n = hodi::store::customers::StoredNumber {
+            provider: 2,
+            number: format!("+25470030{i:04}"),
+            partition: String::new(),
+        };
+        let (c, _) = running.hodi.store.customer_by_number(&dev.org_id, &n).await?;
+        let purse = PaymentCounterParty {
+            party: Some(payment_counter_party::Party::Purse(PaymentPurseCounterParty {
+                purse_id: dev.purse_id.clone(),
+            })),
+        };
+        for w in ["a", "b"] {
+            let cmd = AppToServerCommand {
+                entry: Some(app_to_server_command::Entry::InitiatePayment(InitiatePaymentCommand {
+                    debit_party: Some(purse.clone()),
+                    credit_party: Some(wallet(&c.id, w)),
+                    value: Some(Cash { currency_code: "KES".into(), amount: 1000.0 }),
+                    narration: String::new(),
+                })),
+            };
+            setup.request_response(Payload::new(cmd.encode_to_vec())).await?;
+        }
+        pairs.push(c.id);
+    }
+    let mut rows = Vec::new();
+    for sockets in [1usize, 8] {
+        let mut tasks = Vec::new();
+        let started = Instant::now();
+        for customer in pairs.iter().take(sockets).cloned() {
+            let app = super::messaging::connect(&addr, meta.clone(), echo.clone()).await?;
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_socket);
+                for k in 0..per_socket {
+                    let (d, c) = if k % 2 == 0 { ("a", "b") } else { ("b", "a") };
+                    let t = Instant::now();
+                    let status = pay(&app, wallet(&customer, d), wallet(&customer, c)).await?;
+                    anyhow::ensure!(status == PaymentStatus::Success as i32, "payment status {status}");
+                    latencies.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                anyhow::Ok(latencies)
+            }));
+        }
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await??);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        latencies.sort_by(|a, b| a.total_cmp(b));
+        rows.push(Row {
+            sockets,
+            payments: latencies.len(),
+            per_second: latencies.len() as f64 / seconds,
+            p50_us: super::percentile(&latencies, 0.5),
+            p99_us: super::percentile(&latencies, 0.99),
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (entries, balances, unbalanced) = running.hodi.store.ledger_check().await?;
+    anyhow::ensure!((entries, balances, unbalanced) == (0, 0, 0), "ledger unbalanced after the run");
+    running.shutdown.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(rows)
+}
+
+pub fn main(args: &[String]) -> Result<()> {
+    let per_socket = super::arg(args, "--payments", 5000.0)? as usize;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rows = runtime.block_on(run(per_socket))?;
+    let mut table =
+        String::from("| app sockets | payments | payments/s | p50 | p99 |\n| ---: | ---: | ---: | ---: | ---: |\n");
+    for r in &rows {
+        eprintln!(
+            "{} sockets: {} payments, {:.0}/s, p50 {:.0} us, p99 {:.0} us",
+            r.sockets, r.payments, r.per_second, r.p50_us, r.p99_us
+        );
+        table.push_str(&format!(
+            "| {} | {} | {:.0} | {:.2} ms | {:.2} ms |\n",
+            r.sockets,
+            r.payments,
+            r.per_second,
+            r.p50_us / 1000.0,
+            r.p99_us / 1000.0
+        ));
+    }
+    let section = format!(
+        "## Payments (`hodi-bench payments`)\n\n\
+         InitiatePayment wallet to wallet (0.01 KES, settled at once: one `BEGIN IMMEDIATE` transaction with the guarded\n\
+         debit, the credit, two entries and the transaction row) on the embedded SQLite store, plain TCP on loopback; each app\n\
+         socket sends one payment at a time between its own customer's two wallets. The ledger is checked balanced after the run.\n\n\
+         {table}\n\
+         Measured by `cargo run --release --bin hodi-bench -- payments`.\n"
+    );
+    super::write_section(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md"), "## Payments", &section)
+}
