@@ -110,7 +110,7 @@ async fn run(per_socket: usize) -> Result<Vec<Row>> {
     for sockets in [1usize, 8] {
         let mut tasks = Vec::new();
         let started = Instant::now();
-        for customer in pairs.iter().take(sockets).cloned() {
+        for customer in pairs.clone().into_iter().take(sockets) {
             let app = super::messaging::connect(&addr, meta.clone(), echo.clone()).await?;
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per_socket);
