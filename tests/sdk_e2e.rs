@@ -137,4 +137,13 @@ fn payments_through_the_sdk_elarian_and_simulator_classes() {
     let purse = hodi.creds.purse_id.clone();
     let out = hodi.node_ok("sdk_e2e.js", &["payments"], &[("HODI_PURSE", &purse)]);
     assert!(out.contains("\"savings\":330.5"), "{out}");
+    // The operator reads the purse: 1000 received - 400.50 to a wallet + 10 back - 30 to a paybill.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_hodi"))
+        .args(["purse", "balance", "--purse", &purse])
+        .env("HODI_DATA_DIR", dir.path())
+        .output()
+        .expect("hodi purse balance");
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{printed} {}", String::from_utf8_lossy(&cli.stderr));
+    assert!(printed.contains("actual     579.5") && printed.contains("held       0"), "{printed}");
 }

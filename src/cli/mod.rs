@@ -32,6 +32,9 @@ pub enum Command {
     /// Create provisioned resources.
     #[command(subcommand)]
     Provision(Provision),
+    /// Purses: read balances.
+    #[command(subcommand)]
+    Purse(PurseCommand),
     /// Report a customer's reaction to a sent message, as a provider would (a link click, an
     /// unsubscribe, a spam complaint). The app that sent it gets `sentMessageReaction`.
     React {
@@ -87,6 +90,15 @@ pub enum Provision {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PurseCommand {
+    /// Print a purse's balance: actual, available, and held by pending payouts.
+    Balance {
+        #[arg(long)]
+        purse: String,
+    },
+}
+
 const CHANNELS: &[&str] = &["sms", "ussd", "voice", "whatsapp", "telegram", "fb_messenger", "email", "cellular"];
 
 pub fn main() -> Result<()> {
@@ -102,6 +114,7 @@ pub fn main() -> Result<()> {
             Command::Serve => serve(config).await,
             Command::Provision(p) => provision(config, p).await,
             Command::React { message, reaction } => react(config, &message, &reaction).await,
+            Command::Purse(PurseCommand::Balance { purse }) => purse_balance(config, &purse).await,
         }
     })
 }
@@ -151,6 +164,21 @@ async fn serve(config: Config) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");
     running.shutdown.cancel();
+    Ok(())
+}
+
+async fn purse_balance(config: Config, purse: &str) -> Result<()> {
+    use crate::store::payments::AccountKey;
+    let store = Store::open(&config.database_url()).await?;
+    let Some((org_id, currency)) = store.purse(purse).await? else { anyhow::bail!("no purse {purse:?}") };
+    let account = store.account(&org_id, &AccountKey::Purse(purse.to_string()), &currency).await?;
+    let (balance, held) = account.map(|a| (a.balance, a.held)).unwrap_or((0, 0));
+    let show = |minor: i64| crate::payment::to_cash(&currency, minor).amount;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "purse {purse} (org {org_id}, {currency})")?;
+    writeln!(out, "  actual     {}", show(balance))?;
+    writeln!(out, "  available  {}", show(balance - held))?;
+    writeln!(out, "  held       {}", show(held))?;
     Ok(())
 }
 

@@ -525,6 +525,15 @@ impl Store {
             .await?)
     }
 
+    /// A purse's org and currency.
+    pub async fn purse(&self, purse_id: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT org_id, currency FROM purses WHERE id = $1")
+            .bind(purse_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("org_id")?, r.try_get("currency")?))).transpose()
+    }
+
     /// The org's oldest purse in `currency` (where payments into a channel number land).
     pub async fn org_purse(&self, org_id: &str, currency: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
