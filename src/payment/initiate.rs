@@ -10,7 +10,7 @@ use super::{is_pending, to_cash, to_minor};
 use crate::command::customer_ref::{stored_number, wire_number};
 use crate::server::Hodi;
 use crate::store::customers::StoredNumber;
-use crate::store::payments::{AccountKey, Notice, Start, Started, Transaction};
+use crate::store::payments::{Account, AccountKey, Notice, Start, Started, Transaction};
 use crate::store::{new_id, now_ms};
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::server_to_app_purse_notification::Entry as PurseEntry;
@@ -52,9 +52,23 @@ type Refusal = (PaymentStatus, String);
 /// A counterparty, checked against the org.
 #[derive(Debug, Clone)]
 pub(crate) enum Party {
-    Purse { id: String, currency: String },
-    Wallet { customer_id: String, wallet_id: String },
-    Customer { customer_id: String, number: StoredNumber, channel: PaymentChannelNumber },
+    /// `account`: the purse's ledger account, when it has one yet.
+    Purse {
+        id: String,
+        currency: String,
+        account: Option<String>,
+    },
+    /// `accounts`: the wallet's ledger accounts (one per currency it was opened in; one in practice).
+    Wallet {
+        customer_id: String,
+        wallet_id: String,
+        accounts: Vec<Account>,
+    },
+    Customer {
+        customer_id: String,
+        number: StoredNumber,
+        channel: PaymentChannelNumber,
+    },
     Channel(PaymentChannelCounterParty),
 }
 
@@ -91,21 +105,23 @@ pub(crate) async fn resolve(
     };
     let store = &hodi.store;
     Ok(match party {
-        P::Purse(p) => match store.purse_currency(org_id, &p.purse_id).await? {
-            Some(currency) => Ok(Party::Purse { id: p.purse_id.clone(), currency }),
+        P::Purse(p) => match store.purse_account(org_id, &p.purse_id).await? {
+            Some((currency, account)) => Ok(Party::Purse { id: p.purse_id.clone(), currency, account }),
             None => Err((PaymentStatus::InvalidPurse, format!("no purse {:?} in this org", p.purse_id))),
         },
         P::Wallet(w) => {
             if w.wallet_id.trim().is_empty() {
                 return Ok(Err((PaymentStatus::InvalidWallet, "wallet_id is required".into())));
             }
-            match store.customer(org_id, &w.customer_id).await? {
+            match store.wallet_accounts(org_id, &w.customer_id, &w.wallet_id).await? {
                 None => Err((PaymentStatus::InvalidWallet, format!("no customer {:?} in this org", w.customer_id))),
-                Some(c) if c.decommissioned => Err((
+                Some((true, _)) => Err((
                     PaymentStatus::DecommissionedCustomerId,
-                    format!("customer {} was adopted by another and is decommissioned", c.id),
+                    format!("customer {} was adopted by another and is decommissioned", w.customer_id),
                 )),
-                Some(c) => Ok(Party::Wallet { customer_id: c.id, wallet_id: w.wallet_id.clone() }),
+                Some((false, accounts)) => {
+                    Ok(Party::Wallet { customer_id: w.customer_id.clone(), wallet_id: w.wallet_id.clone(), accounts })
+                }
             }
         }
         P::Customer(c) => {
@@ -161,18 +177,20 @@ async fn internal_account(
     credit: bool,
 ) -> anyhow::Result<Result<String, Refusal>> {
     match party {
-        Party::Purse { id, currency: own } => {
+        Party::Purse { id, currency: own, account } => {
             if own != currency {
                 return Ok(Err((
                     PaymentStatus::InvalidRequest,
                     format!("currency mismatch: purse {id} holds {own}, not {currency}"),
                 )));
             }
+            if let Some(account) = account {
+                return Ok(Ok(account.clone()));
+            }
             Ok(Ok(hodi.store.open_account(org_id, &AccountKey::Purse(id.clone()), currency).await?.id))
         }
-        Party::Wallet { customer_id, wallet_id } => {
-            let wallets = hodi.store.wallets_of(customer_id).await?;
-            let same: Vec<_> = wallets.iter().filter(|w| &w.wallet_id == wallet_id).collect();
+        Party::Wallet { customer_id, wallet_id, accounts } => {
+            let same: Vec<_> = accounts.iter().collect();
             if let Some(w) = same.iter().find(|w| w.currency == currency) {
                 return Ok(Ok(w.id.clone()));
             }
@@ -203,7 +221,7 @@ pub(crate) fn external_key(party: &Party) -> AccountKey {
             format!("channel:{}:{}", payment_channel_name(ch.channel).unwrap_or("unknown"), ch.destination)
         }
         Party::Purse { id, .. } => format!("purse:{id}"),
-        Party::Wallet { customer_id, wallet_id } => format!("wallet:{customer_id}:{wallet_id}"),
+        Party::Wallet { customer_id, wallet_id, .. } => format!("wallet:{customer_id}:{wallet_id}"),
     })
 }
 
@@ -365,7 +383,7 @@ fn simulator_notification(
                             purse_id: id.clone(),
                         })
                     }
-                    Party::Wallet { customer_id, wallet_id } => {
+                    Party::Wallet { customer_id, wallet_id, .. } => {
                         checkout_payment_simulator_notification::CreditParty::Wallet(PaymentWalletCounterParty {
                             customer_id: customer_id.clone(),
                             wallet_id: wallet_id.clone(),
@@ -387,7 +405,7 @@ fn simulator_notification(
                 channel_number: Some(channel.clone()),
                 value,
                 debit_party: Some(match internal {
-                    Party::Wallet { customer_id, wallet_id } => {
+                    Party::Wallet { customer_id, wallet_id, .. } => {
                         send_customer_payment_simulator_notification::DebitParty::Wallet(PaymentWalletCounterParty {
                             customer_id: customer_id.clone(),
                             wallet_id: wallet_id.clone(),
@@ -419,7 +437,7 @@ fn simulator_notification(
                 account: ch.account,
                 value,
                 debit_party: Some(match internal {
-                    Party::Wallet { customer_id, wallet_id } => {
+                    Party::Wallet { customer_id, wallet_id, .. } => {
                         send_channel_payment_simulator_notification::DebitParty::Wallet(PaymentWalletCounterParty {
                             customer_id: customer_id.clone(),
                             wallet_id: wallet_id.clone(),

@@ -51,7 +51,7 @@ pub async fn finish(hodi: &Hodi, id: &str, status: PaymentStatus) -> anyhow::Res
         .store
         .finish_transaction(
             id,
-            Finish { status: status as i32, settle: success, insufficient: PaymentStatus::InsufficientFunds as i32 },
+            Finish { status: status as i32, settle: success },
             is_pending,
             |t, final_status| status_notices(t, final_status, t.app_id.as_deref().unwrap_or_default()),
             hodi.config.notify.ttl_ms(),

@@ -110,8 +110,6 @@ pub struct Finish {
     pub status: i32,
     /// Move the money (success) or release what is held (anything else).
     pub settle: bool,
-    /// The status stored instead when the money cannot move.
-    pub insufficient: i32,
 }
 
 /// A notification to queue with a settlement.
@@ -199,20 +197,13 @@ pub async fn ensure_account(
     Ok(id)
 }
 
-/// Takes `amount` from an account: from its held amount when `held`, else from what is available
-/// (external accounts may go negative). False when the available balance is short.
-async fn take(conn: &mut SqliteConnection, account_id: &str, amount: i64, held: bool) -> Result<bool> {
-    let done = if held {
-        sqlx::query(
-            "UPDATE payment_accounts SET balance = balance - $1, held = held - $1, sequence_nr = sequence_nr + 1
-             WHERE id = $2 AND held >= $1",
-        )
-    } else {
-        sqlx::query(
-            "UPDATE payment_accounts SET balance = balance - $1, sequence_nr = sequence_nr + 1
-             WHERE id = $2 AND (overdraft = 1 OR balance - held >= $1)",
-        )
-    }
+/// Takes a held `amount` from an account (the hold and the balance together). False when less is
+/// held, which a pending transaction's own hold rules out.
+async fn take_held(conn: &mut SqliteConnection, account_id: &str, amount: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE payment_accounts SET balance = balance - $1, held = held - $1, sequence_nr = sequence_nr + 1
+         WHERE id = $2 AND held >= $1",
+    )
     .bind(amount)
     .bind(account_id)
     .execute(&mut *conn)
@@ -229,16 +220,34 @@ async fn give(conn: &mut SqliteConnection, account_id: &str, amount: i64) -> Res
     Ok(())
 }
 
-/// Moves the money of `t` and writes its two entries. False (nothing written) when the debit
-/// account is short.
+/// Moves the money of `t` and writes its two entries. False when the debit account is short; the
+/// caller must then roll back (the credit may already be written).
 async fn settle(conn: &mut SqliteConnection, t: &Transaction, at: i64) -> Result<bool> {
     let (Some(debit), Some(credit)) = (&t.debit_account, &t.credit_account) else {
         bail!("transaction {} has no accounts to settle", t.id);
     };
-    if !take(conn, debit, t.amount, t.held).await? {
-        return Ok(false);
+    if t.held {
+        if !take_held(conn, debit, t.amount).await? {
+            return Ok(false);
+        }
+        give(conn, credit, t.amount).await?;
+    } else {
+        // Both sides in one statement (one round trip to SQLite's thread fewer per payment): the
+        // debit row only matches when it can pay, so two rows changed means both moved.
+        let moved = sqlx::query(
+            "UPDATE payment_accounts SET balance = balance + CASE WHEN id = $1 THEN -$3 ELSE $3 END,
+                 sequence_nr = sequence_nr + 1
+             WHERE (id = $1 AND (overdraft = 1 OR balance - held >= $3)) OR id = $2",
+        )
+        .bind(debit)
+        .bind(credit)
+        .bind(t.amount)
+        .execute(&mut *conn)
+        .await?;
+        if moved.rows_affected() != 2 {
+            return Ok(false);
+        }
     }
-    give(conn, credit, t.amount).await?;
     sqlx::query(
         "INSERT INTO payment_entries (transaction_id, account_id, amount, created_at) VALUES ($1, $2, $3, $4), ($1, $5, $6, $4)",
     )
@@ -399,14 +408,15 @@ impl Store {
         if !is_pending(t.status) {
             return Ok(None);
         }
-        let Finish { status, settle: success, insufficient } = finish;
+        let Finish { status, settle: success } = finish;
         let now = now_ms();
-        let mut final_status = status;
-        // Replayed history has no accounts: only its status changes.
+        let final_status = status;
+        // Replayed history has no accounts: only its status changes. Pending debits are held or
+        // external, so settling cannot come up short; if it ever did, nothing is committed.
         if success && t.debit_account.is_some() && t.credit_account.is_some() && !settle(&mut tx, &t, now).await? {
-            final_status = insufficient;
+            bail!("transaction {id} could not settle: its debit account is short");
         }
-        if final_status != status || !success {
+        if !success {
             if let (true, Some(debit)) = (t.held, &t.debit_account) {
                 sqlx::query(
                     "UPDATE payment_accounts SET held = held - $1, sequence_nr = sequence_nr + 1 WHERE id = $2",
@@ -516,13 +526,49 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("amount")?, r.try_get("created_at")?))).collect()
     }
 
-    /// A purse's currency, if the purse belongs to `org_id`.
-    pub async fn purse_currency(&self, org_id: &str, purse_id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT currency FROM purses WHERE id = $1 AND org_id = $2")
-            .bind(purse_id)
-            .bind(org_id)
-            .fetch_optional(&self.pool)
-            .await?)
+    /// A purse of `org_id`: its currency and its ledger account, if opened yet. One query.
+    pub async fn purse_account(&self, org_id: &str, purse_id: &str) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT p.currency, a.id AS account FROM purses p
+             LEFT JOIN payment_accounts a ON a.org_id = p.org_id AND a.kind = 'purse' AND a.owner = p.id
+                  AND a.wallet_id = '' AND a.currency = p.currency
+             WHERE p.id = $1 AND p.org_id = $2",
+        )
+        .bind(purse_id)
+        .bind(org_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("currency")?, r.try_get("account")?))).transpose()
+    }
+
+    /// A customer of `org_id` (whether decommissioned) with the accounts of one of its wallets, in
+    /// one query; None when there is no such customer.
+    pub async fn wallet_accounts(
+        &self,
+        org_id: &str,
+        customer_id: &str,
+        wallet_id: &str,
+    ) -> Result<Option<(bool, Vec<Account>)>> {
+        let rows = sqlx::query(
+            "SELECT c.decommissioned_at, a.id, a.kind, a.owner, a.wallet_id, a.currency, a.balance, a.held, a.sequence_nr
+             FROM customers c
+             LEFT JOIN payment_accounts a ON a.kind = 'wallet' AND a.owner = c.id AND a.wallet_id = $3
+             WHERE c.id = $1 AND c.org_id = $2",
+        )
+        .bind(customer_id)
+        .bind(org_id)
+        .bind(wallet_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let decommissioned = first.try_get::<Option<i64>, _>("decommissioned_at")?.is_some();
+        let mut accounts = Vec::new();
+        for r in &rows {
+            if r.try_get::<Option<String>, _>("id")?.is_some() {
+                accounts.push(account(r)?);
+            }
+        }
+        Ok(Some((decommissioned, accounts)))
     }
 
     /// A purse's org and currency.
