@@ -216,16 +216,7 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
 
 /// Delivers to every simulator socket of the org; records DELIVERED (any acknowledged) or FAILED.
 async fn hand_over(hodi: &Hodi, o: &Outbound, id: &str, notification: ServerToSimulatorNotification, is_voice: bool) {
-    let data = Bytes::from(notification.encode_to_vec());
-    let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
-    let mut acknowledged = false;
-    for socket in hodi.simulators.all_in_org(&o.org_id) {
-        match tokio::time::timeout(timeout, socket.requester.request_response(Payload::new(data.clone()))).await {
-            Ok(Ok(_)) => acknowledged = true,
-            Ok(Err(e)) => debug!(connection_id = %socket.connection_id, error = %e, "simulator refused a message"),
-            Err(_) => debug!(connection_id = %socket.connection_id, "simulator did not acknowledge a message in time"),
-        }
-    }
+    let acknowledged = crate::notify::offer_to_simulators(hodi, &o.org_id, &notification).await;
     // A voice call stays SESSION_INITIATED: its progress comes back as voice input from the simulator.
     if is_voice && acknowledged {
         return;

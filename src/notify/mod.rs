@@ -128,6 +128,26 @@ async fn send_envelope(
     Err(DeliveryError::AllFailed(failures.join("; ")))
 }
 
+/// Offers a notification to every simulator socket of the org (the customer's side); true when
+/// at least one acknowledged it within the reply timeout.
+pub async fn offer_to_simulators(
+    hodi: &Hodi,
+    org_id: &str,
+    notification: &crate::wire::ServerToSimulatorNotification,
+) -> bool {
+    let data = Bytes::from(notification.encode_to_vec());
+    let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
+    let mut acknowledged = false;
+    for socket in hodi.simulators.all_in_org(org_id) {
+        match tokio::time::timeout(timeout, socket.requester.request_response(Payload::new(data.clone()))).await {
+            Ok(Ok(_)) => acknowledged = true,
+            Ok(Err(e)) => debug!(connection_id = %socket.connection_id, error = %e, "simulator refused a notification"),
+            Err(_) => debug!(connection_id = %socket.connection_id, "simulator did not acknowledge in time"),
+        }
+    }
+    acknowledged
+}
+
 /// Sends a notification now, outside the outbox (live USSD and voice sessions cannot wait), and
 /// applies the reply's app-data update. The caller handles the reply's message.
 pub async fn deliver_now(

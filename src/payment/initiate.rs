@@ -336,7 +336,7 @@ pub async fn initiate(
         let id = id.clone();
         let checkout = kind == "checkout";
         tokio::spawn(async move {
-            let acknowledged = super::simulator::offer(&hodi, &t.org_id, notification).await;
+            let acknowledged = crate::notify::offer_to_simulators(&hodi, &t.org_id, &notification).await;
             // A checkout waits for the customer's answer; a payout is done once handed over.
             let outcome = match (checkout, acknowledged) {
                 (true, true) => return,

@@ -2,12 +2,7 @@
 //! simulator's ReceivePayment (a customer paying into an org's channel number) and
 //! UpdatePaymentStatus (confirming or declining a checkout, settling or failing a pending payment).
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use hodi_rsocket::Payload;
 use prost::Message;
-use tracing::debug;
 
 use super::initiate::{external_key, payment_channel_name, status_notices};
 use super::{is_failure, is_pending, to_minor};
@@ -20,27 +15,11 @@ use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::{
     payment_counter_party, CustomerNumberProvider, PaymentCounterParty, PaymentCustomerCounterParty,
     PaymentPurseCounterParty, PaymentStatus, ReceivePaymentSimulatorCommand, ReceivedPaymentNotification,
-    ServerToAppCustomerNotification, ServerToSimulatorNotification, SimulatorToServerCommandReply,
-    UpdatePaymentStatusSimulatorCommand,
+    ServerToAppCustomerNotification, SimulatorToServerCommandReply, UpdatePaymentStatusSimulatorCommand,
 };
 
 fn reply(status: bool, description: impl Into<String>) -> SimulatorToServerCommandReply {
     SimulatorToServerCommandReply { status, description: description.into(), message: None }
-}
-
-/// Offers a notification to every simulator socket of the org; true when one acknowledged it.
-pub async fn offer(hodi: &Hodi, org_id: &str, notification: ServerToSimulatorNotification) -> bool {
-    let data = Bytes::from(notification.encode_to_vec());
-    let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
-    let mut acknowledged = false;
-    for socket in hodi.simulators.all_in_org(org_id) {
-        match tokio::time::timeout(timeout, socket.requester.request_response(Payload::new(data.clone()))).await {
-            Ok(Ok(_)) => acknowledged = true,
-            Ok(Err(e)) => debug!(connection_id = %socket.connection_id, error = %e, "simulator refused a notification"),
-            Err(_) => debug!(connection_id = %socket.connection_id, "simulator did not acknowledge in time"),
-        }
-    }
-    acknowledged
 }
 
 /// Ends a pending transaction with `status` (success settles; a failure releases any hold) and
