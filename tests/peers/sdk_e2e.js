@@ -720,6 +720,21 @@ const scenarios = {
         await until('the purse notification', () => purseStatuses.some((s) => s.transactionId === bill.transactionId));
         assert.strictEqual(purseStatuses[0].status, 'success');
 
+        // The remaining pairs: purse → purse, customer → purse (checkout), purse → customer,
+        // wallet → channel.
+        const purse2 = env('HODI_PURSE2');
+        r = await app.initiatePayment({ purseId }, { purseId: purse2 }, kes(5));
+        assert.strictEqual(r.status, 'success', r.description);
+        const intoPurse = await app.initiatePayment(mobile, { purseId }, kes(15));
+        assert.strictEqual(intoPurse.status, 'pending_confirmation', intoPurse.description);
+        await until('the purse checkout prompt', () => asked.some((a) => a.transactionId === intoPurse.transactionId));
+        assert.strictEqual((await phone.updatePaymentStatus(intoPurse.transactionId, 'success')).status, true);
+        const toMobile = await app.initiatePayment({ purseId }, mobile, kes(15));
+        assert.strictEqual(toMobile.status, 'queued', toMobile.description);
+        const walletBill = await app.initiatePayment({ customerId: adaId, walletId: 'spending' }, { channel: 'cellular', source: '525900', destination: '888881', account: 'INV-2', code: 0 }, kes(1));
+        assert.strictEqual(walletBill.status, 'queued', walletBill.description);
+        await until('the last payouts', () => [intoPurse, toMobile, walletBill].every((p) => statuses.some((s) => s.transactionId === p.transactionId && s.status === 'success')));
+
         // History: a replayed payment and its later status, imported once.
         for (let pass = 0; pass < 2; pass += 1) {
             const rp = await app.replayPayment('OLD-1', mobile, savings, 'pending_confirmation', kes(12), 'old', Math.floor(Date.now() / 1000) - 86400);
@@ -728,11 +743,11 @@ const scenarios = {
         const ru = await app.replayPaymentStatusUpdate({ number: '+254711000701', provider: 'cellular' }, 'OLD-1', 'success', Math.floor(Date.now() / 1000) - 86000);
         assert.strictEqual(ru.status, true, ru.description);
 
-        // State: wallets (400.50 - 100 + 50 - 20 = 330.50 in savings; 90 in spending) and the log.
+        // State: wallets (400.50 - 100 + 50 - 20 = 330.50 in savings; 100 - 10 - 1 = 89 in spending) and the log.
         const state = await ada.getState();
         const wallets = Object.fromEntries(state.paymentState.wallets);
         assert.strictEqual(wallets.savings.actual.amount, 330.5);
-        assert.strictEqual(wallets.spending.available.amount, 90);
+        assert.strictEqual(wallets.spending.available.amount, 89);
         const log = state.paymentState.transactionLogs;
         assert.ok(log.some((t) => t.transactionId === no.transactionId && t.status === 403), 'the declined checkout (REJECTED = 403)');
         const old = log.filter((t) => t.providerTransactionId && t.providerTransactionId.value === 'OLD-1');
