@@ -123,6 +123,7 @@ pub async fn start(config: Config) -> Result<Running> {
     tokio::spawn(crate::notify::run(hodi.clone(), shutdown.clone()));
     tokio::spawn(crate::customer::sweep_expired(hodi.clone(), shutdown.clone()));
     tokio::spawn(crate::messaging::sweep_sessions(hodi.clone(), shutdown.clone()));
+    tokio::spawn(crate::payment::simulator::sweep_checkouts(hodi.clone(), shutdown.clone()));
     tokio::spawn(checkpoint_wal(hodi.clone(), shutdown.clone()));
     let listening = toml::to_string(&bound).unwrap_or_default();
     // Tools and tests read where we listen from here (ports may have been chosen by the OS).

@@ -460,3 +460,52 @@ async fn thousands_of_concurrent_payments_on_one_wallet_balance_to_the_cent() {
     let (entries, balances, unbalanced) = running.hodi.store.ledger_check().await.expect("check");
     assert_eq!((entries, balances, unbalanced), (0, 0, 0));
 }
+
+#[tokio::test]
+async fn a_checkout_left_unanswered_expires_and_cannot_be_confirmed_later() {
+    let (running, _dir) = common::inproc::start_with(|c| {
+        c.payment.checkout_expiry_secs = 1;
+        c.payment.checkout_sweep_ms = 100;
+    })
+    .await;
+    let (app_tx, mut app_rx) = mpsc::channel(100);
+    let app = connect_with(&running, dev_meta(&running), Arc::new(App(app_tx))).await;
+    let (phone_tx, mut phone_rx) = mpsc::channel(100);
+    let phone = connect_with(
+        &running,
+        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
+        Arc::new(Phone(phone_tx)),
+    )
+    .await;
+    let purse_id = running.dev.as_ref().expect("dev").purse_id.clone();
+    let r = pay(&app, mobile("+254700100020"), purse(&purse_id), kes(5.0)).await;
+    assert_eq!(r.status, PaymentStatus::PendingConfirmation as i32, "{r:?}");
+    let id = r.transaction_id.expect("id");
+    next(&mut phone_rx, "the prompt", |_| true).await;
+    let n = next(&mut app_rx, "expiry", |e| is_status(e, &id)).await;
+    let server_to_app_notification::Entry::Customer(ServerToAppCustomerNotification {
+        entry: Some(server_to_app_customer_notification::Entry::PaymentStatus(s)),
+        ..
+    }) = n
+    else {
+        panic!("{n:?}")
+    };
+    assert_eq!(s.status, PaymentStatus::Expired as i32);
+    let late = simulate(
+        &phone,
+        simulator_to_server_command::Entry::UpdatePaymentStatus(UpdatePaymentStatusSimulatorCommand {
+            transaction_id: id.clone(),
+            status: PaymentStatus::Success as i32,
+        }),
+    )
+    .await;
+    assert!(!late.status && late.description.contains("no longer pending"), "{late:?}");
+    let org = running.dev.as_ref().expect("dev").org_id.clone();
+    let account = running
+        .hodi
+        .store
+        .account(&org, &hodi::store::payments::AccountKey::Purse(purse_id), "KES")
+        .await
+        .expect("read");
+    assert_eq!(account.map(|a| a.balance).unwrap_or(0), 0, "an expired checkout moved money");
+}

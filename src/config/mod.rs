@@ -29,6 +29,7 @@ pub struct Config {
     pub notify: Notify,
     pub customer: Customer,
     pub messaging: Messaging,
+    pub payment: Payment,
     pub dev: Dev,
 }
 
@@ -112,6 +113,22 @@ pub struct Messaging {
     pub session_sweep_ms: u64,
 }
 
+/// Payments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Payment {
+    /// How long a checkout waits for the customer to confirm before it EXPIREs.
+    pub checkout_expiry_secs: u64,
+    /// How often expired checkouts are looked for.
+    pub checkout_sweep_ms: u64,
+}
+
+impl Default for Payment {
+    fn default() -> Self {
+        Payment { checkout_expiry_secs: 300, checkout_sweep_ms: 5_000 }
+    }
+}
+
 impl Default for Messaging {
     fn default() -> Self {
         Messaging { chat_window_secs: 24 * 3600, live_session_secs: 180, session_sweep_ms: 5_000 }
@@ -140,6 +157,7 @@ impl Default for Config {
             notify: Notify::default(),
             customer: Customer::default(),
             messaging: Messaging::default(),
+            payment: Payment::default(),
             dev: Dev::default(),
         }
     }

@@ -182,3 +182,29 @@ pub async fn update_status(
         None => reply(false, format!("{} is no longer pending", t.id)),
     })
 }
+
+/// Expires checkouts the customer never answered (`payment.checkout_expiry_secs`), until `shutdown`.
+pub async fn sweep_checkouts(hodi: std::sync::Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(hodi.config.payment.checkout_sweep_ms.max(10))) => {}
+        }
+        let expiry = i64::try_from(hodi.config.payment.checkout_expiry_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let before = now_ms().saturating_sub(expiry);
+        let stale = match hodi.store.stale_checkouts(before, PaymentStatus::PendingConfirmation as i32, 500).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stale checkouts");
+                continue;
+            }
+        };
+        for id in stale {
+            match finish(&hodi, &id, PaymentStatus::Expired).await {
+                Ok(Some(_)) => tracing::info!(transaction_id = %id, "checkout expired unanswered"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(transaction_id = %id, error = %e, "expiring a checkout"),
+            }
+        }
+    }
+}

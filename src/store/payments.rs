@@ -571,6 +571,19 @@ impl Store {
         Ok(Some((decommissioned, accounts)))
     }
 
+    /// Checkouts still waiting for the customer that were started before `before`.
+    pub async fn stale_checkouts(&self, before: i64, status: i32, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM payment_transactions WHERE kind = 'checkout' AND status = $1 AND created_at < $2
+             ORDER BY created_at LIMIT $3",
+        )
+        .bind(status)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// A purse's org and currency.
     pub async fn purse(&self, purse_id: &str) -> Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT org_id, currency FROM purses WHERE id = $1")
