@@ -31,7 +31,7 @@ use crate::wire::{
 #[derive(Debug)]
 pub struct Replay(Command);
 
-fn millis(ts: &Option<prost_types::Timestamp>) -> i64 {
+pub(super) fn millis(ts: &Option<prost_types::Timestamp>) -> i64 {
     ts.as_ref()
         .map(|t| t.seconds.saturating_mul(1000) + i64::from(t.nanos.clamp(0, 999_999_999) / 1_000_000))
         .unwrap_or_else(crate::store::now_ms)

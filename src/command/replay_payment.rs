@@ -13,7 +13,6 @@ use crate::payment::initiate::resolve;
 use crate::payment::to_minor;
 use crate::server::Hodi;
 use crate::session::Session;
-use crate::store::new_id;
 use crate::store::payments::{Start, Started, Transaction};
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{PaymentStatus, ReplayPaymentCommand, ReplayPaymentReply, ReplayPaymentStatusUpdateCommand};
@@ -28,11 +27,9 @@ fn reply(status: bool, description: impl Into<String>, t: Option<&Transaction>) 
     })
 }
 
+/// The SDK sends an unset time as 0 seconds; that means "now" here, like no time at all.
 fn millis(t: &Option<prost_types::Timestamp>) -> i64 {
-    t.as_ref()
-        .map(|t| t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000))
-        .filter(|m| *m > 0)
-        .unwrap_or_else(crate::store::now_ms)
+    super::replay::millis(&t.filter(|t| t.seconds > 0 || t.nanos > 0))
 }
 
 #[derive(Debug)]
@@ -79,25 +76,14 @@ async fn payment(hodi: &Hodi, session: &Session, c: ReplayPaymentCommand) -> Res
             _ => None,
         });
     let t = Transaction {
-        id: new_id("txn_"),
-        org_id: org_id.to_string(),
-        app_id: Some(session.app_id.clone()),
-        kind: "replay".into(),
         debit_party: c.debit_party.clone().unwrap_or_default().encode_to_vec(),
         credit_party: c.credit_party.clone().unwrap_or_default().encode_to_vec(),
-        debit_account: None,
-        credit_account: None,
         debit_customer_id: debit.customer_id(),
         credit_customer_id: credit.customer_id(),
         purse_id,
-        currency,
-        amount,
-        status: 0,
-        held: false,
         provider_transaction_id: Some(c.provider_transaction_id.clone()),
         narration: c.narration.clone(),
-        created_at: at,
-        updated_at: at,
+        ..Transaction::draft(org_id, &session.app_id, "replay", &currency, amount, at)
     };
     let started = hodi
         .store

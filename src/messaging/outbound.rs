@@ -9,10 +9,7 @@
 //! and a `make_voice_call` to the simulator.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use hodi_rsocket::Payload;
 use prost::Message;
 use tracing::{debug, warn};
 
@@ -346,33 +343,21 @@ pub async fn send_many(
         }
     }
     hodi.store.insert_messages(&rows).await?;
-    let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
     let results: Vec<(String, String, bool)> = futures_util::stream::iter(to_send)
         .map(|(id, o)| {
             let sockets = simulators.clone();
             async move {
-                let data = Bytes::from(
-                    ServerToSimulatorNotification {
-                        entry: Some(SimEntry::SendMessage(SendMessageSimulatorNotification {
-                            org_id: o.org_id.clone(),
-                            customer_id: o.customer_id.clone(),
-                            message_id: id.clone(),
-                            customer_number: Some(wire_number(&o.number)),
-                            channel_number: Some(o.channel_number.clone()),
-                            message: Some(o.message.clone()),
-                        })),
-                    }
-                    .encode_to_vec(),
-                );
-                let mut acknowledged = false;
-                for socket in &sockets {
-                    if let Ok(Ok(_)) =
-                        tokio::time::timeout(timeout, socket.requester.request_response(Payload::new(data.clone())))
-                            .await
-                    {
-                        acknowledged = true;
-                    }
-                }
+                let notification = ServerToSimulatorNotification {
+                    entry: Some(SimEntry::SendMessage(SendMessageSimulatorNotification {
+                        org_id: o.org_id.clone(),
+                        customer_id: o.customer_id.clone(),
+                        message_id: id.clone(),
+                        customer_number: Some(wire_number(&o.number)),
+                        channel_number: Some(o.channel_number.clone()),
+                        message: Some(o.message.clone()),
+                    })),
+                };
+                let acknowledged = crate::notify::offer_to(hodi, &sockets, &notification).await;
                 (id, o.customer_id, acknowledged)
             }
         })

@@ -135,10 +135,19 @@ pub async fn offer_to_simulators(
     org_id: &str,
     notification: &crate::wire::ServerToSimulatorNotification,
 ) -> bool {
+    offer_to(hodi, &hodi.simulators.all_in_org(org_id), notification).await
+}
+
+/// Like [`offer_to_simulators`], to sockets the caller looked up once (bulk sends).
+pub async fn offer_to(
+    hodi: &Hodi,
+    sockets: &[Arc<crate::session::Session>],
+    notification: &crate::wire::ServerToSimulatorNotification,
+) -> bool {
     let data = Bytes::from(notification.encode_to_vec());
     let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
     let mut acknowledged = false;
-    for socket in hodi.simulators.all_in_org(org_id) {
+    for socket in sockets {
         match tokio::time::timeout(timeout, socket.requester.request_response(Payload::new(data.clone()))).await {
             Ok(Ok(_)) => acknowledged = true,
             Ok(Err(e)) => debug!(connection_id = %socket.connection_id, error = %e, "simulator refused a notification"),

@@ -10,8 +10,8 @@ use super::{is_pending, to_cash, to_minor};
 use crate::command::customer_ref::{stored_number, wire_number};
 use crate::server::Hodi;
 use crate::store::customers::StoredNumber;
+use crate::store::now_ms;
 use crate::store::payments::{Account, AccountKey, Notice, Start, Started, Transaction};
-use crate::store::{new_id, now_ms};
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::server_to_app_purse_notification::Entry as PurseEntry;
 use crate::wire::server_to_simulator_notification::Entry as SimEntry;
@@ -283,17 +283,11 @@ pub async fn initiate(
     if debit_account == credit_account {
         return Ok(Initiated::refused(PaymentStatus::InvalidRequest, "debit and credit are the same account"));
     }
-    let now = now_ms();
-    let id = new_id("txn_");
     let purse_id = match (&debit, &credit) {
         (Party::Purse { id, .. }, _) | (_, Party::Purse { id, .. }) => Some(id.clone()),
         _ => None,
     };
     let t = Transaction {
-        id: id.clone(),
-        org_id: org_id.to_string(),
-        app_id: Some(app_id.to_string()),
-        kind: kind.to_string(),
         debit_party: cmd.debit_party.clone().unwrap_or_default().encode_to_vec(),
         credit_party: cmd.credit_party.clone().unwrap_or_default().encode_to_vec(),
         debit_account: Some(debit_account),
@@ -301,15 +295,10 @@ pub async fn initiate(
         debit_customer_id: debit.customer_id(),
         credit_customer_id: credit.customer_id(),
         purse_id,
-        currency: currency.clone(),
-        amount,
-        status: 0,
-        held: false,
-        provider_transaction_id: None,
         narration: cmd.narration.clone(),
-        created_at: now,
-        updated_at: now,
+        ..Transaction::draft(org_id, app_id, kind, &currency, amount, now_ms())
     };
+    let id = t.id.clone();
     let started = hodi
         .store
         .start_transaction(t.clone(), start, PaymentStatus::InsufficientFunds as i32, &[], hodi.config.notify.ttl_ms())
@@ -357,6 +346,18 @@ pub async fn initiate(
     })
 }
 
+/// A purse or wallet party as the simulator notifications' oneofs carry it: Ok(purse), Err(wallet).
+fn purse_or_wallet(party: &Party) -> Result<PaymentPurseCounterParty, PaymentWalletCounterParty> {
+    match party {
+        Party::Wallet { customer_id, wallet_id, .. } => {
+            Err(PaymentWalletCounterParty { customer_id: customer_id.clone(), wallet_id: wallet_id.clone() })
+        }
+        Party::Purse { id, .. } => Ok(PaymentPurseCounterParty { purse_id: id.clone() }),
+        // Only purses and wallets reach here (the pair table); an empty purse names nothing.
+        _ => Ok(PaymentPurseCounterParty::default()),
+    }
+}
+
 fn simulator_notification(
     org_id: &str,
     app_id: &str,
@@ -377,21 +378,9 @@ fn simulator_notification(
                 customer_number: Some(wire_number(number)),
                 channel_number: Some(channel.clone()),
                 value,
-                credit_party: Some(match internal {
-                    Party::Purse { id, .. } => {
-                        checkout_payment_simulator_notification::CreditParty::Purse(PaymentPurseCounterParty {
-                            purse_id: id.clone(),
-                        })
-                    }
-                    Party::Wallet { customer_id, wallet_id, .. } => {
-                        checkout_payment_simulator_notification::CreditParty::Wallet(PaymentWalletCounterParty {
-                            customer_id: customer_id.clone(),
-                            wallet_id: wallet_id.clone(),
-                        })
-                    }
-                    _ => {
-                        checkout_payment_simulator_notification::CreditParty::Purse(PaymentPurseCounterParty::default())
-                    }
+                credit_party: Some(match purse_or_wallet(internal) {
+                    Ok(p) => checkout_payment_simulator_notification::CreditParty::Purse(p),
+                    Err(w) => checkout_payment_simulator_notification::CreditParty::Wallet(w),
                 }),
             })
         }
@@ -404,21 +393,9 @@ fn simulator_notification(
                 customer_number: Some(wire_number(number)),
                 channel_number: Some(channel.clone()),
                 value,
-                debit_party: Some(match internal {
-                    Party::Wallet { customer_id, wallet_id, .. } => {
-                        send_customer_payment_simulator_notification::DebitParty::Wallet(PaymentWalletCounterParty {
-                            customer_id: customer_id.clone(),
-                            wallet_id: wallet_id.clone(),
-                        })
-                    }
-                    Party::Purse { id, .. } => {
-                        send_customer_payment_simulator_notification::DebitParty::Purse(PaymentPurseCounterParty {
-                            purse_id: id.clone(),
-                        })
-                    }
-                    _ => send_customer_payment_simulator_notification::DebitParty::Purse(
-                        PaymentPurseCounterParty::default(),
-                    ),
+                debit_party: Some(match purse_or_wallet(internal) {
+                    Ok(p) => send_customer_payment_simulator_notification::DebitParty::Purse(p),
+                    Err(w) => send_customer_payment_simulator_notification::DebitParty::Wallet(w),
                 }),
             })
         }
@@ -436,21 +413,9 @@ fn simulator_notification(
                 destination: ch.destination,
                 account: ch.account,
                 value,
-                debit_party: Some(match internal {
-                    Party::Wallet { customer_id, wallet_id, .. } => {
-                        send_channel_payment_simulator_notification::DebitParty::Wallet(PaymentWalletCounterParty {
-                            customer_id: customer_id.clone(),
-                            wallet_id: wallet_id.clone(),
-                        })
-                    }
-                    Party::Purse { id, .. } => {
-                        send_channel_payment_simulator_notification::DebitParty::Purse(PaymentPurseCounterParty {
-                            purse_id: id.clone(),
-                        })
-                    }
-                    _ => send_channel_payment_simulator_notification::DebitParty::Purse(
-                        PaymentPurseCounterParty::default(),
-                    ),
+                debit_party: Some(match purse_or_wallet(internal) {
+                    Ok(p) => send_channel_payment_simulator_notification::DebitParty::Purse(p),
+                    Err(w) => send_channel_payment_simulator_notification::DebitParty::Wallet(w),
                 }),
             })
         }

@@ -9,8 +9,8 @@ use super::{is_failure, is_pending, to_minor};
 use crate::server::Hodi;
 use crate::session::Session;
 use crate::store::customers::StoredNumber;
+use crate::store::now_ms;
 use crate::store::payments::{AccountKey, Finish, Notice, Start, Started, Transaction};
-use crate::store::{new_id, now_ms};
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::{
     payment_counter_party, CustomerNumberProvider, PaymentCounterParty, PaymentCustomerCounterParty,
@@ -100,29 +100,17 @@ pub async fn receive(
     });
     let debit_account = hodi.store.open_account(org_id, &debit_key, &currency).await?.id;
     let credit_account = hodi.store.open_account(org_id, &AccountKey::Purse(purse_id.clone()), &currency).await?.id;
-    let now = now_ms();
-    let id = new_id("txn_");
     let t = Transaction {
-        id: id.clone(),
-        org_id: org_id.to_string(),
-        app_id: Some(session.app_id.clone()),
-        kind: "received".into(),
         debit_party: debit_party.encode_to_vec(),
         credit_party: credit_party.encode_to_vec(),
         debit_account: Some(debit_account),
         credit_account: Some(credit_account),
         debit_customer_id: Some(customer.id.clone()),
-        credit_customer_id: None,
         purse_id: Some(purse_id.clone()),
-        currency: currency.clone(),
-        amount,
-        status: 0,
-        held: false,
         provider_transaction_id: Some(cmd.transaction_id.clone()),
-        narration: String::new(),
-        created_at: now,
-        updated_at: now,
+        ..Transaction::draft(org_id, &session.app_id, "received", &currency, amount, now_ms())
     };
+    let id = t.id.clone();
     let notice = Notice::Customer {
         app_id: session.app_id.clone(),
         customer_id: customer.id.clone(),

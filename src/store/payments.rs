@@ -79,6 +79,34 @@ pub struct Transaction {
     pub updated_at: i64,
 }
 
+impl Transaction {
+    /// A new transaction of `kind` with a fresh id: no parties, accounts or customers yet, status
+    /// unset (the start sets it). Callers fill in the rest with struct update syntax.
+    pub fn draft(org_id: &str, app_id: &str, kind: &str, currency: &str, amount: i64, at: i64) -> Transaction {
+        Transaction {
+            id: new_id("txn_"),
+            org_id: org_id.to_string(),
+            app_id: Some(app_id.to_string()),
+            kind: kind.to_string(),
+            debit_party: Vec::new(),
+            credit_party: Vec::new(),
+            debit_account: None,
+            credit_account: None,
+            debit_customer_id: None,
+            credit_customer_id: None,
+            purse_id: None,
+            currency: currency.to_string(),
+            amount,
+            status: 0,
+            held: false,
+            provider_transaction_id: None,
+            narration: String::new(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
 /// How a new transaction starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
