@@ -102,6 +102,18 @@ fn row(o: &Outbound, id: &str, status: MessageDeliveryStatus, session_id: Option
     }
 }
 
+/// The simulator's `send_message` for message `id`.
+fn to_phone(o: &Outbound, id: &str) -> SimEntry {
+    SimEntry::SendMessage(SendMessageSimulatorNotification {
+        org_id: o.org_id.clone(),
+        customer_id: o.customer_id.clone(),
+        message_id: id.to_string(),
+        customer_number: Some(wire_number(&o.number)),
+        channel_number: Some(o.channel_number.clone()),
+        message: Some(o.message.clone()),
+    })
+}
+
 /// Records a reply given inside a live USSD or voice session; the caller returns it to the
 /// customer directly. Returns its message id.
 pub async fn record_live_reply(hodi: &Hodi, o: &Outbound) -> anyhow::Result<String> {
@@ -194,14 +206,7 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
                     channel_number: Some(o.channel_number.clone()),
                 })
             } else {
-                SimEntry::SendMessage(SendMessageSimulatorNotification {
-                    org_id: o.org_id.clone(),
-                    customer_id: o.customer_id.clone(),
-                    message_id: id.clone(),
-                    customer_number: Some(wire_number(&o.number)),
-                    channel_number: Some(o.channel_number.clone()),
-                    message: Some(o.message.clone()),
-                })
+                to_phone(&o, &id)
             }),
         };
         let hodi = hodi.clone();
@@ -347,16 +352,7 @@ pub async fn send_many(
         .map(|(id, o)| {
             let sockets = simulators.clone();
             async move {
-                let notification = ServerToSimulatorNotification {
-                    entry: Some(SimEntry::SendMessage(SendMessageSimulatorNotification {
-                        org_id: o.org_id.clone(),
-                        customer_id: o.customer_id.clone(),
-                        message_id: id.clone(),
-                        customer_number: Some(wire_number(&o.number)),
-                        channel_number: Some(o.channel_number.clone()),
-                        message: Some(o.message.clone()),
-                    })),
-                };
+                let notification = ServerToSimulatorNotification { entry: Some(to_phone(&o, &id)) };
                 let acknowledged = crate::notify::offer_to(hodi, &sockets, &notification).await;
                 (id, o.customer_id, acknowledged)
             }
