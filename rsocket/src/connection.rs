@@ -653,14 +653,16 @@ impl Running {
                 let task = tokio::spawn(async move {
                     let _permit = permit;
                     loop {
-                        // Pull one item ahead, then wait for credit: the producer never runs further
-                        // ahead of the peer's REQUEST_N than one item.
+                        // Credit first, then the next item: the producer is polled only while the
+                        // peer has asked for more, so a producer can treat "being polled" as demand
+                        // (Hodi's notification subscriptions leave notifications stored until then).
+                        // A stream that ends or fails is noticed at the next credit.
+                        match credits.acquire().await {
+                            Ok(p) => p.forget(),
+                            Err(_) => return,
+                        }
                         let frame = match items.next().await {
                             Some(Ok(payload)) => {
-                                match credits.acquire().await {
-                                    Ok(p) => p.forget(),
-                                    Err(_) => return,
-                                }
                                 Frame::new(id, Body::Payload { follows: false, complete: false, next: true, payload })
                             }
                             Some(Err(e)) => {

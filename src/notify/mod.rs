@@ -1,9 +1,10 @@
 //! Notifications to apps: the registry of sockets that can take them, and the dispatcher that
 //! delivers the durable outbox.
 //!
-//! Owns: which app sockets receive notifications (non-simplex, non-simulator), delivery as a
-//! server-initiated REQUEST_RESPONSE (round robin over the app's sockets, the next socket on
-//! failure, a reply timeout), per-customer order, retries with backoff, time to live, and applying
+//! Owns: which app sockets receive notifications (non-simplex, non-simulator, or any app socket
+//! that subscribed), delivery as a server-initiated REQUEST_RESPONSE or on a subscription's stream
+//! ([`subscription`]; round robin over the app's sockets, the next socket on failure, a reply
+//! timeout), per-customer order, retries with backoff, time to live, and applying
 //! the reply (app-data update; outbound message recorded for messaging). Does not own why a
 //! notification exists: producers queue them with [`crate::store::outbox::insert_many`] in the
 //! transaction of the change they report, then call [`Hodi::outbox_changed`]'s `notify_one`.
@@ -12,8 +13,9 @@
 //! `{"notificationId":"ntf_…"}`, so a client can spot a duplicate (the Elarian SDK ignores it).
 
 mod sockets;
+pub mod subscription;
 
-pub use sockets::Sockets;
+pub use sockets::{Sockets, Target, Via};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,9 @@ use crate::wire::{
 const BATCH: i64 = 512;
 /// Deliveries awaiting replies at once.
 const CONCURRENT: usize = 64;
+/// How long a delivery waits for a subscription to have credit before leaving the notification
+/// queued for a later pass (short, so one slow consumer does not hold up a pass for long).
+const DEMAND_WAIT: Duration = Duration::from_millis(250);
 /// Expired notifications are looked for this often.
 const EXPIRY_EVERY: Duration = Duration::from_secs(10);
 
@@ -44,6 +49,9 @@ const EXPIRY_EVERY: Duration = Duration::from_secs(10);
 pub enum DeliveryError {
     #[error("no app socket is connected for app {0}")]
     NoSocket(String),
+    /// Every socket is a subscription without credit: not an attempt, it stays queued as it was.
+    #[error("every subscribed socket of app {0} is busy (no credit)")]
+    NoDemand(String),
     #[error("every connected socket failed: {0}")]
     AllFailed(String),
     #[error("stored notification is unreadable: {0}")]
@@ -101,21 +109,37 @@ async fn send_envelope(
     let metadata = Bytes::from(format!("{{\"notificationId\":\"{notification_id}\"}}"));
     let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
     let mut failures = Vec::new();
-    for session in candidates {
+    let mut busy = 0;
+    for target in &candidates {
+        let session = &target.session;
         let payload = Payload { metadata: Some(metadata.clone()), data: data.clone() };
-        let reply = match tokio::time::timeout(timeout, session.requester.request_response(payload)).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(RequestError::Closed(why))) => {
-                failures.push(format!("{}: closed ({why})", session.connection_id));
-                continue;
-            }
-            Ok(Err(e)) => {
-                failures.push(format!("{}: {e}", session.connection_id));
-                continue;
-            }
-            Err(_) => {
-                failures.push(format!("{}: no reply within {} ms", session.connection_id, timeout.as_millis()));
-                continue;
+        let reply = match &target.via {
+            Via::Request => match request(session, payload, timeout).await {
+                Ok(p) => p,
+                Err(why) => {
+                    failures.push(format!("{}: {why}", session.connection_id));
+                    continue;
+                }
+            },
+            Via::Stream(sub) => {
+                if !sub.has_demand() {
+                    busy += 1;
+                    continue;
+                }
+                match sub.deliver(notification_id, payload, timeout.min(DEMAND_WAIT), timeout).await {
+                    Ok(reply) => {
+                        debug!(connection_id = %session.connection_id, notification_id, "notification delivered on a subscription");
+                        return Ok(reply);
+                    }
+                    Err(subscription::Refused::NoDemand) => {
+                        busy += 1;
+                        continue;
+                    }
+                    Err(why) => {
+                        failures.push(format!("{}: subscription {why:?}", session.connection_id));
+                        continue;
+                    }
+                }
             }
         };
         debug!(connection_id = %session.connection_id, notification_id, "notification delivered");
@@ -125,7 +149,20 @@ async fn send_envelope(
             ServerToAppNotificationReply::default()
         }));
     }
+    if failures.is_empty() && busy > 0 {
+        return Err(DeliveryError::NoDemand(app_id.to_string()));
+    }
     Err(DeliveryError::AllFailed(failures.join("; ")))
+}
+
+/// One server-initiated REQUEST_RESPONSE with the reply timeout; the failure described.
+async fn request(session: &crate::session::Session, payload: Payload, timeout: Duration) -> Result<Payload, String> {
+    match tokio::time::timeout(timeout, session.requester.request_response(payload)).await {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(RequestError::Closed(why))) => Err(format!("closed ({why})")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no reply within {} ms", timeout.as_millis())),
+    }
 }
 
 /// Offers a notification to every simulator socket of the org (the customer's side); true when
@@ -302,6 +339,8 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
             for (row, result) in results {
                 match result {
                     Ok(c) => done.push(c),
+                    // The app is connected but its consumer is behind: untouched, no attempt counted.
+                    Err(DeliveryError::NoDemand(_)) => {}
                     Err(e) => {
                         let retry = crate::store::now_ms() + backoff_ms(row.attempts);
                         info!(notification_id = %row.id, attempts = row.attempts + 1, error = %e, "notification not delivered; will retry");
@@ -311,6 +350,7 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
                     }
                 }
             }
+            let progressed = !done.is_empty();
             match hodi.store.outbox_complete(&done).await {
                 Ok(()) => {
                     for c in done.into_iter().filter(|c| c.message.is_some()) {
@@ -321,7 +361,8 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
                 // Delivered but not recorded: they will be delivered again (at least once).
                 Err(e) => warn!(error = %e, "recording delivered notifications"),
             }
-            if !full {
+            // A full batch that moved nothing (consumers out of credit) waits for a signal.
+            if !full || !progressed {
                 break;
             }
         }

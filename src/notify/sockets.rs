@@ -1,15 +1,42 @@
-//! The app sockets that can take notifications, per (org, app).
+//! The app sockets that can take notifications, per (org, app), and how each takes them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::info;
 
+use super::subscription::Subscription;
 use crate::session::Session;
+
+/// How a socket receives notifications.
+#[derive(Clone)]
+pub enum Via {
+    /// Server-initiated REQUEST_RESPONSE (what the Elarian SDKs expect).
+    Request,
+    /// The socket's REQUEST_STREAM subscription (hodi-sdk), delivered only on demand.
+    Stream(Arc<Subscription>),
+}
+
+/// One delivery target: a socket and the way it takes notifications.
+#[derive(Clone)]
+pub struct Target {
+    pub session: Arc<Session>,
+    pub via: Via,
+}
+
+impl Target {
+    /// Can take a notification now (a subscription without credit cannot).
+    fn ready(&self) -> bool {
+        match &self.via {
+            Via::Request => true,
+            Via::Stream(sub) => sub.has_demand(),
+        }
+    }
+}
 
 #[derive(Default)]
 struct AppSockets {
-    sockets: Vec<Arc<Session>>,
+    targets: Vec<Target>,
     next: usize,
 }
 
@@ -17,8 +44,9 @@ struct AppSockets {
 #[derive(Default)]
 pub struct Sockets {
     apps: Mutex<HashMap<(String, String), AppSockets>>,
-    /// Signalled whenever a socket registers, so waiting work can go at once.
-    pub connected: tokio::sync::Notify,
+    /// Signalled whenever a socket registers or a subscription asks for more, so waiting work can
+    /// go at once (one stored permit: a signal during a dispatcher pass is not lost).
+    pub connected: Arc<tokio::sync::Notify>,
 }
 
 impl Sockets {
@@ -26,28 +54,55 @@ impl Sockets {
         self.apps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a socket; it is removed again when its connection closes.
+    fn key(session: &Session) -> (String, String) {
+        (session.org_id.clone(), session.app_id.clone())
+    }
+
+    /// Adds a socket that takes server-initiated requests; removed again when its connection closes.
     pub fn register(self: &Arc<Self>, session: Arc<Session>) {
-        let key = (session.org_id.clone(), session.app_id.clone());
-        self.lock().entry(key.clone()).or_default().sockets.push(session.clone());
-        self.connected.notify_waiters();
+        self.lock().entry(Self::key(&session)).or_default().targets.push(Target { session: session.clone(), via: Via::Request });
+        self.connected.notify_one();
         let sockets = self.clone();
         tokio::spawn(async move {
             let reason = session.requester.closed().await;
             info!(connection_id = %session.connection_id, %reason, "session ended");
-            let mut apps = sockets.lock();
-            if let Some(app) = apps.get_mut(&key) {
-                app.sockets.retain(|s| s.connection_id != session.connection_id);
-                if app.sockets.is_empty() {
-                    apps.remove(&key);
-                }
-            }
+            sockets.remove(&session, |_| true);
         });
     }
 
-    /// Apps with at least one notification-capable socket.
+    /// Makes `sub` the way `session` takes notifications (replacing server-initiated requests).
+    /// Refused when the socket already has a subscription.
+    pub fn subscribe(&self, session: &Arc<Session>, sub: Arc<Subscription>) -> Result<(), &'static str> {
+        let mut apps = self.lock();
+        let app = apps.entry(Self::key(session)).or_default();
+        let mine = |t: &Target| t.session.connection_id == session.connection_id;
+        if app.targets.iter().any(|t| mine(t) && matches!(t.via, Via::Stream(_))) {
+            return Err("this socket already has a notification subscription");
+        }
+        app.targets.retain(|t| !mine(t));
+        app.targets.push(Target { session: session.clone(), via: Via::Stream(sub) });
+        Ok(())
+    }
+
+    /// Drops `session`'s subscription (its stream ended).
+    pub fn unsubscribe(&self, session: &Session) {
+        self.remove(session, |t| matches!(t.via, Via::Stream(_)));
+    }
+
+    fn remove(&self, session: &Session, which: impl Fn(&Target) -> bool) {
+        let key = Self::key(session);
+        let mut apps = self.lock();
+        if let Some(app) = apps.get_mut(&key) {
+            app.targets.retain(|t| !(t.session.connection_id == session.connection_id && which(t)));
+            if app.targets.is_empty() {
+                apps.remove(&key);
+            }
+        }
+    }
+
+    /// Apps with at least one socket that can take a notification now.
     pub fn connected_apps(&self) -> Vec<String> {
-        self.lock().keys().map(|(_, app)| app.clone()).collect()
+        self.lock().iter().filter(|(_, app)| app.targets.iter().any(Target::ready)).map(|((_, app), _)| app.clone()).collect()
     }
 
     /// Every socket of every app of `org_id` (simulators receive what is sent to any customer).
@@ -55,17 +110,17 @@ impl Sockets {
         self.lock()
             .iter()
             .filter(|((org, _), _)| org == org_id)
-            .flat_map(|(_, app)| app.sockets.iter().cloned())
+            .flat_map(|(_, app)| app.targets.iter().map(|t| t.session.clone()))
             .collect()
     }
 
-    /// Candidate sockets for one delivery, starting with the next in round-robin order.
-    pub fn candidates(&self, org_id: &str, app_id: &str) -> Vec<Arc<Session>> {
+    /// Candidate targets for one delivery, starting with the next in round-robin order.
+    pub fn candidates(&self, org_id: &str, app_id: &str) -> Vec<Target> {
         let mut apps = self.lock();
         let Some(app) = apps.get_mut(&(org_id.to_string(), app_id.to_string())) else { return Vec::new() };
-        let n = app.sockets.len();
+        let n = app.targets.len();
         let start = app.next % n.max(1);
         app.next = app.next.wrapping_add(1);
-        (0..n).map(|i| app.sockets[(start + i) % n].clone()).collect()
+        (0..n).map(|i| app.targets[(start + i) % n].clone()).collect()
     }
 }

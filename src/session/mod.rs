@@ -2,20 +2,24 @@
 //! state every command runs with.
 //!
 //! Owns: decoding `AppConnectionMetadata`, checking org/app/API key or auth token, the socket's
-//! modes (simulator, simplex) and registering notification-capable sockets with [`crate::notify`].
+//! modes (simulator, simplex) and registering notification-capable sockets with [`crate::notify`]
+//! (server-initiated requests, or a REQUEST_STREAM subscription any app socket may open, simplex
+//! or not, whose replies come back as `replyTo` requests).
 //! Does not own what commands do (see [`crate::command`]) or how frames move (see `hodi_rsocket`).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hodi_rsocket::{Acceptor, BoxFuture, Payload, RemoteError, Requester, Responder, SetupInfo};
+use hodi_rsocket::{Acceptor, BoxFuture, BoxStream, Payload, RemoteError, Requester, Responder, SetupInfo};
 use prost::Message;
 use tracing::{info, warn, Instrument};
 
 use crate::command::{AppCommand, SimulatorCommand};
+use crate::notify::subscription::{NotificationStream, Subscription};
+use crate::notify::Via;
 use crate::server::Hodi;
 use crate::store::auth::TokenCheck;
-use crate::wire::{AppConnectionMetadata, AppToServerCommand, SimulatorToServerCommand};
+use crate::wire::{AppConnectionMetadata, AppToServerCommand, ServerToAppNotificationReply, SimulatorToServerCommand};
 
 /// Who is on the other end of one socket, fixed at SETUP.
 #[derive(Debug, Clone)]
@@ -135,6 +139,9 @@ impl Responder for AppResponder {
         let hodi = self.hodi.clone();
         let session = self.session.clone();
         let span = tracing::info_span!("app_command", connection_id = %session.connection_id, app_id = %session.app_id);
+        if let Some(id) = crate::notify::subscription::reply_to(&payload) {
+            return Box::pin(async move { answer_notification(&hodi, &session, &id, payload.data) }.instrument(span));
+        }
         Box::pin(
             async move {
                 let raw = AppToServerCommand::decode(payload.data.clone())
@@ -145,6 +152,47 @@ impl Responder for AppResponder {
             }
             .instrument(span),
         )
+    }
+
+    /// The notification subscription (see [`crate::notify::subscription`]).
+    fn request_stream(&self, payload: Payload) -> BoxStream<Result<Payload, RemoteError>> {
+        match self.subscribe(payload) {
+            Ok(stream) => Box::pin(stream),
+            Err(e) => Box::pin(futures_util::stream::once(async move { Err(e) })),
+        }
+    }
+}
+
+impl AppResponder {
+    fn subscribe(&self, payload: Payload) -> Result<NotificationStream, RemoteError> {
+        crate::notify::subscription::is_subscribe_request(&payload)?;
+        let (sub, stream) = Subscription::open(self.hodi.sockets.connected.clone());
+        self.hodi.sockets.subscribe(&self.session, sub).map_err(RemoteError::rejected)?;
+        info!(connection_id = %self.session.connection_id, app_id = %self.session.app_id, "notification subscription opened");
+        let (hodi, session) = (self.hodi.clone(), self.session.clone());
+        Ok(stream.on_drop(move || {
+            info!(connection_id = %session.connection_id, "notification subscription ended");
+            hodi.sockets.unsubscribe(&session);
+        }))
+    }
+}
+
+/// An app's answer to a notification it received on its subscription.
+fn answer_notification(hodi: &Hodi, session: &Session, id: &str, data: Bytes) -> Result<Payload, RemoteError> {
+    let reply = ServerToAppNotificationReply::decode(data)
+        .map_err(|e| RemoteError::invalid(format!("a replyTo request needs a ServerToAppNotificationReply: {e}")))?;
+    let taken = hodi
+        .sockets
+        .candidates(&session.org_id, &session.app_id)
+        .into_iter()
+        .filter(|t| t.session.connection_id == session.connection_id)
+        .any(|t| matches!(&t.via, Via::Stream(sub) if sub.answer(id, reply.clone())));
+    if taken {
+        Ok(Payload::default())
+    } else {
+        Err(RemoteError::rejected(format!(
+            "no notification {id:?} awaits a reply on this socket (unknown, already answered, or timed out and queued again)"
+        )))
     }
 }
 

@@ -1,8 +1,6 @@
-//! The wire types: Rust structs generated from `proto/hodi/wire/*.proto` by `build.rs`.
+//! The wire types, from the `hodi-wire` crate (generated from `proto/hodi/wire/*.proto`).
 //!
-//! Owns nothing but the generated code and tiny conveniences on it; business rules live with the
+//! Re-exported here so server code keeps writing `crate::wire::…`; business rules live with the
 //! command that uses them.
 
-#![allow(clippy::large_enum_variant, clippy::enum_variant_names, clippy::doc_lazy_continuation)]
-
-include!(concat!(env!("OUT_DIR"), "/hodi.wire.rs"));
+pub use hodi_wire::*;

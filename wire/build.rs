@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from("proto");
+    // The .proto files stay at the workspace root (`proto/`), where the schema tests read them.
+    let root = PathBuf::from("../proto");
     let files: Vec<PathBuf> = std::fs::read_dir(root.join("hodi/wire"))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "proto"))

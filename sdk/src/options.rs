@@ -1,0 +1,116 @@
+//! What a client needs to connect: where, who, and how patiently.
+
+use std::time::Duration;
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// RSocket over plain TCP with the 3-byte length prefix, `host:port` (Hodi's `listen.tcp`).
+    Tcp(String),
+    /// RSocket over WebSocket, a `ws://host:port/` URL (Hodi's `listen.ws`).
+    WebSocket(String),
+}
+
+impl Endpoint {
+    /// `tcp://host:port`, `host:port` or `ws://…`.
+    pub fn parse(s: &str) -> Result<Endpoint, crate::Error> {
+        if s.starts_with("ws://") {
+            Ok(Endpoint::WebSocket(s.to_string()))
+        } else if let Some(rest) = s.strip_prefix("tcp://") {
+            Ok(Endpoint::Tcp(rest.to_string()))
+        } else if s.starts_with("wss://") || s.starts_with("tls://") {
+            Err(crate::Error::Invalid(format!("{s}: TLS endpoints are not supported by hodi-sdk yet; use tcp:// or ws://")))
+        } else if s.contains(':') && !s.contains('/') {
+            Ok(Endpoint::Tcp(s.to_string()))
+        } else {
+            Err(crate::Error::Invalid(format!("{s}: expected tcp://host:port, host:port or ws://host:port")))
+        }
+    }
+
+    pub(crate) fn address(&self) -> Result<String, crate::Error> {
+        match self {
+            Endpoint::Tcp(addr) => Ok(addr.clone()),
+            Endpoint::WebSocket(url) => {
+                let rest = url.trim_start_matches("ws://");
+                let authority = rest.split('/').next().unwrap_or_default();
+                if authority.is_empty() {
+                    return Err(crate::Error::Invalid(format!("{url}: no host")));
+                }
+                Ok(if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") })
+            }
+        }
+    }
+}
+
+/// How the client proves who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    ApiKey(String),
+    /// A token from [`crate::Elarian::generate_auth_token`], for apps that must not hold the key.
+    AuthToken(String),
+}
+
+/// Reconnection delays: `initial`, doubled after each failure up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { initial: Duration::from_millis(200), max: Duration::from_secs(10) }
+    }
+}
+
+/// Everything [`crate::Elarian::connect`] and [`crate::Simulator::connect`] need.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub endpoint: Endpoint,
+    pub org_id: String,
+    pub app_id: String,
+    pub credentials: Credentials,
+    /// How long a command waits for a connection while the client (re)connects.
+    pub command_timeout: Duration,
+    pub backoff: Backoff,
+    /// Notifications the server may send ahead of the consumer (REQUEST_N window). Keep it small:
+    /// each waits in memory, and the server re-sends any not answered within its reply timeout.
+    pub notification_window: u32,
+    /// Only send commands: no notification subscription (the Elarian `simplexMode`).
+    pub simplex: bool,
+}
+
+impl Options {
+    pub fn new(
+        endpoint: Endpoint,
+        org_id: impl Into<String>,
+        app_id: impl Into<String>,
+        credentials: Credentials,
+    ) -> Options {
+        Options {
+            endpoint,
+            org_id: org_id.into(),
+            app_id: app_id.into(),
+            credentials,
+            command_timeout: Duration::from_secs(10),
+            backoff: Backoff::default(),
+            notification_window: 4,
+            simplex: false,
+        }
+    }
+
+    /// Options from `HODI_SDK_ENDPOINT` (default `127.0.0.1:8070`), `HODI_SDK_ORG`, `HODI_SDK_APP` and
+    /// `HODI_SDK_API_KEY` — what the examples use.
+    pub fn from_env() -> Result<Options, crate::Error> {
+        let var = |name: &str| {
+            std::env::var(name).map_err(|_| crate::Error::Invalid(format!("set {name} (see hodi's dev credentials)")))
+        };
+        let endpoint = Endpoint::parse(&std::env::var("HODI_SDK_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:8070".into()))?;
+        Ok(Options::new(
+            endpoint,
+            var("HODI_SDK_ORG")?,
+            var("HODI_SDK_APP")?,
+            Credentials::ApiKey(var("HODI_SDK_API_KEY")?),
+        ))
+    }
+}
