@@ -220,9 +220,11 @@ async fn dial(options: &Options, simulator: bool, responder: Arc<dyn Responder>)
     let _ = tcp.set_nodelay(true);
     let io = match &options.endpoint {
         Endpoint::Tcp(_) => hodi_rsocket::transport::length_prefixed::frame_io(tcp, config.max_frame_size, address),
-        Endpoint::WebSocket(url) => hodi_rsocket::transport::websocket::connect(url, tcp, config.max_frame_size, address)
-            .await
-            .map_err(|e| Error::Connect(e.to_string()))?,
+        Endpoint::WebSocket(url) => {
+            hodi_rsocket::transport::websocket::connect(url, tcp, config.max_frame_size, address)
+                .await
+                .map_err(|e| Error::Connect(e.to_string()))?
+        }
     };
     let (api_key, auth_token) = match &options.credentials {
         Credentials::ApiKey(k) => (Some(k.clone()), None),

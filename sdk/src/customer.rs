@@ -44,6 +44,11 @@ impl Customer {
         Customer { client, who }
     }
 
+    /// The client this customer's commands go through.
+    pub fn client(&self) -> &Elarian {
+        &self.client
+    }
+
     pub fn reference(&self) -> &CustomerRef {
         &self.who
     }
@@ -88,7 +93,8 @@ impl Customer {
             CustomerRef::Number(n) => OtherCustomer::OtherCustomerNumber(n),
             CustomerRef::SecondaryId(t) => OtherCustomer::OtherSecondaryId(t.mapping()),
         };
-        let cmd = wire::AdoptCustomerStateCommand { customer_id: self.id().await?, other_customer: Some(other_customer) };
+        let cmd =
+            wire::AdoptCustomerStateCommand { customer_id: self.id().await?, other_customer: Some(other_customer) };
         update_reply(self.client.command(Cmd::AdoptCustomerState(cmd)).await?)
     }
 
@@ -161,8 +167,9 @@ impl Customer {
         };
         match self.client.command(Cmd::UpdateMessagingConsent(cmd)).await? {
             Reply::UpdateMessagingConsent(r) => {
-                let name =
-                    wire::MessagingConsentUpdateStatus::try_from(r.status).map(|s| s.as_str_name()).unwrap_or("UNKNOWN");
+                let name = wire::MessagingConsentUpdateStatus::try_from(r.status)
+                    .map(|s| s.as_str_name())
+                    .unwrap_or("UNKNOWN");
                 let status = short_name(name, "MESSAGING_CONSENT_UPDATE_STATUS_");
                 if r.status >= 400 || r.status == 0 {
                     return Err(Error::Status { status, description: r.description });
@@ -175,8 +182,9 @@ impl Customer {
 
     /// Reads the app data and holds it for this client until updated (or the lease ends).
     pub async fn lease_app_data(&self) -> Result<Option<AppData>> {
-        let cmd =
-            wire::LeaseCustomerAppDataCommand { customer: Some(customer_of!(self.who, lease_customer_app_data_command)) };
+        let cmd = wire::LeaseCustomerAppDataCommand {
+            customer: Some(customer_of!(self.who, lease_customer_app_data_command)),
+        };
         match self.client.command(Cmd::LeaseCustomerAppData(cmd)).await? {
             Reply::LeaseCustomerAppData(r) if r.status => Ok(AppData::from_wire(r.value)),
             Reply::LeaseCustomerAppData(r) => Err(Error::refused(r.description)),
@@ -193,8 +201,9 @@ impl Customer {
     }
 
     pub async fn delete_app_data(&self) -> Result<String> {
-        let cmd =
-            wire::DeleteCustomerAppDataCommand { customer: Some(customer_of!(self.who, delete_customer_app_data_command)) };
+        let cmd = wire::DeleteCustomerAppDataCommand {
+            customer: Some(customer_of!(self.who, delete_customer_app_data_command)),
+        };
         app_data_reply(self.client.command(Cmd::DeleteCustomerAppData(cmd)).await?)
     }
 
@@ -264,12 +273,13 @@ impl Customer {
     }
 }
 
-/// The customer id of a successful state update.
+/// The customer id of a successful state update. Reminder commands answer with the app-data
+/// reply (as Elarian's schema has it), so both shapes are accepted.
 fn update_reply(reply: Reply) -> Result<String> {
     match reply {
         Reply::UpdateCustomerState(r) if r.status => Ok(r.customer_id.unwrap_or_default()),
         Reply::UpdateCustomerState(r) => Err(Error::refused(r.description)),
-        other => Err(unexpected("customer state update", &other)),
+        other => app_data_reply(other),
     }
 }
 

@@ -113,7 +113,10 @@ pub mod message {
     }
     /// A USSD screen; `terminal` ends the session.
     pub fn ussd(text: impl Into<String>, terminal: bool) -> OutboundMessage {
-        with_body(outbound_message_body::Entry::Ussd(wire::UssdMenuMessageBody { text: text.into(), is_terminal: terminal }))
+        with_body(outbound_message_body::Entry::Ussd(wire::UssdMenuMessageBody {
+            text: text.into(),
+            is_terminal: terminal,
+        }))
     }
     /// A voice dialplan: the actions run in order on the call.
     pub fn voice(actions: Vec<VoiceCallAction>) -> OutboundMessage {
@@ -191,7 +194,12 @@ pub struct Reminder {
 impl Reminder {
     /// A one-off reminder `after` from now.
     pub fn after(key: impl Into<String>, after: Duration, payload: impl Into<String>) -> Reminder {
-        Reminder { key: key.into(), remind_at: SystemTime::now() + after, interval: None, payload: Some(payload.into()) }
+        Reminder {
+            key: key.into(),
+            remind_at: SystemTime::now() + after,
+            interval: None,
+            payload: Some(payload.into()),
+        }
     }
 
     pub(crate) fn to_wire(&self) -> wire::CustomerReminder {

@@ -19,7 +19,9 @@ impl Endpoint {
         } else if let Some(rest) = s.strip_prefix("tcp://") {
             Ok(Endpoint::Tcp(rest.to_string()))
         } else if s.starts_with("wss://") || s.starts_with("tls://") {
-            Err(crate::Error::Invalid(format!("{s}: TLS endpoints are not supported by hodi-sdk yet; use tcp:// or ws://")))
+            Err(crate::Error::Invalid(format!(
+                "{s}: TLS endpoints are not supported by hodi-sdk yet; use tcp:// or ws://"
+            )))
         } else if s.contains(':') && !s.contains('/') {
             Ok(Endpoint::Tcp(s.to_string()))
         } else {
@@ -99,18 +101,40 @@ impl Options {
         }
     }
 
-    /// Options from `HODI_SDK_ENDPOINT` (default `127.0.0.1:8070`), `HODI_SDK_ORG`, `HODI_SDK_APP` and
-    /// `HODI_SDK_API_KEY` — what the examples use.
+    /// Options from `HODI_SDK_ENDPOINT` (default `127.0.0.1:8070`, Hodi's plain TCP listener),
+    /// `HODI_SDK_ORG`, `HODI_SDK_APP` and `HODI_SDK_API_KEY`; where those are unset, from the dev
+    /// credentials a local `hodi serve` wrote (`HODI_SDK_DEV_CREDENTIALS`, default
+    /// `.hodi/dev-credentials.toml`). What the examples and `hodi-simulator` use.
     pub fn from_env() -> Result<Options, crate::Error> {
-        let var = |name: &str| {
-            std::env::var(name).map_err(|_| crate::Error::Invalid(format!("set {name} (see hodi's dev credentials)")))
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let endpoint = Endpoint::parse(&env("HODI_SDK_ENDPOINT").unwrap_or_else(|| "127.0.0.1:8070".into()))?;
+        let (org, app, key) = match (env("HODI_SDK_ORG"), env("HODI_SDK_APP"), env("HODI_SDK_API_KEY")) {
+            (Some(o), Some(a), Some(k)) => (o, a, k),
+            _ => {
+                let path = env("HODI_SDK_DEV_CREDENTIALS").unwrap_or_else(|| ".hodi/dev-credentials.toml".into());
+                let dev = DevCredentials::read(&path)?;
+                (dev.org_id, dev.app_id, dev.api_key)
+            }
         };
-        let endpoint = Endpoint::parse(&std::env::var("HODI_SDK_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:8070".into()))?;
-        Ok(Options::new(
-            endpoint,
-            var("HODI_SDK_ORG")?,
-            var("HODI_SDK_APP")?,
-            Credentials::ApiKey(var("HODI_SDK_API_KEY")?),
-        ))
+        Ok(Options::new(endpoint, org, app, Credentials::ApiKey(key)))
+    }
+}
+
+/// The dev tenant file `hodi serve` writes on first start.
+#[derive(serde::Deserialize)]
+struct DevCredentials {
+    org_id: String,
+    app_id: String,
+    api_key: String,
+}
+
+impl DevCredentials {
+    fn read(path: &str) -> Result<DevCredentials, crate::Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            crate::Error::Invalid(format!(
+                "set HODI_SDK_ORG, HODI_SDK_APP and HODI_SDK_API_KEY, or run `hodi serve` here so {path} exists ({e})"
+            ))
+        })?;
+        toml::from_str(&text).map_err(|e| crate::Error::Invalid(format!("{path}: {e}")))
     }
 }

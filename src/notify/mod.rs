@@ -81,16 +81,21 @@ pub fn timestamp(ms: i64) -> prost_types::Timestamp {
 }
 
 /// Sends one customer notification to one of the app's sockets; returns the reply.
+///
+/// `demand_wait` bounds the wait for a subscribed socket's credit: short for the outbox (the
+/// notification stays queued), the reply timeout for live sessions (a USSD dial cannot wait for
+/// a later pass).
 pub async fn send(
     hodi: &Hodi,
     org_id: &str,
     app_id: &str,
     notification_id: &str,
     notification: ServerToAppCustomerNotification,
+    demand_wait: Duration,
 ) -> Result<ServerToAppNotificationReply, DeliveryError> {
     let envelope =
         ServerToAppNotification { entry: Some(crate::wire::server_to_app_notification::Entry::Customer(notification)) };
-    send_envelope(hodi, org_id, app_id, notification_id, envelope).await
+    send_envelope(hodi, org_id, app_id, notification_id, envelope, demand_wait).await
 }
 
 /// Sends one notification (customer or purse) to one of the app's sockets; returns the reply.
@@ -100,6 +105,7 @@ async fn send_envelope(
     app_id: &str,
     notification_id: &str,
     envelope: ServerToAppNotification,
+    demand_wait: Duration,
 ) -> Result<ServerToAppNotificationReply, DeliveryError> {
     let candidates = hodi.sockets.candidates(org_id, app_id);
     if candidates.is_empty() {
@@ -121,26 +127,20 @@ async fn send_envelope(
                     continue;
                 }
             },
-            Via::Stream(sub) => {
-                if !sub.has_demand() {
+            Via::Stream(sub) => match sub.deliver(notification_id, payload, timeout.min(demand_wait), timeout).await {
+                Ok(reply) => {
+                    debug!(connection_id = %session.connection_id, notification_id, "notification delivered on a subscription");
+                    return Ok(reply);
+                }
+                Err(subscription::Refused::NoDemand) => {
                     busy += 1;
                     continue;
                 }
-                match sub.deliver(notification_id, payload, timeout.min(DEMAND_WAIT), timeout).await {
-                    Ok(reply) => {
-                        debug!(connection_id = %session.connection_id, notification_id, "notification delivered on a subscription");
-                        return Ok(reply);
-                    }
-                    Err(subscription::Refused::NoDemand) => {
-                        busy += 1;
-                        continue;
-                    }
-                    Err(why) => {
-                        failures.push(format!("{}: subscription {why:?}", session.connection_id));
-                        continue;
-                    }
+                Err(why) => {
+                    failures.push(format!("{}: subscription {why:?}", session.connection_id));
+                    continue;
                 }
-            }
+            },
         };
         debug!(connection_id = %session.connection_id, notification_id, "notification delivered");
         return Ok(ServerToAppNotificationReply::decode(reply.data).unwrap_or_else(|e| {
@@ -209,7 +209,8 @@ pub async fn deliver_now(
     notification.customer_id = customer_id.to_string();
     notification.created_at = Some(timestamp(crate::store::now_ms()));
     notification.app_data = hodi.store.app_data(app_id, customer_id).await?.map(wire_app_data);
-    let reply = send(hodi, org_id, app_id, notification_id, notification).await?;
+    let wait = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
+    let reply = send(hodi, org_id, app_id, notification_id, notification, wait).await?;
     if let Some(value) = reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(stored_app_data) {
         hodi.store.force_set_app_data(app_id, customer_id, &value).await?;
     }
@@ -244,7 +245,7 @@ async fn deliver(hodi: &Hodi, row: &OutboxRow, app_data: Option<AppDataValue>) -
     notification.customer_id = row.customer_id.clone();
     notification.created_at = Some(timestamp(row.created_at));
     notification.app_data = app_data.map(wire_app_data);
-    let reply = send(hodi, &row.org_id, &row.app_id, &row.id, notification).await?;
+    let reply = send(hodi, &row.org_id, &row.app_id, &row.id, notification, DEMAND_WAIT).await?;
     Ok(Completion {
         seq: row.seq,
         notification_id: row.id.clone(),
@@ -267,7 +268,7 @@ async fn deliver_purse(hodi: &Hodi, row: &OutboxRow) -> Result<Completion, Deliv
     notification.created_at = Some(timestamp(row.created_at));
     let envelope =
         ServerToAppNotification { entry: Some(crate::wire::server_to_app_notification::Entry::Purse(notification)) };
-    send_envelope(hodi, &row.org_id, &row.app_id, &row.id, envelope).await?;
+    send_envelope(hodi, &row.org_id, &row.app_id, &row.id, envelope, DEMAND_WAIT).await?;
     Ok(Completion {
         seq: row.seq,
         notification_id: row.id.clone(),

@@ -60,7 +60,11 @@ impl Sockets {
 
     /// Adds a socket that takes server-initiated requests; removed again when its connection closes.
     pub fn register(self: &Arc<Self>, session: Arc<Session>) {
-        self.lock().entry(Self::key(&session)).or_default().targets.push(Target { session: session.clone(), via: Via::Request });
+        self.lock()
+            .entry(Self::key(&session))
+            .or_default()
+            .targets
+            .push(Target { session: session.clone(), via: Via::Request });
         self.connected.notify_one();
         let sockets = self.clone();
         tokio::spawn(async move {
@@ -102,7 +106,11 @@ impl Sockets {
 
     /// Apps with at least one socket that can take a notification now.
     pub fn connected_apps(&self) -> Vec<String> {
-        self.lock().iter().filter(|(_, app)| app.targets.iter().any(Target::ready)).map(|((_, app), _)| app.clone()).collect()
+        self.lock()
+            .iter()
+            .filter(|(_, app)| app.targets.iter().any(Target::ready))
+            .map(|((_, app), _)| app.clone())
+            .collect()
     }
 
     /// Every socket of every app of `org_id` (simulators receive what is sent to any customer).
