@@ -866,6 +866,15 @@ async fn close_with(shared: &Shared, writer: tokio::task::JoinHandle<()>, fatal:
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
 }
 
+/// Shuts a connection's shared state when dropped.
+struct ShutOnDrop(Arc<Shared>);
+
+impl Drop for ShutOnDrop {
+    fn drop(&mut self) {
+        self.0.shut("connection dropped by the server");
+    }
+}
+
 /// Server role: runs one accepted connection to its end.
 pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config) {
     let FrameIo { mut reader, mut writer, peer } = io;
@@ -935,6 +944,9 @@ pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config) {
         };
         let writer_task =
             tokio::spawn(write_loop(writer, rx, shared.closed.clone(), config.write_timeout).in_current_span());
+        // If this future is dropped (server shutdown), the writer task and inbound tasks must end
+        // too, or the socket would stay open with nobody reading it.
+        let _shut_on_drop = ShutOnDrop(shared.clone());
         debug!("connection established");
         let running = Running {
             shared: shared.clone(),

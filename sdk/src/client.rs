@@ -1,6 +1,7 @@
 //! [`Elarian`]: an app's connection to the server — commands that are not about one customer,
 //! the notification subscription, and connection events.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ pub struct WorkReply {
 
 pub(crate) struct Inner {
     pub(crate) link: Arc<Link>,
-    notifications: Mutex<Option<mpsc::Receiver<crate::Notification>>>,
+    notifications: Mutex<Option<(mpsc::Receiver<crate::Notification>, Arc<AtomicUsize>)>>,
     pub(crate) handlers: Mutex<Option<Arc<Handlers>>>,
 }
 
@@ -93,14 +94,17 @@ impl Elarian {
         // The forwarder needs the client to build `Customer`s, but must not keep it alive (dropping
         // the last clone closes the link): it gets a weak handle, filled in once the client exists.
         let me: Arc<OnceLock<Weak<Inner>>> = Arc::new(OnceLock::new());
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let counter = in_flight.clone();
         let on_connected: Option<OnConnected> = (!options.simplex).then(|| {
             let me = me.clone();
             Arc::new(move |requester: Requester| {
-                tokio::spawn(forward(requester, window, tx.clone(), me.clone()));
+                tokio::spawn(forward(requester, window, tx.clone(), me.clone(), counter.clone()));
             }) as OnConnected
         });
         let link = Link::start(options, false, Arc::new(NoRequests), on_connected);
-        let inner = Arc::new(Inner { link, notifications: Mutex::new(Some(rx)), handlers: Mutex::new(None) });
+        let inner =
+            Arc::new(Inner { link, notifications: Mutex::new(Some((rx, in_flight))), handlers: Mutex::new(None) });
         let _ = me.set(Arc::downgrade(&inner));
         Elarian { inner }
     }
@@ -126,7 +130,7 @@ impl Elarian {
     pub fn notifications(&self) -> Result<Notifications> {
         let rx = self.inner.notifications.lock().unwrap_or_else(|p| p.into_inner()).take();
         match rx {
-            Some(rx) => Ok(Notifications::new(rx)),
+            Some((rx, in_flight)) => Ok(Notifications::new(rx, in_flight)),
             None => Err(Error::Invalid(
                 "notifications were already taken (by notifications() or on()); there is one stream per client".into(),
             )),

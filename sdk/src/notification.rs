@@ -296,23 +296,18 @@ impl Drop for Notification {
 /// The app's notification stream (see [`Elarian::notifications`]).
 pub struct Notifications {
     rx: mpsc::Receiver<Notification>,
-}
-
-static IN_FLIGHT: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
-
-fn in_flight_counter() -> Arc<AtomicUsize> {
-    IN_FLIGHT.get_or_init(|| Arc::new(AtomicUsize::new(0))).clone()
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Notifications {
-    pub(crate) fn new(rx: mpsc::Receiver<Notification>) -> Notifications {
-        Notifications { rx }
+    pub(crate) fn new(rx: mpsc::Receiver<Notification>, in_flight: Arc<AtomicUsize>) -> Notifications {
+        Notifications { rx, in_flight }
     }
 
-    /// Notifications received from the server and not yet answered, in this process (all
-    /// clients). Bounded by each client's `notification_window + 2` plus those the app holds.
-    pub fn in_flight() -> usize {
-        in_flight_counter().load(Ordering::Acquire)
+    /// Notifications this client has received from the server and not yet answered: at most
+    /// `notification_window + 2` plus those the app is holding. The rest wait server-side.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// The next notification, or None once the client is gone.
@@ -336,13 +331,13 @@ pub(crate) async fn forward(
     window: u32,
     tx: mpsc::Sender<Notification>,
     client: Arc<OnceLock<Weak<Inner>>>,
+    in_flight: Arc<AtomicUsize>,
 ) {
     let subscribe = Payload::with_metadata(Bytes::new(), Bytes::from_static(b"{\"subscribe\":\"notifications\"}"));
     let mut stream = match requester.request_stream(subscribe, window).await {
         Ok(s) => s,
         Err(e) => return warn!(error = %e, "could not subscribe to notifications"),
     };
-    let in_flight = in_flight_counter();
     while let Some(item) = stream.next().await {
         let payload = match item {
             Ok(p) => p,

@@ -1,0 +1,168 @@
+//! hodi-sdk's notification subscription against a live Hodi: backpressure (a stalled or slow
+//! consumer holds a bounded number of notifications while the rest wait in the server's outbox,
+//! and nothing is lost), and connection life (rejected credentials, a server that is not up yet,
+//! a server restart with notifications resuming on the same stream).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use hodi_sdk::model::{channel, message, Reminder};
+use hodi_sdk::{Backoff, ConnectionEvent, Credentials, Elarian, Endpoint, Error, Event, Options, Reply, Simulator};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn options(running: &hodi::server::Running) -> Options {
+    let dev = running.dev.as_ref().expect("dev tenant");
+    let addr = running.bound.tcp.expect("tcp listener");
+    Options::new(Endpoint::Tcp(addr.to_string()), &dev.org_id, &dev.app_id, Credentials::ApiKey(dev.api_key.clone()))
+}
+
+#[tokio::test]
+async fn a_stalled_consumer_holds_a_bounded_window_while_the_rest_wait_server_side_and_none_are_lost() {
+    const COUNT: usize = 200;
+    const WINDOW: u32 = 4;
+    let (running, _dir) = common::inproc::start_with(|c| c.notify.reply_timeout_ms = 20_000).await;
+    let mut app_options = options(&running);
+    app_options.notification_window = WINDOW;
+    let client = Elarian::connect(app_options);
+    client.connected(WAIT).await.expect("app connected");
+    let mut notifications = client.notifications().expect("the stream");
+    let phone = Simulator::connect(options(&running));
+    phone.connected(WAIT).await.expect("simulator connected");
+
+    // 200 customers text the app while it reads nothing.
+    for i in 0..COUNT {
+        let text = hodi_sdk::wire::InboundMessageBody {
+            entry: Some(hodi_sdk::wire::inbound_message_body::Entry::Text(format!("hello {i}"))),
+        };
+        phone.receive_message(format!("+2547003{i:05}"), channel::sms("21356"), vec![text], None).await.expect("sent");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = notifications.in_flight();
+    let queued = running.hodi.store.outbox_len().await.expect("outbox");
+    assert!(held <= WINDOW as usize + 2, "the SDK holds {held} notifications; the window is {WINDOW}");
+    assert!(held >= 1, "the server sends up to the window even to a stalled consumer");
+    assert_eq!(queued as usize, COUNT, "every notification is still stored server-side until answered");
+
+    // Now read slowly, answering each; the held count stays bounded and all 200 arrive once.
+    let mut seen = HashSet::new();
+    let mut max_held = held;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < COUNT {
+        assert!(tokio::time::Instant::now() < deadline, "only {} of {COUNT} arrived", seen.len());
+        let n = notifications.next_within(WAIT).await.expect("the next notification");
+        max_held = max_held.max(notifications.in_flight());
+        let Event::ReceivedMessage(m) = &n.event else { panic!("unexpected {n:?}") };
+        assert!(seen.insert(m.text().unwrap_or_default().to_string()), "{:?} arrived twice", m.text());
+        if seen.len() % 20 == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await; // a slow consumer
+        }
+        n.reply(Reply::default()).await.expect("answer taken");
+    }
+    assert!(max_held <= WINDOW as usize + 3, "held at most {max_held}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while running.hodi.store.outbox_len().await.expect("outbox") > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "answered notifications stay queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_notification_is_acknowledged_and_an_answer_carries_a_message_and_app_data() {
+    let (running, _dir) = common::inproc::start().await;
+    let client = Elarian::connect(options(&running));
+    client.connected(WAIT).await.expect("connected");
+    let mut notifications = client.notifications().expect("the stream");
+    assert!(matches!(client.notifications(), Err(Error::Invalid(_))), "one stream per client");
+    let phone = hodi_simulator::Phone::connect(options(&running), "+254700200001").await.expect("phone");
+
+    phone.send_sms("21356", "first").await.expect("sent");
+    let first = notifications.next_within(WAIT).await.expect("first");
+    assert_eq!(first.name(), "receivedSms");
+    drop(first); // acknowledged empty: not sent again
+    phone.send_sms("21356", "second").await.expect("sent");
+    let second = notifications.next_within(WAIT).await.expect("second");
+    let Event::ReceivedMessage(m) = &second.event else { panic!("{second:?}") };
+    assert_eq!(m.text(), Some("second"), "the dropped first one is not re-sent");
+    second.reply(Reply::message(message::text("got it")).with_app_data("answered")).await.expect("taken");
+    let answer = phone.expect_message(WAIT).await.expect("the reply reaches the phone");
+    assert_eq!(answer.text(), "got it");
+    let data = client.customer("+254700200001").lease_app_data().await.expect("app data");
+    assert_eq!(data.and_then(|d| d.as_text().map(str::to_string)).as_deref(), Some("answered"));
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_rejected_once_and_commands_say_so() {
+    let (running, _dir) = common::inproc::start().await;
+    let mut bad = options(&running);
+    bad.credentials = Credentials::ApiKey("hodi_key_wrong".into());
+    let client = Elarian::connect(bad);
+    let mut events = client.events();
+    match client.connected(WAIT).await {
+        Err(Error::Rejected(why)) => assert!(why.contains("invalid API key"), "{why}"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    let err = client.customer("+254700200002").get_state().await.expect_err("no connection");
+    assert!(matches!(err, Error::Rejected(_)), "{err:?}");
+    let mut saw = Vec::new();
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+        saw.push(e);
+    }
+    assert!(saw.iter().any(|e| matches!(e, ConnectionEvent::Error(Error::Rejected(_)))), "{saw:?}");
+    // At most the first attempt (the receiver may subscribe after it started); never a retry.
+    assert!(saw.iter().filter(|e| matches!(e, ConnectionEvent::Connecting)).count() <= 1, "retried: {saw:?}");
+}
+
+#[tokio::test]
+async fn the_client_waits_for_a_server_that_is_not_up_yet_and_resumes_after_a_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let addr = format!("127.0.0.1:{port}");
+    let data = tempfile::tempdir().expect("tempdir");
+    let start = |data: std::path::PathBuf, addr: String| {
+        common::inproc::start_with(move |c| {
+            c.data_dir = data;
+            c.listen.tcp = addr;
+        })
+    };
+    // Credentials are known only once the server has provisioned the dev tenant: start, read, stop.
+    let (first, _d) = start(data.path().to_path_buf(), addr.clone()).await;
+    let dev = first.dev.clone().expect("dev tenant");
+    first.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut opts =
+        Options::new(Endpoint::Tcp(addr.clone()), &dev.org_id, &dev.app_id, Credentials::ApiKey(dev.api_key.clone()));
+    opts.command_timeout = Duration::from_millis(300);
+    opts.backoff = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(300) };
+    let client = Elarian::connect(opts);
+    let mut events = client.events();
+    let customer = client.customer("+254700200003");
+    let err = customer.get_state().await.expect_err("nothing listens yet");
+    assert!(matches!(err, Error::NotConnected(_)), "{err:?}");
+    assert!(err.is_transient());
+
+    let (second, _d2) = start(data.path().to_path_buf(), addr.clone()).await;
+    client.connected(WAIT).await.expect("connected once the server is up");
+    customer.add_reminder(Reminder::after("ping", Duration::from_millis(1500), "p")).await.expect("reminder set");
+    let mut notifications = client.notifications().expect("stream");
+
+    // The server goes away before the reminder is due and comes back: same client, same stream.
+    second.shutdown.cancel();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no Closed event");
+        if let Ok(Ok(ConnectionEvent::Closed(_))) = tokio::time::timeout(WAIT, events.recv()).await {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_third, _d3) = start(data.path().to_path_buf(), addr).await;
+    let n = notifications.next_within(WAIT).await.expect("the reminder after the restart");
+    let Event::Reminder(r) = &n.event else { panic!("{n:?}") };
+    assert_eq!(r.reminder.as_ref().map(|r| r.key.as_str()), Some("ping"));
+    n.ack().await.expect("answered");
+    let state = customer.get_state().await.expect("commands work again");
+    assert!(state.customer_id.starts_with("cst_"));
+}
