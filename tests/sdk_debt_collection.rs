@@ -28,6 +28,21 @@ async fn purse_balance(running: &hodi::server::Running) -> i64 {
     account.map_or(0, |a| a.balance)
 }
 
+/// The app records progress in its answer, which the server applies after the app's last SMS has
+/// gone out: wait (bounded) for it.
+async fn app_data_becomes(client: &Elarian, number: &str, expected: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let data = client.customer(number).lease_app_data().await.expect("app data");
+        let text = data.and_then(|d| d.as_text().map(str::to_string));
+        if text.as_deref() == Some(expected) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "app data is {text:?}, expected {expected:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Starts the example app and one phone; returns both.
 async fn setup(running: &hodi::server::Running, number: &str, follow_up: Duration) -> (Elarian, Phone) {
     let dev = running.dev.as_ref().expect("dev tenant");
@@ -71,8 +86,7 @@ async fn a_customer_who_answers_ok_pays_through_the_checkout_and_is_never_called
         Err(hodi_simulator::Error::Timeout(..)) => {}
         other => panic!("the paying customer must not be called: {other:?}"),
     }
-    let data = client.customer(phone.number()).lease_app_data().await.expect("app data");
-    assert_eq!(data.and_then(|d| d.as_text().map(str::to_string)).as_deref(), Some("paid 500"));
+    app_data_becomes(&client, phone.number(), "paid 500").await;
 }
 
 #[tokio::test]
@@ -100,6 +114,5 @@ async fn a_customer_who_ignores_the_sms_is_called_presses_1_and_declines() {
     let notice = phone.expect_message(WAIT).await.expect("the app says the payment did not complete");
     assert!(notice.text().contains("not completed"), "{}", notice.text());
     assert_eq!(purse_balance(&running).await, before, "nothing collected");
-    let data = client.customer(phone.number()).lease_app_data().await.expect("app data");
-    assert_eq!(data.and_then(|d| d.as_text().map(str::to_string)).as_deref(), Some("unpaid 750"));
+    app_data_becomes(&client, phone.number(), "unpaid 750").await;
 }
