@@ -151,7 +151,12 @@ impl Phone {
                 Ok(UssdScreen { text: menu.text, terminal: menu.is_terminal })
             }
             Some(wire::outbound_message_body::Entry::Text(text)) => Ok(UssdScreen { text, terminal: true }),
-            other => Err(Error::Step(format!("the app answered the USSD session with no menu ({other:?})"))),
+            None => Err(Error::Step(
+                "the app answered without a USSD menu (does it handle `ussdSession`?); the session is over".into(),
+            )),
+            Some(other) => {
+                Err(Error::Step(format!("the app answered the USSD session with a non-USSD message: {other:?}")))
+            }
         }
     }
 

@@ -9,21 +9,22 @@ use hodi_sdk::model::channel;
 
 use crate::{describe, Error, Phone, Result};
 
-pub const HELP: &str = "\
-  sms <to> <text>              text the app's SMS number
-  whatsapp|telegram|messenger|email <to> <text>
-  dial <code>                  dial a USSD code, e.g. dial *384#
-  ussd <input>                 answer the open USSD screen
-  call <to>                    call the app's voice number
-  answer                       answer the call the app placed
-  press <digits>               press keys on the call
-  hangup                       end the call
-  pay <paybill> <currency> <amount>
-  confirm | decline            the checkout the app asked for
-  expect message|call|checkout [text]   wait for it (and check it contains text)
-  expect screen <text>         the last USSD screen or voice actions contain text
-  wait <seconds>
-  help | quit";
+pub const HELP: &str = concat!(
+    "  sms <to> <text>              text the app's SMS number\n",
+    "  whatsapp|telegram|messenger|email <to> <text>\n",
+    "  dial <code>                  dial a USSD code, e.g. dial *384#\n",
+    "  ussd <input>                 answer the open USSD screen\n",
+    "  call <to>                    call the app's voice number\n",
+    "  answer                       answer the call the app placed\n",
+    "  press <digits>               press keys on the call\n",
+    "  hangup                       end the call\n",
+    "  pay <paybill> <currency> <amount>\n",
+    "  confirm | decline            the checkout the app asked for\n",
+    "  expect message|call|checkout [text]   wait for it (and check it contains text)\n",
+    "  expect screen <text>         the last USSD screen or voice actions contain text\n",
+    "  wait <seconds>\n",
+    "  help | quit",
+);
 
 /// What a check waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,6 +273,9 @@ mod tests {
             Step::parse("pay 525900 KES 150.50").ok().flatten(),
             Some(Step::Pay { to: "525900".into(), currency: "KES".into(), amount: 150.5 })
         );
+        let example = include_str!("../../sdk/examples/debt_collection/phone-ignores-sms.txt");
+        let steps: Vec<Step> = example.lines().filter_map(|l| Step::parse(l).ok().flatten()).collect();
+        assert_eq!(steps.len(), example.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).count());
         for bad in ["pay 525900 KES", "pay 1 KES lots", "sms 21356", "frobnicate", "expect pigeon", "wait soon"] {
             assert!(Step::parse(bad).is_err(), "{bad} should be refused");
         }
