@@ -8,11 +8,12 @@
 //! - `payments`: InitiatePayment wallet-to-wallet throughput and latency (see [`payments`]).
 
 mod messaging;
+mod notifications;
 mod payments;
 mod reminders;
 mod rsocket;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -25,13 +26,20 @@ fn main() -> Result<()> {
         Some("reminders") => reminders::main(&args),
         Some("messaging") => messaging::main(&args),
         Some("payments") => payments::main(&args),
+        Some("notifications") => notifications::main(&args),
         _ => {
             rsocket::main(&args)?;
             reminders::main(&args)?;
             messaging::main(&args)?;
-            payments::main(&args)
+            payments::main(&args)?;
+            notifications::main(&args)
         }
     }
+}
+
+/// The workspace root (this package lives in `bench/`), where `docs/` and `tests/peers/` are.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The median of `v` (the upper one for an even count).

@@ -231,9 +231,5 @@ pub fn main(args: &[String]) -> Result<()> {
         r.tagged as f64 / r.status_seconds,
         r.status_seconds
     );
-    super::write_section(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md"),
-        "## Messaging",
-        &section,
-    )
+    super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Messaging", &section)
 }

@@ -174,5 +174,5 @@ pub fn main(args: &[String]) -> Result<()> {
          {table}\n\
          Measured by `cargo run --release --bin hodi-bench -- payments`.\n"
     );
-    super::write_section(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md"), "## Payments", &section)
+    super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Payments", &section)
 }

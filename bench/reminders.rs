@@ -177,9 +177,5 @@ pub fn main(args: &[String]) -> Result<()> {
          Pending reminders live only in SQLite (the `remind_at` index is the queue), so RSS growth is page cache, not per-reminder state.\n\n{table}\n\
          Measured by `cargo run --release --bin hodi-bench -- reminders`.\n"
     );
-    super::write_section(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md"),
-        "## Reminder scheduler",
-        &section,
-    )
+    super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Reminder scheduler", &section)
 }

@@ -165,7 +165,7 @@ pub fn serve_echo() -> Result<()> {
 pub fn main(args: &[String]) -> Result<()> {
     let rounds = arg(args, "--rounds", 5.0)? as usize;
     let seconds = arg(args, "--seconds", 3.0)?;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = super::workspace_root();
     let peers = root.join("tests/peers");
     if !peers.join("node_modules/rsocket-tcp-server").exists() {
         bail!("install the Node peer first: npm ci --prefix tests/peers");

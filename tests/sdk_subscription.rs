@@ -40,10 +40,14 @@ async fn a_stalled_consumer_holds_a_bounded_window_while_the_rest_wait_server_si
         phone.receive_message(format!("+2547003{i:05}"), channel::sms("21356"), vec![text], None).await.expect("sent");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let sent = || running.hodi.sockets.awaiting_on_subscriptions(&dev.org_id, &dev.app_id);
     let held = notifications.in_flight();
     let queued = running.hodi.store.outbox_len().await.expect("outbox");
-    assert!(held <= WINDOW as usize + 2, "the SDK holds {held} notifications; the window is {WINDOW}");
-    assert!(held >= 1, "the server sends up to the window even to a stalled consumer");
+    // Sent and unanswered, as the server counts them: the client's buffers, the wire, the app.
+    assert!(sent() <= WINDOW as usize + 2, "{} sent to a stalled consumer; the window is {WINDOW}", sent());
+    assert!(sent() >= WINDOW as usize, "the server fills the window even for a stalled consumer: {}", sent());
+    assert!(held <= 2, "the SDK took {held} off the connection for an app that reads nothing");
     assert_eq!(queued as usize, COUNT, "every notification is still stored server-side until answered");
 
     // Now read slowly, answering each; the held count stays bounded and all 200 arrive once.
@@ -53,7 +57,7 @@ async fn a_stalled_consumer_holds_a_bounded_window_while_the_rest_wait_server_si
     while seen.len() < COUNT {
         assert!(tokio::time::Instant::now() < deadline, "only {} of {COUNT} arrived", seen.len());
         let n = notifications.next_within(WAIT).await.expect("the next notification");
-        max_held = max_held.max(notifications.in_flight());
+        max_held = max_held.max(sent());
         let Event::ReceivedMessage(m) = &n.event else { panic!("unexpected {n:?}") };
         assert!(seen.insert(m.text().unwrap_or_default().to_string()), "{:?} arrived twice", m.text());
         if seen.len() % 20 == 0 {
@@ -61,7 +65,9 @@ async fn a_stalled_consumer_holds_a_bounded_window_while_the_rest_wait_server_si
         }
         n.reply(Reply::default()).await.expect("answer taken");
     }
-    assert!(max_held <= WINDOW as usize + 3, "held at most {max_held}");
+    // The window in the client's connection buffer, one in the forwarder, one in the stream's slot,
+    // and the one the app is holding.
+    assert!(max_held <= WINDOW as usize + 3, "at most {max_held} were out at once");
     let deadline = tokio::time::Instant::now() + WAIT;
     while running.hodi.store.outbox_len().await.expect("outbox") > 0 {
         assert!(tokio::time::Instant::now() < deadline, "answered notifications stay queued");
@@ -165,4 +171,34 @@ async fn the_client_waits_for_a_server_that_is_not_up_yet_and_resumes_after_a_re
     n.ack().await.expect("answered");
     let state = customer.get_state().await.expect("commands work again");
     assert!(state.customer_id.starts_with("cst_"));
+}
+
+#[tokio::test]
+async fn a_notification_left_unanswered_holds_up_only_its_own_customer() {
+    let (running, _dir) = common::inproc::start_with(|c| c.notify.reply_timeout_ms = 30_000).await;
+    let client = Elarian::connect(options(&running));
+    client.connected(WAIT).await.expect("connected");
+    let mut notifications = client.notifications().expect("stream");
+    let slow = hodi_simulator::Phone::connect(options(&running), "+254700400001").await.expect("phone");
+    let busy = hodi_simulator::Phone::connect(options(&running), "+254700400002").await.expect("phone");
+
+    slow.send_sms("21356", "slow 1").await.expect("sent");
+    let held = notifications.next_within(WAIT).await.expect("the slow customer's first");
+    slow.send_sms("21356", "slow 2").await.expect("sent");
+    for i in 0..3 {
+        busy.send_sms("21356", &format!("busy {i}")).await.expect("sent");
+    }
+    // The other customer's three arrive, in order, while the first customer's answer is awaited
+    // (its reply timeout is 30 s); the first customer's second waits for that answer.
+    for i in 0..3 {
+        let n = notifications.next_within(Duration::from_secs(5)).await.expect("not held up by the other customer");
+        let Event::ReceivedMessage(m) = &n.event else { panic!("{n:?}") };
+        assert_eq!(m.text(), Some(format!("busy {i}").as_str()));
+        n.ack().await.expect("answered");
+    }
+    assert!(notifications.next_within(Duration::from_millis(500)).await.is_none(), "slow 2 must wait for slow 1");
+    held.ack().await.expect("answered late but in time");
+    let n = notifications.next_within(WAIT).await.expect("slow 2 after slow 1's answer");
+    let Event::ReceivedMessage(m) = &n.event else { panic!("{n:?}") };
+    assert_eq!(m.text(), Some("slow 2"));
 }

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use hodi_rsocket::{Payload, RequestError};
 use prost::Message;
 use tracing::{debug, info, warn};
@@ -34,12 +33,13 @@ use crate::wire::{
     ServerToAppNotificationReply,
 };
 
-/// Notifications read from the outbox per pass.
+/// Notifications read from the outbox per look.
 const BATCH: i64 = 512;
-/// Deliveries awaiting replies at once.
-const CONCURRENT: usize = 64;
+/// Deliveries awaiting answers at once, per app and in all.
+const PER_APP: usize = 256;
+const IN_FLIGHT: usize = 4096;
 /// How long a delivery waits for a subscription to have credit before leaving the notification
-/// queued for a later pass (short, so one slow consumer does not hold up a pass for long).
+/// queued for a later look (short: a slot held for a consumer out of credit is a slot idle).
 const DEMAND_WAIT: Duration = Duration::from_millis(250);
 /// Expired notifications are looked for this often.
 const EXPIRY_EVERY: Duration = Duration::from_secs(10);
@@ -285,93 +285,160 @@ fn backoff_ms(attempts: i64) -> i64 {
     (1000i64 << attempts.clamp(0, 6)).min(60_000)
 }
 
+/// What one delivery came to, sent back to the dispatcher loop.
+struct Settled {
+    row: OutboxRow,
+    result: Result<Completion, DeliveryError>,
+}
+
+/// Notifications in flight (sent, answer awaited): per customer at most one (order), per app at
+/// most [`PER_APP`] (one slow app cannot take every slot), at most [`IN_FLIGHT`] in all.
+#[derive(Default)]
+struct InFlight {
+    customers: std::collections::HashSet<(String, String)>,
+    per_app: std::collections::HashMap<String, usize>,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.customers.len()
+    }
+
+    fn app_full(&self, app_id: &str) -> bool {
+        self.per_app.get(app_id).copied().unwrap_or(0) >= PER_APP
+    }
+
+    /// Takes a slot for `row`; false when its customer already has one in flight or its app is full.
+    fn take(&mut self, row: &OutboxRow) -> bool {
+        if self.app_full(&row.app_id) || !self.customers.insert((row.app_id.clone(), row.customer_id.clone())) {
+            return false;
+        }
+        *self.per_app.entry(row.app_id.clone()).or_default() += 1;
+        true
+    }
+
+    fn release(&mut self, row: &OutboxRow) {
+        self.customers.remove(&(row.app_id.clone(), row.customer_id.clone()));
+        if let Some(n) = self.per_app.get_mut(&row.app_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_app.remove(&row.app_id);
+            }
+        }
+    }
+}
+
 /// Runs the dispatcher until `shutdown`.
+///
+/// Deliveries are pipelined: each runs in its own task and reports back; the loop keeps reading
+/// the outbox while answers are awaited, so an app that answers slowly (or a subscription out of
+/// credit) holds up only its own notifications, never other apps' or other customers'.
 pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
     let poll = Duration::from_millis(hodi.config.notify.outbox_poll_ms.max(10));
     let mut last_expiry = tokio::time::Instant::now() - EXPIRY_EVERY;
+    let (settled_tx, mut settled_rx) = tokio::sync::mpsc::channel::<Settled>(IN_FLIGHT);
+    let mut in_flight = InFlight::default();
     loop {
         if last_expiry.elapsed() >= EXPIRY_EVERY {
             last_expiry = tokio::time::Instant::now();
-            match hodi.store.outbox_expire().await {
-                Ok(expired) => {
-                    for row in expired {
-                        warn!(notification_id = %row.id, app_id = %row.app_id, customer_id = %row.customer_id,
-                              attempts = row.attempts, "notification expired undelivered");
-                    }
-                }
-                Err(e) => warn!(error = %e, "expiring notifications"),
-            }
+            expire(&hodi).await;
         }
-        loop {
-            let apps = hodi.sockets.connected_apps();
-            let heads = match hodi.store.outbox_heads(&apps, BATCH).await {
-                Ok(h) => h,
-                Err(e) => {
-                    warn!(error = %e, "reading the outbox");
-                    break;
-                }
-            };
-            if heads.is_empty() {
-                break;
-            }
-            let full = heads.len() as i64 >= BATCH;
-            let pairs: Vec<(String, String)> =
-                heads.iter().map(|r| (r.app_id.clone(), r.customer_id.clone())).collect();
-            let mut app_data = match hodi.store.app_data_many(&pairs).await {
-                Ok(m) => m,
-                Err(e) => {
-                    warn!(error = %e, "reading app data for notifications");
-                    break;
-                }
-            };
-            let results: Vec<(OutboxRow, Result<Completion, DeliveryError>)> = futures_util::stream::iter(heads)
-                .map(|row| {
-                    let hodi = hodi.clone();
-                    let data = app_data.remove(&(row.app_id.clone(), row.customer_id.clone()));
-                    async move {
-                        let result = deliver(&hodi, &row, data).await;
-                        (row, result)
-                    }
-                })
-                .buffer_unordered(CONCURRENT)
-                .collect()
-                .await;
-            let mut done = Vec::new();
-            for (row, result) in results {
-                match result {
-                    Ok(c) => done.push(c),
-                    // The app is connected but its consumer is behind: untouched, no attempt counted.
-                    Err(DeliveryError::NoDemand(_)) => {}
-                    Err(e) => {
-                        let retry = crate::store::now_ms() + backoff_ms(row.attempts);
-                        info!(notification_id = %row.id, attempts = row.attempts + 1, error = %e, "notification not delivered; will retry");
-                        if let Err(e) = hodi.store.outbox_failed(row.seq, &e.to_string(), retry).await {
-                            warn!(error = %e, "recording a failed delivery");
-                        }
-                    }
-                }
-            }
-            let progressed = !done.is_empty();
-            match hodi.store.outbox_complete(&done).await {
-                Ok(()) => {
-                    for c in done.into_iter().filter(|c| c.message.is_some()) {
-                        let hodi = hodi.clone();
-                        tokio::spawn(async move { crate::messaging::outbound::reply(&hodi, c).await });
-                    }
-                }
-                // Delivered but not recorded: they will be delivered again (at least once).
-                Err(e) => warn!(error = %e, "recording delivered notifications"),
-            }
-            // A full batch that moved nothing (consumers out of credit) waits for a signal.
-            if !full || !progressed {
-                break;
-            }
+        if in_flight.len() < IN_FLIGHT {
+            launch(&hodi, &mut in_flight, &settled_tx).await;
         }
-        tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(poll) => {}
-            _ = hodi.outbox_changed.notified() => {}
-            _ = hodi.sockets.connected.notified() => {}
+            s = settled_rx.recv() => s,
+            _ = tokio::time::sleep(poll) => None,
+            _ = hodi.outbox_changed.notified() => None,
+            _ = hodi.sockets.connected.notified() => None,
+        };
+        let mut batch: Vec<Settled> = first.into_iter().collect();
+        while let Ok(more) = settled_rx.try_recv() {
+            batch.push(more);
         }
+        if !batch.is_empty() {
+            settle(&hodi, &mut in_flight, batch).await;
+        }
+    }
+}
+
+async fn expire(hodi: &Hodi) {
+    match hodi.store.outbox_expire().await {
+        Ok(expired) => {
+            for row in expired {
+                warn!(notification_id = %row.id, app_id = %row.app_id, customer_id = %row.customer_id,
+                      attempts = row.attempts, "notification expired undelivered");
+            }
+        }
+        Err(e) => warn!(error = %e, "expiring notifications"),
+    }
+}
+
+/// Reads the heads of the outbox for apps that can take more and starts a delivery for each
+/// customer that has nothing in flight.
+async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, settled: &tokio::sync::mpsc::Sender<Settled>) {
+    let apps: Vec<String> = hodi.sockets.connected_apps().into_iter().filter(|app| !in_flight.app_full(app)).collect();
+    if apps.is_empty() {
+        return;
+    }
+    let heads = match hodi.store.outbox_heads(&apps, BATCH).await {
+        Ok(h) => h,
+        Err(e) => return warn!(error = %e, "reading the outbox"),
+    };
+    let room = IN_FLIGHT.saturating_sub(in_flight.len());
+    let fresh: Vec<OutboxRow> = heads.into_iter().filter(|row| in_flight.take(row)).take(room).collect();
+    if fresh.is_empty() {
+        return;
+    }
+    let pairs: Vec<(String, String)> = fresh.iter().map(|r| (r.app_id.clone(), r.customer_id.clone())).collect();
+    let mut app_data = match hodi.store.app_data_many(&pairs).await {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "reading app data for notifications");
+            fresh.iter().for_each(|row| in_flight.release(row));
+            return;
+        }
+    };
+    for row in fresh {
+        let hodi = hodi.clone();
+        let data = app_data.remove(&(row.app_id.clone(), row.customer_id.clone()));
+        let settled = settled.clone();
+        tokio::spawn(async move {
+            let result = deliver(&hodi, &row, data).await;
+            // The loop holds the receiver until shutdown; a send after that has nobody to tell.
+            let _ = settled.send(Settled { row, result }).await;
+        });
+    }
+}
+
+/// Records what deliveries came to: answered ones completed in one transaction (then their
+/// replies' messages sent), failures scheduled for retry, out-of-credit ones left as they were.
+async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: Vec<Settled>) {
+    let mut done = Vec::new();
+    for Settled { row, result } in batch {
+        in_flight.release(&row);
+        match result {
+            Ok(c) => done.push(c),
+            // The app is connected but its consumer is behind: untouched, no attempt counted.
+            Err(DeliveryError::NoDemand(_)) => {}
+            Err(e) => {
+                let retry = crate::store::now_ms() + backoff_ms(row.attempts);
+                info!(notification_id = %row.id, attempts = row.attempts + 1, error = %e, "notification not delivered; will retry");
+                if let Err(e) = hodi.store.outbox_failed(row.seq, &e.to_string(), retry).await {
+                    warn!(error = %e, "recording a failed delivery");
+                }
+            }
+        }
+    }
+    match hodi.store.outbox_complete(&done).await {
+        Ok(()) => {
+            for c in done.into_iter().filter(|c| c.message.is_some()) {
+                let hodi = hodi.clone();
+                tokio::spawn(async move { crate::messaging::outbound::reply(&hodi, c).await });
+            }
+        }
+        // Delivered but not recorded: they will be delivered again (at least once).
+        Err(e) => warn!(error = %e, "recording delivered notifications"),
     }
 }

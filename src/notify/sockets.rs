@@ -113,6 +113,19 @@ impl Sockets {
             .collect()
     }
 
+    /// Notifications sent on the app's subscriptions and not yet answered, all sockets together.
+    pub fn awaiting_on_subscriptions(&self, org_id: &str, app_id: &str) -> usize {
+        let apps = self.lock();
+        let Some(app) = apps.get(&(org_id.to_string(), app_id.to_string())) else { return 0 };
+        app.targets
+            .iter()
+            .map(|t| match &t.via {
+                Via::Stream(sub) => sub.awaiting(),
+                Via::Request => 0,
+            })
+            .sum()
+    }
+
     /// Every socket of every app of `org_id` (simulators receive what is sent to any customer).
     pub fn all_in_org(&self, org_id: &str) -> Vec<Arc<Session>> {
         self.lock()

@@ -147,6 +147,12 @@ impl Subscription {
         }
     }
 
+    /// Notifications handed to this subscription and not yet answered (in the client's buffers,
+    /// on the wire, or with the app).
+    pub fn awaiting(&self) -> usize {
+        self.replies().len()
+    }
+
     /// An app's reply arrived; false when no delivery awaits it (unknown id, or timed out).
     pub fn answer(&self, notification_id: &str, reply: ServerToAppNotificationReply) -> bool {
         match self.replies().remove(notification_id) {
