@@ -2,7 +2,6 @@
 //! throughput, on a real server (embedded SQLite, plain TCP, loopback) with our RSocket client
 //! playing both the app and the phone.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! Payments: InitiatePayment wallet-to-wallet throughput and latency on the embedded store, with
 //! 1 and 8 app sockets each sending one payment at a time (our RSocket client on loopback TCP).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

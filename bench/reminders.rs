@@ -7,7 +7,6 @@
 //! is connected, so fired reminders stay in the outbox, where each row's `created_at` (when it was
 //! fired) against its reminder's `remind_at` gives the lateness.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
