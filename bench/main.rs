@@ -1,6 +1,6 @@
 //! `hodi-bench`: Hodi's benchmarks. Each writes its section of `docs/benchmarks.md`.
 //!
-//! Usage: cargo run --release --bin hodi-bench [-- rsocket|reminders|messaging|payments] [options]
+//! Usage: cargo run --release -p hodi-bench [-- rsocket|reminders|messaging|payments] [options]
 //!
 //! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
 //! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
@@ -34,6 +34,48 @@ fn main() -> Result<()> {
             payments::main(&args)?;
             notifications::main(&args)
         }
+    }
+}
+
+/// A server for one benchmark run: embedded SQLite in a fresh temporary directory, plain TCP on
+/// loopback only.
+pub struct BenchServer {
+    pub running: hodi::server::Running,
+    pub dir: PathBuf,
+    pub addr: String,
+    pub dev: hodi::server::DevCredentials,
+}
+
+impl BenchServer {
+    pub async fn start(name: &str, adjust: impl FnOnce(&mut hodi::config::Config)) -> Result<BenchServer> {
+        let dir = std::env::temp_dir().join(format!("hodi-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = hodi::config::Config { data_dir: dir.clone(), log: "warn".into(), ..Default::default() };
+        config.listen.tls.clear();
+        config.listen.ws.clear();
+        config.listen.wss.clear();
+        config.listen.tcp = "127.0.0.1:0".into();
+        adjust(&mut config);
+        let running = hodi::server::start(config).await?;
+        let addr = running.bound.tcp.context("tcp listener")?.to_string();
+        let dev = running.dev.clone().context("dev tenant")?;
+        Ok(BenchServer { running, dir, addr, dev })
+    }
+
+    /// SETUP data for the dev app (an app socket that takes notifications).
+    pub fn meta(&self) -> hodi::wire::AppConnectionMetadata {
+        hodi::wire::AppConnectionMetadata {
+            org_id: self.dev.org_id.clone(),
+            app_id: self.dev.app_id.clone(),
+            api_key: Some(self.dev.api_key.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// Stops the server and removes its data.
+    pub fn stop(self) {
+        self.running.shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use hodi::store::customers::StoredNumber;
 use hodi::store::identity::Index;
 use hodi::wire::*;
@@ -83,22 +83,9 @@ struct Results {
 }
 
 async fn run(round_trips: usize, tagged: usize) -> Result<Results> {
-    let dir = std::env::temp_dir().join(format!("hodi-bench-messaging-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = hodi::config::Config { data_dir: dir.clone(), log: "warn".into(), ..Default::default() };
-    config.listen.tls.clear();
-    config.listen.ws.clear();
-    config.listen.wss.clear();
-    config.listen.tcp = "127.0.0.1:0".into();
-    let running = hodi::server::start(config).await?;
-    let addr = running.bound.tcp.context("tcp listener")?.to_string();
-    let dev = running.dev.clone().context("dev tenant")?;
-    let meta = AppConnectionMetadata {
-        org_id: dev.org_id.clone(),
-        app_id: dev.app_id.clone(),
-        api_key: Some(dev.api_key.clone()),
-        ..Default::default()
-    };
+    let server = super::BenchServer::start("messaging", |_| {}).await?;
+    let (running, addr, dev) = (&server.running, server.addr.clone(), server.dev.clone());
+    let meta = AppConnectionMetadata { ..server.meta() };
     let statuses = Arc::new(AtomicUsize::new(0));
     let app = connect(&addr, meta.clone(), Arc::new(App(statuses.clone()))).await?;
     let delivered = Arc::new(AtomicUsize::new(0));
@@ -185,8 +172,7 @@ async fn run(round_trips: usize, tagged: usize) -> Result<Results> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let status_seconds = started.elapsed().as_secs_f64();
-    running.shutdown.cancel();
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop();
     Ok(Results {
         round_trips,
         p50_us: super::percentile(&latencies, 0.5),
@@ -220,7 +206,7 @@ pub fn main(args: &[String]) -> Result<()> {
          | USSD round trip p99 | {:.2} ms | < 5 ms |\n\
          | send-by-tag, {} customers | {:.0} messages/s ({:.1} s) | ≥ 20,000/s |\n\
          | … and every DELIVERED status at the app | {:.0} messages/s ({:.1} s) | |\n\n\
-         Measured by `cargo run --release --bin hodi-bench -- messaging`.\n",
+         Measured by `cargo run --release -p hodi-bench -- messaging`.\n",
         r.round_trips,
         r.p50_us / 1000.0,
         r.p99_us / 1000.0,

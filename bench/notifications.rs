@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use hodi::wire::*;
 use hodi_rsocket::{BoxFuture, Payload, RemoteError, Responder};
 use hodi_sdk::{Credentials, Elarian, Endpoint, Options};
@@ -37,23 +37,8 @@ struct Drained {
 }
 
 async fn drain(path: Path, backlog: usize, customers: usize) -> Result<Drained> {
-    let dir = std::env::temp_dir().join(format!("hodi-bench-notify-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = hodi::config::Config { data_dir: dir.clone(), log: "warn".into(), ..Default::default() };
-    config.listen.tls.clear();
-    config.listen.ws.clear();
-    config.listen.wss.clear();
-    config.listen.tcp = "127.0.0.1:0".into();
-    config.notify.reply_timeout_ms = 30_000;
-    let running = hodi::server::start(config).await?;
-    let addr = running.bound.tcp.context("tcp listener")?.to_string();
-    let dev = running.dev.clone().context("dev tenant")?;
-    let meta = AppConnectionMetadata {
-        org_id: dev.org_id.clone(),
-        app_id: dev.app_id.clone(),
-        api_key: Some(dev.api_key.clone()),
-        ..Default::default()
-    };
+    let server = super::BenchServer::start("notify", |c| c.notify.reply_timeout_ms = 30_000).await?;
+    let (running, addr, dev, meta) = (&server.running, server.addr.clone(), server.dev.clone(), server.meta());
 
     // The backlog: customers text the app while no app is connected (8 phones at once).
     let phone = Arc::new(
@@ -131,10 +116,9 @@ async fn drain(path: Path, backlog: usize, customers: usize) -> Result<Drained> 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    running.shutdown.cancel();
     drop(_keep);
+    server.stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Drained { label, per_second: backlog as f64 / seconds, seconds, held_when_stalled })
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use hodi::wire::*;
 use hodi_rsocket::{Payload, Requester};
 use prost::Message;
@@ -43,23 +43,9 @@ struct Row {
 }
 
 async fn run(per_socket: usize) -> Result<Vec<Row>> {
-    let dir = std::env::temp_dir().join(format!("hodi-bench-payments-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = hodi::config::Config { data_dir: dir.clone(), log: "warn".into(), ..Default::default() };
-    config.listen.tls.clear();
-    config.listen.ws.clear();
-    config.listen.wss.clear();
-    config.listen.tcp = "127.0.0.1:0".into();
-    let running = hodi::server::start(config).await?;
-    let addr = running.bound.tcp.context("tcp listener")?.to_string();
-    let dev = running.dev.clone().context("dev tenant")?;
-    let meta = AppConnectionMetadata {
-        org_id: dev.org_id.clone(),
-        app_id: dev.app_id.clone(),
-        api_key: Some(dev.api_key.clone()),
-        simplex_mode: true,
-        ..Default::default()
-    };
+    let server = super::BenchServer::start("payments", |_| {}).await?;
+    let (running, addr, dev) = (&server.running, server.addr.clone(), server.dev.clone());
+    let meta = AppConnectionMetadata { simplex_mode: true, ..server.meta() };
     let echo: Arc<dyn hodi_rsocket::Responder> = Arc::new(hodi_rsocket::echo::Echo::default());
     // Fund 8 pairs of wallets: a customer pays into the purse, the purse tops each wallet up.
     let phone =
@@ -140,8 +126,7 @@ async fn run(per_socket: usize) -> Result<Vec<Row>> {
     }
     let (entries, balances, unbalanced) = running.hodi.store.ledger_check().await?;
     anyhow::ensure!((entries, balances, unbalanced) == (0, 0, 0), "ledger unbalanced after the run");
-    running.shutdown.cancel();
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop();
     Ok(rows)
 }
 
@@ -171,7 +156,7 @@ pub fn main(args: &[String]) -> Result<()> {
          debit, the credit, two entries and the transaction row) on the embedded SQLite store, plain TCP on loopback; each app\n\
          socket sends one payment at a time between its own customer's two wallets. The ledger is checked balanced after the run.\n\n\
          {table}\n\
-         Measured by `cargo run --release --bin hodi-bench -- payments`.\n"
+         Measured by `cargo run --release -p hodi-bench -- payments`.\n"
     );
     super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Payments", &section)
 }

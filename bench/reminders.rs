@@ -174,7 +174,7 @@ pub fn main(args: &[String]) -> Result<()> {
          the burst (up to {BURST}) comes due at {DUE_RATE} per second. Lateness is when the reminder's notification was\n\
          written to the outbox minus its `remind_at` (fired = durable; delivery to an app is the outbox's, measured separately).\n\
          Pending reminders live only in SQLite (the `remind_at` index is the queue), so RSS growth is page cache, not per-reminder state.\n\n{table}\n\
-         Measured by `cargo run --release --bin hodi-bench -- reminders`.\n"
+         Measured by `cargo run --release -p hodi-bench -- reminders`.\n"
     );
     super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Reminder scheduler", &section)
 }

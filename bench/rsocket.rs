@@ -257,7 +257,7 @@ fn write_report(path: &Path, rows: &[Row], rounds: usize, seconds: f64, node: &s
          With one request in flight both servers make the same three system calls per request (epoll_wait, read, write;\n\
          `strace -c` on either), so kernel time on loopback TCP dominates and bounds the total ratio; the user column is\n\
          what each RSocket implementation itself costs. With eight in flight, frames batch per read and per write.\n\n\
-         Measured by `cargo run --release --bin hodi-bench`.\n"
+         Measured by `cargo run --release -p hodi-bench`.\n"
     );
     super::write_section(path, "## RSocket request/response echo", &section)
 }

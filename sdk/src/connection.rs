@@ -78,33 +78,31 @@ impl Link {
 
     /// The live connection, waiting up to the command timeout while (re)connecting.
     pub(crate) async fn requester(&self) -> Result<Requester> {
-        let wait = self.options.command_timeout;
-        let mut rx = self.state.subscribe();
-        let found = tokio::time::timeout(wait, async {
-            loop {
-                match &*rx.borrow_and_update() {
-                    State::Connected(r) if !r.is_closed() => return Ok(r.clone()),
-                    State::Closed(e) => return Err(e.clone()),
-                    _ => {}
-                }
-                if rx.changed().await.is_err() {
-                    return Err(Error::Closed("client dropped".into()));
-                }
-            }
+        self.wait_for(self.options.command_timeout, |state| match state {
+            State::Connected(r) if !r.is_closed() => Some(Ok(r.clone())),
+            State::Closed(e) => Some(Err(e.clone())),
+            _ => None,
         })
-        .await;
-        found.unwrap_or(Err(Error::NotConnected(wait)))
+        .await
     }
 
     /// Waits until connected (or finally closed), up to `wait`.
     pub(crate) async fn wait_connected(&self, wait: Duration) -> Result<()> {
+        self.wait_for(wait, |state| match state {
+            State::Connected(_) => Some(Ok(())),
+            State::Closed(e) => Some(Err(e.clone())),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Watches the state until `pick` decides, up to `wait` ([`Error::NotConnected`] after).
+    async fn wait_for<T>(&self, wait: Duration, pick: impl Fn(&State) -> Option<Result<T>>) -> Result<T> {
         let mut rx = self.state.subscribe();
         let found = tokio::time::timeout(wait, async {
             loop {
-                match &*rx.borrow_and_update() {
-                    State::Connected(_) => return Ok(()),
-                    State::Closed(e) => return Err(e.clone()),
-                    _ => {}
+                if let Some(decided) = pick(&rx.borrow_and_update()) {
+                    return decided;
                 }
                 if rx.changed().await.is_err() {
                     return Err(Error::Closed("client dropped".into()));
@@ -118,11 +116,7 @@ impl Link {
     /// One request/response on the live connection, errors mapped to [`Error`].
     pub(crate) async fn request(&self, payload: Payload) -> Result<Payload> {
         let requester = self.requester().await?;
-        requester.request_response(payload).await.map_err(|e| match e {
-            RequestError::Closed(why) => Error::Interrupted(why),
-            RequestError::Remote(r) => Error::Server { code: r.code, message: r.message },
-            RequestError::Encode(why) => Error::Invalid(why),
-        })
+        Ok(requester.request_response(payload).await?)
     }
 
     /// Closes for good: pending and future commands fail with [`Error::Closed`].

@@ -46,4 +46,15 @@ impl Error {
     }
 }
 
+impl From<hodi_rsocket::RequestError> for Error {
+    /// A request that was sent: a close means it may have been applied.
+    fn from(e: hodi_rsocket::RequestError) -> Self {
+        match e {
+            hodi_rsocket::RequestError::Closed(why) => Error::Interrupted(why),
+            hodi_rsocket::RequestError::Remote(r) => Error::Server { code: r.code, message: r.message },
+            hodi_rsocket::RequestError::Encode(why) => Error::Invalid(why),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;

@@ -265,11 +265,8 @@ impl Notification {
     pub async fn reply(mut self, reply: Reply) -> Result<()> {
         let Some(replier) = self.replier.take() else { return Ok(()) };
         let payload = replier.payload(&reply);
-        replier.requester.request_response(payload).await.map(|_| ()).map_err(|e| match e {
-            hodi_rsocket::RequestError::Closed(why) => Error::Interrupted(why),
-            hodi_rsocket::RequestError::Remote(r) => Error::Server { code: r.code, message: r.message },
-            hodi_rsocket::RequestError::Encode(why) => Error::Invalid(why),
-        })
+        replier.requester.request_response(payload).await?;
+        Ok(())
     }
 
     /// Answers with nothing (acknowledges).
