@@ -138,3 +138,36 @@ impl DevCredentials {
         toml::from_str(&text).map_err(|e| crate::Error::Invalid(format!("{path}: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_and_unsupported_ones_say_why() {
+        assert_eq!(Endpoint::parse("127.0.0.1:8070").ok(), Some(Endpoint::Tcp("127.0.0.1:8070".into())));
+        assert_eq!(Endpoint::parse("tcp://localhost:8070").ok(), Some(Endpoint::Tcp("localhost:8070".into())));
+        let ws = Endpoint::parse("ws://localhost:8080/").ok();
+        assert_eq!(ws.as_ref().and_then(|e| e.address().ok()).as_deref(), Some("localhost:8080"));
+        assert_eq!(
+            Endpoint::parse("ws://example.test").ok().and_then(|e| e.address().ok()).as_deref(),
+            Some("example.test:80")
+        );
+        for (bad, why) in
+            [("wss://x:8444", "TLS"), ("tls://x:8443", "TLS"), ("localhost", "expected"), ("http://x:1/", "expected")]
+        {
+            match Endpoint::parse(bad) {
+                Err(crate::Error::Invalid(m)) => assert!(m.contains(why), "{bad}: {m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn missing_dev_credentials_say_what_to_set() {
+        match DevCredentials::read("/nonexistent/dev-credentials.toml") {
+            Err(crate::Error::Invalid(m)) => assert!(m.contains("HODI_SDK_API_KEY") && m.contains("hodi serve"), "{m}"),
+            other => panic!("{:?}", other.map(|d| d.org_id)),
+        }
+    }
+}
