@@ -15,5 +15,6 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod transport;
+pub mod voice;
 pub mod wire;
 pub mod work;

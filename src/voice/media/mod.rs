@@ -1,0 +1,5 @@
+//! Media: G.711 codecs, RTP packets and receiving statistics, and audio sources at 8 kHz.
+
+pub mod audio;
+pub mod g711;
+pub mod rtp;
