@@ -50,7 +50,13 @@ async fn run_one(pending: usize) -> Result<Row> {
     let dir = std::env::temp_dir().join(format!("hodi-bench-reminders-{}-{pending}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = hodi::config::Config { data_dir: dir.clone(), log: "warn".into(), ..Default::default() };
-    for addr in [&mut config.listen.tls, &mut config.listen.tcp, &mut config.listen.ws, &mut config.listen.wss] {
+    for addr in [
+        &mut config.listen.tls,
+        &mut config.listen.tcp,
+        &mut config.listen.ws,
+        &mut config.listen.wss,
+        &mut config.voice.sip_udp,
+    ] {
         addr.clear();
     }
     let running = hodi::server::start(config).await?;

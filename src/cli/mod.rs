@@ -141,6 +141,9 @@ async fn serve(config: Config) -> Result<()> {
     if let Some(a) = running.bound.tcp {
         writeln!(out, "  RSocket/TCP         {a}   (plain, for local tools)")?;
     }
+    if let Some(a) = running.bound.sip {
+        writeln!(out, "  SIP/UDP             {a}   (voice: call sip:+254711082000@{a})")?;
+    }
     let cert = &running.certificate;
     writeln!(
         out,

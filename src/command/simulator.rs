@@ -43,7 +43,9 @@ impl SimulatorCommand {
             return Err(RemoteError::rejected("app sockets may not send simulator commands"));
         }
         match self {
-            SimulatorCommand::ReceiveMessage(c) => crate::messaging::inbound::receive(hodi, session, c).await,
+            SimulatorCommand::ReceiveMessage(c) => {
+                crate::messaging::inbound::receive(hodi, &session.org_id, &session.app_id, c).await
+            }
             SimulatorCommand::ReceivePayment(c) => crate::payment::simulator::receive(hodi, session, c).await,
             SimulatorCommand::UpdatePaymentStatus(c) => {
                 crate::payment::simulator::update_status(hodi, session, c).await

@@ -30,6 +30,7 @@ pub struct Config {
     pub customer: Customer,
     pub messaging: Messaging,
     pub payment: Payment,
+    pub voice: Voice,
     pub dev: Dev,
 }
 
@@ -123,6 +124,24 @@ pub struct Payment {
     pub checkout_sweep_ms: u64,
 }
 
+/// The voice executor: SIP signalling and RTP media for real calls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Voice {
+    /// SIP over UDP; empty disables the voice executor.
+    pub sip_udp: String,
+    /// The address RTP sockets bind to and SDP announces.
+    pub rtp_ip: std::net::IpAddr,
+    /// Calls at once; beyond this, new INVITEs get 503 with Retry-After.
+    pub max_calls: usize,
+}
+
+impl Default for Voice {
+    fn default() -> Self {
+        Voice { sip_udp: "127.0.0.1:5060".into(), rtp_ip: std::net::IpAddr::from([127, 0, 0, 1]), max_calls: 1000 }
+    }
+}
+
 impl Default for Payment {
     fn default() -> Self {
         Payment { checkout_expiry_secs: 300, checkout_sweep_ms: 5_000 }
@@ -158,6 +177,7 @@ impl Default for Config {
             customer: Customer::default(),
             messaging: Messaging::default(),
             payment: Payment::default(),
+            voice: Voice::default(),
             dev: Dev::default(),
         }
     }

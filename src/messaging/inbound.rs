@@ -16,7 +16,6 @@ use super::{channel_name, customer_provider, is_chat, is_live, session_window_ms
 use crate::command::customer_ref::wire_number;
 use crate::notify::timestamp;
 use crate::server::Hodi;
-use crate::session::Session;
 use crate::store::customers::StoredNumber;
 use crate::store::messaging::{MessageRow, SessionRow};
 use crate::store::outbox::NewNotification;
@@ -38,10 +37,12 @@ fn entry(e: AppEntry) -> Vec<u8> {
     ServerToAppCustomerNotification { entry: Some(e), ..Default::default() }.encode_to_vec()
 }
 
-/// The simulator's ReceiveMessage.
+/// A customer's message to `app_id` of `org_id`: the simulator's ReceiveMessage, or what the voice
+/// executor hears on a real call (it speaks the same command).
 pub async fn receive(
     hodi: &Arc<Hodi>,
-    session: &Session,
+    org_id: &str,
+    app_id: &str,
     cmd: ReceiveMessageSimulatorCommand,
 ) -> anyhow::Result<SimulatorToServerCommandReply> {
     let Some(channel_number) = cmd.channel_number.clone() else {
@@ -55,7 +56,6 @@ pub async fn receive(
     if cmd.parts.is_empty() {
         return Ok(reply(false, "a message needs at least one part"));
     }
-    let org_id = session.org_id.as_str();
     if !hodi.store.channel_provisioned(org_id, name, &channel_number.number).await? {
         return Ok(reply(false, format!("{name} number {:?} is not provisioned for this org", channel_number.number)));
     }
@@ -106,7 +106,7 @@ pub async fn receive(
                     provider: number.provider,
                     number: number.number.clone(),
                     partition: String::new(),
-                    app_id: session.app_id.clone(),
+                    app_id: app_id.to_string(),
                     started_at: now,
                     expires_at: now + window,
                     ended_at: None,
@@ -143,7 +143,7 @@ pub async fn receive(
         session_id: session_id.clone(),
         in_reply_to: None,
         provider: ChannelNumberProvider::At as i32,
-        app_id: Some(session.app_id.clone()),
+        app_id: Some(app_id.to_string()),
         parts: cmd.parts.clone(),
         cost: cmd.cost.clone(),
         provider_message_id: None,
@@ -188,10 +188,8 @@ pub async fn receive(
         }
         _ => None,
     };
-    let queued: Vec<NewNotification<'_>> = notifications
-        .iter()
-        .map(|e| NewNotification { org_id, app_id: &session.app_id, customer_id: &customer.id, entry: e })
-        .collect();
+    let queued: Vec<NewNotification<'_>> =
+        notifications.iter().map(|e| NewNotification { org_id, app_id, customer_id: &customer.id, entry: e }).collect();
     let ttl = hodi.config.notify.ttl_ms();
     hodi.store
         .record_inbound(
@@ -216,8 +214,7 @@ pub async fn receive(
         entry: Some(AppEntry::ReceivedMessage(received_notification)),
         ..Default::default()
     };
-    let answer =
-        crate::notify::deliver_now(hodi, org_id, &session.app_id, &customer.id, &message_id, notification).await;
+    let answer = crate::notify::deliver_now(hodi, org_id, app_id, &customer.id, &message_id, notification).await;
     let session_id = session_id.unwrap_or_default();
     let answer = match answer {
         Ok(a) => a,
@@ -229,15 +226,14 @@ pub async fn receive(
                 session_started,
                 MessagingSessionEndReason::Failure,
             );
-            close(hodi, org_id, &session.app_id, &customer.id, &session_id, MessagingSessionEndReason::Failure, &end)
-                .await;
+            close(hodi, org_id, app_id, &customer.id, &session_id, MessagingSessionEndReason::Failure, &end).await;
             return Ok(reply(false, format!("no app answered this {name} session: {e}")));
         }
     };
     let Some(message) = answer.message else { return Ok(reply(true, "the app sent no reply")) };
     let outbound = Outbound {
         org_id: org_id.to_string(),
-        app_id: session.app_id.clone(),
+        app_id: app_id.to_string(),
         customer_id: customer.id.clone(),
         number,
         channel_number: channel_number.clone(),
@@ -258,16 +254,7 @@ pub async fn receive(
             session_started,
             MessagingSessionEndReason::NormalClearing,
         );
-        close(
-            hodi,
-            org_id,
-            &session.app_id,
-            &customer.id,
-            &session_id,
-            MessagingSessionEndReason::NormalClearing,
-            &end,
-        )
-        .await;
+        close(hodi, org_id, app_id, &customer.id, &session_id, MessagingSessionEndReason::NormalClearing, &end).await;
     }
     Ok(SimulatorToServerCommandReply { status: true, description: String::new(), message: Some(message) })
 }

@@ -190,6 +190,22 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Who answers calls to a voice number: the org that provisioned it first, and that org's
+    /// oldest app.
+    pub async fn voice_number_owner(&self, number: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT c.org_id, a.id AS app_id FROM channel_numbers c JOIN apps a ON a.org_id = c.org_id
+             WHERE c.channel = 'voice' AND c.number = $1 ORDER BY c.created_at, a.created_at LIMIT 1",
+        )
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("org_id")?, r.try_get("app_id")?)),
+            None => None,
+        })
+    }
+
     pub async fn message(&self, id: &str) -> Result<Option<MessageRow>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;

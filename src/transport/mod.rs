@@ -26,6 +26,8 @@ pub struct Bound {
     pub tcp: Option<SocketAddr>,
     pub ws: Option<SocketAddr>,
     pub wss: Option<SocketAddr>,
+    /// SIP over UDP (the voice executor), set by the server after the RSocket listeners.
+    pub sip: Option<SocketAddr>,
 }
 
 /// Binds every enabled listener and starts accepting. Returns once all are bound.

@@ -1,11 +1,17 @@
 //! The voice executor: real calls over SIP with RTP media, driven by apps' voice actions.
 //!
+//! - [`server`]: the SIP listener (UDP); routes messages to calls by Call-ID.
+//! - [`call`]: one call's transactions, dialog and the app's actions on its media.
+//! - [`sip`]: SIP message parsing and writing.
 //! - [`sdp`]: offer/answer for one audio stream (PCMU, PCMA, telephone-event).
-//! - [`media`]: G.711, RTP and RFC 4733 events, audio sources (espeak-ng, WAV, tones).
+//! - [`media`]: G.711, RTP and RFC 4733 events, audio sources (espeak-ng, WAV, tones), the RTP stream.
 //!
 //! Owns calls and media; does not own what a call means to customers and apps — sessions,
 //! notifications and the app's dialplan replies go through [`crate::messaging`], exactly as the
 //! simulator's voice calls do.
 
+pub mod call;
 pub mod media;
 pub mod sdp;
+pub mod server;
+pub mod sip;

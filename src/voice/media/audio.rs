@@ -48,9 +48,32 @@ pub async fn speak(text: &str, voice: Voice) -> Result<Vec<i16>> {
     let read = tokio::time::timeout(TTS_TIMEOUT, (&mut stdout).take(limit).read_to_end(&mut wav)).await;
     let _ = child.kill().await;
     match read {
-        Ok(Ok(_)) => decode_wav(&wav),
+        Ok(Ok(_)) => {
+            fix_streamed_sizes(&mut wav);
+            decode_wav(&wav)
+        }
         Ok(Err(e)) => Err(e).context("reading espeak-ng's output"),
         Err(_) => bail!("espeak-ng took longer than {TTS_TIMEOUT:?}"),
+    }
+}
+
+/// A WAV written to a pipe cannot seek back to fill in its sizes: espeak-ng leaves them at
+/// 0xFFFFFFFF. Sets the RIFF and `data` sizes to what was actually written.
+fn fix_streamed_sizes(wav: &mut [u8]) {
+    if wav.len() < 12 || &wav[0..4] != b"RIFF" {
+        return;
+    }
+    let riff = u32::try_from(wav.len() - 8).unwrap_or(u32::MAX).to_le_bytes();
+    wav[4..8].copy_from_slice(&riff);
+    let mut pos = 12;
+    while pos + 8 <= wav.len() {
+        let size = u32::from_le_bytes([wav[pos + 4], wav[pos + 5], wav[pos + 6], wav[pos + 7]]) as usize;
+        if &wav[pos..pos + 4] == b"data" {
+            let actual = u32::try_from(wav.len() - pos - 8).unwrap_or(u32::MAX);
+            wav[pos + 4..pos + 8].copy_from_slice(&actual.to_le_bytes());
+            return;
+        }
+        pos = pos.saturating_add(8).saturating_add(size + (size & 1));
     }
 }
 
@@ -139,6 +162,23 @@ mod tests {
             let peak = samples.iter().map(|s| i32::from(*s).abs()).max().unwrap_or(0);
             assert!((8_500..11_500).contains(&peak), "{rate} Hz: peak {peak}");
         }
+    }
+
+    #[test]
+    fn a_streamed_wav_with_unknown_sizes_is_read_to_its_end() {
+        let mut bytes = wav(22_050, 1, 0.25);
+        let data = bytes.windows(4).position(|w| w == b"data").expect("data chunk");
+        bytes[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        bytes[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        fix_streamed_sizes(&mut bytes);
+        assert!((decode_wav(&bytes).expect("decodes").len() as i64 - 2000).abs() <= 1);
+    }
+
+    #[tokio::test]
+    async fn espeak_speaks_at_8khz() {
+        let samples = speak("Welcome to Hodi.", Voice::Female).await.expect("espeak-ng (apt install espeak-ng)");
+        assert!((4_000..24_000).contains(&samples.len()), "{} samples", samples.len());
+        assert!(samples.iter().any(|s| s.unsigned_abs() > 3000), "speech is not silence");
     }
 
     #[test]

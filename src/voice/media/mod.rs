@@ -3,3 +3,4 @@
 pub mod audio;
 pub mod g711;
 pub mod rtp;
+pub mod stream;

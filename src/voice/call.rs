@@ -1,0 +1,485 @@
+//! One inbound call, from INVITE to hang-up: the INVITE server transaction (100, 180, final
+//! response retransmitted until ACK), the dialog (BYE either way, re-INVITE for hold, CANCEL),
+//! and the app's dialplan run as actions on the call's RTP stream.
+//!
+//! The app is asked exactly as for a simulated call — through [`crate::messaging::inbound`] with
+//! a voice part — so sessions, `voiceCall` notifications and the app's replies behave the same.
+//! Owns this call's state; does not own the SIP socket or other calls (see [`super::server`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::media::audio::{self, Voice};
+use super::media::stream::{Played, Stream};
+use super::sdp;
+use super::sip::message::{self, Request, Response};
+use crate::server::Hodi;
+use crate::wire::{
+    get_digits_call_action, inbound_message_body, voice_call_action, CustomerEventDirection, InboundMessageBody,
+    MessagingChannel, MessagingChannelNumber, ReceiveMessageSimulatorCommand, TextToSpeechVoice, VoiceCallAction,
+    VoiceCallHangupCause, VoiceCallInputMessageBody, VoiceCallStatus,
+};
+
+/// RFC 3261 timers for UDP.
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+/// 64·T1: how long a final response is retransmitted without an ACK.
+const TIMER_H: Duration = Duration::from_secs(32);
+
+/// What the SIP listener hands a call: in-dialog requests and responses to our requests.
+#[derive(Debug)]
+pub enum Incoming {
+    Request(Request),
+    Response(Response),
+}
+
+/// Everything a call needs that does not change while it runs.
+pub struct Call {
+    pub hodi: Arc<Hodi>,
+    pub sip: Arc<UdpSocket>,
+    pub peer: SocketAddr,
+    pub invite: Request,
+    pub local_tag: String,
+    pub session_id: String,
+    /// Our SIP address, for Contact.
+    pub local: SocketAddr,
+}
+
+/// How a call ended, for the app and the call's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    CallerHungUp,
+    WeHungUp,
+    Cancelled,
+    Rejected,
+    Failed,
+}
+
+impl Ending {
+    fn cause(self) -> VoiceCallHangupCause {
+        match self {
+            Ending::CallerHungUp | Ending::WeHungUp => VoiceCallHangupCause::NormalClearing,
+            Ending::Cancelled => VoiceCallHangupCause::OriginatorCancel,
+            Ending::Rejected => VoiceCallHangupCause::CallRejected,
+            Ending::Failed => VoiceCallHangupCause::NormalTemporaryFailure,
+        }
+    }
+}
+
+impl Call {
+    async fn send(&self, bytes: Vec<u8>) {
+        if let Err(e) = self.sip.send_to(&bytes, self.peer).await {
+            debug!(error = %e, "sending SIP");
+        }
+    }
+
+    async fn respond(&self, req: &Request, code: u16, reason: &str) {
+        self.send(req.response(code, reason, Some(&self.local_tag), &[], None)).await;
+    }
+
+    fn channel(&self) -> MessagingChannelNumber {
+        MessagingChannelNumber { channel: MessagingChannel::Voice as i32, number: self.invite.user.clone() }
+    }
+
+    fn caller(&self) -> String {
+        message::user(&self.invite.from).unwrap_or("anonymous").to_string()
+    }
+
+    /// Tells the app where the call is; returns its next actions.
+    async fn ask(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        part: VoiceCallInputMessageBody,
+    ) -> anyhow::Result<Option<Vec<VoiceCallAction>>> {
+        let cmd = ReceiveMessageSimulatorCommand {
+            customer_number: self.caller(),
+            channel_number: Some(self.channel()),
+            parts: vec![InboundMessageBody { entry: Some(inbound_message_body::Entry::Voice(part)) }],
+            session_id: Some(self.session_id.clone()),
+            cost: None,
+            duration: None,
+        };
+        let reply = crate::messaging::inbound::receive(&self.hodi, org_id, app_id, cmd).await?;
+        if !reply.status {
+            anyhow::bail!("{}", reply.description);
+        }
+        Ok(reply.message.and_then(|m| m.body).and_then(|b| match b.entry {
+            Some(crate::wire::outbound_message_body::Entry::Voice(plan)) => Some(plan.actions),
+            _ => None,
+        }))
+    }
+}
+
+fn part(
+    status: VoiceCallStatus,
+    digits: Option<String>,
+    cause: Option<VoiceCallHangupCause>,
+) -> VoiceCallInputMessageBody {
+    VoiceCallInputMessageBody {
+        direction: CustomerEventDirection::Inbound as i32,
+        status: status as i32,
+        dtmf_digits: digits,
+        hangup_cause: cause.map_or(0, |c| c as i32),
+        started_at: Some(crate::notify::timestamp(crate::store::now_ms())),
+        ..Default::default()
+    }
+}
+
+/// Runs an inbound call to its end.
+pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
+    let invite = call.invite.clone();
+    call.respond(&invite, 100, "Trying").await;
+
+    let offer = match std::str::from_utf8(&invite.body).map_err(|_| "SDP is not text".to_string()).and_then(sdp::parse)
+    {
+        Ok(m) => m,
+        Err(why) => {
+            info!(%why, "refusing an INVITE whose SDP we cannot answer");
+            let warning = [("Warning", format!("399 hodi \"{why}\""))];
+            return final_response(
+                &call,
+                &mut inbox,
+                invite.response(488, "Not Acceptable Here", Some(&call.local_tag), &warning, None),
+            )
+            .await;
+        }
+    };
+    let owner = match call.hodi.store.voice_number_owner(&invite.user).await {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            info!(number = %invite.user, "INVITE to a number no org has provisioned for voice");
+            return final_response(
+                &call,
+                &mut inbox,
+                invite.response(404, "Not Found", Some(&call.local_tag), &[], None),
+            )
+            .await;
+        }
+        Err(e) => {
+            warn!(error = %e, "looking up a voice number");
+            return final_response(
+                &call,
+                &mut inbox,
+                invite.response(500, "Server Internal Error", Some(&call.local_tag), &[], None),
+            )
+            .await;
+        }
+    };
+    let (org_id, app_id) = (owner.0.as_str(), owner.1.as_str());
+    call.respond(&invite, 180, "Ringing").await;
+
+    // Ask the app while the phone rings; the caller may give up meanwhile.
+    let first = {
+        let asking = call.ask(org_id, app_id, part(VoiceCallStatus::Answered, None, None));
+        tokio::pin!(asking);
+        loop {
+            tokio::select! {
+                r = &mut asking => break r,
+                m = inbox.recv() => match m {
+                    Some(Incoming::Request(r)) if r.method == "CANCEL" => {
+                        call.send(r.response(200, "OK", None, &[], None)).await;
+                        final_response(&call, &mut inbox, invite.response(487, "Request Terminated", Some(&call.local_tag), &[], None)).await;
+                        return hang_up_notice(&call, org_id, app_id, Ending::Cancelled).await;
+                    }
+                    Some(Incoming::Request(r)) if r.method == "INVITE" => call.respond(&r, 180, "Ringing").await,
+                    Some(_) => {}
+                    None => return,
+                },
+            }
+        }
+    };
+    let actions = match first {
+        Ok(a) => a.unwrap_or_default(),
+        Err(e) => {
+            info!(error = %e, "no app took the call");
+            final_response(
+                &call,
+                &mut inbox,
+                invite.response(480, "Temporarily Unavailable", Some(&call.local_tag), &[], None),
+            )
+            .await;
+            return;
+        }
+    };
+    if matches!(actions.first().and_then(|a| a.entry.as_ref()), Some(voice_call_action::Entry::Reject(_))) {
+        final_response(&call, &mut inbox, invite.response(603, "Decline", Some(&call.local_tag), &[], None)).await;
+        return hang_up_notice(&call, org_id, app_id, Ending::Rejected).await;
+    }
+
+    let mut stream = match Stream::open(call.hodi.config.voice.rtp_ip, offer.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "opening RTP");
+            final_response(
+                &call,
+                &mut inbox,
+                invite.response(503, "Service Unavailable", Some(&call.local_tag), &[], None),
+            )
+            .await;
+            return;
+        }
+    };
+    let local_media = match stream.local() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let answer = sdp::describe(local_media, offer.codec, offer.events, rand_id(), 1);
+    let contact = [("Contact", format!("<sip:{}@{}>", invite.user, call.local))];
+    let ok = invite.response(200, "OK", Some(&call.local_tag), &contact, Some(("application/sdp", &answer)));
+    let started = tokio::time::Instant::now();
+    info!(caller = %call.caller(), number = %invite.user, codec = ?offer.codec, "call answered");
+
+    let control = stream.control();
+    let ending = {
+        let run = run_actions(&call, org_id, app_id, &mut stream, actions);
+        tokio::pin!(run);
+        let mut acked = false;
+        let mut resend = T1;
+        let mut next_resend = tokio::time::Instant::now();
+        let mut caller_bye = None;
+        loop {
+            tokio::select! {
+                ending = &mut run => break ending,
+                _ = tokio::time::sleep_until(next_resend), if !acked => {
+                    if started.elapsed() > TIMER_H {
+                        warn!("no ACK for our 200 OK; ending the call");
+                        control.stop();
+                        break Ending::Failed;
+                    }
+                    call.send(ok.clone()).await;
+                    next_resend = tokio::time::Instant::now() + resend;
+                    resend = (resend * 2).min(T2);
+                }
+                m = inbox.recv() => match m {
+                    Some(Incoming::Request(r)) => match r.method.as_str() {
+                        "ACK" => acked = true,
+                        "BYE" => {
+                            call.respond(&r, 200, "OK").await;
+                            caller_bye = Some(Ending::CallerHungUp);
+                            control.stop();
+                        }
+                        "INVITE" if message::tag(&r.to).is_none() => call.send(ok.clone()).await, // retransmission
+                        "INVITE" => {
+                            // re-INVITE: hold/resume or a new media address; our side stays as it is.
+                            match std::str::from_utf8(&r.body).map_err(|_| String::new()).and_then(sdp::parse) {
+                                Ok(media) => {
+                                    info!(on_hold = media.on_hold, "re-INVITE");
+                                    control.update(media);
+                                    call.send(r.response(200, "OK", None, &contact, Some(("application/sdp", &sdp::describe(local_media, offer.codec, offer.events, 1, 2))))).await;
+                                }
+                                Err(why) => call.send(r.response(488, "Not Acceptable Here", None, &[("Warning", format!("399 hodi \"{why}\""))], None)).await,
+                            }
+                        }
+                        "OPTIONS" => call.respond(&r, 200, "OK").await,
+                        "CANCEL" => call.respond(&r, 200, "OK").await, // too late: answered
+                        _ => call.respond(&r, 405, "Method Not Allowed").await,
+                    },
+                    Some(Incoming::Response(_)) => {}
+                    None => break Ending::Failed,
+                },
+            }
+            if let Some(e) = caller_bye {
+                // Let the action runner see the stop, then end.
+                let _ = (&mut run).await;
+                break e;
+            }
+        }
+    };
+    if ending == Ending::WeHungUp {
+        bye(&call, &invite, &mut inbox).await;
+    }
+    stream.close();
+    let stats = stream.stats();
+    info!(
+        ?ending,
+        seconds = started.elapsed().as_secs_f64(),
+        packets_sent = stats.sent,
+        packets_received = stats.received,
+        lost = stats.lost,
+        jitter_ms = stats.jitter_ms,
+        "call ended"
+    );
+    hang_up_notice(&call, org_id, app_id, ending).await;
+}
+
+/// The app's actions, in order, until they run out (we hang up) or the caller hangs up.
+async fn run_actions(
+    call: &Call,
+    org_id: &str,
+    app_id: &str,
+    stream: &mut Stream,
+    first: Vec<VoiceCallAction>,
+) -> Ending {
+    let mut actions: std::collections::VecDeque<VoiceCallAction> = first.into();
+    // Each app round trip may give more actions; bound them so a looping app cannot keep a call forever busy.
+    let mut rounds = 0;
+    while let Some(action) = actions.pop_front() {
+        let Some(entry) = action.entry else { continue };
+        match entry {
+            voice_call_action::Entry::Say(say) => {
+                if say_text(stream, &say).await == Played::Stopped {
+                    return Ending::CallerHungUp;
+                }
+            }
+            voice_call_action::Entry::Play(play) => {
+                if play_url(stream, &play.url, false).await == Played::Stopped {
+                    return Ending::CallerHungUp;
+                }
+            }
+            voice_call_action::Entry::GetDigits(g) => {
+                let prompt = match &g.prompt {
+                    Some(get_digits_call_action::Prompt::Say(s)) => say_prompt(stream, s, true).await,
+                    Some(get_digits_call_action::Prompt::Play(p)) => play_url(stream, &p.url, true).await,
+                    None => Played::Completed,
+                };
+                if prompt == Played::Stopped {
+                    return Ending::CallerHungUp;
+                }
+                let timeout = g.timeout.as_ref().map_or(Duration::from_secs(5), |d| {
+                    Duration::from_secs(u64::try_from(d.seconds).unwrap_or(5).clamp(1, 60))
+                });
+                let limit = g.num_digits.map_or(32, |n| usize::try_from(n).unwrap_or(32).clamp(1, 32));
+                let finish = g.finish_on_key.as_deref().and_then(|k| k.chars().next());
+                let mut digits = String::new();
+                while digits.len() < limit {
+                    match stream.next_digit(timeout).await {
+                        Some(k) if Some(k) == finish => break,
+                        Some(k) => digits.push(k),
+                        None => break,
+                    }
+                }
+                rounds += 1;
+                if rounds > 1000 {
+                    warn!("the app kept the call going for 1,000 rounds; hanging up");
+                    return Ending::WeHungUp;
+                }
+                match call.ask(org_id, app_id, part(VoiceCallStatus::Active, Some(digits), None)).await {
+                    Ok(next) => actions = next.unwrap_or_default().into(),
+                    Err(e) => {
+                        warn!(error = %e, "the app did not answer the digits");
+                        return Ending::Failed;
+                    }
+                }
+            }
+            voice_call_action::Entry::Redirect(_) => {
+                match call.ask(org_id, app_id, part(VoiceCallStatus::Active, None, None)).await {
+                    Ok(next) => actions = next.unwrap_or_default().into(),
+                    Err(_) => return Ending::Failed,
+                }
+            }
+            voice_call_action::Entry::Reject(_) => return Ending::WeHungUp,
+            other => {
+                warn!(action = ?std::mem::discriminant(&other), "voice action not carried out on SIP calls yet; skipped");
+            }
+        }
+    }
+    Ending::WeHungUp
+}
+
+async fn say_prompt(stream: &mut Stream, say: &crate::wire::SayCallAction, barge_in: bool) -> Played {
+    let voice = if say.voice == TextToSpeechVoice::Male as i32 { Voice::Male } else { Voice::Female };
+    let mut samples = if say.play_beep { audio::beep(200) } else { Vec::new() };
+    match audio::speak(&say.text, voice).await {
+        Ok(s) => samples.extend(s),
+        Err(e) => warn!(error = %e, "text to speech failed; the prompt is silence"),
+    }
+    stream.play(&samples, barge_in).await
+}
+
+async fn say_text(stream: &mut Stream, say: &crate::wire::SayCallAction) -> Played {
+    say_prompt(stream, say, false).await
+}
+
+/// Plays a local WAV file (`file:///path` or a path).
+async fn play_url(stream: &mut Stream, url: &str, barge_in: bool) -> Played {
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    if url.contains("://") && !url.starts_with("file://") {
+        warn!(%url, "only local files can be played on SIP calls yet");
+        return Played::Completed;
+    }
+    let samples = match tokio::fs::read(path).await.map_err(anyhow::Error::from).and_then(|b| audio::decode_wav(&b)) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(%url, error = %e, "cannot play");
+            return Played::Completed;
+        }
+    };
+    stream.play(&samples, barge_in).await
+}
+
+/// Sends a final non-2xx response and retransmits it until the ACK (or Timer H).
+async fn final_response(call: &Call, inbox: &mut mpsc::Receiver<Incoming>, response: Vec<u8>) {
+    let deadline = tokio::time::Instant::now() + TIMER_H;
+    let mut wait = T1;
+    loop {
+        call.send(response.clone()).await;
+        let until = (tokio::time::Instant::now() + wait).min(deadline);
+        loop {
+            match tokio::time::timeout_at(until, inbox.recv()).await {
+                Ok(Some(Incoming::Request(r))) if r.method == "ACK" => return,
+                Ok(Some(Incoming::Request(r))) if r.method == "INVITE" => break, // retransmitted INVITE: resend now
+                Ok(Some(_)) => continue,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        wait = (wait * 2).min(T2);
+    }
+}
+
+/// Ends the dialog from our side: BYE, retransmitted until answered (Timer F).
+async fn bye(call: &Call, invite: &Request, inbox: &mut mpsc::Receiver<Incoming>) {
+    let target = invite.contact.as_deref().map(message::uri).unwrap_or("sip:anonymous@invalid").to_string();
+    let branch = format!("z9hG4bK{}", rand_id());
+    let cseq = 1; // our first request in this dialog
+    let request = format!(
+        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
+         From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",
+        call.local, invite.to, call.local_tag, invite.from, invite.call_id
+    )
+    .into_bytes();
+    let deadline = tokio::time::Instant::now() + TIMER_H;
+    let mut wait = T1;
+    while tokio::time::Instant::now() < deadline {
+        call.send(request.clone()).await;
+        let until = (tokio::time::Instant::now() + wait).min(deadline);
+        loop {
+            match tokio::time::timeout_at(until, inbox.recv()).await {
+                Ok(Some(Incoming::Response(r))) if r.cseq.ends_with("BYE") && r.code >= 200 => return,
+                Ok(Some(Incoming::Request(r))) if r.method == "BYE" => {
+                    call.respond(&r, 200, "OK").await;
+                    return;
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        wait = (wait * 2).min(T2);
+    }
+}
+
+/// The call is over: the app hears of it (and the session ends) like any hang-up.
+async fn hang_up_notice(call: &Call, org_id: &str, app_id: &str, ending: Ending) {
+    let status = match ending {
+        Ending::Cancelled | Ending::Rejected => VoiceCallStatus::NotAnswered,
+        _ => VoiceCallStatus::Completed,
+    };
+    if let Err(e) = call.ask(org_id, app_id, part(status, None, Some(ending.cause()))).await {
+        warn!(error = %e, "recording the hang-up");
+    }
+}
+
+pub fn rand_id() -> u64 {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}

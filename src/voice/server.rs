@@ -1,0 +1,168 @@
+//! The SIP listener: receives datagrams, answers what needs no call (OPTIONS, malformed
+//! requests, unknown dialogs), starts a task per new INVITE and routes everything else to the call
+//! it belongs to by Call-ID.
+//!
+//! Owns the SIP socket and the table of live calls; does not own what a call does (see
+//! [`super::call`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+use super::call::{self, Call, Incoming};
+use super::sip::message::{self, Message, ParseError, Request};
+use crate::server::Hodi;
+
+/// Messages queued for one call before further ones are dropped (UDP peers retransmit).
+const CALL_INBOX: usize = 32;
+
+type Calls = Arc<Mutex<HashMap<String, mpsc::Sender<Incoming>>>>;
+
+/// Binds SIP over UDP and serves until `shutdown`; None when disabled in the config.
+pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Option<SocketAddr>> {
+    let addr = hodi.config.voice.sip_udp.trim().to_string();
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let socket = Arc::new(UdpSocket::bind(&addr).await.with_context(|| format!("binding SIP on udp {addr}"))?);
+    let local = socket.local_addr()?;
+    info!(%local, "SIP listening (udp)");
+    tokio::spawn(listen(hodi, socket, local, shutdown).instrument(tracing::info_span!("sip", %local)));
+    Ok(Some(local))
+}
+
+async fn listen(hodi: Arc<Hodi>, socket: Arc<UdpSocket>, local: SocketAddr, shutdown: CancellationToken) {
+    let calls: Calls = Arc::new(Mutex::new(HashMap::new()));
+    let mut buf = vec![0u8; message::MAX_MESSAGE + 1];
+    loop {
+        let (n, peer) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    debug!(error = %e, "SIP receive");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let bytes = &buf[..n];
+        // Keep-alives (CRLF) carry nothing.
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        match message::parse(bytes) {
+            Ok(Message::Request(req)) => on_request(&hodi, &socket, local, &calls, peer, req).await,
+            Ok(Message::Response(resp)) => {
+                let tx = lock(&calls).get(&resp.call_id).cloned();
+                if let Some(tx) = tx {
+                    let _ = tx.try_send(Incoming::Response(resp));
+                }
+            }
+            Err(e) => on_malformed(&socket, peer, bytes, e).await,
+        }
+    }
+}
+
+fn lock(calls: &Calls) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Incoming>>> {
+    calls.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn send(socket: &UdpSocket, peer: SocketAddr, bytes: Vec<u8>) {
+    if let Err(e) = socket.send_to(&bytes, peer).await {
+        debug!(error = %e, %peer, "sending SIP");
+    }
+}
+
+async fn on_request(
+    hodi: &Arc<Hodi>,
+    socket: &Arc<UdpSocket>,
+    local: SocketAddr,
+    calls: &Calls,
+    peer: SocketAddr,
+    req: Request,
+) {
+    let existing = lock(calls).get(&req.call_id).cloned();
+    if let Some(tx) = existing {
+        if tx.try_send(Incoming::Request(req)).is_err() {
+            debug!("call inbox full or closed; dropped (the peer retransmits)");
+        }
+        return;
+    }
+    match req.method.as_str() {
+        "INVITE" if message::tag(&req.to).is_none() => {
+            let live = lock(calls).len();
+            if live >= hodi.config.voice.max_calls {
+                warn!(live, "call limit reached; refusing an INVITE");
+                let extra = [("Retry-After", "30".to_string())];
+                return send(socket, peer, req.response(503, "Service Unavailable", Some("busy"), &extra, None)).await;
+            }
+            let (tx, rx) = mpsc::channel(CALL_INBOX);
+            lock(calls).insert(req.call_id.clone(), tx);
+            let call = Call {
+                hodi: hodi.clone(),
+                sip: socket.clone(),
+                peer,
+                local_tag: format!("{:x}", call::rand_id()),
+                session_id: crate::store::new_id("call_"),
+                local,
+                invite: req,
+            };
+            let call_id = call.invite.call_id.clone();
+            let span = tracing::info_span!("call", %call_id, session_id = %call.session_id, %peer);
+            let calls = calls.clone();
+            tokio::spawn(
+                async move {
+                    call::inbound(call, rx).await;
+                    lock(&calls).remove(&call_id);
+                }
+                .instrument(span),
+            );
+        }
+        "OPTIONS" => {
+            let allow =
+                [("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS".to_string()), ("Accept", "application/sdp".to_string())];
+            send(socket, peer, req.response(200, "OK", Some("hodi"), &allow, None)).await;
+        }
+        // A stray ACK (for a call already gone) needs no answer.
+        "ACK" => {}
+        "BYE" | "CANCEL" | "INVITE" => {
+            send(socket, peer, req.response(481, "Call/Transaction Does Not Exist", None, &[], None)).await;
+        }
+        _ => {
+            let allow = [("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS".to_string())];
+            send(socket, peer, req.response(405, "Method Not Allowed", None, &allow, None)).await;
+        }
+    }
+}
+
+/// A request we cannot parse gets 400 when it has enough for a response; anything else is dropped.
+async fn on_malformed(socket: &UdpSocket, peer: SocketAddr, bytes: &[u8], error: ParseError) {
+    debug!(%peer, %error, "malformed SIP");
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(message::MAX_MESSAGE)]);
+    let first = text.lines().next().unwrap_or_default();
+    if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
+        return; // a response, or not SIP at all: nobody to answer
+    }
+    // Echo the headers a response must carry, as far as they can be found line by line.
+    let mut out =
+        format!("SIP/2.0 400 Bad Request\r\nWarning: 399 hodi \"{}\"\r\n", error.to_string().replace('"', "'"));
+    let mut has_via = false;
+    for line in text.lines().skip(1) {
+        let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if matches!(name.as_str(), "via" | "v" | "from" | "f" | "to" | "t" | "call-id" | "i" | "cseq") {
+            has_via |= name == "via" || name == "v";
+            out.push_str(line.trim_end());
+            out.push_str("\r\n");
+        }
+    }
+    if has_via {
+        out.push_str("Content-Length: 0\r\n\r\n");
+        send(socket, peer, out.into_bytes()).await;
+    }
+}

@@ -1,0 +1,260 @@
+//! SIP messages: parsing (rsip's nom tokenizer, behind a size limit and a panic guard), the header
+//! values a user agent needs, and writing responses and requests.
+//!
+//! Responses and our own requests are written as text here rather than through rsip's builders:
+//! a UAS copies most headers verbatim from the request, which is simplest and exact as strings.
+
+use rsip::headers::UntypedHeader;
+use rsip::Header;
+
+/// Largest SIP datagram or TCP message accepted.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Why bytes are not a SIP message we can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("message larger than {MAX_MESSAGE} bytes")]
+    TooLarge,
+    #[error("not a SIP message: {0}")]
+    Malformed(String),
+    #[error("missing {0} header")]
+    Missing(&'static str),
+}
+
+/// A parsed request with the headers every transaction needs already extracted.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// The user part of the Request-URI (the number called).
+    pub user: String,
+    pub vias: Vec<String>,
+    pub from: String,
+    pub to: String,
+    pub call_id: String,
+    pub cseq: String,
+    pub contact: Option<String>,
+    pub record_routes: Vec<String>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub code: u16,
+    pub call_id: String,
+    pub cseq: String,
+    pub to: String,
+    pub body: Vec<u8>,
+}
+
+/// A message from the wire.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(ParseError::TooLarge);
+    }
+    // The tokenizer is not ours: a panic on some input must not take the SIP listener down.
+    let parsed = std::panic::catch_unwind(|| rsip::SipMessage::try_from(bytes))
+        .map_err(|_| ParseError::Malformed("parser failure".into()))?
+        .map_err(|e| ParseError::Malformed(e.to_string()))?;
+    match parsed {
+        rsip::SipMessage::Request(r) => {
+            let mut req = Request {
+                method: r.method.to_string(),
+                user: r.uri.auth.as_ref().map(|a| a.user.clone()).unwrap_or_default(),
+                vias: Vec::new(),
+                from: String::new(),
+                to: String::new(),
+                call_id: String::new(),
+                cseq: String::new(),
+                contact: None,
+                record_routes: Vec::new(),
+                content_type: None,
+                body: r.body,
+            };
+            for h in r.headers.iter() {
+                match h {
+                    Header::Via(v) => req.vias.push(v.value().to_string()),
+                    Header::From(v) => req.from = v.value().to_string(),
+                    Header::To(v) => req.to = v.value().to_string(),
+                    Header::CallId(v) => req.call_id = v.value().to_string(),
+                    Header::CSeq(v) => req.cseq = v.value().to_string(),
+                    Header::Contact(v) => req.contact = Some(v.value().to_string()),
+                    Header::RecordRoute(v) => req.record_routes.push(v.value().to_string()),
+                    Header::ContentType(v) => req.content_type = Some(v.value().to_string()),
+                    _ => {}
+                }
+            }
+            for (name, value) in
+                [("Via", req.vias.is_empty()), ("From", req.from.is_empty()), ("To", req.to.is_empty())]
+                    .into_iter()
+                    .chain([("Call-ID", req.call_id.is_empty()), ("CSeq", req.cseq.is_empty())])
+            {
+                if value {
+                    return Err(ParseError::Missing(name));
+                }
+            }
+            Ok(Message::Request(req))
+        }
+        rsip::SipMessage::Response(r) => {
+            let mut resp = Response {
+                code: r.status_code.code(),
+                call_id: String::new(),
+                cseq: String::new(),
+                to: String::new(),
+                body: r.body,
+            };
+            for h in r.headers.iter() {
+                match h {
+                    Header::CallId(v) => resp.call_id = v.value().to_string(),
+                    Header::CSeq(v) => resp.cseq = v.value().to_string(),
+                    Header::To(v) => resp.to = v.value().to_string(),
+                    _ => {}
+                }
+            }
+            if resp.call_id.is_empty() || resp.cseq.is_empty() {
+                return Err(ParseError::Missing("Call-ID or CSeq"));
+            }
+            Ok(Message::Response(resp))
+        }
+    }
+}
+
+/// A `;name=value` parameter of a header value.
+pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+/// The `tag` of a From or To value.
+pub fn tag(value: &str) -> Option<&str> {
+    // Parameters after the URI's closing `>` belong to the header; inside it, to the URI.
+    let after = value.rsplit_once('>').map_or(value, |(_, rest)| rest);
+    param(after, "tag")
+}
+
+/// The user part of a From/To/Contact value (`"Bob" <sip:+2547…@host>` → `+2547…`).
+pub fn user(value: &str) -> Option<&str> {
+    let uri = value.split_once('<').map_or(value, |(_, rest)| rest.split('>').next().unwrap_or(rest));
+    let rest = uri.trim().strip_prefix("sip:").or_else(|| uri.trim().strip_prefix("sips:"))?;
+    let (user, _) = rest.split_once('@')?;
+    Some(user.split(';').next().unwrap_or(user))
+}
+
+/// The URI of a Contact value.
+pub fn uri(value: &str) -> &str {
+    value
+        .split_once('<')
+        .map_or(value.split(';').next().unwrap_or(value), |(_, rest)| rest.split('>').next().unwrap_or(rest))
+        .trim()
+}
+
+impl Request {
+    /// The transaction's branch (top Via).
+    pub fn branch(&self) -> Option<&str> {
+        self.vias.first().and_then(|v| param(v, "branch"))
+    }
+
+    pub fn cseq_number(&self) -> u32 {
+        self.cseq.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+
+    /// A response to this request. `to_tag` is added to To when it has none (dialog-creating
+    /// responses); `extra` headers come before the body.
+    pub fn response(
+        &self,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+        extra: &[(&str, String)],
+        body: Option<(&str, &str)>,
+    ) -> Vec<u8> {
+        let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+        for via in &self.vias {
+            out.push_str(&format!("Via: {via}\r\n"));
+        }
+        if (200..300).contains(&code) {
+            for rr in &self.record_routes {
+                out.push_str(&format!("Record-Route: {rr}\r\n"));
+            }
+        }
+        out.push_str(&format!("From: {}\r\n", self.from));
+        match (to_tag, tag(&self.to)) {
+            (Some(t), None) if code > 100 => out.push_str(&format!("To: {};tag={t}\r\n", self.to)),
+            _ => out.push_str(&format!("To: {}\r\n", self.to)),
+        }
+        out.push_str(&format!("Call-ID: {}\r\nCSeq: {}\r\n", self.call_id, self.cseq));
+        for (name, value) in extra {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str("Server: Hodi\r\n");
+        match body {
+            Some((content_type, body)) => {
+                out.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+            }
+            None => out.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        out.into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:+254711082000@127.0.0.1:5060 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-0\r\n\
+        From: \"Amina\" <sip:+254700000001@127.0.0.1:5061>;tag=abc\r\n\
+        To: <sip:+254711082000@127.0.0.1:5060>\r\n\
+        Call-ID: 1-call@127.0.0.1\r\nCSeq: 1 INVITE\r\n\
+        Contact: <sip:amina@127.0.0.1:5061>\r\nMax-Forwards: 70\r\n\
+        Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
+
+    #[test]
+    fn an_invite_parses_and_a_response_copies_what_it_must() {
+        let Ok(Message::Request(req)) = parse(INVITE.as_bytes()) else { panic!("parse") };
+        assert_eq!(
+            (req.method.as_str(), req.user.as_str(), req.branch()),
+            ("INVITE", "+254711082000", Some("z9hG4bK-1-0"))
+        );
+        assert_eq!(user(&req.from), Some("+254700000001"));
+        assert_eq!(tag(&req.from), Some("abc"));
+        assert_eq!(tag(&req.to), None);
+        assert_eq!(req.body, b"v=0\n");
+        let ok = String::from_utf8(req.response(200, "OK", Some("hodi1"), &[], Some(("application/sdp", "v=0\r\n"))))
+            .expect("utf8");
+        assert!(ok.starts_with("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-0\r\n"), "{ok}");
+        assert!(ok.contains("To: <sip:+254711082000@127.0.0.1:5060>;tag=hodi1\r\n"), "{ok}");
+        assert!(ok.ends_with("Content-Length: 5\r\n\r\nv=0\r\n"), "{ok}");
+        let Ok(Message::Response(back)) = parse(ok.as_bytes()) else { panic!("our response parses") };
+        assert_eq!((back.code, back.call_id.as_str(), tag(&back.to)), (200, "1-call@127.0.0.1", Some("hodi1")));
+        let trying = String::from_utf8(req.response(100, "Trying", Some("hodi1"), &[], None)).expect("utf8");
+        assert!(!trying.contains("tag=hodi1"), "100 carries no To tag");
+    }
+
+    #[test]
+    fn bad_messages_are_errors_not_panics() {
+        assert_eq!(parse(&vec![b'a'; MAX_MESSAGE + 1]).unwrap_err(), ParseError::TooLarge);
+        let no_call_id = INVITE.replace("Call-ID: 1-call@127.0.0.1\r\n", "");
+        assert_eq!(parse(no_call_id.as_bytes()).unwrap_err(), ParseError::Missing("Call-ID"));
+        assert!(matches!(parse(b"HELLO WORLD\r\n\r\n"), Err(ParseError::Malformed(_))));
+        // Mutations of a real message: whatever happens, no panic escapes.
+        let base = INVITE.as_bytes();
+        for i in 0..base.len() {
+            for b in [0u8, b':', b'\r', b' ', 0xFF] {
+                let mut m = base.to_vec();
+                m[i] = b;
+                let _ = parse(&m);
+            }
+            let _ = parse(&base[..i]);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! SIP: messages and (in [`crate::voice::call`]) the transactions and dialog of each call.
+
+pub mod message;
