@@ -90,4 +90,224 @@ async fn a_caller_hears_the_app_presses_1_and_the_app_hangs_up() {
         let _ = e.read_to_string(&mut err).await;
     }
     assert!(status.success(), "sipp saw the call fail: {status:?}\n{err}");
+
+    // The call's record: answered, we hung up, audio went both ways.
+    let records = records(&running, 1).await;
+    let [r] = &records[..] else { panic!("one record: {records:?}") };
+    assert_eq!(
+        (r.direction.as_str(), r.caller.as_str(), r.callee.as_str()),
+        ("inbound", "+254700000777", "+254711082000")
+    );
+    assert_eq!((r.sip_status, r.ending.as_str(), r.org_id.as_deref()), (200, "we_hung_up", Some(dev.org_id.as_str())));
+    // "Welcome to Hodi." and "You pressed 1." are about two seconds of 20 ms packets.
+    assert!(r.packets_sent >= 80, "{r:?}");
+    assert!(r.packets_received >= 2 && r.packets_lost == 0, "the key press arrived: {r:?}");
+    assert!(r.duration_ms >= 1_500 && r.answered_at.is_some(), "{r:?}");
+}
+
+/// The call records once `n` are stored (each is written as its call task ends).
+async fn records(running: &hodi::server::Running, n: usize) -> Vec<hodi::store::calls::CallRecord> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = running.hodi.store.call_records(100).await.expect("records");
+        if r.len() >= n || tokio::time::Instant::now() >= deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A hand-driven SIP peer for the cases sipp has no scenario for: malformed messages, refusals.
+struct Peer {
+    socket: tokio::net::UdpSocket,
+    server: std::net::SocketAddr,
+}
+
+impl Peer {
+    async fn new(server: std::net::SocketAddr) -> Peer {
+        Peer { socket: tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"), server }
+    }
+
+    fn addr(&self) -> String {
+        self.socket.local_addr().expect("addr").to_string()
+    }
+
+    async fn send(&self, text: &str) {
+        self.socket.send_to(text.replace('\n', "\r\n").as_bytes(), self.server).await.expect("send");
+    }
+
+    /// Responses until a final one (or none within 10 s): (code, whole message).
+    async fn responses(&self) -> Vec<(u16, String)> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_secs(10), self.socket.recv_from(&mut buf)).await
+        {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let code = text.get(8..11).and_then(|c| c.parse().ok()).unwrap_or(0);
+            out.push((code, text));
+            if code >= 200 {
+                break;
+            }
+        }
+        out
+    }
+
+    fn invite(&self, call_id: &str, number: &str, sdp: &str) -> String {
+        let me = self.addr();
+        format!(
+            "INVITE sip:{number}@{server} SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}\n\
+             From: <sip:+254700000888@{me}>;tag=t{call_id}\nTo: <sip:{number}@{server}>\nCall-ID: {call_id}\n\
+             CSeq: 1 INVITE\nContact: <sip:peer@{me}>\nMax-Forwards: 70\nContent-Type: application/sdp\n\
+             Content-Length: {}\n\n{sdp}",
+            sdp.replace('\n', "\r\n").len(),
+            server = self.server
+        )
+    }
+
+    fn ack(&self, call_id: &str, number: &str, to_tag: &str) -> String {
+        let me = self.addr();
+        format!(
+            "ACK sip:{number}@{server} SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}\n\
+             From: <sip:+254700000888@{me}>;tag=t{call_id}\nTo: <sip:{number}@{server}>;tag={to_tag}\nCall-ID: {call_id}\n\
+             CSeq: 1 ACK\nContent-Length: 0\n\n",
+            server = self.server
+        )
+    }
+}
+
+fn sdp(port: u16, formats: &str) -> String {
+    format!("v=0\no=p 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP {formats}\n")
+}
+
+fn to_tag(message: &str) -> String {
+    message
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split("tag=").nth(1))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn bad_sip_and_calls_hodi_cannot_take_get_the_right_error_and_the_listener_lives_on() {
+    let (running, _dir) = common::inproc::start().await;
+    let peer = Peer::new(running.bound.sip.expect("SIP")).await;
+
+    // Garbage and a request without Call-ID: 400 with a Warning where a response is possible.
+    peer.send("\0\x01garbage that is not SIP").await;
+    let me = peer.addr();
+    peer.send(&format!("OPTIONS sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKa\nFrom: <sip:a@h>;tag=1\nTo: <sip:b@h>\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")).await;
+    let r = peer.responses().await;
+    assert_eq!(r.last().map(|x| x.0), Some(400), "{r:?}");
+    assert!(r[0].1.contains("Warning: 399 hodi \"missing Call-ID header\""), "{}", r[0].1);
+
+    // OPTIONS: 200 with what we allow.
+    peer.send(&format!("OPTIONS sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKb\nFrom: <sip:a@h>;tag=1\nTo: <sip:b@h>\nCall-ID: o1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")).await;
+    let r = peer.responses().await;
+    assert!(r.last().is_some_and(|x| x.0 == 200 && x.1.contains("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS")), "{r:?}");
+
+    // A BYE for no call: 481.
+    peer.send(&format!("BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKc\nFrom: <sip:a@h>;tag=1\nTo: <sip:b@h>;tag=2\nCall-ID: nothing\nCSeq: 2 BYE\nContent-Length: 0\n\n")).await;
+    assert_eq!(peer.responses().await.last().map(|x| x.0), Some(481));
+
+    // A number nobody provisioned: 100 then 404, retransmitted until ACKed.
+    peer.send(&peer.invite("c404", "+19999999", &sdp(4000, "0"))).await;
+    let r = peer.responses().await;
+    assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![100, 404], "{r:?}");
+    peer.send(&peer.ack("c404", "+19999999", &to_tag(&r[1].1))).await;
+
+    // An offer with no codec we speak: 488 saying why.
+    peer.send(&peer.invite("c488", "+254711082000", &format!("{}a=rtpmap:18 G729/8000\n", sdp(4000, "18")))).await;
+    let r = peer.responses().await;
+    let last = r.last().expect("a final response");
+    assert_eq!(last.0, 488, "{r:?}");
+    assert!(last.1.contains("no codec in common"), "{}", last.1);
+    peer.send(&peer.ack("c488", "+254711082000", &to_tag(&last.1))).await;
+
+    // No app connected: nobody takes the call (480).
+    peer.send(&peer.invite("c480", "+254711082000", &sdp(4000, "0 101"))).await;
+    let r = peer.responses().await;
+    assert_eq!(r.last().map(|x| x.0), Some(480), "{r:?}");
+    peer.send(&peer.ack("c480", "+254711082000", &to_tag(&r.last().expect("final").1))).await;
+
+    // Still listening: OPTIONS answered.
+    peer.send(&format!("OPTIONS sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKd\nFrom: <sip:a@h>;tag=1\nTo: <sip:b@h>\nCall-ID: o2\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")).await;
+    assert_eq!(peer.responses().await.last().map(|x| x.0), Some(200));
+    let rec = records(&running, 3).await;
+    let statuses: Vec<i64> = rec.iter().map(|r| r.sip_status).collect();
+    assert!(statuses.contains(&404) && statuses.contains(&488) && statuses.contains(&480), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn an_app_that_rejects_gets_603_sent_and_a_caller_who_hangs_up_mid_prompt_is_heard() {
+    let (running, _dir) = common::inproc::start().await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let options = Options::new(
+        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
+        &dev.org_id,
+        &dev.app_id,
+        Credentials::ApiKey(dev.api_key.clone()),
+    );
+    let client = Elarian::connect(options);
+    client.connected(WAIT).await.expect("app connected");
+    let mut notifications = client.notifications().expect("stream");
+    let peer = Peer::new(running.bound.sip.expect("SIP")).await;
+
+    // The app rejects the first call.
+    peer.send(&peer.invite("rej", "+254711082000", &sdp(4000, "0 101"))).await;
+    let n = notifications.next_within(WAIT).await.expect("the call");
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![voice::reject()]))).await.expect("answered");
+    let r = peer.responses().await;
+    let last = r.last().expect("final");
+    assert_eq!(last.0, 603, "{r:?}");
+    peer.send(&peer.ack("rej", "+254711082000", &to_tag(&last.1))).await;
+
+    // The second call gets a long prompt; the caller hangs up in the middle of it.
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    let port = rtp.local_addr().expect("addr").port();
+    peer.send(&peer.invite("mid", "+254711082000", &sdp(port, "0 101"))).await;
+    let answered = loop {
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        if let Event::ReceivedMessage(m) = &n.event {
+            if m.voice().is_some_and(|v| v.status == VoiceCallStatus::Answered as i32) {
+                break n;
+            }
+        }
+    };
+    let long = "This is a very long announcement that nobody will listen to until the end. ".repeat(4);
+    answered.reply(Reply::message(hodi_sdk::model::message::voice(vec![voice::say(long)]))).await.expect("answered");
+    let r = peer.responses().await;
+    let ok = r.last().expect("final");
+    assert_eq!(ok.0, 200, "{r:?}");
+    let tag = to_tag(&ok.1);
+    peer.send(&peer.ack("mid", "+254711082000", &tag)).await;
+    // Audio arrives, then the caller hangs up.
+    let mut buf = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(WAIT, rtp.recv_from(&mut buf)).await.expect("RTP within 30 s").expect("recv");
+    assert_eq!(n, 12 + 160, "20 ms of G.711");
+    let me = peer.addr();
+    peer.send(&format!(
+        "BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye\nFrom: <sip:+254700000888@{me}>;tag=tmid\n\
+         To: <sip:+254711082000@h>;tag={tag}\nCall-ID: mid\nCSeq: 2 BYE\nContent-Length: 0\n\n"
+    ))
+    .await;
+    assert_eq!(peer.responses().await.last().map(|x| x.0), Some(200));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let hung_up = loop {
+        assert!(tokio::time::Instant::now() < deadline, "no hang-up notification");
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        if let Event::ReceivedMessage(m) = &n.event {
+            if let Some(v) = m.voice().filter(|v| v.status == VoiceCallStatus::Completed as i32) {
+                break v.clone();
+            }
+        }
+    };
+    assert_eq!(hung_up.hangup_cause, VoiceCallHangupCause::NormalClearing as i32);
+    let rec = records(&running, 2).await;
+    let endings: Vec<(&str, i64)> = rec.iter().map(|r| (r.ending.as_str(), r.sip_status)).collect();
+    assert!(endings.contains(&("rejected", 603)) && endings.contains(&("caller_hung_up", 200)), "{endings:?}");
+    let mid = rec.iter().find(|r| r.ending == "caller_hung_up").expect("the hung-up call");
+    // Far less than the whole announcement (tens of seconds) was sent.
+    assert!(mid.packets_sent >= 1 && mid.duration_ms < 10_000, "{mid:?}");
 }

@@ -45,6 +45,11 @@ pub enum Command {
         #[arg(long)]
         reaction: String,
     },
+    /// Call detail records of SIP calls, newest first.
+    Calls {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +120,7 @@ pub fn main() -> Result<()> {
             Command::Provision(p) => provision(config, p).await,
             Command::React { message, reaction } => react(config, &message, &reaction).await,
             Command::Purse(PurseCommand::Balance { purse }) => purse_balance(config, &purse).await,
+            Command::Calls { limit } => calls(config, limit).await,
         }
     })
 }
@@ -167,6 +173,35 @@ async fn serve(config: Config) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");
     running.shutdown.cancel();
+    Ok(())
+}
+
+async fn calls(config: Config, limit: i64) -> Result<()> {
+    let store = Store::open(&config.database_url()).await?;
+    let records = store.call_records(limit.clamp(1, 10_000)).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<38} {:<9} {:<16} {:<16} {:>4} {:<15} {:>8} {:>6} {:>6} {:>5} {:>7}",
+        "call", "direction", "caller", "callee", "sip", "ending", "seconds", "sent", "recvd", "lost", "jitter"
+    )?;
+    for r in records {
+        writeln!(
+            out,
+            "{:<38} {:<9} {:<16} {:<16} {:>4} {:<15} {:>8.1} {:>6} {:>6} {:>5} {:>5.1}ms",
+            r.id,
+            r.direction,
+            r.caller,
+            r.callee,
+            r.sip_status,
+            r.ending,
+            r.duration_ms as f64 / 1000.0,
+            r.packets_sent,
+            r.packets_received,
+            r.packets_lost,
+            r.jitter_ms
+        )?;
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod activity;
 pub mod adoption;
 pub mod app_data;
 pub mod auth;
+pub mod calls;
 pub mod customers;
 pub mod identity;
 pub mod messaging;

@@ -48,6 +48,33 @@ pub struct Call {
     pub session_id: String,
     /// Our SIP address, for Contact.
     pub local: SocketAddr,
+    pub started_at: i64,
+    pub outcome: std::sync::Mutex<Outcome>,
+}
+
+/// What the call record says, filled in as the call goes.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    org_id: Option<String>,
+    app_id: Option<String>,
+    answered_at: Option<i64>,
+    ending: &'static str,
+    sip_status: u16,
+    stats: super::media::stream::Stats,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        // Until the call says otherwise it was refused before anyone answered.
+        Outcome {
+            org_id: None,
+            app_id: None,
+            answered_at: None,
+            ending: "refused",
+            sip_status: 0,
+            stats: Default::default(),
+        }
+    }
 }
 
 /// How a call ended, for the app and the call's record.
@@ -61,6 +88,16 @@ enum Ending {
 }
 
 impl Ending {
+    fn name(self) -> &'static str {
+        match self {
+            Ending::CallerHungUp => "caller_hung_up",
+            Ending::WeHungUp => "we_hung_up",
+            Ending::Cancelled => "cancelled",
+            Ending::Rejected => "rejected",
+            Ending::Failed => "failed",
+        }
+    }
+
     fn cause(self) -> VoiceCallHangupCause {
         match self {
             Ending::CallerHungUp | Ending::WeHungUp => VoiceCallHangupCause::NormalClearing,
@@ -72,6 +109,10 @@ impl Ending {
 }
 
 impl Call {
+    fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
+        self.outcome.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     async fn send(&self, bytes: Vec<u8>) {
         if let Err(e) = self.sip.send_to(&bytes, self.peer).await {
             debug!(error = %e, "sending SIP");
@@ -131,8 +172,36 @@ fn part(
     }
 }
 
-/// Runs an inbound call to its end.
-pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
+/// Runs an inbound call to its end, then stores its record.
+pub async fn inbound(call: Call, inbox: mpsc::Receiver<Incoming>) {
+    serve(&call, inbox).await;
+    let o = call.outcome().clone();
+    let ended_at = crate::store::now_ms();
+    let record = crate::store::calls::CallRecord {
+        id: call.session_id.clone(),
+        org_id: o.org_id,
+        app_id: o.app_id,
+        sip_call_id: call.invite.call_id.clone(),
+        direction: "inbound".into(),
+        caller: call.caller(),
+        callee: call.invite.user.clone(),
+        started_at: call.started_at,
+        answered_at: o.answered_at,
+        ended_at,
+        duration_ms: o.answered_at.map_or(0, |a| ended_at - a),
+        ending: o.ending.into(),
+        sip_status: i64::from(o.sip_status),
+        packets_sent: o.stats.sent as i64,
+        packets_received: o.stats.received as i64,
+        packets_lost: o.stats.lost as i64,
+        jitter_ms: o.stats.jitter_ms,
+    };
+    if let Err(e) = call.hodi.store.insert_call_record(&record).await {
+        warn!(error = %e, "storing the call record");
+    }
+}
+
+async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
     let invite = call.invite.clone();
     call.respond(&invite, 100, "Trying").await;
 
@@ -143,7 +212,7 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
             info!(%why, "refusing an INVITE whose SDP we cannot answer");
             let warning = [("Warning", format!("399 hodi \"{why}\""))];
             return final_response(
-                &call,
+                call,
                 &mut inbox,
                 invite.response(488, "Not Acceptable Here", Some(&call.local_tag), &warning, None),
             )
@@ -155,7 +224,7 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
         Ok(None) => {
             info!(number = %invite.user, "INVITE to a number no org has provisioned for voice");
             return final_response(
-                &call,
+                call,
                 &mut inbox,
                 invite.response(404, "Not Found", Some(&call.local_tag), &[], None),
             )
@@ -164,7 +233,7 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
         Err(e) => {
             warn!(error = %e, "looking up a voice number");
             return final_response(
-                &call,
+                call,
                 &mut inbox,
                 invite.response(500, "Server Internal Error", Some(&call.local_tag), &[], None),
             )
@@ -172,6 +241,11 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
         }
     };
     let (org_id, app_id) = (owner.0.as_str(), owner.1.as_str());
+    {
+        let mut o = call.outcome();
+        o.org_id = Some(org_id.to_string());
+        o.app_id = Some(app_id.to_string());
+    }
     call.respond(&invite, 180, "Ringing").await;
 
     // Ask the app while the phone rings; the caller may give up meanwhile.
@@ -184,8 +258,8 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
                 m = inbox.recv() => match m {
                     Some(Incoming::Request(r)) if r.method == "CANCEL" => {
                         call.send(r.response(200, "OK", None, &[], None)).await;
-                        final_response(&call, &mut inbox, invite.response(487, "Request Terminated", Some(&call.local_tag), &[], None)).await;
-                        return hang_up_notice(&call, org_id, app_id, Ending::Cancelled).await;
+                        final_response(call, &mut inbox, invite.response(487, "Request Terminated", Some(&call.local_tag), &[], None)).await;
+                        return hang_up_notice(call, org_id, app_id, Ending::Cancelled).await;
                     }
                     Some(Incoming::Request(r)) if r.method == "INVITE" => call.respond(&r, 180, "Ringing").await,
                     Some(_) => {}
@@ -199,7 +273,7 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
         Err(e) => {
             info!(error = %e, "no app took the call");
             final_response(
-                &call,
+                call,
                 &mut inbox,
                 invite.response(480, "Temporarily Unavailable", Some(&call.local_tag), &[], None),
             )
@@ -208,8 +282,8 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
         }
     };
     if matches!(actions.first().and_then(|a| a.entry.as_ref()), Some(voice_call_action::Entry::Reject(_))) {
-        final_response(&call, &mut inbox, invite.response(603, "Decline", Some(&call.local_tag), &[], None)).await;
-        return hang_up_notice(&call, org_id, app_id, Ending::Rejected).await;
+        final_response(call, &mut inbox, invite.response(603, "Decline", Some(&call.local_tag), &[], None)).await;
+        return hang_up_notice(call, org_id, app_id, Ending::Rejected).await;
     }
 
     let mut stream = match Stream::open(call.hodi.config.voice.rtp_ip, offer.clone()).await {
@@ -217,7 +291,7 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
         Err(e) => {
             warn!(error = %e, "opening RTP");
             final_response(
-                &call,
+                call,
                 &mut inbox,
                 invite.response(503, "Service Unavailable", Some(&call.local_tag), &[], None),
             )
@@ -233,11 +307,16 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
     let contact = [("Contact", format!("<sip:{}@{}>", invite.user, call.local))];
     let ok = invite.response(200, "OK", Some(&call.local_tag), &contact, Some(("application/sdp", &answer)));
     let started = tokio::time::Instant::now();
+    {
+        let mut o = call.outcome();
+        o.answered_at = Some(crate::store::now_ms());
+        o.sip_status = 200;
+    }
     info!(caller = %call.caller(), number = %invite.user, codec = ?offer.codec, "call answered");
 
     let control = stream.control();
     let ending = {
-        let run = run_actions(&call, org_id, app_id, &mut stream, actions);
+        let run = run_actions(call, org_id, app_id, &mut stream, actions);
         tokio::pin!(run);
         let mut acked = false;
         let mut resend = T1;
@@ -292,10 +371,11 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
         }
     };
     if ending == Ending::WeHungUp {
-        bye(&call, &invite, &mut inbox).await;
+        bye(call, &invite, &mut inbox).await;
     }
     stream.close();
     let stats = stream.stats();
+    call.outcome().stats = stats;
     info!(
         ?ending,
         seconds = started.elapsed().as_secs_f64(),
@@ -305,7 +385,7 @@ pub async fn inbound(call: Call, mut inbox: mpsc::Receiver<Incoming>) {
         jitter_ms = stats.jitter_ms,
         "call ended"
     );
-    hang_up_notice(&call, org_id, app_id, ending).await;
+    hang_up_notice(call, org_id, app_id, ending).await;
 }
 
 /// The app's actions, in order, until they run out (we hang up) or the caller hangs up.
@@ -415,6 +495,9 @@ async fn play_url(stream: &mut Stream, url: &str, barge_in: bool) -> Played {
 
 /// Sends a final non-2xx response and retransmits it until the ACK (or Timer H).
 async fn final_response(call: &Call, inbox: &mut mpsc::Receiver<Incoming>, response: Vec<u8>) {
+    if let Some(code) = response.get(8..11).and_then(|c| std::str::from_utf8(c).ok()).and_then(|c| c.parse().ok()) {
+        call.outcome().sip_status = code;
+    }
     let deadline = tokio::time::Instant::now() + TIMER_H;
     let mut wait = T1;
     loop {
@@ -470,6 +553,7 @@ async fn bye(call: &Call, invite: &Request, inbox: &mut mpsc::Receiver<Incoming>
 
 /// The call is over: the app hears of it (and the session ends) like any hang-up.
 async fn hang_up_notice(call: &Call, org_id: &str, app_id: &str, ending: Ending) {
+    call.outcome().ending = ending.name();
     let status = match ending {
         Ending::Cancelled | Ending::Rejected => VoiceCallStatus::NotAnswered,
         _ => VoiceCallStatus::Completed,

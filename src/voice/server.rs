@@ -112,6 +112,8 @@ async fn on_request(
                 session_id: crate::store::new_id("call_"),
                 local,
                 invite: req,
+                started_at: crate::store::now_ms(),
+                outcome: Default::default(),
             };
             let call_id = call.invite.call_id.clone();
             let span = tracing::info_span!("call", %call_id, session_id = %call.session_id, %peer);

@@ -1,0 +1,88 @@
+//! Call detail records of the voice executor.
+
+use sqlx::Row;
+
+use super::{Result, Store};
+
+/// One finished call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    pub id: String,
+    pub org_id: Option<String>,
+    pub app_id: Option<String>,
+    pub sip_call_id: String,
+    pub direction: String,
+    pub caller: String,
+    pub callee: String,
+    pub started_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: i64,
+    pub duration_ms: i64,
+    pub ending: String,
+    pub sip_status: i64,
+    pub packets_sent: i64,
+    pub packets_received: i64,
+    pub packets_lost: i64,
+    pub jitter_ms: f64,
+}
+
+const COLUMNS: &str = "id, org_id, app_id, sip_call_id, direction, caller, callee, started_at, answered_at, ended_at, \
+     duration_ms, ending, sip_status, packets_sent, packets_received, packets_lost, jitter_ms";
+
+impl Store {
+    pub async fn insert_call_record(&self, r: &CallRecord) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO call_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&r.id)
+            .bind(&r.org_id)
+            .bind(&r.app_id)
+            .bind(&r.sip_call_id)
+            .bind(&r.direction)
+            .bind(&r.caller)
+            .bind(&r.callee)
+            .bind(r.started_at)
+            .bind(r.answered_at)
+            .bind(r.ended_at)
+            .bind(r.duration_ms)
+            .bind(&r.ending)
+            .bind(r.sip_status)
+            .bind(r.packets_sent)
+            .bind(r.packets_received)
+            .bind(r.packets_lost)
+            .bind(r.jitter_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` records, newest first.
+    pub async fn call_records(&self, limit: i64) -> Result<Vec<CallRecord>> {
+        let sql = format!("SELECT {COLUMNS} FROM call_records ORDER BY started_at DESC, id DESC LIMIT $1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallRecord {
+                    id: r.try_get("id")?,
+                    org_id: r.try_get("org_id")?,
+                    app_id: r.try_get("app_id")?,
+                    sip_call_id: r.try_get("sip_call_id")?,
+                    direction: r.try_get("direction")?,
+                    caller: r.try_get("caller")?,
+                    callee: r.try_get("callee")?,
+                    started_at: r.try_get("started_at")?,
+                    answered_at: r.try_get("answered_at")?,
+                    ended_at: r.try_get("ended_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    ending: r.try_get("ending")?,
+                    sip_status: r.try_get("sip_status")?,
+                    packets_sent: r.try_get("packets_sent")?,
+                    packets_received: r.try_get("packets_received")?,
+                    packets_lost: r.try_get("packets_lost")?,
+                    jitter_ms: r.try_get("jitter_ms")?,
+                })
+            })
+            .collect()
+    }
+}
