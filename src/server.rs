@@ -28,6 +28,8 @@ pub struct Hodi {
     pub reminders_changed: tokio::sync::Notify,
     /// Signalled when a notification is queued, so the dispatcher delivers it at once.
     pub outbox_changed: tokio::sync::Notify,
+    /// The voice executor's SIP side, once it listens (outbound calls go through it).
+    pub voice: std::sync::OnceLock<Arc<crate::voice::server::Sip>>,
 }
 
 /// The dev tenant's credentials, kept in `<data_dir>/dev-credentials.toml` so they can be shown
@@ -115,6 +117,7 @@ pub async fn start(config: Config) -> Result<Running> {
         simulators: Arc::new(Sockets::default()),
         reminders_changed: tokio::sync::Notify::new(),
         outbox_changed: tokio::sync::Notify::new(),
+        voice: std::sync::OnceLock::new(),
     });
     let shutdown = CancellationToken::new();
     let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));

@@ -306,8 +306,77 @@ async fn an_app_that_rejects_gets_603_sent_and_a_caller_who_hangs_up_mid_prompt_
     assert_eq!(hung_up.hangup_cause, VoiceCallHangupCause::NormalClearing as i32);
     let rec = records(&running, 2).await;
     let endings: Vec<(&str, i64)> = rec.iter().map(|r| (r.ending.as_str(), r.sip_status)).collect();
-    assert!(endings.contains(&("rejected", 603)) && endings.contains(&("caller_hung_up", 200)), "{endings:?}");
-    let mid = rec.iter().find(|r| r.ending == "caller_hung_up").expect("the hung-up call");
+    assert!(endings.contains(&("rejected", 603)) && endings.contains(&("customer_hung_up", 200)), "{endings:?}");
+    let mid = rec.iter().find(|r| r.ending == "customer_hung_up").expect("the hung-up call");
     // Far less than the whole announcement (tens of seconds) was sent.
     assert!(mid.packets_sent >= 1 && mid.duration_ms < 10_000, "{mid:?}");
+}
+
+#[tokio::test]
+async fn a_voice_message_calls_the_customer_through_the_trunk_and_the_app_drives_the_call() {
+    let phone_port = free_port();
+    let (running, _dir) = common::inproc::start_with(|c| c.voice.trunk = format!("127.0.0.1:{phone_port}")).await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let options = Options::new(
+        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
+        &dev.org_id,
+        &dev.app_id,
+        Credentials::ApiKey(dev.api_key.clone()),
+    );
+    let client = Elarian::connect(options);
+    client.connected(WAIT).await.expect("app connected");
+    let mut notifications = client.notifications().expect("stream");
+
+    // The customer's phone: sipp answering on the trunk address.
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/uas_answer_press_2.xml");
+    let mut sipp = tokio::process::Command::new("sipp")
+        .args(["-sf", scenario, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &phone_port.to_string()])
+        .args(["-mp", &free_port().to_string(), "-m", "1", "-timeout", "60s", "-nostdin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp (apt install sip-tester)");
+    tokio::time::sleep(Duration::from_millis(500)).await; // sipp binds its port
+
+    let hello = hodi_sdk::model::message::voice(vec![voice::say("Hello from Hodi.")]);
+    let sent = client
+        .customer("+254700000999")
+        .send_message(hodi_sdk::model::channel::voice("+254711082000"), hello)
+        .await
+        .expect("the call is placed");
+    assert_eq!(sent.status, "SESSION_INITIATED", "{sent:?}");
+
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the call did not finish: {seen:?}");
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        let Event::ReceivedMessage(m) = &n.event else { continue };
+        let Some(call) = m.voice().cloned() else { continue };
+        seen.push((call.status, call.direction, call.dtmf_digits.clone()));
+        if call.status == VoiceCallStatus::Answered as i32 {
+            let more = vec![voice::get_digits("Press 2 to hear your balance.", 1, Duration::from_secs(10))];
+            n.reply(Reply::message(hodi_sdk::model::message::voice(more))).await.expect("answered");
+        } else if call.dtmf_digits.as_deref() == Some("2") {
+            let bye = vec![voice::say("Your balance is five hundred shillings.")];
+            n.reply(Reply::message(hodi_sdk::model::message::voice(bye))).await.expect("answered");
+        } else if call.status == VoiceCallStatus::Completed as i32 {
+            break;
+        }
+    }
+    let outbound = hodi_sdk::wire::CustomerEventDirection::Outbound as i32;
+    assert_eq!(seen.first(), Some(&(VoiceCallStatus::Answered as i32, outbound, None)), "{seen:?}");
+    assert!(seen.iter().any(|s| s.2.as_deref() == Some("2")), "the key press reached the app: {seen:?}");
+    let status = tokio::time::timeout(WAIT, sipp.wait()).await.expect("sipp finished").expect("sipp ran");
+    assert!(status.success(), "the phone saw the call fail: {status:?}");
+
+    let records = records(&running, 1).await;
+    let [r] = &records[..] else { panic!("one record: {records:?}") };
+    assert_eq!(
+        (r.direction.as_str(), r.caller.as_str(), r.callee.as_str()),
+        ("outbound", "+254711082000", "+254700000999")
+    );
+    assert_eq!((r.sip_status, r.ending.as_str()), (200, "we_hung_up"));
+    assert!(r.packets_sent >= 80 && r.packets_received >= 2, "{r:?}");
 }

@@ -134,11 +134,22 @@ pub struct Voice {
     pub rtp_ip: std::net::IpAddr,
     /// Calls at once; beyond this, new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
+    /// Where calls to customers go (`host:port` of a SIP trunk or phone, UDP): the Request-URI is
+    /// `sip:<customer number>@<trunk>`. Empty: voice messages go to simulator sockets only.
+    pub trunk: String,
+    /// How long an outbound call may ring before it is given up (NO_ANSWER).
+    pub ring_timeout_secs: u64,
 }
 
 impl Default for Voice {
     fn default() -> Self {
-        Voice { sip_udp: "127.0.0.1:5060".into(), rtp_ip: std::net::IpAddr::from([127, 0, 0, 1]), max_calls: 1000 }
+        Voice {
+            sip_udp: "127.0.0.1:5060".into(),
+            rtp_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            max_calls: 1000,
+            trunk: String::new(),
+            ring_timeout_secs: 60,
+        }
     }
 }
 

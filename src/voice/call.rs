@@ -43,6 +43,9 @@ pub struct Call {
     pub hodi: Arc<Hodi>,
     pub sip: Arc<UdpSocket>,
     pub peer: SocketAddr,
+    /// Inbound: the INVITE. Outbound: the dialog as the far end's request would show it (From
+    /// the customer with their tag, To our number, their Contact), so both directions share the
+    /// in-dialog code.
     pub invite: Request,
     pub local_tag: String,
     pub session_id: String,
@@ -50,16 +53,17 @@ pub struct Call {
     pub local: SocketAddr,
     pub started_at: i64,
     pub outcome: std::sync::Mutex<Outcome>,
+    pub direction: CustomerEventDirection,
 }
 
 /// What the call record says, filled in as the call goes.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    org_id: Option<String>,
-    app_id: Option<String>,
+    pub(super) org_id: Option<String>,
+    pub(super) app_id: Option<String>,
     answered_at: Option<i64>,
-    ending: &'static str,
-    sip_status: u16,
+    pub(super) ending: &'static str,
+    pub(super) sip_status: u16,
     stats: super::media::stream::Stats,
 }
 
@@ -79,41 +83,45 @@ impl Default for Outcome {
 
 /// How a call ended, for the app and the call's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    CallerHungUp,
+pub(super) enum Ending {
+    CustomerHungUp,
     WeHungUp,
     Cancelled,
     Rejected,
     Failed,
+    /// A call we placed that nobody answered (busy, refused, no answer).
+    NotAnswered,
 }
 
 impl Ending {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
-            Ending::CallerHungUp => "caller_hung_up",
+            Ending::CustomerHungUp => "customer_hung_up",
             Ending::WeHungUp => "we_hung_up",
             Ending::Cancelled => "cancelled",
             Ending::Rejected => "rejected",
             Ending::Failed => "failed",
+            Ending::NotAnswered => "not_answered",
         }
     }
 
     fn cause(self) -> VoiceCallHangupCause {
         match self {
-            Ending::CallerHungUp | Ending::WeHungUp => VoiceCallHangupCause::NormalClearing,
+            Ending::CustomerHungUp | Ending::WeHungUp => VoiceCallHangupCause::NormalClearing,
             Ending::Cancelled => VoiceCallHangupCause::OriginatorCancel,
             Ending::Rejected => VoiceCallHangupCause::CallRejected,
             Ending::Failed => VoiceCallHangupCause::NormalTemporaryFailure,
+            Ending::NotAnswered => VoiceCallHangupCause::NoAnswer,
         }
     }
 }
 
 impl Call {
-    fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
+    pub(super) fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
         self.outcome.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn send(&self, bytes: Vec<u8>) {
+    pub(super) async fn send(&self, bytes: Vec<u8>) {
         if let Err(e) = self.sip.send_to(&bytes, self.peer).await {
             debug!(error = %e, "sending SIP");
         }
@@ -132,7 +140,7 @@ impl Call {
     }
 
     /// Tells the app where the call is; returns its next actions.
-    async fn ask(
+    pub(super) async fn ask(
         &self,
         org_id: &str,
         app_id: &str,
@@ -157,13 +165,14 @@ impl Call {
     }
 }
 
-fn part(
+pub(super) fn part(
+    direction: CustomerEventDirection,
     status: VoiceCallStatus,
     digits: Option<String>,
     cause: Option<VoiceCallHangupCause>,
 ) -> VoiceCallInputMessageBody {
     VoiceCallInputMessageBody {
-        direction: CustomerEventDirection::Inbound as i32,
+        direction: direction as i32,
         status: status as i32,
         dtmf_digits: digits,
         hangup_cause: cause.map_or(0, |c| c as i32),
@@ -175,16 +184,25 @@ fn part(
 /// Runs an inbound call to its end, then stores its record.
 pub async fn inbound(call: Call, inbox: mpsc::Receiver<Incoming>) {
     serve(&call, inbox).await;
+    store_record(&call).await;
+}
+
+/// The call detail record, once the call is over.
+pub(super) async fn store_record(call: &Call) {
     let o = call.outcome().clone();
     let ended_at = crate::store::now_ms();
+    let (direction, caller, callee) = match call.direction {
+        CustomerEventDirection::Outbound => ("outbound", call.invite.user.clone(), call.caller()),
+        _ => ("inbound", call.caller(), call.invite.user.clone()),
+    };
     let record = crate::store::calls::CallRecord {
         id: call.session_id.clone(),
         org_id: o.org_id,
         app_id: o.app_id,
         sip_call_id: call.invite.call_id.clone(),
-        direction: "inbound".into(),
-        caller: call.caller(),
-        callee: call.invite.user.clone(),
+        direction: direction.into(),
+        caller,
+        callee,
         started_at: call.started_at,
         answered_at: o.answered_at,
         ended_at,
@@ -250,7 +268,7 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
 
     // Ask the app while the phone rings; the caller may give up meanwhile.
     let first = {
-        let asking = call.ask(org_id, app_id, part(VoiceCallStatus::Answered, None, None));
+        let asking = call.ask(org_id, app_id, part(call.direction, VoiceCallStatus::Answered, None, None));
         tokio::pin!(asking);
         loop {
             tokio::select! {
@@ -286,7 +304,7 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
         return hang_up_notice(call, org_id, app_id, Ending::Rejected).await;
     }
 
-    let mut stream = match Stream::open(call.hodi.config.voice.rtp_ip, offer.clone()).await {
+    let stream = match Stream::open(call.hodi.config.voice.rtp_ip, offer.clone()).await {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "opening RTP");
@@ -306,22 +324,47 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
     let answer = sdp::describe(local_media, offer.codec, offer.events, rand_id(), 1);
     let contact = [("Contact", format!("<sip:{}@{}>", invite.user, call.local))];
     let ok = invite.response(200, "OK", Some(&call.local_tag), &contact, Some(("application/sdp", &answer)));
+    info!(caller = %call.caller(), number = %invite.user, codec = ?offer.codec, "call answered");
+    let ours = sdp::describe(local_media, offer.codec, offer.events, 1, 2);
+    talk(call, &mut inbox, org_id, app_id, stream, actions, Resend::OkUntilAck(ok), &ours, contact).await;
+}
+
+/// What an answered call sends again when the far end repeats itself.
+pub(super) enum Resend {
+    /// Inbound: our 200 OK, retransmitted until the ACK and for a retransmitted INVITE.
+    OkUntilAck(Vec<u8>),
+    /// Outbound: our ACK, for a retransmitted 200 OK.
+    AckOn200(Vec<u8>),
+}
+
+/// An answered call: the actions run on the media while in-dialog requests are answered, until
+/// either side hangs up; then the record's numbers and the app's hang-up notification.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn talk(
+    call: &Call,
+    inbox: &mut mpsc::Receiver<Incoming>,
+    org_id: &str,
+    app_id: &str,
+    mut stream: Stream,
+    actions: Vec<VoiceCallAction>,
+    resend: Resend,
+    our_sdp: &str,
+    contact: [(&str, String); 1],
+) {
     let started = tokio::time::Instant::now();
     {
         let mut o = call.outcome();
         o.answered_at = Some(crate::store::now_ms());
         o.sip_status = 200;
     }
-    info!(caller = %call.caller(), number = %invite.user, codec = ?offer.codec, "call answered");
-
     let control = stream.control();
     let ending = {
         let run = run_actions(call, org_id, app_id, &mut stream, actions);
         tokio::pin!(run);
-        let mut acked = false;
-        let mut resend = T1;
+        let mut acked = matches!(resend, Resend::AckOn200(_));
+        let mut wait = T1;
         let mut next_resend = tokio::time::Instant::now();
-        let mut caller_bye = None;
+        let mut remote_bye = None;
         loop {
             tokio::select! {
                 ending = &mut run => break ending,
@@ -331,39 +374,52 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
                         control.stop();
                         break Ending::Failed;
                     }
-                    call.send(ok.clone()).await;
-                    next_resend = tokio::time::Instant::now() + resend;
-                    resend = (resend * 2).min(T2);
+                    if let Resend::OkUntilAck(ok) = &resend {
+                        call.send(ok.clone()).await;
+                    }
+                    next_resend = tokio::time::Instant::now() + wait;
+                    wait = (wait * 2).min(T2);
                 }
                 m = inbox.recv() => match m {
                     Some(Incoming::Request(r)) => match r.method.as_str() {
                         "ACK" => acked = true,
                         "BYE" => {
                             call.respond(&r, 200, "OK").await;
-                            caller_bye = Some(Ending::CallerHungUp);
+                            remote_bye = Some(Ending::CustomerHungUp);
                             control.stop();
                         }
-                        "INVITE" if message::tag(&r.to).is_none() => call.send(ok.clone()).await, // retransmission
+                        "INVITE" if message::tag(&r.to).is_none() => {
+                            if let Resend::OkUntilAck(ok) = &resend {
+                                call.send(ok.clone()).await; // a retransmitted INVITE
+                            }
+                        }
                         "INVITE" => {
                             // re-INVITE: hold/resume or a new media address; our side stays as it is.
                             match std::str::from_utf8(&r.body).map_err(|_| String::new()).and_then(sdp::parse) {
                                 Ok(media) => {
                                     info!(on_hold = media.on_hold, "re-INVITE");
                                     control.update(media);
-                                    call.send(r.response(200, "OK", None, &contact, Some(("application/sdp", &sdp::describe(local_media, offer.codec, offer.events, 1, 2))))).await;
+                                    call.send(r.response(200, "OK", None, &contact, Some(("application/sdp", our_sdp)))).await;
                                 }
-                                Err(why) => call.send(r.response(488, "Not Acceptable Here", None, &[("Warning", format!("399 hodi \"{why}\""))], None)).await,
+                                Err(why) => {
+                                    let warning = [("Warning", format!("399 hodi \"{why}\""))];
+                                    call.send(r.response(488, "Not Acceptable Here", None, &warning, None)).await
+                                }
                             }
                         }
                         "OPTIONS" => call.respond(&r, 200, "OK").await,
                         "CANCEL" => call.respond(&r, 200, "OK").await, // too late: answered
                         _ => call.respond(&r, 405, "Method Not Allowed").await,
                     },
-                    Some(Incoming::Response(_)) => {}
+                    Some(Incoming::Response(r)) => {
+                        if let (Resend::AckOn200(ack), true) = (&resend, r.cseq.ends_with("INVITE") && r.code == 200) {
+                            call.send(ack.clone()).await;
+                        }
+                    }
                     None => break Ending::Failed,
                 },
             }
-            if let Some(e) = caller_bye {
+            if let Some(e) = remote_bye {
                 // Let the action runner see the stop, then end.
                 let _ = (&mut run).await;
                 break e;
@@ -371,7 +427,7 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
         }
     };
     if ending == Ending::WeHungUp {
-        bye(call, &invite, &mut inbox).await;
+        bye(call, inbox).await;
     }
     stream.close();
     let stats = stream.stats();
@@ -404,12 +460,12 @@ async fn run_actions(
         match entry {
             voice_call_action::Entry::Say(say) => {
                 if say_text(stream, &say).await == Played::Stopped {
-                    return Ending::CallerHungUp;
+                    return Ending::CustomerHungUp;
                 }
             }
             voice_call_action::Entry::Play(play) => {
                 if play_url(stream, &play.url, false).await == Played::Stopped {
-                    return Ending::CallerHungUp;
+                    return Ending::CustomerHungUp;
                 }
             }
             voice_call_action::Entry::GetDigits(g) => {
@@ -419,7 +475,7 @@ async fn run_actions(
                     None => Played::Completed,
                 };
                 if prompt == Played::Stopped {
-                    return Ending::CallerHungUp;
+                    return Ending::CustomerHungUp;
                 }
                 let timeout = g.timeout.as_ref().map_or(Duration::from_secs(5), |d| {
                     Duration::from_secs(u64::try_from(d.seconds).unwrap_or(5).clamp(1, 60))
@@ -439,7 +495,8 @@ async fn run_actions(
                     warn!("the app kept the call going for 1,000 rounds; hanging up");
                     return Ending::WeHungUp;
                 }
-                match call.ask(org_id, app_id, part(VoiceCallStatus::Active, Some(digits), None)).await {
+                match call.ask(org_id, app_id, part(call.direction, VoiceCallStatus::Active, Some(digits), None)).await
+                {
                     Ok(next) => actions = next.unwrap_or_default().into(),
                     Err(e) => {
                         warn!(error = %e, "the app did not answer the digits");
@@ -448,7 +505,7 @@ async fn run_actions(
                 }
             }
             voice_call_action::Entry::Redirect(_) => {
-                match call.ask(org_id, app_id, part(VoiceCallStatus::Active, None, None)).await {
+                match call.ask(org_id, app_id, part(call.direction, VoiceCallStatus::Active, None, None)).await {
                     Ok(next) => actions = next.unwrap_or_default().into(),
                     Err(_) => return Ending::Failed,
                 }
@@ -520,10 +577,11 @@ async fn final_response(call: &Call, inbox: &mut mpsc::Receiver<Incoming>, respo
 }
 
 /// Ends the dialog from our side: BYE, retransmitted until answered (Timer F).
-async fn bye(call: &Call, invite: &Request, inbox: &mut mpsc::Receiver<Incoming>) {
+async fn bye(call: &Call, inbox: &mut mpsc::Receiver<Incoming>) {
+    let invite = &call.invite;
     let target = invite.contact.as_deref().map(message::uri).unwrap_or("sip:anonymous@invalid").to_string();
     let branch = format!("z9hG4bK{}", rand_id());
-    let cseq = 1; // our first request in this dialog
+    let cseq = 2; // above the INVITE's 1 when the call was ours
     let request = format!(
         "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
          From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",
@@ -552,13 +610,13 @@ async fn bye(call: &Call, invite: &Request, inbox: &mut mpsc::Receiver<Incoming>
 }
 
 /// The call is over: the app hears of it (and the session ends) like any hang-up.
-async fn hang_up_notice(call: &Call, org_id: &str, app_id: &str, ending: Ending) {
+pub(super) async fn hang_up_notice(call: &Call, org_id: &str, app_id: &str, ending: Ending) {
     call.outcome().ending = ending.name();
     let status = match ending {
-        Ending::Cancelled | Ending::Rejected => VoiceCallStatus::NotAnswered,
+        Ending::Cancelled | Ending::Rejected | Ending::NotAnswered => VoiceCallStatus::NotAnswered,
         _ => VoiceCallStatus::Completed,
     };
-    if let Err(e) = call.ask(org_id, app_id, part(status, None, Some(ending.cause()))).await {
+    if let Err(e) = call.ask(org_id, app_id, part(call.direction, status, None, Some(ending.cause()))).await {
         warn!(error = %e, "recording the hang-up");
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`server`]: the SIP listener (UDP); routes messages to calls by Call-ID.
 //! - [`call`]: one call's transactions, dialog and the app's actions on its media.
+//! - [`outbound`]: calls Hodi places for voice messages (INVITE client transaction, then [`call`]).
 //! - [`sip`]: SIP message parsing and writing.
 //! - [`sdp`]: offer/answer for one audio stream (PCMU, PCMA, telephone-event).
 //! - [`media`]: G.711, RTP and RFC 4733 events, audio sources (espeak-ng, WAV, tones), the RTP stream.
@@ -12,6 +13,7 @@
 
 pub mod call;
 pub mod media;
+pub mod outbound;
 pub mod sdp;
 pub mod server;
 pub mod sip;

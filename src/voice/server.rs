@@ -24,6 +24,30 @@ const CALL_INBOX: usize = 32;
 
 type Calls = Arc<Mutex<HashMap<String, mpsc::Sender<Incoming>>>>;
 
+/// The SIP socket and the live calls, shared by the listener and outbound calls.
+pub struct Sip {
+    pub socket: Arc<UdpSocket>,
+    pub local: SocketAddr,
+    calls: Calls,
+}
+
+impl Sip {
+    /// A new call's inbox; None when `call_id` is taken or the call limit is reached.
+    pub(super) fn register(&self, call_id: &str, limit: usize) -> Option<mpsc::Receiver<Incoming>> {
+        let mut calls = lock(&self.calls);
+        if calls.len() >= limit || calls.contains_key(call_id) {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(CALL_INBOX);
+        calls.insert(call_id.to_string(), tx);
+        Some(rx)
+    }
+
+    pub(super) fn unregister(&self, call_id: &str) {
+        lock(&self.calls).remove(call_id);
+    }
+}
+
 /// Binds SIP over UDP and serves until `shutdown`; None when disabled in the config.
 pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Option<SocketAddr>> {
     let addr = hodi.config.voice.sip_udp.trim().to_string();
@@ -33,12 +57,14 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
     let socket = Arc::new(UdpSocket::bind(&addr).await.with_context(|| format!("binding SIP on udp {addr}"))?);
     let local = socket.local_addr()?;
     info!(%local, "SIP listening (udp)");
-    tokio::spawn(listen(hodi, socket, local, shutdown).instrument(tracing::info_span!("sip", %local)));
+    let sip = Arc::new(Sip { socket, local, calls: Arc::new(Mutex::new(HashMap::new())) });
+    let _ = hodi.voice.set(sip.clone());
+    tokio::spawn(listen(hodi, sip, shutdown).instrument(tracing::info_span!("sip", %local)));
     Ok(Some(local))
 }
 
-async fn listen(hodi: Arc<Hodi>, socket: Arc<UdpSocket>, local: SocketAddr, shutdown: CancellationToken) {
-    let calls: Calls = Arc::new(Mutex::new(HashMap::new()));
+async fn listen(hodi: Arc<Hodi>, sip: Arc<Sip>, shutdown: CancellationToken) {
+    let (socket, calls) = (&sip.socket, &sip.calls);
     let mut buf = vec![0u8; message::MAX_MESSAGE + 1];
     loop {
         let (n, peer) = tokio::select! {
@@ -57,14 +83,14 @@ async fn listen(hodi: Arc<Hodi>, socket: Arc<UdpSocket>, local: SocketAddr, shut
             continue;
         }
         match message::parse(bytes) {
-            Ok(Message::Request(req)) => on_request(&hodi, &socket, local, &calls, peer, req).await,
+            Ok(Message::Request(req)) => on_request(&hodi, &sip, peer, req).await,
             Ok(Message::Response(resp)) => {
-                let tx = lock(&calls).get(&resp.call_id).cloned();
+                let tx = lock(calls).get(&resp.call_id).cloned();
                 if let Some(tx) = tx {
                     let _ = tx.try_send(Incoming::Response(resp));
                 }
             }
-            Err(e) => on_malformed(&socket, peer, bytes, e).await,
+            Err(e) => on_malformed(socket, peer, bytes, e).await,
         }
     }
 }
@@ -79,15 +105,9 @@ async fn send(socket: &UdpSocket, peer: SocketAddr, bytes: Vec<u8>) {
     }
 }
 
-async fn on_request(
-    hodi: &Arc<Hodi>,
-    socket: &Arc<UdpSocket>,
-    local: SocketAddr,
-    calls: &Calls,
-    peer: SocketAddr,
-    req: Request,
-) {
-    let existing = lock(calls).get(&req.call_id).cloned();
+async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, peer: SocketAddr, req: Request) {
+    let socket = &sip.socket;
+    let existing = lock(&sip.calls).get(&req.call_id).cloned();
     if let Some(tx) = existing {
         if tx.try_send(Incoming::Request(req)).is_err() {
             debug!("call inbox full or closed; dropped (the peer retransmits)");
@@ -96,32 +116,30 @@ async fn on_request(
     }
     match req.method.as_str() {
         "INVITE" if message::tag(&req.to).is_none() => {
-            let live = lock(calls).len();
-            if live >= hodi.config.voice.max_calls {
-                warn!(live, "call limit reached; refusing an INVITE");
+            let Some(rx) = sip.register(&req.call_id, hodi.config.voice.max_calls) else {
+                warn!("call limit reached; refusing an INVITE");
                 let extra = [("Retry-After", "30".to_string())];
                 return send(socket, peer, req.response(503, "Service Unavailable", Some("busy"), &extra, None)).await;
-            }
-            let (tx, rx) = mpsc::channel(CALL_INBOX);
-            lock(calls).insert(req.call_id.clone(), tx);
+            };
             let call = Call {
                 hodi: hodi.clone(),
                 sip: socket.clone(),
                 peer,
                 local_tag: format!("{:x}", call::rand_id()),
                 session_id: crate::store::new_id("call_"),
-                local,
+                local: sip.local,
                 invite: req,
                 started_at: crate::store::now_ms(),
                 outcome: Default::default(),
+                direction: crate::wire::CustomerEventDirection::Inbound,
             };
             let call_id = call.invite.call_id.clone();
             let span = tracing::info_span!("call", %call_id, session_id = %call.session_id, %peer);
-            let calls = calls.clone();
+            let sip = sip.clone();
             tokio::spawn(
                 async move {
                     call::inbound(call, rx).await;
-                    lock(&calls).remove(&call_id);
+                    sip.unregister(&call_id);
                 }
                 .instrument(span),
             );

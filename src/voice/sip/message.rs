@@ -45,6 +45,7 @@ pub struct Response {
     pub call_id: String,
     pub cseq: String,
     pub to: String,
+    pub contact: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -108,6 +109,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                 call_id: String::new(),
                 cseq: String::new(),
                 to: String::new(),
+                contact: None,
                 body: r.body,
             };
             for h in r.headers.iter() {
@@ -115,6 +117,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                     Header::CallId(v) => resp.call_id = v.value().to_string(),
                     Header::CSeq(v) => resp.cseq = v.value().to_string(),
                     Header::To(v) => resp.to = v.value().to_string(),
+                    Header::Contact(v) => resp.contact = Some(v.value().to_string()),
                     _ => {}
                 }
             }
