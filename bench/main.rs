@@ -7,6 +7,7 @@
 //! - `messaging`: live USSD round trips and send-by-tag throughput (see [`messaging`]).
 //! - `payments`: InitiatePayment wallet-to-wallet throughput and latency (see [`payments`]).
 
+mod calls;
 mod messaging;
 mod notifications;
 mod payments;
@@ -27,12 +28,14 @@ fn main() -> Result<()> {
         Some("messaging") => messaging::main(&args),
         Some("payments") => payments::main(&args),
         Some("notifications") => notifications::main(&args),
+        Some("calls") => calls::main(&args),
         _ => {
             rsocket::main(&args)?;
             reminders::main(&args)?;
             messaging::main(&args)?;
             payments::main(&args)?;
-            notifications::main(&args)
+            notifications::main(&args)?;
+            calls::main(&args)
         }
     }
 }
