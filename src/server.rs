@@ -122,7 +122,10 @@ pub async fn start(config: Config) -> Result<Running> {
     let shutdown = CancellationToken::new();
     let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
     let mut bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
-    bound.sip = crate::voice::server::start(hodi.clone(), shutdown.clone()).await?;
+    if let Some((sip, recordings)) = crate::voice::server::start(hodi.clone(), shutdown.clone()).await? {
+        bound.sip = Some(sip);
+        bound.recordings = recordings;
+    }
     tokio::spawn(crate::reminder::run(hodi.clone(), shutdown.clone()));
     tokio::spawn(crate::notify::run(hodi.clone(), shutdown.clone()));
     tokio::spawn(crate::customer::sweep_expired(hodi.clone(), shutdown.clone()));

@@ -380,3 +380,117 @@ async fn a_voice_message_calls_the_customer_through_the_trunk_and_the_app_drives
     assert_eq!((r.sip_status, r.ending.as_str()), (200, "we_hung_up"));
     assert!(r.packets_sent >= 80 && r.packets_received >= 2, "{r:?}");
 }
+
+/// Fetches a URL over plain HTTP/1.0 (what the recordings listener serves).
+async fn http_get(url: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut tcp = tokio::net::TcpStream::connect(host).await.expect("connect");
+    tcp.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.expect("request");
+    let mut all = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut all)).await.expect("in time").expect("read");
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
+    let code = String::from_utf8_lossy(&all[9..12]).parse().unwrap_or(0);
+    (code, all[split + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn a_caller_leaves_a_message_and_the_app_gets_a_recording_it_can_fetch() {
+    let (running, _dir) = common::inproc::start().await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let sip = running.bound.sip.expect("SIP listener");
+    let options = Options::new(
+        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
+        &dev.org_id,
+        &dev.app_id,
+        Credentials::ApiKey(dev.api_key.clone()),
+    );
+    let client = Elarian::connect(options);
+    client.connected(WAIT).await.expect("app connected");
+    let mut notifications = client.notifications().expect("stream");
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/uac_leave_message.xml");
+    let mut sipp = tokio::process::Command::new("sipp")
+        .args(["-sf", scenario, "-s", "+254711082000", &sip.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args([
+            "-p",
+            &free_port().to_string(),
+            "-mp",
+            &free_port().to_string(),
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-nostdin",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp (apt install sip-tester)");
+
+    let mut recording = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let session_recording = loop {
+        assert!(tokio::time::Instant::now() < deadline, "the call did not finish");
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        let Event::ReceivedMessage(m) = &n.event else { continue };
+        let Some(call) = m.voice().cloned() else { continue };
+        if call.status == VoiceCallStatus::Answered as i32 {
+            // The whole call is recorded too; then the message itself.
+            let record = hodi_sdk::wire::VoiceCallAction {
+                entry: Some(hodi_sdk::wire::voice_call_action::Entry::RecordSession(Default::default())),
+            };
+            let get = hodi_sdk::wire::VoiceCallAction {
+                entry: Some(hodi_sdk::wire::voice_call_action::Entry::GetRecording(
+                    hodi_sdk::wire::GetRecordingCallAction {
+                        timeout: Some(prost_types::Duration { seconds: 5, nanos: 0 }),
+                        max_length: Some(prost_types::Duration { seconds: 30, nanos: 0 }),
+                        finish_on_key: Some("#".into()),
+                        play_beep: true,
+                        trim_silence: true,
+                        prompt: Some(hodi_sdk::wire::get_recording_call_action::Prompt::Say(
+                            hodi_sdk::wire::SayCallAction {
+                                text: "Leave a message.".into(),
+                                voice: 0,
+                                play_beep: false,
+                            },
+                        )),
+                    },
+                )),
+            };
+            n.reply(Reply::message(hodi_sdk::model::message::voice(vec![record, get]))).await.expect("answered");
+        } else if let Some(url) =
+            call.recording_url.clone().filter(|_| call.status != VoiceCallStatus::Completed as i32)
+        {
+            recording = Some(url);
+            n.reply(Reply::message(hodi_sdk::model::message::voice(vec![voice::say("Thank you.")])))
+                .await
+                .expect("answered");
+        } else if call.status == VoiceCallStatus::Completed as i32 {
+            break call.recording_url.clone();
+        }
+    };
+    let status = tokio::time::timeout(WAIT, sipp.wait()).await.expect("sipp finished").expect("sipp ran");
+    assert!(status.success(), "sipp saw the call fail: {status:?}");
+
+    // The message: several seconds of the caller's (non-silent) audio, 8 kHz mono.
+    let url = recording.expect("a recording URL after getRecording");
+    let (code, wav) = http_get(&url).await;
+    assert_eq!(code, 200, "{url}");
+    let reader = hound::WavReader::new(std::io::Cursor::new(&wav)).expect("a WAV");
+    assert_eq!((reader.spec().sample_rate, reader.spec().channels), (8000, 1));
+    let samples: Vec<i16> = reader.into_samples::<i16>().map(|s| s.expect("sample")).collect();
+    assert!(samples.len() >= 8000 * 3 && samples.len() <= 8000 * 15, "{} samples", samples.len());
+    let level = samples.iter().map(|s| i64::from(*s).abs()).sum::<i64>() / samples.len() as i64;
+    assert!(level > 300, "the recording holds the caller's audio (mean level {level})");
+    // The whole call: longer than the message, and reachable too.
+    let session = session_recording.expect("recordSession's URL on the hang-up");
+    let (code, whole) = http_get(&session).await;
+    assert_eq!(code, 200);
+    assert!(whole.len() > wav.len(), "the session recording covers the whole call");
+    // Paths outside the recordings are refused.
+    let base = url.split("/recordings/").next().expect("base");
+    assert_eq!(http_get(&format!("{base}/recordings/../x.wav")).await.0, 404);
+    assert_eq!(http_get(&format!("{base}/recordings/call_x/..%2F..%2Fhodi.db")).await.0, 404);
+}

@@ -139,6 +139,8 @@ pub struct Voice {
     pub trunk: String,
     /// How long an outbound call may ring before it is given up (NO_ANSWER).
     pub ring_timeout_secs: u64,
+    /// HTTP listener serving recordings at their `recordingUrl`; empty: files only.
+    pub recordings_http: String,
 }
 
 impl Default for Voice {
@@ -149,6 +151,7 @@ impl Default for Voice {
             max_calls: 1000,
             trunk: String::new(),
             ring_timeout_secs: 60,
+            recordings_http: "127.0.0.1:8090".into(),
         }
     }
 }

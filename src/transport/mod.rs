@@ -28,6 +28,8 @@ pub struct Bound {
     pub wss: Option<SocketAddr>,
     /// SIP over UDP (the voice executor), set by the server after the RSocket listeners.
     pub sip: Option<SocketAddr>,
+    /// HTTP for call recordings.
+    pub recordings: Option<SocketAddr>,
 }
 
 /// Binds every enabled listener and starts accepting. Returns once all are bound.

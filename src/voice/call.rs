@@ -277,7 +277,7 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
                     Some(Incoming::Request(r)) if r.method == "CANCEL" => {
                         call.send(r.response(200, "OK", None, &[], None)).await;
                         final_response(call, &mut inbox, invite.response(487, "Request Terminated", Some(&call.local_tag), &[], None)).await;
-                        return hang_up_notice(call, org_id, app_id, Ending::Cancelled).await;
+                        return hang_up_notice(call, org_id, app_id, Ending::Cancelled, None).await;
                     }
                     Some(Incoming::Request(r)) if r.method == "INVITE" => call.respond(&r, 180, "Ringing").await,
                     Some(_) => {}
@@ -301,7 +301,7 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
     };
     if matches!(actions.first().and_then(|a| a.entry.as_ref()), Some(voice_call_action::Entry::Reject(_))) {
         final_response(call, &mut inbox, invite.response(603, "Decline", Some(&call.local_tag), &[], None)).await;
-        return hang_up_notice(call, org_id, app_id, Ending::Rejected).await;
+        return hang_up_notice(call, org_id, app_id, Ending::Rejected, None).await;
     }
 
     let stream = match Stream::open(call.hodi.config.voice.rtp_ip, offer.clone()).await {
@@ -432,6 +432,16 @@ pub(super) async fn talk(
     stream.close();
     let stats = stream.stats();
     call.outcome().stats = stats;
+    let recording = match (stream.take_session_recording(), call.hodi.voice.get()) {
+        (Some(samples), Some(sip)) => match sip.recordings.save(&call.session_id, samples).await {
+            Ok(url) => Some(url),
+            Err(e) => {
+                warn!(error = %e, "saving the call's recording");
+                None
+            }
+        },
+        _ => None,
+    };
     info!(
         ?ending,
         seconds = started.elapsed().as_secs_f64(),
@@ -441,7 +451,7 @@ pub(super) async fn talk(
         jitter_ms = stats.jitter_ms,
         "call ended"
     );
-    hang_up_notice(call, org_id, app_id, ending).await;
+    hang_up_notice(call, org_id, app_id, ending, recording).await;
 }
 
 /// The app's actions, in order, until they run out (we hang up) or the caller hangs up.
@@ -510,6 +520,23 @@ async fn run_actions(
                     Err(_) => return Ending::Failed,
                 }
             }
+            voice_call_action::Entry::GetRecording(g) => {
+                let url = match record_message(call, stream, &g).await {
+                    Some(url) => url,
+                    None if stream.stopped() => return Ending::CustomerHungUp,
+                    None => String::new(),
+                };
+                let mut next = part(call.direction, VoiceCallStatus::Active, None, None);
+                next.recording_url = (!url.is_empty()).then_some(url);
+                match call.ask(org_id, app_id, next).await {
+                    Ok(more) => actions = more.unwrap_or_default().into(),
+                    Err(e) => {
+                        warn!(error = %e, "the app did not answer the recording");
+                        return Ending::Failed;
+                    }
+                }
+            }
+            voice_call_action::Entry::RecordSession(_) => stream.start_session_recording(SESSION_RECORDING_MAX),
             voice_call_action::Entry::Reject(_) => return Ending::WeHungUp,
             other => {
                 warn!(action = ?std::mem::discriminant(&other), "voice action not carried out on SIP calls yet; skipped");
@@ -517,6 +544,66 @@ async fn run_actions(
         }
     }
     Ending::WeHungUp
+}
+
+/// The longest whole-call recording kept.
+const SESSION_RECORDING_MAX: Duration = Duration::from_secs(4 * 3600);
+
+fn seconds(d: Option<&prost_types::Duration>, default: u64, max: u64) -> Duration {
+    Duration::from_secs(d.map_or(default, |d| u64::try_from(d.seconds).unwrap_or(default)).clamp(1, max))
+}
+
+/// getRecording: the prompt, a beep, then the customer's audio until the finish key, the maximum
+/// length, or `timeout` of silence; saved as a WAV. Its URL, or None when the customer hung up.
+async fn record_message(call: &Call, stream: &mut Stream, g: &crate::wire::GetRecordingCallAction) -> Option<String> {
+    use crate::wire::get_recording_call_action::Prompt;
+    let played = match &g.prompt {
+        Some(Prompt::Say(s)) => say_prompt(stream, s, false).await,
+        Some(Prompt::Play(p)) => play_url(stream, &p.url, false).await,
+        None => Played::Completed,
+    };
+    if played == Played::Stopped || (g.play_beep && stream.play(&audio::beep(300), false).await == Played::Stopped) {
+        return None;
+    }
+    let max = seconds(g.max_length.as_ref(), 60, 3600);
+    let silence = seconds(g.timeout.as_ref(), 5, 60);
+    let finish = g.finish_on_key.as_deref().and_then(|k| k.chars().next());
+    stream.start_recording(max);
+    // Bounded by `max`: the loop ends at the latest when the recording is full.
+    loop {
+        match stream.next_digit(Duration::from_millis(100)).await {
+            Some(k) if Some(k) == finish => break,
+            _ if stream.stopped() => break,
+            _ => {}
+        }
+        let length = stream.recording_length();
+        if length >= max || (length >= silence && stream.recording_silence() >= silence) {
+            break;
+        }
+    }
+    let mut samples = stream.take_recording();
+    if g.trim_silence {
+        trim_silence(&mut samples);
+    }
+    let sip = call.hodi.voice.get()?;
+    match sip.recordings.save(&call.session_id, samples).await {
+        Ok(url) => Some(url),
+        Err(e) => {
+            warn!(error = %e, "saving a recording");
+            Some(String::new())
+        }
+    }
+}
+
+/// Drops leading and trailing 20 ms frames quieter than speech.
+fn trim_silence(samples: &mut Vec<i16>) {
+    let loud = |frame: &[i16]| frame.iter().map(|s| i64::from(*s).abs()).sum::<i64>() / frame.len().max(1) as i64 > 500;
+    let frames: Vec<bool> = samples.chunks(audio::FRAME).map(loud).collect();
+    let first = frames.iter().position(|&l| l).unwrap_or(frames.len());
+    let last = frames.iter().rposition(|&l| l).map_or(first, |i| i + 1);
+    let end = (last * audio::FRAME).min(samples.len());
+    samples.truncate(end);
+    samples.drain(..(first * audio::FRAME).min(samples.len()));
 }
 
 async fn say_prompt(stream: &mut Stream, say: &crate::wire::SayCallAction, barge_in: bool) -> Played {
@@ -533,21 +620,49 @@ async fn say_text(stream: &mut Stream, say: &crate::wire::SayCallAction) -> Play
     say_prompt(stream, say, false).await
 }
 
+/// Decoded prompts, shared by every call playing them (hold music, IVR menus): keyed by path,
+/// size and modification time, at most [`PROMPT_CACHE`] of them.
+/// A decoded prompt: its path, size and modification time when decoded, and the samples.
+type CachedPrompt = (String, u64, std::time::SystemTime, Arc<Vec<i16>>);
+static PROMPTS: std::sync::Mutex<Vec<CachedPrompt>> = std::sync::Mutex::new(Vec::new());
+const PROMPT_CACHE: usize = 64;
+
+async fn prompt(path: &str) -> anyhow::Result<Arc<Vec<i16>>> {
+    let meta = tokio::fs::metadata(path).await?;
+    let (len, modified) = (meta.len(), meta.modified()?);
+    let cached = PROMPTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(p, l, m, _)| p == path && *l == len && *m == modified)
+        .map(|(_, _, _, s)| s.clone());
+    if let Some(samples) = cached {
+        return Ok(samples);
+    }
+    let bytes = tokio::fs::read(path).await?;
+    let samples = Arc::new(tokio::task::spawn_blocking(move || audio::decode_wav(&bytes)).await??);
+    let mut cache = PROMPTS.lock().unwrap_or_else(|p| p.into_inner());
+    cache.retain(|(p, ..)| p != path);
+    if cache.len() >= PROMPT_CACHE {
+        cache.remove(0);
+    }
+    cache.push((path.to_string(), len, modified, samples.clone()));
+    Ok(samples)
+}
+
 /// Plays a local WAV file (`file:///path` or a path).
 async fn play_url(stream: &mut Stream, url: &str, barge_in: bool) -> Played {
-    let path = url.strip_prefix("file://").unwrap_or(url);
     if url.contains("://") && !url.starts_with("file://") {
         warn!(%url, "only local files can be played on SIP calls yet");
         return Played::Completed;
     }
-    let samples = match tokio::fs::read(path).await.map_err(anyhow::Error::from).and_then(|b| audio::decode_wav(&b)) {
-        Ok(s) => s,
+    match prompt(url.strip_prefix("file://").unwrap_or(url)).await {
+        Ok(samples) => stream.play(&samples, barge_in).await,
         Err(e) => {
             warn!(%url, error = %e, "cannot play");
-            return Played::Completed;
+            Played::Completed
         }
-    };
-    stream.play(&samples, barge_in).await
+    }
 }
 
 /// Sends a final non-2xx response and retransmits it until the ACK (or Timer H).
@@ -610,13 +725,15 @@ async fn bye(call: &Call, inbox: &mut mpsc::Receiver<Incoming>) {
 }
 
 /// The call is over: the app hears of it (and the session ends) like any hang-up.
-pub(super) async fn hang_up_notice(call: &Call, org_id: &str, app_id: &str, ending: Ending) {
+pub(super) async fn hang_up_notice(call: &Call, org_id: &str, app_id: &str, ending: Ending, recording: Option<String>) {
     call.outcome().ending = ending.name();
     let status = match ending {
         Ending::Cancelled | Ending::Rejected | Ending::NotAnswered => VoiceCallStatus::NotAnswered,
         _ => VoiceCallStatus::Completed,
     };
-    if let Err(e) = call.ask(org_id, app_id, part(call.direction, status, None, Some(ending.cause()))).await {
+    let mut notice = part(call.direction, status, None, Some(ending.cause()));
+    notice.recording_url = recording;
+    if let Err(e) = call.ask(org_id, app_id, notice).await {
         warn!(error = %e, "recording the hang-up");
     }
 }

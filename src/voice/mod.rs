@@ -4,6 +4,7 @@
 //! - [`call`]: one call's transactions, dialog and the app's actions on its media.
 //! - [`outbound`]: calls Hodi places for voice messages (INVITE client transaction, then [`call`]).
 //! - [`sip`]: SIP message parsing and writing.
+//! - [`recordings`]: recorded audio as WAV files, served over HTTP at their `recordingUrl`.
 //! - [`sdp`]: offer/answer for one audio stream (PCMU, PCMA, telephone-event).
 //! - [`media`]: G.711, RTP and RFC 4733 events, audio sources (espeak-ng, WAV, tones), the RTP stream.
 //!
@@ -14,6 +15,7 @@
 pub mod call;
 pub mod media;
 pub mod outbound;
+pub mod recordings;
 pub mod sdp;
 pub mod server;
 pub mod sip;

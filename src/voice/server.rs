@@ -29,6 +29,7 @@ pub struct Sip {
     pub socket: Arc<UdpSocket>,
     pub local: SocketAddr,
     calls: Calls,
+    pub recordings: super::recordings::Recordings,
 }
 
 impl Sip {
@@ -43,13 +44,19 @@ impl Sip {
         Some(rx)
     }
 
+    /// Calls in progress.
+    pub fn live(&self) -> usize {
+        lock(&self.calls).len()
+    }
+
     pub(super) fn unregister(&self, call_id: &str) {
         lock(&self.calls).remove(call_id);
     }
 }
 
-/// Binds SIP over UDP and serves until `shutdown`; None when disabled in the config.
-pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Option<SocketAddr>> {
+/// Binds SIP over UDP (and the recordings' HTTP listener) and serves until `shutdown`; None when
+/// disabled in the config.
+pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Option<(SocketAddr, Option<SocketAddr>)>> {
     let addr = hodi.config.voice.sip_udp.trim().to_string();
     if addr.is_empty() {
         return Ok(None);
@@ -57,10 +64,12 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
     let socket = Arc::new(UdpSocket::bind(&addr).await.with_context(|| format!("binding SIP on udp {addr}"))?);
     let local = socket.local_addr()?;
     info!(%local, "SIP listening (udp)");
-    let sip = Arc::new(Sip { socket, local, calls: Arc::new(Mutex::new(HashMap::new())) });
+    let (recordings, http) =
+        super::recordings::start(&hodi.config.data_dir, &hodi.config.voice.recordings_http, shutdown.clone()).await?;
+    let sip = Arc::new(Sip { socket, local, calls: Arc::new(Mutex::new(HashMap::new())), recordings });
     let _ = hodi.voice.set(sip.clone());
     tokio::spawn(listen(hodi, sip, shutdown).instrument(tracing::info_span!("sip", %local)));
-    Ok(Some(local))
+    Ok(Some((local, http)))
 }
 
 async fn listen(hodi: Arc<Hodi>, sip: Arc<Sip>, shutdown: CancellationToken) {

@@ -50,7 +50,8 @@ pub async fn speak(text: &str, voice: Voice) -> Result<Vec<i16>> {
     match read {
         Ok(Ok(_)) => {
             fix_streamed_sizes(&mut wav);
-            decode_wav(&wav)
+            // Resampling is CPU work: off the async threads.
+            tokio::task::spawn_blocking(move || decode_wav(&wav)).await?
         }
         Ok(Err(e)) => Err(e).context("reading espeak-ng's output"),
         Err(_) => bail!("espeak-ng took longer than {TTS_TIMEOUT:?}"),

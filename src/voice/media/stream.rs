@@ -19,6 +19,26 @@ use crate::voice::sdp::{Codec, Media};
 /// Digits waiting to be read before older ones are dropped (a caller mashing keys).
 const DIGIT_BUFFER: usize = 64;
 
+/// How late packets leave against their 20 ms schedule, over every stream in the process (for
+/// `hodi-bench calls`): a histogram in 1 ms buckets, the last one "100 ms or more".
+pub struct SendTiming {
+    buckets: [std::sync::atomic::AtomicU64; 101],
+}
+
+pub static SEND_TIMING: SendTiming = SendTiming { buckets: [const { std::sync::atomic::AtomicU64::new(0) }; 101] };
+
+impl SendTiming {
+    fn record(&self, late: Duration) {
+        let i = (late.as_millis() as usize).min(100);
+        self.buckets[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The histogram so far (packets per 1 ms of lateness).
+    pub fn snapshot(&self) -> [u64; 101] {
+        std::array::from_fn(|i| self.buckets[i].load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// Receiving statistics shared with the call (for its record).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
@@ -27,6 +47,49 @@ pub struct Stats {
     pub lost: u64,
     /// Interarrival jitter in milliseconds.
     pub jitter_ms: f64,
+}
+
+/// Audio being recorded, placed by arrival time so both directions line up (a session
+/// recording mixes what the customer said with what Hodi played).
+#[derive(Debug)]
+struct Recorder {
+    start: tokio::time::Instant,
+    max: usize,
+    samples: Vec<i16>,
+    /// The last time the customer's audio was above the silence threshold.
+    last_voice: tokio::time::Instant,
+}
+
+impl Recorder {
+    fn new(max: Duration) -> Recorder {
+        let now = tokio::time::Instant::now();
+        Recorder { start: now, max: (max.as_millis() as usize).saturating_mul(8), samples: Vec::new(), last_voice: now }
+    }
+
+    fn add(&mut self, frame: &[i16], at: tokio::time::Instant) {
+        let pos = (at.saturating_duration_since(self.start).as_micros() / 125) as usize;
+        let end = (pos + frame.len()).min(self.max);
+        if pos >= end {
+            return;
+        }
+        if self.samples.len() < end {
+            self.samples.resize(end, 0);
+        }
+        for (slot, s) in self.samples[pos..end].iter_mut().zip(frame) {
+            *slot = slot.saturating_add(*s);
+        }
+    }
+}
+
+/// A frame is speech when its mean absolute level passes this (about -36 dBFS).
+const VOICE_LEVEL: i64 = 500;
+
+#[derive(Debug, Default)]
+struct Recorders {
+    /// getRecording: the customer only.
+    message: Option<Recorder>,
+    /// recordSession: both directions.
+    session: Option<Recorder>,
 }
 
 /// How a prompt ended.
@@ -69,6 +132,7 @@ pub struct Stream {
     pending: Option<char>,
     stats: Arc<Mutex<Stats>>,
     stop: CancellationToken,
+    recorders: Arc<Mutex<Recorders>>,
 }
 
 impl Stream {
@@ -78,7 +142,8 @@ impl Stream {
         let (tx, rx) = mpsc::channel(DIGIT_BUFFER);
         let stats = Arc::new(Mutex::new(Stats::default()));
         let stop = CancellationToken::new();
-        tokio::spawn(receive(socket.clone(), remote.events, tx, stats.clone(), stop.clone()));
+        let recorders = Arc::new(Mutex::new(Recorders::default()));
+        tokio::spawn(receive(socket.clone(), remote.events, tx, stats.clone(), stop.clone(), recorders.clone()));
         Ok(Stream {
             socket,
             remote: Arc::new(Mutex::new(remote)),
@@ -89,6 +154,7 @@ impl Stream {
             pending: None,
             stats,
             stop,
+            recorders,
         })
     }
 
@@ -106,6 +172,43 @@ impl Stream {
         self.remote.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    fn recorders(&self) -> std::sync::MutexGuard<'_, Recorders> {
+        self.recorders.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts recording what the customer says, up to `max`.
+    pub fn start_recording(&self, max: Duration) {
+        self.recorders().message = Some(Recorder::new(max));
+    }
+
+    /// Stops the recording; its samples.
+    pub fn take_recording(&self) -> Vec<i16> {
+        self.recorders().message.take().map(|r| r.samples).unwrap_or_default()
+    }
+
+    /// How long since the customer last spoke during the recording (or since it started).
+    pub fn recording_silence(&self) -> Duration {
+        self.recorders().message.as_ref().map_or(Duration::ZERO, |r| r.last_voice.elapsed())
+    }
+
+    /// How long the recording has run.
+    pub fn recording_length(&self) -> Duration {
+        self.recorders().message.as_ref().map_or(Duration::ZERO, |r| r.start.elapsed())
+    }
+
+    /// Starts recording the whole call (both directions), up to `max`.
+    pub fn start_session_recording(&self, max: Duration) {
+        let mut r = self.recorders();
+        if r.session.is_none() {
+            r.session = Some(Recorder::new(max));
+        }
+    }
+
+    /// The session recording so far, if one was started.
+    pub fn take_session_recording(&self) -> Option<Vec<i16>> {
+        self.recorders().session.take().map(|r| r.samples)
+    }
+
     pub fn stats(&self) -> Stats {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -118,7 +221,7 @@ impl Stream {
         let mut packet = Vec::with_capacity(12 + FRAME);
         for (i, frame) in samples.chunks(FRAME).enumerate() {
             tokio::select! {
-                _ = tick.tick() => {}
+                scheduled = tick.tick() => SEND_TIMING.record(scheduled.elapsed()),
                 _ = self.stop.cancelled() => return Played::Stopped,
                 key = self.digits.recv(), if barge_in => {
                     match key {
@@ -153,6 +256,9 @@ impl Stream {
             .write(&mut packet);
             self.sequence = self.sequence.wrapping_add(1);
             self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
+            if let Some(r) = self.recorders().session.as_mut() {
+                r.add(frame, tokio::time::Instant::now());
+            }
             // A failed send (the far end's port closed) is loss, not an error: the call decides.
             if self.socket.send_to(&packet, media.remote).await.is_ok() {
                 self.stats.lock().unwrap_or_else(|p| p.into_inner()).sent += 1;
@@ -173,6 +279,11 @@ impl Stream {
         }
     }
 
+    /// The call ended (a hang-up stopped the stream).
+    pub fn stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
     /// Stops receiving and sending.
     pub fn close(&self) {
         self.stop.cancel();
@@ -191,8 +302,10 @@ async fn receive(
     digits: mpsc::Sender<char>,
     stats: Arc<Mutex<Stats>>,
     stop: CancellationToken,
+    recorders: Arc<Mutex<Recorders>>,
 ) {
     let mut buf = vec![0u8; 2048];
+    let mut pcm: Vec<i16> = Vec::with_capacity(FRAME * 2);
     let mut receiver = Receiver::default();
     let started = tokio::time::Instant::now();
     loop {
@@ -214,6 +327,28 @@ async fn receive(
         }
         if let Some(k) = key {
             let _ = digits.try_send(k);
+        }
+        let decode = match packet.payload_type {
+            0 => g711::ulaw_decode,
+            8 => g711::alaw_decode,
+            _ => continue,
+        };
+        let mut r = recorders.lock().unwrap_or_else(|p| p.into_inner());
+        if r.message.is_none() && r.session.is_none() {
+            continue;
+        }
+        pcm.clear();
+        pcm.extend(packet.payload.iter().map(|b| decode(*b)));
+        let now = tokio::time::Instant::now();
+        if let Some(m) = r.message.as_mut() {
+            m.add(&pcm, now);
+            let level = pcm.iter().map(|s| i64::from(*s).abs()).sum::<i64>() / pcm.len().max(1) as i64;
+            if level > VOICE_LEVEL {
+                m.last_voice = now;
+            }
+        }
+        if let Some(s) = r.session.as_mut() {
+            s.add(&pcm, now);
         }
     }
 }
