@@ -494,3 +494,186 @@ async fn a_caller_leaves_a_message_and_the_app_gets_a_recording_it_can_fetch() {
     assert_eq!(http_get(&format!("{base}/recordings/../x.wav")).await.0, 404);
     assert_eq!(http_get(&format!("{base}/recordings/call_x/..%2F..%2Fhodi.db")).await.0, 404);
 }
+
+/// The port of the audio stream in an SDP body (what the other side must send RTP to).
+fn sdp_port(message: &str) -> u16 {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .expect("m=audio")
+}
+
+fn rtp(seq: u16, payload_type: u8, fill: u8) -> Vec<u8> {
+    let mut p =
+        vec![0x80, payload_type, (seq >> 8) as u8, seq as u8, 0, 0, (seq >> 8) as u8, seq as u8, 0, 0, 0x12, 0x34];
+    p.extend(std::iter::repeat_n(fill, 160));
+    p
+}
+
+/// Packets on `socket` whose payload is filled with `fill`, within `wait`.
+async fn count_fill(socket: &tokio::net::UdpSocket, fill: u8, wait: Duration) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Ok((len, _))) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+        if len == 172 && buf[12..len].iter().all(|b| *b == fill) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_both() {
+    // The trunk: a hand-driven phone that answers whatever Hodi dials.
+    let trunk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("trunk");
+    let trunk_addr = trunk.local_addr().expect("addr");
+    let (running, _dir) = common::inproc::start_with(|c| c.voice.trunk = trunk_addr.to_string()).await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let options = Options::new(
+        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
+        &dev.org_id,
+        &dev.app_id,
+        Credentials::ApiKey(dev.api_key.clone()),
+    );
+    let client = Elarian::connect(options);
+    client.connected(WAIT).await.expect("app connected");
+    let mut notifications = client.notifications().expect("stream");
+
+    // The caller.
+    let caller = Peer::new(running.bound.sip.expect("SIP")).await;
+    let a_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    caller.send(&caller.invite("dial1", "+254711082000", &sdp(a_rtp.local_addr().expect("a").port(), "0 101"))).await;
+    let n = notifications.next_within(WAIT).await.expect("the call");
+    let dial = hodi_sdk::wire::VoiceCallAction {
+        entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
+            customer_numbers: vec![hodi_sdk::model::cellular("+254700000321")],
+            record: true,
+            sequential: true,
+            ringback_tone: None,
+            caller_id: None,
+            max_duration: Some(60),
+        })),
+    };
+    let record = hodi_sdk::wire::VoiceCallAction {
+        entry: Some(hodi_sdk::wire::voice_call_action::Entry::RecordSession(Default::default())),
+    };
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![record, dial]))).await.expect("answered");
+    let r = caller.responses().await;
+    let ok = r.last().expect("final");
+    assert_eq!(ok.0, 200, "{r:?}");
+    let a_tag = to_tag(&ok.1);
+    let hodi_a_port = sdp_port(&ok.1);
+    caller.send(&caller.ack("dial1", "+254711082000", &a_tag)).await;
+
+    // Hodi dials the trunk: answer it, pointing its audio at the B side's RTP socket.
+    let b_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    let mut buf = vec![0u8; 65536];
+    let (len, hodi_sip) =
+        tokio::time::timeout(WAIT, trunk.recv_from(&mut buf)).await.expect("an INVITE").expect("recv");
+    let invite = String::from_utf8_lossy(&buf[..len]).to_string();
+    assert!(invite.starts_with("INVITE sip:+254700000321@"), "{invite}");
+    assert!(invite.contains("From: <sip:+254711082000@"), "the caller id is our number: {invite}");
+    let hodi_b_port = sdp_port(&invite);
+    let header = |name: &str| invite.lines().find(|l| l.starts_with(name)).expect(name).to_string();
+    let answer_sdp = sdp(b_rtp.local_addr().expect("b").port(), "0 101").replace('\n', "\r\n");
+    let ok_b = format!(
+        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{};tag=phoneb\r\n{}\r\n{}\r\nContact: <sip:phone@{trunk_addr}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer_sdp}",
+        header("Via:"),
+        header("From:"),
+        header("To:"),
+        header("Call-ID:"),
+        header("CSeq:"),
+        answer_sdp.len()
+    );
+    trunk.send_to(ok_b.as_bytes(), hodi_sip).await.expect("200");
+    let (len, _) = tokio::time::timeout(WAIT, trunk.recv_from(&mut buf)).await.expect("the ACK").expect("recv");
+    assert!(String::from_utf8_lossy(&buf[..len]).starts_with("ACK "), "ACK for the 200");
+    tokio::time::sleep(Duration::from_millis(300)).await; // the bridge is up
+
+    // Audio both ways: the caller's reaches the phone, the phone's reaches the caller.
+    for seq in 0..25u16 {
+        a_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", hodi_a_port)).await.expect("a → hodi");
+        b_rtp.send_to(&rtp(seq, 0, 0x22), ("127.0.0.1", hodi_b_port)).await.expect("b → hodi");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (to_b, to_a) = tokio::join!(
+        count_fill(&b_rtp, 0x11, Duration::from_secs(1)),
+        count_fill(&a_rtp, 0x22, Duration::from_secs(1))
+    );
+    assert!(to_b >= 20, "the phone heard the caller: {to_b} of 25");
+    assert!(to_a >= 20, "the caller heard the phone: {to_a} of 25");
+
+    // The phone hangs up; the app hears how the dial went and ends the call.
+    let call_id = header("Call-ID:");
+    let bye = format!(
+        "BYE sip:+254711082000@{} SIP/2.0\r\nVia: SIP/2.0/UDP {trunk_addr};branch=z9hG4bKbyeb\r\nFrom: {};tag=phoneb\r\n{}\r\n{call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        hodi_sip,
+        header("To:").trim_start_matches("To: "),
+        header("From:").replacen("From:", "To:", 1),
+    );
+    trunk.send_to(bye.as_bytes(), hodi_sip).await.expect("bye");
+    let dialled = loop {
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        if let Event::ReceivedMessage(m) = &n.event {
+            if let Some(v) = m.voice().filter(|v| v.status == VoiceCallStatus::DialCompleted as i32) {
+                let v = v.clone();
+                n.reply(Reply::message(hodi_sdk::model::message::voice(vec![voice::say("Goodbye.")])))
+                    .await
+                    .expect("answered");
+                break v;
+            }
+        }
+    };
+    let data = dialled.dial_data.expect("dialData");
+    assert_eq!(data.destination_number, "+254700000321");
+    assert!(data.duration.is_some_and(|d| d.seconds >= 0) && data.started_at.is_some());
+    // Hodi hangs up on the caller after "Goodbye"; the hang-up carries the call's recording.
+    let (len, _) = loop {
+        let got =
+            tokio::time::timeout(WAIT, caller.socket.recv_from(&mut buf)).await.expect("Hodi's BYE").expect("recv");
+        if buf[..got.0].starts_with(b"BYE ") {
+            break got;
+        }
+    };
+    let bye_a = String::from_utf8_lossy(&buf[..len]).to_string();
+    let ok_a = bye_a
+        .lines()
+        .filter(|l| ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|h| l.starts_with(h)))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    caller
+        .socket
+        .send_to(
+            format!("SIP/2.0 200 OK\r\n{ok_a}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+            running.bound.sip.expect("sip"),
+        )
+        .await
+        .expect("200");
+    let completed = loop {
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        if let Event::ReceivedMessage(m) = &n.event {
+            if let Some(v) = m.voice().filter(|v| v.status == VoiceCallStatus::Completed as i32) {
+                break v.clone();
+            }
+        }
+    };
+    let url = completed.recording_url.expect("the session recording");
+    let (code, wav) = http_get(&url).await;
+    assert_eq!(code, 200);
+    let samples: Vec<i16> = hound::WavReader::new(std::io::Cursor::new(&wav))
+        .expect("wav")
+        .into_samples::<i16>()
+        .map(|s| s.expect("s"))
+        .collect();
+    // μ-law 0x11 is -15,484 and 0x22 is -7,420: only both legs mixed (sent at the same moments)
+    // pass 20,000, so such samples prove the recording holds the caller and the phone together.
+    let both = samples.iter().filter(|s| s.unsigned_abs() > 20_000).count();
+    assert!(both >= 10 * 160, "both legs recorded together: {both} mixed samples");
+
+    let records = records(&running, 2).await;
+    let dirs: Vec<(&str, &str)> = records.iter().map(|r| (r.direction.as_str(), r.callee.as_str())).collect();
+    assert!(dirs.contains(&("inbound", "+254711082000")) && dirs.contains(&("outbound", "+254700000321")), "{dirs:?}");
+}

@@ -1,6 +1,7 @@
 -- Call detail records of the voice executor: one row per SIP call, written when it ends.
 CREATE TABLE call_records (
-    id                TEXT PRIMARY KEY,          -- the call's session id (call_…)
+    id                TEXT PRIMARY KEY,          -- cdr_…, one per call leg
+    session_id        TEXT NOT NULL,             -- the voice session (a dial's legs share the caller's)
     org_id            TEXT,                      -- NULL when the number belonged to nobody
     app_id            TEXT,
     sip_call_id       TEXT NOT NULL,
@@ -19,3 +20,4 @@ CREATE TABLE call_records (
     jitter_ms         DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX call_records_by_org ON call_records (org_id, started_at);
+CREATE INDEX call_records_by_session ON call_records (session_id);

@@ -8,6 +8,7 @@ use super::{Result, Store};
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {
     pub id: String,
+    pub session_id: String,
     pub org_id: Option<String>,
     pub app_id: Option<String>,
     pub sip_call_id: String,
@@ -26,16 +27,18 @@ pub struct CallRecord {
     pub jitter_ms: f64,
 }
 
-const COLUMNS: &str = "id, org_id, app_id, sip_call_id, direction, caller, callee, started_at, answered_at, ended_at, \
+const COLUMNS: &str =
+    "id, session_id, org_id, app_id, sip_call_id, direction, caller, callee, started_at, answered_at, ended_at, \
      duration_ms, ending, sip_status, packets_sent, packets_received, packets_lost, jitter_ms";
 
 impl Store {
     pub async fn insert_call_record(&self, r: &CallRecord) -> Result<()> {
         let sql = format!(
-            "INSERT INTO call_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            "INSERT INTO call_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&r.id)
+            .bind(&r.session_id)
             .bind(&r.org_id)
             .bind(&r.app_id)
             .bind(&r.sip_call_id)
@@ -65,6 +68,7 @@ impl Store {
             .map(|r| {
                 Ok(CallRecord {
                     id: r.try_get("id")?,
+                    session_id: r.try_get("session_id")?,
                     org_id: r.try_get("org_id")?,
                     app_id: r.try_get("app_id")?,
                     sip_call_id: r.try_get("sip_call_id")?,

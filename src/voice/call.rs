@@ -61,10 +61,10 @@ pub struct Call {
 pub struct Outcome {
     pub(super) org_id: Option<String>,
     pub(super) app_id: Option<String>,
-    answered_at: Option<i64>,
+    pub(super) answered_at: Option<i64>,
     pub(super) ending: &'static str,
     pub(super) sip_status: u16,
-    stats: super::media::stream::Stats,
+    pub(super) stats: super::media::stream::Stats,
 }
 
 impl Default for Outcome {
@@ -135,7 +135,7 @@ impl Call {
         MessagingChannelNumber { channel: MessagingChannel::Voice as i32, number: self.invite.user.clone() }
     }
 
-    fn caller(&self) -> String {
+    pub(super) fn caller(&self) -> String {
         message::user(&self.invite.from).unwrap_or("anonymous").to_string()
     }
 
@@ -196,7 +196,8 @@ pub(super) async fn store_record(call: &Call) {
         _ => ("inbound", call.caller(), call.invite.user.clone()),
     };
     let record = crate::store::calls::CallRecord {
-        id: call.session_id.clone(),
+        id: crate::store::new_id("cdr_"),
+        session_id: call.session_id.clone(),
         org_id: o.org_id,
         app_id: o.app_id,
         sip_call_id: call.invite.call_id.clone(),
@@ -537,6 +538,30 @@ async fn run_actions(
                 }
             }
             voice_call_action::Entry::RecordSession(_) => stream.start_session_recording(SESSION_RECORDING_MAX),
+            voice_call_action::Entry::Dial(d) => {
+                let dialled = super::dial::dial(call, org_id, app_id, stream, &d).await;
+                if dialled.caller_gone {
+                    return Ending::CustomerHungUp;
+                }
+                let mut next = part(call.direction, VoiceCallStatus::DialCompleted, None, None);
+                next.dial_data = Some(crate::wire::VoiceCallDialInput {
+                    destination_number: dialled.destination.unwrap_or_default(),
+                    started_at: dialled.started_at.map(crate::notify::timestamp),
+                    duration: Some(prost_types::Duration {
+                        seconds: dialled.duration.as_secs() as i64,
+                        nanos: dialled.duration.subsec_nanos() as i32,
+                    }),
+                });
+                match call.ask(org_id, app_id, next).await {
+                    // The app's reply replaces what was left; no reply, the rest runs on.
+                    Ok(Some(more)) if !more.is_empty() => actions = more.into(),
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(error = %e, "the app did not answer the dial's outcome");
+                        return Ending::Failed;
+                    }
+                }
+            }
             voice_call_action::Entry::Reject(_) => return Ending::WeHungUp,
             other => {
                 warn!(action = ?std::mem::discriminant(&other), "voice action not carried out on SIP calls yet; skipped");
@@ -692,7 +717,7 @@ async fn final_response(call: &Call, inbox: &mut mpsc::Receiver<Incoming>, respo
 }
 
 /// Ends the dialog from our side: BYE, retransmitted until answered (Timer F).
-async fn bye(call: &Call, inbox: &mut mpsc::Receiver<Incoming>) {
+pub(super) async fn bye(call: &Call, inbox: &mut mpsc::Receiver<Incoming>) {
     let invite = &call.invite;
     let target = invite.contact.as_deref().map(message::uri).unwrap_or("sip:anonymous@invalid").to_string();
     let branch = format!("z9hG4bK{}", rand_id());

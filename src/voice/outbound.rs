@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 use super::call::{self, Call, Ending, Incoming, Resend};
@@ -46,24 +47,53 @@ pub fn place(hodi: Arc<Hodi>, p: Placement) {
     tokio::spawn(run(hodi, p).instrument(span));
 }
 
-async fn run(hodi: Arc<Hodi>, p: Placement) {
-    let Some(sip) = hodi.voice.get().cloned() else { return };
+/// A leg Hodi placed, up to its answer.
+pub(super) struct Leg {
+    pub call: Call,
+    pub inbox: mpsc::Receiver<Incoming>,
+    pub stream: Stream,
+    /// Our SDP for re-INVITEs, and our Contact.
+    pub our_sdp: String,
+    pub contact: String,
+    pub ack: Vec<u8>,
+}
+
+/// How placing a leg went.
+pub(super) enum Placed {
+    Answered(Box<Leg>),
+    /// Refused or not answered: the call (for its record) and the hang-up cause.
+    NotAnswered(Box<Call>, VoiceCallHangupCause),
+    /// Could not even be tried.
+    Failed(VoiceCallHangupCause),
+}
+
+/// Places a leg from our `number` to `customer` at the trunk, offering `codec` (or both).
+pub(super) async fn place_leg(
+    hodi: &Arc<Hodi>,
+    number: &str,
+    customer: &str,
+    session_id: &str,
+    codec: Option<sdp::Codec>,
+    ring: Duration,
+    cancel: &CancellationToken,
+) -> Placed {
+    let Some(sip) = hodi.voice.get().cloned() else { return Placed::Failed(VoiceCallHangupCause::ServiceUnavailable) };
     let trunk = match tokio::net::lookup_host(hodi.config.voice.trunk.trim()).await.ok().and_then(|mut a| a.next()) {
         Some(a) => a,
         None => {
             warn!(trunk = %hodi.config.voice.trunk, "the voice trunk address does not resolve");
-            return fail(&hodi, &p, VoiceCallHangupCause::ServiceUnavailable).await;
+            return Placed::Failed(VoiceCallHangupCause::ServiceUnavailable);
         }
     };
     let call_id = format!("{:x}@hodi", call::rand_id());
-    let Some(inbox) = sip.register(&call_id, hodi.config.voice.max_calls) else {
+    let Some(mut inbox) = sip.register(&call_id, hodi.config.voice.max_calls) else {
         warn!("call limit reached; not placing the call");
-        return fail(&hodi, &p, VoiceCallHangupCause::NormalTemporaryFailure).await;
+        return Placed::Failed(VoiceCallHangupCause::NormalTemporaryFailure);
     };
     // Nothing is sent until the far end says where: the stream starts "on hold".
     let placeholder = sdp::Media {
         remote: SocketAddr::from(([0, 0, 0, 0], 9)),
-        codec: sdp::Codec::Pcmu,
+        codec: codec.unwrap_or(sdp::Codec::Pcmu),
         events: Some(101),
         on_hold: true,
     };
@@ -72,16 +102,16 @@ async fn run(hodi: Arc<Hodi>, p: Placement) {
         Err(e) => {
             warn!(error = %e, "opening RTP");
             sip.unregister(&call_id);
-            return fail(&hodi, &p, VoiceCallHangupCause::NormalTemporaryFailure).await;
+            return Placed::Failed(VoiceCallHangupCause::NormalTemporaryFailure);
         }
     };
-    let local_media = match stream.local() {
-        Ok(a) => a,
-        Err(_) => return sip.unregister(&call_id),
+    let Ok(local_media) = stream.local() else {
+        sip.unregister(&call_id);
+        return Placed::Failed(VoiceCallHangupCause::NormalTemporaryFailure);
     };
     let local_tag = format!("{:x}", call::rand_id());
-    let ours = format!("<sip:{}@{}>", p.number, sip.local);
-    let theirs = format!("<sip:{}@{}>", p.customer, trunk);
+    let ours = format!("<sip:{number}@{}>", sip.local);
+    let theirs = format!("<sip:{customer}@{trunk}>");
     let mut call = Call {
         hodi: hodi.clone(),
         sip: sip.socket.clone(),
@@ -89,7 +119,7 @@ async fn run(hodi: Arc<Hodi>, p: Placement) {
         // Filled in with the far end's tag and Contact once it answers (see the field's doc).
         invite: Request {
             method: "INVITE".into(),
-            user: p.number.clone(),
+            user: number.to_string(),
             vias: Vec::new(),
             from: theirs.clone(),
             to: ours.clone(),
@@ -101,103 +131,112 @@ async fn run(hodi: Arc<Hodi>, p: Placement) {
             body: Vec::new(),
         },
         local_tag: local_tag.clone(),
-        session_id: p.session_id.clone(),
+        session_id: session_id.to_string(),
         local: sip.local,
         started_at: crate::store::now_ms(),
         outcome: Default::default(),
         direction: CustomerEventDirection::Outbound,
     };
-    {
-        let mut o = call.outcome();
-        o.org_id = Some(p.org_id.clone());
-        o.app_id = Some(p.app_id.clone());
-    }
     let branch = format!("z9hG4bK{:x}", call::rand_id());
-    let body = sdp::offer(local_media, call::rand_id());
+    let body = match codec {
+        None => sdp::offer(local_media, call::rand_id()),
+        Some(c) => sdp::describe(local_media, c, Some(101), call::rand_id(), 1),
+    };
     let invite = format!(
-        "INVITE sip:{}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
+        "INVITE sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
          From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
          Contact: {ours}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
-        p.customer,
         sip.local,
         body.len()
     );
-    let mut inbox = inbox;
-    let ring = Duration::from_secs(hodi.config.voice.ring_timeout_secs.clamp(1, 600));
-    let answered = ringing(&call, &mut inbox, invite.as_bytes(), ring).await;
-    let (resp, ack) = match answered {
-        Ringing::Answered(resp) => {
-            let target = resp.contact.as_deref().map(message::uri).unwrap_or_default().to_string();
-            let target = if target.is_empty() { format!("sip:{}@{trunk}", p.customer) } else { target };
-            let ack = format!(
-                "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{:x}\r\nMax-Forwards: 70\r\n\
-                 From: {ours};tag={local_tag}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-                sip.local,
-                call::rand_id(),
-                resp.to
-            )
-            .into_bytes();
-            call.send(ack.clone()).await;
-            (resp, ack)
-        }
+    let resp = match ringing(&call, &mut inbox, invite.as_bytes(), ring, cancel).await {
+        Ringing::Answered(resp) => resp,
         Ringing::Refused(code, to) => {
             // A final non-2xx response is ACKed in the INVITE's transaction (same branch).
             let ack = format!(
-                "ACK sip:{}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
+                "ACK sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
                  From: {ours};tag={local_tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-                p.customer, sip.local
+                sip.local
             );
             call.send(ack.into_bytes()).await;
             call.outcome().sip_status = code;
             info!(code, "the call was not answered");
-            not_answered(&call, &p, cause_of(code)).await;
-            return finish(&call, &sip, &call_id).await;
+            sip.unregister(&call_id);
+            return Placed::NotAnswered(Box::new(call), cause_of(code));
         }
         Ringing::NoAnswer => {
             let cancel = format!(
-                "CANCEL sip:{}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
+                "CANCEL sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
                  From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
-                p.customer, sip.local
+                sip.local
             );
             call.send(cancel.into_bytes()).await;
             call.outcome().sip_status = 408;
-            not_answered(&call, &p, VoiceCallHangupCause::NoAnswer).await;
-            return finish(&call, &sip, &call_id).await;
+            sip.unregister(&call_id);
+            return Placed::NotAnswered(Box::new(call), VoiceCallHangupCause::NoAnswer);
         }
     };
-    let media = match std::str::from_utf8(&resp.body).map_err(|_| "SDP is not text".to_string()).and_then(sdp::parse) {
-        Ok(m) => m,
-        Err(why) => {
-            warn!(%why, "the answer's SDP is unusable; hanging up");
-            call.invite.from = resp.to.clone();
-            call.invite.contact = resp.contact.clone();
-            let mut scratch = inbox;
-            call::talk(
-                &call,
-                &mut scratch,
-                &p.org_id,
-                &p.app_id,
-                stream,
-                vec![],
-                Resend::AckOn200(ack),
-                "",
-                [("Contact", ours)],
-            )
-            .await;
-            return finish(&call, &sip, &call_id).await;
-        }
-    };
-    stream.control().update(media.clone());
+    let target = resp.contact.as_deref().map(message::uri).unwrap_or_default().to_string();
+    let target = if target.is_empty() { format!("sip:{customer}@{trunk}") } else { target };
+    let ack = format!(
+        "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{:x}\r\nMax-Forwards: 70\r\n\
+         From: {ours};tag={local_tag}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        sip.local,
+        call::rand_id(),
+        resp.to
+    )
+    .into_bytes();
+    call.send(ack.clone()).await;
+    {
+        let mut o = call.outcome();
+        o.answered_at = Some(crate::store::now_ms());
+        o.sip_status = 200;
+    }
     call.invite.from = resp.to.clone();
     call.invite.contact = resp.contact.clone();
-    info!(codec = ?media.codec, "call answered");
+    let media = std::str::from_utf8(&resp.body).map_err(|_| "SDP is not text".to_string()).and_then(sdp::parse);
+    let our_sdp = match &media {
+        Ok(m) => {
+            stream.control().update(m.clone());
+            info!(codec = ?m.codec, "call answered");
+            sdp::describe(local_media, m.codec, m.events, 1, 2)
+        }
+        // Answered with nothing usable: it is answered (and ACKed), but there is nothing to send.
+        Err(why) => {
+            warn!(%why, "the answer's SDP is unusable; the call has no audio");
+            String::new()
+        }
+    };
+    Placed::Answered(Box::new(Leg { call, inbox, stream, our_sdp, contact: ours, ack }))
+}
+
+async fn run(hodi: Arc<Hodi>, p: Placement) {
+    let ring = Duration::from_secs(hodi.config.voice.ring_timeout_secs.clamp(1, 600));
+    let owned = |call: &Call| {
+        let mut o = call.outcome();
+        o.org_id = Some(p.org_id.clone());
+        o.app_id = Some(p.app_id.clone());
+    };
+    let leg = match place_leg(&hodi, &p.number, &p.customer, &p.session_id, None, ring, &CancellationToken::new()).await
+    {
+        Placed::Answered(leg) => leg,
+        Placed::NotAnswered(call, cause) => {
+            owned(&call);
+            not_answered(&call, &p, cause).await;
+            return call::store_record(&call).await;
+        }
+        Placed::Failed(cause) => return fail(&hodi, &p, cause).await,
+    };
+    let Leg { call, mut inbox, stream, our_sdp, contact, ack } = *leg;
+    owned(&call);
     // The message's actions, then what the app adds on hearing of the answer.
-    let mut actions = p.actions.clone();
-    match call.ask(&p.org_id, &p.app_id, call::part(call.direction, VoiceCallStatus::Answered, None, None)).await {
-        Ok(more) => actions.extend(more.unwrap_or_default()),
-        Err(e) => info!(error = %e, "the app was not told of the answer; running the message's actions"),
+    let mut actions = if our_sdp.is_empty() { Vec::new() } else { p.actions.clone() };
+    if !our_sdp.is_empty() {
+        match call.ask(&p.org_id, &p.app_id, call::part(call.direction, VoiceCallStatus::Answered, None, None)).await {
+            Ok(more) => actions.extend(more.unwrap_or_default()),
+            Err(e) => info!(error = %e, "the app was not told of the answer; running the message's actions"),
+        }
     }
-    let our_sdp = sdp::describe(local_media, media.codec, media.events, 1, 2);
     call::talk(
         &call,
         &mut inbox,
@@ -207,10 +246,13 @@ async fn run(hodi: Arc<Hodi>, p: Placement) {
         actions,
         Resend::AckOn200(ack),
         &our_sdp,
-        [("Contact", ours)],
+        [("Contact", contact)],
     )
     .await;
-    finish(&call, &sip, &call_id).await;
+    if let Some(sip) = hodi.voice.get() {
+        sip.unregister(&call.invite.call_id);
+    }
+    call::store_record(&call).await;
 }
 
 enum Ringing {
@@ -221,7 +263,13 @@ enum Ringing {
 
 /// The INVITE client transaction: retransmitted until any response (Timer A), then waiting for
 /// the final one until the ring timeout.
-async fn ringing(call: &Call, inbox: &mut mpsc::Receiver<Incoming>, invite: &[u8], ring: Duration) -> Ringing {
+async fn ringing(
+    call: &Call,
+    inbox: &mut mpsc::Receiver<Incoming>,
+    invite: &[u8],
+    ring: Duration,
+    cancel: &CancellationToken,
+) -> Ringing {
     let deadline = tokio::time::Instant::now() + ring;
     let mut wait = T1;
     let mut heard = false;
@@ -229,7 +277,12 @@ async fn ringing(call: &Call, inbox: &mut mpsc::Receiver<Incoming>, invite: &[u8
     let mut next = tokio::time::Instant::now() + wait;
     loop {
         let until = if heard { deadline } else { next.min(deadline) };
-        match tokio::time::timeout_at(until, inbox.recv()).await {
+        let received = tokio::select! {
+            r = tokio::time::timeout_at(until, inbox.recv()) => r,
+            // Given up on (another leg answered, the caller left): CANCEL like a ring timeout.
+            _ = cancel.cancelled() => return Ringing::NoAnswer,
+        };
+        match received {
             Ok(Some(Incoming::Response(r))) if r.cseq.ends_with("INVITE") => match r.code {
                 100..=199 => heard = true,
                 200..=299 => return Ringing::Answered(r),
@@ -289,9 +342,4 @@ async fn fail(hodi: &Arc<Hodi>, p: &Placement, cause: VoiceCallHangupCause) {
     if let Err(e) = crate::messaging::inbound::receive(hodi, &p.org_id, &p.app_id, cmd).await {
         warn!(error = %e, "telling the app the call failed");
     }
-}
-
-async fn finish(call: &Call, sip: &super::server::Sip, call_id: &str) {
-    sip.unregister(call_id);
-    call::store_record(call).await;
 }

@@ -84,6 +84,14 @@ impl Recorder {
 /// A frame is speech when its mean absolute level passes this (about -36 dBFS).
 const VOICE_LEVEL: i64 = 500;
 
+/// Where a bridged stream relays what it receives: the other leg's socket and far end, and the
+/// other leg's recorders when the bridge is recorded.
+struct Relay {
+    socket: Arc<UdpSocket>,
+    remote: Arc<Mutex<Media>>,
+    record_into: Option<Arc<Mutex<Recorders>>>,
+}
+
 #[derive(Debug, Default)]
 struct Recorders {
     /// getRecording: the customer only.
@@ -133,6 +141,7 @@ pub struct Stream {
     stats: Arc<Mutex<Stats>>,
     stop: CancellationToken,
     recorders: Arc<Mutex<Recorders>>,
+    relay: Arc<Mutex<Option<Relay>>>,
 }
 
 impl Stream {
@@ -143,7 +152,16 @@ impl Stream {
         let stats = Arc::new(Mutex::new(Stats::default()));
         let stop = CancellationToken::new();
         let recorders = Arc::new(Mutex::new(Recorders::default()));
-        tokio::spawn(receive(socket.clone(), remote.events, tx, stats.clone(), stop.clone(), recorders.clone()));
+        let relay = Arc::new(Mutex::new(None));
+        tokio::spawn(receive(
+            socket.clone(),
+            remote.events,
+            tx,
+            stats.clone(),
+            stop.clone(),
+            recorders.clone(),
+            relay.clone(),
+        ));
         Ok(Stream {
             socket,
             remote: Arc::new(Mutex::new(remote)),
@@ -155,6 +173,7 @@ impl Stream {
             stats,
             stop,
             recorders,
+            relay,
         })
     }
 
@@ -284,6 +303,33 @@ impl Stream {
         self.stop.is_cancelled()
     }
 
+    /// Resolves when the stream is stopped.
+    pub async fn wait_stopped(&self) {
+        self.stop.cancelled().await
+    }
+
+    /// The codec agreed with the far end.
+    pub fn codec(&self) -> Codec {
+        self.remote().codec
+    }
+
+    /// Relays each leg's incoming RTP to the other (a dial's bridge). With `record`, what `b`
+    /// receives also goes into `a`'s session recording.
+    pub fn bridge(a: &Stream, b: &Stream, record: bool) {
+        *b.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(Relay {
+            socket: a.socket.clone(),
+            remote: a.remote.clone(),
+            record_into: record.then(|| a.recorders.clone()),
+        });
+        *a.relay.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Relay { socket: b.socket.clone(), remote: b.remote.clone(), record_into: None });
+    }
+
+    pub fn unbridge(a: &Stream, b: &Stream) {
+        *a.relay.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *b.relay.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Stops receiving and sending.
     pub fn close(&self) {
         self.stop.cancel();
@@ -303,6 +349,7 @@ async fn receive(
     stats: Arc<Mutex<Stats>>,
     stop: CancellationToken,
     recorders: Arc<Mutex<Recorders>>,
+    relay: Arc<Mutex<Option<Relay>>>,
 ) {
     let mut buf = vec![0u8; 2048];
     let mut pcm: Vec<i16> = Vec::with_capacity(FRAME * 2);
@@ -328,18 +375,35 @@ async fn receive(
         if let Some(k) = key {
             let _ = digits.try_send(k);
         }
+        // Bridged: the packet goes on to the other leg as it came (same codec both sides).
+        let onward = relay.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| {
+            let media = r.remote.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            (r.socket.clone(), media, r.record_into.clone())
+        });
+        let mut record_into = None;
+        if let Some((socket, media, into)) = onward {
+            if !media.on_hold {
+                let _ = socket.send_to(&buf[..n], media.remote).await;
+            }
+            record_into = into;
+        }
         let decode = match packet.payload_type {
             0 => g711::ulaw_decode,
             8 => g711::alaw_decode,
             _ => continue,
         };
+        pcm.clear();
+        pcm.extend(packet.payload.iter().map(|b| decode(*b)));
+        let now = tokio::time::Instant::now();
+        if let Some(other) = record_into {
+            if let Some(s) = other.lock().unwrap_or_else(|p| p.into_inner()).session.as_mut() {
+                s.add(&pcm, now);
+            }
+        }
         let mut r = recorders.lock().unwrap_or_else(|p| p.into_inner());
         if r.message.is_none() && r.session.is_none() {
             continue;
         }
-        pcm.clear();
-        pcm.extend(packet.payload.iter().map(|b| decode(*b)));
-        let now = tokio::time::Instant::now();
         if let Some(m) = r.message.as_mut() {
             m.add(&pcm, now);
             let level = pcm.iter().map(|s| i64::from(*s).abs()).sum::<i64>() / pcm.len().max(1) as i64;

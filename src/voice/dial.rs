@@ -1,0 +1,184 @@
+//! The dial action: calls the given numbers through the trunk (in turn, or all at once), plays
+//! ringback to the caller meanwhile, bridges the caller with the first to answer (RTP relayed both
+//! ways, optionally recorded), and reports how it went.
+//!
+//! Owns the dialled legs; the caller's leg stays with [`super::call`].
+
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::call::{self, Call, Incoming};
+use super::media::audio;
+use super::media::stream::{Played, Stream};
+use super::outbound::{self, Leg, Placed};
+use crate::wire::DialCallAction;
+
+/// How a dial went, for the app's `dialData`.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Dialled {
+    pub destination: Option<String>,
+    pub started_at: Option<i64>,
+    pub duration: Duration,
+    /// The caller hung up (while ringing or while bridged).
+    pub caller_gone: bool,
+}
+
+/// The longest a bridge may last when the action sets no maximum.
+const MAX_BRIDGE: Duration = Duration::from_secs(4 * 3600);
+
+/// Ringback for the caller while the far end rings (the North American tone: 440 + 480 Hz, 2 s on,
+/// 4 s off).
+fn ringback() -> Vec<i16> {
+    let on = audio::RATE as usize * 2;
+    let mut tone: Vec<i16> = (0..on)
+        .map(|i| {
+            let t = i as f32 / audio::RATE as f32;
+            (((2.0 * std::f32::consts::PI * 440.0 * t).sin() + (2.0 * std::f32::consts::PI * 480.0 * t).sin()) * 3000.0)
+                as i16
+        })
+        .collect();
+    tone.resize(on * 3, 0);
+    tone
+}
+
+pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream, d: &DialCallAction) -> Dialled {
+    let mut result = Dialled::default();
+    if !outbound::available(&call.hodi) {
+        warn!("dial needs voice.trunk; nothing dialled");
+        return result;
+    }
+    let numbers: Vec<String> = d.customer_numbers.iter().map(|n| n.number.clone()).filter(|n| !n.is_empty()).collect();
+    let from = d.caller_id.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| call.invite.user.clone());
+    let ring = Duration::from_secs(call.hodi.config.voice.ring_timeout_secs.clamp(1, 600));
+    let codec = Some(a.codec());
+    let cancel = CancellationToken::new();
+    let tone = ringback();
+
+    // Place the legs: one at a time, or all at once; the first answer wins.
+    let placing = async {
+        let mut answered: Option<Box<Leg>> = None;
+        if d.sequential {
+            for number in &numbers {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                match outbound::place_leg(&call.hodi, &from, number, &call.session_id, codec, ring, &cancel).await {
+                    Placed::Answered(leg) => {
+                        answered = Some(leg);
+                        break;
+                    }
+                    Placed::NotAnswered(leg, cause) => {
+                        info!(%number, ?cause, "dialled number did not answer");
+                        owned(&leg, org_id, app_id);
+                        call::store_record(&leg).await;
+                    }
+                    Placed::Failed(_) => break,
+                }
+            }
+        } else {
+            let mut legs: FuturesUnordered<_> = numbers
+                .iter()
+                .map(|n| outbound::place_leg(&call.hodi, &from, n, &call.session_id, codec, ring, &cancel))
+                .collect();
+            while let Some(placed) = legs.next().await {
+                match placed {
+                    Placed::Answered(leg) if answered.is_none() => {
+                        answered = Some(leg);
+                        cancel.cancel(); // the others stop ringing
+                    }
+                    Placed::Answered(mut late) => {
+                        // Answered as the winner was chosen: hang it up at once.
+                        owned(&late.call, org_id, app_id);
+                        call::bye(&late.call, &mut late.inbox).await;
+                        unregister(call, &late.call);
+                        call::store_record(&late.call).await;
+                    }
+                    Placed::NotAnswered(leg, _) => {
+                        owned(&leg, org_id, app_id);
+                        call::store_record(&leg).await;
+                    }
+                    Placed::Failed(_) => {}
+                }
+            }
+        }
+        answered
+    };
+    tokio::pin!(placing);
+    let answered = loop {
+        tokio::select! {
+            leg = &mut placing => break leg,
+            played = a.play(&tone, false) => if played == Played::Stopped {
+                // The caller gave up: stop the ringing legs, then end any that answered anyway.
+                cancel.cancel();
+                result.caller_gone = true;
+            },
+        }
+    };
+    let Some(leg) = answered else { return result };
+    let Leg { call: b_call, mut inbox, stream: b, .. } = *leg;
+    owned(&b_call, org_id, app_id);
+    if result.caller_gone {
+        call::bye(&b_call, &mut inbox).await;
+        unregister(call, &b_call);
+        call::store_record(&b_call).await;
+        return result;
+    }
+
+    let destination = b_call.caller();
+    info!(%destination, "bridging");
+    result.destination = Some(destination);
+    result.started_at = Some(crate::store::now_ms());
+    let started = tokio::time::Instant::now();
+    if d.record {
+        a.start_session_recording(MAX_BRIDGE);
+    }
+    Stream::bridge(a, &b, d.record);
+    let limit = d
+        .max_duration
+        .map_or(MAX_BRIDGE, |s| Duration::from_secs(u64::try_from(s).unwrap_or(0).clamp(1, MAX_BRIDGE.as_secs())));
+    let deadline = started + limit;
+    // Until one side hangs up or the maximum duration: the caller's hang-up is the caller's
+    // dialog's business (it stops `a`); the dialled side's BYE arrives in this leg's inbox.
+    let b_hung_up = loop {
+        tokio::select! {
+            _ = a.wait_stopped() => break false,
+            _ = tokio::time::sleep_until(deadline) => break false,
+            m = inbox.recv() => match m {
+                Some(Incoming::Request(r)) if r.method == "BYE" => {
+                    b_call.send(r.response(200, "OK", None, &[], None)).await;
+                    break true;
+                }
+                Some(Incoming::Request(r)) if r.method == "ACK" => {}
+                Some(Incoming::Request(r)) => b_call.send(r.response(200, "OK", None, &[], None)).await,
+                Some(Incoming::Response(_)) => {}
+                None => break true,
+            },
+        }
+    };
+    Stream::unbridge(a, &b);
+    result.duration = started.elapsed();
+    result.caller_gone = a.stopped();
+    if !b_hung_up {
+        call::bye(&b_call, &mut inbox).await;
+    }
+    b.close();
+    b_call.outcome().stats = b.stats();
+    unregister(call, &b_call);
+    call::store_record(&b_call).await;
+    result
+}
+
+fn owned(leg: &Call, org_id: &str, app_id: &str) {
+    let mut o = leg.outcome();
+    o.org_id = Some(org_id.to_string());
+    o.app_id = Some(app_id.to_string());
+}
+
+fn unregister(call: &Call, leg: &Call) {
+    if let Some(sip) = call.hodi.voice.get() {
+        sip.unregister(&leg.invite.call_id);
+    }
+}
