@@ -677,3 +677,99 @@ async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_bot
     let dirs: Vec<(&str, &str)> = records.iter().map(|r| (r.direction.as_str(), r.callee.as_str())).collect();
     assert!(dirs.contains(&("inbound", "+254711082000")) && dirs.contains(&("outbound", "+254700000321")), "{dirs:?}");
 }
+
+#[tokio::test]
+async fn a_queue_holds_the_first_caller_until_the_second_dequeues_and_they_talk() {
+    let (running, _dir) = common::inproc::start().await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let options = Options::new(
+        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
+        &dev.org_id,
+        &dev.app_id,
+        Credentials::ApiKey(dev.api_key.clone()),
+    );
+    let client = Elarian::connect(options);
+    client.connected(WAIT).await.expect("app connected");
+    let mut notifications = client.notifications().expect("stream");
+    let sip = running.bound.sip.expect("SIP");
+    let action = |entry| hodi_sdk::wire::VoiceCallAction { entry: Some(entry) };
+
+    // The first caller waits in "support" (hold music: the default tone).
+    let waiter = Peer::new(sip).await;
+    let w_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    waiter.send(&waiter.invite("q1", "+254711082000", &sdp(w_rtp.local_addr().expect("w").port(), "0 101"))).await;
+    let n = notifications.next_within(WAIT).await.expect("the first call");
+    let enqueue = action(hodi_sdk::wire::voice_call_action::Entry::Enqueue(hodi_sdk::wire::EnqueueCallAction {
+        hold_music: None,
+        queue_name: Some("support".into()),
+    }));
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![enqueue]))).await.expect("answered");
+    let ok = waiter.responses().await.pop().expect("200");
+    assert_eq!(ok.0, 200);
+    waiter.send(&waiter.ack("q1", "+254711082000", &to_tag(&ok.1))).await;
+    let hodi_w_port = sdp_port(&ok.1);
+    // On hold: RTP (the hold tone) arrives while nobody takes the call.
+    let mut buf = [0u8; 2048];
+    tokio::time::timeout(WAIT, w_rtp.recv_from(&mut buf)).await.expect("hold audio").expect("recv");
+
+    // The second caller (an agent) dequeues.
+    let agent = Peer::new(sip).await;
+    let a_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    agent.send(&agent.invite("q2", "+254711082000", &sdp(a_rtp.local_addr().expect("a").port(), "0 101"))).await;
+    let n = loop {
+        let n = notifications.next_within(WAIT).await.expect("the second call");
+        if let Event::ReceivedMessage(m) = &n.event {
+            if m.voice().is_some_and(|v| v.status == VoiceCallStatus::Answered as i32) {
+                break n;
+            }
+        }
+    };
+    let dequeue = action(hodi_sdk::wire::voice_call_action::Entry::Dequeue(hodi_sdk::wire::DequeueCallAction {
+        channel_number: None,
+        record: false,
+        queue_name: Some("support".into()),
+    }));
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dequeue]))).await.expect("answered");
+    let ok = agent.responses().await.pop().expect("200");
+    assert_eq!(ok.0, 200);
+    let agent_tag = to_tag(&ok.1);
+    agent.send(&agent.ack("q2", "+254711082000", &agent_tag)).await;
+    let hodi_a_port = sdp_port(&ok.1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // They hear each other.
+    for seq in 0..25u16 {
+        w_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", hodi_w_port)).await.expect("w → hodi");
+        a_rtp.send_to(&rtp(seq, 0, 0x22), ("127.0.0.1", hodi_a_port)).await.expect("a → hodi");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (to_agent, to_waiter) = tokio::join!(
+        count_fill(&a_rtp, 0x11, Duration::from_secs(1)),
+        count_fill(&w_rtp, 0x22, Duration::from_secs(1))
+    );
+    assert!(to_agent >= 20 && to_waiter >= 20, "bridged both ways: {to_agent} and {to_waiter} of 25");
+
+    // The agent hangs up; the waiting caller's app hears it was dequeued, with the queue data.
+    let me = agent.addr();
+    agent
+        .send(&format!(
+            "BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKqb\nFrom: <sip:+254700000888@{me}>;tag=tq2\n\
+             To: <sip:+254711082000@h>;tag={agent_tag}\nCall-ID: q2\nCSeq: 2 BYE\nContent-Length: 0\n\n"
+        ))
+        .await;
+    let dequeued = loop {
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        if let Event::ReceivedMessage(m) = &n.event {
+            if let Some(v) = m.voice().filter(|v| v.status == VoiceCallStatus::Dequeued as i32) {
+                let v = v.clone();
+                n.reply(Reply::message(hodi_sdk::model::message::voice(vec![voice::say("Thanks for waiting.")])))
+                    .await
+                    .expect("ok");
+                break v;
+            }
+        }
+    };
+    let q = dequeued.queue_data.expect("queueData");
+    assert_eq!(q.dequeued_to_number.as_deref(), Some("+254700000888"));
+    assert!(q.enqueued_at.is_some() && q.dequeued_at.is_some());
+}

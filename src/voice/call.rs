@@ -538,6 +538,33 @@ async fn run_actions(
                 }
             }
             voice_call_action::Entry::RecordSession(_) => stream.start_session_recording(SESSION_RECORDING_MAX),
+            voice_call_action::Entry::Enqueue(e) => {
+                let Some(input) = super::queue::enqueue(call, org_id, stream, &e).await else {
+                    return Ending::CustomerHungUp;
+                };
+                let mut next = part(call.direction, VoiceCallStatus::Dequeued, None, None);
+                next.queue_data = Some(input);
+                match call.ask(org_id, app_id, next).await {
+                    Ok(Some(more)) if !more.is_empty() => actions = more.into(),
+                    Ok(_) => {}
+                    Err(_) => return Ending::Failed,
+                }
+            }
+            voice_call_action::Entry::Dequeue(d) => {
+                // Nobody waiting: the next action runs at once.
+                if let Some(input) = super::queue::dequeue(call, org_id, stream, &d).await {
+                    if stream.stopped() {
+                        return Ending::CustomerHungUp;
+                    }
+                    let mut next = part(call.direction, VoiceCallStatus::Bridged, None, None);
+                    next.queue_data = Some(input);
+                    match call.ask(org_id, app_id, next).await {
+                        Ok(Some(more)) if !more.is_empty() => actions = more.into(),
+                        Ok(_) => {}
+                        Err(_) => return Ending::Failed,
+                    }
+                }
+            }
             voice_call_action::Entry::Dial(d) => {
                 let dialled = super::dial::dial(call, org_id, app_id, stream, &d).await;
                 if dialled.caller_gone {
@@ -563,9 +590,6 @@ async fn run_actions(
                 }
             }
             voice_call_action::Entry::Reject(_) => return Ending::WeHungUp,
-            other => {
-                warn!(action = ?std::mem::discriminant(&other), "voice action not carried out on SIP calls yet; skipped");
-            }
         }
     }
     Ending::WeHungUp
@@ -652,7 +676,7 @@ type CachedPrompt = (String, u64, std::time::SystemTime, Arc<Vec<i16>>);
 static PROMPTS: std::sync::Mutex<Vec<CachedPrompt>> = std::sync::Mutex::new(Vec::new());
 const PROMPT_CACHE: usize = 64;
 
-async fn prompt(path: &str) -> anyhow::Result<Arc<Vec<i16>>> {
+pub(super) async fn prompt(path: &str) -> anyhow::Result<Arc<Vec<i16>>> {
     let meta = tokio::fs::metadata(path).await?;
     let (len, modified) = (meta.len(), meta.modified()?);
     let cached = PROMPTS

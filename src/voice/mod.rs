@@ -3,6 +3,7 @@
 //! - [`server`]: the SIP listener (UDP); routes messages to calls by Call-ID.
 //! - [`call`]: one call's transactions, dialog and the app's actions on its media.
 //! - [`dial`]: the dial action — legs placed through the trunk, ringback, the RTP bridge.
+//! - [`queue`]: enqueue (hold music) and dequeue (bridge with the longest-waiting caller).
 //! - [`outbound`]: calls Hodi places for voice messages (INVITE client transaction, then [`call`]).
 //! - [`sip`]: SIP message parsing and writing.
 //! - [`recordings`]: recorded audio as WAV files, served over HTTP at their `recordingUrl`.
@@ -17,6 +18,7 @@ pub mod call;
 pub mod dial;
 pub mod media;
 pub mod outbound;
+pub mod queue;
 pub mod recordings;
 pub mod sdp;
 pub mod server;

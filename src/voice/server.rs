@@ -30,6 +30,7 @@ pub struct Sip {
     pub local: SocketAddr,
     calls: Calls,
     pub recordings: super::recordings::Recordings,
+    pub queues: super::queue::Queues,
 }
 
 impl Sip {
@@ -66,7 +67,13 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
     info!(%local, "SIP listening (udp)");
     let (recordings, http) =
         super::recordings::start(&hodi.config.data_dir, &hodi.config.voice.recordings_http, shutdown.clone()).await?;
-    let sip = Arc::new(Sip { socket, local, calls: Arc::new(Mutex::new(HashMap::new())), recordings });
+    let sip = Arc::new(Sip {
+        socket,
+        local,
+        calls: Arc::new(Mutex::new(HashMap::new())),
+        recordings,
+        queues: Default::default(),
+    });
     let _ = hodi.voice.set(sip.clone());
     tokio::spawn(listen(hodi, sip, shutdown).instrument(tracing::info_span!("sip", %local)));
     Ok(Some((local, http)))

@@ -128,6 +128,44 @@ impl Control {
     }
 }
 
+/// What it takes to bridge a stream owned by another task.
+#[derive(Clone)]
+pub struct End {
+    socket: Arc<UdpSocket>,
+    remote: Arc<Mutex<Media>>,
+    recorders: Arc<Mutex<Recorders>>,
+    relay: Arc<Mutex<Option<Relay>>>,
+    stop: CancellationToken,
+}
+
+impl End {
+    /// Relays each end's incoming RTP to the other; with `record`, what `b` receives also goes
+    /// into `a`'s session recording.
+    pub fn bridge(a: &End, b: &End, record: bool) {
+        *b.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(Relay {
+            socket: a.socket.clone(),
+            remote: a.remote.clone(),
+            record_into: record.then(|| a.recorders.clone()),
+        });
+        *a.relay.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Relay { socket: b.socket.clone(), remote: b.remote.clone(), record_into: None });
+    }
+
+    pub fn unbridge(a: &End, b: &End) {
+        *a.relay.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *b.relay.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Resolves when this end's call has ended.
+    pub async fn wait_stopped(&self) {
+        self.stop.cancelled().await
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+}
+
 /// One leg's RTP.
 pub struct Stream {
     socket: Arc<UdpSocket>,
@@ -316,18 +354,22 @@ impl Stream {
     /// Relays each leg's incoming RTP to the other (a dial's bridge). With `record`, what `b`
     /// receives also goes into `a`'s session recording.
     pub fn bridge(a: &Stream, b: &Stream, record: bool) {
-        *b.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(Relay {
-            socket: a.socket.clone(),
-            remote: a.remote.clone(),
-            record_into: record.then(|| a.recorders.clone()),
-        });
-        *a.relay.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Relay { socket: b.socket.clone(), remote: b.remote.clone(), record_into: None });
+        End::bridge(&a.end(), &b.end(), record);
     }
 
     pub fn unbridge(a: &Stream, b: &Stream) {
-        *a.relay.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        *b.relay.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        End::unbridge(&a.end(), &b.end());
+    }
+
+    /// A handle to bridge this stream from another call's task (a queue's dequeue).
+    pub fn end(&self) -> End {
+        End {
+            socket: self.socket.clone(),
+            remote: self.remote.clone(),
+            recorders: self.recorders.clone(),
+            relay: self.relay.clone(),
+            stop: self.stop.clone(),
+        }
     }
 
     /// Stops receiving and sending.
