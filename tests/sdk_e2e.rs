@@ -156,3 +156,28 @@ fn payments_through_the_sdk_elarian_and_simulator_classes() {
     assert!(cli.status.success(), "{printed} {}", String::from_utf8_lossy(&cli.stderr));
     assert!(printed.contains("actual     574.5") && printed.contains("held       0"), "{printed}");
 }
+
+#[test]
+fn an_app_written_with_the_official_sdk_drives_a_real_sip_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let sip = hodi.listening.sip.clone().expect("hodi serve listens for SIP");
+    let port = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port().to_string())
+            .expect("port")
+    };
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/uac_press_1.xml");
+    let out = hodi.node_ok(
+        "sdk_e2e.js",
+        &["sip-call"],
+        &[
+            ("HODI_SIP", &sip),
+            ("HODI_SIPP_SCENARIO", scenario),
+            ("HODI_SIPP_PORT", &port()),
+            ("HODI_SIPP_MEDIA_PORT", &port()),
+        ],
+    );
+    assert!(out.contains("\"digits\":\"1\""), "{out}");
+}

@@ -17,6 +17,7 @@ pub struct Listening {
     pub tcp: Option<String>,
     pub ws: Option<String>,
     pub wss: Option<String>,
+    pub sip: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -801,6 +801,41 @@ const scenarios = {
     },
 };
 
+// A real SIP call (sipp, with RFC 4733 key presses from sip-tester's pcap) driven by an app written
+// with the official SDK: a greeting and a prompt on answer, the key echoed, hang-up when done.
+scenarios['sip-call'] = async () => {
+    const { spawn } = require('child_process');
+    const calls = [];
+    let done;
+    const finished = new Promise((resolve) => { done = resolve; });
+    const { client, connected } = connectNode({ apiKey }, (c) => {
+        c.on('voiceCall', (n, customer, appData, cb) => {
+            const v = n.voice;
+            calls.push({ status: v.status, direction: v.direction, digits: v.dtmfDigits, cause: v.hangupCause });
+            if (v.status === 'answered') {
+                cb([{ say: { text: 'Welcome to Hodi', voice: 'female' } }, { getDigits: { say: { text: 'Press 1 to pay', voice: 'male' }, numDigits: 1, timeout: 10, finishOnKey: '#' } }], appData);
+            } else if (v.dtmfDigits) {
+                cb([{ say: { text: `You pressed ${v.dtmfDigits}`, voice: 'female' } }], appData);
+            } else {
+                cb(null, appData);
+                if (v.status === 'completed') done();
+            }
+        });
+    });
+    await within(10000, 'connected', connected);
+    const sipp = spawn('sipp', ['-sf', env('HODI_SIPP_SCENARIO'), '-s', '+254711082000', env('HODI_SIP'), '-i', '127.0.0.1',
+        '-mi', '127.0.0.1', '-p', env('HODI_SIPP_PORT'), '-mp', env('HODI_SIPP_MEDIA_PORT'), '-m', '1', '-timeout', '60s', '-nostdin'],
+        { stdio: 'ignore' });
+    const exited = new Promise((resolve) => sipp.on('exit', resolve));
+    await within(60000, 'the call to complete', finished);
+    const code = await within(30000, 'sipp to finish', exited);
+    assert.strictEqual(code, 0, 'sipp saw the call fail');
+    assert.strictEqual(calls[0].status, 'answered', JSON.stringify(calls));
+    assert.ok(calls.some((c) => c.digits === '1'), `the key press reached the app: ${JSON.stringify(calls)}`);
+    console.log(JSON.stringify({ ok: true, calls }));
+    client.disconnect();
+};
+
 const name = process.argv[2];
 if (!scenarios[name]) {
     console.error(`unknown scenario ${name}; one of ${Object.keys(scenarios).join(', ')}`);
