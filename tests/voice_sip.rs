@@ -256,7 +256,7 @@ async fn an_app_that_rejects_gets_603_sent_and_a_caller_who_hangs_up_mid_prompt_
 
     // The app rejects the first call.
     peer.send(&peer.invite("rej", "+254711082000", &sdp(4000, "0 101"))).await;
-    let n = notifications.next_within(WAIT).await.expect("the call");
+    let n = answered(&mut notifications).await;
     n.reply(Reply::message(hodi_sdk::model::message::voice(vec![voice::reject()]))).await.expect("answered");
     let r = peer.responses().await;
     let last = r.last().expect("final");
@@ -545,7 +545,7 @@ async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_bot
     let caller = Peer::new(running.bound.sip.expect("SIP")).await;
     let a_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
     caller.send(&caller.invite("dial1", "+254711082000", &sdp(a_rtp.local_addr().expect("a").port(), "0 101"))).await;
-    let n = notifications.next_within(WAIT).await.expect("the call");
+    let n = answered(&mut notifications).await;
     let dial = hodi_sdk::wire::VoiceCallAction {
         entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
             customer_numbers: vec![hodi_sdk::model::cellular("+254700000321")],
@@ -698,7 +698,7 @@ async fn a_queue_holds_the_first_caller_until_the_second_dequeues_and_they_talk(
     let waiter = Peer::new(sip).await;
     let w_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
     waiter.send(&waiter.invite("q1", "+254711082000", &sdp(w_rtp.local_addr().expect("w").port(), "0 101"))).await;
-    let n = notifications.next_within(WAIT).await.expect("the first call");
+    let n = answered(&mut notifications).await;
     let enqueue = action(hodi_sdk::wire::voice_call_action::Entry::Enqueue(hodi_sdk::wire::EnqueueCallAction {
         hold_music: None,
         queue_name: Some("support".into()),
@@ -772,4 +772,101 @@ async fn a_queue_holds_the_first_caller_until_the_second_dequeues_and_they_talk(
     let q = dequeued.queue_data.expect("queueData");
     assert_eq!(q.dequeued_to_number.as_deref(), Some("+254700000888"));
     assert!(q.enqueued_at.is_some() && q.dequeued_at.is_some());
+}
+
+#[tokio::test]
+async fn cancel_while_ringing_hold_by_re_invite_and_garbage_rtp_are_handled() {
+    let (running, _dir) = common::inproc::start().await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let options = Options::new(
+        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
+        &dev.org_id,
+        &dev.app_id,
+        Credentials::ApiKey(dev.api_key.clone()),
+    );
+    let client = Elarian::connect(options);
+    client.connected(WAIT).await.expect("app connected");
+    let mut notifications = client.notifications().expect("stream");
+    let peer = Peer::new(running.bound.sip.expect("SIP")).await;
+    let me = peer.addr();
+
+    // CANCEL while the app is still deciding: 200 for the CANCEL, 487 for the INVITE.
+    peer.send(&peer.invite("cx", "+254711082000", &sdp(4000, "0"))).await;
+    let held = answered(&mut notifications).await;
+    peer.send(&format!(
+        "CANCEL sip:+254711082000@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKcx\nFrom: <sip:+254700000888@{me}>;tag=tcx\n\
+         To: <sip:+254711082000@h>\nCall-ID: cx\nCSeq: 1 CANCEL\nContent-Length: 0\n\n"
+    ))
+    .await;
+    let mut codes = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while codes.len() < 2 {
+        let (n, _) =
+            tokio::time::timeout(WAIT, peer.socket.recv_from(&mut buf)).await.expect("responses").expect("recv");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let code: u16 = text[8..11].parse().unwrap_or(0);
+        if code == 487 {
+            // The 487 is retransmitted until ACKed, as any final response to an INVITE.
+            peer.send(&peer.ack("cx", "+254711082000", &to_tag(&text))).await;
+        }
+        if code >= 200 {
+            codes.push((code, text.lines().find(|l| l.starts_with("CSeq:")).unwrap_or_default().to_string()));
+        }
+    }
+    assert!(
+        codes.contains(&(200, "CSeq: 1 CANCEL".into())) && codes.contains(&(487, "CSeq: 1 INVITE".into())),
+        "{codes:?}"
+    );
+    drop(held);
+
+    // A call on hold: re-INVITE with sendonly stops our audio; sendrecv brings it back.
+    let rtp_sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    let port = rtp_sock.local_addr().expect("addr").port();
+    peer.send(&peer.invite("hold", "+254711082000", &sdp(port, "0 101"))).await;
+    let n = answered(&mut notifications).await;
+    let long = "one two three four five six seven eight nine ten eleven twelve. ".repeat(6);
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![voice::say(long)]))).await.expect("answered");
+    let ok = peer.responses().await.pop().expect("200");
+    let tag = to_tag(&ok.1);
+    peer.send(&peer.ack("hold", "+254711082000", &tag)).await;
+    let hodi_port = sdp_port(&ok.1);
+    tokio::time::timeout(WAIT, rtp_sock.recv_from(&mut buf)).await.expect("audio before hold").expect("recv");
+    // Garbage to the RTP port changes nothing.
+    for junk in [&b"\x00\x01\x02"[..], &[0xFFu8; 300][..], &b"\x80"[..]] {
+        rtp_sock.send_to(junk, ("127.0.0.1", hodi_port)).await.expect("junk");
+    }
+    let reinvite = |cseq: u32, direction: &str| {
+        let body = format!("{}a={direction}\n", sdp(port, "0 101")).replace('\n', "\r\n");
+        format!(
+            "INVITE sip:+254711082000@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKre{cseq}\nFrom: <sip:+254700000888@{me}>;tag=thold\n\
+             To: <sip:+254711082000@h>;tag={tag}\nCall-ID: hold\nCSeq: {cseq} INVITE\nContent-Type: application/sdp\nContent-Length: {}\n\n{body}",
+            body.len()
+        )
+    };
+    peer.send(&reinvite(2, "sendonly")).await;
+    let r = peer.responses().await;
+    assert_eq!(r.last().map(|x| x.0), Some(200), "{r:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(50), rtp_sock.recv_from(&mut buf)).await {}
+    let quiet = tokio::time::timeout(Duration::from_millis(500), rtp_sock.recv_from(&mut buf)).await;
+    assert!(quiet.is_err(), "no audio while on hold");
+    peer.send(&reinvite(3, "sendrecv")).await;
+    let r = peer.responses().await;
+    assert_eq!(r.last().map(|x| x.0), Some(200), "{r:?}");
+    tokio::time::timeout(WAIT, rtp_sock.recv_from(&mut buf)).await.expect("audio after resume").expect("recv");
+}
+
+/// The next "answered" voiceCall notification; others (session started…) arrive through the
+/// outbox and may come first, so they are skipped (and acknowledged).
+async fn answered(notifications: &mut hodi_sdk::Notifications) -> hodi_sdk::Notification {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no answered call");
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        if let Event::ReceivedMessage(m) = &n.event {
+            if m.voice().is_some_and(|v| v.status == VoiceCallStatus::Answered as i32) {
+                return n;
+            }
+        }
+    }
 }

@@ -124,6 +124,7 @@ async fn send(socket: &UdpSocket, peer: SocketAddr, bytes: Vec<u8>) {
 async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, peer: SocketAddr, req: Request) {
     let socket = &sip.socket;
     let existing = lock(&sip.calls).get(&req.call_id).cloned();
+    debug!(method = %req.method, call_id = %req.call_id, known = existing.is_some(), "SIP request");
     if let Some(tx) = existing {
         if tx.try_send(Incoming::Request(req)).is_err() {
             debug!("call inbox full or closed; dropped (the peer retransmits)");
