@@ -99,6 +99,7 @@ async fn level(server: &super::BenchServer, n: usize) -> Result<Level> {
 async fn run(levels: &[usize]) -> Result<Vec<Level>> {
     let server = super::BenchServer::start("calls", |c| {
         c.voice.sip_udp = "127.0.0.1:0".into();
+        c.voice.sip_tcp.clear();
         c.voice.recordings_http.clear();
         c.voice.max_calls = 5000;
     })

@@ -59,6 +59,7 @@ impl BenchServer {
         config.listen.wss.clear();
         config.listen.tcp = "127.0.0.1:0".into();
         config.voice.sip_udp.clear();
+        config.voice.sip_tcp.clear();
         adjust(&mut config);
         let running = hodi::server::start(config).await?;
         let addr = running.bound.tcp.context("tcp listener")?.to_string();

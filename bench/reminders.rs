@@ -56,6 +56,7 @@ async fn run_one(pending: usize) -> Result<Row> {
         &mut config.listen.ws,
         &mut config.listen.wss,
         &mut config.voice.sip_udp,
+        &mut config.voice.sip_tcp,
     ] {
         addr.clear();
     }

@@ -130,6 +130,8 @@ pub struct Payment {
 pub struct Voice {
     /// SIP over UDP; empty disables the voice executor.
     pub sip_udp: String,
+    /// SIP over TCP; empty: UDP only.
+    pub sip_tcp: String,
     /// The address RTP sockets bind to and SDP announces.
     pub rtp_ip: std::net::IpAddr,
     /// Calls at once; beyond this, new INVITEs get 503 with Retry-After.
@@ -147,6 +149,7 @@ impl Default for Voice {
     fn default() -> Self {
         Voice {
             sip_udp: "127.0.0.1:5060".into(),
+            sip_tcp: "127.0.0.1:5060".into(),
             rtp_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             max_calls: 1000,
             trunk: String::new(),

@@ -10,14 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::media::audio::{self, Voice};
 use super::media::stream::{Played, Stream};
 use super::sdp;
 use super::sip::message::{self, Request, Response};
+use super::sip::transport::Transport;
 use crate::server::Hodi;
 use crate::wire::{
     get_digits_call_action, inbound_message_body, voice_call_action, CustomerEventDirection, InboundMessageBody,
@@ -41,8 +41,8 @@ pub enum Incoming {
 /// Everything a call needs that does not change while it runs.
 pub struct Call {
     pub hodi: Arc<Hodi>,
-    pub sip: Arc<UdpSocket>,
-    pub peer: SocketAddr,
+    /// Where our requests and responses for this call go.
+    pub transport: Transport,
     /// Inbound: the INVITE. Outbound: the dialog as the far end's request would show it (From
     /// the customer with their tag, To our number, their Contact), so both directions share the
     /// in-dialog code.
@@ -122,9 +122,7 @@ impl Call {
     }
 
     pub(super) async fn send(&self, bytes: Vec<u8>) {
-        if let Err(e) = self.sip.send_to(&bytes, self.peer).await {
-            debug!(error = %e, "sending SIP");
-        }
+        self.transport.send(bytes).await;
     }
 
     async fn respond(&self, req: &Request, code: u16, reason: &str) {
@@ -747,9 +745,14 @@ pub(super) async fn bye(call: &Call, inbox: &mut mpsc::Receiver<Incoming>) {
     let branch = format!("z9hG4bK{}", rand_id());
     let cseq = 2; // above the INVITE's 1 when the call was ours
     let request = format!(
-        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
+        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch}\r\nMax-Forwards: 70\r\n\
          From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",
-        call.local, invite.to, call.local_tag, invite.from, invite.call_id
+        call.transport.name(),
+        call.local,
+        invite.to,
+        call.local_tag,
+        invite.from,
+        invite.call_id
     )
     .into_bytes();
     let deadline = tokio::time::Instant::now() + TIMER_H;

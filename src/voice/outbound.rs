@@ -114,8 +114,7 @@ pub(super) async fn place_leg(
     let theirs = format!("<sip:{customer}@{trunk}>");
     let mut call = Call {
         hodi: hodi.clone(),
-        sip: sip.socket.clone(),
-        peer: trunk,
+        transport: super::sip::transport::Transport::Udp(sip.socket.clone(), trunk),
         // Filled in with the far end's tag and Contact once it answers (see the field's doc).
         invite: Request {
             method: "INVITE".into(),

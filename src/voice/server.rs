@@ -17,6 +17,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::call::{self, Call, Incoming};
 use super::sip::message::{self, Message, ParseError, Request};
+use super::sip::transport::{self, Transport};
 use crate::server::Hodi;
 
 /// Messages queued for one call before further ones are dropped (UDP peers retransmit).
@@ -31,6 +32,8 @@ pub struct Sip {
     calls: Calls,
     pub recordings: super::recordings::Recordings,
     pub queues: super::queue::Queues,
+    /// The TCP listener's address, when SIP over TCP is on.
+    pub tcp: std::sync::OnceLock<SocketAddr>,
 }
 
 impl Sip {
@@ -73,18 +76,58 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
         calls: Arc::new(Mutex::new(HashMap::new())),
         recordings,
         queues: Default::default(),
+        tcp: std::sync::OnceLock::new(),
     });
     let _ = hodi.voice.set(sip.clone());
+    let tcp = hodi.config.voice.sip_tcp.trim().to_string();
+    if !tcp.is_empty() {
+        let listener =
+            tokio::net::TcpListener::bind(&tcp).await.with_context(|| format!("binding SIP on tcp {tcp}"))?;
+        let tcp_local = listener.local_addr()?;
+        info!(local = %tcp_local, "SIP listening (tcp)");
+        let _ = sip.tcp.set(tcp_local);
+        tokio::spawn(
+            accept_tcp(hodi.clone(), sip.clone(), listener, shutdown.clone())
+                .instrument(tracing::info_span!("sip_tcp", local = %tcp_local)),
+        );
+    }
     tokio::spawn(listen(hodi, sip, shutdown).instrument(tracing::info_span!("sip", %local)));
     Ok(Some((local, http)))
 }
 
+/// SIP over TCP: a task per connection, each message handled as a datagram would be, answers
+/// going back on the connection.
+async fn accept_tcp(hodi: Arc<Hodi>, sip: Arc<Sip>, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    debug!(error = %e, "SIP accept");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let (hodi, sip, shutdown) = (hodi.clone(), sip.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let serving = transport::serve_tcp(stream, peer, |bytes, t| {
+                let (hodi, sip) = (hodi.clone(), sip.clone());
+                async move { handle(&hodi, &sip, &bytes, t).await }
+            });
+            tokio::select! {
+                _ = serving => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
 async fn listen(hodi: Arc<Hodi>, sip: Arc<Sip>, shutdown: CancellationToken) {
-    let (socket, calls) = (&sip.socket, &sip.calls);
     let mut buf = vec![0u8; message::MAX_MESSAGE + 1];
     loop {
         let (n, peer) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
+            r = sip.socket.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(e) => {
                     debug!(error = %e, "SIP receive");
@@ -98,16 +141,21 @@ async fn listen(hodi: Arc<Hodi>, sip: Arc<Sip>, shutdown: CancellationToken) {
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        match message::parse(bytes) {
-            Ok(Message::Request(req)) => on_request(&hodi, &sip, peer, req).await,
-            Ok(Message::Response(resp)) => {
-                let tx = lock(calls).get(&resp.call_id).cloned();
-                if let Some(tx) = tx {
-                    let _ = tx.try_send(Incoming::Response(resp));
-                }
+        handle(&hodi, &sip, bytes, Transport::Udp(sip.socket.clone(), peer)).await;
+    }
+}
+
+/// One message from either transport.
+async fn handle(hodi: &Arc<Hodi>, sip: &Arc<Sip>, bytes: &[u8], transport: Transport) {
+    match message::parse(bytes) {
+        Ok(Message::Request(req)) => on_request(hodi, sip, transport, req).await,
+        Ok(Message::Response(resp)) => {
+            let tx = lock(&sip.calls).get(&resp.call_id).cloned();
+            if let Some(tx) = tx {
+                let _ = tx.try_send(Incoming::Response(resp));
             }
-            Err(e) => on_malformed(socket, peer, bytes, e).await,
         }
+        Err(e) => on_malformed(&transport, bytes, e).await,
     }
 }
 
@@ -115,14 +163,8 @@ fn lock(calls: &Calls) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender
     calls.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn send(socket: &UdpSocket, peer: SocketAddr, bytes: Vec<u8>) {
-    if let Err(e) = socket.send_to(&bytes, peer).await {
-        debug!(error = %e, %peer, "sending SIP");
-    }
-}
-
-async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, peer: SocketAddr, req: Request) {
-    let socket = &sip.socket;
+async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req: Request) {
+    let peer = transport.peer();
     let existing = lock(&sip.calls).get(&req.call_id).cloned();
     debug!(method = %req.method, call_id = %req.call_id, known = existing.is_some(), "SIP request");
     if let Some(tx) = existing {
@@ -136,12 +178,11 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, peer: SocketAddr, req: Req
             let Some(rx) = sip.register(&req.call_id, hodi.config.voice.max_calls) else {
                 warn!("call limit reached; refusing an INVITE");
                 let extra = [("Retry-After", "30".to_string())];
-                return send(socket, peer, req.response(503, "Service Unavailable", Some("busy"), &extra, None)).await;
+                return transport.send(req.response(503, "Service Unavailable", Some("busy"), &extra, None)).await;
             };
             let call = Call {
                 hodi: hodi.clone(),
-                sip: socket.clone(),
-                peer,
+                transport,
                 local_tag: format!("{:x}", call::rand_id()),
                 session_id: crate::store::new_id("call_"),
                 local: sip.local,
@@ -164,23 +205,23 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, peer: SocketAddr, req: Req
         "OPTIONS" => {
             let allow =
                 [("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS".to_string()), ("Accept", "application/sdp".to_string())];
-            send(socket, peer, req.response(200, "OK", Some("hodi"), &allow, None)).await;
+            transport.send(req.response(200, "OK", Some("hodi"), &allow, None)).await;
         }
         // A stray ACK (for a call already gone) needs no answer.
         "ACK" => {}
         "BYE" | "CANCEL" | "INVITE" => {
-            send(socket, peer, req.response(481, "Call/Transaction Does Not Exist", None, &[], None)).await;
+            transport.send(req.response(481, "Call/Transaction Does Not Exist", None, &[], None)).await;
         }
         _ => {
             let allow = [("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS".to_string())];
-            send(socket, peer, req.response(405, "Method Not Allowed", None, &allow, None)).await;
+            transport.send(req.response(405, "Method Not Allowed", None, &allow, None)).await;
         }
     }
 }
 
 /// A request we cannot parse gets 400 when it has enough for a response; anything else is dropped.
-async fn on_malformed(socket: &UdpSocket, peer: SocketAddr, bytes: &[u8], error: ParseError) {
-    debug!(%peer, %error, "malformed SIP");
+async fn on_malformed(transport: &Transport, bytes: &[u8], error: ParseError) {
+    debug!(peer = %transport.peer(), %error, "malformed SIP");
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(message::MAX_MESSAGE)]);
     let first = text.lines().next().unwrap_or_default();
     if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
@@ -200,6 +241,6 @@ async fn on_malformed(socket: &UdpSocket, peer: SocketAddr, bytes: &[u8], error:
     }
     if has_via {
         out.push_str("Content-Length: 0\r\n\r\n");
-        send(socket, peer, out.into_bytes()).await;
+        transport.send(out.into_bytes()).await;
     }
 }

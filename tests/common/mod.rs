@@ -52,6 +52,7 @@ impl Hodi {
             .env("HODI_LISTEN__WS", "127.0.0.1:0")
             .env("HODI_LISTEN__WSS", "127.0.0.1:0")
             .env("HODI_VOICE__SIP_UDP", "127.0.0.1:0")
+            .env("HODI_VOICE__SIP_TCP", "127.0.0.1:0")
             .env("HODI_VOICE__RECORDINGS_HTTP", "127.0.0.1:0")
             .env("HODI_LOG", "info,hodi=debug")
             .stdout(std::fs::File::create(&stdout_file).expect("stdout file"))

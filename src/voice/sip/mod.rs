@@ -1,3 +1,4 @@
 //! SIP: messages and (in [`crate::voice::call`]) the transactions and dialog of each call.
 
 pub mod message;
+pub mod transport;

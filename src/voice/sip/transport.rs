@@ -1,0 +1,143 @@
+//! Where a SIP message goes back to: a UDP peer address, or the TCP connection it came on.
+//!
+//! Owns TCP framing for SIP (headers, then `Content-Length` bytes of body, each message bounded by
+//! [`MAX_MESSAGE`]); does not own what the messages mean (see [`crate::voice::server`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::message::MAX_MESSAGE;
+
+/// Messages queued for one TCP connection before the sender waits.
+const TCP_QUEUE: usize = 64;
+
+/// A way back to the peer.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    Udp(Arc<UdpSocket>, SocketAddr),
+    Tcp(mpsc::Sender<Vec<u8>>, SocketAddr),
+}
+
+impl Transport {
+    pub async fn send(&self, bytes: Vec<u8>) {
+        let result = match self {
+            Transport::Udp(socket, peer) => socket.send_to(&bytes, peer).await.map(drop).map_err(|e| e.to_string()),
+            Transport::Tcp(tx, _) => tx.send(bytes).await.map_err(|_| "connection closed".to_string()),
+        };
+        if let Err(e) = result {
+            debug!(error = %e, peer = %self.peer(), "sending SIP");
+        }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        match self {
+            Transport::Udp(_, p) | Transport::Tcp(_, p) => *p,
+        }
+    }
+
+    /// The Via transport token.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Udp(..) => "UDP",
+            Transport::Tcp(..) => "TCP",
+        }
+    }
+}
+
+/// Splits a TCP connection into SIP messages (calling `on_message` for each) and writes what is
+/// queued on the returned transport. Ends when the peer closes or sends something unframeable.
+pub async fn serve_tcp<F, Fut>(stream: TcpStream, peer: SocketAddr, on_message: F)
+where
+    F: Fn(Vec<u8>, Transport) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
+    let writing = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    let transport = Transport::Tcp(tx, peer);
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        while let Some(len) = frame_length(&buf) {
+            match len {
+                Ok(len) => {
+                    let message = buf.split_to(len).to_vec();
+                    on_message(message, transport.clone()).await;
+                }
+                Err(why) => {
+                    debug!(%peer, %why, "closing a SIP connection that cannot be framed");
+                    writing.abort();
+                    return;
+                }
+            }
+        }
+        // Keep-alives (CRLF) between messages carry nothing.
+        while buf.first().is_some_and(|b| *b == b'\r' || *b == b'\n') {
+            buf.advance(1);
+        }
+        if buf.len() > MAX_MESSAGE {
+            debug!(%peer, "SIP message over the limit; closing");
+            break;
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    drop(transport);
+    let _ = writing.await;
+}
+
+/// The length of the first whole message in `buf`: None when more bytes are needed.
+fn frame_length(buf: &[u8]) -> Option<Result<usize, String>> {
+    let start = buf.iter().position(|b| *b != b'\r' && *b != b'\n')?;
+    let head_end = buf[start..].windows(4).position(|w| w == b"\r\n\r\n")? + start + 4;
+    let head = String::from_utf8_lossy(&buf[start..head_end]);
+    let mut length = None;
+    for line in head.lines() {
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+                length = value.trim().parse::<usize>().ok();
+                if length.is_none() {
+                    return Some(Err(format!("bad Content-Length {:?}", value.trim())));
+                }
+            }
+        }
+    }
+    // Over a stream, Content-Length is mandatory (RFC 3261 §18.3).
+    let Some(body) = length else { return Some(Err("no Content-Length on a stream transport".into())) };
+    if head_end + body > MAX_MESSAGE + start {
+        return Some(Err("message larger than the limit".into()));
+    }
+    (buf.len() >= head_end + body).then_some(Ok(head_end + body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_framed_by_content_length() {
+        let one = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(frame_length(one), Some(Ok(one.len())));
+        assert_eq!(frame_length(&one[..one.len() - 1]), None, "body not complete");
+        assert_eq!(frame_length(b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n"), None, "headers not complete");
+        let two = [&one[..], &b"\r\n"[..], &one[..]].concat();
+        assert_eq!(frame_length(&two), Some(Ok(one.len())));
+        assert!(matches!(frame_length(b"X\r\nContent-Length: lots\r\n\r\n"), Some(Err(_))));
+        assert!(matches!(frame_length(b"X\r\n\r\n"), Some(Err(_))), "no Content-Length");
+        assert!(matches!(frame_length(b"X\r\nContent-Length: 99999999\r\n\r\n"), Some(Err(_))));
+    }
+}
