@@ -35,15 +35,7 @@ async fn caller_presses_1(transport: &str) {
         "tcp" => *running.hodi.voice.get().expect("voice").tcp.get().expect("SIP over TCP"),
         _ => running.bound.sip.expect("SIP listener"),
     };
-    let options = Options::new(
-        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
-        &dev.org_id,
-        &dev.app_id,
-        Credentials::ApiKey(dev.api_key.clone()),
-    );
-    let client = Elarian::connect(options);
-    client.connected(WAIT).await.expect("app connected");
-    let mut notifications = client.notifications().expect("stream");
+    let (_client, mut notifications) = app(&running).await;
 
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/uac_press_1.xml");
     let sipp_transport = if transport == "tcp" { "t1" } else { "u1" };
@@ -258,16 +250,7 @@ async fn bad_sip_and_calls_hodi_cannot_take_get_the_right_error_and_the_listener
 #[tokio::test]
 async fn an_app_that_rejects_gets_603_sent_and_a_caller_who_hangs_up_mid_prompt_is_heard() {
     let (running, _dir) = common::inproc::start().await;
-    let dev = running.dev.clone().expect("dev tenant");
-    let options = Options::new(
-        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
-        &dev.org_id,
-        &dev.app_id,
-        Credentials::ApiKey(dev.api_key.clone()),
-    );
-    let client = Elarian::connect(options);
-    client.connected(WAIT).await.expect("app connected");
-    let mut notifications = client.notifications().expect("stream");
+    let (_client, mut notifications) = app(&running).await;
     let peer = Peer::new(running.bound.sip.expect("SIP")).await;
 
     // The app rejects the first call.
@@ -332,16 +315,7 @@ async fn an_app_that_rejects_gets_603_sent_and_a_caller_who_hangs_up_mid_prompt_
 async fn a_voice_message_calls_the_customer_through_the_trunk_and_the_app_drives_the_call() {
     let phone_port = free_port();
     let (running, _dir) = common::inproc::start_with(|c| c.voice.trunk = format!("127.0.0.1:{phone_port}")).await;
-    let dev = running.dev.clone().expect("dev tenant");
-    let options = Options::new(
-        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
-        &dev.org_id,
-        &dev.app_id,
-        Credentials::ApiKey(dev.api_key.clone()),
-    );
-    let client = Elarian::connect(options);
-    client.connected(WAIT).await.expect("app connected");
-    let mut notifications = client.notifications().expect("stream");
+    let (client, mut notifications) = app(&running).await;
 
     // The customer's phone: sipp answering on the trunk address.
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/uas_answer_press_2.xml");
@@ -414,17 +388,8 @@ async fn http_get(url: &str) -> (u16, Vec<u8>) {
 #[tokio::test]
 async fn a_caller_leaves_a_message_and_the_app_gets_a_recording_it_can_fetch() {
     let (running, _dir) = common::inproc::start().await;
-    let dev = running.dev.clone().expect("dev tenant");
     let sip = running.bound.sip.expect("SIP listener");
-    let options = Options::new(
-        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
-        &dev.org_id,
-        &dev.app_id,
-        Credentials::ApiKey(dev.api_key.clone()),
-    );
-    let client = Elarian::connect(options);
-    client.connected(WAIT).await.expect("app connected");
-    let mut notifications = client.notifications().expect("stream");
+    let (_client, mut notifications) = app(&running).await;
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/uac_leave_message.xml");
     let mut sipp = tokio::process::Command::new("sipp")
         .args(["-sf", scenario, "-s", "+254711082000", &sip.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
@@ -546,16 +511,7 @@ async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_bot
     let trunk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("trunk");
     let trunk_addr = trunk.local_addr().expect("addr");
     let (running, _dir) = common::inproc::start_with(|c| c.voice.trunk = trunk_addr.to_string()).await;
-    let dev = running.dev.clone().expect("dev tenant");
-    let options = Options::new(
-        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
-        &dev.org_id,
-        &dev.app_id,
-        Credentials::ApiKey(dev.api_key.clone()),
-    );
-    let client = Elarian::connect(options);
-    client.connected(WAIT).await.expect("app connected");
-    let mut notifications = client.notifications().expect("stream");
+    let (_client, mut notifications) = app(&running).await;
 
     // The caller.
     let caller = Peer::new(running.bound.sip.expect("SIP")).await;
@@ -697,16 +653,7 @@ async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_bot
 #[tokio::test]
 async fn a_queue_holds_the_first_caller_until_the_second_dequeues_and_they_talk() {
     let (running, _dir) = common::inproc::start().await;
-    let dev = running.dev.clone().expect("dev tenant");
-    let options = Options::new(
-        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
-        &dev.org_id,
-        &dev.app_id,
-        Credentials::ApiKey(dev.api_key.clone()),
-    );
-    let client = Elarian::connect(options);
-    client.connected(WAIT).await.expect("app connected");
-    let mut notifications = client.notifications().expect("stream");
+    let (_client, mut notifications) = app(&running).await;
     let sip = running.bound.sip.expect("SIP");
     let action = |entry| hodi_sdk::wire::VoiceCallAction { entry: Some(entry) };
 
@@ -793,16 +740,7 @@ async fn a_queue_holds_the_first_caller_until_the_second_dequeues_and_they_talk(
 #[tokio::test]
 async fn cancel_while_ringing_hold_by_re_invite_and_garbage_rtp_are_handled() {
     let (running, _dir) = common::inproc::start().await;
-    let dev = running.dev.clone().expect("dev tenant");
-    let options = Options::new(
-        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
-        &dev.org_id,
-        &dev.app_id,
-        Credentials::ApiKey(dev.api_key.clone()),
-    );
-    let client = Elarian::connect(options);
-    client.connected(WAIT).await.expect("app connected");
-    let mut notifications = client.notifications().expect("stream");
+    let (_client, mut notifications) = app(&running).await;
     let peer = Peer::new(running.bound.sip.expect("SIP")).await;
     let me = peer.addr();
 
@@ -885,4 +823,19 @@ async fn answered(notifications: &mut hodi_sdk::Notifications) -> hodi_sdk::Noti
             }
         }
     }
+}
+
+/// An app written with hodi-sdk on the dev tenant, and its notification stream.
+async fn app(running: &hodi::server::Running) -> (Elarian, hodi_sdk::Notifications) {
+    let dev = running.dev.clone().expect("dev tenant");
+    let options = Options::new(
+        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
+        &dev.org_id,
+        &dev.app_id,
+        Credentials::ApiKey(dev.api_key.clone()),
+    );
+    let client = Elarian::connect(options);
+    client.connected(WAIT).await.expect("app connected");
+    let notifications = client.notifications().expect("stream");
+    (client, notifications)
 }

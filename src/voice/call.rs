@@ -504,19 +504,15 @@ async fn run_actions(
                     warn!("the app kept the call going for 1,000 rounds; hanging up");
                     return Ending::WeHungUp;
                 }
-                match call.ask(org_id, app_id, part(call.direction, VoiceCallStatus::Active, Some(digits), None)).await
-                {
-                    Ok(next) => actions = next.unwrap_or_default().into(),
-                    Err(e) => {
-                        warn!(error = %e, "the app did not answer the digits");
-                        return Ending::Failed;
-                    }
+                let next = part(call.direction, VoiceCallStatus::Active, Some(digits), None);
+                if let Err(e) = follow(call, org_id, app_id, next, &mut actions, Then::Replace).await {
+                    return e;
                 }
             }
             voice_call_action::Entry::Redirect(_) => {
-                match call.ask(org_id, app_id, part(call.direction, VoiceCallStatus::Active, None, None)).await {
-                    Ok(next) => actions = next.unwrap_or_default().into(),
-                    Err(_) => return Ending::Failed,
+                let next = part(call.direction, VoiceCallStatus::Active, None, None);
+                if let Err(e) = follow(call, org_id, app_id, next, &mut actions, Then::Replace).await {
+                    return e;
                 }
             }
             voice_call_action::Entry::GetRecording(g) => {
@@ -527,12 +523,8 @@ async fn run_actions(
                 };
                 let mut next = part(call.direction, VoiceCallStatus::Active, None, None);
                 next.recording_url = (!url.is_empty()).then_some(url);
-                match call.ask(org_id, app_id, next).await {
-                    Ok(more) => actions = more.unwrap_or_default().into(),
-                    Err(e) => {
-                        warn!(error = %e, "the app did not answer the recording");
-                        return Ending::Failed;
-                    }
+                if let Err(e) = follow(call, org_id, app_id, next, &mut actions, Then::Replace).await {
+                    return e;
                 }
             }
             voice_call_action::Entry::RecordSession(_) => stream.start_session_recording(SESSION_RECORDING_MAX),
@@ -542,10 +534,8 @@ async fn run_actions(
                 };
                 let mut next = part(call.direction, VoiceCallStatus::Dequeued, None, None);
                 next.queue_data = Some(input);
-                match call.ask(org_id, app_id, next).await {
-                    Ok(Some(more)) if !more.is_empty() => actions = more.into(),
-                    Ok(_) => {}
-                    Err(_) => return Ending::Failed,
+                if let Err(e) = follow(call, org_id, app_id, next, &mut actions, Then::ReplaceIfAny).await {
+                    return e;
                 }
             }
             voice_call_action::Entry::Dequeue(d) => {
@@ -556,10 +546,8 @@ async fn run_actions(
                     }
                     let mut next = part(call.direction, VoiceCallStatus::Bridged, None, None);
                     next.queue_data = Some(input);
-                    match call.ask(org_id, app_id, next).await {
-                        Ok(Some(more)) if !more.is_empty() => actions = more.into(),
-                        Ok(_) => {}
-                        Err(_) => return Ending::Failed,
+                    if let Err(e) = follow(call, org_id, app_id, next, &mut actions, Then::ReplaceIfAny).await {
+                        return e;
                     }
                 }
             }
@@ -577,20 +565,47 @@ async fn run_actions(
                         nanos: dialled.duration.subsec_nanos() as i32,
                     }),
                 });
-                match call.ask(org_id, app_id, next).await {
-                    // The app's reply replaces what was left; no reply, the rest runs on.
-                    Ok(Some(more)) if !more.is_empty() => actions = more.into(),
-                    Ok(_) => {}
-                    Err(e) => {
-                        warn!(error = %e, "the app did not answer the dial's outcome");
-                        return Ending::Failed;
-                    }
+                if let Err(e) = follow(call, org_id, app_id, next, &mut actions, Then::ReplaceIfAny).await {
+                    return e;
                 }
             }
             voice_call_action::Entry::Reject(_) => return Ending::WeHungUp,
         }
     }
     Ending::WeHungUp
+}
+
+/// What the app's answer does to the actions that were left.
+#[derive(Clone, Copy)]
+enum Then {
+    /// Input gathered for the app (digits, a recording, a redirect): its answer is what comes next.
+    Replace,
+    /// An outcome reported (a dial, a queue): an answer with actions replaces the rest, none keeps it.
+    ReplaceIfAny,
+}
+
+/// Tells the app, and applies its answer to the actions left; a failed ask ends the call.
+async fn follow(
+    call: &Call,
+    org_id: &str,
+    app_id: &str,
+    next: VoiceCallInputMessageBody,
+    actions: &mut std::collections::VecDeque<VoiceCallAction>,
+    then: Then,
+) -> Result<(), Ending> {
+    match call.ask(org_id, app_id, next).await {
+        Ok(more) => {
+            let more = more.unwrap_or_default();
+            if matches!(then, Then::Replace) || !more.is_empty() {
+                *actions = more.into();
+            }
+            Ok(())
+        }
+        Err(e) => {
+            warn!(error = %e, "the app did not answer; ending the call");
+            Err(Ending::Failed)
+        }
+    }
 }
 
 /// The longest whole-call recording kept.
