@@ -37,27 +37,7 @@ async fn caller_presses_1(transport: &str) {
     };
     let (_client, mut notifications) = app(&running).await;
 
-    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/uac_press_1.xml");
-    let sipp_transport = if transport == "tcp" { "t1" } else { "u1" };
-    let mut sipp = tokio::process::Command::new("sipp")
-        .args(["-t", sipp_transport])
-        .args(["-sf", scenario, "-s", "+254711082000", &sip.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args([
-            "-p",
-            &free_port().to_string(),
-            "-mp",
-            &free_port().to_string(),
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-nostdin",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp (apt install sip-tester)");
+    let mut sipp = caller_sipp("uac_press_1.xml", sip, if transport == "tcp" { "t1" } else { "u1" });
 
     // The app: a greeting and a prompt on answer, a confirmation of the key pressed.
     let mut seen = Vec::new();
@@ -390,25 +370,7 @@ async fn a_caller_leaves_a_message_and_the_app_gets_a_recording_it_can_fetch() {
     let (running, _dir) = common::inproc::start().await;
     let sip = running.bound.sip.expect("SIP listener");
     let (_client, mut notifications) = app(&running).await;
-    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/uac_leave_message.xml");
-    let mut sipp = tokio::process::Command::new("sipp")
-        .args(["-sf", scenario, "-s", "+254711082000", &sip.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args([
-            "-p",
-            &free_port().to_string(),
-            "-mp",
-            &free_port().to_string(),
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-nostdin",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp (apt install sip-tester)");
+    let mut sipp = caller_sipp("uac_leave_message.xml", sip, "u1");
 
     let mut recording = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -838,4 +800,18 @@ async fn app(running: &hodi::server::Running) -> (Elarian, hodi_sdk::Notificatio
     client.connected(WAIT).await.expect("app connected");
     let notifications = client.notifications().expect("stream");
     (client, notifications)
+}
+
+/// sipp calling the dev voice number at `sip` with one of `tests/sip/`'s scenarios, once.
+fn caller_sipp(scenario: &str, sip: std::net::SocketAddr, transport: &str) -> tokio::process::Child {
+    let scenario = format!("{}/tests/sip/{scenario}", env!("CARGO_MANIFEST_DIR"));
+    tokio::process::Command::new("sipp")
+        .args(["-t", transport, "-sf", &scenario, "-s", "+254711082000", &sip.to_string()])
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &free_port().to_string(), "-mp", &free_port().to_string()])
+        .args(["-m", "1", "-timeout", "60s", "-nostdin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp (apt install sip-tester)")
 }
