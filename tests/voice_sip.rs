@@ -815,3 +815,70 @@ fn caller_sipp(scenario: &str, sip: std::net::SocketAddr, transport: &str) -> to
         .spawn()
         .expect("sipp (apt install sip-tester)")
 }
+
+#[tokio::test]
+async fn play_sends_the_wav_and_redirect_asks_the_app_again() {
+    let (running, dir) = common::inproc::start().await;
+    let (_client, mut notifications) = app(&running).await;
+    // A half-second 1 kHz tone at 16 kHz (resampled to 8 kHz on the way).
+    let wav = dir.path().join("tone.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).expect("wav");
+    for i in 0..8000 {
+        w.write_sample(((i as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 16_000.0).sin() * 12_000.0) as i16)
+            .expect("s");
+    }
+    w.finalize().expect("finalize");
+
+    let peer = Peer::new(running.bound.sip.expect("SIP")).await;
+    let rtp_sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    peer.send(&peer.invite("play", "+254711082000", &sdp(rtp_sock.local_addr().expect("a").port(), "0"))).await;
+    let n = answered(&mut notifications).await;
+    let redirect = hodi_sdk::wire::VoiceCallAction {
+        entry: Some(hodi_sdk::wire::voice_call_action::Entry::Redirect(hodi_sdk::wire::RedirectCallAction {
+            url: "https://app.example/next".into(),
+        })),
+    };
+    let actions = vec![voice::play(format!("file://{}", wav.display())), redirect];
+    n.reply(Reply::message(hodi_sdk::model::message::voice(actions))).await.expect("answered");
+    let ok = peer.responses().await.pop().expect("200");
+    assert_eq!(ok.0, 200);
+    peer.send(&peer.ack("play", "+254711082000", &to_tag(&ok.1))).await;
+
+    // About 25 packets of tone: loud μ-law, not silence.
+    let mut buf = [0u8; 2048];
+    let mut loud = 0;
+    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(400), rtp_sock.recv_from(&mut buf)).await {
+        let level: i64 =
+            buf[12..n].iter().map(|b| i64::from(hodi::voice::media::g711::ulaw_decode(*b)).abs()).sum::<i64>() / 160;
+        if level > 3000 {
+            loud += 1;
+        }
+    }
+    assert!((20..=30).contains(&loud), "{loud} packets of the tone");
+
+    // The redirect: the app is asked again (no digits) and its answer runs next.
+    let again = loop {
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        if let Event::ReceivedMessage(m) = &n.event {
+            if m.voice().is_some_and(|v| v.status == VoiceCallStatus::Active as i32 && v.dtmf_digits.is_none()) {
+                break n;
+            }
+        }
+    };
+    again.reply(Reply::message(hodi_sdk::model::message::voice(vec![voice::reject()]))).await.expect("answered");
+    // `reject` on an answered call hangs up.
+    let bye = loop {
+        let (n, _) = tokio::time::timeout(WAIT, peer.socket.recv_from(&mut buf)).await.expect("a BYE").expect("recv");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.starts_with("BYE ") {
+            break text;
+        }
+    };
+    assert!(bye.contains("Call-ID: play"), "{bye}");
+}
