@@ -882,3 +882,153 @@ async fn play_sends_the_wav_and_redirect_asks_the_app_again() {
     };
     assert!(bye.contains("Call-ID: play"), "{bye}");
 }
+
+/// baresip as the dialled phone: answers on its own (answermode=auto), sends a 600 Hz tone, and
+/// records what it hears (its sndfile module) — the far end's own recording.
+struct Baresip {
+    _child: tokio::process::Child,
+    recordings: std::path::PathBuf,
+    addr: std::net::SocketAddr,
+}
+
+async fn baresip(dir: &std::path::Path, user: &str) -> Baresip {
+    let conf = dir.join("baresip");
+    let recordings = conf.join("rec");
+    std::fs::create_dir_all(&recordings).expect("dirs");
+    let tone = conf.join("tone.wav");
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(&tone, spec).expect("wav");
+    for i in 0..8000 * 10 {
+        w.write_sample(((i as f32 * 2.0 * std::f32::consts::PI * 600.0 / 8000.0).sin() * 10_000.0) as i16).expect("s");
+    }
+    w.finalize().expect("finalize");
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let config = format!(
+        "sip_listen {addr}\nnet_interface 127.0.0.1\naudio_player aufile,{played}\naudio_source aufile,{tone}\n\
+         audio_alert aufile,{tone}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
+         module sndfile.so\nmodule_app account.so\nsnd_path {rec}\n",
+        played = conf.join("played.wav").display(),
+        tone = tone.display(),
+        rec = recordings.display()
+    );
+    std::fs::write(conf.join("config"), config).expect("config");
+    std::fs::write(conf.join("accounts"), format!("<sip:{user}@{addr}>;regint=0;answermode=auto\n")).expect("accounts");
+    let child = tokio::process::Command::new("baresip")
+        .arg("-f")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baresip (apt install baresip-core)");
+    // Ready once it answers OPTIONS.
+    let probe = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("probe");
+    let me = probe.local_addr().expect("addr");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "baresip did not start");
+        let options = format!(
+            "OPTIONS sip:{user}@{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe\r\nFrom: <sip:t@{me}>;tag=p\r\n\
+             To: <sip:{user}@{addr}>\r\nCall-ID: probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = probe.send_to(options.as_bytes(), addr).await;
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), probe.recv_from(&mut buf)).await {
+            break;
+        }
+    }
+    Baresip { _child: child, recordings, addr }
+}
+
+#[tokio::test]
+async fn a_dial_to_baresip_bridges_audio_both_ways_as_the_far_end_records_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let phone = baresip(dir.path(), "+254700000777").await;
+    let trunk = phone.addr.to_string();
+    let (running, _dir) = common::inproc::start_with(|c| c.voice.trunk = trunk).await;
+    let (_client, mut notifications) = app(&running).await;
+
+    let caller = Peer::new(running.bound.sip.expect("SIP")).await;
+    let a_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    caller.send(&caller.invite("bs1", "+254711082000", &sdp(a_rtp.local_addr().expect("a").port(), "0 101"))).await;
+    let n = answered(&mut notifications).await;
+    let dial = hodi_sdk::wire::VoiceCallAction {
+        entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
+            customer_numbers: vec![hodi_sdk::model::cellular("+254700000777")],
+            record: false,
+            sequential: true,
+            ringback_tone: None,
+            caller_id: None,
+            max_duration: Some(30),
+        })),
+    };
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dial]))).await.expect("answered");
+    let ok = caller.responses().await.pop().expect("200");
+    assert_eq!(ok.0, 200);
+    let tag = to_tag(&ok.1);
+    caller.send(&caller.ack("bs1", "+254711082000", &tag)).await;
+    let hodi_a = sdp_port(&ok.1);
+
+    // Wait for baresip's tone to come through the bridge (ringback before it is mostly silence
+    // and a 440+480 Hz mix; the tone is steady 600 Hz at a high level).
+    let mut buf = [0u8; 2048];
+    let mut tone_packets = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut seq = 0u16;
+    while tone_packets < 25 {
+        assert!(tokio::time::Instant::now() < deadline, "no audio from baresip through the bridge");
+        // The caller talks meanwhile: a loud constant level (μ-law 0x11).
+        a_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", hodi_a)).await.expect("a → hodi");
+        seq = seq.wrapping_add(1);
+        if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(20), a_rtp.recv_from(&mut buf)).await {
+            let pcm: Vec<i16> = buf[12..n].iter().map(|b| hodi::voice::media::g711::ulaw_decode(*b)).collect();
+            let peak = pcm.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+            // The ringback tone peaks near 6,000; baresip's tone near 10,000.
+            if peak > 8_000 {
+                tone_packets += 1;
+            }
+        }
+    }
+    for _ in 0..50 {
+        a_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", hodi_a)).await.expect("a → hodi");
+        seq = seq.wrapping_add(1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The caller hangs up: Hodi ends the dialled leg too, and baresip closes its recordings.
+    let me = caller.addr();
+    caller
+        .send(&format!(
+            "BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbsbye\nFrom: <sip:+254700000888@{me}>;tag=tbs1\n\
+             To: <sip:+254711082000@h>;tag={tag}\nCall-ID: bs1\nCSeq: 2 BYE\nContent-Length: 0\n\n"
+        ))
+        .await;
+    assert_eq!(caller.responses().await.last().map(|r| r.0), Some(200));
+
+    // baresip's recording of what it heard: the caller's level, for about a second or more.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let heard = loop {
+        let dec = std::fs::read_dir(&phone.recordings)
+            .expect("recordings")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+        if let Some(samples) = dec
+            .and_then(|p| hound::WavReader::open(p).ok())
+            .map(|r| r.into_samples::<i16>().filter_map(Result::ok).collect::<Vec<_>>())
+        {
+            if samples.len() > 8000 {
+                break samples;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "baresip wrote no recording of the call");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let caller_level = heard.iter().filter(|s| (i32::from(**s) + 15_484).abs() < 600).count();
+    assert!(
+        caller_level >= 8000,
+        "baresip heard the caller through the bridge: {caller_level} samples at the caller's level"
+    );
+    assert!(tone_packets >= 25, "the caller heard baresip");
+}
