@@ -844,7 +844,24 @@ async fn play_sends_the_wav_and_redirect_asks_the_app_again() {
             url: "https://app.example/next".into(),
         })),
     };
-    let actions = vec![voice::play(format!("file://{}", wav.display())), redirect];
+    // The same tone from an http URL (a one-shot server), then from the file.
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("http");
+    let url = format!("http://{}/tone.wav", http.local_addr().expect("addr"));
+    let body = std::fs::read(&wav).expect("wav bytes");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if let Ok((mut conn, _)) = http.accept().await {
+            let mut req = [0u8; 1024];
+            let _ = conn.read(&mut req).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(&body).await;
+        }
+    });
+    let actions = vec![voice::play(url), voice::play(format!("file://{}", wav.display())), redirect];
     n.reply(Reply::message(hodi_sdk::model::message::voice(actions))).await.expect("answered");
     let ok = peer.responses().await.pop().expect("200");
     assert_eq!(ok.0, 200);
@@ -860,7 +877,7 @@ async fn play_sends_the_wav_and_redirect_asks_the_app_again() {
             loud += 1;
         }
     }
-    assert!((20..=30).contains(&loud), "{loud} packets of the tone");
+    assert!((45..=55).contains(&loud), "{loud} packets of the tone (twice half a second)");
 
     // The redirect: the app is asked again (no digits) and its answer runs next.
     let again = loop {

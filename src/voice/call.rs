@@ -682,43 +682,9 @@ async fn say_text(stream: &mut Stream, say: &crate::wire::SayCallAction) -> Play
     say_prompt(stream, say, false).await
 }
 
-/// Decoded prompts, shared by every call playing them (hold music, IVR menus): keyed by path,
-/// size and modification time, at most [`PROMPT_CACHE`] of them.
-/// A decoded prompt: its path, size and modification time when decoded, and the samples.
-type CachedPrompt = (String, u64, std::time::SystemTime, Arc<Vec<i16>>);
-static PROMPTS: std::sync::Mutex<Vec<CachedPrompt>> = std::sync::Mutex::new(Vec::new());
-const PROMPT_CACHE: usize = 64;
-
-pub(super) async fn prompt(path: &str) -> anyhow::Result<Arc<Vec<i16>>> {
-    let meta = tokio::fs::metadata(path).await?;
-    let (len, modified) = (meta.len(), meta.modified()?);
-    let cached = PROMPTS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .find(|(p, l, m, _)| p == path && *l == len && *m == modified)
-        .map(|(_, _, _, s)| s.clone());
-    if let Some(samples) = cached {
-        return Ok(samples);
-    }
-    let bytes = tokio::fs::read(path).await?;
-    let samples = Arc::new(tokio::task::spawn_blocking(move || audio::decode_wav(&bytes)).await??);
-    let mut cache = PROMPTS.lock().unwrap_or_else(|p| p.into_inner());
-    cache.retain(|(p, ..)| p != path);
-    if cache.len() >= PROMPT_CACHE {
-        cache.remove(0);
-    }
-    cache.push((path.to_string(), len, modified, samples.clone()));
-    Ok(samples)
-}
-
-/// Plays a local WAV file (`file:///path` or a path).
+/// Plays a WAV from an http(s) URL, a `file://` URL or a path.
 async fn play_url(stream: &mut Stream, url: &str, barge_in: bool) -> Played {
-    if url.contains("://") && !url.starts_with("file://") {
-        warn!(%url, "only local files can be played on SIP calls yet");
-        return Played::Completed;
-    }
-    match prompt(url.strip_prefix("file://").unwrap_or(url)).await {
+    match super::media::prompts::load(url).await {
         Ok(samples) => stream.play(&samples, barge_in).await,
         Err(e) => {
             warn!(%url, error = %e, "cannot play");

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 use tracing::info;
 
-use super::call::{self, Call};
+use super::call::Call;
 use super::media::audio;
 use super::media::stream::{End, Played, Stream};
 use crate::wire::{DequeueCallAction, EnqueueCallAction, VoiceCallQueueInput};
@@ -83,11 +83,8 @@ pub(super) async fn enqueue(
     });
     info!(queue = %key.1, "caller enqueued");
     let music = match e.hold_music.as_deref().filter(|m| !m.is_empty()) {
-        Some(url) => call::prompt(url.strip_prefix("file://").unwrap_or(url))
-            .await
-            .map(|s| s.to_vec())
-            .unwrap_or_else(|_| hold_tone()),
-        None => hold_tone(),
+        Some(url) => super::media::prompts::load(url).await.unwrap_or_else(|_| std::sync::Arc::new(hold_tone())),
+        None => std::sync::Arc::new(hold_tone()),
     };
     let taken = loop {
         tokio::select! {

@@ -2,5 +2,6 @@
 
 pub mod audio;
 pub mod g711;
+pub mod prompts;
 pub mod rtp;
 pub mod stream;
