@@ -1049,3 +1049,116 @@ async fn a_dial_to_baresip_bridges_audio_both_ways_as_the_far_end_records_it() {
     );
     assert!(tone_packets >= 25, "the caller heard baresip");
 }
+
+#[tokio::test]
+async fn a_parallel_dial_bridges_the_first_to_answer_and_cancels_the_other() {
+    let trunk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("trunk");
+    let trunk_addr = trunk.local_addr().expect("addr");
+    let (running, _dir) = common::inproc::start_with(|c| c.voice.trunk = trunk_addr.to_string()).await;
+    let (_client, mut notifications) = app(&running).await;
+    let caller = Peer::new(running.bound.sip.expect("SIP")).await;
+    caller.send(&caller.invite("par", "+254711082000", &sdp(4002, "0 101"))).await;
+    let n = answered(&mut notifications).await;
+    let dial = hodi_sdk::wire::VoiceCallAction {
+        entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
+            customer_numbers: vec![
+                hodi_sdk::model::cellular("+254700000401"),
+                hodi_sdk::model::cellular("+254700000402"),
+            ],
+            record: false,
+            sequential: false,
+            ringback_tone: None,
+            caller_id: Some("+254711082999".into()),
+            max_duration: Some(2),
+        })),
+    };
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dial]))).await.expect("answered");
+    let ok = caller.responses().await.pop().expect("200");
+    caller.send(&caller.ack("par", "+254711082000", &to_tag(&ok.1))).await;
+
+    // Both numbers ring at once.
+    let mut buf = vec![0u8; 65536];
+    let mut invites = std::collections::HashMap::new();
+    while invites.len() < 2 {
+        let (len, from) = tokio::time::timeout(WAIT, trunk.recv_from(&mut buf)).await.expect("INVITEs").expect("recv");
+        let text = String::from_utf8_lossy(&buf[..len]).to_string();
+        if let Some(number) = text.strip_prefix("INVITE sip:").and_then(|r| r.split('@').next()) {
+            assert!(text.contains("From: <sip:+254711082999@"), "the caller id set by the action: {text}");
+            invites.insert(number.to_string(), (text.clone(), from));
+        }
+    }
+    let reply_to = |text: &str, status: &str, tag: &str, body: &str| {
+        let header = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+        let ctype = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".to_string() };
+        format!(
+            "SIP/2.0 {status}\r\n{}\r\n{}\r\n{};tag={tag}\r\n{}\r\n{}\r\nContact: <sip:phone@{trunk_addr}>\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
+            header("Via:"),
+            header("From:"),
+            header("To:"),
+            header("Call-ID:"),
+            header("CSeq:"),
+            body.len()
+        )
+    };
+    let (first, hodi) = invites.get("+254700000401").cloned().expect("the first number");
+    let (second, _) = invites.get("+254700000402").cloned().expect("the second number");
+    trunk.send_to(reply_to(&second, "180 Ringing", "p2", "").as_bytes(), hodi).await.expect("180");
+    let answer = sdp(4444, "0 101").replace('\n', "\r\n");
+    trunk.send_to(reply_to(&first, "200 OK", "p1", &answer).as_bytes(), hodi).await.expect("200");
+
+    // The winner is ACKed; the other gets a CANCEL, which is answered, and its 487 is ACKed.
+    let mut acked_first = false;
+    let mut cancelled_second = false;
+    let mut acked_487 = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !(acked_first && cancelled_second && acked_487) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first ACKed {acked_first}, second cancelled {cancelled_second}, 487 ACKed {acked_487}"
+        );
+        let Ok(Ok((len, _))) = tokio::time::timeout(Duration::from_secs(1), trunk.recv_from(&mut buf)).await else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&buf[..len]).to_string();
+        let call_id = text.lines().find(|l| l.starts_with("Call-ID:")).unwrap_or_default().to_string();
+        let of_first = first.contains(&call_id);
+        if text.starts_with("ACK ") && of_first {
+            acked_first = true;
+        } else if text.starts_with("CANCEL ") && !of_first {
+            cancelled_second = true;
+            trunk.send_to(reply_to(&text, "200 OK", "p2", "").as_bytes(), hodi).await.expect("200 CANCEL");
+            trunk.send_to(reply_to(&second, "487 Request Terminated", "p2", "").as_bytes(), hodi).await.expect("487");
+        } else if text.starts_with("ACK ") && !of_first {
+            acked_487 = true;
+        }
+    }
+    // maxDuration (2 s) ends the bridge: Hodi hangs up the dialled leg (answered here), and the
+    // app hears how it went.
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(Ok((len, from))) = tokio::time::timeout(WAIT, trunk.recv_from(&mut buf)).await {
+            let text = String::from_utf8_lossy(&buf[..len]).to_string();
+            if text.starts_with("BYE ") {
+                let keep: Vec<&str> = text
+                    .lines()
+                    .filter(|l| ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|h| l.starts_with(h)))
+                    .collect();
+                let ok = format!("SIP/2.0 200 OK\r\n{}\r\nContent-Length: 0\r\n\r\n", keep.join("\r\n"));
+                let _ = trunk.send_to(ok.as_bytes(), from).await;
+            }
+        }
+    });
+    let dialled = loop {
+        let n = notifications.next_within(WAIT).await.expect("a notification");
+        if let Event::ReceivedMessage(m) = &n.event {
+            if let Some(v) = m.voice().filter(|v| v.status == VoiceCallStatus::DialCompleted as i32) {
+                break v.clone();
+            }
+        }
+    };
+    assert_eq!(dialled.dial_data.expect("dialData").destination_number, "+254700000401");
+    let records = records(&running, 2).await;
+    let legs: Vec<(&str, &str)> =
+        records.iter().filter(|r| r.direction == "outbound").map(|r| (r.callee.as_str(), r.ending.as_str())).collect();
+    assert!(legs.contains(&("+254700000402", "cancelled")), "{legs:?}");
+}

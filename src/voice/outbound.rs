@@ -158,19 +158,51 @@ pub(super) async fn place_leg(
                 sip.local
             );
             call.send(ack.into_bytes()).await;
-            call.outcome().sip_status = code;
+            {
+                let mut o = call.outcome();
+                o.sip_status = code;
+                o.ending = Ending::NotAnswered.name();
+            }
             info!(code, "the call was not answered");
             sip.unregister(&call_id);
             return Placed::NotAnswered(Box::new(call), cause_of(code));
         }
         Ringing::NoAnswer => {
-            let cancel = format!(
+            let request = format!(
                 "CANCEL sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
                  From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
                 sip.local
             );
-            call.send(cancel.into_bytes()).await;
-            call.outcome().sip_status = 408;
+            call.send(request.into_bytes()).await;
+            // The INVITE then ends with 487, which is ACKed; should the far end answer just as we
+            // gave up, its 200 is ACKed and the call hung up at once.
+            let settle = tokio::time::Instant::now() + Duration::from_secs(4);
+            while let Ok(Some(m)) = tokio::time::timeout_at(settle, inbox.recv()).await {
+                let Incoming::Response(r) = m else { continue };
+                if !r.cseq.ends_with("INVITE") || r.code < 200 {
+                    continue;
+                }
+                // A 2xx is ACKed in a transaction of its own; a non-2xx in the INVITE's.
+                let ack_branch = if r.code < 300 { format!("z9hG4bK{:x}", call::rand_id()) } else { branch.clone() };
+                let ack = format!(
+                    "ACK sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={ack_branch}\r\nMax-Forwards: 70\r\n\
+                     From: {ours};tag={local_tag}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+                    sip.local, r.to
+                );
+                call.send(ack.into_bytes()).await;
+                if r.code < 300 {
+                    call.invite.from = r.to.clone();
+                    call.invite.contact = r.contact.clone();
+                    call::bye(&call, &mut inbox).await;
+                }
+                break;
+            }
+            {
+                // Given up on by us (another leg won, the caller left) or unanswered in time.
+                let mut o = call.outcome();
+                o.sip_status = 487;
+                o.ending = if cancel.is_cancelled() { Ending::Cancelled.name() } else { Ending::NotAnswered.name() };
+            }
             sip.unregister(&call_id);
             return Placed::NotAnswered(Box::new(call), VoiceCallHangupCause::NoAnswer);
         }
