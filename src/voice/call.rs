@@ -1,6 +1,7 @@
-//! One inbound call, from INVITE to hang-up: the INVITE server transaction (100, 180, final
-//! response retransmitted until ACK), the dialog (BYE either way, re-INVITE for hold, CANCEL),
-//! and the app's dialplan run as actions on the call's RTP stream.
+//! One call, from INVITE to hang-up: for inbound calls the INVITE server transaction (100, 180,
+//! final response retransmitted until ACK); for both directions the dialog (BYE either way,
+//! re-INVITE for hold, CANCEL) and the app's dialplan run as actions on the call's RTP stream
+//! ([`talk`]; outbound calls reach it from [`super::outbound`]).
 //!
 //! The app is asked exactly as for a simulated call — through [`crate::messaging::inbound`] with
 //! a voice part — so sessions, `voiceCall` notifications and the app's replies behave the same.
@@ -57,28 +58,17 @@ pub struct Call {
 }
 
 /// What the call record says, filled in as the call goes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Outcome {
     pub(super) org_id: Option<String>,
     pub(super) app_id: Option<String>,
     pub(super) answered_at: Option<i64>,
-    pub(super) ending: &'static str,
+    /// None until the call says how it ended: it was refused before anyone answered.
+    pub(super) ending: Option<Ending>,
     pub(super) sip_status: u16,
     pub(super) stats: super::media::stream::Stats,
-}
-
-impl Default for Outcome {
-    fn default() -> Self {
-        // Until the call says otherwise it was refused before anyone answered.
-        Outcome {
-            org_id: None,
-            app_id: None,
-            answered_at: None,
-            ending: "refused",
-            sip_status: 0,
-            stats: Default::default(),
-        }
-    }
+    /// App round trips so far (see [`MAX_ROUNDS`]).
+    rounds: u32,
 }
 
 /// How a call ended, for the app and the call's record.
@@ -206,7 +196,7 @@ pub(super) async fn store_record(call: &Call) {
         answered_at: o.answered_at,
         ended_at,
         duration_ms: o.answered_at.map_or(0, |a| ended_at - a),
-        ending: o.ending.into(),
+        ending: o.ending.map_or("refused", Ending::name).into(),
         sip_status: i64::from(o.sip_status),
         packets_sent: o.stats.sent as i64,
         packets_received: o.stats.received as i64,
@@ -219,8 +209,8 @@ pub(super) async fn store_record(call: &Call) {
 }
 
 async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
-    let invite = call.invite.clone();
-    call.respond(&invite, 100, "Trying").await;
+    let invite = &call.invite;
+    call.respond(invite, 100, "Trying").await;
 
     let offer = match std::str::from_utf8(&invite.body).map_err(|_| "SDP is not text".to_string()).and_then(sdp::parse)
     {
@@ -228,33 +218,18 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
         Err(why) => {
             info!(%why, "refusing an INVITE whose SDP we cannot answer");
             let warning = [("Warning", format!("399 hodi \"{why}\""))];
-            return final_response(
-                call,
-                &mut inbox,
-                invite.response(488, "Not Acceptable Here", Some(&call.local_tag), &warning, None),
-            )
-            .await;
+            return refuse(call, &mut inbox, 488, "Not Acceptable Here", &warning).await;
         }
     };
     let owner = match call.hodi.store.voice_number_owner(&invite.user).await {
         Ok(Some(o)) => o,
         Ok(None) => {
             info!(number = %invite.user, "INVITE to a number no org has provisioned for voice");
-            return final_response(
-                call,
-                &mut inbox,
-                invite.response(404, "Not Found", Some(&call.local_tag), &[], None),
-            )
-            .await;
+            return refuse(call, &mut inbox, 404, "Not Found", &[]).await;
         }
         Err(e) => {
             warn!(error = %e, "looking up a voice number");
-            return final_response(
-                call,
-                &mut inbox,
-                invite.response(500, "Server Internal Error", Some(&call.local_tag), &[], None),
-            )
-            .await;
+            return refuse(call, &mut inbox, 500, "Server Internal Error", &[]).await;
         }
     };
     let (org_id, app_id) = (owner.0.as_str(), owner.1.as_str());
@@ -263,7 +238,7 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
         o.org_id = Some(org_id.to_string());
         o.app_id = Some(app_id.to_string());
     }
-    call.respond(&invite, 180, "Ringing").await;
+    call.respond(invite, 180, "Ringing").await;
 
     // Ask the app while the phone rings; the caller may give up meanwhile.
     let first = {
@@ -275,7 +250,7 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
                 m = inbox.recv() => match m {
                     Some(Incoming::Request(r)) if r.method == "CANCEL" => {
                         call.send(r.response(200, "OK", None, &[], None)).await;
-                        final_response(call, &mut inbox, invite.response(487, "Request Terminated", Some(&call.local_tag), &[], None)).await;
+                        refuse(call, &mut inbox, 487, "Request Terminated", &[]).await;
                         return hang_up_notice(call, org_id, app_id, Ending::Cancelled, None).await;
                     }
                     Some(Incoming::Request(r)) if r.method == "INVITE" => call.respond(&r, 180, "Ringing").await,
@@ -289,42 +264,33 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
         Ok(a) => a.unwrap_or_default(),
         Err(e) => {
             info!(error = %e, "no app took the call");
-            final_response(
-                call,
-                &mut inbox,
-                invite.response(480, "Temporarily Unavailable", Some(&call.local_tag), &[], None),
-            )
-            .await;
+            refuse(call, &mut inbox, 480, "Temporarily Unavailable", &[]).await;
             return;
         }
     };
     if matches!(actions.first().and_then(|a| a.entry.as_ref()), Some(voice_call_action::Entry::Reject(_))) {
-        final_response(call, &mut inbox, invite.response(603, "Decline", Some(&call.local_tag), &[], None)).await;
+        refuse(call, &mut inbox, 603, "Decline", &[]).await;
         return hang_up_notice(call, org_id, app_id, Ending::Rejected, None).await;
     }
 
-    let stream = match Stream::open(call.hodi.config.voice.rtp_ip, offer.clone()).await {
-        Ok(s) => s,
+    let opened = match Stream::open(call.hodi.config.voice.rtp_ip, offer).await {
+        Ok(s) => s.local().map(|local| (s, local)),
+        Err(e) => Err(e),
+    };
+    let (stream, local_media) = match opened {
+        Ok(x) => x,
         Err(e) => {
             warn!(error = %e, "opening RTP");
-            final_response(
-                call,
-                &mut inbox,
-                invite.response(503, "Service Unavailable", Some(&call.local_tag), &[], None),
-            )
-            .await;
-            return;
+            return refuse(call, &mut inbox, 503, "Service Unavailable", &[]).await;
         }
     };
-    let local_media = match stream.local() {
-        Ok(a) => a,
-        Err(_) => return,
-    };
-    let answer = sdp::describe(local_media, offer.codec, offer.events, rand_id(), 1);
+    // One SDP session for the call: version 1 in the 200, version 2 in answers to re-INVITEs.
+    let sdp_session = rand_id();
+    let answer = sdp::describe(local_media, offer.codec, offer.events, sdp_session, 1);
     let contact = [("Contact", format!("<sip:{}@{}>", invite.user, call.local))];
     let ok = invite.response(200, "OK", Some(&call.local_tag), &contact, Some(("application/sdp", &answer)));
     info!(caller = %call.caller(), number = %invite.user, codec = ?offer.codec, "call answered");
-    let ours = sdp::describe(local_media, offer.codec, offer.events, 1, 2);
+    let ours = sdp::describe(local_media, offer.codec, offer.events, sdp_session, 2);
     talk(call, &mut inbox, org_id, app_id, stream, actions, Resend::OkUntilAck(ok), &ours, contact).await;
 }
 
@@ -356,7 +322,7 @@ pub(super) async fn talk(
         o.answered_at = Some(crate::store::now_ms());
         o.sip_status = 200;
     }
-    let control = stream.control();
+    let control = stream.end();
     let ending = {
         let run = run_actions(call, org_id, app_id, &mut stream, actions);
         tokio::pin!(run);
@@ -462,13 +428,11 @@ async fn run_actions(
     first: Vec<VoiceCallAction>,
 ) -> Ending {
     let mut actions: std::collections::VecDeque<VoiceCallAction> = first.into();
-    // Each app round trip may give more actions; bound them so a looping app cannot keep a call forever busy.
-    let mut rounds = 0;
     while let Some(action) = actions.pop_front() {
         let Some(entry) = action.entry else { continue };
         match entry {
             voice_call_action::Entry::Say(say) => {
-                if say_text(stream, &say).await == Played::Stopped {
+                if say_prompt(stream, &say, false).await == Played::Stopped {
                     return Ending::CustomerHungUp;
                 }
             }
@@ -486,9 +450,7 @@ async fn run_actions(
                 if prompt == Played::Stopped {
                     return Ending::CustomerHungUp;
                 }
-                let timeout = g.timeout.as_ref().map_or(Duration::from_secs(5), |d| {
-                    Duration::from_secs(u64::try_from(d.seconds).unwrap_or(5).clamp(1, 60))
-                });
+                let timeout = seconds(g.timeout.as_ref(), 5, 60);
                 let limit = g.num_digits.map_or(32, |n| usize::try_from(n).unwrap_or(32).clamp(1, 32));
                 let finish = g.finish_on_key.as_deref().and_then(|k| k.chars().next());
                 let mut digits = String::new();
@@ -498,11 +460,6 @@ async fn run_actions(
                         Some(k) => digits.push(k),
                         None => break,
                     }
-                }
-                rounds += 1;
-                if rounds > 1000 {
-                    warn!("the app kept the call going for 1,000 rounds; hanging up");
-                    return Ending::WeHungUp;
                 }
                 let next = part(call.direction, VoiceCallStatus::Active, Some(digits), None);
                 if let Err(e) = follow(call, org_id, app_id, next, &mut actions, Then::Replace).await {
@@ -584,7 +541,12 @@ enum Then {
     ReplaceIfAny,
 }
 
-/// Tells the app, and applies its answer to the actions left; a failed ask ends the call.
+/// App round trips one call may make: an app that answers every round with more actions (a
+/// redirect loop) must not keep a call busy forever.
+const MAX_ROUNDS: u32 = 1000;
+
+/// Tells the app, and applies its answer to the actions left; a failed ask ends the call, and so
+/// does the [`MAX_ROUNDS`]th.
 async fn follow(
     call: &Call,
     org_id: &str,
@@ -593,6 +555,15 @@ async fn follow(
     actions: &mut std::collections::VecDeque<VoiceCallAction>,
     then: Then,
 ) -> Result<(), Ending> {
+    let rounds = {
+        let mut o = call.outcome();
+        o.rounds += 1;
+        o.rounds
+    };
+    if rounds > MAX_ROUNDS {
+        warn!("the app kept the call going for {MAX_ROUNDS} rounds; hanging up");
+        return Err(Ending::WeHungUp);
+    }
     match call.ask(org_id, app_id, next).await {
         Ok(more) => {
             let more = more.unwrap_or_default();
@@ -659,8 +630,7 @@ async fn record_message(call: &Call, stream: &mut Stream, g: &crate::wire::GetRe
 
 /// Drops leading and trailing 20 ms frames quieter than speech.
 fn trim_silence(samples: &mut Vec<i16>) {
-    let loud = |frame: &[i16]| frame.iter().map(|s| i64::from(*s).abs()).sum::<i64>() / frame.len().max(1) as i64 > 500;
-    let frames: Vec<bool> = samples.chunks(audio::FRAME).map(loud).collect();
+    let frames: Vec<bool> = samples.chunks(audio::FRAME).map(audio::is_speech).collect();
     let first = frames.iter().position(|&l| l).unwrap_or(frames.len());
     let last = frames.iter().rposition(|&l| l).map_or(first, |i| i + 1);
     let end = (last * audio::FRAME).min(samples.len());
@@ -678,10 +648,6 @@ async fn say_prompt(stream: &mut Stream, say: &crate::wire::SayCallAction, barge
     stream.play(&samples, barge_in).await
 }
 
-async fn say_text(stream: &mut Stream, say: &crate::wire::SayCallAction) -> Played {
-    say_prompt(stream, say, false).await
-}
-
 /// Plays a WAV from an http(s) URL, a `file://` URL or a path.
 async fn play_url(stream: &mut Stream, url: &str, barge_in: bool) -> Played {
     match super::media::prompts::load(url).await {
@@ -693,27 +659,50 @@ async fn play_url(stream: &mut Stream, url: &str, barge_in: bool) -> Played {
     }
 }
 
-/// Sends a final non-2xx response and retransmits it until the ACK (or Timer H).
-async fn final_response(call: &Call, inbox: &mut mpsc::Receiver<Incoming>, response: Vec<u8>) {
-    if let Some(code) = response.get(8..11).and_then(|c| std::str::from_utf8(c).ok()).and_then(|c| c.parse().ok()) {
-        call.outcome().sip_status = code;
-    }
+/// Refuses the INVITE with a final non-2xx response (recorded as the call's SIP status),
+/// retransmitted until the ACK.
+async fn refuse(call: &Call, inbox: &mut mpsc::Receiver<Incoming>, code: u16, reason: &str, extra: &[(&str, String)]) {
+    call.outcome().sip_status = code;
+    let response = call.invite.response(code, reason, Some(&call.local_tag), extra, None);
+    retransmit(call, inbox, response, |m| match m {
+        Incoming::Request(r) if r.method == "ACK" => Heard::Done,
+        Incoming::Request(r) if r.method == "INVITE" => Heard::ResendNow, // a retransmitted INVITE
+        _ => Heard::Ignore,
+    })
+    .await;
+}
+
+/// What a retransmitting sender makes of a message that arrives while it waits.
+enum Heard {
+    Done,
+    /// Done, after answering this request.
+    Answer(Vec<u8>),
+    ResendNow,
+    Ignore,
+}
+
+/// Sends `bytes` and again at T1, 2·T1 … T2 until `judge` says done, up to 64·T1 (RFC 3261's
+/// timers G/H for final responses and E/F for our requests over UDP).
+async fn retransmit(
+    call: &Call,
+    inbox: &mut mpsc::Receiver<Incoming>,
+    bytes: Vec<u8>,
+    judge: impl Fn(&Incoming) -> Heard,
+) {
     let deadline = tokio::time::Instant::now() + TIMER_H;
     let mut wait = T1;
-    loop {
-        call.send(response.clone()).await;
+    while tokio::time::Instant::now() < deadline {
+        call.send(bytes.clone()).await;
         let until = (tokio::time::Instant::now() + wait).min(deadline);
         loop {
-            match tokio::time::timeout_at(until, inbox.recv()).await {
-                Ok(Some(Incoming::Request(r))) if r.method == "ACK" => return,
-                Ok(Some(Incoming::Request(r))) if r.method == "INVITE" => break, // retransmitted INVITE: resend now
-                Ok(Some(_)) => continue,
-                Ok(None) => return,
-                Err(_) => break,
+            let Ok(m) = tokio::time::timeout_at(until, inbox.recv()).await else { break };
+            let Some(m) = m else { return };
+            match judge(&m) {
+                Heard::Done => return,
+                Heard::Answer(reply) => return call.send(reply).await,
+                Heard::ResendNow => break,
+                Heard::Ignore => {}
             }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return;
         }
         wait = (wait * 2).min(T2);
     }
@@ -736,30 +725,20 @@ pub(super) async fn bye(call: &Call, inbox: &mut mpsc::Receiver<Incoming>) {
         invite.call_id
     )
     .into_bytes();
-    let deadline = tokio::time::Instant::now() + TIMER_H;
-    let mut wait = T1;
-    while tokio::time::Instant::now() < deadline {
-        call.send(request.clone()).await;
-        let until = (tokio::time::Instant::now() + wait).min(deadline);
-        loop {
-            match tokio::time::timeout_at(until, inbox.recv()).await {
-                Ok(Some(Incoming::Response(r))) if r.cseq.ends_with("BYE") && r.code >= 200 => return,
-                Ok(Some(Incoming::Request(r))) if r.method == "BYE" => {
-                    call.respond(&r, 200, "OK").await;
-                    return;
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) => return,
-                Err(_) => break,
-            }
+    retransmit(call, inbox, request, |m| match m {
+        Incoming::Response(r) if r.cseq.ends_with("BYE") && r.code >= 200 => Heard::Done,
+        // Both sides hung up at once.
+        Incoming::Request(r) if r.method == "BYE" => {
+            Heard::Answer(r.response(200, "OK", Some(&call.local_tag), &[], None))
         }
-        wait = (wait * 2).min(T2);
-    }
+        _ => Heard::Ignore,
+    })
+    .await;
 }
 
 /// The call is over: the app hears of it (and the session ends) like any hang-up.
 pub(super) async fn hang_up_notice(call: &Call, org_id: &str, app_id: &str, ending: Ending, recording: Option<String>) {
-    call.outcome().ending = ending.name();
+    call.outcome().ending = Some(ending);
     let status = match ending {
         Ending::Cancelled | Ending::Rejected | Ending::NotAnswered => VoiceCallStatus::NotAnswered,
         _ => VoiceCallStatus::Completed,
@@ -771,7 +750,4 @@ pub(super) async fn hang_up_notice(call: &Call, org_id: &str, app_id: &str, endi
     }
 }
 
-pub fn rand_id() -> u64 {
-    let b = uuid::Uuid::new_v4().into_bytes();
-    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-}
+pub use super::rand_id;

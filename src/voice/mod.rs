@@ -23,3 +23,9 @@ pub mod recordings;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+
+/// A random number for tags, branches, SSRCs and SDP session ids (not for secrets).
+pub fn rand_id() -> u64 {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}

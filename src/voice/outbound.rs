@@ -137,9 +137,11 @@ pub(super) async fn place_leg(
         direction: CustomerEventDirection::Outbound,
     };
     let branch = format!("z9hG4bK{:x}", call::rand_id());
+    // One SDP session for the leg: version 1 in our offer, 2 in answers to re-INVITEs.
+    let sdp_session = call::rand_id();
     let body = match codec {
-        None => sdp::offer(local_media, call::rand_id()),
-        Some(c) => sdp::describe(local_media, c, Some(101), call::rand_id(), 1),
+        None => sdp::offer(local_media, sdp_session),
+        Some(c) => sdp::describe(local_media, c, Some(101), sdp_session, 1),
     };
     let invite = format!(
         "INVITE sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
@@ -148,20 +150,31 @@ pub(super) async fn place_leg(
         sip.local,
         body.len()
     );
+    // A non-2xx final response is ACKed in the INVITE's transaction (same branch and URI); a 2xx
+    // in a transaction of its own, to the far end's Contact.
+    let ack = |r: &Response| -> Vec<u8> {
+        let contact = r.contact.as_deref().map(message::uri).filter(|u| !u.is_empty());
+        let (uri, via_branch) = match contact {
+            Some(c) if r.code < 300 => (c.to_string(), format!("z9hG4bK{:x}", call::rand_id())),
+            _ if r.code < 300 => (format!("sip:{customer}@{trunk}"), format!("z9hG4bK{:x}", call::rand_id())),
+            _ => (format!("sip:{customer}@{trunk}"), branch.clone()),
+        };
+        format!(
+            "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={via_branch}\r\nMax-Forwards: 70\r\n\
+             From: {ours};tag={local_tag}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            sip.local, r.to
+        )
+        .into_bytes()
+    };
     let resp = match ringing(&call, &mut inbox, invite.as_bytes(), ring, cancel).await {
         Ringing::Answered(resp) => resp,
-        Ringing::Refused(code, to) => {
-            // A final non-2xx response is ACKed in the INVITE's transaction (same branch).
-            let ack = format!(
-                "ACK sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
-                 From: {ours};tag={local_tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-                sip.local
-            );
-            call.send(ack.into_bytes()).await;
+        Ringing::Refused(refusal) => {
+            let code = refusal.code;
+            call.send(ack(&refusal)).await;
             {
                 let mut o = call.outcome();
                 o.sip_status = code;
-                o.ending = Ending::NotAnswered.name();
+                o.ending = Some(Ending::NotAnswered);
             }
             info!(code, "the call was not answered");
             sip.unregister(&call_id);
@@ -182,14 +195,7 @@ pub(super) async fn place_leg(
                 if !r.cseq.ends_with("INVITE") || r.code < 200 {
                     continue;
                 }
-                // A 2xx is ACKed in a transaction of its own; a non-2xx in the INVITE's.
-                let ack_branch = if r.code < 300 { format!("z9hG4bK{:x}", call::rand_id()) } else { branch.clone() };
-                let ack = format!(
-                    "ACK sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={ack_branch}\r\nMax-Forwards: 70\r\n\
-                     From: {ours};tag={local_tag}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-                    sip.local, r.to
-                );
-                call.send(ack.into_bytes()).await;
+                call.send(ack(&r)).await;
                 if r.code < 300 {
                     call.invite.from = r.to.clone();
                     call.invite.contact = r.contact.clone();
@@ -201,22 +207,13 @@ pub(super) async fn place_leg(
                 // Given up on by us (another leg won, the caller left) or unanswered in time.
                 let mut o = call.outcome();
                 o.sip_status = 487;
-                o.ending = if cancel.is_cancelled() { Ending::Cancelled.name() } else { Ending::NotAnswered.name() };
+                o.ending = Some(if cancel.is_cancelled() { Ending::Cancelled } else { Ending::NotAnswered });
             }
             sip.unregister(&call_id);
             return Placed::NotAnswered(Box::new(call), VoiceCallHangupCause::NoAnswer);
         }
     };
-    let target = resp.contact.as_deref().map(message::uri).unwrap_or_default().to_string();
-    let target = if target.is_empty() { format!("sip:{customer}@{trunk}") } else { target };
-    let ack = format!(
-        "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{:x}\r\nMax-Forwards: 70\r\n\
-         From: {ours};tag={local_tag}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-        sip.local,
-        call::rand_id(),
-        resp.to
-    )
-    .into_bytes();
+    let ack = ack(&resp);
     call.send(ack.clone()).await;
     {
         let mut o = call.outcome();
@@ -228,9 +225,9 @@ pub(super) async fn place_leg(
     let media = std::str::from_utf8(&resp.body).map_err(|_| "SDP is not text".to_string()).and_then(sdp::parse);
     let our_sdp = match &media {
         Ok(m) => {
-            stream.control().update(m.clone());
+            stream.end().update(*m);
             info!(codec = ?m.codec, "call answered");
-            sdp::describe(local_media, m.codec, m.events, 1, 2)
+            sdp::describe(local_media, m.codec, m.events, sdp_session, 2)
         }
         // Answered with nothing usable: it is answered (and ACKed), but there is nothing to send.
         Err(why) => {
@@ -288,7 +285,7 @@ async fn run(hodi: Arc<Hodi>, p: Placement) {
 
 enum Ringing {
     Answered(Response),
-    Refused(u16, String),
+    Refused(Response),
     NoAnswer,
 }
 
@@ -317,7 +314,7 @@ async fn ringing(
             Ok(Some(Incoming::Response(r))) if r.cseq.ends_with("INVITE") => match r.code {
                 100..=199 => heard = true,
                 200..=299 => return Ringing::Answered(r),
-                code => return Ringing::Refused(code, r.to),
+                _ => return Ringing::Refused(r),
             },
             Ok(Some(_)) => {}
             Ok(None) => return Ringing::NoAnswer,
@@ -343,7 +340,7 @@ fn cause_of(code: u16) -> VoiceCallHangupCause {
 }
 
 async fn not_answered(call: &Call, p: &Placement, cause: VoiceCallHangupCause) {
-    call.outcome().ending = Ending::NotAnswered.name();
+    call.outcome().ending = Some(Ending::NotAnswered);
     let part = call::part(call.direction, VoiceCallStatus::NotAnswered, None, Some(cause));
     if let Err(e) = call.ask(&p.org_id, &p.app_id, part).await {
         warn!(error = %e, "telling the app the call was not answered");

@@ -29,7 +29,7 @@ impl Codec {
 }
 
 /// What the far end offered (or answered), as far as we use it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Media {
     /// Where to send RTP.
     pub remote: SocketAddr,

@@ -126,6 +126,12 @@ pub fn resample(input: &[f32], from: u32) -> Result<Vec<i16>> {
     Ok(out.into_iter().skip(delay).take(wanted).map(to_i16).collect())
 }
 
+/// A frame is speech (not silence) when its mean absolute level passes about -36 dBFS; used for
+/// recordings' silence timeout and trimming.
+pub fn is_speech(frame: &[i16]) -> bool {
+    frame.iter().map(|s| i64::from(*s).abs()).sum::<i64>() / frame.len().max(1) as i64 > 500
+}
+
 /// A 1 kHz beep of `millis`, as recording prompts use.
 pub fn beep(millis: u32) -> Vec<i16> {
     let n = (RATE * millis / 1000) as usize;

@@ -81,9 +81,6 @@ impl Recorder {
     }
 }
 
-/// A frame is speech when its mean absolute level passes this (about -36 dBFS).
-const VOICE_LEVEL: i64 = 500;
-
 /// Where a bridged stream relays what it receives: the other leg's socket and far end, and the
 /// other leg's recorders when the bridge is recorded.
 struct Relay {
@@ -110,25 +107,8 @@ pub enum Played {
     Stopped,
 }
 
-/// What signalling may change on a stream that is busy playing.
-#[derive(Clone)]
-pub struct Control {
-    remote: Arc<Mutex<Media>>,
-    stop: CancellationToken,
-}
-
-impl Control {
-    /// The far end moved, changed codec, or put us on hold (re-INVITE).
-    pub fn update(&self, media: Media) {
-        *self.remote.lock().unwrap_or_else(|p| p.into_inner()) = media;
-    }
-
-    pub fn stop(&self) {
-        self.stop.cancel();
-    }
-}
-
-/// What it takes to bridge a stream owned by another task.
+/// A handle on a stream that another task owns or that is busy playing: signalling changes the
+/// far end (re-INVITE) or stops it (hang-up), a dial or a dequeue bridges it.
 #[derive(Clone)]
 pub struct End {
     socket: Arc<UdpSocket>,
@@ -139,6 +119,15 @@ pub struct End {
 }
 
 impl End {
+    /// The far end moved, changed codec, or put us on hold (re-INVITE).
+    pub fn update(&self, media: Media) {
+        *self.remote.lock().unwrap_or_else(|p| p.into_inner()) = media;
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
     /// Relays each end's incoming RTP to the other; with `record`, what `b` receives also goes
     /// into `a`'s session recording.
     pub fn bridge(a: &End, b: &End, record: bool) {
@@ -191,9 +180,10 @@ impl Stream {
         let stop = CancellationToken::new();
         let recorders = Arc::new(Mutex::new(Recorders::default()));
         let relay = Arc::new(Mutex::new(None));
+        let remote = Arc::new(Mutex::new(remote));
         tokio::spawn(receive(
             socket.clone(),
-            remote.events,
+            remote.clone(),
             tx,
             stats.clone(),
             stop.clone(),
@@ -202,10 +192,10 @@ impl Stream {
         ));
         Ok(Stream {
             socket,
-            remote: Arc::new(Mutex::new(remote)),
-            ssrc: rand_u32(),
-            sequence: rand_u32() as u16,
-            timestamp: rand_u32(),
+            remote,
+            ssrc: crate::voice::rand_id() as u32,
+            sequence: crate::voice::rand_id() as u16,
+            timestamp: crate::voice::rand_id() as u32,
             digits: rx,
             pending: None,
             stats,
@@ -219,14 +209,8 @@ impl Stream {
         self.socket.local_addr()
     }
 
-    /// A handle for the signalling side: re-INVITEs change the far end, hang-ups stop the stream,
-    /// while a prompt is playing.
-    pub fn control(&self) -> Control {
-        Control { remote: self.remote.clone(), stop: self.stop.clone() }
-    }
-
     fn remote(&self) -> Media {
-        self.remote.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        *self.remote.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn recorders(&self) -> std::sync::MutexGuard<'_, Recorders> {
@@ -361,7 +345,7 @@ impl Stream {
         End::unbridge(&a.end(), &b.end());
     }
 
-    /// A handle to bridge this stream from another call's task (a queue's dequeue).
+    /// A handle for other tasks: signalling (re-INVITE, hang-up) and bridges (dial, dequeue).
     pub fn end(&self) -> End {
         End {
             socket: self.socket.clone(),
@@ -386,7 +370,7 @@ impl Drop for Stream {
 
 async fn receive(
     socket: Arc<UdpSocket>,
-    events: Option<u8>,
+    remote: Arc<Mutex<Media>>,
     digits: mpsc::Sender<char>,
     stats: Arc<Mutex<Stats>>,
     stop: CancellationToken,
@@ -407,6 +391,8 @@ async fn receive(
         };
         let Some(packet) = Packet::parse(&buf[..n]) else { continue };
         let arrival = (started.elapsed().as_micros() / 125) as u32; // 8 kHz units
+                                                                    // Read per packet: the answer to our offer, or a re-INVITE, may set the event type.
+        let events = remote.lock().unwrap_or_else(|p| p.into_inner()).events;
         let key = receiver.on_packet(&packet, arrival, events);
         {
             let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -419,7 +405,7 @@ async fn receive(
         }
         // Bridged: the packet goes on to the other leg as it came (same codec both sides).
         let onward = relay.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| {
-            let media = r.remote.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let media = *r.remote.lock().unwrap_or_else(|p| p.into_inner());
             (r.socket.clone(), media, r.record_into.clone())
         });
         let mut record_into = None;
@@ -428,6 +414,14 @@ async fn receive(
                 let _ = socket.send_to(&buf[..n], media.remote).await;
             }
             record_into = into;
+        }
+        // Decoding is only for recordings: skip it when nothing records.
+        let own = {
+            let r = recorders.lock().unwrap_or_else(|p| p.into_inner());
+            r.message.is_some() || r.session.is_some()
+        };
+        if !own && record_into.is_none() {
+            continue;
         }
         let decode = match packet.payload_type {
             0 => g711::ulaw_decode,
@@ -443,13 +437,9 @@ async fn receive(
             }
         }
         let mut r = recorders.lock().unwrap_or_else(|p| p.into_inner());
-        if r.message.is_none() && r.session.is_none() {
-            continue;
-        }
         if let Some(m) = r.message.as_mut() {
             m.add(&pcm, now);
-            let level = pcm.iter().map(|s| i64::from(*s).abs()).sum::<i64>() / pcm.len().max(1) as i64;
-            if level > VOICE_LEVEL {
+            if super::audio::is_speech(&pcm) {
                 m.last_voice = now;
             }
         }
@@ -457,9 +447,4 @@ async fn receive(
             s.add(&pcm, now);
         }
     }
-}
-
-fn rand_u32() -> u32 {
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
