@@ -610,6 +610,8 @@ async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_bot
     let records = records(&running, 2).await;
     let dirs: Vec<(&str, &str)> = records.iter().map(|r| (r.direction.as_str(), r.callee.as_str())).collect();
     assert!(dirs.contains(&("inbound", "+254711082000")) && dirs.contains(&("outbound", "+254700000321")), "{dirs:?}");
+    let leg = records.iter().find(|r| r.direction == "outbound").expect("the dialled leg");
+    assert_eq!((leg.ending.as_str(), leg.sip_status), ("customer_hung_up", 200), "the phone hung up: {leg:?}");
 }
 
 #[tokio::test]

@@ -10,11 +10,12 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::call::{self, Call, Incoming};
+use super::call::{self, Call, Ending, Incoming};
 use super::media::audio;
 use super::media::stream::{Played, Stream};
 use super::outbound::{self, Leg, Placed};
 use crate::wire::DialCallAction;
+use tokio::sync::mpsc;
 
 /// How a dial went, for the app's `dialData`.
 #[derive(Debug, Clone, Default)]
@@ -72,8 +73,7 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
                     }
                     Placed::NotAnswered(leg, cause) => {
                         info!(%number, ?cause, "dialled number did not answer");
-                        owned(&leg, org_id, app_id);
-                        call::store_record(&leg).await;
+                        finish_leg(call, &leg, None, org_id, app_id).await;
                     }
                     Placed::Failed(_) => break,
                 }
@@ -91,15 +91,10 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
                     }
                     Placed::Answered(mut late) => {
                         // Answered as the winner was chosen: hang it up at once.
-                        owned(&late.call, org_id, app_id);
-                        call::bye(&late.call, &mut late.inbox).await;
-                        unregister(call, &late.call);
-                        call::store_record(&late.call).await;
+                        late.call.outcome().ending = Some(Ending::WeHungUp);
+                        finish_leg(call, &late.call, Some(&mut late.inbox), org_id, app_id).await;
                     }
-                    Placed::NotAnswered(leg, _) => {
-                        owned(&leg, org_id, app_id);
-                        call::store_record(&leg).await;
-                    }
+                    Placed::NotAnswered(leg, _) => finish_leg(call, &leg, None, org_id, app_id).await,
                     Placed::Failed(_) => {}
                 }
             }
@@ -111,19 +106,19 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
         tokio::select! {
             leg = &mut placing => break leg,
             played = a.play(&tone, false) => if played == Played::Stopped {
-                // The caller gave up: stop the ringing legs, then end any that answered anyway.
+                // The caller gave up: stop the ringing legs and wait for them to settle (without
+                // playing again: a stopped stream returns at once).
                 cancel.cancel();
                 result.caller_gone = true;
+                break (&mut placing).await;
             },
         }
     };
     let Some(leg) = answered else { return result };
     let Leg { call: b_call, mut inbox, stream: b, .. } = *leg;
-    owned(&b_call, org_id, app_id);
     if result.caller_gone {
-        call::bye(&b_call, &mut inbox).await;
-        unregister(call, &b_call);
-        call::store_record(&b_call).await;
+        b_call.outcome().ending = Some(Ending::WeHungUp);
+        finish_leg(call, &b_call, Some(&mut inbox), org_id, app_id).await;
         return result;
     }
 
@@ -161,24 +156,30 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
     Stream::unbridge(a, &b);
     result.duration = started.elapsed();
     result.caller_gone = a.stopped();
-    if !b_hung_up {
-        call::bye(&b_call, &mut inbox).await;
-    }
     b.close();
-    b_call.outcome().stats = b.stats();
-    unregister(call, &b_call);
-    call::store_record(&b_call).await;
+    {
+        let mut o = b_call.outcome();
+        o.stats = b.stats();
+        o.ending = Some(if b_hung_up { Ending::CustomerHungUp } else { Ending::WeHungUp });
+    }
+    let hang_up = (!b_hung_up).then_some(&mut inbox);
+    finish_leg(call, &b_call, hang_up, org_id, app_id).await;
     result
 }
 
-fn owned(leg: &Call, org_id: &str, app_id: &str) {
-    let mut o = leg.outcome();
-    o.org_id = Some(org_id.to_string());
-    o.app_id = Some(app_id.to_string());
-}
-
-fn unregister(call: &Call, leg: &Call) {
+/// A dialled leg is over: hung up by us (when `inbox` is given), released, and recorded under
+/// the caller's org and app.
+async fn finish_leg(call: &Call, leg: &Call, inbox: Option<&mut mpsc::Receiver<Incoming>>, org_id: &str, app_id: &str) {
+    {
+        let mut o = leg.outcome();
+        o.org_id = Some(org_id.to_string());
+        o.app_id = Some(app_id.to_string());
+    }
+    if let Some(inbox) = inbox {
+        call::bye(leg, inbox).await;
+    }
     if let Some(sip) = call.hodi.voice.get() {
         sip.unregister(&leg.invite.call_id);
     }
+    call::store_record(leg).await;
 }
