@@ -88,6 +88,14 @@ impl Sockets {
         Ok(())
     }
 
+    /// `session`'s subscription, if it has one (looking does not move the round robin).
+    pub fn subscription(&self, session: &Session) -> Option<Arc<Subscription>> {
+        self.lock().get(&Self::key(session))?.targets.iter().find_map(|t| match &t.via {
+            Via::Stream(sub) if t.session.connection_id == session.connection_id => Some(sub.clone()),
+            _ => None,
+        })
+    }
+
     /// Drops `session`'s subscription (its stream ended).
     pub fn unsubscribe(&self, session: &Session) {
         self.remove(session, |t| matches!(t.via, Via::Stream(_)));

@@ -16,7 +16,6 @@ use tracing::{info, warn, Instrument};
 
 use crate::command::{AppCommand, SimulatorCommand};
 use crate::notify::subscription::{NotificationStream, Subscription};
-use crate::notify::Via;
 use crate::server::Hodi;
 use crate::store::auth::TokenCheck;
 use crate::wire::{AppConnectionMetadata, AppToServerCommand, ServerToAppNotificationReply, SimulatorToServerCommand};
@@ -181,12 +180,7 @@ impl AppResponder {
 fn answer_notification(hodi: &Hodi, session: &Session, id: &str, data: Bytes) -> Result<Payload, RemoteError> {
     let reply = ServerToAppNotificationReply::decode(data)
         .map_err(|e| RemoteError::invalid(format!("a replyTo request needs a ServerToAppNotificationReply: {e}")))?;
-    let taken = hodi
-        .sockets
-        .candidates(&session.org_id, &session.app_id)
-        .into_iter()
-        .filter(|t| t.session.connection_id == session.connection_id)
-        .any(|t| matches!(&t.via, Via::Stream(sub) if sub.answer(id, reply.clone())));
+    let taken = hodi.sockets.subscription(session).is_some_and(|sub| sub.answer(id, reply));
     if taken {
         Ok(Payload::default())
     } else {
