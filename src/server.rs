@@ -28,6 +28,8 @@ pub struct Hodi {
     pub reminders_changed: tokio::sync::Notify,
     /// Signalled when a notification is queued, so the dispatcher delivers it at once.
     pub outbox_changed: tokio::sync::Notify,
+    /// What the notification dispatcher has done (redeliveries, late answers).
+    pub notify_stats: crate::notify::Stats,
     /// The voice executor's SIP side, once it listens (outbound calls go through it).
     pub voice: std::sync::OnceLock<Arc<crate::voice::server::Sip>>,
 }
@@ -117,6 +119,7 @@ pub async fn start(config: Config) -> Result<Running> {
         simulators: Arc::new(Sockets::default()),
         reminders_changed: tokio::sync::Notify::new(),
         outbox_changed: tokio::sync::Notify::new(),
+        notify_stats: Default::default(),
         voice: std::sync::OnceLock::new(),
     });
     let shutdown = CancellationToken::new();

@@ -358,7 +358,12 @@ async fn recv(rx: &mut mpsc::Receiver<(String, String)>) -> (String, String) {
 
 #[tokio::test]
 async fn notifications_keep_per_customer_order_and_fail_over_to_a_live_socket() {
-    let (running, _dir) = start_with(|c| c.notify.reply_timeout_ms = 300).await;
+    // A window of 1: strict order, the next notification waits for the answer to the last.
+    let (running, _dir) = start_with(|c| {
+        c.notify.reply_timeout_ms = 300;
+        c.notify.per_customer_window = 1;
+    })
+    .await;
     let (tx, mut rx) = mpsc::channel(100);
     // A socket that never answers: every delivery to it times out and must go elsewhere.
     let stuck = connect_with(&running, dev_meta(&running), Arc::new(Recorder { seen: tx.clone(), delay: None })).await;

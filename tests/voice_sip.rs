@@ -1164,3 +1164,51 @@ async fn a_parallel_dial_bridges_the_first_to_answer_and_cancels_the_other() {
         records.iter().filter(|r| r.direction == "outbound").map(|r| (r.callee.as_str(), r.ending.as_str())).collect();
     assert!(legs.contains(&("+254700000402", "cancelled")), "{legs:?}");
 }
+
+#[tokio::test]
+async fn an_app_that_answers_with_no_actions_gets_a_200_then_our_bye_after_the_ack() {
+    let (running, _dir) = common::inproc::start().await;
+    let (_client, mut notifications) = app(&running).await;
+    let peer = Peer::new(running.bound.sip.expect("SIP")).await;
+
+    for (call_id, reply) in [("empty-msg", Some(Vec::new())), ("empty-reply", None)] {
+        peer.send(&peer.invite(call_id, "+254711082000", &sdp(4002, "0 101"))).await;
+        let n = answered(&mut notifications).await;
+        match reply {
+            Some(actions) => n.reply(Reply::message(hodi_sdk::model::message::voice(actions))).await.expect("answered"),
+            None => n.ack().await.expect("answered"),
+        }
+        let r = peer.responses().await;
+        let ok = r.last().expect("a final response");
+        // The INVITE gets its final answer: a 200 with SDP (never a BYE in place of it).
+        assert_eq!(ok.0, 200, "{call_id}: {r:?}");
+        assert!(ok.1.contains("m=audio"), "{call_id}: the 200 carries our SDP: {}", ok.1);
+        // Our BYE waits for the caller's ACK: nothing but 200 retransmissions before it.
+        let mut buf = vec![0u8; 65536];
+        let early = tokio::time::timeout(Duration::from_millis(700), peer.socket.recv_from(&mut buf)).await;
+        if let Ok(Ok((len, _))) = early {
+            let text = String::from_utf8_lossy(&buf[..len]);
+            assert!(text.starts_with("SIP/2.0 200"), "{call_id}: before the ACK only our 200 again, got {text}");
+        }
+        peer.send(&peer.ack(call_id, "+254711082000", &to_tag(&ok.1))).await;
+        let bye = loop {
+            let (len, _) = tokio::time::timeout(WAIT, peer.socket.recv_from(&mut buf))
+                .await
+                .expect("a BYE within 30 s")
+                .expect("recv");
+            let text = String::from_utf8_lossy(&buf[..len]).to_string();
+            if text.starts_with("BYE ") {
+                break text;
+            }
+        };
+        assert!(bye.contains(&format!("Call-ID: {call_id}")), "{bye}");
+        let echoed: Vec<&str> = bye
+            .lines()
+            .filter(|l| ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|h| l.starts_with(h)))
+            .collect();
+        peer.send(&format!("SIP/2.0 200 OK\n{}\nContent-Length: 0\n\n", echoed.join("\n"))).await;
+    }
+    let rec = records(&running, 2).await;
+    let endings: Vec<(i64, &str)> = rec.iter().map(|r| (r.sip_status, r.ending.as_str())).collect();
+    assert_eq!(endings, vec![(200, "we_hung_up"), (200, "we_hung_up")], "{rec:?}");
+}

@@ -289,6 +289,26 @@ impl Requester {
         result
     }
 
+    /// Starts a REQUEST_RESPONSE without waiting: the frame is queued now, so requests started one
+    /// after another go on the wire in that order. `Busy` (nothing sent) when the connection's
+    /// outbound queue is full: a caller serving many peers skips this one instead of waiting on it.
+    /// Dropping the returned future before the answer cancels the request (CANCEL is sent).
+    pub fn start_request_response(&self, payload: Payload) -> Result<PendingResponse, StartError> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.register(Pending::Response(tx)).map_err(StartError::Request)?;
+        let frame = Frame::new(id, Body::RequestResponse { follows: false, payload });
+        match self.shared.out.try_send(Outbound::Frame(frame)) {
+            Ok(()) => Ok(PendingResponse { shared: self.shared.clone(), id, rx, armed: true }),
+            Err(e) => {
+                lock(&self.shared.pending).entries.remove(&id);
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => StartError::Busy,
+                    mpsc::error::TrySendError::Closed(_) => StartError::Request(self.shared.closed_error()),
+                })
+            }
+        }
+    }
+
     /// REQUEST_STREAM with flow control: at most `window` items are requested ahead of the consumer.
     pub async fn request_stream(&self, payload: Payload, window: u32) -> Result<ResponseStream, RequestError> {
         let window = window.clamp(1, 1 << 16);
@@ -351,6 +371,46 @@ struct CancelOnDrop<'a> {
 }
 
 impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed && lock(&self.shared.pending).entries.remove(&self.id).is_some() {
+            let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
+        }
+    }
+}
+
+/// Why [`Requester::start_request_response`] sent nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the connection's outbound queue is full")]
+    Busy,
+    #[error(transparent)]
+    Request(RequestError),
+}
+
+/// The answer to a request started with [`Requester::start_request_response`].
+pub struct PendingResponse {
+    shared: Arc<Shared>,
+    id: u32,
+    rx: oneshot::Receiver<Result<Payload, RequestError>>,
+    armed: bool,
+}
+
+impl Future for PendingResponse {
+    type Output = Result<Payload, RequestError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match Pin::new(&mut this.rx).poll(cx) {
+            Poll::Ready(result) => {
+                this.armed = false;
+                Poll::Ready(result.unwrap_or_else(|_| Err(this.shared.closed_error())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for PendingResponse {
     fn drop(&mut self) {
         if self.armed && lock(&self.shared.pending).entries.remove(&self.id).is_some() {
             let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));

@@ -15,8 +15,8 @@ pub mod server;
 pub mod transport;
 
 pub use connection::{
-    connect, serve, Acceptor, BoxFuture, BoxStream, Config, RemoteError, RequestError, Requester, Responder,
-    ResponseStream, SetupInfo, SetupParams,
+    connect, serve, Acceptor, BoxFuture, BoxStream, Config, PendingResponse, RemoteError, RequestError, Requester,
+    Responder, ResponseStream, SetupInfo, SetupParams, StartError,
 };
 pub use frame::{error_code, Body, Frame};
 pub use payload::Payload;

@@ -83,8 +83,15 @@ pub struct Auth {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Notify {
-    /// How long an app has to answer a notification (the SDK's own handler timeout is 5 s).
+    /// How long an app has to answer a notification before the attempt counts as failed. The
+    /// Elarian SDKs answer by themselves 5 s after calling a handler that does not call back (and
+    /// may first fetch the customer's state), so the default sits well above that: such apps see
+    /// each notification once. An answer that comes later, before the retry, is still taken.
     pub reply_timeout_ms: u64,
+    /// How many of one customer's notifications may be unanswered at once (server-initiated
+    /// requests; subscriptions take one at a time). They go out in outbox order to one socket;
+    /// 1 means the next waits for the answer to the last.
+    pub per_customer_window: usize,
     /// How long an undelivered notification waits for an app before it is dropped.
     pub ttl_secs: u64,
     /// How often the outbox is looked at when nothing signals new work.
@@ -235,7 +242,7 @@ impl Default for Auth {
 
 impl Default for Notify {
     fn default() -> Self {
-        Notify { reply_timeout_ms: 5_000, ttl_secs: 7 * 24 * 3600, outbox_poll_ms: 1_000 }
+        Notify { reply_timeout_ms: 15_000, per_customer_window: 32, ttl_secs: 7 * 24 * 3600, outbox_poll_ms: 1_000 }
     }
 }
 

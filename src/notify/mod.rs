@@ -12,37 +12,40 @@
 //! Delivery is at least once. Each notification carries its id in the request's metadata as JSON,
 //! `{"notificationId":"ntf_…"}`, so a client can spot a duplicate (the Elarian SDK ignores it).
 
+mod dispatcher;
 mod sockets;
 pub mod subscription;
 
+pub use dispatcher::run;
 pub use sockets::{Sockets, Target, Via};
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hodi_rsocket::{Payload, RequestError};
 use prost::Message;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::server::Hodi;
 use crate::store::app_data::AppDataValue;
-use crate::store::outbox::{Completion, OutboxRow};
+use crate::store::outbox::OutboxRow;
 use crate::wire::{
     data_map_value, DataMapValue, ServerToAppCustomerNotification, ServerToAppNotification,
     ServerToAppNotificationReply,
 };
 
-/// Notifications read from the outbox per look.
-const BATCH: i64 = 512;
-/// Deliveries awaiting answers at once, per app and in all.
-const PER_APP: usize = 256;
-const IN_FLIGHT: usize = 4096;
-/// How long a delivery waits for a subscription to have credit before leaving the notification
-/// queued for a later look (short: a slot held for a consumer out of credit is a slot idle).
-const DEMAND_WAIT: Duration = Duration::from_millis(250);
-/// Expired notifications are looked for this often.
-const EXPIRY_EVERY: Duration = Duration::from_secs(10);
+/// What the dispatcher has done since start: how often notifications went unanswered, were
+/// answered late, or were sent again (a redelivery: the app may see a duplicate).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub sent: AtomicU64,
+    pub answered: AtomicU64,
+    pub unanswered: AtomicU64,
+    pub late_answers: AtomicU64,
+    pub redelivered: AtomicU64,
+}
 
 /// Why a notification was not delivered.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +115,7 @@ async fn send_envelope(
         return Err(DeliveryError::NoSocket(app_id.to_string()));
     }
     let data = Bytes::from(envelope.encode_to_vec());
-    let metadata = Bytes::from(format!("{{\"notificationId\":\"{notification_id}\"}}"));
+    let metadata = id_metadata(notification_id);
     let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
     let mut failures = Vec::new();
     let mut busy = 0;
@@ -232,213 +235,39 @@ fn reply_channel(
     }
 }
 
-/// Delivers one outbox row with the app data read for its pass; on success, what to apply.
-async fn deliver(hodi: &Hodi, row: &OutboxRow, app_data: Option<AppDataValue>) -> Result<Completion, DeliveryError> {
-    if row.purse {
-        return deliver_purse(hodi, row).await;
-    }
-    let mut notification = ServerToAppCustomerNotification::decode(row.entry.as_slice())
-        .map_err(|e| DeliveryError::Corrupt(e.to_string()))?;
-    let reply_to = reply_channel(&notification);
-    notification.org_id = row.org_id.clone();
-    notification.app_id = row.app_id.clone();
-    notification.customer_id = row.customer_id.clone();
-    notification.created_at = Some(timestamp(row.created_at));
-    notification.app_data = app_data.map(wire_app_data);
-    let reply = send(hodi, &row.org_id, &row.app_id, &row.id, notification, DEMAND_WAIT).await?;
-    Ok(Completion {
-        seq: row.seq,
-        notification_id: row.id.clone(),
-        org_id: row.org_id.clone(),
-        app_id: row.app_id.clone(),
-        customer_id: row.customer_id.clone(),
-        app_data: reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(stored_app_data),
-        message: reply.message,
-        reply_to,
-    })
+/// A notification ready for the wire, and where a reply's message goes.
+pub(crate) struct Encoded {
+    pub payload: Payload,
+    pub reply_to: Option<(crate::wire::MessagingChannelNumber, crate::wire::CustomerNumber)>,
 }
 
-/// Delivers a purse notification: no customer, no app data; the reply is only an acknowledgement.
-async fn deliver_purse(hodi: &Hodi, row: &OutboxRow) -> Result<Completion, DeliveryError> {
-    let mut notification = crate::wire::ServerToAppPurseNotification::decode(row.entry.as_slice())
-        .map_err(|e| DeliveryError::Corrupt(e.to_string()))?;
-    notification.org_id = row.org_id.clone();
-    notification.app_id = row.app_id.clone();
-    notification.purse_id = row.customer_id.clone();
-    notification.created_at = Some(timestamp(row.created_at));
-    let envelope =
-        ServerToAppNotification { entry: Some(crate::wire::server_to_app_notification::Entry::Purse(notification)) };
-    send_envelope(hodi, &row.org_id, &row.app_id, &row.id, envelope, DEMAND_WAIT).await?;
-    Ok(Completion {
-        seq: row.seq,
-        notification_id: row.id.clone(),
-        org_id: row.org_id.clone(),
-        app_id: row.app_id.clone(),
-        customer_id: row.customer_id.clone(),
-        app_data: None,
-        message: None,
-        reply_to: None,
-    })
-}
-
-fn backoff_ms(attempts: i64) -> i64 {
-    (1000i64 << attempts.clamp(0, 6)).min(60_000)
-}
-
-/// What one delivery came to, sent back to the dispatcher loop.
-struct Settled {
-    row: OutboxRow,
-    result: Result<Completion, DeliveryError>,
-}
-
-/// Notifications in flight (sent, answer awaited): per customer at most one (order), per app at
-/// most [`PER_APP`] (one slow app cannot take every slot), at most [`IN_FLIGHT`] in all.
-#[derive(Default)]
-struct InFlight {
-    customers: std::collections::HashSet<(String, String)>,
-    per_app: std::collections::HashMap<String, usize>,
-}
-
-impl InFlight {
-    fn len(&self) -> usize {
-        self.customers.len()
-    }
-
-    fn app_full(&self, app_id: &str) -> bool {
-        self.per_app.get(app_id).copied().unwrap_or(0) >= PER_APP
-    }
-
-    /// Takes a slot for `row`; false when its customer already has one in flight or its app is full.
-    fn take(&mut self, row: &OutboxRow) -> bool {
-        if self.app_full(&row.app_id) || !self.customers.insert((row.app_id.clone(), row.customer_id.clone())) {
-            return false;
-        }
-        *self.per_app.entry(row.app_id.clone()).or_default() += 1;
-        true
-    }
-
-    fn release(&mut self, row: &OutboxRow) {
-        self.customers.remove(&(row.app_id.clone(), row.customer_id.clone()));
-        if let Some(n) = self.per_app.get_mut(&row.app_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_app.remove(&row.app_id);
-            }
-        }
-    }
-}
-
-/// Runs the dispatcher until `shutdown`.
-///
-/// Deliveries are pipelined: each runs in its own task and reports back; the loop keeps reading
-/// the outbox while answers are awaited, so an app that answers slowly (or a subscription out of
-/// credit) holds up only its own notifications, never other apps' or other customers'.
-pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
-    let poll = Duration::from_millis(hodi.config.notify.outbox_poll_ms.max(10));
-    let mut last_expiry = tokio::time::Instant::now() - EXPIRY_EVERY;
-    let (settled_tx, mut settled_rx) = tokio::sync::mpsc::channel::<Settled>(IN_FLIGHT);
-    let mut in_flight = InFlight::default();
-    loop {
-        if last_expiry.elapsed() >= EXPIRY_EVERY {
-            last_expiry = tokio::time::Instant::now();
-            expire(&hodi).await;
-        }
-        if in_flight.len() < IN_FLIGHT {
-            launch(&hodi, &mut in_flight, &settled_tx).await;
-        }
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            s = settled_rx.recv() => s,
-            _ = tokio::time::sleep(poll) => None,
-            _ = hodi.outbox_changed.notified() => None,
-            _ = hodi.sockets.connected.notified() => None,
-        };
-        let mut batch: Vec<Settled> = first.into_iter().collect();
-        while let Ok(more) = settled_rx.try_recv() {
-            batch.push(more);
-        }
-        if !batch.is_empty() {
-            settle(&hodi, &mut in_flight, batch).await;
-        }
-    }
-}
-
-async fn expire(hodi: &Hodi) {
-    match hodi.store.outbox_expire().await {
-        Ok(expired) => {
-            for row in expired {
-                warn!(notification_id = %row.id, app_id = %row.app_id, customer_id = %row.customer_id,
-                      attempts = row.attempts, "notification expired undelivered");
-            }
-        }
-        Err(e) => warn!(error = %e, "expiring notifications"),
-    }
-}
-
-/// Reads the heads of the outbox for apps that can take more and starts a delivery for each
-/// customer that has nothing in flight.
-async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, settled: &tokio::sync::mpsc::Sender<Settled>) {
-    let apps: Vec<String> = hodi.sockets.connected_apps().into_iter().filter(|app| !in_flight.app_full(app)).collect();
-    if apps.is_empty() {
-        return;
-    }
-    let heads = match hodi.store.outbox_heads(&apps, BATCH).await {
-        Ok(h) => h,
-        Err(e) => return warn!(error = %e, "reading the outbox"),
+/// Builds the wire form of one outbox row with the app data read for it: the envelope as data,
+/// the notification id as metadata.
+pub(crate) fn encode(row: &OutboxRow, app_data: Option<AppDataValue>) -> Result<Encoded, String> {
+    use crate::wire::server_to_app_notification::Entry;
+    let corrupt = |e: prost::DecodeError| format!("stored notification is unreadable: {e}");
+    let (entry, reply_to) = if row.purse {
+        let mut n = crate::wire::ServerToAppPurseNotification::decode(row.entry.as_slice()).map_err(corrupt)?;
+        n.org_id = row.org_id.clone();
+        n.app_id = row.app_id.clone();
+        n.purse_id = row.customer_id.clone();
+        n.created_at = Some(timestamp(row.created_at));
+        (Entry::Purse(n), None)
+    } else {
+        let mut n = ServerToAppCustomerNotification::decode(row.entry.as_slice()).map_err(corrupt)?;
+        let reply_to = reply_channel(&n);
+        n.org_id = row.org_id.clone();
+        n.app_id = row.app_id.clone();
+        n.customer_id = row.customer_id.clone();
+        n.created_at = Some(timestamp(row.created_at));
+        n.app_data = app_data.map(wire_app_data);
+        (Entry::Customer(n), reply_to)
     };
-    let room = IN_FLIGHT.saturating_sub(in_flight.len());
-    let fresh: Vec<OutboxRow> = heads.into_iter().filter(|row| in_flight.take(row)).take(room).collect();
-    if fresh.is_empty() {
-        return;
-    }
-    let pairs: Vec<(String, String)> = fresh.iter().map(|r| (r.app_id.clone(), r.customer_id.clone())).collect();
-    let mut app_data = match hodi.store.app_data_many(&pairs).await {
-        Ok(m) => m,
-        Err(e) => {
-            warn!(error = %e, "reading app data for notifications");
-            fresh.iter().for_each(|row| in_flight.release(row));
-            return;
-        }
-    };
-    for row in fresh {
-        let hodi = hodi.clone();
-        let data = app_data.remove(&(row.app_id.clone(), row.customer_id.clone()));
-        let settled = settled.clone();
-        tokio::spawn(async move {
-            let result = deliver(&hodi, &row, data).await;
-            // The loop holds the receiver until shutdown; a send after that has nobody to tell.
-            let _ = settled.send(Settled { row, result }).await;
-        });
-    }
+    let data = Bytes::from(ServerToAppNotification { entry: Some(entry) }.encode_to_vec());
+    Ok(Encoded { payload: Payload { metadata: Some(id_metadata(&row.id)), data }, reply_to })
 }
 
-/// Records what deliveries came to: answered ones completed in one transaction (then their
-/// replies' messages sent), failures scheduled for retry, out-of-credit ones left as they were.
-async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: Vec<Settled>) {
-    let mut done = Vec::new();
-    for Settled { row, result } in batch {
-        in_flight.release(&row);
-        match result {
-            Ok(c) => done.push(c),
-            // The app is connected but its consumer is behind: untouched, no attempt counted.
-            Err(DeliveryError::NoDemand(_)) => {}
-            Err(e) => {
-                let retry = crate::store::now_ms() + backoff_ms(row.attempts);
-                info!(notification_id = %row.id, attempts = row.attempts + 1, error = %e, "notification not delivered; will retry");
-                if let Err(e) = hodi.store.outbox_failed(row.seq, &e.to_string(), retry).await {
-                    warn!(error = %e, "recording a failed delivery");
-                }
-            }
-        }
-    }
-    match hodi.store.outbox_complete(&done).await {
-        Ok(()) => {
-            for c in done.into_iter().filter(|c| c.message.is_some()) {
-                let hodi = hodi.clone();
-                tokio::spawn(async move { crate::messaging::outbound::reply(&hodi, c).await });
-            }
-        }
-        // Delivered but not recorded: they will be delivered again (at least once).
-        Err(e) => warn!(error = %e, "recording delivered notifications"),
-    }
+/// `{"notificationId":"ntf_…"}`: how a client tells a notification sent again from a new one.
+fn id_metadata(notification_id: &str) -> Bytes {
+    Bytes::from(format!("{{\"notificationId\":\"{notification_id}\"}}"))
 }

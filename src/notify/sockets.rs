@@ -26,7 +26,7 @@ pub struct Target {
 
 impl Target {
     /// Can take a notification now (a subscription without credit cannot).
-    fn ready(&self) -> bool {
+    pub fn ready(&self) -> bool {
         match &self.via {
             Via::Request => true,
             Via::Stream(sub) => sub.has_demand(),

@@ -115,12 +115,29 @@ impl Subscription {
     /// Sends one notification and waits for the app's reply: up to `demand_wait` for the stream
     /// to want it, then up to `reply_wait` for the answer.
     pub async fn deliver(
-        &self,
+        self: &Arc<Self>,
         notification_id: &str,
         payload: Payload,
         demand_wait: Duration,
         reply_wait: Duration,
     ) -> Result<ServerToAppNotificationReply, Refused> {
+        let answer = self.offer(notification_id, payload, demand_wait).await?;
+        match tokio::time::timeout(reply_wait, answer).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Refused::NoReply),
+        }
+    }
+
+    /// Hands one notification to the stream, waiting up to `demand_wait` for the stream to want
+    /// it; then the app's answer is awaited with the returned future (as long as its caller likes:
+    /// a late answer is still taken while the future lives).
+    pub async fn offer(
+        self: &Arc<Self>,
+        notification_id: &str,
+        payload: Payload,
+        demand_wait: Duration,
+    ) -> Result<Answer, Refused> {
         if self.ended.load(Ordering::Acquire) {
             return Err(Refused::Ended);
         }
@@ -131,19 +148,14 @@ impl Subscription {
         };
         let (reply_tx, reply_rx) = oneshot::channel();
         self.replies().insert(notification_id.to_string(), reply_tx);
-        let _forget = ForgetReply { sub: self, id: notification_id };
+        let answer = Answer { sub: self.clone(), id: notification_id.to_string(), rx: reply_rx };
         let (taken_tx, taken_rx) = oneshot::channel();
         permit.send(Offer { payload, taken: taken_tx });
         match tokio::time::timeout(demand_wait, taken_rx).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(Refused::Ended),
-            // Dropping `taken_rx` makes the stream skip this offer if it gets to it later.
-            Err(_) => return Err(Refused::NoDemand),
-        }
-        match tokio::time::timeout(reply_wait, reply_rx).await {
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Ok(())) => Ok(answer),
             Ok(Err(_)) => Err(Refused::Ended),
-            Err(_) => Err(Refused::NoReply),
+            // Dropping `taken_rx` makes the stream skip this offer if it gets to it later.
+            Err(_) => Err(Refused::NoDemand),
         }
     }
 
@@ -162,15 +174,25 @@ impl Subscription {
     }
 }
 
-/// Removes a delivery's reply slot however the delivery ends.
-struct ForgetReply<'a> {
-    sub: &'a Subscription,
-    id: &'a str,
+/// The app's answer to one streamed notification. Dropping it forgets the delivery: an answer
+/// arriving afterwards is refused (the notification is queued again).
+pub struct Answer {
+    sub: Arc<Subscription>,
+    id: String,
+    rx: oneshot::Receiver<ServerToAppNotificationReply>,
 }
 
-impl Drop for ForgetReply<'_> {
+impl std::future::Future for Answer {
+    type Output = Result<ServerToAppNotificationReply, Refused>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx).poll(cx).map(|r| r.map_err(|_| Refused::Ended))
+    }
+}
+
+impl Drop for Answer {
     fn drop(&mut self) {
-        self.sub.replies().remove(self.id);
+        self.sub.replies().remove(&self.id);
     }
 }
 

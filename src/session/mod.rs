@@ -71,6 +71,7 @@ impl Acceptor for SessionAcceptor {
                 connection_id = %session.connection_id, org_id = %session.org_id, app_id = %session.app_id,
                 simulator = session.simulator, simplex = session.simplex, %agent, "session started"
             );
+            release_leases_on_close(&hodi, &session);
             // Simulator sockets set simplex (the SDK does) yet are the customer's side: they always
             // receive what apps send to customers. App sockets receive notifications unless simplex.
             if session.simulator {
@@ -86,6 +87,22 @@ impl Acceptor for SessionAcceptor {
             Ok(responder)
         })
     }
+}
+
+/// App-data leases belong to the socket that took them: they end when it closes, so another
+/// socket is not refused for the rest of a lease nobody holds any more.
+fn release_leases_on_close(hodi: &Arc<Hodi>, session: &Arc<Session>) {
+    let (hodi, session) = (hodi.clone(), session.clone());
+    tokio::spawn(async move {
+        session.requester.closed().await;
+        match hodi.store.release_leases(&session.connection_id).await {
+            Ok(0) => {}
+            Ok(n) => {
+                info!(connection_id = %session.connection_id, leases = n, "released the closed socket's app-data leases")
+            }
+            Err(e) => warn!(connection_id = %session.connection_id, error = %e, "releasing a closed socket's leases"),
+        }
+    });
 }
 
 async fn authenticate(hodi: &Hodi, meta: &AppConnectionMetadata) -> Result<(), RemoteError> {

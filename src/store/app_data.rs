@@ -112,6 +112,18 @@ impl Store {
         Ok(Ok(value))
     }
 
+    /// Releases every lease `owner` holds (its connection closed); returns how many.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE app_data INDEXED BY app_data_by_lease_owner SET lease_owner = NULL, lease_until = NULL
+             WHERE lease_owner = $1",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// Replaces the value and releases the lease, unless another owner holds the lease.
     pub async fn set_app_data(
         &self,

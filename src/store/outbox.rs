@@ -1,9 +1,10 @@
 //! The notification outbox: durable, ordered per customer, delivered at least once.
 //!
-//! Producers insert with [`insert`] inside the transaction of the change that causes the
-//! notification. The dispatcher ([`crate::notify`]) reads the oldest undelivered notification of
-//! each customer ([`Store::outbox_heads`]), and either completes it (deleting it and applying the
-//! reply in one transaction) or schedules a retry.
+//! Producers insert with [`insert_many`] inside the transaction of the change that causes the
+//! notification. The dispatcher ([`crate::notify`]) reads, per app, the due unclaimed rows that
+//! are among the first `window` of their customer ([`Store::outbox_due`]), claims what it sends
+//! ([`Store::outbox_claim`]), and either completes a row (deleting it and applying the reply in
+//! one transaction) or schedules a retry, which releases the claim.
 
 use anyhow::Result;
 use sqlx::{Row, SqliteConnection};
@@ -25,6 +26,10 @@ pub struct OutboxRow {
     pub attempts: i64,
     /// A purse notification: `entry` is a `ServerToAppPurseNotification` and `customer_id` the purse id.
     pub purse: bool,
+    /// An earlier attempt reached an app, which did not answer in time: sending it is a redelivery.
+    pub seen: bool,
+    /// Why the last attempt failed, if one did.
+    pub last_error: Option<String>,
 }
 
 /// What to do once an app has answered a notification.
@@ -41,6 +46,8 @@ pub struct Completion {
     /// Where a reply goes: the channel and number of the notification it answers, if it had one.
     pub reply_to: Option<(crate::wire::MessagingChannelNumber, crate::wire::CustomerNumber)>,
 }
+
+const COLUMNS: &str = "seq, id, org_id, app_id, customer_id, entry, created_at, attempts, purse, seen, last_error";
 
 /// A notification to queue with [`insert_many`].
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +121,8 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
         created_at: r.try_get("created_at")?,
         attempts: r.try_get("attempts")?,
         purse: r.try_get::<i64, _>("purse")? != 0,
+        seen: r.try_get::<i64, _>("seen")? != 0,
+        last_error: r.try_get("last_error")?,
     })
 }
 
@@ -127,29 +136,72 @@ impl Store {
         Ok(())
     }
 
-    /// For each (app, customer) with undelivered notifications, the oldest one, if it is due for an
-    /// attempt; up to `limit` per app in `apps`, each app's oldest first.
-    pub async fn outbox_heads(&self, apps: &[String], limit: i64) -> Result<Vec<OutboxRow>> {
+    /// Notifications to send now: per app in `apps`, up to `limit` rows, oldest first, that are due,
+    /// unclaimed, and among the first `window` queued for their customer (in flight or not), so a
+    /// customer never has more than `window` out at once and later ones never overtake them.
+    pub async fn outbox_due(&self, apps: &[String], window: i64, limit: i64) -> Result<Vec<OutboxRow>> {
         let now = now_ms();
-        let mut heads = Vec::new();
-        // One query per app: each walks `outbox_by_app` in seq order and stops at `limit`.
+        let mut due = Vec::new();
+        // One query per app: each walks `outbox_ready` (unclaimed rows only) in seq order and stops
+        // at `limit`; the window test looks at no more than `window` earlier rows of the customer.
         for app in apps {
-            let rows = sqlx::query(
-                "SELECT o.seq, o.id, o.org_id, o.app_id, o.customer_id, o.entry, o.created_at, o.attempts, o.purse FROM outbox o
-                 WHERE o.app_id = $1 AND o.next_attempt_at <= $2
-                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.app_id = o.app_id AND p.customer_id = o.customer_id AND p.seq < o.seq)
-                 ORDER BY o.seq LIMIT $3",
-            )
-            .bind(app)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+            let sql = format!(
+                "SELECT {COLUMNS} FROM outbox o INDEXED BY outbox_ready
+                 WHERE o.app_id = $1 AND o.claimed = 0 AND o.next_attempt_at <= $2
+                   AND (SELECT COUNT(*) FROM (SELECT 1 FROM outbox p
+                        WHERE p.app_id = o.app_id AND p.customer_id = o.customer_id AND p.seq < o.seq LIMIT $4)) < $4
+                 ORDER BY o.seq LIMIT $3"
+            );
+            // Built from a constant column list; every value is bound.
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(app)
+                .bind(now)
+                .bind(limit)
+                .bind(window.max(1))
+                .fetch_all(&self.pool)
+                .await?;
             for row in &rows {
-                heads.push(outbox_row(row)?);
+                due.push(outbox_row(row)?);
             }
         }
-        Ok(heads)
+        Ok(due)
+    }
+
+    /// Claims rows for delivery (they leave the dispatcher's reads until completed or released).
+    pub async fn outbox_claim(&self, seqs: &[i64]) -> Result<()> {
+        self.set_claimed(seqs, true).await
+    }
+
+    /// Releases claims without counting an attempt (nothing was sent, or nobody could take it).
+    pub async fn outbox_unclaim(&self, seqs: &[i64]) -> Result<()> {
+        self.set_claimed(seqs, false).await
+    }
+
+    async fn set_claimed(&self, seqs: &[i64], claimed: bool) -> Result<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in seqs.chunks(rows_per_statement(1)) {
+            let sql = format!(
+                "UPDATE outbox SET claimed = {} WHERE seq IN ({})",
+                i64::from(claimed),
+                list_placeholders(chunk.len())
+            );
+            // Built from a constant and placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for seq in chunk {
+                query = query.bind(seq);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Releases every claim: at start-up nothing is in flight (a crash left them claimed).
+    pub async fn outbox_release_claims(&self) -> Result<u64> {
+        Ok(sqlx::query("UPDATE outbox SET claimed = 0 WHERE claimed = 1").execute(&self.pool).await?.rows_affected())
     }
 
     /// Applies answered notifications in one transaction: each is deleted and its app-data update stored.
@@ -176,26 +228,28 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed attempt; the notification is tried again at `retry_at` (unix ms).
-    pub async fn outbox_failed(&self, seq: i64, error: &str, retry_at: i64) -> Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE seq = $3")
-            .bind(retry_at)
-            .bind(error)
-            .bind(seq)
-            .execute(&self.pool)
-            .await?;
+    /// Records a failed attempt and releases the claim; the notification is tried again at
+    /// `retry_at` (unix ms). `seen`: the attempt reached an app (it timed out unanswered).
+    pub async fn outbox_failed(&self, seq: i64, error: &str, retry_at: i64, seen: bool) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, claimed = 0,
+             seen = seen OR $4 WHERE seq = $3",
+        )
+        .bind(retry_at)
+        .bind(error)
+        .bind(seq)
+        .bind(seen)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Drops notifications past their time to live; returns them for the log.
     pub async fn outbox_expire(&self) -> Result<Vec<OutboxRow>> {
         let now = now_ms();
-        let rows = sqlx::query(
-            "SELECT seq, id, org_id, app_id, customer_id, entry, created_at, attempts, purse FROM outbox WHERE expires_at <= $1",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("SELECT {COLUMNS} FROM outbox WHERE expires_at <= $1");
+        // Built from a constant column list; the time is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).fetch_all(&self.pool).await?;
         sqlx::query("DELETE FROM outbox WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
         rows.iter().map(outbox_row).collect()
     }
@@ -209,12 +263,9 @@ impl Store {
 impl Store {
     /// Every queued notification, oldest first (benchmarks and tests inspect what was queued).
     pub async fn outbox_rows(&self, limit: i64) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query(
-            "SELECT seq, id, org_id, app_id, customer_id, entry, created_at, attempts, purse FROM outbox ORDER BY seq LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("SELECT {COLUMNS} FROM outbox ORDER BY seq LIMIT $1");
+        // Built from a constant column list; the limit is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(outbox_row).collect()
     }
 }

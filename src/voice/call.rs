@@ -327,12 +327,19 @@ pub(super) async fn talk(
         let run = run_actions(call, org_id, app_id, &mut stream, actions);
         tokio::pin!(run);
         let mut acked = matches!(resend, Resend::AckOn200(_));
+        // The 200 goes out before any action runs: an app that answers with no actions still gets
+        // a properly answered call (200, the caller's ACK, then our BYE), never a BYE in its place.
+        if let Resend::OkUntilAck(ok) = &resend {
+            call.send(ok.clone()).await;
+        }
         let mut wait = T1;
-        let mut next_resend = tokio::time::Instant::now();
+        let mut next_resend = tokio::time::Instant::now() + wait;
         let mut remote_bye = None;
+        // The actions ended (we hang up) before the caller ACKed our 200: the BYE waits for the ACK.
+        let mut finished = None;
         loop {
             tokio::select! {
-                ending = &mut run => break ending,
+                ending = &mut run, if finished.is_none() => finished = Some(ending),
                 _ = tokio::time::sleep_until(next_resend), if !acked => {
                     if started.elapsed() > TIMER_H {
                         warn!("no ACK for our 200 OK; ending the call");
@@ -386,7 +393,12 @@ pub(super) async fn talk(
             }
             if let Some(e) = remote_bye {
                 // Let the action runner see the stop, then end.
-                let _ = (&mut run).await;
+                if finished.is_none() {
+                    let _ = (&mut run).await;
+                }
+                break e;
+            }
+            if let (Some(e), true) = (finished, acked) {
                 break e;
             }
         }

@@ -1,0 +1,453 @@
+//! The outbox dispatcher: delivers queued notifications to the apps' sockets, in outbox order per
+//! customer, at least once.
+//!
+//! Owns: which queued notifications go out now (a per-customer window of unanswered ones, per-app
+//! and total caps), which socket each goes to (a customer's notifications in flight stick to one
+//! socket), claiming them in the store, waiting for answers (and for late answers until the retry
+//! is due), and recording what each delivery came to. Does not own how a notification is built or
+//! what a reply's message does: that is [`super`]'s encoding and [`crate::messaging::outbound`].
+//!
+//! Order: a customer's notifications are put on the wire in outbox order, to the same socket while
+//! any are unanswered, at most `notify.per_customer_window` at once (server-initiated requests;
+//! a subscription takes one per customer at a time). A notification that times out is sent again
+//! after a backoff, so it can arrive after later ones; with a window of 1 nothing overtakes.
+//!
+//! Late answers: after `notify.reply_timeout_ms` the attempt counts as failed and a retry is
+//! scheduled, but the request stays open until shortly before that retry; an answer arriving
+//! meanwhile completes the delivery (no second send).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hodi_rsocket::{Payload, StartError};
+use prost::Message;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{encode, subscription, Encoded, Target, Via};
+use crate::server::Hodi;
+use crate::store::app_data::AppDataValue;
+use crate::store::outbox::{Completion, OutboxRow};
+use crate::wire::ServerToAppNotificationReply;
+
+/// Notifications read from the outbox per app per look.
+const BATCH: i64 = 512;
+/// Deliveries awaiting answers at once, per app (one slow app cannot take every slot) and in all.
+const PER_APP: usize = 4096;
+const IN_FLIGHT: usize = 16384;
+/// How long a delivery waits for a subscription to have credit before leaving the notification
+/// queued for a later look (short: a slot held for a consumer out of credit is a slot idle).
+const DEMAND_WAIT: Duration = Duration::from_millis(250);
+/// Expired notifications are looked for this often.
+const EXPIRY_EVERY: Duration = Duration::from_secs(10);
+/// A late answer stops being awaited this long before the retry is due, so the two never meet.
+const LATE_MARGIN: Duration = Duration::from_millis(50);
+
+/// How long before a failed notification is tried again.
+fn backoff_ms(attempts: i64) -> i64 {
+    (1000i64 << attempts.clamp(0, 6)).min(60_000)
+}
+
+/// One notification on its way: what was sent with it and where an answer's message goes.
+struct Delivery {
+    row: OutboxRow,
+    /// The app data the notification carried: a reply that only hands it back changes nothing.
+    sent_app_data: Option<AppDataValue>,
+    reply_to: Option<(crate::wire::MessagingChannelNumber, crate::wire::CustomerNumber)>,
+}
+
+/// What one delivery came to.
+enum Outcome {
+    Answered(Box<ServerToAppNotificationReply>),
+    /// Not delivered; `recorded`: the failure is already in the store (a timeout records itself).
+    Failed {
+        error: String,
+        recorded: bool,
+    },
+    /// Every subscription was out of credit: not an attempt, it stays queued as it was.
+    NoDemand,
+}
+
+struct Settled {
+    delivery: Delivery,
+    outcome: Outcome,
+}
+
+/// A customer's notifications in flight: how many, and the socket they went to.
+struct Lane {
+    count: usize,
+    connection_id: String,
+}
+
+/// Notifications in flight (sent, answer awaited).
+#[derive(Default)]
+struct InFlight {
+    seqs: HashSet<i64>,
+    lanes: HashMap<(String, String), Lane>,
+    per_app: HashMap<String, usize>,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    fn app_full(&self, app_id: &str) -> bool {
+        self.per_app.get(app_id).copied().unwrap_or(0) >= PER_APP
+    }
+
+    fn lane(&self, row: &OutboxRow) -> Option<&Lane> {
+        self.lanes.get(&(row.app_id.clone(), row.customer_id.clone()))
+    }
+
+    fn take(&mut self, row: &OutboxRow, connection_id: &str) {
+        self.seqs.insert(row.seq);
+        self.lanes
+            .entry((row.app_id.clone(), row.customer_id.clone()))
+            .or_insert_with(|| Lane { count: 0, connection_id: connection_id.to_string() })
+            .count += 1;
+        *self.per_app.entry(row.app_id.clone()).or_default() += 1;
+    }
+
+    fn release(&mut self, row: &OutboxRow) {
+        if !self.seqs.remove(&row.seq) {
+            return;
+        }
+        let key = (row.app_id.clone(), row.customer_id.clone());
+        if let Some(lane) = self.lanes.get_mut(&key) {
+            lane.count = lane.count.saturating_sub(1);
+            if lane.count == 0 {
+                self.lanes.remove(&key);
+            }
+        }
+        if let Some(n) = self.per_app.get_mut(&row.app_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_app.remove(&row.app_id);
+            }
+        }
+    }
+}
+
+/// Runs the dispatcher until `shutdown`.
+///
+/// Deliveries are pipelined: answers are awaited in their own tasks, which report back; the loop
+/// keeps reading the outbox meanwhile, so an app that answers slowly (or a subscription out of
+/// credit) holds up only its own notifications, never other apps' or other customers'.
+pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
+    match hodi.store.outbox_release_claims().await {
+        Ok(0) => {}
+        Ok(n) => info!(notifications = n, "notifications in flight when the server stopped will be sent again"),
+        Err(e) => warn!(error = %e, "releasing outbox claims"),
+    }
+    let poll = Duration::from_millis(hodi.config.notify.outbox_poll_ms.max(10));
+    let mut last_expiry = tokio::time::Instant::now() - EXPIRY_EVERY;
+    let (settled_tx, mut settled_rx) = mpsc::channel::<Settled>(IN_FLIGHT);
+    let mut in_flight = InFlight::default();
+    loop {
+        if last_expiry.elapsed() >= EXPIRY_EVERY {
+            last_expiry = tokio::time::Instant::now();
+            expire(&hodi).await;
+        }
+        if in_flight.len() < IN_FLIGHT {
+            launch(&hodi, &mut in_flight, &settled_tx).await;
+        }
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = settled_rx.recv() => s,
+            _ = tokio::time::sleep(poll) => None,
+            _ = hodi.outbox_changed.notified() => None,
+            _ = hodi.sockets.connected.notified() => None,
+        };
+        let mut batch: Vec<Settled> = first.into_iter().collect();
+        while let Ok(more) = settled_rx.try_recv() {
+            batch.push(more);
+        }
+        if !batch.is_empty() {
+            settle(&hodi, &mut in_flight, batch).await;
+        }
+    }
+}
+
+async fn expire(hodi: &Hodi) {
+    match hodi.store.outbox_expire().await {
+        Ok(expired) => {
+            for row in expired {
+                warn!(notification_id = %row.id, app_id = %row.app_id, customer_id = %row.customer_id,
+                      attempts = row.attempts, "notification expired undelivered");
+            }
+        }
+        Err(e) => warn!(error = %e, "expiring notifications"),
+    }
+}
+
+/// The sockets of each app for one look, and whose turn it is among them.
+#[derive(Default)]
+struct Turns {
+    apps: HashMap<String, (Vec<Target>, usize)>,
+}
+
+impl Turns {
+    /// The socket for `row`: its customer's lane's, if still connected, else the next in turn
+    /// (sockets that can take one now first).
+    fn target(&mut self, hodi: &Hodi, row: &OutboxRow, lane: Option<&Lane>) -> Option<Target> {
+        let (targets, next) = self
+            .apps
+            .entry(row.app_id.clone())
+            .or_insert_with(|| (hodi.sockets.candidates(&row.org_id, &row.app_id), 0));
+        if let Some(lane) = lane {
+            if let Some(t) = targets.iter().find(|t| t.session.connection_id == lane.connection_id) {
+                return Some(t.clone());
+            }
+        }
+        let n = targets.len();
+        let ready = (0..n).map(|i| &targets[(*next + i) % n]).position(Target::ready);
+        let pick = (*next + ready.unwrap_or(0)) % n.max(1);
+        *next = next.wrapping_add(1);
+        targets.get(pick).cloned()
+    }
+}
+
+/// Reads the due notifications of apps that can take more and sends each that its customer's
+/// window and its app's cap allow, in outbox order.
+async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, settled: &mpsc::Sender<Settled>) {
+    let window = hodi.config.notify.per_customer_window.max(1);
+    let apps: Vec<String> = hodi.sockets.connected_apps().into_iter().filter(|app| !in_flight.app_full(app)).collect();
+    if apps.is_empty() {
+        return;
+    }
+    let rows = match hodi.store.outbox_due(&apps, window as i64, BATCH).await {
+        Ok(r) => r,
+        Err(e) => return warn!(error = %e, "reading the outbox"),
+    };
+    let room = IN_FLIGHT.saturating_sub(in_flight.len());
+    let mut turns = Turns::default();
+    let mut chosen: Vec<(OutboxRow, Target)> = Vec::new();
+    for row in rows {
+        if chosen.len() >= room {
+            break;
+        }
+        if in_flight.seqs.contains(&row.seq) || in_flight.app_full(&row.app_id) {
+            continue;
+        }
+        let lane = in_flight.lane(&row);
+        let Some(target) = turns.target(hodi, &row, lane) else { continue };
+        // A subscription takes a customer's notifications one at a time (hodi-sdk has its own window).
+        let limit = if matches!(target.via, Via::Stream(_)) { 1 } else { window };
+        if lane.map_or(0, |l| l.count) >= limit {
+            continue;
+        }
+        in_flight.take(&row, &target.session.connection_id);
+        chosen.push((row, target));
+    }
+    if chosen.is_empty() {
+        return;
+    }
+    let pairs: Vec<(String, String)> =
+        chosen.iter().filter(|(r, _)| !r.purse).map(|(r, _)| (r.app_id.clone(), r.customer_id.clone())).collect();
+    let seqs: Vec<i64> = chosen.iter().map(|(r, _)| r.seq).collect();
+    let app_data = match hodi.store.app_data_many(&pairs).await {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "reading app data for notifications");
+            chosen.iter().for_each(|(row, _)| in_flight.release(row));
+            return;
+        }
+    };
+    if let Err(e) = hodi.store.outbox_claim(&seqs).await {
+        warn!(error = %e, "claiming notifications");
+        chosen.iter().for_each(|(row, _)| in_flight.release(row));
+        return;
+    }
+    // A socket whose queue filled up (or that closed) takes nothing more in this look, so none
+    // of its customers' later notifications can overtake the one left behind.
+    let mut skipped: HashSet<String> = HashSet::new();
+    let mut unclaim = Vec::new();
+    for (row, target) in chosen {
+        let connection_id = &target.session.connection_id;
+        if skipped.contains(connection_id) {
+            in_flight.release(&row);
+            unclaim.push(row.seq);
+            continue;
+        }
+        let data = if row.purse { None } else { app_data.get(&(row.app_id.clone(), row.customer_id.clone())).cloned() };
+        let Encoded { payload, reply_to } = match encode(&row, data.clone()) {
+            Ok(e) => e,
+            Err(why) => {
+                let delivery = Delivery { row, sent_app_data: None, reply_to: None };
+                let outcome = Outcome::Failed { error: why, recorded: false };
+                let _ = settled.try_send(Settled { delivery, outcome });
+                continue;
+            }
+        };
+        if row.seen {
+            hodi.notify_stats.redelivered.fetch_add(1, Ordering::Relaxed);
+            warn!(notification_id = %row.id, app_id = %row.app_id, customer_id = %row.customer_id,
+                  attempt = row.attempts + 1, cause = row.last_error.as_deref().unwrap_or(""),
+                  "notification sent again (its earlier attempt went unanswered)");
+        }
+        let delivery = Delivery { row, sent_app_data: data, reply_to };
+        match &target.via {
+            Via::Request => match target.session.requester.start_request_response(payload) {
+                Ok(pending) => {
+                    hodi.notify_stats.sent.fetch_add(1, Ordering::Relaxed);
+                    let answer = async move {
+                        match pending.await {
+                            Ok(p) => Ok(decode_reply(&p)),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    };
+                    spawn_wait(hodi, delivery, answer, settled);
+                }
+                Err(e) => {
+                    if let StartError::Request(e) = &e {
+                        info!(%connection_id, error = %e, "socket closed before a notification could be sent");
+                    }
+                    skipped.insert(connection_id.clone());
+                    in_flight.release(&delivery.row);
+                    unclaim.push(delivery.row.seq);
+                }
+            },
+            Via::Stream(sub) => {
+                let (hodi, sub, settled) = (hodi.clone(), sub.clone(), settled.clone());
+                tokio::spawn(async move {
+                    let outcome = match sub.offer(&delivery.row.id, payload, DEMAND_WAIT).await {
+                        Ok(answer) => {
+                            hodi.notify_stats.sent.fetch_add(1, Ordering::Relaxed);
+                            let answer = async move { answer.await.map_err(|e| format!("subscription {e:?}")) };
+                            wait_for_answer(&hodi, &delivery.row, answer).await
+                        }
+                        Err(subscription::Refused::NoDemand) => Outcome::NoDemand,
+                        Err(e) => Outcome::Failed { error: format!("subscription {e:?}"), recorded: false },
+                    };
+                    // The loop holds the receiver until shutdown; after that nobody needs telling.
+                    let _ = settled.send(Settled { delivery, outcome }).await;
+                });
+            }
+        }
+    }
+    if let Err(e) = hodi.store.outbox_unclaim(&unclaim).await {
+        warn!(error = %e, "releasing notifications that were not sent");
+    }
+}
+
+/// A reply's payload as a `ServerToAppNotificationReply`. Delivered either way: the app saw it;
+/// an unreadable reply changes nothing, but say so.
+fn decode_reply(payload: &Payload) -> ServerToAppNotificationReply {
+    ServerToAppNotificationReply::decode(payload.data.clone()).unwrap_or_else(|e| {
+        warn!(error = %e, "notification reply is not a ServerToAppNotificationReply");
+        ServerToAppNotificationReply::default()
+    })
+}
+
+fn spawn_wait(
+    hodi: &Arc<Hodi>,
+    delivery: Delivery,
+    answer: impl Future<Output = Result<ServerToAppNotificationReply, String>> + Send + 'static,
+    settled: &mpsc::Sender<Settled>,
+) {
+    let (hodi, settled) = (hodi.clone(), settled.clone());
+    tokio::spawn(async move {
+        let outcome = wait_for_answer(&hodi, &delivery.row, answer).await;
+        // The loop holds the receiver until shutdown; after that nobody needs telling.
+        let _ = settled.send(Settled { delivery, outcome }).await;
+    });
+}
+
+/// Waits for the app's answer for the reply timeout; then records the attempt as failed (a retry
+/// after the backoff) and keeps waiting until just before that retry: a late answer still counts.
+async fn wait_for_answer(
+    hodi: &Hodi,
+    row: &OutboxRow,
+    answer: impl Future<Output = Result<ServerToAppNotificationReply, String>>,
+) -> Outcome {
+    let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
+    tokio::pin!(answer);
+    match tokio::time::timeout(timeout, &mut answer).await {
+        Ok(Ok(reply)) => return Outcome::Answered(Box::new(reply)),
+        Ok(Err(error)) => return Outcome::Failed { error, recorded: false },
+        Err(_) => {}
+    }
+    hodi.notify_stats.unanswered.fetch_add(1, Ordering::Relaxed);
+    let error = format!("no reply within {} ms", timeout.as_millis());
+    let backoff = backoff_ms(row.attempts);
+    let recorded = match hodi.store.outbox_failed(row.seq, &error, crate::store::now_ms() + backoff, true).await {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(error = %e, "recording an unanswered notification");
+            false
+        }
+    };
+    info!(notification_id = %row.id, app_id = %row.app_id, customer_id = %row.customer_id, attempts = row.attempts + 1,
+          retry_in_ms = backoff, "notification unanswered; it is sent again unless its answer comes first");
+    let late = Duration::from_millis(backoff.unsigned_abs()).saturating_sub(LATE_MARGIN);
+    match tokio::time::timeout(late, &mut answer).await {
+        Ok(Ok(reply)) => {
+            hodi.notify_stats.late_answers.fetch_add(1, Ordering::Relaxed);
+            info!(notification_id = %row.id, "late answer taken; the notification is not sent again");
+            Outcome::Answered(Box::new(reply))
+        }
+        Ok(Err(_)) | Err(_) => Outcome::Failed { error, recorded },
+    }
+}
+
+/// Records what deliveries came to: answered ones completed in one transaction (then their
+/// replies' messages sent), failures scheduled for retry, out-of-credit ones released as they were.
+async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: Vec<Settled>) {
+    let mut done = Vec::new();
+    let mut unclaim = Vec::new();
+    for Settled { delivery, outcome } in batch {
+        let Delivery { row, sent_app_data, reply_to } = delivery;
+        in_flight.release(&row);
+        match outcome {
+            Outcome::Answered(reply) => {
+                let update = reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(super::stored_app_data);
+                done.push(Completion {
+                    seq: row.seq,
+                    notification_id: row.id,
+                    org_id: row.org_id,
+                    app_id: row.app_id,
+                    customer_id: row.customer_id,
+                    // The Elarian SDKs hand back the app data they were sent when a handler sets
+                    // none; storing that echo would undo a newer update from another answer.
+                    app_data: update.filter(|v| Some(v) != sent_app_data.as_ref()),
+                    message: reply.message,
+                    reply_to,
+                });
+            }
+            Outcome::NoDemand => unclaim.push(row.seq),
+            Outcome::Failed { error, recorded } => {
+                if !recorded {
+                    let retry = crate::store::now_ms() + backoff_ms(row.attempts);
+                    info!(notification_id = %row.id, attempts = row.attempts + 1, %error, "notification not delivered; will retry");
+                    if let Err(e) = hodi.store.outbox_failed(row.seq, &error, retry, false).await {
+                        warn!(error = %e, "recording a failed delivery");
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = hodi.store.outbox_unclaim(&unclaim).await {
+        warn!(error = %e, "releasing notifications nobody could take");
+    }
+    match hodi.store.outbox_complete(&done).await {
+        Ok(()) => {
+            hodi.notify_stats.answered.fetch_add(done.len() as u64, Ordering::Relaxed);
+            for c in done.into_iter().filter(|c| c.message.is_some()) {
+                let hodi = hodi.clone();
+                tokio::spawn(async move { crate::messaging::outbound::reply(&hodi, c).await });
+            }
+        }
+        // Delivered but not recorded: they will be delivered again (at least once).
+        Err(e) => {
+            warn!(error = %e, "recording delivered notifications");
+            let seqs: Vec<i64> = done.iter().map(|c| c.seq).collect();
+            if let Err(e) = hodi.store.outbox_unclaim(&seqs).await {
+                warn!(error = %e, "releasing notifications whose answers could not be recorded");
+            }
+        }
+    }
+}
