@@ -52,6 +52,34 @@ fn text(s: &str) -> DataMapValue {
 }
 
 #[tokio::test]
+async fn a_lease_ends_when_the_socket_that_took_it_closes() {
+    // A long lease, and a competitor willing to wait: it gets the lease as soon as A is gone.
+    let (running, _dir) = start_with(|c| {
+        c.customer.lease_secs = 60;
+        c.customer.lease_wait_ms = 5_000;
+    })
+    .await;
+    let a = connect(&running, dev_meta(&running)).await;
+    let b = connect(&running, dev_meta(&running)).await;
+    let id = customer_id(&a, "+254722000002").await;
+    let lease = |c: &Requester| {
+        let cmd = Cmd::LeaseCustomerAppData(LeaseCustomerAppDataCommand {
+            customer: Some(lease_customer_app_data_command::Customer::CustomerId(id.clone())),
+        });
+        let c = c.clone();
+        async move {
+            let Reply::LeaseCustomerAppData(r) = command(&c, cmd).await else { panic!("lease") };
+            r
+        }
+    };
+    assert!(lease(&a).await.status, "A takes the lease");
+    a.close();
+    // B waits at most 5 s; A's lease had 60 s to run.
+    let got = lease(&b).await;
+    assert!(got.status, "B gets the lease A's closed socket held: {got:?}");
+}
+
+#[tokio::test]
 async fn a_lease_holds_off_other_sockets_until_released_or_expired() {
     let (running, _dir) = start_with(|c| {
         c.customer.lease_secs = 1;
