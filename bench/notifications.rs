@@ -127,9 +127,15 @@ pub fn main(args: &[String]) -> Result<()> {
     let customers = super::arg(args, "--customers", 2_000.0)? as usize;
     let rounds = super::arg(args, "--rounds", 3.0)? as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let paths = [Path::Requests, Path::Subscription(4), Path::Subscription(32)];
+    // `--only requests`: the Elarian path alone (for profiling).
+    let only_requests = args.iter().any(|a| a == "requests");
+    let paths: &[Path] = if only_requests {
+        &[Path::Requests]
+    } else {
+        &[Path::Requests, Path::Subscription(4), Path::Subscription(32)]
+    };
     let mut rows = Vec::new();
-    for path in paths {
+    for &path in paths {
         let mut rates = Vec::new();
         let mut held = None;
         let mut label = String::new();
@@ -144,6 +150,9 @@ pub fn main(args: &[String]) -> Result<()> {
             label = d.label;
         }
         rows.push((label, super::median(rates), held));
+    }
+    if only_requests {
+        return Ok(());
     }
     let base = rows[0].1;
     let mut table = String::new();

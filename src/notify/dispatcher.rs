@@ -3,14 +3,20 @@
 //!
 //! Owns: which queued notifications go out now (a per-customer window of unanswered ones, per-app
 //! and total caps), which socket each goes to (a customer's notifications in flight stick to one
-//! socket), claiming them in the store, waiting for answers (and for late answers until the retry
-//! is due), and recording what each delivery came to. Does not own how a notification is built or
+//! socket), waiting for answers (and for late answers until the retry is due), and recording what
+//! each delivery came to. Does not own how a notification is built or
 //! what a reply's message does: that is [`super`]'s encoding and [`crate::messaging::outbound`].
 //!
 //! Order: a customer's notifications are put on the wire in outbox order, to the same socket while
 //! any are unanswered, at most `notify.per_customer_window` at once (server-initiated requests;
-//! a subscription takes one per customer at a time). A notification that times out is sent again
-//! after a backoff, so it can arrive after later ones; with a window of 1 nothing overtakes.
+//! a subscription takes one per customer at a time). A notification waiting for its retry holds
+//! back the customer's later ones, so with a window of 1 nothing ever overtakes; with a larger
+//! window, notifications already out when one fails may be answered before its retry.
+//!
+//! Reading: each app's due rows are read in seq order from a cursor that moves on each look and
+//! starts again from the oldest once it reaches the end (a sweep). Rows in flight are known here
+//! and skipped; a customer whose window is full is skipped for the rest of the sweep, so a
+//! customer with a long queue never keeps the others waiting.
 //!
 //! Late answers: after `notify.reply_timeout_ms` the attempt counts as failed and a retry is
 //! scheduled, but the request stays open until shortly before that retry; an answer arriving
@@ -54,6 +60,8 @@ fn backoff_ms(attempts: i64) -> i64 {
 /// One notification on its way: what was sent with it and where an answer's message goes.
 struct Delivery {
     row: OutboxRow,
+    /// The socket it went to.
+    connection_id: String,
     /// The app data the notification carried: a reply that only hands it back changes nothing.
     sent_app_data: Option<AppDataValue>,
     reply_to: Option<(crate::wire::MessagingChannelNumber, crate::wire::CustomerNumber)>,
@@ -76,13 +84,18 @@ struct Settled {
     outcome: Outcome,
 }
 
-/// A customer's notifications in flight: how many, and the socket they went to.
+/// A customer's notifications in flight, and the ones waiting for a retry.
 struct Lane {
     count: usize,
     connection_id: String,
+    /// Ones that failed or were not taken, awaiting another attempt (by seq): until they go
+    /// again, nothing later does.
+    waiting: HashSet<i64>,
+    /// The socket the last failure happened on: the next attempt tries another if there is one.
+    failed_on: Option<String>,
 }
 
-/// Notifications in flight (sent, answer awaited).
+/// Notifications in flight (sent, answer awaited), per customer and per app.
 #[derive(Default)]
 struct InFlight {
     seqs: HashSet<i64>,
@@ -105,21 +118,34 @@ impl InFlight {
 
     fn take(&mut self, row: &OutboxRow, connection_id: &str) {
         self.seqs.insert(row.seq);
-        self.lanes
-            .entry((row.app_id.clone(), row.customer_id.clone()))
-            .or_insert_with(|| Lane { count: 0, connection_id: connection_id.to_string() })
-            .count += 1;
+        let lane = self.lanes.entry((row.app_id.clone(), row.customer_id.clone())).or_insert_with(|| Lane {
+            count: 0,
+            connection_id: connection_id.to_string(),
+            waiting: HashSet::new(),
+            failed_on: None,
+        });
+        if lane.count == 0 {
+            lane.connection_id = connection_id.to_string();
+        }
+        lane.count += 1;
+        lane.waiting.remove(&row.seq);
         *self.per_app.entry(row.app_id.clone()).or_default() += 1;
     }
 
-    fn release(&mut self, row: &OutboxRow) {
+    /// The delivery of `row` is over; `retry`: it was not answered on `connection_id` and waits
+    /// for another attempt.
+    fn release(&mut self, row: &OutboxRow, retry: Option<&str>) {
         if !self.seqs.remove(&row.seq) {
             return;
         }
         let key = (row.app_id.clone(), row.customer_id.clone());
         if let Some(lane) = self.lanes.get_mut(&key) {
             lane.count = lane.count.saturating_sub(1);
-            if lane.count == 0 {
+            if let Some(connection_id) = retry {
+                lane.waiting.insert(row.seq);
+                lane.failed_on = Some(connection_id.to_string());
+            }
+            if lane.count == 0 && lane.waiting.is_empty() {
                 self.lanes.remove(&key);
             }
         }
@@ -130,6 +156,30 @@ impl InFlight {
             }
         }
     }
+
+    /// `row` left the outbox without a delivery (expired): it holds nothing back any more.
+    fn forget(&mut self, row: &OutboxRow) {
+        let key = (row.app_id.clone(), row.customer_id.clone());
+        if let Some(lane) = self.lanes.get_mut(&key) {
+            lane.waiting.remove(&row.seq);
+            if lane.count == 0 && lane.waiting.is_empty() {
+                self.lanes.remove(&key);
+            }
+        }
+    }
+}
+
+/// Where each app's reading has got to in its sweep, and the customers skipped in this sweep
+/// (their later rows must not overtake the skipped one).
+#[derive(Default)]
+struct Sweeps {
+    apps: HashMap<String, Sweep>,
+}
+
+#[derive(Default)]
+struct Sweep {
+    after: i64,
+    skipped: HashSet<String>,
 }
 
 /// Runs the dispatcher until `shutdown`.
@@ -138,22 +188,23 @@ impl InFlight {
 /// keeps reading the outbox meanwhile, so an app that answers slowly (or a subscription out of
 /// credit) holds up only its own notifications, never other apps' or other customers'.
 pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
-    match hodi.store.outbox_release_claims().await {
+    match hodi.store.outbox_all_due().await {
         Ok(0) => {}
-        Ok(n) => info!(notifications = n, "notifications in flight when the server stopped will be sent again"),
-        Err(e) => warn!(error = %e, "releasing outbox claims"),
+        Ok(n) => info!(notifications = n, "notifications waiting for a retry when the server stopped are due now"),
+        Err(e) => warn!(error = %e, "making queued notifications due"),
     }
     let poll = Duration::from_millis(hodi.config.notify.outbox_poll_ms.max(10));
     let mut last_expiry = tokio::time::Instant::now() - EXPIRY_EVERY;
     let (settled_tx, mut settled_rx) = mpsc::channel::<Settled>(IN_FLIGHT);
     let mut in_flight = InFlight::default();
+    let mut sweeps = Sweeps::default();
     loop {
         if last_expiry.elapsed() >= EXPIRY_EVERY {
             last_expiry = tokio::time::Instant::now();
-            expire(&hodi).await;
+            expire(&hodi, &mut in_flight).await;
         }
         if in_flight.len() < IN_FLIGHT {
-            launch(&hodi, &mut in_flight, &settled_tx).await;
+            launch(&hodi, &mut in_flight, &mut sweeps, &settled_tx).await;
         }
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -172,10 +223,11 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
     }
 }
 
-async fn expire(hodi: &Hodi) {
+async fn expire(hodi: &Hodi, in_flight: &mut InFlight) {
     match hodi.store.outbox_expire().await {
         Ok(expired) => {
             for row in expired {
+                in_flight.forget(&row);
                 warn!(notification_id = %row.id, app_id = %row.app_id, customer_id = %row.customer_id,
                       attempts = row.attempts, "notification expired undelivered");
             }
@@ -191,20 +243,23 @@ struct Turns {
 }
 
 impl Turns {
-    /// The socket for `row`: its customer's lane's, if still connected, else the next in turn
-    /// (sockets that can take one now first).
+    /// The socket for `row`: while its customer has notifications in flight, theirs (if still
+    /// connected); else the next in turn, sockets that can take one now first, and not the one
+    /// the customer's last failure happened on unless it is the only one.
     fn target(&mut self, hodi: &Hodi, row: &OutboxRow, lane: Option<&Lane>) -> Option<Target> {
         let (targets, next) = self
             .apps
             .entry(row.app_id.clone())
             .or_insert_with(|| (hodi.sockets.candidates(&row.org_id, &row.app_id), 0));
-        if let Some(lane) = lane {
+        if let Some(lane) = lane.filter(|l| l.count > 0) {
             if let Some(t) = targets.iter().find(|t| t.session.connection_id == lane.connection_id) {
                 return Some(t.clone());
             }
         }
+        let avoid = lane.and_then(|l| l.failed_on.as_deref());
         let n = targets.len();
-        let ready = (0..n).map(|i| &targets[(*next + i) % n]).position(Target::ready);
+        let good = |t: &Target| t.ready() && (n == 1 || Some(t.session.connection_id.as_str()) != avoid);
+        let ready = (0..n).map(|i| &targets[(*next + i) % n]).position(good);
         let pick = (*next + ready.unwrap_or(0)) % n.max(1);
         *next = next.wrapping_add(1);
         targets.get(pick).cloned()
@@ -213,71 +268,73 @@ impl Turns {
 
 /// Reads the due notifications of apps that can take more and sends each that its customer's
 /// window and its app's cap allow, in outbox order.
-async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, settled: &mpsc::Sender<Settled>) {
+async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps, settled: &mpsc::Sender<Settled>) {
     let window = hodi.config.notify.per_customer_window.max(1);
     let apps: Vec<String> = hodi.sockets.connected_apps().into_iter().filter(|app| !in_flight.app_full(app)).collect();
-    if apps.is_empty() {
-        return;
-    }
-    let rows = match hodi.store.outbox_due(&apps, window as i64, BATCH).await {
-        Ok(r) => r,
-        Err(e) => return warn!(error = %e, "reading the outbox"),
-    };
-    let room = IN_FLIGHT.saturating_sub(in_flight.len());
     let mut turns = Turns::default();
-    let mut chosen: Vec<(OutboxRow, Target)> = Vec::new();
-    for row in rows {
-        if chosen.len() >= room {
-            break;
+    let mut chosen: Vec<(OutboxRow, Option<AppDataValue>, Target)> = Vec::new();
+    for app in apps {
+        let sweep = sweeps.apps.entry(app.clone()).or_default();
+        let rows = match hodi.store.outbox_due(&app, sweep.after, BATCH).await {
+            Ok(r) => r,
+            Err(e) => return warn!(error = %e, "reading the outbox"),
+        };
+        let mut at_end = (rows.len() as i64) < BATCH;
+        // The last row looked at: a look cut short resumes after it, never past rows unseen.
+        let mut upto = sweep.after;
+        for (row, data) in rows {
+            if in_flight.len() + chosen.len() >= IN_FLIGHT || in_flight.app_full(&row.app_id) {
+                at_end = false;
+                break;
+            }
+            let seq = row.seq;
+            if in_flight.seqs.contains(&seq) || sweep.skipped.contains(&row.customer_id) {
+                upto = seq;
+                continue;
+            }
+            let lane = in_flight.lane(&row);
+            let Some(target) = turns.target(hodi, &row, lane) else {
+                at_end = false;
+                break;
+            };
+            // A subscription takes a customer's notifications one at a time (hodi-sdk has its own window).
+            let limit = if matches!(target.via, Via::Stream(_)) { 1 } else { window };
+            let held_back = match lane {
+                None => false,
+                Some(l) if l.waiting.is_empty() => l.count >= limit,
+                // Only the oldest waiting for a retry may go (it takes its own place back).
+                Some(l) => l.waiting.iter().min() != Some(&seq),
+            };
+            upto = seq;
+            if held_back {
+                sweep.skipped.insert(row.customer_id.clone());
+                continue;
+            }
+            in_flight.take(&row, &target.session.connection_id);
+            chosen.push((row, data, target));
         }
-        if in_flight.seqs.contains(&row.seq) || in_flight.app_full(&row.app_id) {
-            continue;
+        if at_end {
+            // The end of the queue: the next look starts again from the oldest.
+            *sweep = Sweep::default();
+        } else {
+            sweep.after = upto;
         }
-        let lane = in_flight.lane(&row);
-        let Some(target) = turns.target(hodi, &row, lane) else { continue };
-        // A subscription takes a customer's notifications one at a time (hodi-sdk has its own window).
-        let limit = if matches!(target.via, Via::Stream(_)) { 1 } else { window };
-        if lane.map_or(0, |l| l.count) >= limit {
-            continue;
-        }
-        in_flight.take(&row, &target.session.connection_id);
-        chosen.push((row, target));
-    }
-    if chosen.is_empty() {
-        return;
-    }
-    let pairs: Vec<(String, String)> =
-        chosen.iter().filter(|(r, _)| !r.purse).map(|(r, _)| (r.app_id.clone(), r.customer_id.clone())).collect();
-    let seqs: Vec<i64> = chosen.iter().map(|(r, _)| r.seq).collect();
-    let app_data = match hodi.store.app_data_many(&pairs).await {
-        Ok(m) => m,
-        Err(e) => {
-            warn!(error = %e, "reading app data for notifications");
-            chosen.iter().for_each(|(row, _)| in_flight.release(row));
-            return;
-        }
-    };
-    if let Err(e) = hodi.store.outbox_claim(&seqs).await {
-        warn!(error = %e, "claiming notifications");
-        chosen.iter().for_each(|(row, _)| in_flight.release(row));
-        return;
     }
     // A socket whose queue filled up (or that closed) takes nothing more in this look, so none
     // of its customers' later notifications can overtake the one left behind.
-    let mut skipped: HashSet<String> = HashSet::new();
-    let mut unclaim = Vec::new();
-    for (row, target) in chosen {
+    let mut refused: HashSet<String> = HashSet::new();
+    for (row, data, target) in chosen {
         let connection_id = &target.session.connection_id;
-        if skipped.contains(connection_id) {
-            in_flight.release(&row);
-            unclaim.push(row.seq);
+        // Not sent: held as waiting (due at once), so the customer's later ones stay behind it.
+        if refused.contains(connection_id) {
+            in_flight.release(&row, Some(connection_id));
             continue;
         }
-        let data = if row.purse { None } else { app_data.get(&(row.app_id.clone(), row.customer_id.clone())).cloned() };
         let Encoded { payload, reply_to } = match encode(&row, data.clone()) {
             Ok(e) => e,
             Err(why) => {
-                let delivery = Delivery { row, sent_app_data: None, reply_to: None };
+                let delivery =
+                    Delivery { row, connection_id: connection_id.clone(), sent_app_data: None, reply_to: None };
                 let outcome = Outcome::Failed { error: why, recorded: false };
                 let _ = settled.try_send(Settled { delivery, outcome });
                 continue;
@@ -289,7 +346,7 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, settled: &mpsc::Send
                   attempt = row.attempts + 1, cause = row.last_error.as_deref().unwrap_or(""),
                   "notification sent again (its earlier attempt went unanswered)");
         }
-        let delivery = Delivery { row, sent_app_data: data, reply_to };
+        let delivery = Delivery { row, connection_id: connection_id.clone(), sent_app_data: data, reply_to };
         match &target.via {
             Via::Request => match target.session.requester.start_request_response(payload) {
                 Ok(pending) => {
@@ -306,9 +363,8 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, settled: &mpsc::Send
                     if let StartError::Request(e) = &e {
                         info!(%connection_id, error = %e, "socket closed before a notification could be sent");
                     }
-                    skipped.insert(connection_id.clone());
-                    in_flight.release(&delivery.row);
-                    unclaim.push(delivery.row.seq);
+                    refused.insert(connection_id.clone());
+                    in_flight.release(&delivery.row, Some(connection_id));
                 }
             },
             Via::Stream(sub) => {
@@ -328,9 +384,6 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, settled: &mpsc::Send
                 });
             }
         }
-    }
-    if let Err(e) = hodi.store.outbox_unclaim(&unclaim).await {
-        warn!(error = %e, "releasing notifications that were not sent");
     }
 }
 
@@ -398,10 +451,11 @@ async fn wait_for_answer(
 /// replies' messages sent), failures scheduled for retry, out-of-credit ones released as they were.
 async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: Vec<Settled>) {
     let mut done = Vec::new();
-    let mut unclaim = Vec::new();
     for Settled { delivery, outcome } in batch {
-        let Delivery { row, sent_app_data, reply_to } = delivery;
-        in_flight.release(&row);
+        let Delivery { row, connection_id, sent_app_data, reply_to } = delivery;
+        // Failed or never taken: it goes again before anything later of its customer.
+        let retry = (!matches!(outcome, Outcome::Answered(_))).then_some(connection_id.as_str());
+        in_flight.release(&row, retry);
         match outcome {
             Outcome::Answered(reply) => {
                 let update = reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(super::stored_app_data);
@@ -418,7 +472,7 @@ async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: Vec<Settled>)
                     reply_to,
                 });
             }
-            Outcome::NoDemand => unclaim.push(row.seq),
+            Outcome::NoDemand => {}
             Outcome::Failed { error, recorded } => {
                 if !recorded {
                     let retry = crate::store::now_ms() + backoff_ms(row.attempts);
@@ -430,9 +484,6 @@ async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: Vec<Settled>)
             }
         }
     }
-    if let Err(e) = hodi.store.outbox_unclaim(&unclaim).await {
-        warn!(error = %e, "releasing notifications nobody could take");
-    }
     match hodi.store.outbox_complete(&done).await {
         Ok(()) => {
             hodi.notify_stats.answered.fetch_add(done.len() as u64, Ordering::Relaxed);
@@ -442,12 +493,6 @@ async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: Vec<Settled>)
             }
         }
         // Delivered but not recorded: they will be delivered again (at least once).
-        Err(e) => {
-            warn!(error = %e, "recording delivered notifications");
-            let seqs: Vec<i64> = done.iter().map(|c| c.seq).collect();
-            if let Err(e) = hodi.store.outbox_unclaim(&seqs).await {
-                warn!(error = %e, "releasing notifications whose answers could not be recorded");
-            }
-        }
+        Err(e) => warn!(error = %e, "recording delivered notifications"),
     }
 }

@@ -1,10 +1,9 @@
 //! The notification outbox: durable, ordered per customer, delivered at least once.
 //!
 //! Producers insert with [`insert_many`] inside the transaction of the change that causes the
-//! notification. The dispatcher ([`crate::notify`]) reads, per app, the due unclaimed rows that
-//! are among the first `window` of their customer ([`Store::outbox_due`]), claims what it sends
-//! ([`Store::outbox_claim`]), and either completes a row (deleting it and applying the reply in
-//! one transaction) or schedules a retry, which releases the claim.
+//! notification. The dispatcher ([`crate::notify`]) reads each app's due rows in seq order
+//! ([`Store::outbox_due`]; which of them go out is its business, kept in memory), and either
+//! completes a row (deleting it and applying the reply in one transaction) or schedules a retry.
 
 use anyhow::Result;
 use sqlx::{Row, SqliteConnection};
@@ -136,72 +135,60 @@ impl Store {
         Ok(())
     }
 
-    /// Notifications to send now: per app in `apps`, up to `limit` rows, oldest first, that are due,
-    /// unclaimed, and among the first `window` queued for their customer (in flight or not), so a
-    /// customer never has more than `window` out at once and later ones never overtake them.
-    pub async fn outbox_due(&self, apps: &[String], window: i64, limit: i64) -> Result<Vec<OutboxRow>> {
-        let now = now_ms();
-        let mut due = Vec::new();
-        // One query per app: each walks `outbox_ready` (unclaimed rows only) in seq order and stops
-        // at `limit`; the window test looks at no more than `window` earlier rows of the customer.
-        for app in apps {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM outbox o INDEXED BY outbox_ready
-                 WHERE o.app_id = $1 AND o.claimed = 0 AND o.next_attempt_at <= $2
-                   AND (SELECT COUNT(*) FROM (SELECT 1 FROM outbox p
-                        WHERE p.app_id = o.app_id AND p.customer_id = o.customer_id AND p.seq < o.seq LIMIT $4)) < $4
-                 ORDER BY o.seq LIMIT $3"
-            );
-            // Built from a constant column list; every value is bound.
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(app)
-                .bind(now)
-                .bind(limit)
-                .bind(window.max(1))
-                .fetch_all(&self.pool)
-                .await?;
-            for row in &rows {
-                due.push(outbox_row(row)?);
-            }
+    /// Due notifications of `app_id` after `after` (a seq), oldest first, up to `limit`, each with
+    /// the app data to send with it (read in the same statement).
+    pub async fn outbox_due(
+        &self,
+        app_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(OutboxRow, Option<AppDataValue>)>> {
+        // outbox_by_app is (app_id, rowid): a range walk in seq order that stops at `limit`.
+        let rows = sqlx::query(
+            "SELECT o.seq, o.id, o.org_id, o.customer_id, o.entry, o.created_at, o.attempts, o.purse, o.seen,
+                    o.last_error, d.text_value, d.bytes_value
+             FROM outbox o INDEXED BY outbox_by_app
+             LEFT JOIN app_data d ON d.app_id = o.app_id AND d.customer_id = o.customer_id AND o.purse = 0
+             WHERE o.app_id = $1 AND o.seq > $2 AND o.next_attempt_at <= $3
+             ORDER BY o.seq LIMIT $4",
+        )
+        .bind(app_id)
+        .bind(after)
+        .bind(now_ms())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let row = OutboxRow {
+                seq: r.try_get("seq")?,
+                id: r.try_get("id")?,
+                org_id: r.try_get("org_id")?,
+                app_id: app_id.to_string(),
+                customer_id: r.try_get("customer_id")?,
+                entry: r.try_get("entry")?,
+                created_at: r.try_get("created_at")?,
+                attempts: r.try_get("attempts")?,
+                purse: r.try_get::<i64, _>("purse")? != 0,
+                seen: r.try_get::<i64, _>("seen")? != 0,
+                last_error: r.try_get("last_error")?,
+            };
+            let data = match r.try_get::<Option<String>, _>("text_value")? {
+                Some(t) => Some(AppDataValue::Text(t)),
+                None => r.try_get::<Option<Vec<u8>>, _>("bytes_value")?.map(AppDataValue::Bytes),
+            };
+            due.push((row, data));
         }
         Ok(due)
     }
 
-    /// Claims rows for delivery (they leave the dispatcher's reads until completed or released).
-    pub async fn outbox_claim(&self, seqs: &[i64]) -> Result<()> {
-        self.set_claimed(seqs, true).await
-    }
-
-    /// Releases claims without counting an attempt (nothing was sent, or nobody could take it).
-    pub async fn outbox_unclaim(&self, seqs: &[i64]) -> Result<()> {
-        self.set_claimed(seqs, false).await
-    }
-
-    async fn set_claimed(&self, seqs: &[i64], claimed: bool) -> Result<()> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for chunk in seqs.chunks(rows_per_statement(1)) {
-            let sql = format!(
-                "UPDATE outbox SET claimed = {} WHERE seq IN ({})",
-                i64::from(claimed),
-                list_placeholders(chunk.len())
-            );
-            // Built from a constant and placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for seq in chunk {
-                query = query.bind(seq);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Releases every claim: at start-up nothing is in flight (a crash left them claimed).
-    pub async fn outbox_release_claims(&self) -> Result<u64> {
-        Ok(sqlx::query("UPDATE outbox SET claimed = 0 WHERE claimed = 1").execute(&self.pool).await?.rows_affected())
+    /// Makes every queued notification due now: at start-up, retries scheduled before a restart
+    /// are not known to the new dispatcher, so they go again at once (in order, within windows).
+    pub async fn outbox_all_due(&self) -> Result<u64> {
+        Ok(sqlx::query("UPDATE outbox SET next_attempt_at = 0 WHERE next_attempt_at > 0")
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     /// Applies answered notifications in one transaction: each is deleted and its app-data update stored.
@@ -228,11 +215,11 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed attempt and releases the claim; the notification is tried again at
-    /// `retry_at` (unix ms). `seen`: the attempt reached an app (it timed out unanswered).
+    /// Records a failed attempt; the notification is tried again at `retry_at` (unix ms). `seen`:
+    /// the attempt reached an app (it timed out unanswered).
     pub async fn outbox_failed(&self, seq: i64, error: &str, retry_at: i64, seen: bool) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, claimed = 0,
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2,
              seen = seen OR $4 WHERE seq = $3",
         )
         .bind(retry_at)
