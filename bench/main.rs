@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+/// The allocator `hodi serve` uses (see src/main.rs), so the server measured here is the one shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

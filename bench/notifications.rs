@@ -87,6 +87,7 @@ async fn drain(path: Path, backlog: usize, customers: usize) -> Result<Drained> 
         Path::Requests => {
             label = "server-initiated requests (Elarian SDK path)".to_string();
             let count = Arc::new(AtomicUsize::new(0));
+            profile_control("enable");
             started = Instant::now();
             _keep = Box::new(super::messaging::connect(&addr, meta.clone(), Arc::new(Counting(count))).await?);
         }
@@ -116,10 +117,20 @@ async fn drain(path: Path, backlog: usize, customers: usize) -> Result<Drained> 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    profile_control("disable");
     drop(_keep);
     server.stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(Drained { label, per_second: backlog as f64 / seconds, seconds, held_when_stalled })
+}
+
+/// With `PERF_CTL_FIFO` set (`perf record --control fifo:…  -D -1`), profiles the drain only.
+fn profile_control(command: &str) {
+    if let Ok(path) = std::env::var("PERF_CTL_FIFO") {
+        if let Err(e) = std::fs::write(path, format!("{command}\n")) {
+            eprintln!("perf control: {e}");
+        }
+    }
 }
 
 pub fn main(args: &[String]) -> Result<()> {

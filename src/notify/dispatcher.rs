@@ -41,6 +41,8 @@ use crate::wire::ServerToAppNotificationReply;
 
 /// Notifications read from the outbox per app per look.
 const BATCH: i64 = 512;
+/// Answers recorded per transaction at most.
+const SETTLE_BATCH: usize = 1024;
 /// Deliveries awaiting answers at once, per app (one slow app cannot take every slot) and in all.
 const PER_APP: usize = 4096;
 const IN_FLIGHT: usize = 16384;
@@ -101,6 +103,8 @@ struct InFlight {
     seqs: HashSet<i64>,
     lanes: HashMap<(String, String), Lane>,
     per_app: HashMap<String, usize>,
+    /// Rows in lanes' `waiting`, per app.
+    waiting_apps: HashMap<String, usize>,
 }
 
 impl InFlight {
@@ -128,7 +132,9 @@ impl InFlight {
             lane.connection_id = connection_id.to_string();
         }
         lane.count += 1;
-        lane.waiting.remove(&row.seq);
+        if lane.waiting.remove(&row.seq) {
+            Self::count_waiting(&mut self.waiting_apps, &row.app_id, -1);
+        }
         *self.per_app.entry(row.app_id.clone()).or_default() += 1;
     }
 
@@ -142,7 +148,9 @@ impl InFlight {
         if let Some(lane) = self.lanes.get_mut(&key) {
             lane.count = lane.count.saturating_sub(1);
             if let Some(connection_id) = retry {
-                lane.waiting.insert(row.seq);
+                if lane.waiting.insert(row.seq) {
+                    Self::count_waiting(&mut self.waiting_apps, &row.app_id, 1);
+                }
                 lane.failed_on = Some(connection_id.to_string());
             }
             if lane.count == 0 && lane.waiting.is_empty() {
@@ -157,14 +165,29 @@ impl InFlight {
         }
     }
 
+    /// Some notification of `app_id` failed or was not taken and waits for another attempt.
+    fn waiting_in(&self, app_id: &str) -> bool {
+        self.waiting_apps.get(app_id).is_some_and(|n| *n > 0)
+    }
+
     /// `row` left the outbox without a delivery (expired): it holds nothing back any more.
     fn forget(&mut self, row: &OutboxRow) {
         let key = (row.app_id.clone(), row.customer_id.clone());
         if let Some(lane) = self.lanes.get_mut(&key) {
-            lane.waiting.remove(&row.seq);
+            if lane.waiting.remove(&row.seq) {
+                Self::count_waiting(&mut self.waiting_apps, &row.app_id, -1);
+            }
             if lane.count == 0 && lane.waiting.is_empty() {
                 self.lanes.remove(&key);
             }
+        }
+    }
+
+    fn count_waiting(counts: &mut HashMap<String, usize>, app_id: &str, by: isize) {
+        let n = counts.entry(app_id.to_string()).or_default();
+        *n = n.saturating_add_signed(by);
+        if *n == 0 {
+            counts.remove(app_id);
         }
     }
 }
@@ -198,6 +221,7 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
     let (settled_tx, mut settled_rx) = mpsc::channel::<Settled>(IN_FLIGHT);
     let mut in_flight = InFlight::default();
     let mut sweeps = Sweeps::default();
+    let (mut batch, mut done) = (Vec::with_capacity(SETTLE_BATCH), Vec::with_capacity(SETTLE_BATCH));
     loop {
         if last_expiry.elapsed() >= EXPIRY_EVERY {
             last_expiry = tokio::time::Instant::now();
@@ -213,12 +237,16 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
             _ = hodi.outbox_changed.notified() => None,
             _ = hodi.sockets.connected.notified() => None,
         };
-        let mut batch: Vec<Settled> = first.into_iter().collect();
-        while let Ok(more) = settled_rx.try_recv() {
-            batch.push(more);
+        // One buffer for the whole run: batches of answers come tens of times a second.
+        batch.extend(first);
+        while batch.len() < SETTLE_BATCH {
+            match settled_rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
         }
         if !batch.is_empty() {
-            settle(&hodi, &mut in_flight, batch).await;
+            settle(&hodi, &mut in_flight, &mut batch, &mut done).await;
         }
     }
 }
@@ -313,8 +341,10 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps,
             in_flight.take(&row, &target.session.connection_id);
             chosen.push((row, data, target));
         }
-        if at_end {
-            // The end of the queue: the next look starts again from the oldest.
+        // At the end of the queue, rows behind the cursor need another look only if some were
+        // skipped or wait for a retry; otherwise the next look goes on from here (seqs are never
+        // reused, so nothing new can appear behind it).
+        if at_end && (!sweep.skipped.is_empty() || in_flight.waiting_in(&app)) {
             *sweep = Sweep::default();
         } else {
             sweep.after = upto;
@@ -330,6 +360,7 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps,
             in_flight.release(&row, Some(connection_id));
             continue;
         }
+        let mut row = row;
         let Encoded { payload, reply_to } = match encode(&row, data.clone()) {
             Ok(e) => e,
             Err(why) => {
@@ -346,6 +377,7 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps,
                   attempt = row.attempts + 1, cause = row.last_error.as_deref().unwrap_or(""),
                   "notification sent again (its earlier attempt went unanswered)");
         }
+        row.entry = Vec::new(); // on the wire now; no need to hold it while the answer is awaited
         let delivery = Delivery { row, connection_id: connection_id.clone(), sent_app_data: data, reply_to };
         match &target.via {
             Via::Request => match target.session.requester.start_request_response(payload) {
@@ -449,9 +481,9 @@ async fn wait_for_answer(
 
 /// Records what deliveries came to: answered ones completed in one transaction (then their
 /// replies' messages sent), failures scheduled for retry, out-of-credit ones released as they were.
-async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: Vec<Settled>) {
-    let mut done = Vec::new();
-    for Settled { delivery, outcome } in batch {
+async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: &mut Vec<Settled>, done: &mut Vec<Completion>) {
+    done.clear();
+    for Settled { delivery, outcome } in batch.drain(..) {
         let Delivery { row, connection_id, sent_app_data, reply_to } = delivery;
         // Failed or never taken: it goes again before anything later of its customer.
         let retry = (!matches!(outcome, Outcome::Answered(_))).then_some(connection_id.as_str());
@@ -484,10 +516,10 @@ async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: Vec<Settled>)
             }
         }
     }
-    match hodi.store.outbox_complete(&done).await {
+    match hodi.store.outbox_complete(done).await {
         Ok(()) => {
             hodi.notify_stats.answered.fetch_add(done.len() as u64, Ordering::Relaxed);
-            for c in done.into_iter().filter(|c| c.message.is_some()) {
+            for c in done.drain(..).filter(|c| c.message.is_some()) {
                 let hodi = hodi.clone();
                 tokio::spawn(async move { crate::messaging::outbound::reply(&hodi, c).await });
             }

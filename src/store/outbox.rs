@@ -159,23 +159,24 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut due = Vec::with_capacity(rows.len());
+        // By position (the SELECT's order): this runs for every notification sent.
         for r in &rows {
             let row = OutboxRow {
-                seq: r.try_get("seq")?,
-                id: r.try_get("id")?,
-                org_id: r.try_get("org_id")?,
+                seq: r.try_get(0)?,
+                id: r.try_get(1)?,
+                org_id: r.try_get(2)?,
                 app_id: app_id.to_string(),
-                customer_id: r.try_get("customer_id")?,
-                entry: r.try_get("entry")?,
-                created_at: r.try_get("created_at")?,
-                attempts: r.try_get("attempts")?,
-                purse: r.try_get::<i64, _>("purse")? != 0,
-                seen: r.try_get::<i64, _>("seen")? != 0,
-                last_error: r.try_get("last_error")?,
+                customer_id: r.try_get(3)?,
+                entry: r.try_get(4)?,
+                created_at: r.try_get(5)?,
+                attempts: r.try_get(6)?,
+                purse: r.try_get::<i64, _>(7)? != 0,
+                seen: r.try_get::<i64, _>(8)? != 0,
+                last_error: r.try_get(9)?,
             };
-            let data = match r.try_get::<Option<String>, _>("text_value")? {
+            let data = match r.try_get::<Option<String>, _>(10)? {
                 Some(t) => Some(AppDataValue::Text(t)),
-                None => r.try_get::<Option<Vec<u8>>, _>("bytes_value")?.map(AppDataValue::Bytes),
+                None => r.try_get::<Option<Vec<u8>>, _>(11)?.map(AppDataValue::Bytes),
             };
             due.push((row, data));
         }
