@@ -104,11 +104,39 @@ async fn checkpoint_wal(hodi: Arc<Hodi>, shutdown: CancellationToken) {
     }
 }
 
+/// Takes `<data_dir>/hodi.lock` so a second server on the same data is refused (two would share
+/// the database and the dev credentials, and fight over ports). A lock held by a server that is
+/// shutting down in this process is waited for briefly.
+async fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File> {
+    let path = data_dir.join("hodi.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    for _ in 0..40 {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+    anyhow::bail!(
+        "another hodi serve is using the data directory {} (it holds {}); stop it, or give this one its own data_dir",
+        data_dir.display(),
+        path.display()
+    )
+}
+
 /// Starts everything and returns once listeners are bound.
 pub async fn start(config: Config) -> Result<Running> {
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let lock = lock_data_dir(&config.data_dir).await?;
     let store = Store::open(&config.database_url()).await?;
     let dev = ensure_dev_tenant(&config, &store).await?;
     let (tls, certificate) = transport::certificate::load_or_create(&config)?;
@@ -123,6 +151,12 @@ pub async fn start(config: Config) -> Result<Running> {
         voice: std::sync::OnceLock::new(),
     });
     let shutdown = CancellationToken::new();
+    // The data directory is ours until shutdown (or until the process ends, when the OS lets go).
+    let release = shutdown.clone();
+    tokio::spawn(async move {
+        release.cancelled().await;
+        drop(lock);
+    });
     let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
     let mut bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
     if let Some((sip, recordings)) = crate::voice::server::start(hodi.clone(), shutdown.clone()).await? {
@@ -141,4 +175,17 @@ pub async fn start(config: Config) -> Result<Running> {
     std::fs::write(&tmp, listening).context("writing listening.toml")?;
     std::fs::rename(&tmp, config.data_dir.join("listening.toml")).context("writing listening.toml")?;
     Ok(Running { hodi, bound, certificate, dev, shutdown })
+}
+
+impl Running {
+    /// Stops the server: listeners and connections close (peers see the close), background work
+    /// ends, and the write-ahead log is folded into the database so a copy of the file is whole.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        // Writer tasks flush what is queued and close their sockets once their connection ends.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Err(e) = self.hodi.store.checkpoint_wal().await {
+            tracing::warn!(error = %e, "checkpointing the write-ahead log at shutdown");
+        }
+    }
 }

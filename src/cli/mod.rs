@@ -108,11 +108,12 @@ const CHANNELS: &[&str] = &["sms", "ussd", "voice", "whatsapp", "telegram", "fb_
 
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
-    let config = Config::load(cli.config.as_deref())?;
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log)))
-        .with_writer(std::io::stderr)
-        .init();
+    let loaded = Config::load(cli.config.as_deref())?;
+    let config = loaded.config;
+    init_logs(&config)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
@@ -123,6 +124,36 @@ pub fn main() -> Result<()> {
             Command::Calls { limit } => calls(config, limit).await,
         }
     })
+}
+
+/// Logs to stderr: text (coloured only on a terminal) or one JSON object per line.
+fn init_logs(config: &Config) -> Result<()> {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format.as_str() {
+        "text" => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        "json" => builder.json().with_current_span(true).init(),
+        other => anyhow::bail!("log_format {other:?}: use \"text\" or \"json\""),
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what service managers send), whichever comes first.
+async fn stop_requested() -> Result<&'static str> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map(|_| "interrupt").map_err(Into::into),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("interrupt")
+    }
 }
 
 async fn serve(config: Config) -> Result<()> {
@@ -170,14 +201,14 @@ async fn serve(config: Config) -> Result<()> {
     writeln!(out, "Trust the certificate in node with NODE_EXTRA_CA_CERTS={}", cert.cert.display())?;
     out.flush()?;
     drop(out);
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
-    running.shutdown.cancel();
+    let why = stop_requested().await?;
+    tracing::info!(signal = why, "shutting down");
+    running.stop().await;
     Ok(())
 }
 
 async fn calls(config: Config, limit: i64) -> Result<()> {
-    let store = Store::open(&config.database_url()).await?;
+    let store = Store::open_existing(&config.database_url()).await?;
     let records = store.call_records(limit.clamp(1, 10_000)).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -207,7 +238,7 @@ async fn calls(config: Config, limit: i64) -> Result<()> {
 
 async fn purse_balance(config: Config, purse: &str) -> Result<()> {
     use crate::store::payments::AccountKey;
-    let store = Store::open(&config.database_url()).await?;
+    let store = Store::open_existing(&config.database_url()).await?;
     let Some((org_id, currency)) = store.purse(purse).await? else { anyhow::bail!("no purse {purse:?}") };
     let account = store.account(&org_id, &AccountKey::Purse(purse.to_string()), &currency).await?;
     let (balance, held) = account.map(|a| (a.balance, a.held)).unwrap_or((0, 0));
@@ -225,7 +256,7 @@ async fn react(config: Config, message: &str, reaction: &str) -> Result<()> {
     let Some(kind) = parse_reaction(reaction) else {
         anyhow::bail!("unknown reaction {reaction:?}; use clicked, unsubscribed or complained");
     };
-    let store = Store::open(&config.database_url()).await?;
+    let store = Store::open_existing(&config.database_url()).await?;
     let outcome = react(&store, message, kind, crate::store::now_ms(), config.notify.ttl_ms()).await?;
     let mut out = std::io::stdout().lock();
     match outcome {
@@ -238,7 +269,7 @@ async fn react(config: Config, message: &str, reaction: &str) -> Result<()> {
 }
 
 async fn provision(config: Config, what: Provision) -> Result<()> {
-    let store = Store::open(&config.database_url()).await?;
+    let store = Store::open_existing(&config.database_url()).await?;
     let mut out = std::io::stdout().lock();
     match what {
         Provision::Org { name, id } => {

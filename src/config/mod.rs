@@ -5,7 +5,11 @@
 //!
 //! Every key can be set from the environment: `HODI_` followed by the key path in upper case, with
 //! `__` between a section and its key, e.g. `HODI_LISTEN__TLS=0.0.0.0:443` or
-//! `HODI_RSOCKET__MAX_FRAME_BYTES=65536`. An empty listener address disables that listener.
+//! `HODI_RSOCKET__MAX_FRAME_BYTES=65536`, and the top-level keys as `HODI_DATA_DIR`,
+//! `HODI_DATABASE_URL`, `HODI_LOG`, `HODI_LOG_FORMAT`. Other `HODI_*` variables are not ours (the
+//! SDK and the simulator read `HODI_SDK_*`) and are ignored; an unknown key in a known section is
+//! a warning. A bad value is an error naming the variable or the file it came from. An empty
+//! listener address disables that listener.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +26,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// `tracing` filter, e.g. `info` or `hodi=debug,hodi_rsocket=debug`.
     pub log: String,
+    /// `text` (coloured only on a terminal) or `json` (one object per line).
+    pub log_format: String,
     pub listen: Listen,
     pub tls: Tls,
     pub rsocket: RSocketLimits,
@@ -193,6 +199,7 @@ impl Default for Config {
             data_dir: PathBuf::from(".hodi"),
             database_url: None,
             log: "info".into(),
+            log_format: "text".into(),
             listen: Listen::default(),
             tls: Tls::default(),
             rsocket: RSocketLimits::default(),
@@ -280,33 +287,72 @@ impl RSocketLimits {
     }
 }
 
+/// A loaded configuration and what was wrong but not fatal (said once logging is up).
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// Top-level keys that are not sections, settable as `HODI_<KEY>`.
+const TOP_LEVEL: &[&str] = &["data_dir", "database_url", "log", "log_format"];
+
 impl Config {
-    /// Loads defaults, then `file` (if any), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Config> {
-        let mut value = toml::Value::try_from(Config::default()).context("serialising defaults")?;
+    /// Loads defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Loaded> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`], with the environment given (tests).
+    pub fn load_from(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded> {
+        let defaults = toml::Value::try_from(Config::default()).context("serialising defaults")?;
+        let mut value = defaults.clone();
         if let Some(path) = file {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            // Parsed as a Config first: its errors name the key and the line.
+            toml::from_str::<Config>(&text).with_context(|| format!("config file {}", path.display()))?;
             let overlay: toml::Value =
-                toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
             merge(&mut value, overlay);
         }
-        for (name, raw) in std::env::vars() {
-            let Some(rest) = name.strip_prefix("HODI_") else {
-                continue;
-            };
-            if rest == "CONFIG" {
-                continue;
+        let mut warnings = Vec::new();
+        let mut vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("HODI_")).collect();
+        vars.sort();
+        for (name, raw) in vars {
+            let Some(path) = config_path(&name, &defaults) else { continue };
+            let mut candidate = value.clone();
+            set_path(&mut candidate, &path, scalar(&raw)).with_context(|| format!("environment variable {name}"))?;
+            match candidate.clone().try_into::<Config>() {
+                Ok(_) => value = candidate,
+                Err(e) if e.to_string().contains("unknown field") => {
+                    warnings.push(format!("environment variable {name}: {} has no key {:?}; ignored", path[0], path[1]))
+                }
+                Err(e) => anyhow::bail!("environment variable {name} ({}): {e}", path.join(".")),
             }
-            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-            set_path(&mut value, &path, scalar(&raw)).with_context(|| format!("environment variable {name}"))?;
         }
         let config: Config = value.try_into().context("invalid configuration")?;
-        Ok(config)
+        Ok(Loaded { config, warnings })
     }
 
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hodi.db").display()))
+    }
+}
+
+/// The config key a `HODI_*` variable sets, if it is one of ours: `HODI_<SECTION>__<KEY>` for a
+/// section the config has, or `HODI_<KEY>` for a top-level key.
+fn config_path(name: &str, defaults: &toml::Value) -> Option<Vec<String>> {
+    let rest = name.strip_prefix("HODI_")?;
+    match rest.split_once("__") {
+        Some((section, key)) => {
+            let section = section.to_ascii_lowercase();
+            defaults.get(&section)?.as_table()?;
+            (!key.is_empty() && !key.contains("__")).then(|| vec![section, key.to_ascii_lowercase()])
+        }
+        None => {
+            let key = rest.to_ascii_lowercase();
+            TOP_LEVEL.contains(&key.as_str()).then(|| vec![key])
+        }
     }
 }
 
@@ -378,6 +424,44 @@ mod tests {
         assert_eq!(config.listen.tcp, Listen::default().tcp);
         assert_eq!(config.auth.token_lifetime_secs, 60);
         assert_eq!(config.dev.org_id, "42");
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn only_our_variables_are_read_and_unknown_keys_in_our_sections_warn() {
+        let loaded = Config::load_from(
+            None,
+            env(&[
+                ("HODI_SDK_ENDPOINT", "127.0.0.1:1"),
+                ("HODI_SDK_API_KEY", "k"),
+                ("HODI_CONFIG", "x.toml"),
+                ("HODI_SOMETHING", "else"),
+                ("HODI_LISTEN__TSL", "0.0.0.0:1"),
+                ("HODI_NOTIFY__PER_CUSTOMER_WINDOW", "4"),
+                ("HODI_LOG_FORMAT", "json"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(loaded.config.notify.per_customer_window, 4);
+        assert_eq!(loaded.config.log_format, "json");
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("HODI_LISTEN__TSL"), "{:?}", loaded.warnings);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable_or_its_file() {
+        let err = Config::load_from(None, env(&[("HODI_NOTIFY__REPLY_TIMEOUT_MS", "soon")])).err().expect("refused");
+        let text = format!("{err:#}");
+        assert!(text.contains("HODI_NOTIFY__REPLY_TIMEOUT_MS") && text.contains("notify.reply_timeout_ms"), "{text}");
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("hodi.toml");
+        std::fs::write(&file, "[notify]\nreply_timeout_ms = \"soon\"\n").expect("write");
+        let text = format!("{:#}", Config::load_from(Some(&file), env(&[])).err().expect("refused"));
+        assert!(text.contains("hodi.toml") && text.contains("reply_timeout_ms"), "{text}");
     }
 
     #[test]

@@ -42,6 +42,21 @@ impl Store {
         &self.pool
     }
 
+    /// Opens the database at `url`, refusing to create one: for the operator's commands, where a
+    /// new empty database would only hide that they ran in the wrong directory.
+    pub async fn open_existing(url: &str) -> Result<Store> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if !std::path::Path::new(path).exists() {
+                anyhow::bail!(
+                    "no Hodi database at {path}: run `hodi serve` here first, or point at the server's data \
+                     (--config, HODI_DATA_DIR or HODI_DATABASE_URL)"
+                );
+            }
+        }
+        Self::open(url).await
+    }
+
     /// Opens (creating if needed) the database at `url` and applies pending migrations.
     pub async fn open(url: &str) -> Result<Store> {
         if let Some(path) = url.strip_prefix("sqlite://") {

@@ -43,16 +43,18 @@ pub async fn start(
     let handshake = Duration::from_millis(config.rsocket.handshake_timeout_ms);
     let mut bound = Bound::default();
     let plan = [
-        (&config.listen.tls, Framing::LengthPrefixed, true, &mut bound.tls),
-        (&config.listen.tcp, Framing::LengthPrefixed, false, &mut bound.tcp),
-        (&config.listen.ws, Framing::WebSocket, false, &mut bound.ws),
-        (&config.listen.wss, Framing::WebSocket, true, &mut bound.wss),
+        ("listen.tls", &config.listen.tls, Framing::LengthPrefixed, true, &mut bound.tls),
+        ("listen.tcp", &config.listen.tcp, Framing::LengthPrefixed, false, &mut bound.tcp),
+        ("listen.ws", &config.listen.ws, Framing::WebSocket, false, &mut bound.ws),
+        ("listen.wss", &config.listen.wss, Framing::WebSocket, true, &mut bound.wss),
     ];
-    for (addr, framing, secure, slot) in plan {
+    for (key, addr, framing, secure, slot) in plan {
         if addr.trim().is_empty() {
             continue;
         }
-        let socket = TcpListener::bind(addr.as_str()).await.with_context(|| format!("binding {addr}"))?;
+        let socket = TcpListener::bind(addr.as_str()).await.with_context(|| {
+            format!("{key} = {addr:?}: cannot listen there (in use, or not an address of this host)")
+        })?;
         *slot = Some(socket.local_addr()?);
         let listener = Listener { socket, framing, tls: secure.then(|| tls.clone()), handshake_timeout: handshake };
         tokio::spawn(server::run(listener, acceptor.clone(), limits.clone(), shutdown.clone()));

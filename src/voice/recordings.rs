@@ -75,9 +75,9 @@ pub async fn start(
     if listen.trim().is_empty() {
         return Ok((Recordings { dir, base: None }, None));
     }
-    let listener = tokio::net::TcpListener::bind(listen.trim())
-        .await
-        .with_context(|| format!("binding recordings HTTP on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen.trim()).await.with_context(|| {
+        format!("voice.recordings_http = {listen:?}: cannot listen there (in use, or not an address of this host)")
+    })?;
     let local = listener.local_addr()?;
     let recordings = Recordings { dir, base: Some(format!("http://{local}")) };
     let app = axum::Router::new()

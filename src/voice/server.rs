@@ -65,7 +65,9 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
     if addr.is_empty() {
         return Ok(None);
     }
-    let socket = Arc::new(UdpSocket::bind(&addr).await.with_context(|| format!("binding SIP on udp {addr}"))?);
+    let socket = Arc::new(UdpSocket::bind(&addr).await.with_context(|| {
+        format!("voice.sip_udp = {addr:?}: cannot listen there (in use, or not an address of this host)")
+    })?);
     let local = socket.local_addr()?;
     info!(%local, "SIP listening (udp)");
     let (recordings, http) =
@@ -81,8 +83,9 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
     let _ = hodi.voice.set(sip.clone());
     let tcp = hodi.config.voice.sip_tcp.trim().to_string();
     if !tcp.is_empty() {
-        let listener =
-            tokio::net::TcpListener::bind(&tcp).await.with_context(|| format!("binding SIP on tcp {tcp}"))?;
+        let listener = tokio::net::TcpListener::bind(&tcp).await.with_context(|| {
+            format!("voice.sip_tcp = {tcp:?}: cannot listen there (in use, or not an address of this host)")
+        })?;
         let tcp_local = listener.local_addr()?;
         info!(local = %tcp_local, "SIP listening (tcp)");
         let _ = sip.tcp.set(tcp_local);

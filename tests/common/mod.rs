@@ -95,6 +95,24 @@ impl Hodi {
         }
     }
 
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Waits up to `within` for the server to exit by itself; its status, if it did.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("stderr.txt")).unwrap_or_default()
     }
