@@ -146,7 +146,9 @@ async fn the_client_waits_for_a_server_that_is_not_up_yet_and_resumes_after_a_re
     let mut events = client.events();
     let customer = client.customer("+254700200003");
     let err = customer.get_state().await.expect_err("nothing listens yet");
-    assert!(matches!(err, Error::NotConnected(_)), "{err:?}");
+    assert!(matches!(err, Error::NotConnected { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("127.0.0.1") && text.contains("refused"), "says where and why: {text}");
     assert!(err.is_transient());
 
     let (second, _d2) = start(data.path().to_path_buf(), addr.clone()).await;
@@ -201,4 +203,41 @@ async fn a_notification_left_unanswered_holds_up_only_its_own_customer() {
     let n = notifications.next_within(WAIT).await.expect("slow 2 after slow 1's answer");
     let Event::ReceivedMessage(m) = &n.event else { panic!("{n:?}") };
     assert_eq!(m.text(), Some("slow 2"));
+}
+
+#[tokio::test]
+async fn a_notification_sent_again_while_the_app_holds_it_reaches_the_app_once() {
+    // A reply timeout far below the app's pace: the server sends the SMS again (same id) while the
+    // app still works on it; hodi-sdk keeps the duplicate from the app, and the one answer it gives
+    // completes the delivery.
+    let (running, _dir) = common::inproc::start_with(|c| c.notify.reply_timeout_ms = 200).await;
+    let client = Elarian::connect(options(&running));
+    client.connected(WAIT).await.expect("app connected");
+    let mut notifications = client.notifications().expect("the stream");
+    let phone = Simulator::connect(options(&running));
+    phone.connected(WAIT).await.expect("simulator connected");
+    let text = hodi_sdk::wire::InboundMessageBody {
+        entry: Some(hodi_sdk::wire::inbound_message_body::Entry::Text("slow".into())),
+    };
+    phone.receive_message("+254700009001", channel::sms("21356"), vec![text], None).await.expect("sent");
+    let first = notifications.next_within(WAIT).await.expect("the SMS");
+    let id = first.id.clone();
+    // Held past the timeout and the retry (200 ms + 1 s): the server has sent it again by now.
+    let redelivered = || running.hodi.notify_stats.redelivered.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while redelivered() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the server never sent it again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(notifications.next_within(Duration::from_millis(500)).await.is_none(), "the duplicate is not delivered");
+    first.reply(Reply::default().with_app_data("handled")).await.expect("the answer is taken");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while running.hodi.store.outbox_len().await.expect("outbox") > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{id} was never completed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing more arrives for it later either.
+    while let Some(n) = notifications.next_within(Duration::from_millis(1500)).await {
+        assert_ne!(n.id, id, "delivered twice");
+    }
 }

@@ -96,10 +96,18 @@ impl Elarian {
         let me: Arc<OnceLock<Weak<Inner>>> = Arc::new(OnceLock::new());
         let in_flight = Arc::new(AtomicUsize::new(0));
         let counter = in_flight.clone();
+        // Shared by every connection: a notification sent again after a reconnect is known too.
+        let answered = Arc::new(crate::notification::Answered::default());
         let on_connected: Option<OnConnected> = (!options.simplex).then(|| {
             let me = me.clone();
             Arc::new(move |requester: Requester| {
-                tokio::spawn(forward(requester, window, tx.clone(), me.clone(), counter.clone()));
+                let to = crate::notification::Forwarding {
+                    tx: tx.clone(),
+                    client: me.clone(),
+                    in_flight: counter.clone(),
+                    answered: answered.clone(),
+                };
+                tokio::spawn(forward(requester, window, to));
             }) as OnConnected
         });
         let link = Link::start(options, false, Arc::new(NoRequests), on_connected);

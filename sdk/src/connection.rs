@@ -49,6 +49,8 @@ pub(crate) struct Link {
     state: watch::Sender<State>,
     events: broadcast::Sender<ConnectionEvent>,
     options: Options,
+    /// Why the latest attempt to connect failed, for commands that give up waiting.
+    last_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Link {
@@ -61,7 +63,7 @@ impl Link {
     ) -> Arc<Link> {
         let (state, _) = watch::channel(State::Pending);
         let (events, _) = broadcast::channel(64);
-        let link = Arc::new(Link { state, events, options });
+        let link = Arc::new(Link { state, events, options, last_failure: Default::default() });
         let _ = link.events.send(ConnectionEvent::Pending);
         tokio::spawn(supervise(link.clone(), simulator, responder, on_connected));
         link
@@ -110,7 +112,11 @@ impl Link {
             }
         })
         .await;
-        found.unwrap_or(Err(Error::NotConnected(wait)))
+        found.unwrap_or_else(|_| {
+            let why = self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let endpoint = format!("{:?}", self.options.endpoint);
+            Err(Error::NotConnected { waited: wait, endpoint, why: why.unwrap_or_else(|| "still connecting".into()) })
+        })
     }
 
     /// One request/response on the live connection, errors mapped to [`Error`].
@@ -183,6 +189,7 @@ async fn supervise(link: Arc<Link>, simulator: bool, responder: Arc<dyn Responde
             }
             Err(e) => {
                 debug!(error = %e, ?delay, "connect failed; retrying");
+                *link.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                 link.emit(ConnectionEvent::Error(e));
             }
         }

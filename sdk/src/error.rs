@@ -11,9 +11,10 @@ pub enum Error {
     /// The server refused the SETUP: wrong org, app, API key or auth token. Not retried.
     #[error("connection rejected by the server: {0}")]
     Rejected(String),
-    /// No connection within the command timeout (the client is still reconnecting).
-    #[error("not connected after waiting {0:?}; the client keeps reconnecting")]
-    NotConnected(Duration),
+    /// No connection within the command timeout (the client is still reconnecting): where it
+    /// tried, and why the latest attempt failed.
+    #[error("not connected to {endpoint} after waiting {waited:?} ({why}); the client keeps reconnecting")]
+    NotConnected { waited: Duration, endpoint: String, why: String },
     /// The client was disconnected with [`crate::Elarian::disconnect`] (or never will connect again).
     #[error("client is closed: {0}")]
     Closed(String),
@@ -42,7 +43,7 @@ impl Error {
 
     /// True for failures worth retrying later (nothing was refused on its merits).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Connect(_) | Error::NotConnected(_) | Error::Interrupted(_))
+        matches!(self, Error::Connect(_) | Error::NotConnected { .. } | Error::Interrupted(_))
     }
 }
 

@@ -50,5 +50,5 @@ pub use error::{Error, Result};
 pub use hodi_rsocket as rsocket;
 pub use hodi_wire as wire;
 pub use notification::{Event, Notification, Notifications, ReceivedMessage, Reply};
-pub use options::{Backoff, Credentials, Endpoint, Options};
+pub use options::{local_endpoint, Backoff, Credentials, Endpoint, Options};
 pub use simulator::{Simulator, SimulatorEvent, SimulatorReply, EVENT_BUFFER};

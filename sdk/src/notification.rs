@@ -188,12 +188,96 @@ struct Replier {
     requester: Requester,
     id: String,
     in_flight: Arc<AtomicUsize>,
+    answered: Arc<Answered>,
 }
 
 impl Replier {
+    /// The answer's request, remembered in case the server sends the notification again.
     fn payload(&self, reply: &Reply) -> Payload {
-        reply_payload(&self.id, reply)
+        let payload = reply_payload(&self.id, reply);
+        self.answered.remember(&self.id, &payload);
+        payload
     }
+}
+
+impl Drop for Replier {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.answered.settled(&self.id);
+    }
+}
+
+/// Notifications with the app now, and the answers this client gave to its latest ones (at most
+/// [`Answered::KEEP`]). Hodi sends a notification again (same id) when its answer did not arrive
+/// in time; the app has it or had it already, so the client does not deliver it twice: a duplicate
+/// of one the app still holds waits for that answer (the server takes it for either), a duplicate
+/// of one answered gets the same answer again.
+#[derive(Default)]
+pub(crate) struct Answered {
+    inner: std::sync::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    with_app: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+    replies: std::collections::HashMap<String, Payload>,
+}
+
+/// What to do with a notification that just arrived.
+enum Arrival {
+    New,
+    WithApp,
+    Answered(Payload),
+}
+
+impl Answered {
+    const KEEP: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn arrived(&self, id: &str) -> Arrival {
+        if id.is_empty() {
+            return Arrival::New;
+        }
+        let mut seen = self.lock();
+        if let Some(p) = seen.replies.get(id) {
+            return Arrival::Answered(p.clone());
+        }
+        if !seen.with_app.insert(id.to_string()) {
+            return Arrival::WithApp;
+        }
+        Arrival::New
+    }
+
+    fn remember(&self, id: &str, payload: &Payload) {
+        if id.is_empty() {
+            return;
+        }
+        let mut seen = self.lock();
+        if seen.replies.insert(id.to_string(), payload.clone()).is_none() {
+            seen.order.push_back(id.to_string());
+            if seen.order.len() > Self::KEEP {
+                if let Some(old) = seen.order.pop_front() {
+                    seen.replies.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn settled(&self, id: &str) {
+        self.lock().with_app.remove(id);
+    }
+}
+
+/// Where a subscription's notifications go, shared by the client's connections.
+pub(crate) struct Forwarding {
+    pub tx: mpsc::Sender<Notification>,
+    pub client: Arc<OnceLock<Weak<Inner>>>,
+    pub in_flight: Arc<AtomicUsize>,
+    pub answered: Arc<Answered>,
 }
 
 /// The request that answers notification `id`.
@@ -204,12 +288,6 @@ fn reply_payload(id: &str, reply: &Reply) -> Payload {
     };
     let metadata = serde_json::json!({ "replyTo": id }).to_string();
     Payload::with_metadata(Bytes::from(data.encode_to_vec()), Bytes::from(metadata))
-}
-
-impl Drop for Replier {
-    fn drop(&mut self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// One notification. Answer it with [`Notification::reply`]; dropping it answers empty (so the
@@ -323,13 +401,8 @@ impl Stream for Notifications {
 
 /// Opens the subscription on a new connection and forwards its notifications to the app, one
 /// at a time. Ends when the connection closes or the app drops its stream.
-pub(crate) async fn forward(
-    requester: Requester,
-    window: u32,
-    tx: mpsc::Sender<Notification>,
-    client: Arc<OnceLock<Weak<Inner>>>,
-    in_flight: Arc<AtomicUsize>,
-) {
+pub(crate) async fn forward(requester: Requester, window: u32, to: Forwarding) {
+    let Forwarding { tx, client, in_flight, answered } = to;
     let subscribe = Payload::with_metadata(Bytes::new(), Bytes::from_static(b"{\"subscribe\":\"notifications\"}"));
     let mut stream = match requester.request_stream(subscribe, window).await {
         Ok(s) => s,
@@ -340,9 +413,31 @@ pub(crate) async fn forward(
             Ok(p) => p,
             Err(e) => return debug!(error = %e, "notification subscription ended"),
         };
-        in_flight.fetch_add(1, Ordering::AcqRel);
         let id = notification_id(&payload);
-        let replier = Replier { requester: requester.clone(), id: id.clone(), in_flight: in_flight.clone() };
+        match answered.arrived(&id) {
+            Arrival::New => {}
+            Arrival::WithApp => {
+                debug!(notification_id = %id, "duplicate of a notification the app holds; its answer serves both");
+                continue;
+            }
+            Arrival::Answered(answer) => {
+                debug!(notification_id = %id, "duplicate notification answered with the app's earlier answer");
+                let requester = requester.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = requester.request_response(answer).await {
+                        debug!(error = %e, "answering a duplicate notification");
+                    }
+                });
+                continue;
+            }
+        }
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        let replier = Replier {
+            requester: requester.clone(),
+            id: id.clone(),
+            in_flight: in_flight.clone(),
+            answered: answered.clone(),
+        };
         let notification = match decode(payload.data, replier, client.get().cloned().unwrap_or_default()) {
             Ok(n) => n,
             Err(e) => {

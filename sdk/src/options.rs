@@ -101,23 +101,49 @@ impl Options {
         }
     }
 
-    /// Options from `HODI_SDK_ENDPOINT` (default `127.0.0.1:8070`, Hodi's plain TCP listener),
-    /// `HODI_SDK_ORG`, `HODI_SDK_APP` and `HODI_SDK_API_KEY`; where those are unset, from the dev
-    /// credentials a local `hodi serve` wrote (`HODI_SDK_DEV_CREDENTIALS`, default
-    /// `.hodi/dev-credentials.toml`). What the examples and `hodi-simulator` use.
+    /// Options from the environment, else from what a local `hodi serve` wrote in its data
+    /// directory (`HODI_SDK_DATA_DIR`, default `.hodi`): the endpoint from `HODI_SDK_ENDPOINT`,
+    /// else the plain TCP listener in `listening.toml`, else `127.0.0.1:8070`; credentials from
+    /// `HODI_SDK_ORG`, `HODI_SDK_APP` and `HODI_SDK_API_KEY`, else `dev-credentials.toml`
+    /// (`HODI_SDK_DEV_CREDENTIALS` names another file). What the examples and `hodi-simulator` use.
     pub fn from_env() -> Result<Options, crate::Error> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let endpoint = Endpoint::parse(&env("HODI_SDK_ENDPOINT").unwrap_or_else(|| "127.0.0.1:8070".into()))?;
         let (org, app, key) = match (env("HODI_SDK_ORG"), env("HODI_SDK_APP"), env("HODI_SDK_API_KEY")) {
             (Some(o), Some(a), Some(k)) => (o, a, k),
             _ => {
-                let path = env("HODI_SDK_DEV_CREDENTIALS").unwrap_or_else(|| ".hodi/dev-credentials.toml".into());
+                let path = env("HODI_SDK_DEV_CREDENTIALS")
+                    .unwrap_or_else(|| local_dir().join("dev-credentials.toml").display().to_string());
                 let dev = DevCredentials::read(&path)?;
                 (dev.org_id, dev.app_id, dev.api_key)
             }
         };
-        Ok(Options::new(endpoint, org, app, Credentials::ApiKey(key)))
+        Ok(Options::new(local_endpoint()?, org, app, Credentials::ApiKey(key)))
     }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Where a local `hodi serve` keeps its files: `HODI_SDK_DATA_DIR`, default `.hodi`.
+fn local_dir() -> std::path::PathBuf {
+    env("HODI_SDK_DATA_DIR").unwrap_or_else(|| ".hodi".into()).into()
+}
+
+/// The endpoint of a local server: `HODI_SDK_ENDPOINT`, else the plain TCP listener its
+/// `listening.toml` records (ports chosen by the OS included), else `127.0.0.1:8070`.
+pub fn local_endpoint() -> Result<Endpoint, crate::Error> {
+    if let Some(e) = env("HODI_SDK_ENDPOINT") {
+        return Endpoint::parse(&e);
+    }
+    let path = local_dir().join("listening.toml");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| crate::Error::Invalid(format!("{}: {e}", path.display())))?;
+        if let Some(tcp) = table.get("tcp").and_then(toml::Value::as_str) {
+            return Endpoint::parse(tcp);
+        }
+    }
+    Endpoint::parse("127.0.0.1:8070")
 }
 
 /// The dev tenant file `hodi serve` writes on first start.

@@ -41,7 +41,7 @@ struct Args {
 fn options(args: &Args) -> Result<Options, hodi_sdk::Error> {
     let mut options = match (&args.org, &args.app, &args.api_key) {
         (Some(org), Some(app), Some(key)) => {
-            Options::new(Endpoint::parse("127.0.0.1:8070")?, org.clone(), app.clone(), Credentials::ApiKey(key.clone()))
+            Options::new(hodi_sdk::local_endpoint()?, org.clone(), app.clone(), Credentials::ApiKey(key.clone()))
         }
         _ => Options::from_env()?,
     };
