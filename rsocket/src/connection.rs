@@ -289,6 +289,12 @@ impl Requester {
         result
     }
 
+    /// Frames that can be queued for the peer right now without waiting (see
+    /// [`Requester::start_request_response`]).
+    pub fn capacity(&self) -> usize {
+        self.shared.out.capacity()
+    }
+
     /// Starts a REQUEST_RESPONSE without waiting: the frame is queued now, so requests started one
     /// after another go on the wire in that order. `Busy` (nothing sent) when the connection's
     /// outbound queue is full: a caller serving many peers skips this one instead of waiting on it.

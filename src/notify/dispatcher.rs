@@ -105,6 +105,11 @@ struct InFlight {
     per_app: HashMap<String, usize>,
     /// Rows in lanes' `waiting`, per app.
     waiting_apps: HashMap<String, usize>,
+    /// Answered, their completion not yet committed: not to be sent again meanwhile.
+    completing: HashSet<i64>,
+    /// Customers whose answered notification's app-data update is not committed yet: their next
+    /// notification waits for it, so it carries the app data the app just set.
+    updating: HashMap<(String, String), usize>,
 }
 
 impl InFlight {
@@ -165,6 +170,33 @@ impl InFlight {
         }
     }
 
+    fn recording(&mut self, done: &[Completion]) {
+        for c in done {
+            self.completing.insert(c.seq);
+            if c.app_data.is_some() {
+                *self.updating.entry((c.app_id.clone(), c.customer_id.clone())).or_default() += 1;
+            }
+        }
+    }
+
+    fn recorded(&mut self, done: Vec<(i64, Option<(String, String)>)>) {
+        for (seq, updated) in done {
+            self.completing.remove(&seq);
+            if let Some(key) = updated {
+                if let Some(n) = self.updating.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.updating.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn updating(&self, row: &OutboxRow) -> bool {
+        !self.updating.is_empty() && self.updating.contains_key(&(row.app_id.clone(), row.customer_id.clone()))
+    }
+
     /// Some notification of `app_id` failed or was not taken and waits for another attempt.
     fn waiting_in(&self, app_id: &str) -> bool {
         self.waiting_apps.get(app_id).is_some_and(|n| *n > 0)
@@ -221,7 +253,10 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
     let (settled_tx, mut settled_rx) = mpsc::channel::<Settled>(IN_FLIGHT);
     let mut in_flight = InFlight::default();
     let mut sweeps = Sweeps::default();
-    let (mut batch, mut done) = (Vec::with_capacity(SETTLE_BATCH), Vec::with_capacity(SETTLE_BATCH));
+    let mut batch = Vec::with_capacity(SETTLE_BATCH);
+    // Answers being written to the store, in the background while the loop reads and sends on
+    // (one write at a time); their rows are skipped until it commits.
+    let mut recording: Option<tokio::task::JoinHandle<Vec<Recorded>>> = None;
     loop {
         if last_expiry.elapsed() >= EXPIRY_EVERY {
             last_expiry = tokio::time::Instant::now();
@@ -232,6 +267,11 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
         }
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
+            recorded = async { recording.as_mut().expect("guarded").await }, if recording.is_some() => {
+                recording = None;
+                in_flight.recorded(recorded.unwrap_or_default());
+                None
+            }
             s = settled_rx.recv() => s,
             _ = tokio::time::sleep(poll) => None,
             _ = hodi.outbox_changed.notified() => None,
@@ -245,10 +285,40 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            settle(&hodi, &mut in_flight, &mut batch, &mut done).await;
+        if batch.is_empty() {
+            continue;
         }
+        let done = settle(&hodi, &mut in_flight, &mut batch).await;
+        if done.is_empty() {
+            continue;
+        }
+        if let Some(previous) = recording.take() {
+            in_flight.recorded(previous.await.unwrap_or_default());
+        }
+        in_flight.recording(&done);
+        recording = Some(tokio::spawn(record(hodi.clone(), done)));
     }
+}
+
+/// A completion written: its seq, and its customer if it updated app data.
+type Recorded = (i64, Option<(String, String)>);
+
+/// Completes answered notifications in one transaction, then hands their replies' messages to
+/// messaging. Not recorded (a store error): they will be sent again.
+async fn record(hodi: Arc<Hodi>, done: Vec<Completion>) -> Vec<Recorded> {
+    let seqs =
+        done.iter().map(|c| (c.seq, c.app_data.is_some().then(|| (c.app_id.clone(), c.customer_id.clone())))).collect();
+    match hodi.store.outbox_complete(&done).await {
+        Ok(()) => {
+            hodi.notify_stats.answered.fetch_add(done.len() as u64, Ordering::Relaxed);
+            for c in done.into_iter().filter(|c| c.message.is_some()) {
+                let hodi = hodi.clone();
+                tokio::spawn(async move { crate::messaging::outbound::reply(&hodi, c).await });
+            }
+        }
+        Err(e) => warn!(error = %e, "recording delivered notifications; they will be sent again"),
+    }
+    seqs
 }
 
 async fn expire(hodi: &Hodi, in_flight: &mut InFlight) {
@@ -264,33 +334,75 @@ async fn expire(hodi: &Hodi, in_flight: &mut InFlight) {
     }
 }
 
-/// The sockets of each app for one look, and whose turn it is among them.
+/// The sockets of each app for one look, whose turn it is among them, and how many more
+/// requests each can queue in this look (its outbound queue's free room).
 #[derive(Default)]
 struct Turns {
     apps: HashMap<String, (Vec<Target>, usize)>,
+    room: HashMap<String, usize>,
 }
 
 impl Turns {
     /// The socket for `row`: while its customer has notifications in flight, theirs (if still
-    /// connected); else the next in turn, sockets that can take one now first, and not the one
-    /// the customer's last failure happened on unless it is the only one.
+    /// connected; None when it has no room left in this look); else the next in turn with room,
+    /// sockets that can take one now first, and not the one the customer's last failure happened
+    /// on unless it is the only one.
     fn target(&mut self, hodi: &Hodi, row: &OutboxRow, lane: Option<&Lane>) -> Option<Target> {
         let (targets, next) = self
             .apps
             .entry(row.app_id.clone())
             .or_insert_with(|| (hodi.sockets.candidates(&row.org_id, &row.app_id), 0));
+        let room = &mut self.room;
+        let mut has_room = |t: &Target| {
+            *room.entry(t.session.connection_id.clone()).or_insert_with(|| match t.via {
+                Via::Request => t.session.requester.capacity(),
+                Via::Stream(_) => BATCH as usize,
+            }) > 0
+        };
         if let Some(lane) = lane.filter(|l| l.count > 0) {
             if let Some(t) = targets.iter().find(|t| t.session.connection_id == lane.connection_id) {
-                return Some(t.clone());
+                return has_room(t).then(|| t.clone());
             }
         }
         let avoid = lane.and_then(|l| l.failed_on.as_deref());
         let n = targets.len();
-        let good = |t: &Target| t.ready() && (n == 1 || Some(t.session.connection_id.as_str()) != avoid);
-        let ready = (0..n).map(|i| &targets[(*next + i) % n]).position(good);
-        let pick = (*next + ready.unwrap_or(0)) % n.max(1);
+        let pick = (0..n).map(|i| (*next + i) % n).find(|&i| {
+            let t = &targets[i];
+            t.ready() && has_room(t) && (n == 1 || Some(t.session.connection_id.as_str()) != avoid)
+        });
+        let pick = pick.or_else(|| (0..n).map(|i| (*next + i) % n).find(|&i| has_room(&targets[i])))?;
         *next = next.wrapping_add(1);
         targets.get(pick).cloned()
+    }
+
+    /// How many requests the sockets of `app_id` can queue in this look, all together.
+    fn room_of(&mut self, hodi: &Hodi, app_id: &str) -> usize {
+        let Some(org_id) = hodi.sockets.org_of(app_id) else { return 0 };
+        let (targets, _) =
+            self.apps.entry(app_id.to_string()).or_insert_with(|| (hodi.sockets.candidates(&org_id, app_id), 0));
+        let mut total = 0usize;
+        for t in targets.iter() {
+            let n = *self.room.entry(t.session.connection_id.clone()).or_insert_with(|| match t.via {
+                Via::Request => t.session.requester.capacity(),
+                Via::Stream(_) => BATCH as usize,
+            });
+            total = total.saturating_add(n);
+        }
+        total
+    }
+
+    /// One request is going to `target` in this look.
+    fn spend(&mut self, target: &Target) {
+        if let Some(n) = self.room.get_mut(&target.session.connection_id) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// No socket of `app_id` has room left in this look.
+    fn app_full(&self, app_id: &str) -> bool {
+        self.apps.get(app_id).is_some_and(|(targets, _)| {
+            targets.iter().all(|t| self.room.get(&t.session.connection_id).is_some_and(|n| *n == 0))
+        })
     }
 }
 
@@ -303,11 +415,17 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps,
     let mut chosen: Vec<(OutboxRow, Option<AppDataValue>, Target)> = Vec::new();
     for app in apps {
         let sweep = sweeps.apps.entry(app.clone()).or_default();
-        let rows = match hodi.store.outbox_due(&app, sweep.after, BATCH).await {
+        // No more rows than the app's sockets can queue now (reading more would be read again).
+        let room = turns.room_of(hodi, &app);
+        if room == 0 {
+            continue;
+        }
+        let limit = BATCH.min(i64::try_from(room).unwrap_or(BATCH));
+        let rows = match hodi.store.outbox_due(&app, sweep.after, limit).await {
             Ok(r) => r,
             Err(e) => return warn!(error = %e, "reading the outbox"),
         };
-        let mut at_end = (rows.len() as i64) < BATCH;
+        let mut at_end = (rows.len() as i64) < limit;
         // The last row looked at: a look cut short resumes after it, never past rows unseen.
         let mut upto = sweep.after;
         for (row, data) in rows {
@@ -316,14 +434,29 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps,
                 break;
             }
             let seq = row.seq;
-            if in_flight.seqs.contains(&seq) || sweep.skipped.contains(&row.customer_id) {
+            if in_flight.seqs.contains(&seq)
+                || in_flight.completing.contains(&seq)
+                || sweep.skipped.contains(&row.customer_id)
+            {
+                upto = seq;
+                continue;
+            }
+            if in_flight.updating(&row) {
+                sweep.skipped.insert(row.customer_id.clone());
                 upto = seq;
                 continue;
             }
             let lane = in_flight.lane(&row);
             let Some(target) = turns.target(hodi, &row, lane) else {
-                at_end = false;
-                break;
+                if turns.app_full(&row.app_id) || lane.is_none_or(|l| l.count == 0) {
+                    // Every socket's queue is full (or there is none): resume here next look.
+                    at_end = false;
+                    break;
+                }
+                // Its customer's socket is full: it and its later ones wait for the next look.
+                sweep.skipped.insert(row.customer_id.clone());
+                upto = seq;
+                continue;
             };
             // A subscription takes a customer's notifications one at a time (hodi-sdk has its own window).
             let limit = if matches!(target.via, Via::Stream(_)) { 1 } else { window };
@@ -339,6 +472,7 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps,
                 continue;
             }
             in_flight.take(&row, &target.session.connection_id);
+            turns.spend(&target);
             chosen.push((row, data, target));
         }
         // At the end of the queue, rows behind the cursor need another look only if some were
@@ -479,10 +613,10 @@ async fn wait_for_answer(
     }
 }
 
-/// Records what deliveries came to: answered ones completed in one transaction (then their
-/// replies' messages sent), failures scheduled for retry, out-of-credit ones released as they were.
-async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: &mut Vec<Settled>, done: &mut Vec<Completion>) {
-    done.clear();
+/// Takes what deliveries came to: failures scheduled for retry, out-of-credit ones released as
+/// they were; returns the answered ones, for [`record`].
+async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: &mut Vec<Settled>) -> Vec<Completion> {
+    let mut done = Vec::with_capacity(batch.len());
     for Settled { delivery, outcome } in batch.drain(..) {
         let Delivery { row, connection_id, sent_app_data, reply_to } = delivery;
         // Failed or never taken: it goes again before anything later of its customer.
@@ -516,15 +650,5 @@ async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: &mut Vec<Sett
             }
         }
     }
-    match hodi.store.outbox_complete(done).await {
-        Ok(()) => {
-            hodi.notify_stats.answered.fetch_add(done.len() as u64, Ordering::Relaxed);
-            for c in done.drain(..).filter(|c| c.message.is_some()) {
-                let hodi = hodi.clone();
-                tokio::spawn(async move { crate::messaging::outbound::reply(&hodi, c).await });
-            }
-        }
-        // Delivered but not recorded: they will be delivered again (at least once).
-        Err(e) => warn!(error = %e, "recording delivered notifications"),
-    }
+    done
 }

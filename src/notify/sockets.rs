@@ -121,6 +121,11 @@ impl Sockets {
             .collect()
     }
 
+    /// The org an app with connected sockets belongs to.
+    pub fn org_of(&self, app_id: &str) -> Option<String> {
+        self.lock().keys().find(|(_, app)| app == app_id).map(|(org, _)| org.clone())
+    }
+
     /// Notifications sent on the app's subscriptions and not yet answered, all sockets together.
     pub fn awaiting_on_subscriptions(&self, org_id: &str, app_id: &str) -> usize {
         let apps = self.lock();

@@ -15,6 +15,10 @@ pub async fn start() -> (Running, tempfile::TempDir) {
 
 /// Starts an in-process server after `adjust` has changed its config.
 pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> (Running, tempfile::TempDir) {
+    // `HODI_TEST_LOG=hodi::notify=debug cargo test …` shows the server's logs for one test.
+    if let Ok(filter) = std::env::var("HODI_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
     config.listen.tls = "127.0.0.1:0".into();
