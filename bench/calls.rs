@@ -23,16 +23,6 @@ struct Level {
     late_percent: f64,
 }
 
-/// Process CPU time (user + system) in seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of /proc/<pid>/stat; after the `)` they are 11 and 12.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn quantile(hist: &[u64], q: f64) -> usize {
     let total: u64 = hist.iter().sum();
     let target = (total as f64 * q).ceil() as u64;
@@ -71,9 +61,9 @@ async fn level(server: &super::BenchServer, n: usize) -> Result<Level> {
     }
     let up = sip.live();
     tokio::time::sleep(Duration::from_secs(1)).await; // every prompt started
-    let (cpu0, hist0, t0) = (cpu_seconds(), SEND_TIMING.snapshot(), Instant::now());
+    let (cpu0, hist0, t0) = (super::cpu_seconds(), SEND_TIMING.snapshot(), Instant::now());
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let (cpu1, hist1, elapsed) = (cpu_seconds(), SEND_TIMING.snapshot(), t0.elapsed().as_secs_f64());
+    let (cpu1, hist1, elapsed) = (super::cpu_seconds(), SEND_TIMING.snapshot(), t0.elapsed().as_secs_f64());
     let hist: Vec<u64> = hist1.iter().zip(hist0.iter()).map(|(a, b)| a - b).collect();
     let packets: u64 = hist.iter().sum();
     let late: u64 = hist[10..].iter().sum();

@@ -94,6 +94,16 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The median of `v` (the upper one for an even count).
+/// Process CPU time (user + system) in seconds, from /proc (10 ms resolution).
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of /proc/<pid>/stat; after the `)` they are 11 and 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)

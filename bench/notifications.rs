@@ -34,6 +34,8 @@ struct Drained {
     seconds: f64,
     /// hodi-sdk only: notifications held by the client while its consumer read nothing for 1 s.
     held_when_stalled: Option<usize>,
+    /// Process CPU (server and app together) per notification drained, in microseconds.
+    cpu_us: f64,
 }
 
 async fn drain(path: Path, backlog: usize, customers: usize) -> Result<Drained> {
@@ -80,6 +82,7 @@ async fn drain(path: Path, backlog: usize, customers: usize) -> Result<Drained> 
     let options =
         Options::new(Endpoint::Tcp(addr.clone()), &dev.org_id, &dev.app_id, Credentials::ApiKey(dev.api_key.clone()));
     let started;
+    let cpu_started;
     let mut held_when_stalled = None;
     let label;
     let _keep: Box<dyn std::any::Any>;
@@ -88,6 +91,7 @@ async fn drain(path: Path, backlog: usize, customers: usize) -> Result<Drained> 
             label = "server-initiated requests (Elarian SDK path)".to_string();
             let count = Arc::new(AtomicUsize::new(0));
             profile_control("enable");
+            cpu_started = super::cpu_seconds();
             started = Instant::now();
             _keep = Box::new(super::messaging::connect(&addr, meta.clone(), Arc::new(Counting(count))).await?);
         }
@@ -101,6 +105,7 @@ async fn drain(path: Path, backlog: usize, customers: usize) -> Result<Drained> 
             tokio::time::sleep(Duration::from_secs(1)).await;
             // Sent and unanswered, as the server counts them: the client's buffers included.
             held_when_stalled = Some(running.hodi.sockets.awaiting_on_subscriptions(&dev.org_id, &dev.app_id));
+            cpu_started = super::cpu_seconds();
             started = Instant::now();
             tokio::spawn(async move {
                 // Answer each as soon as it arrives (dropping answers empty, in the background).
@@ -117,11 +122,12 @@ async fn drain(path: Path, backlog: usize, customers: usize) -> Result<Drained> 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_us = (super::cpu_seconds() - cpu_started) * 1e6 / backlog as f64;
     profile_control("disable");
     drop(_keep);
     server.stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    Ok(Drained { label, per_second: backlog as f64 / seconds, seconds, held_when_stalled })
+    Ok(Drained { label, per_second: backlog as f64 / seconds, seconds, held_when_stalled, cpu_us })
 }
 
 /// With `PERF_CTL_FIFO` set (`perf record --control fifo:…  -D -1`), profiles the drain only.
@@ -148,37 +154,41 @@ pub fn main(args: &[String]) -> Result<()> {
     let mut rows = Vec::new();
     for &path in paths {
         let mut rates = Vec::new();
+        let mut cpus = Vec::new();
         let mut held = None;
         let mut label = String::new();
         for _ in 0..rounds.max(1) {
             let d = runtime.block_on(drain(path, backlog, customers))?;
             eprintln!(
-                "{}: {:.0}/s ({:.1} s), held when stalled {:?}",
-                d.label, d.per_second, d.seconds, d.held_when_stalled
+                "{}: {:.0}/s ({:.1} s), {:.1} µs CPU each, held when stalled {:?}",
+                d.label, d.per_second, d.seconds, d.cpu_us, d.held_when_stalled
             );
             rates.push(d.per_second);
+            cpus.push(d.cpu_us);
             held = d.held_when_stalled.max(held);
             label = d.label;
         }
-        rows.push((label, super::median(rates), held));
+        rows.push((label, super::median(rates), super::median(cpus), held));
     }
     if only_requests {
         return Ok(());
     }
     let base = rows[0].1;
     let mut table = String::new();
-    for (label, rate, held) in &rows {
+    for (label, rate, cpu, held) in &rows {
         let held = held.map_or("—".to_string(), |h| h.to_string());
-        table.push_str(&format!("| {label} | {rate:.0}/s | {:.2}× | {held} |\n", rate / base));
+        table.push_str(&format!("| {label} | {rate:.0}/s | {:.2}× | {cpu:.1} µs | {held} |\n", rate / base));
     }
     let section = format!(
         "## Notification delivery (`hodi-bench notifications`)\n\n\
-         A backlog of {backlog} `received_message` notifications ({customers} customers, so at most {customers} can be in\n\
-         flight at once: the server sends one per customer at a time) is queued while no app is connected; then an app\n\
-         connects and answers each at once. Timed until the outbox is empty. Median of {rounds} runs, a fresh server each;\n\
-         the app, the server and the phones share the 2 cores. \"Held when stalled\": notifications the hodi-sdk client had\n\
-         in memory after its consumer read nothing for 1 s — the rest waited in the server's outbox.\n\n\
-         | path | drained | vs requests | held when stalled |\n| --- | ---: | ---: | ---: |\n{table}\n\
+         A backlog of {backlog} `received_message` notifications ({customers} customers) is queued while no app is\n\
+         connected; then an app connects and answers each at once. Requests: the default per-customer window (32\n\
+         unanswered per customer), at most what the socket's outbound queue takes per look; subscriptions: one per\n\
+         customer at a time, the client's credit window as given. Timed until the outbox is empty. Median of {rounds} runs,\n\
+         a fresh server each; the app and the server share the 2 cores (one process: \"CPU\" is both together, per\n\
+         notification, from /proc at 10 ms resolution). \"Held when stalled\": notifications the hodi-sdk client had in\n\
+         memory after its consumer read nothing for 1 s — the rest waited in the server's outbox.\n\n\
+         | path | drained | vs requests | CPU per notification | held when stalled |\n| --- | ---: | ---: | ---: | ---: |\n{table}\n\
          Measured by `cargo run --release -p hodi-bench -- notifications`.\n"
     );
     super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Notification delivery", &section)
