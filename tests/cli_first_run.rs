@@ -29,6 +29,16 @@ fn hodi(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Outp
     child.wait_with_output().expect("output")
 }
 
+/// Every listener on a port of the OS's choosing, voice off (later variables override these).
+const ON_FREE_PORTS: &[(&str, &str)] = &[
+    ("HODI_LISTEN__TLS", "127.0.0.1:0"),
+    ("HODI_LISTEN__TCP", "127.0.0.1:0"),
+    ("HODI_LISTEN__WS", "127.0.0.1:0"),
+    ("HODI_LISTEN__WSS", "127.0.0.1:0"),
+    ("HODI_VOICE__SIP_UDP", ""),
+    ("HODI_VOICE__RECORDINGS_HTTP", ""),
+];
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -65,18 +75,7 @@ fn a_bad_value_names_the_variable_and_a_busy_port_names_the_listener() {
     let first = Hodi::start(first_dir.path(), &[]);
     let taken = first.listening.tcp.clone().expect("tcp");
     let other = tempfile::tempdir().expect("tempdir");
-    let out = hodi(
-        other.path(),
-        &["serve"],
-        &[
-            ("HODI_LISTEN__TLS", "127.0.0.1:0"),
-            ("HODI_LISTEN__TCP", &taken),
-            ("HODI_LISTEN__WS", "127.0.0.1:0"),
-            ("HODI_LISTEN__WSS", "127.0.0.1:0"),
-            ("HODI_VOICE__SIP_UDP", ""),
-            ("HODI_VOICE__RECORDINGS_HTTP", ""),
-        ],
-    );
+    let out = hodi(other.path(), &["serve"], &[ON_FREE_PORTS, &[("HODI_LISTEN__TCP", taken.as_str())]].concat());
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("listen.tcp") && err.contains(&taken), "{err}");
@@ -86,18 +85,7 @@ fn a_bad_value_names_the_variable_and_a_busy_port_names_the_listener() {
 fn a_second_server_on_the_same_data_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _first = Hodi::start(dir.path(), &[]);
-    let out = hodi(
-        dir.path(),
-        &["serve"],
-        &[
-            ("HODI_LISTEN__TLS", "127.0.0.1:0"),
-            ("HODI_LISTEN__TCP", "127.0.0.1:0"),
-            ("HODI_LISTEN__WS", "127.0.0.1:0"),
-            ("HODI_LISTEN__WSS", "127.0.0.1:0"),
-            ("HODI_VOICE__SIP_UDP", ""),
-            ("HODI_VOICE__RECORDINGS_HTTP", ""),
-        ],
-    );
+    let out = hodi(dir.path(), &["serve"], ON_FREE_PORTS);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("another hodi serve"), "{err}");

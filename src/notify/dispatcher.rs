@@ -41,6 +41,9 @@ use crate::wire::ServerToAppNotificationReply;
 
 /// Notifications read from the outbox per app per look.
 const BATCH: i64 = 512;
+/// Notifications offered to one subscription per look: it takes them one at a time as its
+/// client grants credit, so more would only wait for demand (and give up, 250 ms later).
+const STREAM_ROOM: usize = 128;
 /// Answers recorded per transaction at most.
 const SETTLE_BATCH: usize = 1024;
 /// Deliveries awaiting answers at once, per app (one slow app cannot take every slot) and in all.
@@ -288,7 +291,7 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
         if batch.is_empty() {
             continue;
         }
-        let done = settle(&hodi, &mut in_flight, &mut batch).await;
+        let done = settle(&hodi, &mut in_flight, &mut sweeps, &mut batch).await;
         if done.is_empty() {
             continue;
         }
@@ -356,7 +359,7 @@ impl Turns {
         let mut has_room = |t: &Target| {
             *room.entry(t.session.connection_id.clone()).or_insert_with(|| match t.via {
                 Via::Request => t.session.requester.capacity(),
-                Via::Stream(_) => BATCH as usize,
+                Via::Stream(_) => STREAM_ROOM,
             }) > 0
         };
         if let Some(lane) = lane.filter(|l| l.count > 0) {
@@ -384,9 +387,16 @@ impl Turns {
         for t in targets.iter() {
             let n = *self.room.entry(t.session.connection_id.clone()).or_insert_with(|| match t.via {
                 Via::Request => t.session.requester.capacity(),
-                Via::Stream(_) => BATCH as usize,
+                Via::Stream(_) => STREAM_ROOM,
             });
-            total = total.saturating_add(n);
+            // A subscription takes few per look but one per customer: read a whole batch to find
+            // customers with nothing out.
+            let read = match t.via {
+                Via::Request => n,
+                Via::Stream(_) if n > 0 => BATCH as usize,
+                Via::Stream(_) => 0,
+            };
+            total = total.saturating_add(read);
         }
         total
     }
@@ -615,12 +625,22 @@ async fn wait_for_answer(
 
 /// Takes what deliveries came to: failures scheduled for retry, out-of-credit ones released as
 /// they were; returns the answered ones, for [`record`].
-async fn settle(hodi: &Arc<Hodi>, in_flight: &mut InFlight, batch: &mut Vec<Settled>) -> Vec<Completion> {
+async fn settle(
+    hodi: &Arc<Hodi>,
+    in_flight: &mut InFlight,
+    sweeps: &mut Sweeps,
+    batch: &mut Vec<Settled>,
+) -> Vec<Completion> {
     let mut done = Vec::with_capacity(batch.len());
     for Settled { delivery, outcome } in batch.drain(..) {
         let Delivery { row, connection_id, sent_app_data, reply_to } = delivery;
-        // Failed or never taken: it goes again before anything later of its customer.
-        let retry = (!matches!(outcome, Outcome::Answered(_))).then_some(connection_id.as_str());
+        // Failed: it goes again before anything later of its customer. Never taken (no credit):
+        // not an attempt; its customer sits out the rest of the sweep, which then starts again
+        // from the oldest and finds it first.
+        let retry = matches!(outcome, Outcome::Failed { .. }).then_some(connection_id.as_str());
+        if matches!(outcome, Outcome::NoDemand) {
+            sweeps.apps.entry(row.app_id.clone()).or_default().skipped.insert(row.customer_id.clone());
+        }
         in_flight.release(&row, retry);
         match outcome {
             Outcome::Answered(reply) => {
