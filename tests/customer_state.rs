@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::inproc::{command, connect, connect_with, dev_meta, start, start_with, Phone};
+use common::inproc::{command, connect, connect_with, dev_meta, inbound_sms, start, start_with, Phone};
 use hodi::store::identity::Index;
 use hodi::wire::app_to_server_command::Entry as Cmd;
 use hodi::wire::app_to_server_command_reply::Entry as Reply;
@@ -487,17 +487,7 @@ async fn a_notification_reply_updates_app_data_and_its_message_reaches_the_custo
         Arc::new(Phone(tx)),
     )
     .await;
-    let sms = SimulatorToServerCommand {
-        entry: Some(simulator_to_server_command::Entry::ReceiveMessage(ReceiveMessageSimulatorCommand {
-            customer_number: "+254722000060".into(),
-            channel_number: Some(MessagingChannelNumber {
-                channel: MessagingChannel::Sms as i32,
-                number: "21356".into(),
-            }),
-            parts: vec![InboundMessageBody { entry: Some(inbound_message_body::Entry::Text("hello".into())) }],
-            ..Default::default()
-        })),
-    };
+    let sms = inbound_sms("+254722000060", "hello");
     let reply = phone.request_response(Payload::new(sms.encode_to_vec())).await.expect("reply");
     let reply = SimulatorToServerCommandReply::decode(reply.data).expect("reply");
     assert!(reply.status, "{reply:?}");

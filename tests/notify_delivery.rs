@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::inproc::{command, connect, connect_with, dev_meta, start_with, Phone};
+use common::inproc::{command, connect, connect_with, dev_meta, inbound_sms, start_with, Phone};
 use hodi::store::app_data::AppDataValue;
 use hodi::wire::app_to_server_command::Entry as Cmd;
 use hodi::wire::app_to_server_command_reply::Entry as Reply;
@@ -116,17 +116,7 @@ async fn an_answer_after_the_timeout_but_before_the_retry_completes_the_delivery
     let commands = connect(&running, AppConnectionMetadata { simplex_mode: true, ..dev_meta(&running) }).await;
     let id = customer_id(&commands, "+254722000100").await;
     // The reply's message goes to the customer's latest inbound channel: give it one.
-    let sms = SimulatorToServerCommand {
-        entry: Some(simulator_to_server_command::Entry::ReceiveMessage(ReceiveMessageSimulatorCommand {
-            customer_number: "+254722000100".into(),
-            channel_number: Some(MessagingChannelNumber {
-                channel: MessagingChannel::Sms as i32,
-                number: "21356".into(),
-            }),
-            parts: vec![InboundMessageBody { entry: Some(inbound_message_body::Entry::Text("hi".into())) }],
-            ..Default::default()
-        })),
-    };
+    let sms = inbound_sms("+254722000100", "hi");
     let _ = _phone.request_response(Payload::new(sms.encode_to_vec())).await.expect("inbound sms");
     activity(&commands, "+254722000100", "late").await;
 

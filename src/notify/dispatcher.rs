@@ -270,7 +270,12 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
         }
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
-            recorded = async { recording.as_mut().expect("guarded").await }, if recording.is_some() => {
+            recorded = async {
+                match recording.as_mut() {
+                    Some(write) => write.await,
+                    None => std::future::pending().await,
+                }
+            }, if recording.is_some() => {
                 recording = None;
                 in_flight.recorded(recorded.unwrap_or_default());
                 None
@@ -356,12 +361,7 @@ impl Turns {
             .entry(row.app_id.clone())
             .or_insert_with(|| (hodi.sockets.candidates(&row.org_id, &row.app_id), 0));
         let room = &mut self.room;
-        let mut has_room = |t: &Target| {
-            *room.entry(t.session.connection_id.clone()).or_insert_with(|| match t.via {
-                Via::Request => t.session.requester.capacity(),
-                Via::Stream(_) => STREAM_ROOM,
-            }) > 0
-        };
+        let mut has_room = |t: &Target| *room_left(room, t) > 0;
         if let Some(lane) = lane.filter(|l| l.count > 0) {
             if let Some(t) = targets.iter().find(|t| t.session.connection_id == lane.connection_id) {
                 return has_room(t).then(|| t.clone());
@@ -385,10 +385,7 @@ impl Turns {
             self.apps.entry(app_id.to_string()).or_insert_with(|| (hodi.sockets.candidates(&org_id, app_id), 0));
         let mut total = 0usize;
         for t in targets.iter() {
-            let n = *self.room.entry(t.session.connection_id.clone()).or_insert_with(|| match t.via {
-                Via::Request => t.session.requester.capacity(),
-                Via::Stream(_) => STREAM_ROOM,
-            });
+            let n = *room_left(&mut self.room, t);
             // A subscription takes few per look but one per customer: read a whole batch to find
             // customers with nothing out.
             let read = match t.via {
@@ -414,6 +411,15 @@ impl Turns {
             targets.iter().all(|t| self.room.get(&t.session.connection_id).is_some_and(|n| *n == 0))
         })
     }
+}
+
+/// What `target` can still take in this look: first asked, its outbound queue's free room (a
+/// subscription: [`STREAM_ROOM`]), then counted down by [`Turns::spend`].
+fn room_left<'a>(room: &'a mut HashMap<String, usize>, target: &Target) -> &'a mut usize {
+    room.entry(target.session.connection_id.clone()).or_insert_with(|| match target.via {
+        Via::Request => target.session.requester.capacity(),
+        Via::Stream(_) => STREAM_ROOM,
+    })
 }
 
 /// Reads the due notifications of apps that can take more and sends each that its customer's

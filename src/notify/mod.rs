@@ -57,8 +57,6 @@ pub enum DeliveryError {
     NoDemand(String),
     #[error("every connected socket failed: {0}")]
     AllFailed(String),
-    #[error("stored notification is unreadable: {0}")]
-    Corrupt(String),
     #[error("store: {0}")]
     Store(#[from] anyhow::Error),
 }

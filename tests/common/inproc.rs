@@ -114,3 +114,18 @@ impl Responder for Phone {
         })
     }
 }
+
+/// The simulator command for a customer texting `text` to the dev org's SMS number 21356.
+pub fn inbound_sms(customer_number: &str, text: &str) -> SimulatorToServerCommand {
+    SimulatorToServerCommand {
+        entry: Some(simulator_to_server_command::Entry::ReceiveMessage(ReceiveMessageSimulatorCommand {
+            customer_number: customer_number.into(),
+            channel_number: Some(MessagingChannelNumber {
+                channel: MessagingChannel::Sms as i32,
+                number: "21356".into(),
+            }),
+            parts: vec![InboundMessageBody { entry: Some(inbound_message_body::Entry::Text(text.into())) }],
+            ..Default::default()
+        })),
+    }
+}
