@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::admission::AcceptBackoff;
 use crate::connection::{serve, Acceptor, Config};
 use crate::transport::{length_prefixed, tls, websocket, FrameIo, TransportError};
 
@@ -37,6 +38,7 @@ pub struct Listener {
 pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config, shutdown: CancellationToken) {
     let Listener { socket, framing, tls, handshake_timeout } = listener;
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let mut backoff = AcceptBackoff::new("rsocket");
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -45,12 +47,11 @@ pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config
         let (stream, addr) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                backoff.failed(&e).await;
                 continue;
             }
         };
+        backoff.accepted();
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             warn!(peer = %addr, limit = config.max_connections, "connection limit reached; closing the new connection");
             continue; // dropping `stream` closes it

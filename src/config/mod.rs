@@ -145,8 +145,21 @@ pub struct Voice {
     pub sip_udp: String,
     /// SIP over TCP; empty: UDP only.
     pub sip_tcp: String,
+    /// SIP TCP connections held at once, and from one address; beyond them new ones are closed.
+    pub sip_tcp_max_connections: usize,
+    pub sip_tcp_max_per_address: usize,
+    /// A SIP TCP connection with no call on it and no bytes for this long is closed.
+    pub sip_tcp_idle_secs: u64,
+    /// A SIP message begun over TCP must be complete within this.
+    pub sip_tcp_message_secs: u64,
     /// The address RTP sockets bind to and SDP announces.
     pub rtp_ip: std::net::IpAddr,
+    /// UDP ports RTP may use, `"low-high"` (even ports are taken, as RTP expects), for an
+    /// operator's firewall; empty: any free port.
+    pub rtp_ports: PortRange,
+    /// How long media goes to the address a far end's SDP names before any RTP has come from it
+    /// (after which it goes where the far end's RTP comes from: symmetric RTP).
+    pub rtp_unlatched_secs: u64,
     /// Calls at once; beyond this, new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     /// Where calls to customers go (`host:port` of a SIP trunk or phone, UDP): the Request-URI is
@@ -163,12 +176,47 @@ impl Default for Voice {
         Voice {
             sip_udp: "127.0.0.1:5060".into(),
             sip_tcp: "127.0.0.1:5060".into(),
+            sip_tcp_max_connections: 1024,
+            sip_tcp_max_per_address: 64,
+            sip_tcp_idle_secs: 120,
+            sip_tcp_message_secs: 10,
             rtp_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            rtp_ports: PortRange::default(),
+            rtp_unlatched_secs: 10,
             max_calls: 1000,
             trunk: String::new(),
             ring_timeout_secs: 60,
             recordings_http: "127.0.0.1:8090".into(),
         }
+    }
+}
+
+/// A range of ports, written `"low-high"` in the config; empty means any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PortRange(pub Option<(u16, u16)>);
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(PortRange(None));
+        }
+        let parsed = text
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+        match parsed {
+            Some((low, high)) if low > 0 && high > low => Ok(PortRange(Some((low, high)))),
+            _ => Err(format!("{text:?} is not a port range: write \"low-high\" with 0 < low < high <= 65535")),
+        }
+    }
+}
+
+impl From<PortRange> for String {
+    fn from(r: PortRange) -> String {
+        r.0.map(|(a, b)| format!("{a}-{b}")).unwrap_or_default()
     }
 }
 

@@ -169,10 +169,18 @@ pub(super) fn part(
     }
 }
 
-/// Runs an inbound call to its end, then stores its record.
+/// Runs an inbound call to its end, then stores its record (or, refused before any org owned
+/// it, counts it: see [`super::server::Refusals`]).
 pub async fn inbound(call: Call, inbox: mpsc::Receiver<Incoming>) {
     serve(&call, inbox).await;
-    store_record(&call).await;
+    let (owned, status) = {
+        let o = call.outcome();
+        (o.org_id.is_some(), o.sip_status)
+    };
+    match (owned, call.hodi.voice.get()) {
+        (false, Some(sip)) => sip.refusals.count(status, call.transport.peer()),
+        _ => store_record(&call).await,
+    }
 }
 
 /// The call detail record, once the call is over.
@@ -212,8 +220,7 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
     let invite = &call.invite;
     call.respond(invite, 100, "Trying").await;
 
-    let offer = match std::str::from_utf8(&invite.body).map_err(|_| "SDP is not text".to_string()).and_then(sdp::parse)
-    {
+    let offer = match sdp::read(&invite.body, call.hodi.config.voice.rtp_ip) {
         Ok(m) => m,
         Err(why) => {
             info!(%why, "refusing an INVITE whose SDP we cannot answer");
@@ -273,7 +280,7 @@ async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
         return hang_up_notice(call, org_id, app_id, Ending::Rejected, None).await;
     }
 
-    let opened = match Stream::open(call.hodi.config.voice.rtp_ip, offer).await {
+    let opened = match Stream::open(&(&call.hodi.config.voice).into(), offer).await {
         Ok(s) => s.local().map(|local| (s, local)),
         Err(e) => Err(e),
     };
@@ -323,6 +330,7 @@ pub(super) async fn talk(
         o.sip_status = 200;
     }
     let control = stream.end();
+    let mut unacked = false;
     let ending = {
         let run = run_actions(call, org_id, app_id, &mut stream, actions);
         tokio::pin!(run);
@@ -333,7 +341,7 @@ pub(super) async fn talk(
             call.send(ok.clone()).await;
         }
         let mut wait = T1;
-        let mut next_resend = tokio::time::Instant::now() + wait;
+        let mut next_resend = next_retransmission(call, started, &mut wait);
         let mut remote_bye = None;
         // The actions ended (we hang up) before the caller ACKed our 200: the BYE waits for the ACK.
         let mut finished = None;
@@ -341,16 +349,20 @@ pub(super) async fn talk(
             tokio::select! {
                 ending = &mut run, if finished.is_none() => finished = Some(ending),
                 _ = tokio::time::sleep_until(next_resend), if !acked => {
-                    if started.elapsed() > TIMER_H {
-                        warn!("no ACK for our 200 OK; ending the call");
+                    if started.elapsed() >= TIMER_H {
+                        // RFC 3261 §13.3.1.4: the dialog is confirmed and then ended with a BYE.
+                        warn!("no ACK for our 200 OK within Timer H; hanging up");
                         control.stop();
+                        if finished.is_none() {
+                            let _ = (&mut run).await;
+                        }
+                        unacked = true;
                         break Ending::Failed;
                     }
                     if let Resend::OkUntilAck(ok) = &resend {
                         call.send(ok.clone()).await;
                     }
-                    next_resend = tokio::time::Instant::now() + wait;
-                    wait = (wait * 2).min(T2);
+                    next_resend = next_retransmission(call, started, &mut wait);
                 }
                 m = inbox.recv() => match m {
                     Some(Incoming::Request(r)) => match r.method.as_str() {
@@ -367,7 +379,7 @@ pub(super) async fn talk(
                         }
                         "INVITE" => {
                             // re-INVITE: hold/resume or a new media address; our side stays as it is.
-                            match std::str::from_utf8(&r.body).map_err(|_| String::new()).and_then(sdp::parse) {
+                            match sdp::read(&r.body, call.hodi.config.voice.rtp_ip) {
                                 Ok(media) => {
                                     info!(on_hold = media.on_hold, "re-INVITE");
                                     control.update(media);
@@ -403,7 +415,7 @@ pub(super) async fn talk(
             }
         }
     };
-    if ending == Ending::WeHungUp {
+    if ending == Ending::WeHungUp || unacked {
         bye(call, inbox).await;
     }
     stream.close();
@@ -693,8 +705,17 @@ enum Heard {
     Ignore,
 }
 
+/// When our unacknowledged 200 OK next goes again: T1, 2·T1 … T2 over UDP; over TCP only the
+/// Timer H deadline, since a stream transport is not retransmitted on.
+fn next_retransmission(call: &Call, started: tokio::time::Instant, wait: &mut Duration) -> tokio::time::Instant {
+    let at = if call.transport.reliable() { started + TIMER_H } else { tokio::time::Instant::now() + *wait };
+    *wait = (*wait * 2).min(T2);
+    at.min(started + TIMER_H)
+}
+
 /// Sends `bytes` and again at T1, 2·T1 … T2 until `judge` says done, up to 64·T1 (RFC 3261's
-/// timers G/H for final responses and E/F for our requests over UDP).
+/// timers G/H for final responses and E/F for our requests over UDP); over TCP once, waiting as
+/// long.
 async fn retransmit(
     call: &Call,
     inbox: &mut mpsc::Receiver<Incoming>,
@@ -705,7 +726,8 @@ async fn retransmit(
     let mut wait = T1;
     while tokio::time::Instant::now() < deadline {
         call.send(bytes.clone()).await;
-        let until = (tokio::time::Instant::now() + wait).min(deadline);
+        let until =
+            if call.transport.reliable() { deadline } else { (tokio::time::Instant::now() + wait).min(deadline) };
         loop {
             let Ok(m) = tokio::time::timeout_at(until, inbox.recv()).await else { break };
             let Some(m) = m else { return };

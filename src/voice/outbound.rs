@@ -86,7 +86,9 @@ pub(super) async fn place_leg(
         }
     };
     let call_id = format!("{:x}@hodi", call::rand_id());
-    let Some(mut inbox) = sip.register(&call_id, hodi.config.voice.max_calls) else {
+    let local_tag = format!("{:x}", call::rand_id());
+    let dialog = super::sip::dialog::Dialog::outbound(local_tag.clone());
+    let Some((mut inbox, dialog)) = sip.register(&call_id, dialog, hodi.config.voice.max_calls) else {
         warn!("call limit reached; not placing the call");
         return Placed::Failed(VoiceCallHangupCause::NormalTemporaryFailure);
     };
@@ -97,7 +99,7 @@ pub(super) async fn place_leg(
         events: Some(101),
         on_hold: true,
     };
-    let stream = match Stream::open(hodi.config.voice.rtp_ip, placeholder).await {
+    let stream = match Stream::open(&(&hodi.config.voice).into(), placeholder).await {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "opening RTP");
@@ -109,7 +111,6 @@ pub(super) async fn place_leg(
         sip.unregister(&call_id);
         return Placed::Failed(VoiceCallHangupCause::NormalTemporaryFailure);
     };
-    let local_tag = format!("{:x}", call::rand_id());
     let ours = format!("<sip:{number}@{}>", sip.local);
     let theirs = format!("<sip:{customer}@{trunk}>");
     let mut call = Call {
@@ -197,6 +198,7 @@ pub(super) async fn place_leg(
                 }
                 call.send(ack(&r)).await;
                 if r.code < 300 {
+                    let _ = dialog.remote_tag.set(message::tag(&r.to).map(str::to_string));
                     call.invite.from = r.to.clone();
                     call.invite.contact = r.contact.clone();
                     call::bye(&call, &mut inbox).await;
@@ -220,9 +222,11 @@ pub(super) async fn place_leg(
         o.answered_at = Some(crate::store::now_ms());
         o.sip_status = 200;
     }
+    // From now on the far end's requests must carry its tag (see the dialog module).
+    let _ = dialog.remote_tag.set(message::tag(&resp.to).map(str::to_string));
     call.invite.from = resp.to.clone();
     call.invite.contact = resp.contact.clone();
-    let media = std::str::from_utf8(&resp.body).map_err(|_| "SDP is not text".to_string()).and_then(sdp::parse);
+    let media = sdp::read(&resp.body, hodi.config.voice.rtp_ip);
     let our_sdp = match &media {
         Ok(m) => {
             stream.end().update(*m);

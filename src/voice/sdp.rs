@@ -95,9 +95,38 @@ pub fn parse(sdp: &str) -> Result<Media, String> {
         })
         .ok_or("no codec in common: Hodi speaks PCMU and PCMA")?;
     let events = formats.iter().copied().find(|&pt| name_of(pt).is_some_and(|n| n.starts_with("telephone-event/8000")));
+    let broadcast = matches!(addr, IpAddr::V4(v4) if v4.is_broadcast());
+    if addr.is_multicast() || broadcast {
+        // One INVITE must not make Hodi stream to a group or a whole network.
+        return Err(format!("the connection address {addr} is not a unicast address"));
+    }
     // Port 0 or address 0.0.0.0 is the old way of saying hold.
     let on_hold = on_hold || port == 0 || addr.is_unspecified();
     Ok(Media { remote: SocketAddr::new(addr, port), codec, events, on_hold })
+}
+
+/// A far end's SDP body, read and checked as media Hodi may send to from `local`.
+pub fn read(body: &[u8], local: IpAddr) -> Result<Media, String> {
+    let media = parse(std::str::from_utf8(body).map_err(|_| "SDP is not text".to_string())?)?;
+    reachable(&media, local)?;
+    Ok(media)
+}
+
+/// Whether Hodi, sending from `local`, may send media where `media` says: the same address
+/// family, and not this host's loopback unless Hodi's own media is on loopback (else an INVITE
+/// could aim our RTP at services on this machine).
+pub fn reachable(media: &Media, local: IpAddr) -> Result<(), String> {
+    let remote = media.remote.ip();
+    if media.on_hold && remote.is_unspecified() {
+        return Ok(());
+    }
+    if remote.is_ipv4() != local.is_ipv4() {
+        return Err(format!("the connection address {remote} is not reachable from Hodi's media address {local}"));
+    }
+    if remote.is_loopback() && !local.is_loopback() {
+        return Err(format!("the connection address {remote} is this host's loopback"));
+    }
+    Ok(())
 }
 
 /// Our side of the session: `local` is where we receive RTP.
@@ -174,5 +203,24 @@ mod tests {
         assert!(parse("v=0\r\nc=IN IP4 10.0.0.1\r\nm=video 4000 RTP/AVP 96\r\n").unwrap_err().contains("no audio"));
         assert!(parse("v=0\r\nm=audio 4000 RTP/AVP 0\r\n").unwrap_err().contains("connection address"));
         assert!(parse("garbage\0\u{1}").is_err());
+        for group in ["224.0.0.1", "239.1.2.3", "255.255.255.255"] {
+            let offer = format!("v=0\r\nc=IN IP4 {group}\r\nm=audio 4000 RTP/AVP 0\r\n");
+            assert!(parse(&offer).unwrap_err().contains("not a unicast address"), "{group}");
+        }
+        let v6 = parse("v=0\r\nc=IN IP6 ff02::1\r\nm=audio 4000 RTP/AVP 0\r\n");
+        assert!(v6.unwrap_err().contains("unicast"));
+    }
+
+    #[test]
+    fn media_hodi_cannot_or_must_not_reach_is_refused() {
+        let at = |sdp: &str| parse(sdp).expect("parses");
+        let v6 = at("v=0\r\nc=IN IP6 2001:db8::1\r\nm=audio 4000 RTP/AVP 0\r\n");
+        let loopback = at("v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n");
+        let public = at("v=0\r\nc=IN IP4 192.0.2.7\r\nm=audio 4000 RTP/AVP 0\r\n");
+        let hold = at("v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n");
+        let (lo, lan): (IpAddr, IpAddr) = ([127, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        assert!(reachable(&v6, lan).unwrap_err().contains("not reachable"));
+        assert!(reachable(&loopback, lan).unwrap_err().contains("loopback"));
+        assert!(reachable(&loopback, lo).is_ok() && reachable(&public, lan).is_ok() && reachable(&hold, lan).is_ok());
     }
 }

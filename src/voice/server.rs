@@ -15,7 +15,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
+use hodi_rsocket::admission::{AcceptBackoff, Admission};
+
 use super::call::{self, Call, Incoming};
+use super::sip::dialog::{Dialog, Route};
 use super::sip::message::{self, Message, ParseError, Request};
 use super::sip::transport::{self, Transport};
 use crate::server::Hodi;
@@ -23,7 +26,14 @@ use crate::server::Hodi;
 /// Messages queued for one call before further ones are dropped (UDP peers retransmit).
 const CALL_INBOX: usize = 32;
 
-type Calls = Arc<Mutex<HashMap<String, mpsc::Sender<Incoming>>>>;
+/// A live call as the listener sees it: where its messages go, and which dialog it is.
+#[derive(Clone)]
+struct Live {
+    inbox: mpsc::Sender<Incoming>,
+    dialog: Arc<Dialog>,
+}
+
+type Calls = Arc<Mutex<HashMap<String, Live>>>;
 
 /// The SIP socket and the live calls, shared by the listener and outbound calls.
 pub struct Sip {
@@ -34,18 +44,61 @@ pub struct Sip {
     pub queues: super::queue::Queues,
     /// The TCP listener's address, when SIP over TCP is on.
     pub tcp: std::sync::OnceLock<SocketAddr>,
+    /// INVITEs refused before any org owned them (see [`Refusals`]).
+    pub refusals: Refusals,
+}
+
+/// INVITEs refused before a number's owner is known (unreadable SDP, a number nobody
+/// provisioned, a store error): counted and logged at most every [`Refusals::LOG_EVERY`], never
+/// stored, so a scanner's flood does not grow the database. Refusals of calls to an org's number
+/// (the app rejected it, nobody answered, the caller cancelled) are that org's call records.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    total: std::sync::atomic::AtomicU64,
+    logged: Mutex<Option<(std::time::Instant, u64)>>,
+}
+
+impl Refusals {
+    const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub fn count(&self, status: u16, peer: SocketAddr) {
+        use std::sync::atomic::Ordering;
+        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        let since = match *logged {
+            Some((at, _)) if now.duration_since(at) < Self::LOG_EVERY => return,
+            Some((_, then)) => total - then,
+            None => total,
+        };
+        *logged = Some((now, total));
+        info!(refused = since, total, last_status = status, last_peer = %peer, "INVITEs refused before any org owned them");
+    }
+
+    /// Refused since start.
+    pub fn total(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Sip {
-    /// A new call's inbox; None when `call_id` is taken or the call limit is reached.
-    pub(super) fn register(&self, call_id: &str, limit: usize) -> Option<mpsc::Receiver<Incoming>> {
+    /// A new call's inbox, and its dialog as shared with the listener (a call we place learns
+    /// the far end's tag from the answer); None when `call_id` is taken or the call limit is
+    /// reached.
+    pub(super) fn register(
+        &self,
+        call_id: &str,
+        dialog: Dialog,
+        limit: usize,
+    ) -> Option<(mpsc::Receiver<Incoming>, Arc<Dialog>)> {
         let mut calls = lock(&self.calls);
         if calls.len() >= limit || calls.contains_key(call_id) {
             return None;
         }
         let (tx, rx) = mpsc::channel(CALL_INBOX);
-        calls.insert(call_id.to_string(), tx);
-        Some(rx)
+        let dialog = Arc::new(dialog);
+        calls.insert(call_id.to_string(), Live { inbox: tx, dialog: dialog.clone() });
+        Some((rx, dialog))
     }
 
     /// Calls in progress.
@@ -79,6 +132,7 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
         recordings,
         queues: Default::default(),
         tcp: std::sync::OnceLock::new(),
+        refusals: Refusals::default(),
     });
     let _ = hodi.voice.set(sip.clone());
     let tcp = hodi.config.voice.sip_tcp.trim().to_string();
@@ -101,20 +155,36 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
 /// SIP over TCP: a task per connection, each message handled as a datagram would be, answers
 /// going back on the connection.
 async fn accept_tcp(hodi: Arc<Hodi>, sip: Arc<Sip>, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+    let v = &hodi.config.voice;
+    let admission = Admission::new("voice.sip_tcp", v.sip_tcp_max_connections, v.sip_tcp_max_per_address);
+    let timeouts = transport::TcpTimeouts {
+        idle: std::time::Duration::from_secs(v.sip_tcp_idle_secs.max(1)),
+        message: std::time::Duration::from_secs(v.sip_tcp_message_secs.max(1)),
+    };
+    let mut backoff = AcceptBackoff::new("voice.sip_tcp");
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    debug!(error = %e, "SIP accept");
+                    backoff.failed(&e).await;
                     continue;
                 }
             },
             _ = shutdown.cancelled() => return,
         };
+        backoff.accepted();
+        let ticket = match admission.admit(peer.ip()) {
+            Ok(t) => t,
+            Err(why) => {
+                debug!(%peer, %why, "SIP TCP connection refused");
+                continue; // dropping the stream closes it
+            }
+        };
         let (hodi, sip, shutdown) = (hodi.clone(), sip.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let serving = transport::serve_tcp(stream, peer, |bytes, t| {
+            let _ticket = ticket;
+            let serving = transport::serve_tcp(stream, peer, timeouts, |bytes, t| {
                 let (hodi, sip) = (hodi.clone(), sip.clone());
                 async move { handle(&hodi, &sip, &bytes, t).await }
             });
@@ -153,16 +223,20 @@ async fn handle(hodi: &Arc<Hodi>, sip: &Arc<Sip>, bytes: &[u8], transport: Trans
     match message::parse(bytes) {
         Ok(Message::Request(req)) => on_request(hodi, sip, transport, req).await,
         Ok(Message::Response(resp)) => {
-            let tx = lock(&sip.calls).get(&resp.call_id).cloned();
-            if let Some(tx) = tx {
-                let _ = tx.try_send(Incoming::Response(resp));
+            let live = lock(&sip.calls).get(&resp.call_id).cloned();
+            match live {
+                Some(live) if live.dialog.owns_response(&resp) => {
+                    let _ = live.inbox.try_send(Incoming::Response(resp));
+                }
+                Some(_) => debug!(call_id = %resp.call_id, "a response with a live Call-ID but not our tag; dropped"),
+                None => {}
             }
         }
         Err(e) => on_malformed(&transport, bytes, e).await,
     }
 }
 
-fn lock(calls: &Calls) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Incoming>>> {
+fn lock(calls: &Calls) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
     calls.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -170,15 +244,26 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
     let peer = transport.peer();
     let existing = lock(&sip.calls).get(&req.call_id).cloned();
     debug!(method = %req.method, call_id = %req.call_id, known = existing.is_some(), "SIP request");
-    if let Some(tx) = existing {
-        if tx.try_send(Incoming::Request(req)).is_err() {
-            debug!("call inbox full or closed; dropped (the peer retransmits)");
+    if let Some(live) = existing {
+        match live.dialog.route(&req) {
+            Route::Call => {
+                if live.inbox.try_send(Incoming::Request(req)).is_err() {
+                    debug!("call inbox full or closed; dropped (the peer retransmits)");
+                }
+            }
+            Route::Refuse(code, reason) => {
+                info!(method = %req.method, call_id = %req.call_id, %peer, code, "a request that names a live call but not its dialog");
+                transport.send(req.response(code, reason, None, &[], None)).await;
+            }
+            Route::Drop => {}
         }
         return;
     }
     match req.method.as_str() {
         "INVITE" if message::tag(&req.to).is_none() => {
-            let Some(rx) = sip.register(&req.call_id, hodi.config.voice.max_calls) else {
+            let local_tag = format!("{:x}", call::rand_id());
+            let dialog = Dialog::inbound(local_tag.clone(), &req);
+            let Some((rx, _)) = sip.register(&req.call_id, dialog, hodi.config.voice.max_calls) else {
                 warn!("call limit reached; refusing an INVITE");
                 let extra = [("Retry-After", "30".to_string())];
                 return transport.send(req.response(503, "Service Unavailable", Some("busy"), &extra, None)).await;
@@ -186,7 +271,7 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
             let call = Call {
                 hodi: hodi.clone(),
                 transport,
-                local_tag: format!("{:x}", call::rand_id()),
+                local_tag,
                 session_id: crate::store::new_id("call_"),
                 local: sip.local,
                 invite: req,
@@ -226,6 +311,7 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
 async fn on_malformed(transport: &Transport, bytes: &[u8], error: ParseError) {
     debug!(peer = %transport.peer(), %error, "malformed SIP");
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(message::MAX_MESSAGE)]);
+    let text = text.trim_start_matches(['\r', '\n']);
     let first = text.lines().next().unwrap_or_default();
     if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
         return; // a response, or not SIP at all: nobody to answer

@@ -19,6 +19,75 @@ use crate::voice::sdp::{Codec, Media};
 /// Digits waiting to be read before older ones are dropped (a caller mashing keys).
 const DIGIT_BUFFER: usize = 64;
 
+/// Ports tried in `voice.rtp_ports` before a stream gives up (the range is busy).
+const BIND_ATTEMPTS: usize = 64;
+
+/// Where and how RTP sockets are opened (from the `[voice]` config).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub ip: std::net::IpAddr,
+    /// Even ports from this range (RTP's convention), or any port when None.
+    pub ports: Option<(u16, u16)>,
+    /// How long media goes to the SDP's address before the far end has sent any (see [`Far`]).
+    pub unlatched: Duration,
+}
+
+impl From<&crate::config::Voice> for Settings {
+    fn from(v: &crate::config::Voice) -> Settings {
+        Settings { ip: v.rtp_ip, ports: v.rtp_ports.0, unlatched: Duration::from_secs(v.rtp_unlatched_secs) }
+    }
+}
+
+/// The far end of a leg: what its SDP said, and where its media really comes from.
+///
+/// Symmetric RTP: the first valid RTP packet latches the leg to its source address (NATs rewrite
+/// what the SDP says), and from then on media goes there and packets from anywhere else are
+/// ignored (nobody else can inject audio or digits). Until then media goes to the SDP's address,
+/// for at most [`Settings::unlatched`]: an INVITE naming somebody else's address cannot make
+/// Hodi stream at it for longer. A new SDP (re-INVITE) unlatches.
+#[derive(Debug, Clone, Copy)]
+struct Far {
+    media: Media,
+    latched: Option<SocketAddr>,
+    /// When media first went to the SDP's address (unlatched); None: not yet.
+    since: Option<tokio::time::Instant>,
+    unlatched: Duration,
+}
+
+impl Far {
+    /// Where media goes now; None on hold or when an unlatched far end stayed silent too long
+    /// (counted from the first packet sent, not from the answer: a prompt may take a while).
+    fn target(&mut self) -> Option<SocketAddr> {
+        if self.media.on_hold {
+            return None;
+        }
+        match self.latched {
+            Some(a) => Some(a),
+            None if self.since.get_or_insert_with(tokio::time::Instant::now).elapsed() < self.unlatched => {
+                Some(self.media.remote)
+            }
+            None => None,
+        }
+    }
+
+    /// Whether a valid packet from `source` belongs to this leg (latching it if it is the first).
+    fn accept(&mut self, source: SocketAddr) -> bool {
+        match self.latched {
+            Some(a) => a == source,
+            None => {
+                self.latched = Some(source);
+                true
+            }
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Far>>;
+
+fn far(shared: &Shared) -> std::sync::MutexGuard<'_, Far> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// How late packets leave against their 20 ms schedule, over every stream in the process (for
 /// `hodi-bench calls`): a histogram in 1 ms buckets, the last one "100 ms or more".
 pub struct SendTiming {
@@ -85,7 +154,7 @@ impl Recorder {
 /// other leg's recorders when the bridge is recorded.
 struct Relay {
     socket: Arc<UdpSocket>,
-    remote: Arc<Mutex<Media>>,
+    remote: Shared,
     record_into: Option<Arc<Mutex<Recorders>>>,
 }
 
@@ -112,7 +181,7 @@ pub enum Played {
 #[derive(Clone)]
 pub struct End {
     socket: Arc<UdpSocket>,
-    remote: Arc<Mutex<Media>>,
+    remote: Shared,
     recorders: Arc<Mutex<Recorders>>,
     relay: Arc<Mutex<Option<Relay>>>,
     stop: CancellationToken,
@@ -121,7 +190,10 @@ pub struct End {
 impl End {
     /// The far end moved, changed codec, or put us on hold (re-INVITE).
     pub fn update(&self, media: Media) {
-        *self.remote.lock().unwrap_or_else(|p| p.into_inner()) = media;
+        let mut far = far(&self.remote);
+        far.media = media;
+        far.latched = None;
+        far.since = None;
     }
 
     pub fn stop(&self) {
@@ -158,7 +230,7 @@ impl End {
 /// One leg's RTP.
 pub struct Stream {
     socket: Arc<UdpSocket>,
-    remote: Arc<Mutex<Media>>,
+    remote: Shared,
     ssrc: u32,
     sequence: u16,
     timestamp: u32,
@@ -172,15 +244,16 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Binds a socket on `ip` (any port) for a leg whose far end is `remote`.
-    pub async fn open(ip: std::net::IpAddr, remote: Media) -> std::io::Result<Stream> {
-        let socket = Arc::new(UdpSocket::bind(SocketAddr::new(ip, 0)).await?);
+    /// Binds a socket as `settings` say for a leg whose far end is `remote`.
+    pub async fn open(settings: &Settings, remote: Media) -> std::io::Result<Stream> {
+        let socket = Arc::new(bind(settings).await?);
         let (tx, rx) = mpsc::channel(DIGIT_BUFFER);
         let stats = Arc::new(Mutex::new(Stats::default()));
         let stop = CancellationToken::new();
         let recorders = Arc::new(Mutex::new(Recorders::default()));
         let relay = Arc::new(Mutex::new(None));
-        let remote = Arc::new(Mutex::new(remote));
+        let remote =
+            Arc::new(Mutex::new(Far { media: remote, latched: None, since: None, unlatched: settings.unlatched }));
         tokio::spawn(receive(
             socket.clone(),
             remote.clone(),
@@ -210,7 +283,7 @@ impl Stream {
     }
 
     fn remote(&self) -> Media {
-        *self.remote.lock().unwrap_or_else(|p| p.into_inner())
+        far(&self.remote).media
     }
 
     fn recorders(&self) -> std::sync::MutexGuard<'_, Recorders> {
@@ -274,10 +347,13 @@ impl Stream {
                     }
                 }
             }
-            let media = self.remote();
-            if media.on_hold {
-                continue; // held: keep time, send nothing
-            }
+            let (media, target) = {
+                let mut far = far(&self.remote);
+                (far.media, far.target())
+            };
+            let Some(target) = target else {
+                continue; // held, or nobody there: keep time, send nothing
+            };
             payload.clear();
             let encode = match media.codec {
                 Codec::Pcmu => g711::ulaw_encode,
@@ -301,7 +377,7 @@ impl Stream {
                 r.add(frame, tokio::time::Instant::now());
             }
             // A failed send (the far end's port closed) is loss, not an error: the call decides.
-            if self.socket.send_to(&packet, media.remote).await.is_ok() {
+            if self.socket.send_to(&packet, target).await.is_ok() {
                 self.stats.lock().unwrap_or_else(|p| p.into_inner()).sent += 1;
             }
         }
@@ -368,9 +444,26 @@ impl Drop for Stream {
     }
 }
 
+/// A socket on `settings.ip`: any port, or a free even one from `settings.ports`.
+async fn bind(settings: &Settings) -> std::io::Result<UdpSocket> {
+    let Some((low, high)) = settings.ports else { return UdpSocket::bind(SocketAddr::new(settings.ip, 0)).await };
+    let first = low + (low % 2);
+    let evens = (high.saturating_sub(first) / 2) as u64 + 1;
+    let start = crate::voice::rand_id() % evens;
+    let mut last = None;
+    for i in 0..(BIND_ATTEMPTS as u64).min(evens) {
+        let port = first + (((start + i) % evens) * 2) as u16;
+        match UdpSocket::bind(SocketAddr::new(settings.ip, port)).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("voice.rtp_ports has no even port")))
+}
+
 async fn receive(
     socket: Arc<UdpSocket>,
-    remote: Arc<Mutex<Media>>,
+    remote: Shared,
     digits: mpsc::Sender<char>,
     stats: Arc<Mutex<Stats>>,
     stop: CancellationToken,
@@ -382,17 +475,23 @@ async fn receive(
     let mut receiver = Receiver::default();
     let started = tokio::time::Instant::now();
     loop {
-        let n = tokio::select! {
+        let (n, source) = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
-                Ok((n, _)) => n,
+                Ok(x) => x,
                 Err(_) => continue,
             },
             _ = stop.cancelled() => return,
         };
         let Some(packet) = Packet::parse(&buf[..n]) else { continue };
+        // Read per packet: the answer to our offer, or a re-INVITE, may set the event type.
+        let events = {
+            let mut far = far(&remote);
+            if !far.accept(source) {
+                continue; // not the leg's far end: no audio, no digits from strangers
+            }
+            far.media.events
+        };
         let arrival = (started.elapsed().as_micros() / 125) as u32; // 8 kHz units
-                                                                    // Read per packet: the answer to our offer, or a re-INVITE, may set the event type.
-        let events = remote.lock().unwrap_or_else(|p| p.into_inner()).events;
         let key = receiver.on_packet(&packet, arrival, events);
         {
             let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -404,14 +503,15 @@ async fn receive(
             let _ = digits.try_send(k);
         }
         // Bridged: the packet goes on to the other leg as it came (same codec both sides).
-        let onward = relay.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| {
-            let media = *r.remote.lock().unwrap_or_else(|p| p.into_inner());
-            (r.socket.clone(), media, r.record_into.clone())
-        });
+        let onward = relay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|r| (r.socket.clone(), far(&r.remote).target(), r.record_into.clone()));
         let mut record_into = None;
-        if let Some((socket, media, into)) = onward {
-            if !media.on_hold {
-                let _ = socket.send_to(&buf[..n], media.remote).await;
+        if let Some((socket, target, into)) = onward {
+            if let Some(target) = target {
+                let _ = socket.send_to(&buf[..n], target).await;
             }
             record_into = into;
         }

@@ -44,6 +44,7 @@ pub struct Response {
     pub code: u16,
     pub call_id: String,
     pub cseq: String,
+    pub from: String,
     pub to: String,
     pub contact: Option<String>,
     pub body: Vec<u8>,
@@ -60,6 +61,9 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(ParseError::TooLarge);
     }
+    // CRLFs before a message are keep-alives (RFC 3261 §7.5, RFC 5626 §4.4.1), not part of it.
+    let start = bytes.iter().position(|b| *b != b'\r' && *b != b'\n').unwrap_or(bytes.len());
+    let bytes = &bytes[start..];
     // The tokenizer is not ours: a panic on some input must not take the SIP listener down.
     let parsed = std::panic::catch_unwind(|| rsip::SipMessage::try_from(bytes))
         .map_err(|_| ParseError::Malformed("parser failure".into()))?
@@ -108,6 +112,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                 code: r.status_code.code(),
                 call_id: String::new(),
                 cseq: String::new(),
+                from: String::new(),
                 to: String::new(),
                 contact: None,
                 body: r.body,
@@ -116,6 +121,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                 match h {
                     Header::CallId(v) => resp.call_id = v.value().to_string(),
                     Header::CSeq(v) => resp.cseq = v.value().to_string(),
+                    Header::From(v) => resp.from = v.value().to_string(),
                     Header::To(v) => resp.to = v.value().to_string(),
                     Header::Contact(v) => resp.contact = Some(v.value().to_string()),
                     _ => {}

@@ -41,6 +41,12 @@ impl Transport {
         }
     }
 
+    /// A stream transport delivers or fails by itself: nothing is retransmitted over it
+    /// (RFC 3261 §17.1.1.2, §17.2.1: timers A, E and G are for unreliable transports).
+    pub fn reliable(&self) -> bool {
+        matches!(self, Transport::Tcp(..))
+    }
+
     /// The Via transport token.
     pub fn name(&self) -> &'static str {
         match self {
@@ -50,9 +56,19 @@ impl Transport {
     }
 }
 
+/// How long a TCP connection may stay quiet, as the config says.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpTimeouts {
+    /// No bytes and no call using the connection: closed (keep-alive CRLFs count as bytes).
+    pub idle: std::time::Duration,
+    /// A message begun must be complete within this (a peer trickling a header is cut off).
+    pub message: std::time::Duration,
+}
+
 /// Splits a TCP connection into SIP messages (calling `on_message` for each) and writes what is
-/// queued on the returned transport. Ends when the peer closes or sends something unframeable.
-pub async fn serve_tcp<F, Fut>(stream: TcpStream, peer: SocketAddr, on_message: F)
+/// queued on the returned transport. Ends when the peer closes, sends something unframeable,
+/// stays idle with no call on the connection, or leaves a message unfinished too long.
+pub async fn serve_tcp<F, Fut>(stream: TcpStream, peer: SocketAddr, timeouts: TcpTimeouts, on_message: F)
 where
     F: Fn(Vec<u8>, Transport) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -66,8 +82,10 @@ where
             }
         }
     });
-    let transport = Transport::Tcp(tx, peer);
+    let transport = Transport::Tcp(tx.clone(), peer);
     let mut buf = BytesMut::with_capacity(4096);
+    // When the message now in `buf` began (None: nothing pending).
+    let mut begun: Option<tokio::time::Instant> = None;
     loop {
         while let Some(len) = frame_length(&buf) {
             match len {
@@ -90,11 +108,31 @@ where
             debug!(%peer, "SIP message over the limit; closing");
             break;
         }
-        match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        if buf.is_empty() {
+            begun = None;
+        } else {
+            begun.get_or_insert_with(tokio::time::Instant::now);
+        }
+        let deadline = match begun {
+            Some(at) => at + timeouts.message,
+            None => tokio::time::Instant::now() + timeouts.idle,
+        };
+        match tokio::time::timeout_at(deadline, reader.read_buf(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(_)) => {}
+            Err(_) if begun.is_some() => {
+                debug!(%peer, pending = buf.len(), "SIP message not finished in time; closing");
+                break;
+            }
+            // Idle: kept while a call answers on it (its Transport holds a sender), else closed.
+            Err(_) if tx.strong_count() > 2 => {}
+            Err(_) => {
+                debug!(%peer, "idle SIP connection with no call; closing");
+                break;
+            }
         }
     }
+    drop(tx);
     drop(transport);
     let _ = writing.await;
 }
