@@ -28,6 +28,23 @@ fn long_tone(dir: &std::path::Path) -> Reply {
     Reply::message(hodi_sdk::model::message::voice(vec![voice::play(wav.display().to_string())]))
 }
 
+/// Calls the dev number from `caller` as `call_id`, offering media at `port`; the app plays a
+/// long tone and the 200 is ACKed. Returns the 200 OK's text.
+async fn answered_call(
+    caller: &Peer,
+    notifications: &mut hodi_sdk::Notifications,
+    dir: &std::path::Path,
+    call_id: &str,
+    port: u16,
+) -> String {
+    caller.send(&caller.invite(call_id, NUMBER, &sdp(port, "0 101"))).await;
+    answered(notifications).await.reply(long_tone(dir)).await.expect("answered");
+    let ok = caller.responses().await.pop().expect("200");
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    caller.send(&caller.ack(call_id, NUMBER, &to_tag(&ok.1))).await;
+    ok.1
+}
+
 /// Packets arriving on `socket` within `wait`.
 async fn packets(socket: &tokio::net::UdpSocket, wait: Duration) -> usize {
     let mut buf = [0u8; 2048];
@@ -68,12 +85,7 @@ async fn only_the_dialogs_own_tags_can_hang_up_or_move_a_call() {
     let stolen = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("attacker rtp");
     let port = media.local_addr().expect("addr").port();
 
-    caller.send(&caller.invite("victim", NUMBER, &sdp(port, "0 101"))).await;
-    answered(&mut notifications).await.reply(long_tone(dir.path())).await.expect("answered");
-    let ok = caller.responses().await.pop().expect("200");
-    assert_eq!(ok.0, 200, "{}", ok.1);
-    let tag = to_tag(&ok.1);
-    caller.send(&caller.ack("victim", NUMBER, &tag)).await;
+    let tag = to_tag(&answered_call(&caller, &mut notifications, dir.path(), "victim", port).await);
     audio_starts(&media).await;
     assert!(packets(&media, Duration::from_millis(500)).await > 5, "audio flows to the caller");
 
@@ -122,13 +134,10 @@ async fn media_goes_where_the_callers_rtp_comes_from_and_never_to_a_group() {
     let announced = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
     let real = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
     let port = announced.local_addr().expect("addr").port();
-    caller.send(&caller.invite("nat", NUMBER, &sdp(port, "0 101"))).await;
-    answered(&mut notifications).await.reply(long_tone(dir.path())).await.expect("answered");
-    let ok = caller.responses().await.pop().expect("200");
-    caller.send(&caller.ack("nat", NUMBER, &to_tag(&ok.1))).await;
+    let ok = answered_call(&caller, &mut notifications, dir.path(), "nat", port).await;
     audio_starts(&announced).await;
     assert!(packets(&announced, Duration::from_millis(400)).await > 3, "before any RTP: the SDP's address");
-    let hodi_rtp = ("127.0.0.1", sdp_port(&ok.1));
+    let hodi_rtp = ("127.0.0.1", sdp_port(&ok));
     real.send_to(&rtp(1, 0, 0xFF), hodi_rtp).await.expect("send");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = packets(&announced, Duration::from_millis(50)).await; // in flight when it latched
@@ -150,10 +159,7 @@ async fn media_to_a_far_end_that_never_sends_stops_after_the_unlatched_window() 
     let caller = Peer::new(running.bound.sip.expect("SIP")).await;
     // The SDP names somebody else's port (a reflection attempt); nothing ever comes from it.
     let victim = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("victim");
-    caller.send(&caller.invite("reflect", NUMBER, &sdp(victim.local_addr().expect("addr").port(), "0"))).await;
-    answered(&mut notifications).await.reply(long_tone(dir.path())).await.expect("answered");
-    let ok = caller.responses().await.pop().expect("200");
-    caller.send(&caller.ack("reflect", NUMBER, &to_tag(&ok.1))).await;
+    answered_call(&caller, &mut notifications, dir.path(), "reflect", victim.local_addr().expect("addr").port()).await;
     audio_starts(&victim).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let _ = packets(&victim, Duration::from_millis(50)).await;
