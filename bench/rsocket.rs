@@ -151,6 +151,7 @@ pub fn serve_echo() -> Result<()> {
         writeln!(out, "listening {}", socket.local_addr()?)?;
         out.flush()?;
         let listener = hodi_rsocket::server::Listener {
+            name: "bench",
             socket,
             framing: hodi_rsocket::server::Framing::LengthPrefixed,
             tls: None,

@@ -32,6 +32,8 @@ pub struct Hodi {
     pub notify_stats: crate::notify::Stats,
     /// The voice executor's SIP side, once it listens (outbound calls go through it).
     pub voice: std::sync::OnceLock<Arc<crate::voice::server::Sip>>,
+    /// What by-tag background work may use at once.
+    pub work: Arc<crate::work::Budget>,
 }
 
 /// The dev tenant's credentials, kept in `<data_dir>/dev-credentials.toml` so they can be shown
@@ -137,7 +139,7 @@ pub async fn start(config: Config) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let lock = lock_data_dir(&config.data_dir).await?;
-    let store = Store::open(&config.database_url()).await?;
+    let store = Store::open(&config.database_url()).await?.with_allowances(config.customer.allowances());
     let dev = ensure_dev_tenant(&config, &store).await?;
     let (tls, certificate) = transport::certificate::load_or_create(&config)?;
     let hodi = Arc::new(Hodi {
@@ -149,6 +151,7 @@ pub async fn start(config: Config) -> Result<Running> {
         outbox_changed: tokio::sync::Notify::new(),
         notify_stats: Default::default(),
         voice: std::sync::OnceLock::new(),
+        work: Arc::new(crate::work::Budget::new(&config.work)),
     });
     let shutdown = CancellationToken::new();
     // The data directory is ours until shutdown (or until the process ends, when the OS lets go).

@@ -12,18 +12,27 @@ use hodi::wire::*;
 use hodi_rsocket::{error_code, Payload, RemoteError, RequestError, SetupParams};
 use prost::Message;
 
+/// Unknown org, unknown app and wrong key once got three different refusals, so org and app ids
+/// could be enumerated. Every credential failure now reads the same; what is missing still says so.
 #[tokio::test]
-async fn setup_rejections_say_which_credential_is_wrong() {
+async fn every_credential_failure_gets_the_same_refusal() {
     let (running, _dir) = start().await;
     let good = dev_meta(&running);
 
-    let reason = rejected(&running, AppConnectionMetadata { org_id: "nope".into(), ..good.clone() }).await;
-    assert!(reason.contains("REJECTED_SETUP") && reason.contains("unknown org id \"nope\""), "{reason}");
-    let reason = rejected(&running, AppConnectionMetadata { app_id: "nope".into(), ..good.clone() }).await;
-    assert!(reason.contains("unknown app id \"nope\""), "{reason}");
-    let reason =
-        rejected(&running, AppConnectionMetadata { api_key: Some("hodi_key_bad".into()), ..good.clone() }).await;
-    assert!(reason.contains("invalid API key"), "{reason}");
+    let mut refusals = Vec::new();
+    for meta in [
+        AppConnectionMetadata { org_id: "nope".into(), ..good.clone() },
+        AppConnectionMetadata { app_id: "nope".into(), ..good.clone() },
+        AppConnectionMetadata { api_key: Some("hodi_key_bad".into()), ..good.clone() },
+        AppConnectionMetadata { api_key: None, auth_token: Some("hodi_tok_made_up".into()), ..good.clone() },
+    ] {
+        refusals.push(rejected(&running, meta).await);
+    }
+    for reason in &refusals {
+        assert!(reason.contains("REJECTED_SETUP") && reason.contains("authentication failed"), "{reason}");
+        assert!(!reason.contains("nope") && !reason.contains("hodi_"), "a refusal echoes what was sent: {reason}");
+    }
+    assert!(refusals.windows(2).all(|w| w[0] == w[1]), "refusals differ: {refusals:#?}");
     let reason = rejected(&running, AppConnectionMetadata { api_key: None, ..good.clone() }).await;
     assert!(reason.contains("needs an api_key or an auth_token"), "{reason}");
 
@@ -169,4 +178,49 @@ async fn socket_modes_keep_app_and_simulator_commands_apart() {
     assert!(!reply.status && reply.description.contains("channel_number is required"), "{reply:?}");
     // ... and never registers for app notifications.
     assert_eq!(running.hodi.sockets.connected_apps(), vec![running.dev.as_ref().expect("dev").app_id.clone()]);
+}
+
+/// A socket set up with a token could mint new tokens, so one leaked token lasted forever. Now
+/// only API-key sockets mint them, and a token socket ends when its token does (plus the grace).
+#[tokio::test]
+async fn a_token_cannot_mint_tokens_and_its_socket_ends_with_it() {
+    let (running, _dir) = common::inproc::start_with(|c| {
+        c.auth.token_lifetime_secs = 2;
+        c.auth.token_grace_secs = 1;
+    })
+    .await;
+    let by_key = connect(&running, dev_meta(&running)).await;
+    let app_to_server_command_reply::Entry::GenerateAuthToken(token) =
+        command(&by_key, app_to_server_command::Entry::GenerateAuthToken(GenerateAuthTokenCommand {})).await
+    else {
+        panic!("a token for the API-key socket")
+    };
+    let by_token = connect(
+        &running,
+        AppConnectionMetadata { api_key: None, auth_token: Some(token.token.clone()), ..dev_meta(&running) },
+    )
+    .await;
+    let mint = AppToServerCommand {
+        entry: Some(app_to_server_command::Entry::GenerateAuthToken(GenerateAuthTokenCommand {})),
+    };
+    match by_token.request_response(Payload::new(mint.encode_to_vec())).await {
+        Err(RequestError::Remote(RemoteError { code, message })) => {
+            assert_eq!(code, error_code::REJECTED);
+            assert!(message.contains("only a socket authenticated with an API key"), "{message}");
+        }
+        other => panic!("a token socket minted a token: {other:?}"),
+    }
+    // The socket works while the token is valid…
+    let state = app_to_server_command::Entry::GetCustomerState(GetCustomerStateCommand {
+        customer: Some(get_customer_state_command::Customer::CustomerNumber(CustomerNumber {
+            number: "+254700000077".into(),
+            provider: CustomerNumberProvider::Cellular as i32,
+            partition: None,
+        })),
+    });
+    assert!(matches!(command(&by_token, state).await, app_to_server_command_reply::Entry::GetCustomerState(_)));
+    // …and is closed by the server 2 s + 1 s after the token was issued.
+    let reason = tokio::time::timeout(Duration::from_secs(10), by_token.closed()).await.expect("closed in time");
+    assert!(reason.contains("CONNECTION_CLOSE") && reason.contains("has expired"), "{reason}");
+    assert!(!by_key.is_closed(), "the API-key socket stays");
 }

@@ -525,6 +525,22 @@ async fn replays_import_history_once_and_read_back_through_state() {
         panic!()
     };
     assert!(!r.status && r.description.contains("provider id"), "{r:?}");
+    // Replays once skipped the channel-number check every other command makes: a number the org
+    // was never given is refused for each of them.
+    let foreign = MessagingChannelNumber { channel: MessagingChannel::Sms as i32, number: "99999".into() };
+    for mut r in replays {
+        match &mut r {
+            Cmd::ReplayReceivedMessage(c) => c.channel_number = Some(foreign.clone()),
+            Cmd::ReplaySentMessage(c) => c.channel_number = Some(foreign.clone()),
+            Cmd::ReplayMessageStatusUpdate(c) => c.channel_number = Some(foreign.clone()),
+            Cmd::ReplayMessageReactionUpdate(c) => c.channel_number = Some(foreign.clone()),
+            Cmd::ReplayMessagingSession(c) => c.channel_number = Some(foreign.clone()),
+            Cmd::ReplayMessagingConsentUpdate(c) => c.channel_number = Some(foreign.clone()),
+            other => panic!("not a replay: {other:?}"),
+        }
+        let Reply::UpdateCustomerState(reply) = command(&app, r.clone()).await else { panic!() };
+        assert!(!reply.status && reply.description.contains("not provisioned for this org"), "{r:?}: {reply:?}");
+    }
 }
 
 #[tokio::test]

@@ -26,11 +26,12 @@ fn wrong_api_key_gives_the_sdk_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hodi = Hodi::start(dir.path(), &[]);
     let out = hodi.node_ok("sdk_e2e.js", &["wrong-key"], &[]);
-    assert!(out.contains("REJECTED_SETUP") && out.contains("invalid API key"), "{out}");
+    assert!(out.contains("REJECTED_SETUP") && out.contains("authentication failed"), "{out}");
+    assert!(hodi.stderr().contains("wrong API key for this org"), "the server log says why");
 }
 
 #[test]
-fn expired_and_unknown_auth_tokens_are_refused_with_the_reason() {
+fn expired_and_unknown_auth_tokens_are_refused_alike_and_logged_apart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hodi = Hodi::start(dir.path(), &[]);
     let db = format!("sqlite://{}", dir.path().join("hodi.db").display());
@@ -40,17 +41,19 @@ fn expired_and_unknown_auth_tokens_are_refused_with_the_reason() {
         store.set_auth_token_expiry(&token, hodi::store::now_ms() - 1000).await.expect("expire");
         token
     });
-    let out = hodi.node_ok(
-        "sdk_e2e.js",
-        &["bad-token"],
-        &[("HODI_TOKEN", &token), ("HODI_EXPECT_ERROR", "auth token expired")],
-    );
-    assert!(out.contains("expired"), "{out}");
     hodi.node_ok(
         "sdk_e2e.js",
         &["bad-token"],
-        &[("HODI_TOKEN", "hodi_tok_made_up"), ("HODI_EXPECT_ERROR", "invalid auth token")],
+        &[("HODI_TOKEN", &token), ("HODI_EXPECT_ERROR", "authentication failed")],
     );
+    hodi.node_ok(
+        "sdk_e2e.js",
+        &["bad-token"],
+        &[("HODI_TOKEN", "hodi_tok_made_up"), ("HODI_EXPECT_ERROR", "authentication failed")],
+    );
+    // The app is told the same either way; the server log says which.
+    let log = hodi.stderr();
+    assert!(log.contains("auth token expired") && log.contains("unknown auth token"), "{log}");
 }
 
 #[test]

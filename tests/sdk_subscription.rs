@@ -107,7 +107,7 @@ async fn wrong_credentials_are_rejected_once_and_commands_say_so() {
     let client = Elarian::connect(bad);
     let mut events = client.events();
     match client.connected(WAIT).await {
-        Err(Error::Rejected(why)) => assert!(why.contains("invalid API key"), "{why}"),
+        Err(Error::Rejected(why)) => assert!(why.contains("authentication failed"), "{why}"),
         other => panic!("expected a rejection, got {other:?}"),
     }
     let err = client.customer("+254700200002").get_state().await.expect_err("no connection");

@@ -36,6 +36,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::admission::Gate;
 use crate::frame::{error_code, Body, Frame, Setup, MAX_U31};
 use crate::payload::Payload;
 use crate::transport::{FrameIo, FrameSink, FrameStream, TransportError};
@@ -56,10 +57,31 @@ pub struct Config {
     pub max_inbound_requests: usize,
     /// Outgoing frames queued for the writer.
     pub outbound_queue: usize,
+    /// Outgoing bytes queued for the writer (frames as encoded). Senders wait for room; the reader
+    /// waits at most `write_timeout` (answering keepalives or requests), then closes the connection
+    /// with ERROR, so a peer that sends but never reads holds at most this much.
+    pub max_outbound_bytes: usize,
+    /// Fragmented messages a peer may have open at once on one connection.
+    pub max_fragmented_streams: usize,
     /// A write that makes no progress for this long closes the connection (the peer stopped reading).
     pub write_timeout: Duration,
-    /// Server role: connections a listener holds at once; beyond this, new ones are closed at accept.
+    /// Server role: established connections a listener holds at once, and from one address; a SETUP
+    /// beyond them is refused with REJECTED_SETUP.
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Server role: connections accepted but not yet past SETUP (TLS handshake, WebSocket upgrade,
+    /// waiting for SETUP), in total and from one address; beyond them, new ones are closed at accept.
+    /// Separate from the established budget, so silent sockets cannot lock out clients that set up.
+    pub max_pending_setups: usize,
+    pub max_pending_per_address: usize,
+    /// Server role: the longest keepalive lifetime a client's SETUP may choose; longer ones are
+    /// clamped to it, so a vanished peer releases its place within this.
+    pub max_keepalive_lifetime: Duration,
+    /// Server role: TCP keepalive probes start after this much silence (None: off).
+    pub tcp_keepalive: Option<Duration>,
+    /// Server role: refused SETUPs from one address before it must wait: each further refusal
+    /// doubles the wait (1 s to 60 s) in which its SETUPs are refused without being looked at.
+    pub failed_setups_allowed: u32,
     /// Client role: KEEPALIVE period and the lifetime announced in SETUP.
     pub keepalive_interval: Duration,
     pub max_lifetime: Duration,
@@ -73,8 +95,16 @@ impl Default for Config {
             max_message_size: 4 * 1024 * 1024,
             max_inbound_requests: 256,
             outbound_queue: 256,
+            max_outbound_bytes: 4 * 1024 * 1024,
+            max_fragmented_streams: 16,
             write_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_connections_per_address: 1_000,
+            max_pending_setups: 1_024,
+            max_pending_per_address: 32,
+            max_keepalive_lifetime: Duration::from_secs(300),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            failed_setups_allowed: 5,
             keepalive_interval: Duration::from_secs(20),
             max_lifetime: Duration::from_secs(90),
         }
@@ -175,7 +205,9 @@ impl Role {
 }
 
 enum Outbound {
-    Frame(Frame),
+    /// A frame and its place in the byte budget (none for small control frames: CANCEL,
+    /// REQUEST_N, a last ERROR), given back once the writer has taken it.
+    Frame(Frame, Option<OwnedSemaphorePermit>),
     /// Flush what is queued, then close the transport.
     Close,
 }
@@ -200,6 +232,9 @@ struct Shared {
     role: Role,
     peer: String,
     out: mpsc::Sender<Outbound>,
+    /// Bytes that may still be queued for the writer (see [`Config::max_outbound_bytes`]).
+    room: Arc<Semaphore>,
+    budget: usize,
     pending: Mutex<PendingTable>,
     inbound: Mutex<HashMap<u32, InboundHandle>>,
     next_id: AtomicU32,
@@ -213,12 +248,34 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Queues `frame`, waiting for room in the byte budget and the frame queue.
     async fn send(&self, frame: Frame) -> Result<(), RequestError> {
+        let cost = self.cost(&frame);
+        let queued = async {
+            let place = self.room.clone().acquire_many_owned(cost).await.map_err(|_| ())?;
+            self.out.send(Outbound::Frame(frame, Some(place))).await.map_err(|_| ())
+        };
         tokio::select! {
             biased;
             _ = self.closed.cancelled() => Err(self.closed_error()),
-            sent = self.out.send(Outbound::Frame(frame)) => sent.map_err(|_| self.closed_error()),
+            sent = queued => sent.map_err(|_| self.closed_error()),
         }
+    }
+
+    /// Queues a small control frame if there is room in the frame queue, outside the byte budget.
+    fn control(&self, frame: Frame) {
+        let _ = self.out.try_send(Outbound::Frame(frame, None));
+    }
+
+    /// A frame's share of the byte budget: its encoded size, but never more than the whole
+    /// budget, so one message larger than the budget still goes (alone).
+    fn cost(&self, frame: &Frame) -> u32 {
+        frame.encoded_len().clamp(1, self.budget) as u32
+    }
+
+    /// Bytes queued for the writer now.
+    fn queued_bytes(&self) -> usize {
+        self.budget.saturating_sub(self.room.available_permits())
     }
 
     fn closed_error(&self) -> RequestError {
@@ -295,6 +352,11 @@ impl Requester {
         self.shared.out.capacity()
     }
 
+    /// Bytes queued for the peer and not yet taken by the writer.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes()
+    }
+
     /// Starts a REQUEST_RESPONSE without waiting: the frame is queued now, so requests started one
     /// after another go on the wire in that order. `Busy` (nothing sent) when the connection's
     /// outbound queue is full: a caller serving many peers skips this one instead of waiting on it.
@@ -303,7 +365,11 @@ impl Requester {
         let (tx, rx) = oneshot::channel();
         let id = self.register(Pending::Response(tx)).map_err(StartError::Request)?;
         let frame = Frame::new(id, Body::RequestResponse { follows: false, payload });
-        match self.shared.out.try_send(Outbound::Frame(frame)) {
+        let Ok(place) = self.shared.room.clone().try_acquire_many_owned(self.shared.cost(&frame)) else {
+            lock(&self.shared.pending).entries.remove(&id);
+            return Err(StartError::Busy);
+        };
+        match self.shared.out.try_send(Outbound::Frame(frame, Some(place))) {
             Ok(()) => Ok(PendingResponse { shared: self.shared.clone(), id, rx, armed: true }),
             Err(e) => {
                 lock(&self.shared.pending).entries.remove(&id);
@@ -339,6 +405,13 @@ impl Requester {
     pub fn close(&self) {
         let _ = self.shared.out.try_send(Outbound::Close);
         self.shared.shut("closed locally");
+    }
+
+    /// Sends ERROR on stream 0 with `code` and `message`, then closes as [`Requester::close`].
+    pub fn close_with(&self, code: u32, message: &str) {
+        self.shared.control(Frame::error(0, code, message));
+        let _ = self.shared.out.try_send(Outbound::Close);
+        self.shared.shut(message);
     }
 
     /// Resolves when the connection has closed, with the reason.
@@ -379,7 +452,7 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed && lock(&self.shared.pending).entries.remove(&self.id).is_some() {
-            let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
+            self.shared.control(Frame::new(self.id, Body::Cancel));
         }
     }
 }
@@ -419,7 +492,7 @@ impl Future for PendingResponse {
 impl Drop for PendingResponse {
     fn drop(&mut self) {
         if self.armed && lock(&self.shared.pending).entries.remove(&self.id).is_some() {
-            let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
+            self.shared.control(Frame::new(self.id, Body::Cancel));
         }
     }
 }
@@ -445,7 +518,7 @@ impl Stream for ResponseStream {
                 this.consumed += 1;
                 if this.consumed >= this.window.div_ceil(2) {
                     let n = std::mem::take(&mut this.consumed);
-                    let _ = this.shared.out.try_send(Outbound::Frame(Frame::new(this.id, Body::RequestN { n })));
+                    this.shared.control(Frame::new(this.id, Body::RequestN { n }));
                 }
                 Poll::Ready(Some(Ok(item)))
             }
@@ -465,7 +538,7 @@ impl Stream for ResponseStream {
 impl Drop for ResponseStream {
     fn drop(&mut self) {
         if !self.done && lock(&self.shared.pending).entries.remove(&self.id).is_some() {
-            let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(self.id, Body::Cancel)));
+            self.shared.control(Frame::new(self.id, Body::Cancel));
         }
     }
 }
@@ -482,17 +555,20 @@ impl Fatal {
     }
 }
 
+/// What each fragment counts toward the reassembly limit besides its payload: its header and
+/// bookkeeping, so that a flood of empty fragments is bounded like a flood of bytes.
+const FRAGMENT_COST: usize = 64;
+
 /// A message being reassembled from fragments.
 struct Partial {
     first: Body,
     metadata: Option<BytesMut>,
     data: BytesMut,
+    /// What this message counts toward `Running::fragment_bytes`.
+    counted: usize,
 }
 
 impl Partial {
-    fn len(&self) -> usize {
-        self.data.len() + self.metadata.as_ref().map_or(0, BytesMut::len)
-    }
     fn append(&mut self, payload: Payload) {
         if let Some(m) = payload.metadata {
             self.metadata.get_or_insert_with(BytesMut::new).extend_from_slice(&m);
@@ -607,7 +683,14 @@ impl Running {
                 | Body::Payload { payload, .. } => payload.len(),
                 _ => 0,
             };
-            self.fragment_bytes += payload_len;
+            if !is_continuation && self.fragments.len() >= self.config.max_fragmented_streams {
+                return Err(Fatal::connection(format!(
+                    "more than {} fragmented messages open at once",
+                    self.config.max_fragmented_streams
+                )));
+            }
+            let cost = payload_len + FRAGMENT_COST;
+            self.fragment_bytes += cost;
             if self.fragment_bytes > self.config.max_message_size {
                 return Err(Fatal::connection(format!(
                     "fragmented messages exceed the reassembly limit of {} bytes",
@@ -616,9 +699,10 @@ impl Running {
             }
             if is_continuation {
                 let partial = self.fragments.get_mut(&id).ok_or_else(|| Fatal::connection("fragment state lost"))?;
+                partial.counted += cost;
                 partial.append(take_payload(body));
             } else {
-                let mut partial = Partial { first: body.clone(), metadata: None, data: BytesMut::new() };
+                let mut partial = Partial { first: body.clone(), metadata: None, data: BytesMut::new(), counted: cost };
                 partial.append(take_payload(body));
                 self.fragments.insert(id, partial);
             }
@@ -626,7 +710,7 @@ impl Running {
                 return Ok(None);
             }
             let partial = self.fragments.remove(&id).ok_or_else(|| Fatal::connection("fragment state lost"))?;
-            self.fragment_bytes -= partial.len();
+            self.fragment_bytes -= partial.counted;
             let body = partial.finish();
             return self.dispatch(id, body).await;
         }
@@ -635,7 +719,7 @@ impl Running {
 
     fn drop_partial(&mut self, id: u32) {
         if let Some(partial) = self.fragments.remove(&id) {
-            self.fragment_bytes -= partial.len();
+            self.fragment_bytes -= partial.counted;
         }
     }
 
@@ -661,9 +745,7 @@ impl Running {
             Body::Keepalive { respond, data, .. } => {
                 if respond {
                     let reply = Frame::new(0, Body::Keepalive { respond: false, last_position: 0, data });
-                    if self.shared.send(reply).await.is_err() {
-                        return Ok(Some("closed while answering keepalive".into()));
-                    }
+                    return self.answer(reply).await;
                 }
             }
             Body::RequestResponse { payload, .. } => {
@@ -678,10 +760,7 @@ impl Running {
                         Ok(payload) => Frame::response(id, payload),
                         Err(e) => Frame::error(id, e.code, &e.message),
                     };
-                    if self.shared.send(frame).await.is_err() {
-                        return Ok(Some("closed while answering".into()));
-                    }
-                    return Ok(None);
+                    return self.answer(frame).await;
                 }
                 let permit = self.permit().await?;
                 let shared = self.shared.clone();
@@ -811,6 +890,23 @@ impl Running {
         Ok(None)
     }
 
+    /// Queues a frame the reader itself answers with (a keepalive echo, an immediate response).
+    /// The reader waits for room, which stops it reading the peer: a peer that keeps sending but
+    /// does not read its answers is closed with ERROR after `write_timeout`, holding meanwhile no
+    /// more than `max_outbound_bytes`.
+    async fn answer(&self, frame: Frame) -> Result<Option<String>, Fatal> {
+        match tokio::time::timeout(self.config.write_timeout, self.shared.send(frame)).await {
+            Ok(Ok(())) => Ok(None),
+            Ok(Err(_)) => Ok(Some("closed while answering".into())),
+            Err(_) => Err(Fatal::connection(format!(
+                "the peer has not read its answers for {} ms ({} bytes queued; the limit is {})",
+                self.config.write_timeout.as_millis(),
+                self.shared.queued_bytes(),
+                self.shared.budget
+            ))),
+        }
+    }
+
     fn set_abort(&self, id: u32, abort: AbortHandle) {
         if let Some(h) = lock(&self.shared.inbound).get_mut(&id) {
             h.abort = Some(abort);
@@ -830,7 +926,7 @@ impl Running {
                 let mut finished = complete;
                 if next && tx.try_send(Ok(payload)).is_err() {
                     // The peer sent more than it was granted, or the consumer went away: stop it.
-                    let _ = self.shared.out.try_send(Outbound::Frame(Frame::new(id, Body::Cancel)));
+                    self.shared.control(Frame::new(id, Body::Cancel));
                     finished = true;
                 }
                 if finished {
@@ -845,38 +941,34 @@ impl Running {
 /// Frames written before each flush, at most.
 const WRITE_BATCH: usize = 64;
 
-async fn write_loop(
-    mut writer: FrameSink,
-    mut rx: mpsc::Receiver<Outbound>,
-    closed: CancellationToken,
-    timeout: Duration,
-) {
+async fn write_loop(mut writer: FrameSink, mut rx: mpsc::Receiver<Outbound>, shared: Arc<Shared>, timeout: Duration) {
+    let stalled = || format!("the peer did not read for {} ms", timeout.as_millis());
     let write = async |writer: &mut FrameSink, frame: Frame| -> Result<(), String> {
         match tokio::time::timeout(timeout, writer.feed(frame)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("peer did not read for {} ms", timeout.as_millis())),
+            Ok(Err(e)) => Err(format!("write failed: {e}")),
+            Err(_) => Err(stalled()),
         }
     };
-    'outer: loop {
+    let failure = 'outer: loop {
         let first = tokio::select! {
             biased;
             msg = rx.recv() => msg,
-            _ = closed.cancelled() => None,
+            _ = shared.closed.cancelled() => None,
         };
-        let Some(mut msg) = first else { break };
+        let Some(mut msg) = first else { break None };
         // Batch whatever is already queued into one flush.
         let mut batched = 0;
         loop {
             match msg {
                 Outbound::Close => {
                     let _ = tokio::time::timeout(timeout, writer.close()).await;
-                    break 'outer;
+                    break 'outer None;
                 }
-                Outbound::Frame(frame) => {
+                Outbound::Frame(frame, _place) => {
+                    // `_place` goes back to the budget once the frame is in the sink's buffer.
                     if let Err(e) = write(&mut writer, frame).await {
-                        debug!(error = %e, "write failed; closing");
-                        break 'outer;
+                        break 'outer Some(e);
                     }
                 }
             }
@@ -892,25 +984,29 @@ async fn write_loop(
         }
         match tokio::time::timeout(timeout, writer.flush()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                debug!(error = %e, "flush failed; closing");
-                break;
-            }
-            Err(_) => {
-                warn!("peer did not read for {} ms; closing", timeout.as_millis());
-                break;
-            }
+            Ok(Err(e)) => break Some(format!("flush failed: {e}")),
+            Err(_) => break Some(stalled()),
         }
+    };
+    match failure {
+        Some(reason) => {
+            debug!(%reason, "closing");
+            shared.shut(&reason);
+        }
+        None => shared.closed.cancel(),
     }
-    closed.cancel();
 }
 
-fn new_shared(role: Role, peer: String, queue: usize) -> (Arc<Shared>, mpsc::Receiver<Outbound>) {
-    let (out, rx) = mpsc::channel(queue.max(1));
+fn new_shared(role: Role, peer: String, config: &Config) -> (Arc<Shared>, mpsc::Receiver<Outbound>) {
+    let (out, rx) = mpsc::channel(config.outbound_queue.max(1));
+    // A cost is a u32 of semaphore permits.
+    let budget = config.max_outbound_bytes.clamp(1, (u32::MAX as usize).min(Semaphore::MAX_PERMITS));
     let shared = Arc::new(Shared {
         role,
         peer,
         out,
+        room: Arc::new(Semaphore::new(budget)),
+        budget,
         pending: Mutex::new(PendingTable::default()),
         inbound: Mutex::new(HashMap::new()),
         next_id: AtomicU32::new(match role {
@@ -925,7 +1021,7 @@ fn new_shared(role: Role, peer: String, queue: usize) -> (Arc<Shared>, mpsc::Rec
 /// Sends a last ERROR, lets the writer flush it, and closes.
 async fn close_with(shared: &Shared, writer: tokio::task::JoinHandle<()>, fatal: Option<Fatal>, reason: &str) {
     if let Some(f) = fatal {
-        let _ = shared.out.try_send(Outbound::Frame(Frame::error(0, f.code, &f.message)));
+        shared.control(Frame::error(0, f.code, &f.message));
     }
     let _ = shared.out.try_send(Outbound::Close);
     shared.shut(reason);
@@ -941,8 +1037,9 @@ impl Drop for ShutOnDrop {
     }
 }
 
-/// Server role: runs one accepted connection to its end.
-pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config) {
+/// Server role: runs one accepted connection to its end. `gate` holds its pending place until
+/// SETUP arrives, then an established one (or the SETUP is refused: the server is full).
+pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config, mut gate: Gate) {
     let FrameIo { mut reader, mut writer, peer } = io;
     let span = tracing::info_span!("conn", %peer);
     async move {
@@ -987,7 +1084,20 @@ pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config) {
         if setup.resume_token.is_some() {
             return refuse(&mut writer, error_code::UNSUPPORTED_SETUP, "resume is not supported".into()).await;
         }
-        let lifetime = Duration::from_millis(u64::from(setup.max_lifetime));
+        if let Some(wait) = gate.barred() {
+            let msg = format!(
+                "too many refused SETUPs from this address: try again in {} s",
+                wait.as_secs_f64().ceil() as u64
+            );
+            return refuse(&mut writer, error_code::REJECTED_SETUP, msg).await;
+        }
+        if let Err(full) = gate.establish() {
+            warn!(%full, "connection refused at SETUP: the server is full");
+            return refuse(&mut writer, error_code::REJECTED_SETUP, format!("the server is full ({full})")).await;
+        }
+        // The client picks its lifetime; a huge one would let a vanished peer hold its place
+        // for days.
+        let lifetime = Duration::from_millis(u64::from(setup.max_lifetime)).min(config.max_keepalive_lifetime);
         let info = SetupInfo {
             major_version: setup.major_version,
             minor_version: setup.minor_version,
@@ -998,18 +1108,23 @@ pub async fn serve(io: FrameIo, acceptor: Arc<dyn Acceptor>, config: Config) {
             payload: setup.payload,
             peer: peer.clone(),
         };
-        let (shared, rx) = new_shared(Role::Server, peer.clone(), config.outbound_queue);
+        let (shared, rx) = new_shared(Role::Server, peer.clone(), &config);
         let requester = Requester { shared: shared.clone() };
         let responder = match tokio::time::timeout(config.setup_timeout, acceptor.accept(info, requester)).await {
-            Ok(Ok(responder)) => responder,
-            Ok(Err(e)) => return refuse(&mut writer, e.code, e.message).await,
+            Ok(Ok(responder)) => {
+                gate.succeeded();
+                responder
+            }
+            Ok(Err(e)) => {
+                gate.failed();
+                return refuse(&mut writer, e.code, e.message).await;
+            }
             Err(_) => {
                 let msg = "setup was not decided in time".to_string();
                 return refuse(&mut writer, error_code::REJECTED_SETUP, msg).await;
             }
         };
-        let writer_task =
-            tokio::spawn(write_loop(writer, rx, shared.closed.clone(), config.write_timeout).in_current_span());
+        let writer_task = tokio::spawn(write_loop(writer, rx, shared.clone(), config.write_timeout).in_current_span());
         // If this future is dropped (server shutdown), the writer task and inbound tasks must end
         // too, or the socket would stay open with nobody reading it.
         let _shut_on_drop = ShutOnDrop(shared.clone());
@@ -1078,10 +1193,10 @@ pub async fn connect(
         other => RequestError::Closed(other.to_string()),
     })?;
 
-    let (shared, rx) = new_shared(Role::Client, peer.clone(), config.outbound_queue);
+    let (shared, rx) = new_shared(Role::Client, peer.clone(), &config);
     let span = tracing::info_span!("client", %peer);
     let writer_task =
-        tokio::spawn(write_loop(writer, rx, shared.closed.clone(), config.write_timeout).instrument(span.clone()));
+        tokio::spawn(write_loop(writer, rx, shared.clone(), config.write_timeout).instrument(span.clone()));
     let keepalive_shared = shared.clone();
     let interval = config.keepalive_interval;
     tokio::spawn(async move {

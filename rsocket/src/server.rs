@@ -7,12 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::admission::AcceptBackoff;
+use crate::admission::{AcceptBackoff, Admission, Failures, Gate, Throttle};
 use crate::connection::{serve, Acceptor, Config};
 use crate::transport::{length_prefixed, tls, websocket, FrameIo, TransportError};
 
@@ -27,6 +28,8 @@ pub enum Framing {
 
 /// One listening socket and how to treat what it accepts.
 pub struct Listener {
+    /// Names the listener in logs and refusals (`listen.tcp` …).
+    pub name: &'static str,
     pub socket: TcpListener,
     pub framing: Framing,
     pub tls: Option<TlsAcceptor>,
@@ -35,10 +38,18 @@ pub struct Listener {
 }
 
 /// Accepts until `shutdown` is cancelled.
+///
+/// Every accepted socket first takes a pending place (in total and for its source address:
+/// [`Config::max_pending_setups`], [`Config::max_pending_per_address`]); without one it is closed
+/// at once. Its SETUP then trades it for an established place ([`Config::max_connections`],
+/// [`Config::max_connections_per_address`]), or is refused with REJECTED_SETUP.
 pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config, shutdown: CancellationToken) {
-    let Listener { socket, framing, tls, handshake_timeout } = listener;
-    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
-    let mut backoff = AcceptBackoff::new("rsocket");
+    let Listener { name, socket, framing, tls, handshake_timeout } = listener;
+    let pending = Admission::new(name, config.max_pending_setups, config.max_pending_per_address);
+    let established = Admission::new(name, config.max_connections, config.max_connections_per_address);
+    let failures = Failures::new(config.failed_setups_allowed);
+    let mut backoff = AcceptBackoff::new(name);
+    let mut refusals = Throttle::new(Duration::from_secs(10));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -52,17 +63,28 @@ pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config
             }
         };
         backoff.accepted();
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            warn!(peer = %addr, limit = config.max_connections, "connection limit reached; closing the new connection");
-            continue; // dropping `stream` closes it
+        let place = match pending.admit(addr.ip()) {
+            Ok(place) => place,
+            Err(refused) => {
+                if let Some(count) = refusals.hit() {
+                    warn!(listener = name, peer = %addr, %refused, count, "connections closed at accept (count since the last warning)");
+                }
+                continue; // dropping `stream` closes it
+            }
         };
+        let gate = Gate::new(addr.ip(), place, established.clone(), failures.clone());
         let _ = stream.set_nodelay(true);
+        if let Some(idle) = config.tcp_keepalive {
+            // Finds peers that vanished without a FIN while the connection is quiet (between
+            // RSocket keepalives, or before SETUP).
+            let probes = TcpKeepalive::new().with_time(idle).with_interval(Duration::from_secs(10)).with_retries(3);
+            let _ = SockRef::from(&stream).set_tcp_keepalive(&probes);
+        }
         let acceptor = acceptor.clone();
         let config = config.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let _slot = slot;
             let peer = addr.to_string();
             let io = match open(stream, framing, tls.as_ref(), handshake_timeout, config.max_frame_size, peer.clone())
                 .await
@@ -71,7 +93,7 @@ pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config
                 Err(e) => return debug!(%peer, error = %e, "connection dropped before SETUP"),
             };
             tokio::select! {
-                _ = serve(io, acceptor, config) => {}
+                _ = serve(io, acceptor, config, gate) => {}
                 _ = shutdown.cancelled() => {}
             }
         });

@@ -4,100 +4,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
-use hodi_rsocket::echo::EchoAcceptor;
-use hodi_rsocket::frame::{error_code, Body, Frame, Setup};
-use hodi_rsocket::server::{Framing, Listener};
+use hodi_rsocket::frame::{error_code, Body, Frame};
 use hodi_rsocket::transport::length_prefixed;
-use hodi_rsocket::{
-    Acceptor, BoxFuture, Config, Payload, RemoteError, RequestError, Requester, Responder, SetupInfo, SetupParams,
-};
+use hodi_rsocket::{BoxFuture, Config, Payload, RemoteError, RequestError, Requester, Responder, SetupParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
-async fn start(acceptor: Arc<dyn Acceptor>, config: Config) -> (String, CancellationToken) {
-    let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = socket.local_addr().expect("addr").to_string();
-    let shutdown = CancellationToken::new();
-    let listener =
-        Listener { socket, framing: Framing::LengthPrefixed, tls: None, handshake_timeout: Duration::from_secs(5) };
-    tokio::spawn(hodi_rsocket::server::run(listener, acceptor, config, shutdown.clone()));
-    (addr, shutdown)
-}
-
-async fn echo_server(config: Config) -> String {
-    start(Arc::new(EchoAcceptor::default()), config).await.0
-}
-
-fn setup_frame(lifetime_ms: u32) -> Frame {
-    Frame::new(
-        0,
-        Body::Setup(Setup {
-            major_version: 1,
-            minor_version: 0,
-            keepalive_interval: 60_000,
-            max_lifetime: lifetime_ms,
-            resume_token: None,
-            lease: false,
-            metadata_mime: "application/json".into(),
-            data_mime: "application/octet-stream".into(),
-            payload: Payload::new("hi"),
-        }),
-    )
-}
-
-fn prefixed(frame: &[u8]) -> BytesMut {
-    let mut out = BytesMut::new();
-    out.put_u8((frame.len() >> 16) as u8);
-    out.put_u16((frame.len() & 0xFFFF) as u16);
-    out.put_slice(frame);
-    out
-}
-
-/// A peer that writes and reads raw length-prefixed frames.
-struct RawPeer {
-    tcp: TcpStream,
-}
-
-impl RawPeer {
-    async fn connect(addr: &str) -> RawPeer {
-        RawPeer { tcp: TcpStream::connect(addr).await.expect("connect") }
-    }
-
-    async fn send_raw(&mut self, frame: &[u8]) {
-        self.tcp.write_all(&prefixed(frame)).await.expect("write");
-    }
-
-    async fn send(&mut self, frame: Frame) {
-        self.send_raw(&frame.to_bytes().expect("encode")).await;
-    }
-
-    /// The next frame, or None when the server closed the connection.
-    async fn recv(&mut self, within: Duration) -> Option<Frame> {
-        tokio::time::timeout(within, async {
-            let mut len = [0u8; 3];
-            self.tcp.read_exact(&mut len).await.ok()?;
-            let n = (usize::from(len[0]) << 16) | (usize::from(len[1]) << 8) | usize::from(len[2]);
-            let mut body = vec![0u8; n];
-            self.tcp.read_exact(&mut body).await.ok()?;
-            Some(Frame::decode(Bytes::from(body)).expect("server sent a malformed frame"))
-        })
-        .await
-        .expect("no frame and no close within the time limit")
-    }
-
-    async fn expect_error_then_close(&mut self, code: u32, text: &str) -> String {
-        let frame = self.recv(Duration::from_secs(5)).await.expect("an ERROR frame before the close");
-        let Body::Error { code: got, data } = frame.body else { panic!("expected ERROR, got {frame:?}") };
-        let message = String::from_utf8_lossy(&data).into_owned();
-        assert_eq!((frame.stream_id, got), (0, code), "{message}");
-        assert!(message.contains(text), "{message:?} should mention {text:?}");
-        assert!(self.recv(Duration::from_secs(5)).await.is_none(), "connection should be closed after the ERROR");
-        message
-    }
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn first_frame_must_be_setup() {
@@ -175,7 +91,8 @@ async fn keepalive_is_answered_and_silence_past_the_lifetime_closes() {
 
 #[tokio::test]
 async fn fragments_are_reassembled_and_the_cap_enforced() {
-    let config = Config { max_message_size: 64, ..Config::default() };
+    // Each fragment counts 64 bytes besides its payload.
+    let config = Config { max_message_size: 400, ..Config::default() };
     let addr = echo_server(config).await;
     let mut peer = RawPeer::connect(&addr).await;
     peer.send(setup_frame(30_000)).await;
@@ -190,16 +107,16 @@ async fn fragments_are_reassembled_and_the_cap_enforced() {
     .await;
     let reply = peer.recv(Duration::from_secs(2)).await.expect("reply");
     assert_eq!(reply, Frame::response(1, Payload::with_metadata("abcdef", "m1m2")));
-    // Now exceed the 64-byte cap with fragments of one message.
+    // Now exceed the 400-byte cap with fragments of one message (5 × (30 + 64)).
     peer.send(Frame::new(3, Body::RequestResponse { follows: true, payload: Payload::new(vec![1u8; 30]) })).await;
-    for _ in 0..2 {
+    for _ in 0..4 {
         peer.send(Frame::new(
             3,
             Body::Payload { follows: true, complete: false, next: true, payload: Payload::new(vec![1u8; 30]) },
         ))
         .await;
     }
-    peer.expect_error_then_close(error_code::CONNECTION_ERROR, "reassembly limit of 64 bytes").await;
+    peer.expect_error_then_close(error_code::CONNECTION_ERROR, "reassembly limit of 400 bytes").await;
 }
 
 #[tokio::test]
@@ -216,18 +133,6 @@ struct ClientSide;
 impl Responder for ClientSide {
     fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
         Box::pin(async move { Ok(Payload::new(format!("client:{}", String::from_utf8_lossy(&payload.data)))) })
-    }
-}
-
-/// A server that, on SETUP, hands its Requester to the test, so the test can call the client.
-struct Capture(tokio::sync::mpsc::Sender<Requester>);
-impl Acceptor for Capture {
-    fn accept(&self, _s: SetupInfo, requester: Requester) -> BoxFuture<Result<Arc<dyn Responder>, RemoteError>> {
-        let tx = self.0.clone();
-        Box::pin(async move {
-            let _ = tx.send(requester).await;
-            Ok(Arc::new(hodi_rsocket::echo::Echo::default()) as Arc<dyn Responder>)
-        })
     }
 }
 
@@ -369,7 +274,7 @@ async fn server_initiated_streams_use_even_ids_from_2() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_limit_are_closed_at_accept() {
+async fn setups_beyond_the_connection_limit_are_refused() {
     let addr = echo_server(Config { max_connections: 2, ..Config::default() }).await;
     let mut a = RawPeer::connect(&addr).await;
     let mut b = RawPeer::connect(&addr).await;
@@ -379,7 +284,8 @@ async fn connections_beyond_the_limit_are_closed_at_accept() {
         assert!(p.recv(Duration::from_secs(2)).await.is_some(), "within the limit");
     }
     let mut c = RawPeer::connect(&addr).await;
-    assert!(c.recv(Duration::from_secs(2)).await.is_none(), "the third connection is closed");
+    c.send(setup_frame(30_000)).await;
+    c.expect_error_then_close(error_code::REJECTED_SETUP, "the server is full").await;
     drop(a);
     // The slot frees when the server notices the close.
     let started = Instant::now();

@@ -89,6 +89,7 @@ async fn a_silent_tls_client_does_not_delay_others() {
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = socket.local_addr().expect("addr");
     let listener = Listener {
+        name: "tls",
         socket,
         framing: Framing::LengthPrefixed,
         tls: Some(acceptor),

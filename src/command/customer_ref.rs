@@ -2,7 +2,7 @@
 
 use crate::store::customers::{CustomerRecord, StoredNumber};
 use crate::store::Store;
-use crate::wire::{CustomerNumber, CustomerNumberProvider, IndexMapping};
+use crate::wire::{CustomerNumber, IndexMapping};
 
 /// A customer as a command names it.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,18 +60,7 @@ impl CustomerRef {
 
 /// Validates a wire customer number into its stored form.
 pub fn stored_number(number: &CustomerNumber) -> Result<StoredNumber, Refusal> {
-    if number.number.trim().is_empty() {
-        return Err("customer number is empty".into());
-    }
-    match CustomerNumberProvider::try_from(number.provider) {
-        Ok(CustomerNumberProvider::Unspecified) | Err(_) => {
-            return Err(format!(
-                "customer number provider {} is not one of facebook, cellular, telegram, app, email",
-                number.provider
-            ))
-        }
-        Ok(_) => {}
-    }
+    crate::customer::number::check(number.provider, &number.number)?;
     Ok(StoredNumber {
         provider: number.provider,
         number: number.number.clone(),

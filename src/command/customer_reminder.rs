@@ -19,6 +19,9 @@ fn reply(status: bool, description: impl Into<String>, customer_id: Option<Strin
     Entry::UpdateCustomerAppData(UpdateCustomerAppDataReply { status, description: description.into(), customer_id })
 }
 
+/// Longest reminder payload, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
 /// A validated reminder, not yet tied to a customer.
 #[derive(Debug, Clone)]
 pub struct ReminderSpec {
@@ -34,20 +37,28 @@ impl ReminderSpec {
         if reminder.key.is_empty() {
             return Err("reminder key is required".into());
         }
-        let at = reminder.remind_at.ok_or("reminder remind_at is required")?;
-        if at.seconds < 0 {
-            return Err("reminder remind_at is before 1970".into());
+        if reminder.key.len() > super::identity::MAX_KEY_BYTES {
+            return Err(format!(
+                "reminder key is {} bytes; the limit is {}",
+                reminder.key.len(),
+                super::identity::MAX_KEY_BYTES
+            ));
         }
+        if reminder.payload.as_ref().is_some_and(|p| p.len() > MAX_PAYLOAD_BYTES) {
+            return Err(format!("reminder payload is over {MAX_PAYLOAD_BYTES} bytes"));
+        }
+        let at = reminder.remind_at.ok_or("reminder remind_at is required")?;
+        let remind_at = super::bounds::time("reminder remind_at", &at)?;
         let interval = reminder.interval.map(|d| d.seconds);
         if interval.is_some_and(|s| s < 0) {
             return Err("reminder interval is negative".into());
         }
+        if interval.is_some_and(|s| s > super::bounds::MAX_INTERVAL_SECS) {
+            return Err(format!("reminder interval is over {} s (ten years)", super::bounds::MAX_INTERVAL_SECS));
+        }
         Ok(ReminderSpec {
             key: reminder.key,
-            remind_at: at
-                .seconds
-                .saturating_mul(1000)
-                .saturating_add(i64::from(at.nanos.clamp(0, 999_999_999) / 1_000_000)),
+            remind_at,
             interval_secs: interval.filter(|s| *s > 0),
             payload: reminder.payload,
         })

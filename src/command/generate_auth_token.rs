@@ -1,5 +1,6 @@
 //! GenerateAuthToken: a short-lived token a browser or mobile client uses in SETUP instead of the
-//! API key. Only sockets authenticated with an API key or token of the same app can ask for one.
+//! API key. Only sockets authenticated with the app's API key can ask for one: a token cannot
+//! mint its successor, so a leaked token is good for its lifetime and no longer.
 
 use bytes::Bytes;
 use hodi_rsocket::RemoteError;
@@ -7,7 +8,7 @@ use prost_types::Duration;
 
 use super::internal;
 use crate::server::Hodi;
-use crate::session::Session;
+use crate::session::{Credential, Session};
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::GenerateAuthTokenReply;
 
@@ -28,6 +29,11 @@ impl GenerateAuthToken {
     }
 
     pub async fn apply(self, hodi: &Hodi, session: &Session) -> Result<Entry, RemoteError> {
+        if session.credential != Credential::ApiKey {
+            return Err(RemoteError::rejected(
+                "only a socket authenticated with an API key may generate auth tokens; this one used a token",
+            ));
+        }
         let lifetime = hodi.config.auth.token_lifetime_secs;
         let token = hodi.store.issue_auth_token(&session.org_id, &session.app_id, lifetime).await.map_err(internal)?;
         Ok(Entry::GenerateAuthToken(GenerateAuthTokenReply {

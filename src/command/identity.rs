@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use hodi_rsocket::RemoteError;
 
 use super::customer_ref::{expiry, CustomerRef};
-use super::internal;
+use super::{bounds, internal, refusal};
 use crate::server::Hodi;
 use crate::session::Session;
 use crate::store::identity::{Index, MetaValue};
@@ -38,6 +38,20 @@ pub struct IdentityCommand {
     change: Change,
 }
 
+/// Longest key of a tag, secondary id or metadata entry, in bytes.
+pub const MAX_KEY_BYTES: usize = 128;
+/// Longest value of a tag or secondary id, in bytes.
+pub const MAX_INDEX_VALUE_BYTES: usize = 1024;
+/// Longest value of one metadata entry, in bytes.
+pub const MAX_METADATA_VALUE_BYTES: usize = 64 * 1024;
+
+fn bounded(what: &str, part: &str, text: &str, max: usize) -> Result<(), String> {
+    if text.len() > max {
+        return Err(format!("a {what} {part} is {} bytes; the limit is {max}", text.len()));
+    }
+    Ok(())
+}
+
 /// Validated indexes, or why not.
 fn indexes(what: &str, updates: Vec<CustomerIndex>) -> Result<Vec<Index>, String> {
     if updates.is_empty() {
@@ -51,10 +65,15 @@ fn indexes(what: &str, updates: Vec<CustomerIndex>) -> Result<Vec<Index>, String
             if mapping.key.trim().is_empty() {
                 return Err(format!("a {what} has an empty key"));
             }
+            bounded(what, "key", &mapping.key, MAX_KEY_BYTES)?;
             let value = mapping.value.ok_or_else(|| format!("{what} {:?} has no value", mapping.key))?;
+            bounded(what, "value", &value, MAX_INDEX_VALUE_BYTES)?;
             let expires_at = expiry(&u.expires_at);
             if expires_at.is_some_and(|e| e <= now) {
                 return Err(format!("{what} {:?} has an expiry in the past", mapping.key));
+            }
+            if expires_at.is_some_and(|e| e > bounds::LATEST_MS) {
+                return Err(format!("{what} {:?} expires after {}", mapping.key, bounds::LATEST));
             }
             Ok(Index { key: mapping.key, value, expires_at })
         })
@@ -77,10 +96,10 @@ impl IdentityCommand {
         match self.change {
             Change::UpdateTags(updates) => match indexes("tag", updates) {
                 Err(why) => Ok(reply(false, why, id)),
-                Ok(tags) => {
-                    store.upsert_tags(&session.org_id, &customer.id, &tags).await.map_err(internal)?;
-                    done(format!("{} tag(s) set", tags.len()))
-                }
+                Ok(tags) => match store.upsert_tags(&session.org_id, &customer.id, &tags).await {
+                    Ok(()) => done(format!("{} tag(s) set", tags.len())),
+                    Err(e) => Ok(reply(false, refusal(e)?, id)),
+                },
             },
             Change::DeleteTags(keys) => {
                 if keys.is_empty() {
@@ -92,7 +111,11 @@ impl IdentityCommand {
             Change::UpdateSecondaryIds(updates) => match indexes("secondary id", updates) {
                 Err(why) => Ok(reply(false, why, id)),
                 Ok(ids) => {
-                    match store.upsert_secondary_ids(&session.org_id, &customer.id, &ids).await.map_err(internal)? {
+                    let upserted = match store.upsert_secondary_ids(&session.org_id, &customer.id, &ids).await {
+                        Ok(upserted) => upserted,
+                        Err(e) => return Ok(reply(false, refusal(e)?, id)),
+                    };
+                    match upserted {
                         Ok(()) => done(format!("{} secondary id(s) set", ids.len())),
                         Err(taken) => Ok(reply(
                             false,
@@ -120,16 +143,33 @@ impl IdentityCommand {
                 }
                 let mut entries = Vec::with_capacity(updates.len());
                 for (key, value) in updates {
-                    let value = match value.value {
-                        Some(data_map_value::Value::StringVal(s)) => MetaValue::Text(s),
-                        Some(data_map_value::Value::BytesVal(b)) => MetaValue::Bytes(b),
+                    // The same rule as tags: an empty key names nothing an app could read back.
+                    if key.trim().is_empty() {
+                        return Ok(reply(false, "a metadata entry has an empty key", id));
+                    }
+                    let (len, value) = match value.value {
+                        Some(data_map_value::Value::StringVal(s)) => (s.len(), MetaValue::Text(s)),
+                        Some(data_map_value::Value::BytesVal(b)) => (b.len(), MetaValue::Bytes(b)),
                         None => return Ok(reply(false, format!("metadata {key:?} has no value"), id)),
                     };
+                    let checked = bounded("metadata", "key", &key, MAX_KEY_BYTES).and_then(|()| {
+                        if len > MAX_METADATA_VALUE_BYTES {
+                            return Err(format!(
+                                "metadata {key:?} is {len} bytes; the limit is {MAX_METADATA_VALUE_BYTES}"
+                            ));
+                        }
+                        Ok(())
+                    });
+                    if let Err(why) = checked {
+                        return Ok(reply(false, why, id));
+                    }
                     entries.push((key, value));
                 }
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
-                store.upsert_metadata(&customer.id, &entries).await.map_err(internal)?;
-                done(format!("{} metadata key(s) set", entries.len()))
+                match store.upsert_metadata(&customer.id, &entries).await {
+                    Ok(()) => done(format!("{} metadata key(s) set", entries.len())),
+                    Err(e) => Ok(reply(false, refusal(e)?, id)),
+                }
             }
             Change::DeleteMetadata(keys) => {
                 if keys.is_empty() {

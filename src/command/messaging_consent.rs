@@ -9,14 +9,14 @@ use prost::Message;
 
 use super::customer_ref::{stored_number, wire_number};
 use super::internal;
-use crate::messaging::channel_name;
+use crate::messaging::check_channel;
 use crate::server::Hodi;
 use crate::session::Session;
 use crate::store::outbox::NewNotification;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::{
-    MessagingChannel, MessagingConsentUpdate, MessagingConsentUpdateNotification, MessagingConsentUpdateStatus,
+    MessagingConsentUpdate, MessagingConsentUpdateNotification, MessagingConsentUpdateStatus,
     ServerToAppCustomerNotification, UpdateMessagingConsentCommand, UpdateMessagingConsentReply,
 };
 
@@ -68,19 +68,8 @@ impl UpdateConsent {
                 None,
             ));
         };
-        let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
-        let provisioned = match channel_name(channel) {
-            Some(name) => {
-                hodi.store.channel_provisioned(&session.org_id, name, &channel_number.number).await.map_err(internal)?
-            }
-            None => false,
-        };
-        if !provisioned {
-            return Ok(reply(
-                MessagingConsentUpdateStatus::InvalidChannelNumber,
-                format!("channel number {:?} is not provisioned for this org on that channel", channel_number.number),
-                None,
-            ));
+        if let Err(why) = check_channel(&hodi.store, &session.org_id, &channel_number).await.map_err(internal)? {
+            return Ok(reply(MessagingConsentUpdateStatus::InvalidChannelNumber, why, None));
         }
         let (customer, _) = hodi.store.customer_by_number(&session.org_id, &number).await.map_err(internal)?;
         if customer.decommissioned {

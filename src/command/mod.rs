@@ -12,6 +12,7 @@
 
 mod adopt_customer_state;
 mod app_data;
+mod bounds;
 mod create_customer;
 mod customer_activity;
 pub mod customer_ref;
@@ -169,4 +170,13 @@ fn identity_command(customer: CustomerRef, change: Change) -> AppCommand {
 pub(crate) fn internal(e: anyhow::Error) -> RemoteError {
     tracing::error!(error = %e, "store error");
     RemoteError::application("internal server error; the operation was not applied")
+}
+
+/// A store error as a command's answer: the reason to reply with when the store refused the
+/// update (the customer would hold more than allowed), else an internal error.
+pub(crate) fn refusal(e: anyhow::Error) -> Result<String, RemoteError> {
+    match e.downcast::<crate::store::identity::OverAllowance>() {
+        Ok(over) => Ok(over.to_string()),
+        Err(e) => Err(internal(e)),
+    }
 }

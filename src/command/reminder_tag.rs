@@ -100,7 +100,9 @@ impl ReminderTagCommand {
                 .await
             }
         };
-        let work_id = started.map_err(internal)?;
-        Ok(reply(true, "work started", Some(work_id)))
+        match started.map_err(internal)? {
+            Ok(work_id) => Ok(reply(true, "work started", Some(work_id))),
+            Err(why) => Ok(reply(false, why, None)),
+        }
     }
 }

@@ -12,7 +12,7 @@ use prost::Message;
 use super::customer_ref::{stored_number, wire_number};
 use super::identity::reply;
 use super::internal;
-use crate::messaging::channel_name;
+use crate::messaging::check_channel;
 use crate::notify::timestamp;
 use crate::server::Hodi;
 use crate::session::Session;
@@ -23,17 +23,22 @@ use crate::wire::app_to_server_command::Entry as Command;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{
     channel_message, ChannelMessage, CustomerEventDirection, CustomerNumber, MessageDeliveryStatus,
-    MessageReactionState, MessagingChannel, MessagingChannelNumber, MessagingConsentUpdate, ReceivedMessage,
-    SentMessage,
+    MessageReactionState, MessagingChannelNumber, MessagingConsentUpdate, ReceivedMessage, SentMessage,
 };
 
 /// A parsed replay command.
 #[derive(Debug)]
 pub struct Replay(Command);
 
+/// A replayed time in unix ms (none: now); between 1970 and 2200, else clamped to them, since
+/// history imported from elsewhere is kept rather than refused for one odd timestamp.
 pub(super) fn millis(ts: &Option<prost_types::Timestamp>) -> i64 {
     ts.as_ref()
-        .map(|t| t.seconds.saturating_mul(1000) + i64::from(t.nanos.clamp(0, 999_999_999) / 1_000_000))
+        .map(|t| {
+            let ms =
+                t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos.clamp(0, 999_999_999) / 1_000_000));
+            ms.clamp(0, super::bounds::LATEST_MS)
+        })
         .unwrap_or_else(crate::store::now_ms)
 }
 
@@ -55,9 +60,8 @@ impl Replay {
             None => return Ok(Err("customer_number is required".into())),
         };
         let Some(channel) = channel.clone() else { return Ok(Err("channel_number is required".into())) };
-        if channel_name(MessagingChannel::try_from(channel.channel).unwrap_or(MessagingChannel::Unspecified)).is_none()
-        {
-            return Ok(Err("channel_number has no channel".into()));
+        if let Err(why) = check_channel(&hodi.store, &session.org_id, &channel).await.map_err(internal)? {
+            return Ok(Err(why));
         }
         let (customer, _) = hodi.store.customer_by_number(&session.org_id, &number).await.map_err(internal)?;
         if customer.decommissioned {

@@ -8,7 +8,7 @@ use hodi_rsocket::RemoteError;
 
 use super::internal;
 use crate::messaging::outbound::send_many;
-use crate::messaging::{channel_name, customer_provider};
+use crate::messaging::{check_channel, customer_provider};
 use crate::server::Hodi;
 use crate::session::Session;
 use crate::wire::app_to_server_command_reply::Entry;
@@ -38,13 +38,8 @@ impl SendMessageTag {
             return Ok(reply(false, "message needs a body", None));
         };
         let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
-        let Some(name) = channel_name(channel) else { return Ok(reply(false, "channel_number has no channel", None)) };
-        if !hodi.store.channel_provisioned(&session.org_id, name, &channel_number.number).await.map_err(internal)? {
-            return Ok(reply(
-                false,
-                format!("{name} number {:?} is not provisioned for this org", channel_number.number),
-                None,
-            ));
+        if let Err(why) = check_channel(&hodi.store, &session.org_id, &channel_number).await.map_err(internal)? {
+            return Ok(reply(false, why, None));
         }
         let provider = customer_provider(channel) as i32;
         let (org_id, app_id) = (session.org_id.clone(), session.app_id.clone());
@@ -66,6 +61,9 @@ impl SendMessageTag {
         )
         .await
         .map_err(internal)?;
-        Ok(reply(true, "work started", Some(work)))
+        match work {
+            Ok(work) => Ok(reply(true, "work started", Some(work))),
+            Err(why) => Ok(reply(false, why, None)),
+        }
     }
 }

@@ -34,6 +34,7 @@ pub struct Config {
     pub auth: Auth,
     pub notify: Notify,
     pub customer: Customer,
+    pub work: Work,
     pub messaging: Messaging,
     pub payment: Payment,
     pub voice: Voice,
@@ -74,9 +75,27 @@ pub struct RSocketLimits {
     pub max_message_bytes: usize,
     pub max_inbound_requests: usize,
     pub outbound_queue: usize,
+    /// Bytes queued towards one connection; a peer that keeps sending without reading its answers
+    /// is closed with ERROR after `write_timeout_ms`, holding at most this much.
+    pub max_outbound_bytes: usize,
+    /// Fragmented messages one connection may have open at once.
+    pub max_fragmented_streams: usize,
     pub write_timeout_ms: u64,
-    /// Connections each listener holds at once; beyond this, new ones are closed at accept.
+    /// Established connections each listener holds at once, and from one source address; a SETUP
+    /// beyond them is refused (REJECTED_SETUP). Lowered at start to fit the file-descriptor limit.
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Connections each listener holds before their SETUP (handshakes, silent sockets), in total
+    /// and from one address; beyond them new ones are closed at accept.
+    pub max_pending_setups: usize,
+    pub max_pending_per_address: usize,
+    /// The longest keepalive lifetime a client's SETUP may ask for; longer ones are clamped.
+    pub max_keepalive_lifetime_ms: u64,
+    /// TCP keepalive probes start after this many idle seconds; 0 turns them off.
+    pub tcp_keepalive_secs: u64,
+    /// Refused SETUPs (wrong credentials…) from one address before it must wait 1 s, doubling
+    /// with each further refusal up to 60 s, during which its SETUPs are refused unexamined.
+    pub failed_setups_allowed: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +103,8 @@ pub struct RSocketLimits {
 pub struct Auth {
     /// Lifetime of tokens from GenerateAuthToken.
     pub token_lifetime_secs: u64,
+    /// A socket set up with a token is closed this long after the token expires.
+    pub token_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +134,41 @@ pub struct Customer {
     pub lease_wait_ms: u64,
     /// How often expired tags and secondary ids are deleted (reads hide them at once regardless).
     pub expiry_sweep_secs: u64,
+    /// The most state one customer may hold; an update that would go over is refused whole.
+    /// Each tag or secondary id is at most 128 bytes of key and 1,024 of value; each metadata key
+    /// at most 128 bytes and its value 64 KiB.
+    pub max_tags: usize,
+    pub max_secondary_ids: usize,
+    pub max_metadata_keys: usize,
+    pub max_metadata_bytes: usize,
+}
+
+impl Customer {
+    pub fn allowances(&self) -> crate::store::Allowances {
+        crate::store::Allowances {
+            tags: self.max_tags,
+            secondary_ids: self.max_secondary_ids,
+            metadata_keys: self.max_metadata_keys,
+            metadata_bytes: self.max_metadata_bytes,
+        }
+    }
+}
+
+/// Background work of by-tag commands (sendMessageByTag, reminders by tag).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Work {
+    /// Pages of 1,000 customers read or acted on at once across all by-tag work; each uses one
+    /// database connection at a time, so the rest of the pool stays free for interactive commands.
+    pub pages_in_flight: usize,
+    /// By-tag commands of one org still running; beyond this, new ones are refused.
+    pub max_unfinished_per_org: usize,
+}
+
+impl Default for Work {
+    fn default() -> Self {
+        Work { pages_in_flight: 2, max_unfinished_per_org: 1_000 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -254,6 +310,7 @@ impl Default for Config {
             auth: Auth::default(),
             notify: Notify::default(),
             customer: Customer::default(),
+            work: Work::default(),
             messaging: Messaging::default(),
             payment: Payment::default(),
             voice: Voice::default(),
@@ -283,15 +340,23 @@ impl Default for RSocketLimits {
             max_message_bytes: d.max_message_size,
             max_inbound_requests: d.max_inbound_requests,
             outbound_queue: d.outbound_queue,
+            max_outbound_bytes: d.max_outbound_bytes,
+            max_fragmented_streams: d.max_fragmented_streams,
             write_timeout_ms: d.write_timeout.as_millis() as u64,
             max_connections: d.max_connections,
+            max_connections_per_address: d.max_connections_per_address,
+            max_pending_setups: d.max_pending_setups,
+            max_pending_per_address: d.max_pending_per_address,
+            max_keepalive_lifetime_ms: d.max_keepalive_lifetime.as_millis() as u64,
+            tcp_keepalive_secs: d.tcp_keepalive.map_or(0, |t| t.as_secs()),
+            failed_setups_allowed: d.failed_setups_allowed,
         }
     }
 }
 
 impl Default for Auth {
     fn default() -> Self {
-        Auth { token_lifetime_secs: 900 }
+        Auth { token_lifetime_secs: 900, token_grace_secs: 30 }
     }
 }
 
@@ -303,7 +368,15 @@ impl Default for Notify {
 
 impl Default for Customer {
     fn default() -> Self {
-        Customer { lease_secs: 60, lease_wait_ms: 2_000, expiry_sweep_secs: 60 }
+        Customer {
+            lease_secs: 60,
+            lease_wait_ms: 2_000,
+            expiry_sweep_secs: 60,
+            max_tags: 256,
+            max_secondary_ids: 64,
+            max_metadata_keys: 256,
+            max_metadata_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -328,8 +401,16 @@ impl RSocketLimits {
             max_message_size: self.max_message_bytes,
             max_inbound_requests: self.max_inbound_requests,
             outbound_queue: self.outbound_queue,
+            max_outbound_bytes: self.max_outbound_bytes,
+            max_fragmented_streams: self.max_fragmented_streams,
             write_timeout: Duration::from_millis(self.write_timeout_ms),
             max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            max_pending_setups: self.max_pending_setups,
+            max_pending_per_address: self.max_pending_per_address,
+            max_keepalive_lifetime: Duration::from_millis(self.max_keepalive_lifetime_ms),
+            tcp_keepalive: (self.tcp_keepalive_secs > 0).then(|| Duration::from_secs(self.tcp_keepalive_secs)),
+            failed_setups_allowed: self.failed_setups_allowed,
             ..hodi_rsocket::Config::default()
         }
     }

@@ -1,7 +1,10 @@
 //! Customer state rules that are more than one query: the state a GetCustomerState returns, leases
-//! that wait for each other, and the sweep of expired identity indexes.
+//! that wait for each other, and the sweep of expired identity indexes; what a customer number may
+//! be ([`number`]).
 //!
 //! Owns those rules; SQL stays in [`crate::store`], command parsing in [`crate::command`].
+
+pub mod number;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,7 +12,7 @@ use prost::Message;
 use tracing::warn;
 
 use super::outbound::{record_live_reply, Outbound};
-use super::{channel_name, customer_provider, is_chat, is_live, session_window_ms};
+use super::{customer_provider, is_chat, is_live, session_window_ms};
 use crate::command::customer_ref::wire_number;
 use crate::notify::timestamp;
 use crate::server::Hodi;
@@ -49,21 +49,24 @@ pub async fn receive(
         return Ok(reply(false, "channel_number is required"));
     };
     let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
-    let Some(name) = channel_name(channel) else { return Ok(reply(false, "channel_number has no channel")) };
     if cmd.customer_number.trim().is_empty() {
         return Ok(reply(false, "customer_number is required"));
     }
     if cmd.parts.is_empty() {
         return Ok(reply(false, "a message needs at least one part"));
     }
-    if !hodi.store.channel_provisioned(org_id, name, &channel_number.number).await? {
-        return Ok(reply(false, format!("{name} number {:?} is not provisioned for this org", channel_number.number)));
-    }
+    let name = match super::check_channel(&hodi.store, org_id, &channel_number).await? {
+        Ok(name) => name,
+        Err(why) => return Ok(reply(false, why)),
+    };
     let number = StoredNumber {
         provider: customer_provider(channel) as i32,
         number: cmd.customer_number.clone(),
         partition: String::new(),
     };
+    if let Err(why) = crate::customer::number::check(number.provider, &number.number) {
+        return Ok(reply(false, why));
+    }
     let (customer, _) = hodi.store.customer_by_number(org_id, &number).await?;
     let now = now_ms();
     let wire_customer = wire_number(&number);

@@ -32,6 +32,22 @@ pub fn session_window_ms(hodi: &Hodi, channel: MessagingChannel) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
+/// The one check every command naming a messaging channel number makes (sends, replies by tag,
+/// consent, inbound simulator messages, replays): the channel is a real one and the number is
+/// provisioned for the org on it. `Ok(Err(why))` is the refusal to reply with.
+pub async fn check_channel(
+    store: &crate::store::Store,
+    org_id: &str,
+    channel_number: &MessagingChannelNumber,
+) -> anyhow::Result<Result<&'static str, String>> {
+    let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
+    let Some(name) = channel_name(channel) else { return Ok(Err("channel_number has no channel".into())) };
+    if !store.channel_provisioned(org_id, name, &channel_number.number).await? {
+        return Ok(Err(format!("{name} number {:?} is not provisioned for this org", channel_number.number)));
+    }
+    Ok(Ok(name))
+}
+
 /// The channel's name as provisioned (`hodi provision channel --channel …`) and as the SDKs write it.
 pub fn channel_name(channel: MessagingChannel) -> Option<&'static str> {
     Some(match channel {

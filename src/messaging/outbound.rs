@@ -13,7 +13,7 @@ use std::sync::Arc;
 use prost::Message;
 use tracing::{debug, warn};
 
-use super::{channel_name, session_window_ms};
+use super::session_window_ms;
 use crate::command::customer_ref::wire_number;
 use crate::notify::timestamp;
 use crate::server::Hodi;
@@ -125,14 +125,8 @@ pub async fn record_live_reply(hodi: &Hodi, o: &Outbound) -> anyhow::Result<Stri
 /// SendMessage: validates, stores and hands the message to the customer's side.
 pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
     let channel = MessagingChannel::try_from(o.channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
-    let Some(name) = channel_name(channel) else {
-        return Ok(Sent::refused(MessageDeliveryStatus::InvalidChannelNumber, "channel_number has no channel"));
-    };
-    if !hodi.store.channel_provisioned(&o.org_id, name, &o.channel_number.number).await? {
-        return Ok(Sent::refused(
-            MessageDeliveryStatus::InvalidChannelNumber,
-            format!("{name} number {:?} is not provisioned for this org", o.channel_number.number),
-        ));
+    if let Err(why) = super::check_channel(&hodi.store, &o.org_id, &o.channel_number).await? {
+        return Ok(Sent::refused(MessageDeliveryStatus::InvalidChannelNumber, why));
     }
     let body = o.message.body.as_ref().and_then(|b| b.entry.as_ref());
     let is_voice = channel == MessagingChannel::Voice;

@@ -21,20 +21,9 @@ pub mod state;
 
 use crate::wire::{Cash, PaymentStatus};
 
-/// Digits after the decimal point of a currency's minor unit (ISO 4217); 2 unless listed.
+/// Digits after the decimal point of a currency's minor unit (ISO 4217, from `iso_currency`).
 pub fn decimals(currency: &str) -> u32 {
-    const ZERO: &[&str] = &[
-        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF",
-        "XPF",
-    ];
-    const THREE: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
-    if ZERO.contains(&currency) {
-        0
-    } else if THREE.contains(&currency) {
-        3
-    } else {
-        2
-    }
+    iso_currency::Currency::from_code(currency).and_then(|c| c.exponent()).map_or(2, u32::from)
 }
 
 /// The largest amount accepted, in minor units: far above any real payment, far below where an
@@ -45,8 +34,10 @@ const MAX_MINOR: i64 = 1_000_000_000_000_000;
 /// and have no more decimals than its currency allows.
 pub fn to_minor(cash: &Cash) -> Result<(String, i64), String> {
     let currency = cash.currency_code.trim().to_ascii_uppercase();
-    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(format!("currency {:?} is not a three-letter ISO 4217 code", cash.currency_code));
+    // An active ISO 4217 code with a minor unit: not "ZZZ", nor gold (XAU) or test codes (XTS).
+    let known = iso_currency::Currency::from_code(&currency).is_some_and(|c| c.exponent().is_some());
+    if currency.len() != 3 || !known {
+        return Err(format!("currency {:?} is not an ISO 4217 currency code", cash.currency_code));
     }
     if !cash.amount.is_finite() || cash.amount <= 0.0 {
         return Err(format!("amount must be a positive number, got {}", cash.amount));

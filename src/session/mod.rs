@@ -32,6 +32,8 @@ pub struct Session {
     pub simplex: bool,
     pub peer: String,
     pub requester: Requester,
+    /// What the socket authenticated with: only API-key sockets may generate tokens.
+    pub credential: Credential,
 }
 
 /// Accepts or rejects SETUP frames against the store.
@@ -55,8 +57,9 @@ impl Acceptor for SessionAcceptor {
         Box::pin(async move {
             let meta = AppConnectionMetadata::decode(setup.payload.data.clone())
                 .map_err(|e| reject(format!("SETUP data is not an AppConnectionMetadata: {e}")))?;
-            authenticate(&hodi, &meta).await?;
+            let credential = authenticate(&hodi, &meta).await?;
             let session = Arc::new(Session {
+                credential,
                 connection_id: crate::store::new_id("conn_"),
                 org_id: meta.org_id,
                 app_id: meta.app_id,
@@ -72,6 +75,7 @@ impl Acceptor for SessionAcceptor {
                 simulator = session.simulator, simplex = session.simplex, %agent, "session started"
             );
             release_leases_on_close(&hodi, &session);
+            close_when_token_expires(&hodi, &session);
             // Simulator sockets set simplex (the SDK does) yet are the customer's side: they always
             // receive what apps send to customers. App sockets receive notifications unless simplex.
             if session.simulator {
@@ -105,10 +109,29 @@ fn release_leases_on_close(hodi: &Arc<Hodi>, session: &Arc<Session>) {
     });
 }
 
-async fn authenticate(hodi: &Hodi, meta: &AppConnectionMetadata) -> Result<(), RemoteError> {
+/// What a socket authenticated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    ApiKey,
+    /// A token from GenerateAuthToken, valid until this time (unix ms).
+    Token {
+        expires_at: i64,
+    },
+}
+
+/// What every SETUP with a wrong org, app, API key or token is told, whichever it was: different
+/// answers would let anyone list which org and app ids exist. The log says which it was.
+pub const CREDENTIALS_REFUSED: &str =
+    "authentication failed: the org id, app id and API key or auth token do not match (the server log says why)";
+
+async fn authenticate(hodi: &Hodi, meta: &AppConnectionMetadata) -> Result<Credential, RemoteError> {
     let internal = |e: anyhow::Error| {
         warn!(error = %e, "store error during SETUP");
         reject("server error while checking credentials; try again")
+    };
+    let refused = |why: String| {
+        info!(org_id = %meta.org_id, app_id = %meta.app_id, reason = %why, "credentials refused");
+        reject(CREDENTIALS_REFUSED)
     };
     if meta.org_id.is_empty() {
         return Err(reject("SETUP is missing org_id"));
@@ -116,32 +139,56 @@ async fn authenticate(hodi: &Hodi, meta: &AppConnectionMetadata) -> Result<(), R
     if meta.app_id.is_empty() {
         return Err(reject("SETUP is missing app_id"));
     }
+    if meta.auth_token.is_none() && meta.api_key.is_none() {
+        return Err(reject("SETUP needs an api_key or an auth_token"));
+    }
     if !hodi.store.org_exists(&meta.org_id).await.map_err(internal)? {
-        return Err(reject(format!("unknown org id {:?}", meta.org_id)));
+        return Err(refused("unknown org id".into()));
     }
     if !hodi.store.app_in_org(&meta.org_id, &meta.app_id).await.map_err(internal)? {
-        return Err(reject(format!("unknown app id {:?} in org {:?}", meta.app_id, meta.org_id)));
+        return Err(refused("unknown app id in this org".into()));
     }
     match (&meta.auth_token, &meta.api_key) {
         (Some(token), _) => {
             match hodi.store.check_auth_token(&meta.org_id, &meta.app_id, token).await.map_err(internal)? {
-                TokenCheck::Valid => Ok(()),
-                TokenCheck::Expired(at) => Err(reject(format!(
-                    "auth token expired ({} ms ago); generate a new one",
-                    crate::store::now_ms() - at
-                ))),
-                TokenCheck::Unknown => Err(reject("invalid auth token for this org and app")),
+                TokenCheck::Valid { expires_at } => Ok(Credential::Token { expires_at }),
+                TokenCheck::Expired(at) => {
+                    Err(refused(format!("auth token expired {} ms ago", crate::store::now_ms() - at)))
+                }
+                TokenCheck::Unknown => Err(refused("unknown auth token for this org and app".into())),
             }
         }
         (None, Some(key)) => {
             if hodi.store.api_key_valid(&meta.org_id, key).await.map_err(internal)? {
-                Ok(())
+                Ok(Credential::ApiKey)
             } else {
-                Err(reject(format!("invalid API key for org {:?}", meta.org_id)))
+                Err(refused("wrong API key for this org".into()))
             }
         }
         (None, None) => Err(reject("SETUP needs an api_key or an auth_token")),
     }
+}
+
+/// A socket that came in on a token lasts no longer than the token (plus `auth.token_grace_secs`,
+/// so that work in flight as it expires can finish): then it is closed with CONNECTION_CLOSE and
+/// must set up again, which needs a new token (from a socket with an API key).
+fn close_when_token_expires(hodi: &Arc<Hodi>, session: &Arc<Session>) {
+    let Credential::Token { expires_at } = session.credential else { return };
+    let grace_ms = i64::try_from(hodi.config.auth.token_grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let left = expires_at.saturating_add(grace_ms).saturating_sub(crate::store::now_ms()).max(0);
+    let session = session.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(left as u64)) => {
+                info!(connection_id = %session.connection_id, "auth token expired; closing its socket");
+                session.requester.close_with(
+                    hodi_rsocket::error_code::CONNECTION_CLOSE,
+                    "the auth token this socket set up with has expired; set up again with a new one",
+                );
+            }
+            _ = session.requester.closed() => {}
+        }
+    });
 }
 
 /// Commands from an app socket.

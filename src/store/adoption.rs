@@ -35,7 +35,7 @@ async fn move_rows(
 impl Store {
     /// Merges `other` into `keeper` (both live customers of `org_id`) and decommissions `other`.
     pub async fn adopt(&self, keeper: &str, other: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         // Numbers and secondary ids are unique per org, so they simply change hands.
         sqlx::query("UPDATE customer_numbers SET customer_id = $1 WHERE customer_id = $2")
             .bind(keeper)

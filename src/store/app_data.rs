@@ -80,7 +80,7 @@ impl Store {
         until: i64,
     ) -> Result<Result<Option<AppDataValue>, LeaseHeld>> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let taken = sqlx::query(
             "INSERT INTO app_data (app_id, customer_id, updated_at, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (app_id, customer_id) DO UPDATE SET lease_owner = $4, lease_until = $5

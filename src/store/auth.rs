@@ -8,7 +8,8 @@ use super::{hash_secret, new_secret, now_ms, Store};
 /// What an auth token lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenCheck {
-    Valid,
+    /// Valid until this time (unix ms).
+    Valid { expires_at: i64 },
     /// Known, but its lifetime ended at this time (unix ms).
     Expired(i64),
     /// Unknown, or issued for another org or app.
@@ -61,7 +62,7 @@ impl Store {
                 if expires <= now_ms() {
                     TokenCheck::Expired(expires)
                 } else {
-                    TokenCheck::Valid
+                    TokenCheck::Valid { expires_at: expires }
                 }
             }
         })

@@ -60,7 +60,7 @@ impl Store {
         }
         let id = new_id("cst_");
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO customers (id, org_id, created_at) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(org_id)

@@ -31,6 +31,36 @@ pub struct SecondaryIdTaken {
 
 const LIVE: &str = "(expires_at IS NULL OR expires_at > $2)";
 
+/// An update refused because the customer would hold more state than the store allows
+/// ([`crate::store::Allowances`]); nothing of it was stored.
+#[derive(Debug, thiserror::Error)]
+#[error("a customer may hold at most {limit} {what}; this update would make {would}")]
+pub struct OverAllowance {
+    pub what: &'static str,
+    pub limit: usize,
+    pub would: i64,
+}
+
+/// Refuses, inside the transaction that just wrote it, state over what a customer may hold.
+/// `sql` measures it, with `$1` the customer and, for indexes that expire, `$2` now.
+async fn within(
+    conn: &mut SqliteConnection,
+    what: &'static str,
+    sql: &'static str,
+    customer_id: &str,
+    limit: usize,
+) -> Result<()> {
+    let mut query = sqlx::query_scalar(sql).bind(customer_id);
+    if sql.contains("$2") {
+        query = query.bind(now_ms());
+    }
+    let would: i64 = query.fetch_one(&mut *conn).await?;
+    if would > i64::try_from(limit).unwrap_or(i64::MAX) {
+        return Err(OverAllowance { what, limit, would }.into());
+    }
+    Ok(())
+}
+
 impl Store {
     pub async fn tags(&self, customer_id: &str) -> Result<Vec<Index>> {
         let sql =
@@ -83,10 +113,13 @@ impl Store {
 
     /// Sets tags (a tag key has one value per customer; setting it again replaces value and expiry).
     pub async fn upsert_tags(&self, org_id: &str, customer_id: &str, tags: &[Index]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for tag in tags {
             upsert_tag(&mut tx, org_id, customer_id, tag).await?;
         }
+        let count =
+            "SELECT COUNT(*) FROM customer_tags WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
+        within(&mut tx, "tags", count, customer_id, self.allowances.tags).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -104,7 +137,7 @@ impl Store {
         ids: &[Index],
     ) -> Result<Result<(), SecondaryIdTaken>> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for id in ids {
             let owner = sqlx::query(
                 "SELECT customer_id FROM customer_secondary_ids
@@ -136,12 +169,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let count = "SELECT COUNT(*) FROM customer_secondary_ids
+                     WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
+        within(&mut tx, "secondary ids", count, customer_id, self.allowances.secondary_ids).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
 
     pub async fn delete_secondary_ids(&self, org_id: &str, customer_id: &str, ids: &[(String, String)]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let mut n = 0;
         for (key, value) in ids {
             n += sqlx::query(
@@ -161,7 +197,7 @@ impl Store {
 
     pub async fn upsert_metadata(&self, customer_id: &str, entries: &[(String, MetaValue)]) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for (key, value) in entries {
             let (text, bytes) = match value {
                 MetaValue::Text(t) => (Some(t.as_str()), None),
@@ -179,6 +215,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let count = "SELECT COUNT(*) FROM customer_metadata WHERE customer_id = $1";
+        within(&mut tx, "metadata keys", count, customer_id, self.allowances.metadata_keys).await?;
+        let bytes = "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + COALESCE(length(CAST(text_value AS BLOB)), 0)
+                     + COALESCE(length(bytes_value), 0)), 0) FROM customer_metadata WHERE customer_id = $1";
+        within(&mut tx, "bytes of metadata", bytes, customer_id, self.allowances.metadata_bytes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -190,7 +231,7 @@ impl Store {
     /// Deletes a customer's rows of `table` (keyed by customer and key) for `keys`; returns how many.
     async fn delete_keys(&self, table: &'static str, customer_id: &str, keys: &[String]) -> Result<u64> {
         let sql = format!("DELETE FROM {table} WHERE customer_id = $1 AND key = $2");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let mut n = 0;
         for key in keys {
             // `table` is one of this file's literals; values are bound.

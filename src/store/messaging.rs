@@ -242,7 +242,7 @@ impl Store {
         notification: &super::outbox::NewNotification<'_>,
         ttl_ms: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE messages SET body = $1, updated_at = $2 WHERE id = $3")
             .bind(body)
             .bind(now_ms())
@@ -284,7 +284,7 @@ impl Store {
     /// Moves messages to `status` (the `status` column is the truth; bodies keep what was sent).
     pub async fn set_messages_status(&self, ids: &[String], status: i32) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for chunk in ids.chunks(rows_per_statement(1)) {
             let sql = format!(
                 "UPDATE messages SET status = ?, updated_at = ? WHERE id IN ({})",
@@ -315,7 +315,7 @@ impl Store {
 
     /// Stores many messages, a hundred rows per statement.
     pub async fn insert_messages(&self, rows: &[MessageRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for chunk in rows.chunks(rows_per_statement(12)) {
             let sql = format!(
                 "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
@@ -471,7 +471,7 @@ impl Store {
         notifications: &[super::outbox::NewNotification<'_>],
         ttl_ms: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         if let Some(s) = new_session {
             insert_session(&mut tx, s).await?;
         }
@@ -495,7 +495,7 @@ impl Store {
         notifications: &[super::outbox::NewNotification<'_>],
         ttl_ms: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let ended = end_session(&mut tx, id, reason, now_ms()).await?;
         if ended {
             super::outbox::insert_many(&mut tx, notifications, ttl_ms).await?;

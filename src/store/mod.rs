@@ -30,13 +30,83 @@ use sqlx::SqlitePool;
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: SqlitePool,
-    /// Serialises the ledger's write transactions inside this process. SQLite allows one writer;
+    /// Serialises this process's write transactions ([`Store::write`]). SQLite allows one writer;
     /// without this, concurrent `BEGIN IMMEDIATE`s wait in SQLite's busy handler, which sleeps in
     /// steps of up to 100 ms (a p99 of 80 ms at 8 sockets); queued here they run back to back.
-    pub(crate) ledger_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    pub(crate) writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// How much state one customer may hold; an update over it is refused whole.
+    pub(crate) allowances: Allowances,
+}
+
+/// How much state one customer may hold (config `customer.max_*`); unlimited unless set.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowances {
+    pub tags: usize,
+    pub secondary_ids: usize,
+    pub metadata_keys: usize,
+    pub metadata_bytes: usize,
+}
+
+impl Default for Allowances {
+    fn default() -> Self {
+        Allowances {
+            tags: usize::MAX,
+            secondary_ids: usize::MAX,
+            metadata_keys: usize::MAX,
+            metadata_bytes: usize::MAX,
+        }
+    }
+}
+
+/// A write transaction from [`Store::write`]; used as a connection (`&mut *tx`), ended by
+/// [`Write::commit`] (dropping it rolls back).
+pub struct Write {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Write {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Write {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &sqlx::SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Write {
+    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
+    }
 }
 
 impl Store {
+    /// Begins a write transaction: every transaction that writes starts here. It begins as the
+    /// writer (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
+    /// "database is locked" when another writer got in between, and SQLite cannot wait that out
+    /// for it. It waits for this process's other writers first (see `writer`). A store function
+    /// holding one must not call another that begins one.
+    pub async fn write(&self) -> Result<Write> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Write { tx, _turn: turn })
+    }
+
+    /// This store with `allowances` enforced.
+    pub fn with_allowances(self, allowances: Allowances) -> Store {
+        Store { allowances, ..self }
+    }
+
     /// The pool, for store functions that take a connection (`&mut SqliteConnection`).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -85,7 +155,7 @@ impl Store {
             .await
             .with_context(|| format!("opening {url}"))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("applying migrations")?;
-        Ok(Store { pool, ledger_writer: Default::default() })
+        Ok(Store { pool, writer: Default::default(), allowances: Allowances::default() })
     }
 }
 

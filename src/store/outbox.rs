@@ -129,7 +129,7 @@ impl Store {
     /// Queues notifications that report no other change of their own (a delivery status, a consent
     /// update already stored), in one transaction.
     pub async fn queue_notifications(&self, items: &[NewNotification<'_>], ttl_ms: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_many(&mut tx, items, ttl_ms).await?;
         tx.commit().await?;
         Ok(())
@@ -197,7 +197,7 @@ impl Store {
         if done.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for chunk in done.chunks(rows_per_statement(1)) {
             let sql = format!("DELETE FROM outbox WHERE seq IN ({})", list_placeholders(chunk.len()));
             // Built from placeholders only; every value is bound.

@@ -346,8 +346,7 @@ impl Store {
         notices: &[Notice],
         ttl_ms: i64,
     ) -> Result<Started> {
-        let _writer = self.ledger_writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         if let Some(provider_id) = &t.provider_transaction_id {
             let existing: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM payment_transactions WHERE org_id = $1 AND provider_transaction_id = $2",
@@ -426,8 +425,7 @@ impl Store {
         notices: impl FnOnce(&Transaction, i32) -> Vec<Notice>,
         ttl_ms: i64,
     ) -> Result<Option<(Transaction, i32)>> {
-        let _writer = self.ledger_writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let sql = format!("SELECT {TRANSACTION_COLUMNS} FROM payment_transactions WHERE id = $1");
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *tx).await? else {
             return Ok(None);

@@ -61,7 +61,7 @@ impl Store {
 
     /// Sets many reminders in one transaction, a hundred rows per statement (by-tag work, imports).
     pub async fn upsert_reminders(&self, reminders: &[StoredReminder]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for chunk in reminders.chunks(rows_per_statement(10)) {
             let sql = format!(
                 "INSERT INTO reminders (app_id, customer_id, key, org_id, remind_at, interval_secs, payload, tag_key, tag_value, work_id)
@@ -105,7 +105,7 @@ impl Store {
 
     /// Removes reminder `key` of `app_id` for each of `customers`; returns how many existed.
     pub async fn delete_reminders(&self, app_id: &str, customers: &[String], key: &str) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let mut n = 0;
         for customer in customers {
             n += sqlx::query("DELETE FROM reminders WHERE app_id = $1 AND customer_id = $2 AND key = $3")
@@ -145,7 +145,7 @@ impl Store {
     pub async fn fire_reminders(&self, firings: &[Firing], now_ms: i64, ttl_ms: i64) -> Result<usize> {
         let (repeating, once): (Vec<&Firing>, Vec<&Firing>) =
             firings.iter().partition(|f| f.reminder.interval_secs.is_some_and(|s| s > 0));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let mut fired: HashSet<(String, String, String)> = HashSet::with_capacity(firings.len());
         for (rows, repeat) in [(&once, false), (&repeating, true)] {
             for chunk in rows.chunks(rows_per_statement(4)) {

@@ -5,6 +5,7 @@
 //! not own what happens on a connection after the transport handshake.
 
 pub mod certificate;
+pub mod descriptors;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub async fn start(
     acceptor: Arc<dyn Acceptor>,
     shutdown: CancellationToken,
 ) -> Result<Bound> {
-    let limits = config.rsocket.connection_config();
+    let limits = descriptors::fitted(config);
     let handshake = Duration::from_millis(config.rsocket.handshake_timeout_ms);
     let mut bound = Bound::default();
     let plan = [
@@ -56,7 +57,8 @@ pub async fn start(
             format!("{key} = {addr:?}: cannot listen there (in use, or not an address of this host)")
         })?;
         *slot = Some(socket.local_addr()?);
-        let listener = Listener { socket, framing, tls: secure.then(|| tls.clone()), handshake_timeout: handshake };
+        let listener =
+            Listener { name: key, socket, framing, tls: secure.then(|| tls.clone()), handshake_timeout: handshake };
         tokio::spawn(server::run(listener, acceptor.clone(), limits.clone(), shutdown.clone()));
     }
     Ok(bound)

@@ -125,7 +125,7 @@ const scenarios = {
     async 'wrong-key'() {
         const { connected } = connectNode({ apiKey: 'hodi_key_wrong' });
         const err = await within(10000, 'an error', connected.then(() => { throw new Error('connected with a wrong key'); }, (e) => e));
-        assert.match(String(err.message), /invalid API key/);
+        assert.match(String(err.message), /authentication failed/);
         console.log(JSON.stringify({ ok: true, error: err.message }));
     },
 

@@ -30,8 +30,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Write;
     writeln!(std::io::stdout(), "listening {}", socket.local_addr()?)?;
     std::io::stdout().flush()?;
-    let listener =
-        Listener { socket, framing: Framing::LengthPrefixed, tls, handshake_timeout: Duration::from_secs(10) };
+    let listener = Listener {
+        name: "echo",
+        socket,
+        framing: Framing::LengthPrefixed,
+        tls,
+        handshake_timeout: Duration::from_secs(10),
+    };
     let acceptor = Arc::new(EchoAcceptor::default());
     hodi_rsocket::server::run(listener, acceptor, Config::default(), tokio_util::sync::CancellationToken::new()).await;
     Ok(())

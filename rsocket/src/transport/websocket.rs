@@ -2,6 +2,7 @@
 
 use futures_util::{future, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -15,6 +16,11 @@ fn config(max_frame_size: usize) -> WebSocketConfig {
 
 fn ws_error(e: WsError, max: usize) -> TransportError {
     match e {
+        // The same error as an oversize length-prefixed frame, so the connection answers it the
+        // same way: ERROR on stream 0, then close.
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            TransportError::FrameTooLarge { size, max: max_size }
+        }
         WsError::Capacity(c) => TransportError::WebSocket(format!("{c} (limit {max} bytes)")),
         WsError::Io(io) => TransportError::Io(io),
         other => TransportError::WebSocket(other.to_string()),
