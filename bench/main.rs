@@ -1,13 +1,20 @@
-//! `hodi-bench`: Hodi's benchmarks. Each writes its section of `docs/benchmarks.md`.
+//! `hodi-bench`: Hodi's benchmarks. Each prints its table; with `--write` it also replaces its
+//! section of `docs/benchmarks.md`.
 //!
-//! Usage: cargo run --release -p hodi-bench [-- rsocket|reminders|messaging|payments] [options]
+//! Usage: cargo run --release -p hodi-bench -- [--write] <rsocket|reminders|messaging|payments|
+//! notifications|calls|hostile|all> [options]; `--help` lists them.
 //!
 //! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
 //! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
 //! - `messaging`: live USSD round trips and send-by-tag throughput (see [`messaging`]).
 //! - `payments`: InitiatePayment wallet-to-wallet throughput and latency (see [`payments`]).
+//! - `notifications`: notification delivery (see [`notifications`]).
+//! - `calls`: SIP calls through the voice executor (see [`calls`]).
+//! - `hostile`: server memory and a legitimate client's latency while each attack runs (see
+//!   [`hostile`]).
 
 mod calls;
+mod hostile;
 mod messaging;
 mod notifications;
 mod payments;
@@ -15,31 +22,90 @@ mod reminders;
 mod rsocket;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
 
 /// The allocator `hodi serve` uses (see src/main.rs), so the server measured here is the one shipped.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Whether `--write` was given: sections go into docs/benchmarks.md only then.
+static WRITE: AtomicBool = AtomicBool::new(false);
+
+#[derive(Parser)]
+#[command(
+    name = "hodi-bench",
+    version,
+    about = "Hodi's benchmarks: each prints a table; --write also puts it in docs/benchmarks.md"
+)]
+struct Cli {
+    /// Replace the benchmark's section of docs/benchmarks.md with the new table.
+    #[arg(long, global = true)]
+    write: bool,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+/// Options after the benchmark's name (`--rounds 5`, `--seconds 3` …) go to it.
+#[derive(clap::Args)]
+struct Options {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    options: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Request/response echo: Hodi's RSocket layer against rsocket-js [--rounds N --seconds S].
+    Rsocket(Options),
+    /// The reminder scheduler at 1k, 100k and 1M pending reminders.
+    Reminders(Options),
+    /// Live USSD round trips and send-by-tag throughput.
+    Messaging(Options),
+    /// InitiatePayment wallet-to-wallet throughput and latency.
+    Payments(Options),
+    /// Notification delivery to app sockets and subscriptions.
+    Notifications(Options),
+    /// SIP calls through the voice executor.
+    Calls(Options),
+    /// Server memory and a legitimate client's p99 while each attack runs [--seconds S].
+    Hostile(Options),
+    /// Every benchmark above, in order.
+    All(Options),
+    /// Internal: an echo server for the rsocket benchmark.
+    #[command(hide = true, name = "--serve-echo")]
+    ServeEcho,
+    /// Internal: a load client for the rsocket benchmark.
+    #[command(hide = true, name = "--client")]
+    Client(Options),
+    /// Internal: a Hodi server in its own process for the hostile benchmark.
+    #[command(hide = true, name = "--serve-hodi")]
+    ServeHodi,
+}
+
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("--serve-echo") => rsocket::serve_echo(),
-        Some("--client") => rsocket::client(&args),
-        Some("rsocket") => rsocket::main(&args),
-        Some("reminders") => reminders::main(&args),
-        Some("messaging") => messaging::main(&args),
-        Some("payments") => payments::main(&args),
-        Some("notifications") => notifications::main(&args),
-        Some("calls") => calls::main(&args),
-        _ => {
-            rsocket::main(&args)?;
-            reminders::main(&args)?;
-            messaging::main(&args)?;
-            payments::main(&args)?;
-            notifications::main(&args)?;
-            calls::main(&args)
+    let cli = Cli::parse();
+    WRITE.store(cli.write, Ordering::Relaxed);
+    match cli.bench {
+        Bench::ServeEcho => rsocket::serve_echo(),
+        Bench::Client(o) => rsocket::client(&[vec!["--client".to_string()], o.options].concat()),
+        Bench::ServeHodi => hostile::serve(),
+        Bench::Rsocket(o) => rsocket::main(&o.options),
+        Bench::Reminders(o) => reminders::main(&o.options),
+        Bench::Messaging(o) => messaging::main(&o.options),
+        Bench::Payments(o) => payments::main(&o.options),
+        Bench::Notifications(o) => notifications::main(&o.options),
+        Bench::Calls(o) => calls::main(&o.options),
+        Bench::Hostile(o) => hostile::main(&o.options),
+        Bench::All(o) => {
+            rsocket::main(&o.options)?;
+            reminders::main(&o.options)?;
+            messaging::main(&o.options)?;
+            payments::main(&o.options)?;
+            notifications::main(&o.options)?;
+            calls::main(&o.options)?;
+            hostile::main(&o.options)
         }
     }
 }
@@ -125,8 +191,14 @@ pub fn arg(args: &[String], name: &str, default: f64) -> Result<f64> {
     }
 }
 
-/// Replaces the section starting with `marker` (up to the next `## `) in the report, or appends it.
+/// Prints `section`; with `--write`, also replaces the section starting with `marker` (up to the
+/// next `## `) in the report at `path`, or appends it.
 pub fn write_section(path: &Path, marker: &str, section: &str) -> Result<()> {
+    println!("{section}");
+    if !WRITE.load(Ordering::Relaxed) {
+        eprintln!("(not written to {}: pass --write for that)", path.display());
+        return Ok(());
+    }
     let existing = std::fs::read_to_string(path).unwrap_or_else(|_| {
         "# Benchmarks\n\nEvery figure here is written by a benchmark program; rerun it rather than editing by hand.\n\n".into()
     });

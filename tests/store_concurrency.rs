@@ -142,7 +142,8 @@ fn commands(i: usize) -> Vec<(&'static str, Cmd)> {
             Cmd::UpdateMessagingConsent(UpdateMessagingConsentCommand {
                 customer_number: Some(number(i + 5)),
                 channel_number: Some(sms()),
-                update: if i.is_multiple_of(2) { MessagingConsentUpdate::Allow } else { MessagingConsentUpdate::Block } as i32,
+                update: if i.is_multiple_of(2) { MessagingConsentUpdate::Allow } else { MessagingConsentUpdate::Block }
+                    as i32,
             }),
         ),
         (

@@ -86,9 +86,11 @@ pub async fn run(listener: Listener, acceptor: Arc<dyn Acceptor>, config: Config
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let peer = addr.to_string();
-            let io = match open(stream, framing, tls.as_ref(), handshake_timeout, config.max_frame_size, peer.clone())
-                .await
-            {
+            // Boxed, so that the handshake's state (TLS, WebSocket upgrade) is freed once done
+            // instead of sizing the task for the connection's whole life.
+            let opening =
+                Box::pin(open(stream, framing, tls.as_ref(), handshake_timeout, config.max_frame_size, peer.clone()));
+            let io = match opening.await {
                 Ok(io) => io,
                 Err(e) => return debug!(%peer, error = %e, "connection dropped before SETUP"),
             };

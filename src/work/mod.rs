@@ -111,8 +111,14 @@ where
                         done?;
                     }
                 }
-                // The page's place in the process budget covers reading it and acting on it.
-                let place = hodi.work.pages.clone().acquire_owned().await?;
+                // The page's place in the process budget covers reading it and acting on it. The
+                // pages already running hold places, so they are driven while this one waits.
+                let place = loop {
+                    tokio::select! {
+                        place = hodi.work.pages.clone().acquire_owned() => break place?,
+                        Some(done) = running.next(), if !running.is_empty() => done?,
+                    }
+                };
                 let page = hodi.store.customers_tagged(&org_id, &tag.0, &tag.1, &after, PAGE).await?;
                 let Some(last) = page.last().cloned() else { break };
                 count += page.len() as i64;

@@ -60,12 +60,19 @@ impl Encoder<Frame> for LengthPrefixedCodec {
     }
 }
 
+/// Initial read and write buffer of a connection; the write buffer is flushed once it holds this
+/// much (or the writer runs out of queued frames).
+const BUFFER: usize = 2048;
+
 /// Frames a TCP or TLS stream.
 pub fn frame_io<S>(io: S, max_frame_size: usize, peer: String) -> FrameIo
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (writer, reader) = Framed::new(io, LengthPrefixedCodec::new(max_frame_size)).split::<Frame>();
+    // Buffers start small: most connections are idle most of the time, and tokio-util's 8 KiB
+    // read and write buffers were half of what an idle connection cost. They grow with traffic.
+    let framed = Framed::with_capacity(io, LengthPrefixedCodec::new(max_frame_size), BUFFER);
+    let (writer, reader) = framed.split::<Frame>();
     FrameIo { reader: Box::pin(reader), writer: Box::pin(writer.sink_map_err(|e| e)), peer }
 }
 
