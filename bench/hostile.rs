@@ -332,15 +332,21 @@ fn idle_sockets(server: &Server) -> std::pin::Pin<Box<dyn std::future::Future<Ou
     })
 }
 
+/// `n` TCP connections to `addr` that send nothing, `per_source` from each of 127.0.0.`first`….
+async fn silent(n: usize, first: u8, per_source: usize, addr: &str) -> Held {
+    let mut held: Held = Vec::new();
+    for i in 0..n {
+        if let Ok(s) = socket_from(first + (i / per_source) as u8, addr).await {
+            held.push(Box::new(s));
+        }
+    }
+    held
+}
+
 /// 2,000 connections from 20 addresses that never send SETUP.
 fn silent_sockets(server: &Server) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Attack>> + Send + '_>> {
     Box::pin(async move {
-        let mut held: Held = Vec::new();
-        for i in 0..2000usize {
-            if let Ok(s) = socket_from(20 + (i / 100) as u8, &server.addr).await {
-                held.push(Box::new(s));
-            }
-        }
+        let held = silent(2000, 20, 100, &server.addr).await;
         Ok(attack("2,000 silent sockets", "no SETUP, 20 addresses".into(), held, Default::default()))
     })
 }
@@ -441,19 +447,7 @@ fn wrong_keys(server: &Server) -> std::pin::Pin<Box<dyn std::future::Future<Outp
 fn by_tag(server: &Server) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Attack>> + Send + '_>> {
     Box::pin(async move {
         let app = app_socket(80, &server.addr, &server.meta).await?;
-        let cmd = AppToServerCommand {
-            entry: Some(app_to_server_command::Entry::SendMessageTag(SendMessageTagCommand {
-                tag: Some(IndexMapping { key: "hostile".into(), value: Some("yes".into()) }),
-                channel_number: Some(MessagingChannelNumber {
-                    channel: MessagingChannel::Sms as i32,
-                    number: "21356".into(),
-                }),
-                message: Some(OutboundMessage {
-                    body: Some(OutboundMessageBody { entry: Some(outbound_message_body::Entry::Text("sale".into())) }),
-                    ..Default::default()
-                }),
-            })),
-        };
+        let cmd = super::messaging::sms_by_tag("hostile");
         let reply =
             AppToServerCommandReply::decode(app.request_response(Payload::new(cmd.encode_to_vec())).await?.data)?;
         anyhow::ensure!(
@@ -470,12 +464,7 @@ fn by_tag(server: &Server) -> std::pin::Pin<Box<dyn std::future::Future<Output =
 /// 1,000 SIP TCP connections from 20 addresses that send nothing (within the per-address cap).
 fn sip_tcp_idle(server: &Server) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Attack>> + Send + '_>> {
     Box::pin(async move {
-        let mut held: Held = Vec::new();
-        for i in 0..1000usize {
-            if let Ok(s) = socket_from(100 + (i / 50) as u8, &server.sip_tcp).await {
-                held.push(Box::new(s));
-            }
-        }
+        let held = silent(1000, 100, 50, &server.sip_tcp).await;
         Ok(attack("1,000 idle SIP TCP connections", "20 addresses, nothing sent".into(), held, Default::default()))
     })
 }

@@ -63,6 +63,23 @@ impl Responder for Phone {
     }
 }
 
+/// sendMessageByTag: "sale" by SMS from the dev org's 21356 to the customers tagged `key`=yes.
+pub fn sms_by_tag(key: &str) -> AppToServerCommand {
+    AppToServerCommand {
+        entry: Some(app_to_server_command::Entry::SendMessageTag(SendMessageTagCommand {
+            tag: Some(IndexMapping { key: key.into(), value: Some("yes".into()) }),
+            channel_number: Some(MessagingChannelNumber {
+                channel: MessagingChannel::Sms as i32,
+                number: "21356".into(),
+            }),
+            message: Some(OutboundMessage {
+                body: Some(OutboundMessageBody { entry: Some(outbound_message_body::Entry::Text("sale".into())) }),
+                ..Default::default()
+            }),
+        })),
+    }
+}
+
 pub async fn connect(addr: &str, meta: AppConnectionMetadata, responder: Arc<dyn Responder>) -> Result<Requester> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
@@ -138,19 +155,7 @@ async fn run(round_trips: usize, tagged: usize) -> Result<Results> {
             .await?;
     }
     let before = delivered.load(Ordering::Relaxed);
-    let cmd = AppToServerCommand {
-        entry: Some(app_to_server_command::Entry::SendMessageTag(SendMessageTagCommand {
-            tag: Some(IndexMapping { key: "bench".into(), value: Some("yes".into()) }),
-            channel_number: Some(MessagingChannelNumber {
-                channel: MessagingChannel::Sms as i32,
-                number: "21356".into(),
-            }),
-            message: Some(OutboundMessage {
-                body: Some(OutboundMessageBody { entry: Some(outbound_message_body::Entry::Text("sale".into())) }),
-                ..Default::default()
-            }),
-        })),
-    };
+    let cmd = sms_by_tag("bench");
     eprintln!("tagged {tagged} customers; sending by tag");
     let started = Instant::now();
     let reply = AppToServerCommandReply::decode(app.request_response(Payload::new(cmd.encode_to_vec())).await?.data)?;

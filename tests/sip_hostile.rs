@@ -282,14 +282,17 @@ async fn sip_tcp_connections_are_capped_per_address_and_idle_or_trickling_ones_a
     assert!(read_some(&mut again, Duration::from_secs(1)).await.starts_with("SIP/2.0 200"));
 }
 
+/// Every parseable junk INVITE once wrote a call record, and each refused INVITE a scanner never
+/// ACKs held a call slot for Timer H (32 s), so a flood kept real calls out with 503. Refusals
+/// before any org owns the call are now stateless: counted, not stored, no slot held.
 #[tokio::test]
-async fn a_flood_of_junk_invites_is_counted_not_stored() {
-    let (running, _dir) = common::inproc::start().await;
+async fn a_flood_of_junk_invites_is_counted_not_stored_and_holds_no_call_slot() {
+    let (running, _dir) = common::inproc::start_with(|c| c.voice.max_calls = 10).await;
     let peer = Peer::new(running.bound.sip.expect("SIP")).await;
     const FLOOD: usize = 100;
     for i in 0..FLOOD {
         let call = format!("junk{i}");
-        // Alternately a number nobody owns and an SDP nobody can answer.
+        // Alternately a number nobody owns and an SDP nobody can answer; never ACKed.
         let invite = if i % 2 == 0 {
             peer.invite(&call, "+19999999", &sdp(4000, "0"))
         } else {
@@ -304,18 +307,66 @@ async fn a_flood_of_junk_invites_is_counted_not_stored() {
         let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, peer.socket.recv_from(&mut buf)).await else { break };
         let text = String::from_utf8_lossy(&buf[..n]).to_string();
         if text.starts_with("SIP/2.0 404") || text.starts_with("SIP/2.0 488") {
-            let call = text.lines().find_map(|l| l.strip_prefix("Call-ID: ")).unwrap_or_default().trim().to_string();
-            let number = if text.starts_with("SIP/2.0 404") { "+19999999" } else { NUMBER };
-            peer.send(&peer.ack(&call, number, &to_tag(&text))).await;
             refused += 1;
         }
     }
     assert!(refused >= FLOOD, "every junk INVITE refused ({refused})");
     let voice = running.hodi.voice.get().expect("voice");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while voice.refusals.total() < FLOOD as u64 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert_eq!(voice.refusals.total(), FLOOD as u64);
+    assert_eq!(voice.live(), 0, "refused INVITEs hold call slots");
     assert!(running.hodi.store.call_records(1000).await.expect("records").is_empty(), "no row per junk INVITE");
+    // A real call still gets in (no app is connected, so it is refused for that: 480, not 503).
+    peer.send(&peer.invite("real", NUMBER, &sdp(4000, "0"))).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut finals = Vec::new();
+    while finals.is_empty() && tokio::time::Instant::now() < deadline {
+        let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, peer.socket.recv_from(&mut buf)).await else { break };
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.contains("Call-ID: real") && !text.starts_with("SIP/2.0 1") {
+            finals.push(text.lines().next().unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(finals, ["SIP/2.0 480 Temporarily Unavailable"], "the real call after the flood");
+}
+
+/// One source could take every call slot with INVITEs to a real number (each rings the app until
+/// it answers). Inbound calls are capped per source address too.
+#[tokio::test]
+async fn one_source_cannot_take_every_call_slot() {
+    let (running, _dir) = common::inproc::start_with(|c| c.voice.max_calls_per_address = 2).await;
+    // The app takes the notifications and never answers them: the calls ring meanwhile.
+    let (_client, _notifications) = app(&running).await;
+    let sip = running.bound.sip.expect("SIP");
+    let flooder = Peer::new(sip).await;
+    for call in ["ring1", "ring2"] {
+        flooder.send(&flooder.invite(call, NUMBER, &sdp(4000, "0"))).await;
+    }
+    flooder.send(&flooder.invite("ring3", NUMBER, &sdp(4000, "0"))).await;
+    let mut buf = vec![0u8; 65536];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut third = None;
+    while third.is_none() && tokio::time::Instant::now() < deadline {
+        let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, flooder.socket.recv_from(&mut buf)).await else { break };
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.contains("Call-ID: ring3") && !text.starts_with("SIP/2.0 1") {
+            third = text.lines().next().map(str::to_string);
+        }
+        assert!(
+            !(text.contains("Call-ID: ring1") || text.contains("Call-ID: ring2")) || text.starts_with("SIP/2.0 1"),
+            "{text}"
+        );
+    }
+    assert_eq!(third.as_deref(), Some("SIP/2.0 503 Service Unavailable"), "the third call from one address");
+    // Another address still gets a ringing call.
+    let other = Peer::from("127.0.0.2", sip).await;
+    other.send(&other.invite("other1", NUMBER, &sdp(4002, "0"))).await;
+    let mut ringing = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !ringing && tokio::time::Instant::now() < deadline {
+        let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, other.socket.recv_from(&mut buf)).await else { break };
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(!text.starts_with("SIP/2.0 503"), "another address was refused: {text}");
+        ringing = text.starts_with("SIP/2.0 180");
+    }
+    assert!(ringing, "the other address's call rings");
 }

@@ -127,11 +127,14 @@ async fn bad_sip_and_calls_hodi_cannot_take_get_the_right_error_and_the_listener
     peer.send(&format!("BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKc\nFrom: <sip:a@h>;tag=1\nTo: <sip:b@h>;tag=2\nCall-ID: nothing\nCSeq: 2 BYE\nContent-Length: 0\n\n")).await;
     assert_eq!(peer.responses().await.last().map(|x| x.0), Some(481));
 
-    // A number nobody provisioned: 100 then 404, retransmitted until ACKed.
+    // A number nobody provisioned: 404 at once, statelessly (no call exists to retransmit it; a
+    // retransmitted INVITE is refused again).
     peer.send(&peer.invite("c404", "+19999999", &sdp(4000, "0"))).await;
     let r = peer.responses().await;
-    assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![100, 404], "{r:?}");
-    peer.send(&peer.ack("c404", "+19999999", &to_tag(&r[1].1))).await;
+    assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![404], "{r:?}");
+    peer.send(&peer.invite("c404", "+19999999", &sdp(4000, "0"))).await;
+    assert_eq!(peer.responses().await.iter().map(|x| x.0).collect::<Vec<_>>(), vec![404], "the retransmission");
+    peer.send(&peer.ack("c404", "+19999999", &to_tag(&r[0].1))).await;
 
     // An offer with no codec we speak: 488 saying why.
     peer.send(&peer.invite("c488", "+254711082000", &format!("{}a=rtpmap:18 G729/8000\n", sdp(4000, "18")))).await;
@@ -155,7 +158,7 @@ async fn bad_sip_and_calls_hodi_cannot_take_get_the_right_error_and_the_listener
     let rec = records(&running, 1).await;
     let statuses: Vec<i64> = rec.iter().map(|r| r.sip_status).collect();
     assert_eq!(statuses, vec![480], "{statuses:?}");
-    assert_eq!(running.hodi.voice.get().expect("voice").refusals.total(), 2);
+    assert_eq!(running.hodi.voice.get().expect("voice").refusals.total(), 3);
 }
 
 #[tokio::test]

@@ -216,8 +216,10 @@ pub struct Voice {
     /// How long media goes to the address a far end's SDP names before any RTP has come from it
     /// (after which it goes where the far end's RTP comes from: symmetric RTP).
     pub rtp_unlatched_secs: u64,
-    /// Calls at once; beyond this, new INVITEs get 503 with Retry-After.
+    /// Calls at once, and inbound calls from one source address; beyond them, new INVITEs get
+    /// 503 with Retry-After.
     pub max_calls: usize,
+    pub max_calls_per_address: usize,
     /// Where calls to customers go (`host:port` of a SIP trunk or phone, UDP): the Request-URI is
     /// `sip:<customer number>@<trunk>`. Empty: voice messages go to simulator sockets only.
     pub trunk: String,
@@ -240,6 +242,7 @@ impl Default for Voice {
             rtp_ports: PortRange::default(),
             rtp_unlatched_secs: 10,
             max_calls: 1000,
+            max_calls_per_address: 100,
             trunk: String::new(),
             ring_timeout_secs: 60,
             recordings_http: "127.0.0.1:8090".into(),

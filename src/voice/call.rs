@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::media::audio::{self, Voice};
 use super::media::stream::{Played, Stream};
@@ -171,15 +171,39 @@ pub(super) fn part(
 
 /// Runs an inbound call to its end, then stores its record (or, refused before any org owned
 /// it, counts it: see [`super::server::Refusals`]).
-pub async fn inbound(call: Call, inbox: mpsc::Receiver<Incoming>) {
-    serve(&call, inbox).await;
-    let (owned, status) = {
-        let o = call.outcome();
-        (o.org_id.is_some(), o.sip_status)
-    };
-    match (owned, call.hodi.voice.get()) {
-        (false, Some(sip)) => sip.refusals.count(status, call.transport.peer()),
-        _ => store_record(&call).await,
+pub async fn inbound(call: Call, inbox: mpsc::Receiver<Incoming>, admitted: Admitted) {
+    serve(&call, inbox, admitted).await;
+    store_record(&call).await;
+}
+
+/// A new INVITE that an org owns and whose offer we can answer: what [`admit`] found.
+pub struct Admitted {
+    pub offer: sdp::Media,
+    pub org_id: String,
+    pub app_id: String,
+}
+
+/// Looks at a new INVITE before any call state exists: its SDP must be answerable and its number
+/// an org's. A refusal here is answered statelessly (RFC 3261 §8.2.7; the caller's retransmitted
+/// INVITE is refused again), so a flood of junk INVITEs holds no call slot and writes nothing.
+pub async fn admit(
+    hodi: &Hodi,
+    invite: &Request,
+) -> Result<Admitted, (u16, &'static str, Vec<(&'static str, String)>)> {
+    let offer = sdp::read(&invite.body, hodi.config.voice.rtp_ip).map_err(|why| {
+        debug!(%why, "refusing an INVITE whose SDP we cannot answer");
+        (488, "Not Acceptable Here", vec![("Warning", format!("399 hodi \"{why}\""))])
+    })?;
+    match hodi.store.voice_number_owner(&invite.user).await {
+        Ok(Some((org_id, app_id))) => Ok(Admitted { offer, org_id, app_id }),
+        Ok(None) => {
+            debug!(number = %invite.user, "INVITE to a number no org has provisioned for voice");
+            Err((404, "Not Found", Vec::new()))
+        }
+        Err(e) => {
+            warn!(error = %e, "looking up a voice number");
+            Err((500, "Server Internal Error", Vec::new()))
+        }
     }
 }
 
@@ -216,30 +240,11 @@ pub(super) async fn store_record(call: &Call) {
     }
 }
 
-async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>) {
+async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>, admitted: Admitted) {
     let invite = &call.invite;
     call.respond(invite, 100, "Trying").await;
-
-    let offer = match sdp::read(&invite.body, call.hodi.config.voice.rtp_ip) {
-        Ok(m) => m,
-        Err(why) => {
-            info!(%why, "refusing an INVITE whose SDP we cannot answer");
-            let warning = [("Warning", format!("399 hodi \"{why}\""))];
-            return refuse(call, &mut inbox, 488, "Not Acceptable Here", &warning).await;
-        }
-    };
-    let owner = match call.hodi.store.voice_number_owner(&invite.user).await {
-        Ok(Some(o)) => o,
-        Ok(None) => {
-            info!(number = %invite.user, "INVITE to a number no org has provisioned for voice");
-            return refuse(call, &mut inbox, 404, "Not Found", &[]).await;
-        }
-        Err(e) => {
-            warn!(error = %e, "looking up a voice number");
-            return refuse(call, &mut inbox, 500, "Server Internal Error", &[]).await;
-        }
-    };
-    let (org_id, app_id) = (owner.0.as_str(), owner.1.as_str());
+    let Admitted { offer, org_id, app_id } = admitted;
+    let (org_id, app_id) = (org_id.as_str(), app_id.as_str());
     {
         let mut o = call.outcome();
         o.org_id = Some(org_id.to_string());

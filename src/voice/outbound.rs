@@ -88,7 +88,7 @@ pub(super) async fn place_leg(
     let call_id = format!("{:x}@hodi", call::rand_id());
     let local_tag = format!("{:x}", call::rand_id());
     let dialog = super::sip::dialog::Dialog::outbound(local_tag.clone());
-    let Some((mut inbox, dialog)) = sip.register(&call_id, dialog, hodi.config.voice.max_calls) else {
+    let Some((mut inbox, dialog)) = sip.register(&call_id, dialog, None, &hodi.config.voice) else {
         warn!("call limit reached; not placing the call");
         return Placed::Failed(VoiceCallHangupCause::NormalTemporaryFailure);
     };

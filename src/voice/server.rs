@@ -31,6 +31,8 @@ const CALL_INBOX: usize = 32;
 struct Live {
     inbox: mpsc::Sender<Incoming>,
     dialog: Arc<Dialog>,
+    /// Where an inbound call came from (None for calls we place), for the per-address cap.
+    from: Option<std::net::IpAddr>,
 }
 
 type Calls = Arc<Mutex<HashMap<String, Live>>>;
@@ -46,11 +48,14 @@ pub struct Sip {
     pub tcp: std::sync::OnceLock<SocketAddr>,
     /// INVITEs refused before any org owned them (see [`Refusals`]).
     pub refusals: Refusals,
+    /// When to warn about INVITEs refused for the call limits.
+    busy: Mutex<hodi_rsocket::admission::Throttle>,
 }
 
 /// INVITEs refused before a number's owner is known (unreadable SDP, a number nobody
-/// provisioned, a store error): counted and logged at most every [`Refusals::LOG_EVERY`], never
-/// stored, so a scanner's flood does not grow the database. Refusals of calls to an org's number
+/// provisioned, a store error): answered statelessly, counted and logged at most every
+/// [`Refusals::LOG_EVERY`], never stored and holding no call slot, so a scanner's flood neither
+/// grows the database nor keeps real calls out. Refusals of calls to an org's number
 /// (the app rejected it, nobody answered, the caller cancelled) are that org's call records.
 #[derive(Debug, Default)]
 pub struct Refusals {
@@ -89,15 +94,20 @@ impl Sip {
         &self,
         call_id: &str,
         dialog: Dialog,
-        limit: usize,
+        from: Option<std::net::IpAddr>,
+        voice: &crate::config::Voice,
     ) -> Option<(mpsc::Receiver<Incoming>, Arc<Dialog>)> {
         let mut calls = lock(&self.calls);
-        if calls.len() >= limit || calls.contains_key(call_id) {
+        if calls.len() >= voice.max_calls || calls.contains_key(call_id) {
+            return None;
+        }
+        // One source may not take every slot (a caller flooding INVITEs at a real number).
+        if from.is_some() && calls.values().filter(|c| c.from == from).count() >= voice.max_calls_per_address {
             return None;
         }
         let (tx, rx) = mpsc::channel(CALL_INBOX);
         let dialog = Arc::new(dialog);
-        calls.insert(call_id.to_string(), Live { inbox: tx, dialog: dialog.clone() });
+        calls.insert(call_id.to_string(), Live { inbox: tx, dialog: dialog.clone(), from });
         Some((rx, dialog))
     }
 
@@ -133,6 +143,7 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
         queues: Default::default(),
         tcp: std::sync::OnceLock::new(),
         refusals: Refusals::default(),
+        busy: Mutex::new(hodi_rsocket::admission::Throttle::new(std::time::Duration::from_secs(10))),
     });
     let _ = hodi.voice.set(sip.clone());
     let tcp = hodi.config.voice.sip_tcp.trim().to_string();
@@ -261,10 +272,20 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
     }
     match req.method.as_str() {
         "INVITE" if message::tag(&req.to).is_none() => {
+            let admitted = match call::admit(hodi, &req).await {
+                Ok(a) => a,
+                Err((code, reason, extra)) => {
+                    sip.refusals.count(code, peer);
+                    let tag = format!("{:x}", call::rand_id());
+                    return transport.send(req.response(code, reason, Some(&tag), &extra, None)).await;
+                }
+            };
             let local_tag = format!("{:x}", call::rand_id());
             let dialog = Dialog::inbound(local_tag.clone(), &req);
-            let Some((rx, _)) = sip.register(&req.call_id, dialog, hodi.config.voice.max_calls) else {
-                warn!("call limit reached; refusing an INVITE");
+            let Some((rx, _)) = sip.register(&req.call_id, dialog, Some(peer.ip()), &hodi.config.voice) else {
+                if let Some(count) = sip.busy.lock().unwrap_or_else(|p| p.into_inner()).hit() {
+                    warn!(count, last_peer = %peer, "call limit reached (in total or for the address); INVITEs refused with 503");
+                }
                 let extra = [("Retry-After", "30".to_string())];
                 return transport.send(req.response(503, "Service Unavailable", Some("busy"), &extra, None)).await;
             };
@@ -284,7 +305,7 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
             let sip = sip.clone();
             tokio::spawn(
                 async move {
-                    call::inbound(call, rx).await;
+                    call::inbound(call, rx, admitted).await;
                     sip.unregister(&call_id);
                 }
                 .instrument(span),

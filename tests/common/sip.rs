@@ -15,7 +15,12 @@ pub struct Peer {
 
 impl Peer {
     pub async fn new(server: std::net::SocketAddr) -> Peer {
-        Peer { socket: tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"), server }
+        Peer::from("127.0.0.1", server).await
+    }
+
+    /// A peer on another loopback address (any of 127/8), to count as another source.
+    pub async fn from(ip: &str, server: std::net::SocketAddr) -> Peer {
+        Peer { socket: tokio::net::UdpSocket::bind((ip, 0)).await.expect("bind"), server }
     }
 
     pub fn addr(&self) -> String {
