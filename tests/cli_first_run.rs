@@ -120,3 +120,44 @@ fn sigterm_shuts_down_cleanly_and_json_logs_are_one_object_per_line() {
     }
     assert!(log.contains("SIGTERM") && log.contains("shutting down"), "{log}");
 }
+
+/// The default caps (10,000 connections per listener, four listeners) exceeded the default
+/// descriptor limit. At start Hodi raises the soft limit to the hard one and fits the caps to it,
+/// and says so; caps an operator chose that do not fit are a warning.
+#[test]
+fn connection_caps_are_fitted_to_the_descriptor_limit_and_said_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listening = dir.path().join("listening.toml");
+    let mut cmd = Command::new("prlimit");
+    cmd.args(["--nofile=1024:1024", env!("CARGO_BIN_EXE_hodi"), "serve"])
+        .env("HODI_DATA_DIR", dir.path())
+        .env("HODI_RSOCKET__MAX_CONNECTIONS", "5000")
+        .env("HODI_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.txt")).expect("stderr file"));
+    for (k, v) in ON_FREE_PORTS {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("prlimit runs hodi (util-linux)");
+    let started = std::time::Instant::now();
+    while !listening.exists() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default();
+    assert!(listening.exists(), "hodi did not start under a 1,024 descriptor limit:\n{log}");
+    let line = log.lines().find(|l| l.contains("file-descriptor limit is too low")).unwrap_or_else(|| {
+        panic!("no warning that the chosen caps were lowered:\n{log}");
+    });
+    let event: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    let fields = &event["fields"];
+    assert_eq!(fields["fd_limit"], 1024, "{line}");
+    assert_eq!(fields["configured"], 5000, "{line}");
+    let (established, pending) = (fields["max_connections"].as_u64(), fields["max_pending_setups"].as_u64());
+    let (established, pending) = (established.expect("max_connections"), pending.expect("max_pending_setups"));
+    // (1,024 − 256 reserved) / 4 listeners, voice off.
+    assert!((established + pending) * 4 <= 1024 - 256, "{line}");
+    assert!(established >= 16 && pending >= 16, "{line}");
+}
