@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod context;
+pub mod convert;
 pub mod customer;
 pub mod messaging;
 pub mod notify;

@@ -1,7 +1,8 @@
 //! Putting Hodi together: open the store, make sure a dev tenant exists, load the certificate, start
 //! the listeners and the reminder scheduler.
 //!
-//! Owns start-up order and the [`Hodi`] value every component receives. No business logic here.
+//! Owns start-up order: it builds the [`Hodi`] context every component receives
+//! ([`crate::context`]) and starts each part. No business logic here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,29 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Config;
+use crate::context::Hodi;
 use crate::notify::Sockets;
 use crate::session::SessionAcceptor;
 use crate::store::Store;
 use crate::transport::{self, certificate::CertificateFiles, Bound};
-
-/// What every component shares: configuration, store, connected sockets.
-pub struct Hodi {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub sockets: Arc<Sockets>,
-    /// Simulator sockets: the customer's side, per org.
-    pub simulators: Arc<Sockets>,
-    /// Signalled when a reminder is added, so the scheduler looks again without waiting a poll.
-    pub reminders_changed: tokio::sync::Notify,
-    /// Signalled when a notification is queued, so the dispatcher delivers it at once.
-    pub outbox_changed: tokio::sync::Notify,
-    /// What the notification dispatcher has done (redeliveries, late answers).
-    pub notify_stats: crate::notify::Stats,
-    /// The voice executor's SIP side, once it listens (outbound calls go through it).
-    pub voice: std::sync::OnceLock<Arc<crate::voice::server::Sip>>,
-    /// What by-tag background work may use at once.
-    pub work: Arc<crate::work::Budget>,
-}
 
 /// The dev tenant's credentials, kept in `<data_dir>/dev-credentials.toml` so they can be shown
 /// on every start (the database only has the API key's hash).

@@ -8,8 +8,8 @@ use hodi_rsocket::RemoteError;
 
 use super::customer_ref::CustomerRef;
 use super::internal;
-use crate::notify::{stored_app_data, wire_app_data};
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::{stored_app_data, wire_app_data};
 use crate::session::Session;
 use crate::store::app_data::LeaseHeld;
 use crate::wire::app_to_server_command_reply::Entry;

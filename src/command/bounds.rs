@@ -14,7 +14,7 @@ pub fn time(what: &str, ts: &prost_types::Timestamp) -> Result<i64, String> {
     if ts.seconds < 0 {
         return Err(format!("{what} is before 1970"));
     }
-    let ms = ts.seconds.saturating_mul(1000).saturating_add(i64::from(ts.nanos.clamp(0, 999_999_999) / 1_000_000));
+    let ms = crate::convert::millis(ts);
     if ms > LATEST_MS {
         return Err(format!("{what} is after {LATEST}"));
     }

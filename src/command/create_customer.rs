@@ -2,9 +2,9 @@
 
 use hodi_rsocket::RemoteError;
 
-use super::customer_ref::stored_number;
 use super::internal;
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::stored_number;
 use crate::session::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{CreateCustomerCommand, CustomerNumber, UpdateCustomerStateReply};

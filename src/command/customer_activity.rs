@@ -4,9 +4,9 @@
 use hodi_rsocket::RemoteError;
 use prost::Message;
 
-use super::customer_ref::{stored_number, wire_number};
 use super::internal;
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::{stored_number, wire_number};
 use crate::session::Session;
 use crate::store::activity::StoredActivity;
 use crate::store::now_ms;
@@ -62,7 +62,7 @@ impl RecordActivity {
                 activity: Some(CustomerActivity {
                     key: c.key,
                     properties: c.properties,
-                    created_at: Some(crate::notify::timestamp(activity.created_at)),
+                    created_at: Some(crate::convert::timestamp(activity.created_at)),
                 }),
             })),
             ..Default::default()

@@ -1,6 +1,6 @@
 //! How commands name a customer: by id, by customer number, or by secondary id.
 
-use crate::store::customers::{CustomerRecord, StoredNumber};
+use crate::store::customers::CustomerRecord;
 use crate::store::Store;
 use crate::wire::{CustomerNumber, IndexMapping};
 
@@ -30,7 +30,7 @@ impl CustomerRef {
                 Some(c) => Ok(c),
                 None => Err(format!("unknown customer id {id:?}")),
             }),
-            CustomerRef::Number(number) => match stored_number(number) {
+            CustomerRef::Number(number) => match crate::convert::stored_number(number) {
                 Err(refusal) => Ok(Err(refusal)),
                 Ok(stored) => Ok(Ok(store.customer_by_number(org_id, &stored).await?.0)),
             },
@@ -55,25 +55,6 @@ impl CustomerRef {
             }
             other => other,
         })
-    }
-}
-
-/// Validates a wire customer number into its stored form.
-pub fn stored_number(number: &CustomerNumber) -> Result<StoredNumber, Refusal> {
-    crate::customer::number::check(number.provider, &number.number)?;
-    Ok(StoredNumber {
-        provider: number.provider,
-        number: number.number.clone(),
-        partition: number.partition.clone().unwrap_or_default(),
-    })
-}
-
-/// The wire form of a stored number.
-pub fn wire_number(n: &StoredNumber) -> CustomerNumber {
-    CustomerNumber {
-        provider: n.provider,
-        number: n.number.clone(),
-        partition: (!n.partition.is_empty()).then(|| n.partition.clone()),
     }
 }
 
@@ -120,11 +101,4 @@ impl From<Option<crate::wire::adopt_customer_state_command::OtherCustomer>> for 
             None => CustomerRef::Missing,
         }
     }
-}
-
-/// Expiry of a wire index: absent or 0 means never (the SDK sends 0 when none is given).
-pub fn expiry(ts: &Option<prost_types::Timestamp>) -> Option<i64> {
-    ts.as_ref()
-        .filter(|t| t.seconds > 0 || t.nanos > 0)
-        .map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos.clamp(0, 999_999_999) / 1_000_000)))
 }

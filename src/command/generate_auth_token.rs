@@ -7,7 +7,7 @@ use hodi_rsocket::RemoteError;
 use prost_types::Duration;
 
 use super::internal;
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::session::{Credential, Session};
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::GenerateAuthTokenReply;

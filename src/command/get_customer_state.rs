@@ -5,7 +5,7 @@ use hodi_rsocket::RemoteError;
 
 use super::customer_ref::CustomerRef;
 use super::internal;
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::session::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{GetCustomerStateCommand, GetCustomerStateReply};

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 
 use hodi_rsocket::RemoteError;
 
-use super::customer_ref::{expiry, CustomerRef};
+use super::customer_ref::CustomerRef;
 use super::{bounds, internal, refusal};
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::expiry;
 use crate::session::Session;
 use crate::store::identity::{Index, MetaValue};
 use crate::store::now_ms;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use hodi_rsocket::RemoteError;
 
 use super::internal;
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::session::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{InitiatePaymentCommand, InitiatePaymentReply};

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use hodi_rsocket::RemoteError;
 use prost::Message;
 
-use super::customer_ref::{stored_number, wire_number};
 use super::internal;
+use crate::context::Hodi;
+use crate::convert::{stored_number, wire_number};
 use crate::messaging::check_channel;
-use crate::server::Hodi;
 use crate::session::Session;
 use crate::store::outbox::NewNotification;
 use crate::wire::app_to_server_command_reply::Entry;

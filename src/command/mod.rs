@@ -38,7 +38,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hodi_rsocket::RemoteError;
 
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::session::Session;
 use crate::wire::app_to_server_command::Entry;
 use crate::wire::{AppToServerCommand, AppToServerCommandReply};

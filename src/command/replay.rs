@@ -9,12 +9,12 @@ use std::sync::Arc;
 use hodi_rsocket::RemoteError;
 use prost::Message;
 
-use super::customer_ref::{stored_number, wire_number};
 use super::identity::reply;
 use super::internal;
+use crate::context::Hodi;
+use crate::convert::timestamp;
+use crate::convert::{stored_number, wire_number};
 use crate::messaging::check_channel;
-use crate::notify::timestamp;
-use crate::server::Hodi;
 use crate::session::Session;
 use crate::store::customers::{CustomerRecord, StoredNumber};
 use crate::store::messaging::{MessageRow, SessionRow};
@@ -34,11 +34,7 @@ pub struct Replay(Command);
 /// history imported from elsewhere is kept rather than refused for one odd timestamp.
 pub(super) fn millis(ts: &Option<prost_types::Timestamp>) -> i64 {
     ts.as_ref()
-        .map(|t| {
-            let ms =
-                t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos.clamp(0, 999_999_999) / 1_000_000));
-            ms.clamp(0, super::bounds::LATEST_MS)
-        })
+        .map(|t| crate::convert::millis(t).clamp(0, super::bounds::LATEST_MS))
         .unwrap_or_else(crate::store::now_ms)
 }
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use hodi_rsocket::RemoteError;
 use prost::Message;
 
-use super::customer_ref::stored_number;
 use super::internal;
+use crate::context::Hodi;
+use crate::convert::stored_number;
 use crate::payment::initiate::resolve;
 use crate::payment::to_minor;
-use crate::server::Hodi;
 use crate::session::Session;
 use crate::store::payments::{Start, Started, Transaction};
 use crate::wire::app_to_server_command_reply::Entry;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use hodi_rsocket::RemoteError;
 
-use super::customer_ref::stored_number;
 use super::internal;
+use crate::context::Hodi;
+use crate::convert::stored_number;
 use crate::messaging::outbound::{send, Outbound};
-use crate::server::Hodi;
 use crate::session::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{MessageDeliveryStatus, SendMessageCommand, SendMessageReply};

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use hodi_rsocket::RemoteError;
 
 use super::internal;
+use crate::context::Hodi;
 use crate::messaging::outbound::send_many;
 use crate::messaging::{check_channel, customer_provider};
-use crate::server::Hodi;
 use crate::session::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{MessagingChannel, SendMessageTagCommand, TagCommandReply};

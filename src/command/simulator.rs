@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hodi_rsocket::RemoteError;
 
 use super::internal;
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::session::Session;
 use crate::wire::simulator_to_server_command::Entry;
 use crate::wire::{

@@ -1,19 +1,16 @@
 //! Customer state rules that are more than one query: the state a GetCustomerState returns, leases
-//! that wait for each other, and the sweep of expired identity indexes; what a customer number may
-//! be ([`number`]).
+//! that wait for each other, and the sweep of expired identity indexes.
 //!
 //! Owns those rules; SQL stays in [`crate::store`], command parsing in [`crate::command`].
-
-pub mod number;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{debug, warn};
 
-use crate::command::customer_ref::wire_number;
-use crate::notify::timestamp;
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::timestamp;
+use crate::convert::wire_number;
 use crate::store::app_data::{AppDataValue, LeaseHeld};
 use crate::store::identity::{Index, MetaValue};
 use crate::store::now_ms;

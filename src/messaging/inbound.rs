@@ -13,9 +13,9 @@ use tracing::warn;
 
 use super::outbound::{record_live_reply, Outbound};
 use super::{customer_provider, is_chat, is_live, session_window_ms};
-use crate::command::customer_ref::wire_number;
-use crate::notify::timestamp;
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::timestamp;
+use crate::convert::wire_number;
 use crate::store::customers::StoredNumber;
 use crate::store::messaging::{MessageRow, SessionRow};
 use crate::store::outbox::NewNotification;
@@ -64,7 +64,7 @@ pub async fn receive(
         number: cmd.customer_number.clone(),
         partition: String::new(),
     };
-    if let Err(why) = crate::customer::number::check(number.provider, &number.number) {
+    if let Err(why) = crate::convert::number::check(number.provider, &number.number) {
         return Ok(reply(false, why));
     }
     let (customer, _) = hodi.store.customer_by_number(org_id, &number).await?;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use prost::Message;
 use tracing::warn;
 
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::store::outbox::NewNotification;
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::{

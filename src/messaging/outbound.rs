@@ -14,9 +14,9 @@ use prost::Message;
 use tracing::{debug, warn};
 
 use super::session_window_ms;
-use crate::command::customer_ref::wire_number;
-use crate::notify::timestamp;
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::timestamp;
+use crate::convert::wire_number;
 use crate::store::customers::StoredNumber;
 use crate::store::messaging::{MessageRow, SessionRow};
 use crate::store::outbox::NewNotification;
@@ -280,9 +280,7 @@ pub async fn reply(hodi: &Arc<Hodi>, c: crate::store::outbox::Completion) {
     let Some(message) = c.message else { return };
     let outcome: anyhow::Result<Sent> = async {
         let (channel_number, number) = match c.reply_to {
-            Some((channel, number)) => {
-                (channel, crate::command::customer_ref::stored_number(&number).map_err(anyhow::Error::msg)?)
-            }
+            Some((channel, number)) => (channel, crate::convert::stored_number(&number).map_err(anyhow::Error::msg)?),
             None => {
                 let (channel, number) = hodi
                     .store

@@ -80,7 +80,7 @@ pub async fn react(
         return Ok(Reacted::AlreadyRecorded);
     }
     sent.reactions
-        .push(MessageReactionState { created_at: Some(crate::notify::timestamp(at_ms)), reaction: reaction as i32 });
+        .push(MessageReactionState { created_at: Some(crate::convert::timestamp(at_ms)), reaction: reaction as i32 });
     let app_id = sent.app_id.clone().unwrap_or_default();
     let entry = ServerToAppCustomerNotification {
         entry: Some(AppEntry::SentMessageReaction(SentMessageReactionNotification {

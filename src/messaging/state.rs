@@ -2,8 +2,8 @@
 
 use prost::Message;
 
-use crate::notify::timestamp;
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::timestamp;
 use crate::store::now_ms;
 use crate::wire::{
     channel_message, messaging_channel_state, ActiveMessagingChannelState, BlockedMessagingChannelState,

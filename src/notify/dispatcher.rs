@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{encode, subscription, Encoded, Target, Via};
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::store::app_data::AppDataValue;
 use crate::store::outbox::{Completion, OutboxRow};
 use crate::wire::ServerToAppNotificationReply;
@@ -650,7 +650,8 @@ async fn settle(
         in_flight.release(&row, retry);
         match outcome {
             Outcome::Answered(reply) => {
-                let update = reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(super::stored_app_data);
+                let update =
+                    reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(crate::convert::stored_app_data);
                 done.push(Completion {
                     seq: row.seq,
                     notification_id: row.id,

@@ -19,6 +19,7 @@ pub mod subscription;
 pub use dispatcher::run;
 pub use sockets::{Sockets, Target, Via};
 
+use crate::convert::{stored_app_data, timestamp, wire_app_data};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +29,10 @@ use hodi_rsocket::{Payload, RequestError};
 use prost::Message;
 use tracing::{debug, warn};
 
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::store::app_data::AppDataValue;
 use crate::store::outbox::OutboxRow;
-use crate::wire::{
-    data_map_value, DataMapValue, ServerToAppCustomerNotification, ServerToAppNotification,
-    ServerToAppNotificationReply,
-};
+use crate::wire::{ServerToAppCustomerNotification, ServerToAppNotification, ServerToAppNotificationReply};
 
 /// What the dispatcher has done since start: how often notifications went unanswered, were
 /// answered late, or were sent again (a redelivery: the app may see a duplicate).
@@ -59,26 +57,6 @@ pub enum DeliveryError {
     AllFailed(String),
     #[error("store: {0}")]
     Store(#[from] anyhow::Error),
-}
-
-pub fn wire_app_data(value: AppDataValue) -> DataMapValue {
-    DataMapValue {
-        value: Some(match value {
-            AppDataValue::Text(t) => data_map_value::Value::StringVal(t),
-            AppDataValue::Bytes(b) => data_map_value::Value::BytesVal(b),
-        }),
-    }
-}
-
-pub fn stored_app_data(value: &DataMapValue) -> Option<AppDataValue> {
-    match value.value.as_ref()? {
-        data_map_value::Value::StringVal(s) => Some(AppDataValue::Text(s.clone())),
-        data_map_value::Value::BytesVal(b) => Some(AppDataValue::Bytes(b.clone())),
-    }
-}
-
-pub fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
 }
 
 /// Sends one customer notification to one of the app's sockets; returns the reply.

@@ -7,8 +7,8 @@ use prost::Message;
 use tracing::warn;
 
 use super::{is_pending, to_cash, to_minor};
-use crate::command::customer_ref::{stored_number, wire_number};
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::{stored_number, wire_number};
 use crate::store::customers::StoredNumber;
 use crate::store::now_ms;
 use crate::store::payments::{Account, AccountKey, Notice, Start, Started, Transaction};

@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::initiate::{external_key, payment_channel_name, status_notices};
 use super::{is_failure, is_pending, to_minor};
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::session::Session;
 use crate::store::customers::StoredNumber;
 use crate::store::now_ms;
@@ -86,7 +86,7 @@ pub async fn receive(
     let (customer, _) = hodi.store.customer_by_number(org_id, &number).await?;
     let debit_party = PaymentCounterParty {
         party: Some(payment_counter_party::Party::Customer(PaymentCustomerCounterParty {
-            customer_number: Some(crate::command::customer_ref::wire_number(&number)),
+            customer_number: Some(crate::convert::wire_number(&number)),
             channel_number: Some(channel.clone()),
         })),
     };
@@ -118,7 +118,7 @@ pub async fn receive(
             entry: Some(AppEntry::ReceivedPayment(ReceivedPaymentNotification {
                 purse_id,
                 transaction_id: id.clone(),
-                customer_number: Some(crate::command::customer_ref::wire_number(&number)),
+                customer_number: Some(crate::convert::wire_number(&number)),
                 channel_number: Some(channel),
                 value: Some(super::to_cash(&currency, amount)),
                 status: status as i32,

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use prost::Message;
 
 use super::{is_pending, to_cash};
-use crate::notify::timestamp;
-use crate::server::Hodi;
+use crate::context::Hodi;
+use crate::convert::timestamp;
 use crate::store::payments::Transaction;
 use crate::wire::{
     payment_counter_party, PaymentBalance, PaymentCounterParty, PaymentState, PaymentTransaction,

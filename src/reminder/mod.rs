@@ -13,7 +13,7 @@ use std::time::Duration;
 use prost::Message;
 use tracing::warn;
 
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::store::now_ms;
 use crate::store::reminders::{Firing, StoredReminder};
 use crate::wire::server_to_app_customer_notification::Entry;
@@ -32,7 +32,7 @@ pub fn notification(r: &StoredReminder) -> ServerToAppCustomerNotification {
         entry: Some(Entry::Reminder(ReminderNotification {
             reminder: Some(CustomerReminder {
                 key: r.key.clone(),
-                remind_at: Some(crate::notify::timestamp(r.remind_at)),
+                remind_at: Some(crate::convert::timestamp(r.remind_at)),
                 interval: r.interval_secs.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
                 // The SDK reads `payload.value` unconditionally: always send one.
                 payload: Some(r.payload.clone().unwrap_or_default()),

@@ -15,8 +15,8 @@ use prost::Message;
 use tracing::{info, warn, Instrument};
 
 use crate::command::{AppCommand, SimulatorCommand};
+use crate::context::Hodi;
 use crate::notify::subscription::{NotificationStream, Subscription};
-use crate::server::Hodi;
 use crate::store::auth::TokenCheck;
 use crate::wire::{AppConnectionMetadata, AppToServerCommand, ServerToAppNotificationReply, SimulatorToServerCommand};
 

@@ -19,7 +19,7 @@ use super::media::stream::{Played, Stream};
 use super::sdp;
 use super::sip::message::{self, Request, Response};
 use super::sip::transport::Transport;
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::wire::{
     get_digits_call_action, inbound_message_body, voice_call_action, CustomerEventDirection, InboundMessageBody,
     MessagingChannel, MessagingChannelNumber, ReceiveMessageSimulatorCommand, TextToSpeechVoice, VoiceCallAction,
@@ -164,7 +164,7 @@ pub(super) fn part(
         status: status as i32,
         dtmf_digits: digits,
         hangup_cause: cause.map_or(0, |c| c as i32),
-        started_at: Some(crate::notify::timestamp(crate::store::now_ms())),
+        started_at: Some(crate::convert::timestamp(crate::store::now_ms())),
         ..Default::default()
     }
 }
@@ -545,7 +545,7 @@ async fn run_actions(
                 let mut next = part(call.direction, VoiceCallStatus::DialCompleted, None, None);
                 next.dial_data = Some(crate::wire::VoiceCallDialInput {
                     destination_number: dialled.destination.unwrap_or_default(),
-                    started_at: dialled.started_at.map(crate::notify::timestamp),
+                    started_at: dialled.started_at.map(crate::convert::timestamp),
                     duration: Some(prost_types::Duration {
                         seconds: dialled.duration.as_secs() as i64,
                         nanos: dialled.duration.subsec_nanos() as i32,

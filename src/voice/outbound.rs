@@ -17,7 +17,7 @@ use super::call::{self, Call, Ending, Incoming, Resend};
 use super::media::stream::Stream;
 use super::sdp;
 use super::sip::message::{self, Request, Response};
-use crate::server::Hodi;
+use crate::context::Hodi;
 use crate::wire::{CustomerEventDirection, VoiceCallAction, VoiceCallHangupCause, VoiceCallStatus};
 
 const T1: Duration = Duration::from_millis(500);

@@ -123,8 +123,8 @@ pub(super) async fn dequeue(
         }
         let now = crate::store::now_ms();
         let input = VoiceCallQueueInput {
-            enqueued_at: Some(crate::notify::timestamp(waiting.enqueued_at)),
-            dequeued_at: Some(crate::notify::timestamp(now)),
+            enqueued_at: Some(crate::convert::timestamp(waiting.enqueued_at)),
+            dequeued_at: Some(crate::convert::timestamp(now)),
             dequeued_to_number: Some(call.caller()),
             dequeued_to_session_id: Some(call.session_id.clone()),
             queue_duration: Some(prost_types::Duration { seconds: (now - waiting.enqueued_at) / 1000, nanos: 0 }),

@@ -21,7 +21,7 @@ use super::call::{self, Call, Incoming};
 use super::sip::dialog::{Dialog, Route};
 use super::sip::message::{self, Message, ParseError, Request};
 use super::sip::transport::{self, Transport};
-use crate::server::Hodi;
+use crate::context::Hodi;
 
 /// Messages queued for one call before further ones are dropped (UDP peers retransmit).
 const CALL_INBOX: usize = 32;

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use tracing::{info, warn};
 
-use crate::server::Hodi;
+use crate::context::Hodi;
 
 /// Customers handled per page (and per transaction, for actions that write).
 pub const PAGE: i64 = 1000;

@@ -1,0 +1,30 @@
+//! The shared context: what every component receives as `Arc<Hodi>` (configuration, store,
+//! connected sockets, signals, budgets). Built once by [`crate::server`] at start-up.
+//!
+//! Owns the shape of that shared state only; it does nothing itself. Kept apart from start-up code
+//! so that components depend on the context, not on how the server is started.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::notify::Sockets;
+use crate::store::Store;
+
+/// What every component shares: configuration, store, connected sockets.
+pub struct Hodi {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub sockets: Arc<Sockets>,
+    /// Simulator sockets: the customer's side, per org.
+    pub simulators: Arc<Sockets>,
+    /// Signalled when a reminder is added, so the scheduler looks again without waiting a poll.
+    pub reminders_changed: tokio::sync::Notify,
+    /// Signalled when a notification is queued, so the dispatcher delivers it at once.
+    pub outbox_changed: tokio::sync::Notify,
+    /// What the notification dispatcher has done (redeliveries, late answers).
+    pub notify_stats: crate::notify::Stats,
+    /// The voice executor's SIP side, once it listens (outbound calls go through it).
+    pub voice: std::sync::OnceLock<Arc<crate::voice::server::Sip>>,
+    /// What by-tag background work may use at once.
+    pub work: Arc<crate::work::Budget>,
+}
