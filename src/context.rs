@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::notify::Sockets;
+use crate::notify::sockets::Sockets;
 use crate::store::Store;
 
 /// What every component shares: configuration, store, connected sockets.
@@ -22,9 +22,9 @@ pub struct Hodi {
     /// Signalled when a notification is queued, so the dispatcher delivers it at once.
     pub outbox_changed: tokio::sync::Notify,
     /// What the notification dispatcher has done (redeliveries, late answers).
-    pub notify_stats: crate::notify::Stats,
+    pub notify_stats: crate::notify::stats::Stats,
     /// The voice executor's SIP side, once it listens (outbound calls go through it).
     pub voice: std::sync::OnceLock<Arc<crate::voice::server::Sip>>,
     /// What by-tag background work may use at once.
-    pub work: Arc<crate::work::Budget>,
+    pub work: Arc<crate::work::budget::Budget>,
 }

@@ -15,6 +15,7 @@ pub mod payment;
 pub mod reminder;
 pub mod server;
 pub mod session;
+pub mod socket;
 pub mod store;
 pub mod transport;
 pub mod voice;

@@ -134,7 +134,7 @@ pub async fn start(config: Config) -> Result<Running> {
         outbox_changed: tokio::sync::Notify::new(),
         notify_stats: Default::default(),
         voice: std::sync::OnceLock::new(),
-        work: Arc::new(crate::work::Budget::new(&config.work)),
+        work: Arc::new(crate::work::budget::Budget::new(&config.work)),
     });
     let shutdown = CancellationToken::new();
     // The data directory is ours until shutdown (or until the process ends, when the OS lets go).
@@ -150,7 +150,10 @@ pub async fn start(config: Config) -> Result<Running> {
         bound.recordings = recordings;
     }
     tokio::spawn(crate::reminder::run(hodi.clone(), shutdown.clone()));
-    tokio::spawn(crate::notify::run(hodi.clone(), shutdown.clone()));
+    // An app's answer may carry a message; messaging sends it (notify sits below the domains).
+    let replies: crate::notify::Replies =
+        Arc::new(|hodi, c| Box::pin(async move { crate::messaging::outbound::reply(&hodi, c).await }));
+    tokio::spawn(crate::notify::run(hodi.clone(), shutdown.clone(), replies));
     tokio::spawn(crate::customer::sweep_expired(hodi.clone(), shutdown.clone()));
     tokio::spawn(crate::messaging::sweep_sessions(hodi.clone(), shutdown.clone()));
     tokio::spawn(crate::payment::simulator::sweep_checkouts(hodi.clone(), shutdown.clone()));

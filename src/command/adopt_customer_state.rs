@@ -7,7 +7,7 @@ use super::customer_ref::CustomerRef;
 use super::identity::reply;
 use super::internal;
 use crate::context::Hodi;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::AdoptCustomerStateCommand;
 

@@ -10,7 +10,7 @@ use super::customer_ref::CustomerRef;
 use super::internal;
 use crate::context::Hodi;
 use crate::convert::{stored_app_data, wire_app_data};
-use crate::session::Session;
+use crate::socket::Session;
 use crate::store::app_data::LeaseHeld;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{DataMapValue, LeaseCustomerAppDataReply, UpdateCustomerAppDataReply};

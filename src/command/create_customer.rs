@@ -5,7 +5,7 @@ use hodi_rsocket::RemoteError;
 use super::internal;
 use crate::context::Hodi;
 use crate::convert::stored_number;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{CreateCustomerCommand, CustomerNumber, UpdateCustomerStateReply};
 

@@ -7,7 +7,7 @@ use prost::Message;
 use super::internal;
 use crate::context::Hodi;
 use crate::convert::{stored_number, wire_number};
-use crate::session::Session;
+use crate::socket::Session;
 use crate::store::activity::StoredActivity;
 use crate::store::now_ms;
 use crate::wire::app_to_server_command_reply::Entry;

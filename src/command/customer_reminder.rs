@@ -8,7 +8,7 @@ use hodi_rsocket::RemoteError;
 use super::customer_ref::CustomerRef;
 use super::internal;
 use crate::context::Hodi;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::store::reminders::StoredReminder;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{

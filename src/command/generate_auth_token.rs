@@ -8,7 +8,7 @@ use prost_types::Duration;
 
 use super::internal;
 use crate::context::Hodi;
-use crate::session::{Credential, Session};
+use crate::socket::{Credential, Session};
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::GenerateAuthTokenReply;
 

@@ -12,7 +12,7 @@ use super::customer_ref::CustomerRef;
 use super::{bounds, internal, refusal};
 use crate::context::Hodi;
 use crate::convert::expiry;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::store::identity::{Index, MetaValue};
 use crate::store::now_ms;
 use crate::wire::app_to_server_command_reply::Entry;

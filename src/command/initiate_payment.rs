@@ -6,7 +6,7 @@ use hodi_rsocket::RemoteError;
 
 use super::internal;
 use crate::context::Hodi;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{InitiatePaymentCommand, InitiatePaymentReply};
 

@@ -11,7 +11,7 @@ use super::internal;
 use crate::context::Hodi;
 use crate::convert::{stored_number, wire_number};
 use crate::messaging::check_channel;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::store::outbox::NewNotification;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;

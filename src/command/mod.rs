@@ -39,7 +39,7 @@ use bytes::Bytes;
 use hodi_rsocket::RemoteError;
 
 use crate::context::Hodi;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::wire::app_to_server_command::Entry;
 use crate::wire::{AppToServerCommand, AppToServerCommandReply};
 

@@ -15,7 +15,7 @@ use crate::context::Hodi;
 use crate::convert::timestamp;
 use crate::convert::{stored_number, wire_number};
 use crate::messaging::check_channel;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::store::customers::{CustomerRecord, StoredNumber};
 use crate::store::messaging::{MessageRow, SessionRow};
 use crate::store::new_id;

@@ -12,7 +12,7 @@ use crate::context::Hodi;
 use crate::convert::stored_number;
 use crate::payment::initiate::resolve;
 use crate::payment::to_minor;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::store::payments::{Start, Started, Transaction};
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{PaymentStatus, ReplayPaymentCommand, ReplayPaymentReply, ReplayPaymentStatusUpdateCommand};

@@ -9,7 +9,7 @@ use super::internal;
 use crate::context::Hodi;
 use crate::convert::stored_number;
 use crate::messaging::outbound::{send, Outbound};
-use crate::session::Session;
+use crate::socket::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{MessageDeliveryStatus, SendMessageCommand, SendMessageReply};
 

@@ -10,7 +10,7 @@ use super::internal;
 use crate::context::Hodi;
 use crate::messaging::outbound::send_many;
 use crate::messaging::{check_channel, customer_provider};
-use crate::session::Session;
+use crate::socket::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{MessagingChannel, SendMessageTagCommand, TagCommandReply};
 

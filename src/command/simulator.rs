@@ -8,7 +8,7 @@ use hodi_rsocket::RemoteError;
 
 use super::internal;
 use crate::context::Hodi;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::wire::simulator_to_server_command::Entry;
 use crate::wire::{
     ReceiveMessageSimulatorCommand, ReceivePaymentSimulatorCommand, SimulatorToServerCommand,

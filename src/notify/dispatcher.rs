@@ -5,7 +5,8 @@
 //! and total caps), which socket each goes to (a customer's notifications in flight stick to one
 //! socket), waiting for answers (and for late answers until the retry is due), and recording what
 //! each delivery came to. Does not own how a notification is built or
-//! what a reply's message does: that is [`super`]'s encoding and [`crate::messaging::outbound`].
+//! what a reply's message does: that is [`super`]'s encoding and the [`Replies`] handler given at
+//! start-up (messaging's).
 //!
 //! Order: a customer's notifications are put on the wire in outbox order, to the same socket while
 //! any are unanswered, at most `notify.per_customer_window` at once (server-initiated requests;
@@ -245,7 +246,11 @@ struct Sweep {
 /// Deliveries are pipelined: answers are awaited in their own tasks, which report back; the loop
 /// keeps reading the outbox meanwhile, so an app that answers slowly (or a subscription out of
 /// credit) holds up only its own notifications, never other apps' or other customers'.
-pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
+/// What becomes of the message in an app's answer once the notification is recorded as answered
+/// (messaging sends it). Given at start-up, so that notify imports no domain module.
+pub type Replies = Arc<dyn Fn(Arc<Hodi>, Completion) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
+pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken, replies: Replies) {
     match hodi.store.outbox_all_due().await {
         Ok(0) => {}
         Ok(n) => info!(notifications = n, "notifications waiting for a retry when the server stopped are due now"),
@@ -304,7 +309,7 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
             in_flight.recorded(previous.await.unwrap_or_default());
         }
         in_flight.recording(&done);
-        recording = Some(tokio::spawn(record(hodi.clone(), done)));
+        recording = Some(tokio::spawn(record(hodi.clone(), done, replies.clone())));
     }
 }
 
@@ -313,15 +318,14 @@ type Recorded = (i64, Option<(String, String)>);
 
 /// Completes answered notifications in one transaction, then hands their replies' messages to
 /// messaging. Not recorded (a store error): they will be sent again.
-async fn record(hodi: Arc<Hodi>, done: Vec<Completion>) -> Vec<Recorded> {
+async fn record(hodi: Arc<Hodi>, done: Vec<Completion>, replies: Replies) -> Vec<Recorded> {
     let seqs =
         done.iter().map(|c| (c.seq, c.app_data.is_some().then(|| (c.app_id.clone(), c.customer_id.clone())))).collect();
     match hodi.store.outbox_complete(&done).await {
         Ok(()) => {
             hodi.notify_stats.answered.fetch_add(done.len() as u64, Ordering::Relaxed);
             for c in done.into_iter().filter(|c| c.message.is_some()) {
-                let hodi = hodi.clone();
-                tokio::spawn(async move { crate::messaging::outbound::reply(&hodi, c).await });
+                tokio::spawn(replies(hodi.clone(), c));
             }
         }
         Err(e) => warn!(error = %e, "recording delivered notifications; they will be sent again"),

@@ -13,14 +13,15 @@
 //! `{"notificationId":"ntf_…"}`, so a client can spot a duplicate (the Elarian SDK ignores it).
 
 mod dispatcher;
-mod sockets;
+pub mod sockets;
+pub mod stats;
 pub mod subscription;
 
-pub use dispatcher::run;
+pub use dispatcher::{run, Replies};
 pub use sockets::{Sockets, Target, Via};
+pub use stats::Stats;
 
 use crate::convert::{stored_app_data, timestamp, wire_app_data};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,17 +34,6 @@ use crate::context::Hodi;
 use crate::store::app_data::AppDataValue;
 use crate::store::outbox::OutboxRow;
 use crate::wire::{ServerToAppCustomerNotification, ServerToAppNotification, ServerToAppNotificationReply};
-
-/// What the dispatcher has done since start: how often notifications went unanswered, were
-/// answered late, or were sent again (a redelivery: the app may see a duplicate).
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub sent: AtomicU64,
-    pub answered: AtomicU64,
-    pub unanswered: AtomicU64,
-    pub late_answers: AtomicU64,
-    pub redelivered: AtomicU64,
-}
 
 /// Why a notification was not delivered.
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +125,7 @@ async fn send_envelope(
 }
 
 /// One server-initiated REQUEST_RESPONSE with the reply timeout; the failure described.
-async fn request(session: &crate::session::Session, payload: Payload, timeout: Duration) -> Result<Payload, String> {
+async fn request(session: &crate::socket::Session, payload: Payload, timeout: Duration) -> Result<Payload, String> {
     match tokio::time::timeout(timeout, session.requester.request_response(payload)).await {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(RequestError::Closed(why))) => Err(format!("closed ({why})")),
@@ -157,7 +147,7 @@ pub async fn offer_to_simulators(
 /// Like [`offer_to_simulators`], to sockets the caller looked up once (bulk sends).
 pub async fn offer_to(
     hodi: &Hodi,
-    sockets: &[Arc<crate::session::Session>],
+    sockets: &[Arc<crate::socket::Session>],
     notification: &crate::wire::ServerToSimulatorNotification,
 ) -> bool {
     let data = Bytes::from(notification.encode_to_vec());

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::info;
 
 use super::subscription::Subscription;
-use crate::session::Session;
+use crate::socket::Session;
 
 /// How a socket receives notifications.
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use prost::Message;
 use super::initiate::{external_key, payment_channel_name, status_notices};
 use super::{is_failure, is_pending, to_minor};
 use crate::context::Hodi;
-use crate::session::Session;
+use crate::socket::Session;
 use crate::store::customers::StoredNumber;
 use crate::store::now_ms;
 use crate::store::payments::{AccountKey, Finish, Notice, Start, Started, Transaction};

@@ -17,24 +17,9 @@ use tracing::{info, warn, Instrument};
 use crate::command::{AppCommand, SimulatorCommand};
 use crate::context::Hodi;
 use crate::notify::subscription::{NotificationStream, Subscription};
+use crate::socket::{Credential, Session};
 use crate::store::auth::TokenCheck;
 use crate::wire::{AppConnectionMetadata, AppToServerCommand, ServerToAppNotificationReply, SimulatorToServerCommand};
-
-/// Who is on the other end of one socket, fixed at SETUP.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub connection_id: String,
-    pub org_id: String,
-    pub app_id: String,
-    /// Plays the customer: sends simulator commands, receives what the app sends to customers.
-    pub simulator: bool,
-    /// Never receives app notifications.
-    pub simplex: bool,
-    pub peer: String,
-    pub requester: Requester,
-    /// What the socket authenticated with: only API-key sockets may generate tokens.
-    pub credential: Credential,
-}
 
 /// Accepts or rejects SETUP frames against the store.
 pub struct SessionAcceptor {
@@ -107,16 +92,6 @@ fn release_leases_on_close(hodi: &Arc<Hodi>, session: &Arc<Session>) {
             Err(e) => warn!(connection_id = %session.connection_id, error = %e, "releasing a closed socket's leases"),
         }
     });
-}
-
-/// What a socket authenticated with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    ApiKey,
-    /// A token from GenerateAuthToken, valid until this time (unix ms).
-    Token {
-        expires_at: i64,
-    },
 }
 
 /// What every SETUP with a wrong org, app, API key or token is told, whichever it was: different

@@ -4,14 +4,14 @@
 //! Owns paging, the work record and its outcome. The action (what to do per customer) belongs to
 //! the command that started it.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::Semaphore;
 
 use tracing::{info, warn};
+
+pub mod budget;
 
 use crate::context::Hodi;
 
@@ -21,62 +21,6 @@ pub const PAGE: i64 = 1000;
 /// after the last id of the one before), but their actions overlap: while one page waits on the
 /// store, another waits on sockets. Bounded, so a tag of millions is never in memory.
 pub const PAGES_IN_FLIGHT: usize = 3;
-
-/// What all by-tag work in the process may use at once, so that it never starves interactive
-/// commands of database connections (500 by-tag sends once made a `getState` wait 12 s): pages
-/// being read or acted on, across every work (`work.pages_in_flight`, each page uses one
-/// connection at a time), and unfinished works per org (`work.max_unfinished_per_org`; beyond,
-/// a by-tag command is refused rather than queued without bound).
-pub struct Budget {
-    pages: Arc<Semaphore>,
-    max_per_org: usize,
-    unfinished: Mutex<HashMap<String, usize>>,
-}
-
-impl Budget {
-    pub fn new(config: &crate::config::Work) -> Budget {
-        Budget {
-            pages: Arc::new(Semaphore::new(config.pages_in_flight.max(1))),
-            max_per_org: config.max_unfinished_per_org.max(1),
-            unfinished: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn unfinished(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.unfinished.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn admit(self: &Arc<Self>, org_id: &str) -> Result<Unfinished, String> {
-        let mut unfinished = self.unfinished();
-        let n = unfinished.entry(org_id.to_string()).or_insert(0);
-        if *n >= self.max_per_org {
-            return Err(format!(
-                "this org has {} by-tag commands still running, the limit; try again when some have finished",
-                self.max_per_org
-            ));
-        }
-        *n += 1;
-        Ok(Unfinished { budget: self.clone(), org_id: org_id.to_string() })
-    }
-}
-
-/// One unfinished work of an org; dropping it counts the work finished.
-struct Unfinished {
-    budget: Arc<Budget>,
-    org_id: String,
-}
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        let mut unfinished = self.budget.unfinished();
-        if let Some(n) = unfinished.get_mut(&self.org_id) {
-            *n -= 1;
-            if *n == 0 {
-                unfinished.remove(&self.org_id);
-            }
-        }
-    }
-}
 
 /// Starts work of `kind` over the customers of `org_id` tagged (key, value); returns its id, or
 /// why it was refused (the org has too much work unfinished). `action` receives each page of
