@@ -158,3 +158,62 @@ impl Sockets {
         (0..n).map(|i| app.targets[(start + i) % n].clone()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::Credential;
+
+    /// A session on one end of an in-memory pipe (its requester works; nothing reads the other end).
+    async fn session(id: &str, app: &str) -> (Arc<Session>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let io = hodi_rsocket::transport::length_prefixed::frame_io(ours, 1 << 20, id.to_string());
+        let responder = Arc::new(hodi_rsocket::echo::Echo::default());
+        let requester =
+            hodi_rsocket::connect(io, Default::default(), responder, Default::default()).await.expect("setup");
+        let session = Session {
+            connection_id: id.into(),
+            org_id: "org".into(),
+            app_id: app.into(),
+            simulator: false,
+            simplex: false,
+            peer: "test".into(),
+            requester,
+            credential: Credential::ApiKey,
+        };
+        (Arc::new(session), theirs)
+    }
+
+    fn first(sockets: &Sockets) -> String {
+        sockets.candidates("org", "app")[0].session.connection_id.clone()
+    }
+
+    #[tokio::test]
+    async fn candidates_rotate_and_looking_does_not_move_the_rotation() {
+        let sockets = Arc::new(Sockets::default());
+        let mut pipes = Vec::new();
+        for id in ["a", "b", "c"] {
+            let (s, pipe) = session(id, "app").await;
+            sockets.register(s);
+            pipes.push(pipe);
+        }
+        let (other, _pipe) = session("z", "other-app").await;
+        sockets.register(other.clone());
+        // Each delivery starts one further on, in the order the sockets came.
+        let rotation: Vec<String> = (0..4).map(|_| first(&sockets)).collect();
+        assert_eq!(rotation, ["a", "b", "c", "a"]);
+        // Looking (subscriptions, connected apps, an org's sockets) does not move it.
+        for _ in 0..5 {
+            let _ = sockets.subscription(&other);
+            let _ = sockets.connected_apps();
+            let _ = sockets.all_in_org("org");
+            let _ = sockets.awaiting_on_subscriptions("org", "app");
+        }
+        assert_eq!(first(&sockets), "b", "the rotation moved while only looking");
+        let everyone = sockets.candidates("org", "app");
+        assert_eq!(everyone.len(), 3, "one app's sockets only");
+        let mut ids: Vec<_> = everyone.iter().map(|t| t.session.connection_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "c"], "every socket is a candidate");
+    }
+}
