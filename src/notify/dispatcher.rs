@@ -270,6 +270,25 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken,
             last_expiry = tokio::time::Instant::now();
             expire(&hodi, &mut in_flight).await;
         }
+        // Answers that have come are settled before anything more is launched: the next
+        // notification of a customer whose answer is waiting here must carry the app data that
+        // answer sets (its customer is skipped while the answer is being recorded).
+        while batch.len() < SETTLE_BATCH {
+            match settled_rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            let done = settle(&hodi, &mut in_flight, &mut sweeps, &mut batch).await;
+            if !done.is_empty() {
+                if let Some(previous) = recording.take() {
+                    in_flight.recorded(previous.await.unwrap_or_default());
+                }
+                in_flight.recording(&done);
+                recording = Some(tokio::spawn(record(hodi.clone(), done, replies.clone())));
+            }
+        }
         if in_flight.len() < IN_FLIGHT {
             launch(&hodi, &mut in_flight, &mut sweeps, &settled_tx).await;
         }
@@ -290,26 +309,9 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken,
             _ = hodi.outbox_changed.notified() => None,
             _ = hodi.sockets.connected.notified() => None,
         };
-        // One buffer for the whole run: batches of answers come tens of times a second.
+        // One buffer for the whole run: batches of answers come tens of times a second. Settled
+        // at the top of the next turn, with whatever else has come by then.
         batch.extend(first);
-        while batch.len() < SETTLE_BATCH {
-            match settled_rx.try_recv() {
-                Ok(more) => batch.push(more),
-                Err(_) => break,
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        let done = settle(&hodi, &mut in_flight, &mut sweeps, &mut batch).await;
-        if done.is_empty() {
-            continue;
-        }
-        if let Some(previous) = recording.take() {
-            in_flight.recorded(previous.await.unwrap_or_default());
-        }
-        in_flight.recording(&done);
-        recording = Some(tokio::spawn(record(hodi.clone(), done, replies.clone())));
     }
 }
 
