@@ -60,9 +60,10 @@ impl Encoder<Frame> for LengthPrefixedCodec {
     }
 }
 
-/// Initial read and write buffer of a connection; the write buffer is flushed once it holds this
-/// much (or the writer runs out of queued frames).
+/// Initial read and write buffer of a connection; they grow with traffic.
 const BUFFER: usize = 2048;
+/// The write buffer is flushed once it holds this much (or the writer runs out of queued frames).
+const FLUSH_AT: usize = 8 * 1024;
 
 /// Frames a TCP or TLS stream.
 pub fn frame_io<S>(io: S, max_frame_size: usize, peer: String) -> FrameIo
@@ -71,7 +72,9 @@ where
 {
     // Buffers start small: most connections are idle most of the time, and tokio-util's 8 KiB
     // read and write buffers were half of what an idle connection cost. They grow with traffic.
-    let framed = Framed::with_capacity(io, LengthPrefixedCodec::new(max_frame_size), BUFFER);
+    let mut framed = Framed::with_capacity(io, LengthPrefixedCodec::new(max_frame_size), BUFFER);
+    // Small buffers, but frames still go out in writes of up to 8 KiB, as tokio-util's default.
+    framed.set_backpressure_boundary(FLUSH_AT);
     let (writer, reader) = framed.split::<Frame>();
     FrameIo { reader: Box::pin(reader), writer: Box::pin(writer.sink_map_err(|e| e)), peer }
 }
