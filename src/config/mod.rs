@@ -392,7 +392,7 @@ impl Default for Dev {
 impl Notify {
     /// `ttl_secs` in milliseconds, the unit of the outbox's times.
     pub fn ttl_ms(&self) -> i64 {
-        i64::try_from(self.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+        crate::store::secs_to_ms(self.ttl_secs)
     }
 }
 

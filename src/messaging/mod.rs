@@ -29,7 +29,7 @@ use crate::wire::{
 pub fn session_window_ms(hodi: &Hodi, channel: MessagingChannel) -> i64 {
     let secs =
         if is_chat(channel) { hodi.config.messaging.chat_window_secs } else { hodi.config.messaging.live_session_secs };
-    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    crate::store::secs_to_ms(secs)
 }
 
 /// The one check every command naming a messaging channel number makes (sends, replies by tag,

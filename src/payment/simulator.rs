@@ -178,7 +178,7 @@ pub async fn sweep_checkouts(hodi: std::sync::Arc<Hodi>, shutdown: tokio_util::s
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(std::time::Duration::from_millis(hodi.config.payment.checkout_sweep_ms.max(10))) => {}
         }
-        let expiry = i64::try_from(hodi.config.payment.checkout_expiry_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let expiry = crate::store::secs_to_ms(hodi.config.payment.checkout_expiry_secs);
         let before = now_ms().saturating_sub(expiry);
         let stale = match hodi.store.stale_checkouts(before, PaymentStatus::PendingConfirmation as i32, 500).await {
             Ok(s) => s,

@@ -149,7 +149,7 @@ async fn authenticate(hodi: &Hodi, meta: &AppConnectionMetadata) -> Result<Crede
 /// must set up again, which needs a new token (from a socket with an API key).
 fn close_when_token_expires(hodi: &Arc<Hodi>, session: &Arc<Session>) {
     let Credential::Token { expires_at } = session.credential else { return };
-    let grace_ms = i64::try_from(hodi.config.auth.token_grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let grace_ms = crate::store::secs_to_ms(hodi.config.auth.token_grace_secs);
     let left = expires_at.saturating_add(grace_ms).saturating_sub(crate::store::now_ms()).max(0);
     let session = session.clone();
     tokio::spawn(async move {

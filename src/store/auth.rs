@@ -31,7 +31,7 @@ impl Store {
     pub async fn issue_auth_token(&self, org_id: &str, app_id: &str, lifetime_secs: u64) -> Result<String> {
         let token = new_secret("hodi_tok_");
         let now = now_ms();
-        let expires = now.saturating_add(i64::try_from(lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
+        let expires = now.saturating_add(super::secs_to_ms(lifetime_secs));
         // Expired tokens are only kept long enough to say "expired" rather than "unknown".
         sqlx::query("DELETE FROM auth_tokens WHERE expires_at < $1")
             .bind(now - 24 * 3600 * 1000)

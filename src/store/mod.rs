@@ -172,6 +172,11 @@ impl Store {
 }
 
 /// Milliseconds since the Unix epoch: the unit of every time column.
+/// A number of seconds (from config) as milliseconds, saturating.
+pub fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

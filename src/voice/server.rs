@@ -54,30 +54,30 @@ pub struct Sip {
 
 /// INVITEs refused before a number's owner is known (unreadable SDP, a number nobody
 /// provisioned, a store error): answered statelessly, counted and logged at most every
-/// [`Refusals::LOG_EVERY`], never stored and holding no call slot, so a scanner's flood neither
+/// [`LOG_EVERY`], never stored and holding no call slot, so a scanner's flood neither
 /// grows the database nor keeps real calls out. Refusals of calls to an org's number
 /// (the app rejected it, nobody answered, the caller cancelled) are that org's call records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Refusals {
     total: std::sync::atomic::AtomicU64,
-    logged: Mutex<Option<(std::time::Instant, u64)>>,
+    log: Mutex<hodi_rsocket::admission::Throttle>,
 }
 
-impl Refusals {
-    const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+impl Default for Refusals {
+    fn default() -> Self {
+        Refusals { total: Default::default(), log: Mutex::new(hodi_rsocket::admission::Throttle::new(LOG_EVERY)) }
+    }
+}
 
+/// How often refusals a peer can cause at will are logged, at most.
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Refusals {
     pub fn count(&self, status: u16, peer: SocketAddr) {
-        use std::sync::atomic::Ordering;
-        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-        let now = std::time::Instant::now();
-        let since = match *logged {
-            Some((at, _)) if now.duration_since(at) < Self::LOG_EVERY => return,
-            Some((_, then)) => total - then,
-            None => total,
-        };
-        *logged = Some((now, total));
-        info!(refused = since, total, last_status = status, last_peer = %peer, "INVITEs refused before any org owned them");
+        let total = self.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some(refused) = self.log.lock().unwrap_or_else(|p| p.into_inner()).hit() {
+            info!(refused, total, last_status = status, last_peer = %peer, "INVITEs refused before any org owned them");
+        }
     }
 
     /// Refused since start.
@@ -143,7 +143,7 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
         queues: Default::default(),
         tcp: std::sync::OnceLock::new(),
         refusals: Refusals::default(),
-        busy: Mutex::new(hodi_rsocket::admission::Throttle::new(std::time::Duration::from_secs(10))),
+        busy: Mutex::new(hodi_rsocket::admission::Throttle::new(LOG_EVERY)),
     });
     let _ = hodi.voice.set(sip.clone());
     let tcp = hodi.config.voice.sip_tcp.trim().to_string();
