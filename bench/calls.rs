@@ -42,7 +42,7 @@ fn free_port() -> Result<u16> {
 
 async fn level(server: &super::BenchServer, n: usize) -> Result<Level> {
     let sip_addr = server.running.bound.sip.context("SIP listener")?;
-    let sip = server.running.hodi.voice.get().cloned().context("voice executor")?;
+    let sip = server.running.sip.clone().context("voice executor")?;
     let scenario = super::workspace_root().join("bench/sip/uac_listen.xml");
     let mut sipp = tokio::process::Command::new("sipp")
         .arg("-sf")

@@ -41,7 +41,7 @@ pub fn serve() -> Result<()> {
             c.voice.recordings_http.clear();
         })
         .await?;
-        let sip = server.running.hodi.voice.get().context("the voice executor")?;
+        let sip = server.running.sip.as_ref().context("the voice executor")?;
         let sip_tcp = sip.tcp.get().copied().context("SIP over TCP")?;
         let store = server.running.hodi.store.clone();
         let org = server.dev.org_id.clone();

@@ -1,5 +1,5 @@
 //! The shared context: what every component receives as `Arc<Hodi>` (configuration, store,
-//! connected sockets, signals, budgets). Built once by [`crate::server`] at start-up.
+//! connected sockets, signals, budgets, the channels out). Built once by [`crate::server`] at start-up.
 //!
 //! Owns the shape of that shared state only; it does nothing itself. Kept apart from start-up code
 //! so that components depend on the context, not on how the server is started.
@@ -23,8 +23,9 @@ pub struct Hodi {
     pub outbox_changed: tokio::sync::Notify,
     /// What the notification dispatcher has done (redeliveries, late answers).
     pub notify_stats: crate::notify::stats::Stats,
-    /// The voice executor's SIP side, once it listens (outbound calls go through it).
-    pub voice: std::sync::OnceLock<Arc<crate::voice::server::Sip>>,
+    /// Where voice messages become real calls: the voice executor, when SIP listens and a trunk
+    /// is configured (else voice messages go to simulator sockets).
+    pub calls: Option<Arc<dyn crate::channel::PlaceCalls>>,
     /// What by-tag background work may use at once.
     pub work: Arc<crate::work::budget::Budget>,
 }

@@ -3,6 +3,7 @@
 //! One folder per concern; each module's doc says what it owns. Start at [`server`] to see how the
 //! parts are put together.
 
+pub mod channel;
 pub mod cli;
 pub mod command;
 pub mod config;

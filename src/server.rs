@@ -32,6 +32,8 @@ pub struct DevCredentials {
 /// A running server.
 pub struct Running {
     pub hodi: Arc<Hodi>,
+    /// The voice executor's SIP side, when voice is on (for tools and tests that look at calls).
+    pub sip: Option<Arc<crate::voice::listener::Sip>>,
     pub bound: Bound,
     pub certificate: CertificateFiles,
     pub dev: Option<DevCredentials>,
@@ -125,7 +127,12 @@ pub async fn start(config: Config) -> Result<Running> {
     let store = Store::open(&config.database_url()).await?.with_allowances(config.customer.allowances());
     let dev = ensure_dev_tenant(&config, &store).await?;
     let (tls, certificate) = transport::certificate::load_or_create(&config)?;
-    let hodi = Arc::new(Hodi {
+    let shutdown = CancellationToken::new();
+    let voice = crate::voice::listener::bind(&config, &shutdown).await?;
+    // Voice messages become SIP calls only with a trunk to send them to.
+    let trunk = voice.as_ref().map(|v| v.sip.clone()).filter(|_| !config.voice.trunk.trim().is_empty());
+    // Cyclic: the trunk places calls that need the context, and the context holds the trunk.
+    let hodi = Arc::new_cyclic(|hodi| Hodi {
         config: config.clone(),
         store,
         sockets: Arc::new(Sockets::default()),
@@ -133,10 +140,11 @@ pub async fn start(config: Config) -> Result<Running> {
         reminders_changed: tokio::sync::Notify::new(),
         outbox_changed: tokio::sync::Notify::new(),
         notify_stats: Default::default(),
-        voice: std::sync::OnceLock::new(),
+        calls: trunk.map(|sip| {
+            Arc::new(crate::voice::outbound::Trunk::new(hodi.clone(), sip)) as Arc<dyn crate::channel::PlaceCalls>
+        }),
         work: Arc::new(crate::work::budget::Budget::new(&config.work)),
     });
-    let shutdown = CancellationToken::new();
     // The data directory is ours until shutdown (or until the process ends, when the OS lets go).
     let release = shutdown.clone();
     tokio::spawn(async move {
@@ -145,9 +153,11 @@ pub async fn start(config: Config) -> Result<Running> {
     });
     let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
     let mut bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
-    if let Some((sip, recordings)) = crate::voice::server::start(hodi.clone(), shutdown.clone()).await? {
-        bound.sip = Some(sip);
-        bound.recordings = recordings;
+    let sip = voice.as_ref().map(|v| v.sip.clone());
+    if let Some(voice) = voice {
+        bound.sip = Some(voice.sip.local);
+        bound.recordings = voice.recordings_http;
+        crate::voice::listener::serve(hodi.clone(), voice, shutdown.clone());
     }
     tokio::spawn(crate::reminder::run(hodi.clone(), shutdown.clone()));
     // An app's answer may carry a message; messaging sends it (notify sits below the domains).
@@ -163,7 +173,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let tmp = config.data_dir.join("listening.toml.tmp");
     std::fs::write(&tmp, listening).context("writing listening.toml")?;
     std::fs::rename(&tmp, config.data_dir.join("listening.toml")).context("writing listening.toml")?;
-    Ok(Running { hodi, bound, certificate, dev, shutdown })
+    Ok(Running { hodi, sip, bound, certificate, dev, shutdown })
 }
 
 impl Running {

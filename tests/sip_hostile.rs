@@ -180,7 +180,7 @@ async fn keep_alive_crlfs_before_a_request_do_not_hide_it() {
     peer.send(&format!("\n\n{}", options("udp"))).await;
     assert_eq!(peer.responses().await.last().map(|r| r.0), Some(200), "over UDP");
 
-    let tcp = *running.hodi.voice.get().expect("voice").tcp.get().expect("SIP over TCP");
+    let tcp = running.sip.as_ref().expect("voice").tcp.expect("SIP over TCP");
     let mut stream = TcpStream::connect(tcp).await.expect("connect");
     let request = format!("\r\n\r\n{}", options("tcp").replace('\n', "\r\n"));
     stream.write_all(request.as_bytes()).await.expect("write");
@@ -219,7 +219,7 @@ async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
 async fn an_unacked_200_over_tcp_is_sent_once_and_the_call_ends_with_our_bye_at_timer_h() {
     let (running, dir) = common::inproc::start().await;
     let (_client, mut notifications) = app(&running).await;
-    let tcp = *running.hodi.voice.get().expect("voice").tcp.get().expect("SIP over TCP");
+    let tcp = running.sip.as_ref().expect("voice").tcp.expect("SIP over TCP");
     let mut stream = TcpStream::connect(tcp).await.expect("connect");
     let me = stream.local_addr().expect("addr");
     let body = sdp(4000, "0").replace('\n', "\r\n");
@@ -247,7 +247,7 @@ async fn sip_tcp_connections_are_capped_per_address_and_idle_or_trickling_ones_a
         c.voice.sip_tcp_message_secs = 2;
     })
     .await;
-    let tcp = *running.hodi.voice.get().expect("voice").tcp.get().expect("SIP over TCP");
+    let tcp = running.sip.as_ref().expect("voice").tcp.expect("SIP over TCP");
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(TcpStream::connect(tcp).await.expect("connect"));
@@ -311,7 +311,7 @@ async fn a_flood_of_junk_invites_is_counted_not_stored_and_holds_no_call_slot() 
         }
     }
     assert!(refused >= FLOOD, "every junk INVITE refused ({refused})");
-    let voice = running.hodi.voice.get().expect("voice");
+    let voice = running.sip.as_ref().expect("voice");
     assert_eq!(voice.refusals.total(), FLOOD as u64);
     assert_eq!(voice.live(), 0, "refused INVITEs hold call slots");
     assert!(running.hodi.store.call_records(1000).await.expect("records").is_empty(), "no row per junk INVITE");

@@ -32,7 +32,7 @@ async fn caller_presses_1(transport: &str) {
     let (running, _dir) = common::inproc::start().await;
     let dev = running.dev.clone().expect("dev tenant");
     let sip = match transport {
-        "tcp" => *running.hodi.voice.get().expect("voice").tcp.get().expect("SIP over TCP"),
+        "tcp" => running.sip.as_ref().expect("voice").tcp.expect("SIP over TCP"),
         _ => running.bound.sip.expect("SIP listener"),
     };
     let (_client, mut notifications) = app(&running).await;
@@ -158,7 +158,7 @@ async fn bad_sip_and_calls_hodi_cannot_take_get_the_right_error_and_the_listener
     let rec = records(&running, 1).await;
     let statuses: Vec<i64> = rec.iter().map(|r| r.sip_status).collect();
     assert_eq!(statuses, vec![480], "{statuses:?}");
-    assert_eq!(running.hodi.voice.get().expect("voice").refusals.total(), 3);
+    assert_eq!(running.sip.as_ref().expect("voice").refusals.total(), 3);
 }
 
 #[tokio::test]

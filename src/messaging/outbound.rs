@@ -156,7 +156,7 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
         });
     }
     // A voice message is a real SIP call when the voice executor has a trunk; else the simulator's.
-    let via_sip = is_voice && crate::voice::outbound::available(hodi);
+    let via_sip = is_voice && hodi.calls.is_some();
     let simulators = if via_sip { Vec::new() } else { hodi.simulators.all_in_org(&o.org_id) };
     let (status, session_id) = match (is_voice, via_sip || !simulators.is_empty()) {
         (_, false) => (MessageDeliveryStatus::Queued, o.session_id.clone()),
@@ -191,20 +191,17 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
         MessageDeliveryStatus::SessionInitiated => "call started".to_string(),
         _ => "sent".to_string(),
     };
-    if let (true, Some(session), Some(outbound_message_body::Entry::Voice(plan))) =
-        (via_sip, &session_id, o.message.body.as_ref().and_then(|b| b.entry.as_ref()))
+    if let (Some(calls), Some(session), Some(outbound_message_body::Entry::Voice(plan))) =
+        (hodi.calls.as_ref().filter(|_| via_sip), &session_id, o.message.body.as_ref().and_then(|b| b.entry.as_ref()))
     {
-        crate::voice::outbound::place(
-            hodi.clone(),
-            crate::voice::outbound::Placement {
-                org_id: o.org_id.clone(),
-                app_id: o.app_id.clone(),
-                customer: o.number.number.clone(),
-                number: o.channel_number.number.clone(),
-                session_id: session.clone(),
-                actions: plan.actions.clone(),
-            },
-        );
+        calls.place(crate::channel::CallRequest {
+            org_id: o.org_id.clone(),
+            app_id: o.app_id.clone(),
+            customer: o.number.number.clone(),
+            number: o.channel_number.number.clone(),
+            session_id: session.clone(),
+            actions: plan.actions.clone(),
+        });
     }
     if !simulators.is_empty() {
         let notification = ServerToSimulatorNotification {

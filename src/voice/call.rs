@@ -5,7 +5,7 @@
 //!
 //! The app is asked exactly as for a simulated call — through [`crate::messaging::inbound`] with
 //! a voice part — so sessions, `voiceCall` notifications and the app's replies behave the same.
-//! Owns this call's state; does not own the SIP socket or other calls (see [`super::server`]).
+//! Owns this call's state; does not own the SIP socket or other calls (see [`super::listener`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +42,8 @@ pub enum Incoming {
 /// Everything a call needs that does not change while it runs.
 pub struct Call {
     pub hodi: Arc<Hodi>,
+    /// The SIP socket and the other live calls (queues, recordings, legs we place).
+    pub sip: Arc<super::listener::Sip>,
     /// Where our requests and responses for this call go.
     pub transport: Transport,
     /// Inbound: the INVITE. Outbound: the dialog as the far end's request would show it (From
@@ -170,7 +172,7 @@ pub(super) fn part(
 }
 
 /// Runs an inbound call to its end, then stores its record (or, refused before any org owned
-/// it, counts it: see [`super::server::Refusals`]).
+/// it, counts it: see [`super::listener::Refusals`]).
 pub async fn inbound(call: Call, inbox: mpsc::Receiver<Incoming>, admitted: Admitted) {
     serve(&call, inbox, admitted).await;
     store_record(&call).await;
@@ -426,8 +428,8 @@ pub(super) async fn talk(
     stream.close();
     let stats = stream.stats();
     call.outcome().stats = stats;
-    let recording = match (stream.take_session_recording(), call.hodi.voice.get()) {
-        (Some(samples), Some(sip)) => match sip.recordings.save(&call.session_id, samples).await {
+    let recording = match stream.take_session_recording() {
+        Some(samples) => match call.sip.recordings.save(&call.session_id, samples).await {
             Ok(url) => Some(url),
             Err(e) => {
                 warn!(error = %e, "saving the call's recording");
@@ -647,8 +649,7 @@ async fn record_message(call: &Call, stream: &mut Stream, g: &crate::wire::GetRe
     if g.trim_silence {
         trim_silence(&mut samples);
     }
-    let sip = call.hodi.voice.get()?;
-    match sip.recordings.save(&call.session_id, samples).await {
+    match call.sip.recordings.save(&call.session_id, samples).await {
         Ok(url) => Some(url),
         Err(e) => {
             warn!(error = %e, "saving a recording");

@@ -47,7 +47,7 @@ fn ringback() -> Vec<i16> {
 
 pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream, d: &DialCallAction) -> Dialled {
     let mut result = Dialled::default();
-    if !outbound::available(&call.hodi) {
+    if call.hodi.config.voice.trunk.trim().is_empty() {
         warn!("dial needs voice.trunk; nothing dialled");
         return result;
     }
@@ -66,7 +66,9 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
                 if cancel.is_cancelled() {
                     break;
                 }
-                match outbound::place_leg(&call.hodi, &from, number, &call.session_id, codec, ring, &cancel).await {
+                match outbound::place_leg(&call.hodi, &call.sip, &from, number, &call.session_id, codec, ring, &cancel)
+                    .await
+                {
                     Placed::Answered(leg) => {
                         answered = Some(leg);
                         break;
@@ -81,7 +83,7 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
         } else {
             let mut legs: FuturesUnordered<_> = numbers
                 .iter()
-                .map(|n| outbound::place_leg(&call.hodi, &from, n, &call.session_id, codec, ring, &cancel))
+                .map(|n| outbound::place_leg(&call.hodi, &call.sip, &from, n, &call.session_id, codec, ring, &cancel))
                 .collect();
             while let Some(placed) = legs.next().await {
                 match placed {
@@ -178,8 +180,6 @@ async fn finish_leg(call: &Call, leg: &Call, inbox: Option<&mut mpsc::Receiver<I
     if let Some(inbox) = inbox {
         call::bye(leg, inbox).await;
     }
-    if let Some(sip) = call.hodi.voice.get() {
-        sip.unregister(&leg.invite.call_id);
-    }
+    call.sip.unregister(&leg.invite.call_id);
     call::store_record(leg).await;
 }

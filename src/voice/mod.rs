@@ -1,6 +1,6 @@
 //! The voice executor: real calls over SIP with RTP media, driven by apps' voice actions.
 //!
-//! - [`server`]: the SIP listener (UDP); routes messages to calls by Call-ID.
+//! - [`listener`]: the SIP listener (UDP and TCP); routes messages to calls by Call-ID.
 //! - [`call`]: one call's transactions, dialog and the app's actions on its media.
 //! - [`dial`]: the dial action — legs placed through the trunk, ringback, the RTP bridge.
 //! - [`queue`]: enqueue (hold music) and dequeue (bridge with the longest-waiting caller).
@@ -16,12 +16,12 @@
 
 pub mod call;
 pub mod dial;
+pub mod listener;
 pub mod media;
 pub mod outbound;
 pub mod queue;
 pub mod recordings;
 pub mod sdp;
-pub mod server;
 pub mod sip;
 
 /// A random number for tags, branches, SSRCs and SDP session ids (not for secrets).

@@ -6,7 +6,7 @@
 //! response, CANCEL after the ring timeout); the answered call is [`super::call::talk`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -14,37 +14,38 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 use super::call::{self, Call, Ending, Incoming, Resend};
+use super::listener::Sip;
 use super::media::stream::Stream;
 use super::sdp;
 use super::sip::message::{self, Request, Response};
+use crate::channel::CallRequest;
 use crate::context::Hodi;
-use crate::wire::{CustomerEventDirection, VoiceCallAction, VoiceCallHangupCause, VoiceCallStatus};
+use crate::wire::{CustomerEventDirection, VoiceCallHangupCause, VoiceCallStatus};
 
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 
-/// A call to place.
-#[derive(Debug, Clone)]
-pub struct Placement {
-    pub org_id: String,
-    pub app_id: String,
-    /// The customer's number (the Request-URI user at the trunk).
-    pub customer: String,
-    /// Our voice channel number (the caller id).
-    pub number: String,
-    pub session_id: String,
-    pub actions: Vec<VoiceCallAction>,
+/// The voice executor as messaging sees it ([`crate::channel::PlaceCalls`]): calls placed
+/// through the configured trunk from the SIP socket.
+pub struct Trunk {
+    /// Weak: the context holds the trunk, and a call needs the context (store, messaging).
+    hodi: Weak<Hodi>,
+    sip: Arc<Sip>,
 }
 
-/// True when voice messages become SIP calls: the executor listens and a trunk is configured.
-pub fn available(hodi: &Hodi) -> bool {
-    hodi.voice.get().is_some() && !hodi.config.voice.trunk.trim().is_empty()
+impl Trunk {
+    pub fn new(hodi: Weak<Hodi>, sip: Arc<Sip>) -> Trunk {
+        Trunk { hodi, sip }
+    }
 }
 
-/// Places the call in the background.
-pub fn place(hodi: Arc<Hodi>, p: Placement) {
-    let span = tracing::info_span!("outbound_call", session_id = %p.session_id, customer = %p.customer);
-    tokio::spawn(run(hodi, p).instrument(span));
+impl crate::channel::PlaceCalls for Trunk {
+    /// Places the call in the background (nothing when the server is going away).
+    fn place(&self, p: CallRequest) {
+        let Some(hodi) = self.hodi.upgrade() else { return };
+        let span = tracing::info_span!("outbound_call", session_id = %p.session_id, customer = %p.customer);
+        tokio::spawn(run(hodi, self.sip.clone(), p).instrument(span));
+    }
 }
 
 /// A leg Hodi placed, up to its answer.
@@ -70,6 +71,7 @@ pub(super) enum Placed {
 /// Places a leg from our `number` to `customer` at the trunk, offering `codec` (or both).
 pub(super) async fn place_leg(
     hodi: &Arc<Hodi>,
+    sip: &Arc<Sip>,
     number: &str,
     customer: &str,
     session_id: &str,
@@ -77,7 +79,6 @@ pub(super) async fn place_leg(
     ring: Duration,
     cancel: &CancellationToken,
 ) -> Placed {
-    let Some(sip) = hodi.voice.get().cloned() else { return Placed::Failed(VoiceCallHangupCause::ServiceUnavailable) };
     let trunk = match tokio::net::lookup_host(hodi.config.voice.trunk.trim()).await.ok().and_then(|mut a| a.next()) {
         Some(a) => a,
         None => {
@@ -115,6 +116,7 @@ pub(super) async fn place_leg(
     let theirs = format!("<sip:{customer}@{trunk}>");
     let mut call = Call {
         hodi: hodi.clone(),
+        sip: sip.clone(),
         transport: super::sip::transport::Transport::Udp(sip.socket.clone(), trunk),
         // Filled in with the far end's tag and Contact once it answers (see the field's doc).
         invite: Request {
@@ -242,14 +244,15 @@ pub(super) async fn place_leg(
     Placed::Answered(Box::new(Leg { call, inbox, stream, our_sdp, contact: ours, ack }))
 }
 
-async fn run(hodi: Arc<Hodi>, p: Placement) {
+async fn run(hodi: Arc<Hodi>, sip: Arc<Sip>, p: CallRequest) {
     let ring = Duration::from_secs(hodi.config.voice.ring_timeout_secs.clamp(1, 600));
     let owned = |call: &Call| {
         let mut o = call.outcome();
         o.org_id = Some(p.org_id.clone());
         o.app_id = Some(p.app_id.clone());
     };
-    let leg = match place_leg(&hodi, &p.number, &p.customer, &p.session_id, None, ring, &CancellationToken::new()).await
+    let leg = match place_leg(&hodi, &sip, &p.number, &p.customer, &p.session_id, None, ring, &CancellationToken::new())
+        .await
     {
         Placed::Answered(leg) => leg,
         Placed::NotAnswered(call, cause) => {
@@ -281,9 +284,7 @@ async fn run(hodi: Arc<Hodi>, p: Placement) {
         [("Contact", contact)],
     )
     .await;
-    if let Some(sip) = hodi.voice.get() {
-        sip.unregister(&call.invite.call_id);
-    }
+    sip.unregister(&call.invite.call_id);
     call::store_record(&call).await;
 }
 
@@ -343,7 +344,7 @@ fn cause_of(code: u16) -> VoiceCallHangupCause {
     }
 }
 
-async fn not_answered(call: &Call, p: &Placement, cause: VoiceCallHangupCause) {
+async fn not_answered(call: &Call, p: &CallRequest, cause: VoiceCallHangupCause) {
     call.outcome().ending = Some(Ending::NotAnswered);
     let part = call::part(call.direction, VoiceCallStatus::NotAnswered, None, Some(cause));
     if let Err(e) = call.ask(&p.org_id, &p.app_id, part).await {
@@ -352,7 +353,7 @@ async fn not_answered(call: &Call, p: &Placement, cause: VoiceCallHangupCause) {
 }
 
 /// A call that could not even be tried: the app hears it failed (no record: nothing was sent).
-async fn fail(hodi: &Arc<Hodi>, p: &Placement, cause: VoiceCallHangupCause) {
+async fn fail(hodi: &Arc<Hodi>, p: &CallRequest, cause: VoiceCallHangupCause) {
     let cmd = crate::wire::ReceiveMessageSimulatorCommand {
         customer_number: p.customer.clone(),
         channel_number: Some(crate::wire::MessagingChannelNumber {

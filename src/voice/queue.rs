@@ -72,7 +72,7 @@ pub(super) async fn enqueue(
     stream: &mut Stream,
     e: &EnqueueCallAction,
 ) -> Option<VoiceCallQueueInput> {
-    let sip = call.hodi.voice.get()?;
+    let sip = &call.sip;
     let key = (org_id.to_string(), name(&e.queue_name));
     let (tx, mut rx) = oneshot::channel();
     sip.queues.lock().entry(key.clone()).or_default().push_back(Waiting {
@@ -114,7 +114,7 @@ pub(super) async fn dequeue(
     stream: &mut Stream,
     d: &DequeueCallAction,
 ) -> Option<VoiceCallQueueInput> {
-    let sip = call.hodi.voice.get()?;
+    let sip = &call.sip;
     let key = (org_id.to_string(), name(&d.queue_name));
     loop {
         let waiting = sip.queues.lock().get_mut(&key).and_then(VecDeque::pop_front)?;

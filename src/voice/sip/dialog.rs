@@ -5,7 +5,7 @@
 //! To tag = ours), or, before the far end has our tag, when it is the INVITE transaction itself
 //! (same From tag and branch: a retransmission or its CANCEL). Everything else is refused.
 //!
-//! Owns the matching rule only; the table of calls is [`crate::voice::server`]'s.
+//! Owns the matching rule only; the table of calls is [`crate::voice::listener`]'s.
 
 use std::sync::OnceLock;
 

@@ -1,7 +1,7 @@
 //! Where a SIP message goes back to: a UDP peer address, or the TCP connection it came on.
 //!
 //! Owns TCP framing for SIP (headers, then `Content-Length` bytes of body, each message bounded by
-//! [`MAX_MESSAGE`]); does not own what the messages mean (see [`crate::voice::server`]).
+//! [`MAX_MESSAGE`]); does not own what the messages mean (see [`crate::voice::listener`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -45,7 +45,7 @@ pub struct Sip {
     pub recordings: super::recordings::Recordings,
     pub queues: super::queue::Queues,
     /// The TCP listener's address, when SIP over TCP is on.
-    pub tcp: std::sync::OnceLock<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
     /// INVITEs refused before any org owned them (see [`Refusals`]).
     pub refusals: Refusals,
     /// When to warn about INVITEs refused for the call limits.
@@ -121,10 +121,19 @@ impl Sip {
     }
 }
 
-/// Binds SIP over UDP (and the recordings' HTTP listener) and serves until `shutdown`; None when
-/// disabled in the config.
-pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Option<(SocketAddr, Option<SocketAddr>)>> {
-    let addr = hodi.config.voice.sip_udp.trim().to_string();
+/// The voice executor's sockets, bound but not yet served: bound before the shared context
+/// exists, so the context can be built holding the executor (see [`super::outbound::Trunk`]).
+pub struct Bound {
+    pub sip: Arc<Sip>,
+    tcp: Option<tokio::net::TcpListener>,
+    /// The recordings' HTTP listener, when on.
+    pub recordings_http: Option<SocketAddr>,
+}
+
+/// Binds SIP over UDP, SIP over TCP when configured, and the recordings' HTTP listener (served
+/// until `shutdown`); None when voice is disabled in the config.
+pub async fn bind(config: &crate::config::Config, shutdown: &CancellationToken) -> Result<Option<Bound>> {
+    let addr = config.voice.sip_udp.trim().to_string();
     if addr.is_empty() {
         return Ok(None);
     }
@@ -133,34 +142,43 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
     })?);
     let local = socket.local_addr()?;
     info!(%local, "SIP listening (udp)");
-    let (recordings, http) =
-        super::recordings::start(&hodi.config.data_dir, &hodi.config.voice.recordings_http, shutdown.clone()).await?;
+    let tcp = config.voice.sip_tcp.trim().to_string();
+    let tcp = match tcp.is_empty() {
+        true => None,
+        false => Some(tokio::net::TcpListener::bind(&tcp).await.with_context(|| {
+            format!("voice.sip_tcp = {tcp:?}: cannot listen there (in use, or not an address of this host)")
+        })?),
+    };
+    let tcp_local = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+    if let Some(local) = tcp_local {
+        info!(%local, "SIP listening (tcp)");
+    }
+    let (recordings, recordings_http) =
+        super::recordings::start(&config.data_dir, &config.voice.recordings_http, shutdown.clone()).await?;
     let sip = Arc::new(Sip {
         socket,
         local,
         calls: Arc::new(Mutex::new(HashMap::new())),
         recordings,
         queues: Default::default(),
-        tcp: std::sync::OnceLock::new(),
+        tcp: tcp_local,
         refusals: Refusals::default(),
         busy: Mutex::new(hodi_rsocket::admission::Throttle::new(LOG_EVERY)),
     });
-    let _ = hodi.voice.set(sip.clone());
-    let tcp = hodi.config.voice.sip_tcp.trim().to_string();
-    if !tcp.is_empty() {
-        let listener = tokio::net::TcpListener::bind(&tcp).await.with_context(|| {
-            format!("voice.sip_tcp = {tcp:?}: cannot listen there (in use, or not an address of this host)")
-        })?;
-        let tcp_local = listener.local_addr()?;
-        info!(local = %tcp_local, "SIP listening (tcp)");
-        let _ = sip.tcp.set(tcp_local);
+    Ok(Some(Bound { sip, tcp, recordings_http }))
+}
+
+/// Serves what [`bind`] bound until `shutdown`.
+pub fn serve(hodi: Arc<Hodi>, bound: Bound, shutdown: CancellationToken) {
+    let Bound { sip, tcp, .. } = bound;
+    if let (Some(listener), Some(local)) = (tcp, sip.tcp) {
         tokio::spawn(
             accept_tcp(hodi.clone(), sip.clone(), listener, shutdown.clone())
-                .instrument(tracing::info_span!("sip_tcp", local = %tcp_local)),
+                .instrument(tracing::info_span!("sip_tcp", %local)),
         );
     }
+    let local = sip.local;
     tokio::spawn(listen(hodi, sip, shutdown).instrument(tracing::info_span!("sip", %local)));
-    Ok(Some((local, http)))
 }
 
 /// SIP over TCP: a task per connection, each message handled as a datagram would be, answers
@@ -291,6 +309,7 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
             };
             let call = Call {
                 hodi: hodi.clone(),
+                sip: sip.clone(),
                 transport,
                 local_tag,
                 session_id: crate::store::new_id("call_"),
