@@ -57,6 +57,7 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
     let codec = Some(a.codec());
     let cancel = CancellationToken::new();
     let tone = ringback();
+    let leg = |customer| outbound::LegRequest { number: &from, customer, session_id: &call.session_id, codec, ring };
 
     // Place the legs: one at a time, or all at once; the first answer wins.
     let placing = async {
@@ -66,9 +67,7 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
                 if cancel.is_cancelled() {
                     break;
                 }
-                match outbound::place_leg(&call.hodi, &call.sip, &from, number, &call.session_id, codec, ring, &cancel)
-                    .await
-                {
+                match outbound::place_leg(&call.hodi, &call.sip, leg(number), &cancel).await {
                     Placed::Answered(leg) => {
                         answered = Some(leg);
                         break;
@@ -81,10 +80,8 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
                 }
             }
         } else {
-            let mut legs: FuturesUnordered<_> = numbers
-                .iter()
-                .map(|n| outbound::place_leg(&call.hodi, &call.sip, &from, n, &call.session_id, codec, ring, &cancel))
-                .collect();
+            let mut legs: FuturesUnordered<_> =
+                numbers.iter().map(|n| outbound::place_leg(&call.hodi, &call.sip, leg(n), &cancel)).collect();
             while let Some(placed) = legs.next().await {
                 match placed {
                     Placed::Answered(leg) if answered.is_none() => {

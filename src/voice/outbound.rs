@@ -68,17 +68,24 @@ pub(super) enum Placed {
     Failed(VoiceCallHangupCause),
 }
 
-/// Places a leg from our `number` to `customer` at the trunk, offering `codec` (or both).
+/// A leg to place: from our `number` to `customer` at the trunk, offering `codec` (or both),
+/// ringing at most `ring`.
+pub(super) struct LegRequest<'a> {
+    pub number: &'a str,
+    pub customer: &'a str,
+    pub session_id: &'a str,
+    pub codec: Option<sdp::Codec>,
+    pub ring: Duration,
+}
+
+/// Places a leg through the trunk; `cancel` stops it ringing.
 pub(super) async fn place_leg(
     hodi: &Arc<Hodi>,
     sip: &Arc<Sip>,
-    number: &str,
-    customer: &str,
-    session_id: &str,
-    codec: Option<sdp::Codec>,
-    ring: Duration,
+    leg: LegRequest<'_>,
     cancel: &CancellationToken,
 ) -> Placed {
+    let LegRequest { number, customer, session_id, codec, ring } = leg;
     let trunk = match tokio::net::lookup_host(hodi.config.voice.trunk.trim()).await.ok().and_then(|mut a| a.next()) {
         Some(a) => a,
         None => {
@@ -251,8 +258,13 @@ async fn run(hodi: Arc<Hodi>, sip: Arc<Sip>, p: CallRequest) {
         o.org_id = Some(p.org_id.clone());
         o.app_id = Some(p.app_id.clone());
     };
-    let leg = match place_leg(&hodi, &sip, &p.number, &p.customer, &p.session_id, None, ring, &CancellationToken::new())
-        .await
+    let leg = match place_leg(
+        &hodi,
+        &sip,
+        LegRequest { number: &p.number, customer: &p.customer, session_id: &p.session_id, codec: None, ring },
+        &CancellationToken::new(),
+    )
+    .await
     {
         Placed::Answered(leg) => leg,
         Placed::NotAnswered(call, cause) => {
