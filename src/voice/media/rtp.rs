@@ -16,34 +16,17 @@ pub struct Packet<'a> {
 }
 
 impl<'a> Packet<'a> {
+    /// The packet in `buf`, or None when it is not well-formed RTP. Reading is the `rtp-rs`
+    /// crate's (version, CSRC list, extension and padding lengths all checked against `buf`).
     pub fn parse(buf: &'a [u8]) -> Option<Packet<'a>> {
-        if buf.len() < 12 || buf[0] >> 6 != 2 {
-            return None;
-        }
-        let padding = buf[0] & 0x20 != 0;
-        let extension = buf[0] & 0x10 != 0;
-        let csrc = usize::from(buf[0] & 0x0F);
-        let mut start = 12 + 4 * csrc;
-        if extension {
-            let ext = buf.get(start..start + 4)?;
-            start += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-        }
-        let mut end = buf.len();
-        if padding {
-            let pad = usize::from(*buf.last()?);
-            if pad == 0 {
-                return None;
-            }
-            end = end.checked_sub(pad)?;
-        }
-        let payload = buf.get(start..end)?;
+        let rtp = rtp_rs::RtpReader::new(buf).ok()?;
         Some(Packet {
-            marker: buf[1] & 0x80 != 0,
-            payload_type: buf[1] & 0x7F,
-            sequence: u16::from_be_bytes([buf[2], buf[3]]),
-            timestamp: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
-            ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
-            payload,
+            marker: rtp.mark(),
+            payload_type: rtp.payload_type(),
+            sequence: rtp.sequence_number().into(),
+            timestamp: rtp.timestamp(),
+            ssrc: rtp.ssrc(),
+            payload: rtp.payload(),
         })
     }
 
