@@ -48,13 +48,16 @@ impl ReminderSpec {
             return Err(format!("reminder payload is over {MAX_PAYLOAD_BYTES} bytes"));
         }
         let at = reminder.remind_at.ok_or("reminder remind_at is required")?;
-        let remind_at = super::bounds::time("reminder remind_at", &at)?;
+        let remind_at = crate::convert::bounds::time("reminder remind_at", &at)?;
         let interval = reminder.interval.map(|d| d.seconds);
         if interval.is_some_and(|s| s < 0) {
             return Err("reminder interval is negative".into());
         }
-        if interval.is_some_and(|s| s > super::bounds::MAX_INTERVAL_SECS) {
-            return Err(format!("reminder interval is over {} s (ten years)", super::bounds::MAX_INTERVAL_SECS));
+        if interval.is_some_and(|s| s > crate::convert::bounds::MAX_INTERVAL_SECS) {
+            return Err(format!(
+                "reminder interval is over {} s (ten years)",
+                crate::convert::bounds::MAX_INTERVAL_SECS
+            ));
         }
         Ok(ReminderSpec {
             key: reminder.key,

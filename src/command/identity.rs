@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use hodi_rsocket::RemoteError;
 
 use super::customer_ref::CustomerRef;
-use super::{bounds, internal, refusal};
+use super::{internal, refusal};
 use crate::context::Hodi;
+use crate::convert::bounds;
 use crate::convert::expiry;
 use crate::socket::Session;
 use crate::store::identity::{Index, MetaValue};

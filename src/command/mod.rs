@@ -12,7 +12,6 @@
 
 mod adopt_customer_state;
 mod app_data;
-mod bounds;
 mod create_customer;
 mod customer_activity;
 pub mod customer_ref;
@@ -128,7 +127,10 @@ impl AppCommand {
             | Entry::ReplayMessageStatusUpdate(_)
             | Entry::ReplayMessageReactionUpdate(_)
             | Entry::ReplayMessagingSession(_)
-            | Entry::ReplayMessagingConsentUpdate(_)) => AppCommand::Replay(Replay::new(e)),
+            | Entry::ReplayMessagingConsentUpdate(_)) => match Replay::from_proto(e) {
+                Some(replay) => AppCommand::Replay(replay),
+                None => return Err(RemoteError::invalid("not a replay command")),
+            },
             Entry::InitiatePayment(c) => AppCommand::InitiatePayment(InitiatePayment::from_proto(c)),
             Entry::ReplayPayment(c) => AppCommand::ReplayPayment(ReplayPayment::Payment(c)),
             Entry::ReplayPaymentStatusUpdate(c) => AppCommand::ReplayPayment(ReplayPayment::Status(c)),

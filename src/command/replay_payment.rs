@@ -29,7 +29,7 @@ fn reply(status: bool, description: impl Into<String>, t: Option<&Transaction>) 
 
 /// The SDK sends an unset time as 0 seconds; that means "now" here, like no time at all.
 fn millis(t: &Option<prost_types::Timestamp>) -> i64 {
-    super::replay::millis(&t.filter(|t| t.seconds > 0 || t.nanos > 0))
+    crate::convert::bounds::replayed(&t.filter(|t| t.seconds > 0 || t.nanos > 0))
 }
 
 #[derive(Debug)]

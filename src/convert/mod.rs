@@ -5,6 +5,7 @@
 //! only the wire types and the store's value types; every layer above may use it, nothing here
 //! knows about commands, domains or notifications.
 
+pub mod bounds;
 pub mod number;
 
 use crate::store::app_data::AppDataValue;

@@ -9,6 +9,7 @@
 pub mod inbound;
 pub mod outbound;
 pub mod reaction;
+pub mod replay;
 pub mod state;
 
 use std::sync::Arc;

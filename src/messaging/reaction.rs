@@ -11,7 +11,7 @@
 //!   received message; whether to block the channel is the app's decision (UpdateMessagingConsent);
 //! - `hodi react --message <id> --reaction clicked|unsubscribed|complained`, the operator's stand-in
 //!   for a provider's report (a link click, a spam complaint);
-//! - ReplayMessageReactionUpdate imports history without notifying ([`crate::command::replay`]).
+//! - ReplayMessageReactionUpdate imports history without notifying ([`super::replay`]).
 //!
 //! Owns the rule above; does not own how the message was sent or stored.
 

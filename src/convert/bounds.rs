@@ -1,6 +1,6 @@
 //! Bounds on times and intervals from the wire: a protobuf Timestamp or Duration can say 2^63
 //! seconds, which overflows milliseconds and once reached the store as a REAL in a BIGINT column.
-//! Every time a command stores is checked here first.
+//! Every time a command stores is checked here first (or, for replayed history, clamped here).
 
 /// The latest time accepted, as said in refusals.
 pub const LATEST: &str = "the year 2200";
@@ -19,6 +19,12 @@ pub fn time(what: &str, ts: &prost_types::Timestamp) -> Result<i64, String> {
         return Err(format!("{what} is after {LATEST}"));
     }
     Ok(ms)
+}
+
+/// A replayed time in unix ms (none: now); between 1970 and [`LATEST`], else clamped to them, since
+/// history imported from elsewhere is kept rather than refused for one odd timestamp.
+pub fn replayed(ts: &Option<prost_types::Timestamp>) -> i64 {
+    ts.as_ref().map(|t| crate::convert::millis(t).clamp(0, LATEST_MS)).unwrap_or_else(crate::store::now_ms)
 }
 
 #[cfg(test)]
