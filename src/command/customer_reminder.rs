@@ -37,11 +37,11 @@ impl ReminderSpec {
         if reminder.key.is_empty() {
             return Err("reminder key is required".into());
         }
-        if reminder.key.len() > super::identity::MAX_KEY_BYTES {
+        if reminder.key.len() > crate::customer::identity::MAX_KEY_BYTES {
             return Err(format!(
                 "reminder key is {} bytes; the limit is {}",
                 reminder.key.len(),
-                super::identity::MAX_KEY_BYTES
+                crate::customer::identity::MAX_KEY_BYTES
             ));
         }
         if reminder.payload.as_ref().is_some_and(|p| p.len() > MAX_PAYLOAD_BYTES) {

@@ -3,6 +3,8 @@
 //!
 //! Owns those rules; SQL stays in [`crate::store`], command parsing in [`crate::command`].
 
+pub mod identity;
+
 use std::sync::Arc;
 use std::time::Duration;
 
