@@ -42,7 +42,7 @@ pub fn serve() -> Result<()> {
         })
         .await?;
         let sip = server.running.sip.as_ref().context("the voice executor")?;
-        let sip_tcp = sip.tcp.get().copied().context("SIP over TCP")?;
+        let sip_tcp = sip.tcp.context("SIP over TCP")?;
         let store = server.running.hodi.store.clone();
         let org = server.dev.org_id.clone();
         let tagged = if std::env::var_os("HODI_BENCH_NO_TAGS").is_some() { 0 } else { TAGGED };

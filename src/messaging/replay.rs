@@ -73,14 +73,26 @@ impl Importer<'_> {
         Ok(Ok((customer, number, channel)))
     }
 
-    pub async fn received(&self, c: ReplayReceivedMessageCommand) -> anyhow::Result<Imported> {
-        if c.provider_message_id.is_empty() {
-            return Ok(refused("provider_message_id is required", None));
+    /// The target of an imported message, which must name its provider id (what makes a
+    /// replay happen once).
+    async fn message_target(
+        &self,
+        provider_message_id: &str,
+        number: &Option<CustomerNumber>,
+        channel: &Option<MessagingChannelNumber>,
+    ) -> anyhow::Result<Result<(CustomerRecord, StoredNumber, MessagingChannelNumber), Imported>> {
+        if provider_message_id.is_empty() {
+            return Ok(Err(refused("provider_message_id is required", None)));
         }
-        let (customer, number, channel) = match self.target(&c.customer_number, &c.channel_number).await? {
-            Ok(t) => t,
-            Err(why) => return Ok(refused(why, None)),
-        };
+        Ok(self.target(number, channel).await?.map_err(|why| refused(why, None)))
+    }
+
+    pub async fn received(&self, c: ReplayReceivedMessageCommand) -> anyhow::Result<Imported> {
+        let (customer, number, channel) =
+            match self.message_target(&c.provider_message_id, &c.customer_number, &c.channel_number).await? {
+                Ok(t) => t,
+                Err(refusal) => return Ok(refusal),
+            };
         let id = new_id("msg_");
         let at = replayed(&c.received_at);
         let body = ChannelMessage {
@@ -110,13 +122,11 @@ impl Importer<'_> {
     }
 
     pub async fn sent(&self, c: ReplaySentMessageCommand) -> anyhow::Result<Imported> {
-        if c.provider_message_id.is_empty() {
-            return Ok(refused("provider_message_id is required", None));
-        }
-        let (customer, number, channel) = match self.target(&c.customer_number, &c.channel_number).await? {
-            Ok(t) => t,
-            Err(why) => return Ok(refused(why, None)),
-        };
+        let (customer, number, channel) =
+            match self.message_target(&c.provider_message_id, &c.customer_number, &c.channel_number).await? {
+                Ok(t) => t,
+                Err(refusal) => return Ok(refusal),
+            };
         let id = new_id("msg_");
         let at = replayed(&c.sent_at);
         let status = MessageDeliveryStatus::try_from(c.status).unwrap_or(MessageDeliveryStatus::Sent);
