@@ -130,7 +130,8 @@ pub async fn start(config: Config) -> Result<Running> {
     let shutdown = CancellationToken::new();
     let voice = crate::voice::listener::bind(&config, &shutdown).await?;
     // Voice messages become SIP calls only with a trunk to send them to.
-    let trunk = voice.as_ref().map(|v| v.sip.clone()).filter(|_| !config.voice.trunk.trim().is_empty());
+    let sip = voice.as_ref().map(|v| v.sip.clone());
+    let trunk = sip.clone().filter(|_| !config.voice.trunk.trim().is_empty());
     // Cyclic: the trunk places calls that need the context, and the context holds the trunk.
     let hodi = Arc::new_cyclic(|hodi| Hodi {
         config: config.clone(),
@@ -153,7 +154,6 @@ pub async fn start(config: Config) -> Result<Running> {
     });
     let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
     let mut bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
-    let sip = voice.as_ref().map(|v| v.sip.clone());
     if let Some(voice) = voice {
         bound.sip = Some(voice.sip.local);
         bound.recordings = voice.recordings_http;

@@ -122,15 +122,12 @@ impl AppCommand {
             Entry::SendMessageTag(c) => AppCommand::SendMessageTag(SendMessageTag::from_proto(c)),
             Entry::ReplyToMessage(c) => AppCommand::ReplyToMessage(ReplyToMessage::from_proto(c)),
             Entry::UpdateMessagingConsent(c) => AppCommand::UpdateConsent(UpdateConsent::from_proto(c)),
-            e @ (Entry::ReplayReceivedMessage(_)
-            | Entry::ReplaySentMessage(_)
-            | Entry::ReplayMessageStatusUpdate(_)
-            | Entry::ReplayMessageReactionUpdate(_)
-            | Entry::ReplayMessagingSession(_)
-            | Entry::ReplayMessagingConsentUpdate(_)) => match Replay::from_proto(e) {
-                Some(replay) => AppCommand::Replay(replay),
-                None => return Err(RemoteError::invalid("not a replay command")),
-            },
+            Entry::ReplayReceivedMessage(c) => AppCommand::Replay(Replay::Received(c)),
+            Entry::ReplaySentMessage(c) => AppCommand::Replay(Replay::Sent(c)),
+            Entry::ReplayMessageStatusUpdate(c) => AppCommand::Replay(Replay::Status(c)),
+            Entry::ReplayMessageReactionUpdate(c) => AppCommand::Replay(Replay::Reaction(c)),
+            Entry::ReplayMessagingSession(c) => AppCommand::Replay(Replay::Session(c)),
+            Entry::ReplayMessagingConsentUpdate(c) => AppCommand::Replay(Replay::Consent(c)),
             Entry::InitiatePayment(c) => AppCommand::InitiatePayment(InitiatePayment::from_proto(c)),
             Entry::ReplayPayment(c) => AppCommand::ReplayPayment(ReplayPayment::Payment(c)),
             Entry::ReplayPaymentStatusUpdate(c) => AppCommand::ReplayPayment(ReplayPayment::Status(c)),

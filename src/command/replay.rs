@@ -12,7 +12,6 @@ use super::internal;
 use crate::context::Hodi;
 use crate::messaging::replay::{Imported, Importer};
 use crate::socket::Session;
-use crate::wire::app_to_server_command::Entry as Command;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{
     ReplayMessageReactionUpdateCommand, ReplayMessageStatusUpdateCommand, ReplayMessagingConsentUpdateCommand,
@@ -31,19 +30,6 @@ pub enum Replay {
 }
 
 impl Replay {
-    /// The replay a command entry asks for; None when it is not one.
-    pub fn from_proto(command: Command) -> Option<Self> {
-        Some(match command {
-            Command::ReplayReceivedMessage(c) => Replay::Received(c),
-            Command::ReplaySentMessage(c) => Replay::Sent(c),
-            Command::ReplayMessageStatusUpdate(c) => Replay::Status(c),
-            Command::ReplayMessageReactionUpdate(c) => Replay::Reaction(c),
-            Command::ReplayMessagingSession(c) => Replay::Session(c),
-            Command::ReplayMessagingConsentUpdate(c) => Replay::Consent(c),
-            _ => return None,
-        })
-    }
-
     pub async fn apply(self, hodi: &Arc<Hodi>, session: &Session) -> Result<Entry, RemoteError> {
         let importer = Importer { hodi, org_id: &session.org_id, app_id: &session.app_id };
         let imported = match self {
