@@ -50,3 +50,45 @@ fn app_commands() {
 fn simulator_commands() {
     replay("simulator_command", checks::simulator_command);
 }
+
+/// The hand-made seeds (`fuzz/seeds/write_seeds.py`) are real messages, so that fuzzing starts
+/// deep inside each decoder rather than at its first refusal.
+#[test]
+fn hand_made_seeds_decode() {
+    let seeds = |target: &str| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+        let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let name = path.file_name()?.to_str()?.to_owned();
+                let data = std::fs::read(&path).ok()?;
+                name.starts_with("seed-").then_some((name, data))
+            })
+            .collect();
+        found.sort();
+        assert!(found.len() >= 4, "{target}: {} hand-made seeds", found.len());
+        found
+    };
+    for (name, data) in seeds("frame_decode") {
+        if name == "seed-length-prefixed-stream" {
+            continue;
+        }
+        let frame = hodi_rsocket::Frame::decode(bytes::Bytes::from(data));
+        assert!(frame.is_ok(), "frame_decode/{name}: {frame:?}");
+    }
+    for (name, data) in seeds("sip_message") {
+        let parsed = hodi::voice::sip::message::parse(&data);
+        assert!(parsed.is_ok(), "sip_message/{name}: {:?}", parsed.err());
+    }
+    let local = std::net::IpAddr::from([127, 0, 0, 1]);
+    for name in ["seed-offer", "seed-hold", "seed-pcma-only"] {
+        let (_, data) = seeds("sdp").into_iter().find(|(n, _)| n == name).expect(name);
+        assert!(hodi::voice::sdp::read(&data, local).is_ok(), "sdp/{name}");
+    }
+    for (name, data) in seeds("rtp") {
+        let len = usize::from(u16::from_be_bytes([data[0], data[1]]));
+        let packet = hodi::voice::media::rtp::Packet::parse(&data[2..2 + len]);
+        assert!(packet.is_some(), "rtp/{name}: first packet refused");
+    }
+}

@@ -84,16 +84,17 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                 body: r.body,
             };
             for h in r.headers.iter() {
-                match h {
-                    Header::Via(v) => req.vias.push(v.value().to_string()),
-                    Header::From(v) => req.from = v.value().to_string(),
-                    Header::To(v) => req.to = v.value().to_string(),
-                    Header::CallId(v) => req.call_id = v.value().to_string(),
-                    Header::CSeq(v) => req.cseq = v.value().to_string(),
-                    Header::Contact(v) => req.contact = Some(v.value().to_string()),
-                    Header::RecordRoute(v) => req.record_routes.push(v.value().to_string()),
-                    Header::ContentType(v) => req.content_type = Some(v.value().to_string()),
-                    _ => {}
+                let Some((name, value)) = known(h) else { continue };
+                let value = value.to_string();
+                match name {
+                    Known::Via => req.vias.push(value),
+                    Known::From => req.from = value,
+                    Known::To => req.to = value,
+                    Known::CallId => req.call_id = value,
+                    Known::CSeq => req.cseq = value,
+                    Known::Contact => req.contact = Some(value),
+                    Known::RecordRoute => req.record_routes.push(value),
+                    Known::ContentType => req.content_type = Some(value),
                 }
             }
             for (name, value) in
@@ -118,13 +119,15 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                 body: r.body,
             };
             for h in r.headers.iter() {
-                match h {
-                    Header::CallId(v) => resp.call_id = v.value().to_string(),
-                    Header::CSeq(v) => resp.cseq = v.value().to_string(),
-                    Header::From(v) => resp.from = v.value().to_string(),
-                    Header::To(v) => resp.to = v.value().to_string(),
-                    Header::Contact(v) => resp.contact = Some(v.value().to_string()),
-                    _ => {}
+                let Some((name, value)) = known(h) else { continue };
+                let value = value.to_string();
+                match name {
+                    Known::CallId => resp.call_id = value,
+                    Known::CSeq => resp.cseq = value,
+                    Known::From => resp.from = value,
+                    Known::To => resp.to = value,
+                    Known::Contact => resp.contact = Some(value),
+                    Known::Via | Known::RecordRoute | Known::ContentType => {}
                 }
             }
             if resp.call_id.is_empty() || resp.cseq.is_empty() {
@@ -133,6 +136,47 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
             Ok(Message::Response(resp))
         }
     }
+}
+
+/// The headers a transaction reads.
+#[derive(Clone, Copy)]
+enum Known {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    Contact,
+    RecordRoute,
+    ContentType,
+}
+
+/// Which known header `h` is, and its value: rsip names only the long forms, so the compact
+/// forms every UA must accept (RFC 3261 §7.3.3: `v`, `f`, `t`, `i`, `m`, `c`) arrive as `Other`.
+fn known(h: &Header) -> Option<(Known, &str)> {
+    Some(match h {
+        Header::Via(v) => (Known::Via, v.value()),
+        Header::From(v) => (Known::From, v.value()),
+        Header::To(v) => (Known::To, v.value()),
+        Header::CallId(v) => (Known::CallId, v.value()),
+        Header::CSeq(v) => (Known::CSeq, v.value()),
+        Header::Contact(v) => (Known::Contact, v.value()),
+        Header::RecordRoute(v) => (Known::RecordRoute, v.value()),
+        Header::ContentType(v) => (Known::ContentType, v.value()),
+        Header::Other(name, value) => {
+            let kind = match name.as_str() {
+                "v" | "V" => Known::Via,
+                "f" | "F" => Known::From,
+                "t" | "T" => Known::To,
+                "i" | "I" => Known::CallId,
+                "m" | "M" => Known::Contact,
+                "c" | "C" => Known::ContentType,
+                _ => return None,
+            };
+            (kind, value.as_str())
+        }
+        _ => return None,
+    })
 }
 
 /// A `;name=value` parameter of a header value.
@@ -247,6 +291,23 @@ mod tests {
         assert_eq!((back.code, back.call_id.as_str(), tag(&back.to)), (200, "1-call@127.0.0.1", Some("hodi1")));
         let trying = String::from_utf8(req.response(100, "Trying", Some("hodi1"), &[], None)).expect("utf8");
         assert!(!trying.contains("tag=hodi1"), "100 carries no To tag");
+    }
+
+    #[test]
+    fn compact_header_forms_parse_like_the_long_ones() {
+        let compact = INVITE
+            .replace("Via:", "v:")
+            .replace("From:", "f:")
+            .replace("To:", "t:")
+            .replace("Call-ID:", "i:")
+            .replace("Contact:", "m:")
+            .replace("Content-Type:", "c:");
+        let Ok(Message::Request(req)) = parse(compact.as_bytes()) else { panic!("compact INVITE refused") };
+        assert_eq!(req.branch(), Some("z9hG4bK-1-0"));
+        assert_eq!((user(&req.from), tag(&req.from)), (Some("+254700000001"), Some("abc")));
+        assert_eq!(req.call_id, "1-call@127.0.0.1");
+        assert_eq!(req.contact.as_deref(), Some("<sip:amina@127.0.0.1:5061>"));
+        assert_eq!(req.content_type.as_deref(), Some("application/sdp"));
     }
 
     #[test]
