@@ -102,7 +102,7 @@ async fn run_one(pending: usize) -> Result<Row> {
     }
     let load_seconds = loading.elapsed().as_secs_f64();
     anyhow::ensure!(now_ms() < t0, "loading took past the start of the burst; raise the lead time");
-    running.hodi.reminders_changed.notify_one();
+    running.hodi.store.reminders_changed().notify_one();
     let rss1 = rss_bytes()?;
     let disk1 = disk_bytes(&dir);
 

@@ -17,10 +17,6 @@ pub struct Hodi {
     pub sockets: Arc<Sockets>,
     /// Simulator sockets: the customer's side, per org.
     pub simulators: Arc<Sockets>,
-    /// Signalled when a reminder is added, so the scheduler looks again without waiting a poll.
-    pub reminders_changed: tokio::sync::Notify,
-    /// Signalled when a notification is queued, so the dispatcher delivers it at once.
-    pub outbox_changed: tokio::sync::Notify,
     /// What the notification dispatcher has done (redeliveries, late answers).
     pub notify_stats: crate::notify::stats::Stats,
     /// Where voice messages become real calls: the voice executor, when SIP listens and a trunk

@@ -124,7 +124,10 @@ pub async fn start(config: Config) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let lock = lock_data_dir(&config.data_dir).await?;
-    let store = Store::open(&config.database_url()).await?.with_allowances(config.customer.allowances());
+    let store = Store::open(&config.database_url())
+        .await?
+        .with_allowances(config.customer.allowances())
+        .with_notification_ttl(config.notify.ttl_ms());
     let dev = ensure_dev_tenant(&config, &store).await?;
     let (tls, certificate) = transport::certificate::load_or_create(&config)?;
     let shutdown = CancellationToken::new();
@@ -138,8 +141,6 @@ pub async fn start(config: Config) -> Result<Running> {
         store,
         sockets: Arc::new(Sockets::default()),
         simulators: Arc::new(Sockets::default()),
-        reminders_changed: tokio::sync::Notify::new(),
-        outbox_changed: tokio::sync::Notify::new(),
         notify_stats: Default::default(),
         calls: trunk.map(|sip| {
             Arc::new(crate::voice::outbound::Trunk::new(hodi.clone(), sip)) as Arc<dyn crate::channel::PlaceCalls>

@@ -634,16 +634,11 @@ async fn an_opt_out_and_a_reported_click_become_reactions_once_each() {
     // A provider reports a click, twice: one notification, one recorded reaction of each kind.
     let store = &running.hodi.store;
     let now = hodi::store::now_ms();
-    let ttl = running.hodi.config.notify.ttl_ms();
-    let first = react(store, &message_id, MessageReaction::Clicked, now, ttl).await.expect("react");
+    let first = react(store, &message_id, MessageReaction::Clicked, now).await.expect("react");
     assert!(matches!(first, Reacted::Recorded { .. }), "{first:?}");
-    let again = react(store, &message_id, MessageReaction::Clicked, now, ttl).await.expect("react");
+    let again = react(store, &message_id, MessageReaction::Clicked, now).await.expect("react");
     assert_eq!(again, Reacted::AlreadyRecorded);
-    assert_eq!(
-        react(store, "msg_nope", MessageReaction::Clicked, now, ttl).await.expect("react"),
-        Reacted::UnknownMessage
-    );
-    running.hodi.outbox_changed.notify_one();
+    assert_eq!(react(store, "msg_nope", MessageReaction::Clicked, now).await.expect("react"), Reacted::UnknownMessage);
     let click = next_matching(
         &mut app_rx,
         "clicked",
@@ -685,5 +680,5 @@ async fn an_opt_out_and_a_reported_click_become_reactions_once_each() {
             _ => None,
         })
         .expect("received");
-    assert_eq!(react(store, &inbound_id, MessageReaction::Clicked, now, ttl).await.expect("react"), Reacted::NotSent);
+    assert_eq!(react(store, &inbound_id, MessageReaction::Clicked, now).await.expect("react"), Reacted::NotSent);
 }

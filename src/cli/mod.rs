@@ -256,8 +256,8 @@ async fn react(config: Config, message: &str, reaction: &str) -> Result<()> {
     let Some(kind) = parse_reaction(reaction) else {
         anyhow::bail!("unknown reaction {reaction:?}; use clicked, unsubscribed or complained");
     };
-    let store = Store::open_existing(&config.database_url()).await?;
-    let outcome = react(&store, message, kind, crate::store::now_ms(), config.notify.ttl_ms()).await?;
+    let store = Store::open_existing(&config.database_url()).await?.with_notification_ttl(config.notify.ttl_ms());
+    let outcome = react(&store, message, kind, crate::store::now_ms()).await?;
     let mut out = std::io::stdout().lock();
     match outcome {
         Reacted::Recorded { app_id } => writeln!(out, "recorded {reaction} on {message}; app {app_id} will be told")?,

@@ -36,7 +36,6 @@ impl AdoptCustomerState {
             return Ok(reply(false, "a customer cannot adopt itself", Some(keeper.id)));
         }
         store.adopt(&keeper.id, &other.id).await.map_err(internal)?;
-        hodi.reminders_changed.notify_one();
         Ok(reply(true, format!("adopted {}", other.id), Some(keeper.id)))
     }
 }

@@ -67,7 +67,6 @@ impl RecordActivity {
             })),
             ..Default::default()
         };
-        let ttl = hodi.config.notify.ttl_ms();
         hodi.store
             .record_activity(
                 &session.org_id,
@@ -78,11 +77,9 @@ impl RecordActivity {
                 &c.session_id,
                 &activity,
                 &notification.encode_to_vec(),
-                ttl,
             )
             .await
             .map_err(internal)?;
-        hodi.outbox_changed.notify_one();
         Ok(reply(true, "activity recorded", Some(customer.id)))
     }
 }

@@ -8,78 +8,13 @@ use hodi_rsocket::RemoteError;
 use super::customer_ref::CustomerRef;
 use super::internal;
 use crate::context::Hodi;
+use crate::reminder::spec::ReminderSpec;
 use crate::socket::Session;
-use crate::store::reminders::StoredReminder;
 use crate::wire::app_to_server_command_reply::Entry;
-use crate::wire::{
-    AddCustomerReminderCommand, CancelCustomerReminderCommand, CustomerReminder, UpdateCustomerAppDataReply,
-};
+use crate::wire::{AddCustomerReminderCommand, CancelCustomerReminderCommand, UpdateCustomerAppDataReply};
 
 fn reply(status: bool, description: impl Into<String>, customer_id: Option<String>) -> Entry {
     Entry::UpdateCustomerAppData(UpdateCustomerAppDataReply { status, description: description.into(), customer_id })
-}
-
-/// Longest reminder payload, in bytes.
-pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
-
-/// A validated reminder, not yet tied to a customer.
-#[derive(Debug, Clone)]
-pub struct ReminderSpec {
-    pub key: String,
-    pub remind_at: i64,
-    pub interval_secs: Option<i64>,
-    pub payload: Option<String>,
-}
-
-impl ReminderSpec {
-    pub fn parse(reminder: Option<CustomerReminder>) -> Result<ReminderSpec, String> {
-        let reminder = reminder.ok_or("reminder is required")?;
-        if reminder.key.is_empty() {
-            return Err("reminder key is required".into());
-        }
-        if reminder.key.len() > crate::customer::identity::MAX_KEY_BYTES {
-            return Err(format!(
-                "reminder key is {} bytes; the limit is {}",
-                reminder.key.len(),
-                crate::customer::identity::MAX_KEY_BYTES
-            ));
-        }
-        if reminder.payload.as_ref().is_some_and(|p| p.len() > MAX_PAYLOAD_BYTES) {
-            return Err(format!("reminder payload is over {MAX_PAYLOAD_BYTES} bytes"));
-        }
-        let at = reminder.remind_at.ok_or("reminder remind_at is required")?;
-        let remind_at = crate::convert::bounds::time("reminder remind_at", &at)?;
-        let interval = reminder.interval.map(|d| d.seconds);
-        if interval.is_some_and(|s| s < 0) {
-            return Err("reminder interval is negative".into());
-        }
-        if interval.is_some_and(|s| s > crate::convert::bounds::MAX_INTERVAL_SECS) {
-            return Err(format!(
-                "reminder interval is over {} s (ten years)",
-                crate::convert::bounds::MAX_INTERVAL_SECS
-            ));
-        }
-        Ok(ReminderSpec {
-            key: reminder.key,
-            remind_at,
-            interval_secs: interval.filter(|s| *s > 0),
-            payload: reminder.payload,
-        })
-    }
-
-    pub fn for_customer(&self, session: &Session, customer_id: &str) -> StoredReminder {
-        StoredReminder {
-            org_id: session.org_id.clone(),
-            app_id: session.app_id.clone(),
-            customer_id: customer_id.to_string(),
-            key: self.key.clone(),
-            remind_at: self.remind_at,
-            interval_secs: self.interval_secs,
-            payload: self.payload.clone(),
-            tag: None,
-            work_id: None,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -103,7 +38,6 @@ impl AddCustomerReminder {
             Err(why) => return Ok(reply(false, why, None)),
         };
         hodi.store.upsert_reminder(&spec.for_customer(session, &customer.id)).await.map_err(internal)?;
-        hodi.reminders_changed.notify_one();
         Ok(reply(true, "reminder set", Some(customer.id)))
     }
 }

@@ -93,15 +93,13 @@ impl UpdateConsent {
             ..Default::default()
         }
         .encode_to_vec();
-        let ttl = hodi.config.notify.ttl_ms();
         let item = NewNotification {
             org_id: &session.org_id,
             app_id: &session.app_id,
             customer_id: &customer.id,
             entry: &entry,
         };
-        hodi.store.queue_notifications(&[item], ttl).await.map_err(internal)?;
-        hodi.outbox_changed.notify_one();
+        hodi.store.queue_notifications(&[item]).await.map_err(internal)?;
         Ok(reply(
             MessagingConsentUpdateStatus::Completed,
             if blocked { "blocked".into() } else { "allowed".into() },

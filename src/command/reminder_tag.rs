@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use hodi_rsocket::RemoteError;
 
-use super::customer_reminder::ReminderSpec;
 use super::internal;
 use crate::context::Hodi;
+use crate::reminder::spec::ReminderSpec;
 use crate::socket::Session;
 use crate::wire::app_to_server_command_reply::Entry;
 use crate::wire::{AddCustomerReminderTagCommand, CancelCustomerReminderTagCommand, IndexMapping, TagCommandReply};
@@ -65,11 +65,7 @@ impl ReminderTagCommand {
                                 r
                             })
                             .collect();
-                        async move {
-                            hodi.store.upsert_reminders(&reminders).await?;
-                            hodi.reminders_changed.notify_one();
-                            Ok(())
-                        }
+                        async move { hodi.store.upsert_reminders(&reminders).await }
                     },
                 )
                 .await

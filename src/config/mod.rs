@@ -365,7 +365,12 @@ impl Default for Auth {
 
 impl Default for Notify {
     fn default() -> Self {
-        Notify { reply_timeout_ms: 15_000, per_customer_window: 32, ttl_secs: 7 * 24 * 3600, outbox_poll_ms: 1_000 }
+        Notify {
+            reply_timeout_ms: 15_000,
+            per_customer_window: 32,
+            ttl_secs: crate::store::outbox::DEFAULT_TTL_SECS,
+            outbox_poll_ms: 1_000,
+        }
     }
 }
 

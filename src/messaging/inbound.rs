@@ -193,21 +193,12 @@ pub async fn receive(
     };
     let queued: Vec<NewNotification<'_>> =
         notifications.iter().map(|e| NewNotification { org_id, app_id, customer_id: &customer.id, entry: e }).collect();
-    let ttl = hodi.config.notify.ttl_ms();
     hodi.store
-        .record_inbound(
-            &row,
-            new_session.as_ref(),
-            renew.as_ref().map(|(id, at)| (id.as_str(), *at)),
-            end,
-            &queued,
-            ttl,
-        )
+        .record_inbound(&row, new_session.as_ref(), renew.as_ref().map(|(id, at)| (id.as_str(), *at)), end, &queued)
         .await?;
     if !live && cmd.parts.iter().any(opts_out) {
         unsubscribe(hodi, &customer.id, &channel_number, now).await;
     }
-    hodi.outbox_changed.notify_one();
     if !live {
         return Ok(reply(true, "received"));
     }
@@ -279,14 +270,8 @@ async fn unsubscribe(hodi: &Hodi, customer_id: &str, channel: &crate::wire::Mess
         let Some(last) = hodi.store.last_sent_message(customer_id, channel.channel, &channel.number).await? else {
             return Ok(None);
         };
-        let reacted = super::reaction::react(
-            &hodi.store,
-            &last.id,
-            crate::wire::MessageReaction::Unsubscribed,
-            at,
-            hodi.config.notify.ttl_ms(),
-        )
-        .await?;
+        let reacted =
+            super::reaction::react(&hodi.store, &last.id, crate::wire::MessageReaction::Unsubscribed, at).await?;
         anyhow::Ok(Some(reacted))
     }
     .await;
@@ -320,11 +305,8 @@ async fn close(
     reason: MessagingSessionEndReason,
     notification: &[u8],
 ) {
-    let ttl = hodi.config.notify.ttl_ms();
     let queued = [NewNotification { org_id, app_id, customer_id, entry: notification }];
-    match hodi.store.close_session(session_id, reason as i32, &queued, ttl).await {
-        Ok(true) => hodi.outbox_changed.notify_one(),
-        Ok(false) => {}
-        Err(e) => warn!(session_id, error = %e, "ending a messaging session"),
+    if let Err(e) = hodi.store.close_session(session_id, reason as i32, &queued).await {
+        warn!(session_id, error = %e, "ending a messaging session");
     }
 }

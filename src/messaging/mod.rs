@@ -98,7 +98,6 @@ pub async fn sweep_sessions(hodi: Arc<Hodi>, shutdown: tokio_util::sync::Cancell
                 continue;
             }
         };
-        let ttl = hodi.config.notify.ttl_ms();
         for s in lapsed {
             let entry = ServerToAppCustomerNotification {
                 entry: Some(AppEntry::MessagingSessionEnded(MessagingSessionEndedNotification {
@@ -123,10 +122,9 @@ pub async fn sweep_sessions(hodi: Arc<Hodi>, shutdown: tokio_util::sync::Cancell
             .encode_to_vec();
             let queued =
                 [NewNotification { org_id: &s.org_id, app_id: &s.app_id, customer_id: &s.customer_id, entry: &entry }];
-            match hodi.store.close_session(&s.id, MessagingSessionEndReason::Inactivity as i32, &queued, ttl).await {
-                Ok(true) => hodi.outbox_changed.notify_one(),
-                Ok(false) => {}
-                Err(e) => warn!(session_id = %s.id, error = %e, "ending a lapsed session"),
+            if let Err(e) = hodi.store.close_session(&s.id, MessagingSessionEndReason::Inactivity as i32, &queued).await
+            {
+                warn!(session_id = %s.id, error = %e, "ending a lapsed session");
             }
         }
     }

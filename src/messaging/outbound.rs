@@ -265,9 +265,7 @@ async fn set_status(
         .zip(&entries)
         .map(|((_, customer_id), entry)| NewNotification { org_id, app_id, customer_id, entry })
         .collect();
-    let ttl = hodi.config.notify.ttl_ms();
-    hodi.store.queue_notifications(&items, ttl).await?;
-    hodi.outbox_changed.notify_one();
+    hodi.store.queue_notifications(&items).await?;
     Ok(())
 }
 

@@ -58,15 +58,9 @@ pub fn parse_reaction(name: &str) -> Option<MessageReaction> {
     }
 }
 
-/// Records `reaction` on the sent message `message_id` and queues its notification. The caller
-/// wakes the dispatcher (a separate process, such as the CLI, leaves it to the next outbox poll).
-pub async fn react(
-    store: &Store,
-    message_id: &str,
-    reaction: MessageReaction,
-    at_ms: i64,
-    ttl_ms: i64,
-) -> anyhow::Result<Reacted> {
+/// Records `reaction` on the sent message `message_id` and queues its notification. The commit
+/// wakes this process's dispatcher; another process's (the CLI's) finds it at its next outbox poll.
+pub async fn react(store: &Store, message_id: &str, reaction: MessageReaction, at_ms: i64) -> anyhow::Result<Reacted> {
     let Some(row) = store.message(message_id).await? else { return Ok(Reacted::UnknownMessage) };
     if row.direction != CustomerEventDirection::Outbound as i32 {
         return Ok(Reacted::NotSent);
@@ -99,6 +93,6 @@ pub async fn react(
     let body = ChannelMessage { entry: Some(channel_message::Entry::Sent(sent)) }.encode_to_vec();
     let notification =
         NewNotification { org_id: &row.org_id, app_id: &app_id, customer_id: &row.customer_id, entry: &entry };
-    store.record_reaction(&row.id, &body, &notification, ttl_ms).await?;
+    store.record_reaction(&row.id, &body, &notification).await?;
     Ok(Reacted::Recorded { app_id })
 }

@@ -306,7 +306,7 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken,
             }
             s = settled_rx.recv() => s,
             _ = tokio::time::sleep(poll) => None,
-            _ = hodi.outbox_changed.notified() => None,
+            _ = hodi.store.outbox_changed().notified() => None,
             _ = hodi.sockets.connected.notified() => None,
         };
         // One buffer for the whole run: batches of answers come tens of times a second. Settled

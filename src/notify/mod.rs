@@ -7,7 +7,8 @@
 //! timeout), per-customer order, retries with backoff, time to live, and applying
 //! the reply (app-data update; outbound message recorded for messaging). Does not own why a
 //! notification exists: producers queue them with [`crate::store::outbox::insert_many`] in the
-//! transaction of the change they report, then call [`Hodi::outbox_changed`]'s `notify_one`.
+//! transaction of the change they report; the commit wakes the dispatcher
+//! ([`crate::store::Store::outbox_changed`]).
 //!
 //! Delivery is at least once. Each notification carries its id in the request's metadata as JSON,
 //! `{"notificationId":"ntf_…"}`, so a client can spot a duplicate (the Elarian SDK ignores it).

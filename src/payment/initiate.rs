@@ -299,10 +299,7 @@ pub async fn initiate(
         ..Transaction::draft(org_id, app_id, kind, &currency, amount, now_ms())
     };
     let id = t.id.clone();
-    let started = hodi
-        .store
-        .start_transaction(t.clone(), start, PaymentStatus::InsufficientFunds as i32, &[], hodi.config.notify.ttl_ms())
-        .await?;
+    let started = hodi.store.start_transaction(t.clone(), start, PaymentStatus::InsufficientFunds as i32, &[]).await?;
     let (status, description) = match started {
         Started::Stored(s) => {
             let status = PaymentStatus::try_from(s).unwrap_or(PaymentStatus::Unspecified);

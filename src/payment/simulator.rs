@@ -28,17 +28,10 @@ pub async fn finish(hodi: &Hodi, id: &str, status: PaymentStatus) -> anyhow::Res
     let success = status == PaymentStatus::Success;
     let done = hodi
         .store
-        .finish_transaction(
-            id,
-            Finish { status: status as i32, settle: success },
-            is_pending,
-            |t, final_status| status_notices(t, final_status, t.app_id.as_deref().unwrap_or_default()),
-            hodi.config.notify.ttl_ms(),
-        )
+        .finish_transaction(id, Finish { status: status as i32, settle: success }, is_pending, |t, final_status| {
+            status_notices(t, final_status, t.app_id.as_deref().unwrap_or_default())
+        })
         .await?;
-    if done.is_some() {
-        hodi.outbox_changed.notify_one();
-    }
     Ok(done.map(|(_, s)| s))
 }
 
@@ -127,15 +120,9 @@ pub async fn receive(
         }
         .encode_to_vec(),
     };
-    let started = hodi
-        .store
-        .start_transaction(t, start, PaymentStatus::InsufficientFunds as i32, &[notice], hodi.config.notify.ttl_ms())
-        .await?;
+    let started = hodi.store.start_transaction(t, start, PaymentStatus::InsufficientFunds as i32, &[notice]).await?;
     Ok(match started {
-        Started::Stored(_) => {
-            hodi.outbox_changed.notify_one();
-            reply(true, format!("received as {id}"))
-        }
+        Started::Stored(_) => reply(true, format!("received as {id}")),
         Started::Duplicate(existing) => {
             reply(false, format!("duplicate: provider transaction {:?} is {existing}", cmd.transaction_id))
         }

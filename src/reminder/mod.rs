@@ -7,6 +7,8 @@
 //! waiting for an app are the outbox's business ([`crate::notify`]), so a reminder fires once even
 //! when no app is connected, and is delivered when one connects.
 
+pub mod spec;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,11 +58,7 @@ pub async fn fire_due(hodi: &Hodi) -> anyhow::Result<usize> {
     }
     let firings: Vec<Firing> =
         due.into_iter().map(|r| Firing { entry: notification(&r).encode_to_vec(), reminder: r }).collect();
-    let ttl = hodi.config.notify.ttl_ms();
-    let fired = hodi.store.fire_reminders(&firings, now, ttl).await?;
-    if fired > 0 {
-        hodi.outbox_changed.notify_one();
-    }
+    hodi.store.fire_reminders(&firings, now).await?;
     Ok(firings.len())
 }
 
@@ -93,7 +91,7 @@ pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken)
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
-            _ = hodi.reminders_changed.notified() => {}
+            _ = hodi.store.reminders_changed().notified() => {}
         }
     }
 }

@@ -130,12 +130,11 @@ impl Store {
         session_id: &str,
         activity: &StoredActivity,
         entry: &[u8],
-        ttl_ms: i64,
     ) -> Result<()> {
         let mut tx = self.write().await?;
         record(&mut tx, app_id, customer_id, number, source, session_id, activity).await?;
         let item = super::outbox::NewNotification { org_id, app_id, customer_id, entry };
-        super::outbox::insert_many(&mut tx, &[item], ttl_ms).await?;
+        super::outbox::insert_many(&mut tx, &[item]).await?;
         tx.commit().await?;
         Ok(())
     }

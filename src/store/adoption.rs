@@ -63,6 +63,8 @@ impl Store {
             .bind(other)
             .execute(&mut *tx)
             .await?;
+        // The other customer's reminders are the keeper's now: the scheduler's view is stale.
+        tx.moved_reminders();
         tx.commit().await?;
         Ok(())
     }

@@ -240,7 +240,6 @@ impl Store {
         id: &str,
         body: &[u8],
         notification: &super::outbox::NewNotification<'_>,
-        ttl_ms: i64,
     ) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE messages SET body = $1, updated_at = $2 WHERE id = $3")
@@ -249,7 +248,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        super::outbox::insert_many(&mut tx, std::slice::from_ref(notification), ttl_ms).await?;
+        super::outbox::insert_many(&mut tx, std::slice::from_ref(notification)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -469,7 +468,6 @@ impl Store {
         renew: Option<(&str, i64)>,
         end: Option<(&str, i32)>,
         notifications: &[super::outbox::NewNotification<'_>],
-        ttl_ms: i64,
     ) -> Result<()> {
         let mut tx = self.write().await?;
         if let Some(s) = new_session {
@@ -482,7 +480,7 @@ impl Store {
         if let Some((id, reason)) = end {
             end_session(&mut tx, id, reason, message.created_at).await?;
         }
-        super::outbox::insert_many(&mut tx, notifications, ttl_ms).await?;
+        super::outbox::insert_many(&mut tx, notifications).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -493,12 +491,11 @@ impl Store {
         id: &str,
         reason: i32,
         notifications: &[super::outbox::NewNotification<'_>],
-        ttl_ms: i64,
     ) -> Result<bool> {
         let mut tx = self.write().await?;
         let ended = end_session(&mut tx, id, reason, now_ms()).await?;
         if ended {
-            super::outbox::insert_many(&mut tx, notifications, ttl_ms).await?;
+            super::outbox::insert_many(&mut tx, notifications).await?;
         }
         tx.commit().await?;
         Ok(ended)

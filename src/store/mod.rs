@@ -36,6 +36,21 @@ pub struct Store {
     pub(crate) writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// How much state one customer may hold; an update over it is refused whole.
     pub(crate) allowances: Allowances,
+    /// How long a queued notification is kept for delivery before it expires.
+    pub(crate) notification_ttl_ms: i64,
+    /// What commits tell the dispatcher and the reminder scheduler.
+    pub(crate) signals: std::sync::Arc<Signals>,
+}
+
+/// What a committed write tells the rest of the server, shared by every clone of a [`Store`].
+/// A write that queued a notification or set a reminder signals on commit by itself, so a producer
+/// cannot forget to wake the dispatcher, and nobody is woken for a write that rolled back.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// A commit queued notifications (`outbox::insert_many`, `outbox::insert_purse`).
+    pub outbox: tokio::sync::Notify,
+    /// A commit added or moved reminders (`upsert_reminders`, adoption).
+    pub reminders: tokio::sync::Notify,
 }
 
 /// How much state one customer may hold (config `customer.max_*`); unlimited unless set.
@@ -63,12 +78,34 @@ impl Default for Allowances {
 pub struct Write {
     tx: sqlx::Transaction<'static, sqlx::Sqlite>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
+    signals: std::sync::Arc<Signals>,
+    /// The store's notification lifetime, for the rows this transaction queues.
+    pub(crate) notification_ttl_ms: i64,
+    queued_notifications: bool,
+    moved_reminders: bool,
 }
 
 impl Write {
+    /// Commits, then wakes whoever waits for what this transaction queued.
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
+        if self.queued_notifications {
+            self.signals.outbox.notify_one();
+        }
+        if self.moved_reminders {
+            self.signals.reminders.notify_one();
+        }
         Ok(())
+    }
+
+    /// Notes that this transaction queued notifications: the dispatcher is woken on commit.
+    pub(crate) fn queued_notifications(&mut self) {
+        self.queued_notifications = true;
+    }
+
+    /// Notes that this transaction added or moved reminders: the scheduler looks again on commit.
+    pub(crate) fn moved_reminders(&mut self) {
+        self.moved_reminders = true;
     }
 
     pub async fn rollback(self) -> Result<()> {
@@ -99,12 +136,34 @@ impl Store {
     pub async fn write(&self) -> Result<Write> {
         let turn = self.writer.clone().lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Write { tx, _turn: turn })
+        Ok(Write {
+            tx,
+            _turn: turn,
+            signals: self.signals.clone(),
+            notification_ttl_ms: self.notification_ttl_ms,
+            queued_notifications: false,
+            moved_reminders: false,
+        })
     }
 
     /// This store with `allowances` enforced.
     pub fn with_allowances(self, allowances: Allowances) -> Store {
         Store { allowances, ..self }
+    }
+
+    /// This store with queued notifications kept `ttl_ms` for delivery (config `notify.ttl_secs`).
+    pub fn with_notification_ttl(self, ttl_ms: i64) -> Store {
+        Store { notification_ttl_ms: ttl_ms, ..self }
+    }
+
+    /// Signalled after each commit that queued notifications: the dispatcher waits on it.
+    pub fn outbox_changed(&self) -> &tokio::sync::Notify {
+        &self.signals.outbox
+    }
+
+    /// Signalled after each commit that added or moved reminders: the scheduler waits on it.
+    pub fn reminders_changed(&self) -> &tokio::sync::Notify {
+        &self.signals.reminders
     }
 
     /// The pool, for store functions that take a connection (`&mut SqliteConnection`).
@@ -155,7 +214,13 @@ impl Store {
             .await
             .with_context(|| format!("opening {url}"))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("applying migrations")?;
-        Ok(Store { pool, writer: Default::default(), allowances: Allowances::default() })
+        Ok(Store {
+            pool,
+            writer: Default::default(),
+            allowances: Allowances::default(),
+            notification_ttl_ms: secs_to_ms(outbox::DEFAULT_TTL_SECS),
+            signals: Default::default(),
+        })
     }
 }
 

@@ -1,15 +1,19 @@
 //! The notification outbox: durable, ordered per customer, delivered at least once.
 //!
 //! Producers insert with [`insert_many`] inside the transaction of the change that causes the
-//! notification. The dispatcher ([`crate::notify`]) reads each app's due rows in seq order
+//! notification; the row expires after the store's notification lifetime, and the commit wakes
+//! the dispatcher ([`super::Write::commit`]), so producers carry neither duty. The dispatcher ([`crate::notify`]) reads each app's due rows in seq order
 //! ([`Store::outbox_due`]; which of them go out is its business, kept in memory), and either
 //! completes a row (deleting it and applying the reply in one transaction) or schedules a retry.
 
 use anyhow::Result;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
 use super::app_data::AppDataValue;
-use super::{list_placeholders, new_id, now_ms, row_placeholders, rows_per_statement, Store};
+use super::{list_placeholders, new_id, now_ms, row_placeholders, rows_per_statement, Store, Write};
+
+/// How long a notification waits for delivery unless config says otherwise (`notify.ttl_secs`).
+pub const DEFAULT_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// One notification waiting for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +62,12 @@ pub struct NewNotification<'a> {
 }
 
 /// Queues many notifications, a hundred rows per statement, in the caller's transaction.
-pub async fn insert_many(conn: &mut SqliteConnection, items: &[NewNotification<'_>], ttl_ms: i64) -> Result<()> {
+pub async fn insert_many(tx: &mut Write, items: &[NewNotification<'_>]) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
     let now = now_ms();
+    let expires_at = now.saturating_add(tx.notification_ttl_ms);
     for chunk in items.chunks(rows_per_statement(7)) {
         let sql = format!(
             "INSERT INTO outbox (id, org_id, app_id, customer_id, entry, created_at, expires_at) VALUES {}",
@@ -75,24 +83,19 @@ pub async fn insert_many(conn: &mut SqliteConnection, items: &[NewNotification<'
                 .bind(n.customer_id)
                 .bind(n.entry)
                 .bind(now)
-                .bind(now.saturating_add(ttl_ms));
+                .bind(expires_at);
         }
-        query.execute(&mut *conn).await?;
+        query.execute(&mut **tx).await?;
     }
+    tx.queued_notifications();
     Ok(())
 }
 
 /// Queues a purse notification (an encoded `ServerToAppPurseNotification`), in the caller's
 /// transaction. Ordered per purse as customer notifications are per customer.
-pub async fn insert_purse(
-    conn: &mut SqliteConnection,
-    org_id: &str,
-    app_id: &str,
-    purse_id: &str,
-    entry: &[u8],
-    ttl_ms: i64,
-) -> Result<()> {
+pub async fn insert_purse(tx: &mut Write, org_id: &str, app_id: &str, purse_id: &str, entry: &[u8]) -> Result<()> {
     let now = now_ms();
+    let expires_at = now.saturating_add(tx.notification_ttl_ms);
     sqlx::query(
         "INSERT INTO outbox (id, org_id, app_id, customer_id, entry, created_at, expires_at, purse)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 1)",
@@ -103,9 +106,10 @@ pub async fn insert_purse(
     .bind(purse_id)
     .bind(entry)
     .bind(now)
-    .bind(now.saturating_add(ttl_ms))
-    .execute(&mut *conn)
+    .bind(expires_at)
+    .execute(&mut **tx)
     .await?;
+    tx.queued_notifications();
     Ok(())
 }
 
@@ -128,9 +132,9 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
 impl Store {
     /// Queues notifications that report no other change of their own (a delivery status, a consent
     /// update already stored), in one transaction.
-    pub async fn queue_notifications(&self, items: &[NewNotification<'_>], ttl_ms: i64) -> Result<()> {
+    pub async fn queue_notifications(&self, items: &[NewNotification<'_>]) -> Result<()> {
         let mut tx = self.write().await?;
-        insert_many(&mut tx, items, ttl_ms).await?;
+        insert_many(&mut tx, items).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -255,5 +259,47 @@ impl Store {
         // Built from a constant column list; the limit is bound.
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(outbox_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Whether `signal` has a wake-up stored for its next waiter.
+    async fn woken(signal: &tokio::sync::Notify) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), signal.notified()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_commit_that_queued_wakes_the_dispatcher_and_a_rollback_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("hodi.db").display());
+        let store = Store::open(&url).await.expect("open").with_notification_ttl(60_000);
+        let org = store.create_org(None, "org").await.expect("org");
+        let app = store.create_app(&org, None, "app").await.expect("app");
+        let item = NewNotification { org_id: &org, app_id: &app, customer_id: "cst_1", entry: b"n" };
+
+        let mut tx = store.write().await.expect("write");
+        insert_many(&mut tx, &[item]).await.expect("insert");
+        tx.rollback().await.expect("rollback");
+        assert!(!woken(store.outbox_changed()).await, "a rolled-back notification woke the dispatcher");
+
+        let mut tx = store.write().await.expect("write");
+        insert_many(&mut tx, &[]).await.expect("insert nothing");
+        tx.commit().await.expect("commit");
+        assert!(!woken(store.outbox_changed()).await, "a commit that queued nothing woke the dispatcher");
+
+        let before = now_ms();
+        store.queue_notifications(&[item]).await.expect("queue");
+        assert!(woken(store.outbox_changed()).await, "a queued notification did not wake the dispatcher");
+        assert!(!woken(store.reminders_changed()).await, "a notification woke the reminder scheduler");
+        let expires: i64 =
+            sqlx::query_scalar("SELECT expires_at FROM outbox").fetch_one(store.pool()).await.expect("row");
+        assert!(
+            (before + 60_000..=now_ms() + 60_000).contains(&expires),
+            "expires_at {expires} is not now + the store's TTL"
+        );
     }
 }

@@ -290,15 +290,13 @@ async fn settle(conn: &mut SqliteConnection, t: &Transaction, at: i64) -> Result
     Ok(true)
 }
 
-async fn queue(conn: &mut SqliteConnection, org_id: &str, notices: &[Notice], ttl_ms: i64) -> Result<()> {
+async fn queue(tx: &mut super::Write, org_id: &str, notices: &[Notice]) -> Result<()> {
     for n in notices {
         match n {
             Notice::Customer { app_id, customer_id, entry } => {
-                insert_many(conn, &[NewNotification { org_id, app_id, customer_id, entry }], ttl_ms).await?
+                insert_many(tx, &[NewNotification { org_id, app_id, customer_id, entry }]).await?
             }
-            Notice::Purse { app_id, purse_id, entry } => {
-                insert_purse(conn, org_id, app_id, purse_id, entry, ttl_ms).await?
-            }
+            Notice::Purse { app_id, purse_id, entry } => insert_purse(tx, org_id, app_id, purse_id, entry).await?,
         }
     }
     Ok(())
@@ -344,7 +342,6 @@ impl Store {
         start: Start,
         insufficient: i32,
         notices: &[Notice],
-        ttl_ms: i64,
     ) -> Result<Started> {
         let mut tx = self.write().await?;
         if let Some(provider_id) = &t.provider_transaction_id {
@@ -399,7 +396,7 @@ impl Store {
                 status
             }
         };
-        queue(&mut tx, &t.org_id, notices, ttl_ms).await?;
+        queue(&mut tx, &t.org_id, notices).await?;
         tx.commit().await?;
         Ok(Started::Stored(status))
     }
@@ -423,7 +420,6 @@ impl Store {
         finish: Finish,
         is_pending: impl Fn(i32) -> bool,
         notices: impl FnOnce(&Transaction, i32) -> Vec<Notice>,
-        ttl_ms: i64,
     ) -> Result<Option<(Transaction, i32)>> {
         let mut tx = self.write().await?;
         let sql = format!("SELECT {TRANSACTION_COLUMNS} FROM payment_transactions WHERE id = $1");
@@ -459,7 +455,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        queue(&mut tx, &t.org_id, &notices(&t, final_status), ttl_ms).await?;
+        queue(&mut tx, &t.org_id, &notices(&t, final_status)).await?;
         tx.commit().await?;
         Ok(Some((t, final_status)))
     }

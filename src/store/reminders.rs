@@ -88,6 +88,7 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
+        tx.moved_reminders();
         tx.commit().await?;
         Ok(())
     }
@@ -142,7 +143,7 @@ impl Store {
     ///
     /// Works a hundred rows per statement, keyed by (app, customer, key, remind_at) row values and
     /// `RETURNING` what actually changed; both are PostgreSQL syntax too.
-    pub async fn fire_reminders(&self, firings: &[Firing], now_ms: i64, ttl_ms: i64) -> Result<usize> {
+    pub async fn fire_reminders(&self, firings: &[Firing], now_ms: i64) -> Result<usize> {
         let (repeating, once): (Vec<&Firing>, Vec<&Firing>) =
             firings.iter().partition(|f| f.reminder.interval_secs.is_some_and(|s| s > 0));
         let mut tx = self.write().await?;
@@ -196,7 +197,7 @@ impl Store {
                 entry: &f.entry,
             })
             .collect();
-        super::outbox::insert_many(&mut tx, &items, ttl_ms).await?;
+        super::outbox::insert_many(&mut tx, &items).await?;
         tx.commit().await?;
         Ok(to_queue.len())
     }
