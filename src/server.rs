@@ -15,7 +15,7 @@ use tracing::info;
 use crate::config::Config;
 use crate::context::Hodi;
 use crate::notify::Sockets;
-use crate::session::SessionAcceptor;
+use crate::socket_session::SessionAcceptor;
 use crate::store::Store;
 use crate::transport::{self, certificate::CertificateFiles, Bound};
 

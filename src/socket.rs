@@ -1,5 +1,5 @@
 //! One connected socket: who is on the other end (org, app, modes, what it authenticated with)
-//! and its handle for server-initiated requests. Fixed at SETUP by [`crate::session`].
+//! and its handle for server-initiated requests. Fixed at SETUP by [`crate::socket_session`].
 //!
 //! Owns the type only, so that everything below the socket session (commands, domains, the
 //! notification registry) can name a socket without importing the SETUP handshake.

@@ -1,4 +1,4 @@
-//! Sessions: the SETUP handshake of app and simulator sockets, authentication, and the per-socket
+//! Socket sessions: the SETUP handshake of app and simulator sockets, authentication, and the per-socket
 //! state every command runs with.
 //!
 //! Owns: decoding `AppConnectionMetadata`, checking org/app/API key or auth token, the socket's
