@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::inproc::{command, connect, dev_meta, rejected, start};
+use common::inproc::{command, connect, dev_meta, rejected, simulator_meta, start};
 use hodi::wire::*;
 use hodi_rsocket::{error_code, Payload, RemoteError, RequestError, SetupParams};
 use prost::Message;
@@ -170,9 +170,7 @@ async fn socket_modes_keep_app_and_simulator_commands_apart() {
     assert!(matches!(&result, Err(RequestError::Remote(e)) if e.message.contains("simulator command")), "{result:?}");
 
     // A simulator socket answers with the simulator reply type (here: the message lacks a channel).
-    let simulator =
-        connect(&running, AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) })
-            .await;
+    let simulator = connect(&running, simulator_meta(&running)).await;
     let reply = simulator.request_response(Payload::new(sim_cmd.encode_to_vec())).await.expect("reply");
     let reply = SimulatorToServerCommandReply::decode(reply.data).expect("a SimulatorToServerCommandReply");
     assert!(!reply.status && reply.description.contains("channel_number is required"), "{reply:?}");

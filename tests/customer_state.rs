@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::inproc::{command, connect, connect_with, dev_meta, inbound_sms, start, start_with, Phone};
+use common::inproc::{command, connect, connect_phone, connect_with, dev_meta, inbound_sms, start, start_with};
 use hodi::store::identity::Index;
 use hodi::wire::app_to_server_command::Entry as Cmd;
 use hodi::wire::app_to_server_command_reply::Entry as Reply;
@@ -480,13 +480,7 @@ impl Responder for Replier {
 async fn a_notification_reply_updates_app_data_and_its_message_reaches_the_customer() {
     let (running, _dir) = start().await;
     let _app = connect_with(&running, dev_meta(&running), Arc::new(Replier)).await;
-    let (tx, mut phone_rx) = mpsc::channel(10);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(tx)),
-    )
-    .await;
+    let (phone, mut phone_rx) = connect_phone(&running).await;
     let sms = inbound_sms("+254722000060", "hello");
     let reply = phone.request_response(Payload::new(sms.encode_to_vec())).await.expect("reply");
     let reply = SimulatorToServerCommandReply::decode(reply.data).expect("reply");

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::inproc::{command, connect_with, dev_meta, start, Phone};
+use common::inproc::{command, connect_phone, connect_with, dev_meta, simulator_meta, start, Phone};
 use hodi::wire::app_to_server_command::Entry as Cmd;
 use hodi::wire::app_to_server_command_reply::Entry as Reply;
 use hodi::wire::server_to_app_customer_notification::Entry as Notification;
@@ -133,13 +133,7 @@ async fn a_voice_call_is_driven_by_the_apps_replies_through_get_digits_to_hang_u
     let (running, _dir) = start().await;
     let (app_tx, mut app_rx) = mpsc::channel(100);
     let app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
-    let (phone_tx, mut phone_rx) = mpsc::channel(100);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(phone_tx)),
-    )
-    .await;
+    let (phone, mut phone_rx) = connect_phone(&running).await;
     let customer = CustomerNumber {
         provider: CustomerNumberProvider::Cellular as i32,
         number: "+254733100200".into(),
@@ -231,13 +225,7 @@ async fn inbound_messages_on_every_chat_channel_reach_the_app_and_open_a_session
     let (running, _dir) = start().await;
     let (app_tx, mut app_rx) = mpsc::channel(100);
     let _app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
-    let (phone_tx, _phone_rx) = mpsc::channel(100);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(phone_tx)),
-    )
-    .await;
+    let (phone, _phone_rx) = connect_phone(&running).await;
     let cases = [
         (MessagingChannel::Whatsapp, "+254711082001", "+254733100300", true),
         (MessagingChannel::Telegram, "hodi_bot", "@ada", true),
@@ -285,12 +273,7 @@ async fn reply_to_message_and_send_by_tag_reach_the_phone() {
     let (app_tx, mut app_rx) = mpsc::channel(2000);
     let app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
     let (phone_tx, mut phone_rx) = mpsc::channel(20_000);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(phone_tx)),
-    )
-    .await;
+    let phone = connect_with(&running, simulator_meta(&running), Arc::new(Phone(phone_tx))).await;
     let reply = receive(
         &phone,
         "+254733100400",
@@ -552,13 +535,7 @@ async fn a_session_left_idle_ends_for_inactivity() {
     .await;
     let (app_tx, mut app_rx) = mpsc::channel(100);
     let _app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
-    let (phone_tx, _phone_rx) = mpsc::channel(100);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(phone_tx)),
-    )
-    .await;
+    let (phone, _phone_rx) = connect_phone(&running).await;
     let dial = inbound_message_body::Entry::Ussd(UssdInputMessageBody {
         status: UssdSessionStatus::Active as i32,
         text: Some(String::new()),
@@ -577,13 +554,7 @@ async fn an_opt_out_and_a_reported_click_become_reactions_once_each() {
     let (running, _dir) = start().await;
     let (app_tx, mut app_rx) = mpsc::channel(100);
     let app = connect_with(&running, dev_meta(&running), Arc::new(Ivr(app_tx))).await;
-    let (phone_tx, mut phone_rx) = mpsc::channel(100);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(phone_tx)),
-    )
-    .await;
+    let (phone, mut phone_rx) = connect_phone(&running).await;
     let number = CustomerNumber {
         provider: CustomerNumberProvider::Cellular as i32,
         number: "+254733100900".into(),

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::inproc::{command, connect, connect_with, dev_meta, inbound_sms, start_with, Phone};
+use common::inproc::{command, connect, connect_phone, connect_with, dev_meta, inbound_sms, start_with};
 use hodi::store::app_data::AppDataValue;
 use hodi::wire::app_to_server_command::Entry as Cmd;
 use hodi::wire::app_to_server_command_reply::Entry as Reply;
@@ -110,9 +110,7 @@ async fn an_answer_after_the_timeout_but_before_the_retry_completes_the_delivery
     let (tx, mut rx) = mpsc::channel(100);
     let app = App { seen: tx, delay: |_| Duration::from_millis(800), answer: update_and_sms };
     let _app = connect_with(&running, dev_meta(&running), Arc::new(app)).await;
-    let (phone_tx, mut phone_rx) = mpsc::channel(100);
-    let sim = AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) };
-    let _phone = connect_with(&running, sim, Arc::new(Phone(phone_tx))).await;
+    let (_phone, mut phone_rx) = connect_phone(&running).await;
     let commands = connect(&running, AppConnectionMetadata { simplex_mode: true, ..dev_meta(&running) }).await;
     let id = customer_id(&commands, "+254722000100").await;
     // The reply's message goes to the customer's latest inbound channel: give it one.

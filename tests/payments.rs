@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::inproc::{command, connect_with, dev_meta, start, Phone};
+use common::inproc::{command, connect_phone, connect_with, dev_meta, start};
 use hodi::wire::app_to_server_command::Entry as Cmd;
 use hodi::wire::app_to_server_command_reply::Entry as Reply;
 use hodi::wire::*;
@@ -170,13 +170,7 @@ async fn every_pair_moves_money_exactly_or_refuses_without_touching_the_ledger()
     let (running, _dir) = start().await;
     let (app_tx, mut app_rx) = mpsc::channel(100);
     let app = connect_with(&running, dev_meta(&running), Arc::new(App(app_tx))).await;
-    let (phone_tx, mut phone_rx) = mpsc::channel(100);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(phone_tx)),
-    )
-    .await;
+    let (phone, mut phone_rx) = connect_phone(&running).await;
     let purse_id = running.dev.as_ref().expect("dev").purse_id.clone();
 
     // A customer pays 1,000.50 into the paybill: the purse has it; the app hears received_payment.
@@ -349,13 +343,7 @@ async fn a_payout_with_no_phone_connected_fails_and_releases_its_hold() {
     let (running, _dir) = start().await;
     let (app_tx, mut app_rx) = mpsc::channel(100);
     let app = connect_with(&running, dev_meta(&running), Arc::new(App(app_tx))).await;
-    let (phone_tx, _phone_rx) = mpsc::channel(100);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(phone_tx)),
-    )
-    .await;
+    let (phone, _phone_rx) = connect_phone(&running).await;
     let purse_id = running.dev.as_ref().expect("dev").purse_id.clone();
     assert!(fund(&phone, "MPESA-9", "+254700100009", 10.0).await.status);
     phone.close();
@@ -388,13 +376,7 @@ async fn thousands_of_concurrent_payments_on_one_wallet_balance_to_the_cent() {
     use hodi::store::payments::AccountKey;
     let (running, _dir) = start().await;
     let (app_tx, _app_rx) = mpsc::channel(10_000);
-    let (phone_tx, _phone_rx) = mpsc::channel(100);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(phone_tx)),
-    )
-    .await;
+    let (phone, _phone_rx) = connect_phone(&running).await;
     let purse_id = running.dev.as_ref().expect("dev").purse_id.clone();
     assert!(fund(&phone, "MPESA-BIG", "+254700100010", 500.0).await.status);
     let org = running.dev.as_ref().expect("dev").org_id.clone();
@@ -470,13 +452,7 @@ async fn a_checkout_left_unanswered_expires_and_cannot_be_confirmed_later() {
     .await;
     let (app_tx, mut app_rx) = mpsc::channel(100);
     let app = connect_with(&running, dev_meta(&running), Arc::new(App(app_tx))).await;
-    let (phone_tx, mut phone_rx) = mpsc::channel(100);
-    let phone = connect_with(
-        &running,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(&running) },
-        Arc::new(Phone(phone_tx)),
-    )
-    .await;
+    let (phone, mut phone_rx) = connect_phone(&running).await;
     let purse_id = running.dev.as_ref().expect("dev").purse_id.clone();
     let r = pay(&app, mobile("+254700100020"), purse(&purse_id), kes(5.0)).await;
     assert_eq!(r.status, PaymentStatus::PendingConfirmation as i32, "{r:?}");

@@ -97,6 +97,19 @@ pub async fn command(client: &Requester, cmd: app_to_server_command::Entry) -> a
     AppToServerCommandReply::decode(reply.data).expect("an AppToServerCommandReply").entry.expect("with an entry")
 }
 
+/// The dev app's metadata for a simulator socket (simplex: it never receives app notifications).
+pub fn simulator_meta(running: &Running) -> AppConnectionMetadata {
+    AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..dev_meta(running) }
+}
+
+/// A phone on the dev org: a simulator socket whose notifications arrive on the returned channel.
+pub async fn connect_phone(
+    running: &Running,
+) -> (Requester, tokio::sync::mpsc::Receiver<ServerToSimulatorNotification>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(100);
+    (connect_with(running, simulator_meta(running), Arc::new(Phone(tx))).await, rx)
+}
+
 /// The customer's side for tests: forwards every ServerToSimulatorNotification and acknowledges it.
 pub struct Phone(pub tokio::sync::mpsc::Sender<ServerToSimulatorNotification>);
 
