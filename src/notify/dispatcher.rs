@@ -685,3 +685,93 @@ async fn settle(
     }
     done
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: i64, customer_id: &str) -> OutboxRow {
+        OutboxRow {
+            seq,
+            id: format!("ntf_{seq}"),
+            org_id: "org".into(),
+            app_id: "app".into(),
+            customer_id: customer_id.into(),
+            entry: Vec::new(),
+            created_at: 0,
+            attempts: 0,
+            purse: false,
+            seen: false,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn retries_back_off_from_one_second_doubling_to_a_minute() {
+        let waits: Vec<i64> = (-1..=8).map(backoff_ms).collect();
+        assert_eq!(waits, [1000, 1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000, 60_000]);
+        assert_eq!(backoff_ms(i64::MAX), 60_000, "no overflow however many attempts");
+    }
+
+    #[test]
+    fn a_customers_lane_holds_its_socket_and_failures_until_all_are_settled() {
+        let mut f = InFlight::default();
+        let (a, b) = (row(1, "cst_a"), row(2, "cst_a"));
+        f.take(&a, "conn-1");
+        f.take(&b, "conn-2");
+        // The lane keeps the socket of its first notification while any is out.
+        assert_eq!(f.lane(&a).map(|l| (l.count, l.connection_id.as_str())), Some((2, "conn-1")));
+        assert_eq!((f.len(), f.per_app.get("app").copied()), (2, Some(2)));
+
+        // One fails: it waits for a retry, and the lane remembers where it failed.
+        f.release(&a, Some("conn-1"));
+        assert!(f.waiting_in("app"));
+        assert_eq!(f.lane(&a).and_then(|l| l.failed_on.as_deref()), Some("conn-1"));
+        // Releasing it again changes nothing (no double count, no underflow).
+        f.release(&a, Some("conn-1"));
+        assert_eq!((f.len(), f.per_app.get("app").copied()), (1, Some(1)));
+
+        f.release(&b, None);
+        assert!(f.lane(&a).is_some(), "a lane with a notification waiting for its retry stays");
+        assert!(!f.app_full("app"));
+
+        // Its retry goes out and is answered: nothing of the customer or the app is left.
+        f.take(&a, "conn-2");
+        assert!(!f.waiting_in("app"));
+        f.release(&a, None);
+        assert!(f.lane(&a).is_none() && f.per_app.is_empty() && f.waiting_apps.is_empty() && f.len() == 0);
+    }
+
+    #[test]
+    fn an_expired_notification_no_longer_holds_its_customer_back() {
+        let mut f = InFlight::default();
+        let a = row(7, "cst_b");
+        f.take(&a, "conn-1");
+        f.release(&a, Some("conn-1"));
+        assert!(f.waiting_in("app"));
+        f.forget(&a);
+        assert!(!f.waiting_in("app") && f.lane(&a).is_none());
+    }
+
+    #[test]
+    fn a_customers_next_notification_waits_for_its_app_data_update_to_commit() {
+        let mut f = InFlight::default();
+        let a = row(3, "cst_c");
+        let completion = |app_data: Option<AppDataValue>| Completion {
+            seq: 3,
+            notification_id: "ntf_3".into(),
+            org_id: "org".into(),
+            app_id: "app".into(),
+            customer_id: "cst_c".into(),
+            app_data,
+            message: None,
+            reply_to: None,
+        };
+        f.recording(&[completion(None)]);
+        assert!(!f.updating(&a), "an answer without app data holds nothing back");
+        f.recording(&[completion(Some(AppDataValue::Text("x".into())))]);
+        assert!(f.updating(&a) && f.completing.contains(&3));
+        f.recorded(vec![(3, Some(("app".into(), "cst_c".into())))]);
+        assert!(!f.updating(&a) && !f.completing.contains(&3));
+    }
+}
