@@ -199,7 +199,7 @@ async fn supervise(link: Arc<Link>, simulator: bool, responder: Arc<dyn Responde
             // Disconnected while waiting: stop now rather than after the backoff.
             _ = state.wait_for(|s| matches!(s, State::Closed(_))) => return,
         }
-        delay = (delay * 2).min(link.options.backoff.max);
+        delay = link.options.backoff.after(delay);
     }
 }
 

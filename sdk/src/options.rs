@@ -65,6 +65,13 @@ impl Default for Backoff {
     }
 }
 
+impl Backoff {
+    /// The wait after one that lasted `delay` and ended in another failure.
+    pub fn after(&self, delay: Duration) -> Duration {
+        delay.saturating_mul(2).min(self.max)
+    }
+}
+
 /// Everything [`crate::Elarian::connect`] and [`crate::Simulator::connect`] need.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -168,6 +175,18 @@ impl DevCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnect_waits_double_up_to_the_cap() {
+        let backoff = Backoff::default();
+        let mut waits = vec![backoff.initial];
+        for _ in 0..7 {
+            waits.push(backoff.after(waits[waits.len() - 1]));
+        }
+        let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]);
+        assert_eq!(backoff.after(Duration::MAX), backoff.max, "no overflow");
+    }
 
     #[test]
     fn endpoints_parse_and_unsupported_ones_say_why() {
