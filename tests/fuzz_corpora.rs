@@ -1,6 +1,7 @@
-//! Replays every fuzz corpus in `fuzz/corpus/<target>/` through the same check its fuzz target
-//! runs (`fuzz/checks.rs`), so that a decoder change that panics on a known input — a seed or
-//! anything a fuzzing run kept — fails `./scripts/test`, not only a fuzzing session.
+//! Replays every fuzz input kept in the repository — the seeds (`fuzz/seeds/<target>/`) and what
+//! fuzzing runs found (`fuzz/corpus/<target>/`) — through the same check its fuzz target runs
+//! (`fuzz/checks.rs`), so that a decoder change that panics on a known input fails
+//! `./scripts/test`, not only a fuzzing session.
 
 #[path = "../fuzz/checks.rs"]
 mod checks;
@@ -8,17 +9,20 @@ mod checks;
 use std::path::Path;
 
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
-    let mut inputs = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("corpus entry").path();
-        let data = std::fs::read(&path).expect("corpus file");
-        let caught = std::panic::catch_unwind(|| check(&data));
-        assert!(caught.is_ok(), "{target}: {} panicked", path.display());
-        inputs += 1;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    for (kind, least) in [("seeds", 3), ("corpus", 10)] {
+        let dir = root.join(kind).join(target);
+        let mut inputs = 0;
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("corpus entry").path();
+            let data = std::fs::read(&path).expect("corpus file");
+            let caught = std::panic::catch_unwind(|| check(&data));
+            assert!(caught.is_ok(), "{target}: {} panicked", path.display());
+            inputs += 1;
+        }
+        // A folder that has lost its inputs would make this test pass while testing nothing.
+        assert!(inputs >= least, "{target}: only {inputs} inputs in {}", dir.display());
     }
-    // A corpus that has lost its seeds would make this test pass while testing nothing.
-    assert!(inputs >= 3, "{target}: only {inputs} inputs in {}", dir.display());
 }
 
 #[test]
@@ -56,7 +60,7 @@ fn simulator_commands() {
 #[test]
 fn hand_made_seeds_decode() {
     let seeds = |target: &str| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
         let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .filter_map(|entry| {

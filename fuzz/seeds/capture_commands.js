@@ -2,13 +2,13 @@
 // the seed corpus of the app_command and simulator_command fuzz targets. The SDK's socket is
 // replaced by one that keeps each request payload instead of sending it: no server is needed.
 //
-//   NODE_PATH=tests/peers/node_modules node fuzz/seeds/capture_commands.js fuzz/corpus
+//   NODE_PATH=tests/peers/node_modules node fuzz/seeds/capture_commands.js fuzz/seeds
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const { Elarian, Simulator } = require('elarian');
 
-const out = process.argv[2] || 'fuzz/corpus';
+const out = process.argv[2] || 'fuzz/seeds';
 let count = 0;
 function capturing(client, dir) {
     fs.mkdirSync(path.join(out, dir), { recursive: true });

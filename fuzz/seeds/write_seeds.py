@@ -3,16 +3,17 @@
 SIP messages, SDP bodies and RTP streams, one file each under <out>/<target>/seed-*.
 
 The SDK-encoded command seeds (app_command, simulator_command) come from capture_commands.js.
-Both scripts write into fuzz/corpus, which is kept in the repository with whatever the fuzzing
-runs added (minimised with `cargo fuzz cmin`), and replayed by tests/fuzz_corpora.rs.
+Seeds live in fuzz/seeds/<target>/ and stay as written; what fuzzing runs found lives beside them
+in fuzz/corpus/<target>/ (minimised with `cargo fuzz cmin`). Both are kept in the repository and
+replayed by tests/fuzz_corpora.rs.
 
-    python3 fuzz/seeds/write_seeds.py fuzz/corpus
+    python3 fuzz/seeds/write_seeds.py fuzz/seeds
 """
 import os
 import struct
 import sys
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "fuzz/corpus"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "fuzz/seeds"
 
 
 def write(target, name, data):
