@@ -96,6 +96,9 @@ impl Running {
     /// Handles one frame; `Ok(Some(reason))` ends the connection cleanly.
     async fn handle(&mut self, frame: Frame) -> Result<Option<String>, Fatal> {
         let id = frame.stream_id;
+        if self.fragments.passes_through(&frame.body) {
+            return self.dispatch(id, frame.body).await;
+        }
         match self.fragments.take(id, frame.body)? {
             Some(body) => self.dispatch(id, body).await,
             None => Ok(None),

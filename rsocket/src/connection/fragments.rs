@@ -73,12 +73,29 @@ impl Reassembly {
         Ok(Some(partial.finish()))
     }
 
+    /// Whether `body` can skip reassembly: no message is open and it is not a fragment itself.
+    /// Checked before [`Reassembly::take`] so a whole frame costs no hash lookup and no move.
+    pub(super) fn passes_through(&self, body: &Body) -> bool {
+        self.partials.is_empty() && !follows(body)
+    }
+
     /// Forgets a message being reassembled on `id`, if any.
     pub(super) fn cancel(&mut self, id: u32) {
         if let Some(partial) = self.partials.remove(&id) {
             self.bytes -= partial.counted;
         }
     }
+}
+
+fn follows(body: &Body) -> bool {
+    matches!(
+        body,
+        Body::RequestResponse { follows: true, .. }
+            | Body::RequestFnf { follows: true, .. }
+            | Body::RequestStream { follows: true, .. }
+            | Body::RequestChannel { follows: true, .. }
+            | Body::Payload { follows: true, .. }
+    )
 }
 
 fn payload_len(body: &Body) -> usize {
@@ -179,7 +196,10 @@ mod tests {
         assert_eq!(&payload.data[..], b"hello");
         assert_eq!((r.partials.len(), r.bytes), (0, 0), "a finished message is no longer counted");
         // A frame that is not a fragment passes straight through.
+        assert!(r.passes_through(&Body::Cancel) && !r.passes_through(&fragment(true, true, b"")));
         assert!(matches!(r.take(3, Body::Cancel).ok().flatten(), Some(Body::Cancel)));
+        assert!(r.take(5, fragment(true, true, b"x")).is_ok());
+        assert!(!r.passes_through(&Body::Cancel), "with a message open, every frame goes through take");
     }
 
     #[test]
