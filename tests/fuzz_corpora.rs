@@ -8,20 +8,30 @@ mod checks;
 
 use std::path::Path;
 
+/// Every input in `fuzz/<kind>/<target>/` (kind: `seeds` or `corpus`), by file name, sorted.
+fn inputs(kind: &str, target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(kind).join(target);
+    let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("input entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).expect("a file name").to_owned();
+            (name, std::fs::read(&path).expect("input file"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 fn replay(target: &str, check: fn(&[u8])) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     for (kind, least) in [("seeds", 3), ("corpus", 10)] {
-        let dir = root.join(kind).join(target);
-        let mut inputs = 0;
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.expect("corpus entry").path();
-            let data = std::fs::read(&path).expect("corpus file");
-            let caught = std::panic::catch_unwind(|| check(&data));
-            assert!(caught.is_ok(), "{target}: {} panicked", path.display());
-            inputs += 1;
+        let found = inputs(kind, target);
+        for (name, data) in &found {
+            let caught = std::panic::catch_unwind(|| check(data));
+            assert!(caught.is_ok(), "{target}: fuzz/{kind}/{target}/{name} panicked");
         }
         // A folder that has lost its inputs would make this test pass while testing nothing.
-        assert!(inputs >= least, "{target}: only {inputs} inputs in {}", dir.display());
+        assert!(found.len() >= least, "{target}: only {} inputs in fuzz/{kind}", found.len());
     }
 }
 
@@ -60,17 +70,7 @@ fn simulator_commands() {
 #[test]
 fn hand_made_seeds_decode() {
     let seeds = |target: &str| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
-        let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .filter_map(|entry| {
-                let path = entry.ok()?.path();
-                let name = path.file_name()?.to_str()?.to_owned();
-                let data = std::fs::read(&path).ok()?;
-                name.starts_with("seed-").then_some((name, data))
-            })
-            .collect();
-        found.sort();
+        let found: Vec<_> = inputs("seeds", target).into_iter().filter(|(name, _)| name.starts_with("seed-")).collect();
         assert!(found.len() >= 4, "{target}: {} hand-made seeds", found.len());
         found
     };
@@ -86,9 +86,10 @@ fn hand_made_seeds_decode() {
         assert!(parsed.is_ok(), "sip_message/{name}: {:?}", parsed.err());
     }
     let local = std::net::IpAddr::from([127, 0, 0, 1]);
+    let sdp = seeds("sdp");
     for name in ["seed-offer", "seed-hold", "seed-pcma-only"] {
-        let (_, data) = seeds("sdp").into_iter().find(|(n, _)| n == name).expect(name);
-        assert!(hodi::voice::sdp::read(&data, local).is_ok(), "sdp/{name}");
+        let (_, data) = sdp.iter().find(|(n, _)| n == name).expect(name);
+        assert!(hodi::voice::sdp::read(data, local).is_ok(), "sdp/{name}");
     }
     for (name, data) in seeds("rtp") {
         let len = usize::from(u16::from_be_bytes([data[0], data[1]]));

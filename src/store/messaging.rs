@@ -485,19 +485,18 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a session and queues its notifications, atomically; returns whether it was open.
+    /// Ends a session and queues its notifications, atomically; a session already ended queues
+    /// nothing.
     pub async fn close_session(
         &self,
         id: &str,
         reason: i32,
         notifications: &[super::outbox::NewNotification<'_>],
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let mut tx = self.write().await?;
-        let ended = end_session(&mut tx, id, reason, now_ms()).await?;
-        if ended {
+        if end_session(&mut tx, id, reason, now_ms()).await? {
             super::outbox::insert_many(&mut tx, notifications).await?;
         }
-        tx.commit().await?;
-        Ok(ended)
+        tx.commit().await
     }
 }

@@ -46,11 +46,11 @@ pub struct Store {
 /// A write that queued a notification or set a reminder signals on commit by itself, so a producer
 /// cannot forget to wake the dispatcher, and nobody is woken for a write that rolled back.
 #[derive(Debug, Default)]
-pub struct Signals {
+pub(crate) struct Signals {
     /// A commit queued notifications (`outbox::insert_many`, `outbox::insert_purse`).
-    pub outbox: tokio::sync::Notify,
+    outbox: tokio::sync::Notify,
     /// A commit added or moved reminders (`upsert_reminders`, adoption).
-    pub reminders: tokio::sync::Notify,
+    reminders: tokio::sync::Notify,
 }
 
 /// How much state one customer may hold (config `customer.max_*`); unlimited unless set.

@@ -2,9 +2,10 @@
 //!
 //! Producers insert with [`insert_many`] inside the transaction of the change that causes the
 //! notification; the row expires after the store's notification lifetime, and the commit wakes
-//! the dispatcher ([`super::Write::commit`]), so producers carry neither duty. The dispatcher ([`crate::notify`]) reads each app's due rows in seq order
-//! ([`Store::outbox_due`]; which of them go out is its business, kept in memory), and either
-//! completes a row (deleting it and applying the reply in one transaction) or schedules a retry.
+//! the dispatcher ([`super::Write::commit`]), so producers carry neither duty. The dispatcher
+//! ([`crate::notify`]) reads each app's due rows in seq order ([`Store::outbox_due`]; which of
+//! them go out is its business, kept in memory), and either completes a row (deleting it and
+//! applying the reply in one transaction) or schedules a retry.
 
 use anyhow::Result;
 use sqlx::Row;

@@ -31,7 +31,7 @@ impl Reassembly {
     /// a frame that is not a fragment), `None` while more fragments are due. A CANCEL in the
     /// middle of a message drops it (`None`); any other frame in the middle of one is fatal.
     pub(super) fn take(&mut self, id: u32, body: Body) -> Result<Option<Body>, Fatal> {
-        let (follows, body) = split_follows(body);
+        let follows = follows(&body);
         let is_continuation = self.partials.contains_key(&id);
         if !follows && !is_continuation {
             return Ok(Some(body));
@@ -141,23 +141,6 @@ impl Partial {
             Body::Payload { complete, next, .. } => Body::Payload { follows: false, complete, next, payload },
             other => other,
         }
-    }
-}
-
-fn split_follows(body: Body) -> (bool, Body) {
-    match body {
-        Body::RequestResponse { follows: true, payload } => (true, Body::RequestResponse { follows: true, payload }),
-        Body::RequestFnf { follows: true, payload } => (true, Body::RequestFnf { follows: true, payload }),
-        Body::RequestStream { follows: true, initial_n, payload } => {
-            (true, Body::RequestStream { follows: true, initial_n, payload })
-        }
-        Body::RequestChannel { follows: true, complete, initial_n, payload } => {
-            (true, Body::RequestChannel { follows: true, complete, initial_n, payload })
-        }
-        Body::Payload { follows: true, complete, next, payload } => {
-            (true, Body::Payload { follows: true, complete, next, payload })
-        }
-        other => (false, other),
     }
 }
 
