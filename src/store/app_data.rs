@@ -134,6 +134,9 @@ impl Store {
     ) -> Result<Result<(), LeaseHeld>> {
         let now = now_ms();
         let (text, bytes) = split(value);
+        // One transaction: the refusal must report the lease that refused it, not one taken or
+        // released by another writer between the statements.
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "INSERT INTO app_data (app_id, customer_id, text_value, bytes_value, updated_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (app_id, customer_id) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5,
@@ -146,13 +149,12 @@ impl Store {
         .bind(bytes)
         .bind(now)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        if done == 0 {
-            return Ok(Err(self.lease_until(app_id, customer_id, now).await?));
-        }
-        Ok(Ok(()))
+        let outcome = if done == 0 { Err(lease_until(&mut tx, app_id, customer_id, now).await?) } else { Ok(()) };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// Deletes the value (and any lease of `owner`), unless another owner holds the lease.
@@ -164,6 +166,9 @@ impl Store {
         owner: &str,
     ) -> Result<Result<bool, LeaseHeld>> {
         let now = now_ms();
+        // One transaction: between a delete that found nothing and the look at why, another
+        // writer could insert the row (a concurrent update once read as "leased for 0 ms more").
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "DELETE FROM app_data WHERE app_id = $1 AND customer_id = $2
                AND (lease_until IS NULL OR lease_until <= $3 OR lease_owner = $4)",
@@ -172,22 +177,26 @@ impl Store {
         .bind(customer_id)
         .bind(now)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        if done == 0 {
+        let outcome = if done > 0 {
+            Ok(true)
+        } else {
             let exists = sqlx::query("SELECT 1 FROM app_data WHERE app_id = $1 AND customer_id = $2")
                 .bind(app_id)
                 .bind(customer_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?
                 .is_some();
             if exists {
-                return Ok(Err(self.lease_until(app_id, customer_id, now).await?));
+                Err(lease_until(&mut tx, app_id, customer_id, now).await?)
+            } else {
+                Ok(false)
             }
-            return Ok(Ok(false));
-        }
-        Ok(Ok(true))
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// Replaces the value whatever the lease (see [`force_set`]).
@@ -195,16 +204,17 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         force_set(&mut conn, app_id, customer_id, value).await
     }
+}
 
-    async fn lease_until(&self, app_id: &str, customer_id: &str, now: i64) -> Result<LeaseHeld> {
-        let row = sqlx::query("SELECT lease_until FROM app_data WHERE app_id = $1 AND customer_id = $2")
-            .bind(app_id)
-            .bind(customer_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let until = row.and_then(|r| r.try_get::<Option<i64>, _>("lease_until").ok().flatten()).unwrap_or(now);
-        Ok(LeaseHeld { until })
-    }
+/// Until when another owner's lease holds the row, read inside the transaction that was refused.
+async fn lease_until(conn: &mut SqliteConnection, app_id: &str, customer_id: &str, now: i64) -> Result<LeaseHeld> {
+    let row = sqlx::query("SELECT lease_until FROM app_data WHERE app_id = $1 AND customer_id = $2")
+        .bind(app_id)
+        .bind(customer_id)
+        .fetch_optional(conn)
+        .await?;
+    let until = row.and_then(|r| r.try_get::<Option<i64>, _>("lease_until").ok().flatten()).unwrap_or(now);
+    Ok(LeaseHeld { until })
 }
 
 /// Replaces the value whatever the lease, releasing it (a notification reply's app-data update).
