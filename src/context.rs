@@ -22,6 +22,8 @@ pub struct Hodi {
     /// Where voice messages become real calls: the voice executor, when SIP listens and a trunk
     /// is configured (else voice messages go to simulator sockets).
     pub calls: Option<Arc<dyn crate::channel::PlaceCalls>>,
+    /// The configured providers (SMPP, SMTP, …) channel numbers can be bound to.
+    pub providers: Arc<crate::channel::providers::Providers>,
     /// What by-tag background work may use at once.
     pub work: Arc<crate::work::budget::Budget>,
 }

@@ -131,6 +131,12 @@ pub async fn start(config: Config) -> Result<Running> {
     let dev = ensure_dev_tenant(&config, &store).await?;
     let (tls, certificate) = transport::certificate::load_or_create(&config)?;
     let shutdown = CancellationToken::new();
+    // Providers report through this channel; messaging drains it once the context exists.
+    let (provider_events, provider_reports) = tokio::sync::mpsc::channel(crate::channel::events::CAPACITY);
+    store.release_provider_claims().await?;
+    let providers =
+        Arc::new(crate::channel::providers::Providers::start(&config.providers, &store, &provider_events, &shutdown));
+    drop(provider_events);
     let voice = crate::voice::listener::bind(&config, &shutdown).await?;
     // Voice messages become SIP calls only with a trunk to send them to.
     let sip = voice.as_ref().map(|v| v.sip.clone());
@@ -145,8 +151,10 @@ pub async fn start(config: Config) -> Result<Running> {
         calls: trunk.map(|sip| {
             Arc::new(crate::voice::outbound::Trunk::new(hodi.clone(), sip)) as Arc<dyn crate::channel::PlaceCalls>
         }),
+        providers,
         work: Arc::new(crate::work::budget::Budget::new(&config.work)),
     });
+    tokio::spawn(crate::messaging::providers::run(hodi.clone(), provider_reports));
     // The data directory is ours until shutdown (or until the process ends, when the OS lets go).
     let release = shutdown.clone();
     tokio::spawn(async move {

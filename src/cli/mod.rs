@@ -84,7 +84,7 @@ pub enum Provision {
         currency: String,
     },
     /// Add a channel number to an org (channel: sms, ussd, voice, whatsapp, telegram, fb_messenger,
-    /// email, or a payment channel such as cellular).
+    /// email, or a payment channel such as cellular). Run again to change its provider.
     Channel {
         #[arg(long)]
         org: String,
@@ -92,7 +92,41 @@ pub enum Provision {
         channel: String,
         #[arg(long)]
         number: String,
+        /// Send through this configured provider (`[providers.<name>]`), written `<name>` or
+        /// `<kind>:<name>` (e.g. `smpp:telco`); `simulator` sends to simulator sockets again.
+        /// Without it, a new number uses the simulator and an existing one keeps its provider.
+        #[arg(long)]
+        provider: Option<String>,
     },
+}
+
+/// The provider `--provider` names, checked against the configuration: `None` for the simulator.
+fn provider_name(config: &Config, channel: &str, given: &str) -> Result<Option<String>> {
+    if given == "simulator" {
+        return Ok(None);
+    }
+    let (kind, name) = match given.split_once(':') {
+        Some((kind, name)) => (Some(kind), name),
+        None => (None, given),
+    };
+    let Some(provider) = config.providers.get(name) else {
+        let known: Vec<&str> = config.providers.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "no provider {name:?} in the configuration ([providers.{name}]); configured: {}",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        );
+    };
+    if let Some(kind) = kind.filter(|k| *k != provider.kind()) {
+        anyhow::bail!("provider {name:?} is {}, not {kind}", provider.kind());
+    }
+    if !provider.channels().contains(&channel) {
+        anyhow::bail!(
+            "provider {name:?} ({}) carries {}, not {channel}",
+            provider.kind(),
+            provider.channels().join(", ")
+        );
+    }
+    Ok(Some(name.to_string()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -290,12 +324,20 @@ async fn provision(config: Config, what: Provision) -> Result<()> {
             let id = store.create_purse(&org, &currency).await?;
             writeln!(out, "created purse {id} ({currency}) in org {org}")?;
         }
-        Provision::Channel { org, channel, number } => {
+        Provision::Channel { org, channel, number, provider } => {
             if !CHANNELS.contains(&channel.as_str()) {
                 anyhow::bail!("unknown channel {channel:?}; use one of {}", CHANNELS.join(", "));
             }
+            let provider = provider.map(|p| provider_name(&config, &channel, &p)).transpose()?;
             store.add_channel_number(&org, &channel, &number).await?;
             writeln!(out, "added {channel} number {number} to org {org}")?;
+            if let Some(provider) = provider {
+                store.bind_channel_provider(&org, &channel, &number, provider.as_deref()).await?;
+                match provider {
+                    Some(name) => writeln!(out, "{channel} number {number} sends through provider {name}")?,
+                    None => writeln!(out, "{channel} number {number} sends to simulator sockets")?,
+                }
+            }
         }
     }
     Ok(())

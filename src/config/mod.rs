@@ -11,6 +11,8 @@
 //! a warning. A bad value is an error naming the variable or the file it came from. An empty
 //! listener address disables that listener.
 
+pub mod providers;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,6 +40,8 @@ pub struct Config {
     pub messaging: Messaging,
     pub payment: Payment,
     pub voice: Voice,
+    /// Real networks channel numbers can be bound to, by name (see [`providers`]).
+    pub providers: providers::Providers,
     pub dev: Dev,
 }
 
@@ -317,6 +321,7 @@ impl Default for Config {
             messaging: Messaging::default(),
             payment: Payment::default(),
             voice: Voice::default(),
+            providers: Default::default(),
             dev: Dev::default(),
         }
     }
@@ -606,5 +611,36 @@ mod tests {
         let mut value = toml::Value::try_from(Config::default()).expect("defaults");
         merge(&mut value, toml::from_str("[listen]\ntsl = \"x\"").expect("toml"));
         assert!(value.try_into::<Config>().is_err());
+    }
+
+    #[test]
+    fn providers_load_by_kind_keep_their_secrets_and_refuse_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("hodi-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("providers.toml");
+        std::fs::write(
+            &file,
+            "[providers.telco]\nkind = \"smpp\"\naddress = \"127.0.0.1:2775\"\nsystem_id = \"hodi\"\n\
+             password = \"hunter2\"\nlimits = { rate_per_sec = 50, window = 100 }\n\
+             [providers.mail]\nkind = \"smtp\"\naddress = \"127.0.0.1:25\"\ntls = \"none\"\n",
+        )
+        .expect("write");
+        let config = Config::load_from(Some(&file), env(&[])).expect("loads").config;
+        let Some(providers::Provider::Smpp(telco)) = config.providers.get("telco") else { panic!("telco is smpp") };
+        assert_eq!(telco.limits.window, 100);
+        assert_eq!(telco.limits.rate_per_sec, 50);
+        assert_eq!(telco.limits.max_attempts, providers::Limits::default().max_attempts);
+        assert_eq!(telco.password().expect("password").expose(), "hunter2");
+        assert!(!format!("{config:?}").contains("hunter2"), "Debug shows the password");
+        assert!(!toml::to_string(&config).expect("toml").contains("hunter2"), "serialising shows the password");
+        assert_eq!(config.providers.get("mail").map(|p| p.kind()), Some("smtp"));
+
+        std::fs::write(&file, "[providers.telco]\nkind = \"smpp\"\npasword = \"typo\"\n").expect("write");
+        let err = format!("{:#}", Config::load_from(Some(&file), env(&[])).err().expect("refused"));
+        assert!(err.contains("pasword"), "{err}");
+        std::fs::write(&file, "[providers.x]\nkind = \"carrier-pigeon\"\n").expect("write");
+        let err = format!("{:#}", Config::load_from(Some(&file), env(&[])).err().expect("refused"));
+        assert!(err.contains("carrier-pigeon"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

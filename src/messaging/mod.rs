@@ -8,6 +8,7 @@
 
 pub mod inbound;
 pub mod outbound;
+pub mod providers;
 pub mod reaction;
 pub mod replay;
 pub mod state;

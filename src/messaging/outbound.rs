@@ -102,6 +102,11 @@ fn row(o: &Outbound, id: &str, status: MessageDeliveryStatus, session_id: Option
     }
 }
 
+/// A message stored QUEUED for a provider.
+pub(super) fn queued_row(o: &Outbound, id: &str, at: i64) -> MessageRow {
+    row(o, id, MessageDeliveryStatus::Queued, o.session_id.clone(), at)
+}
+
 /// The simulator's `send_message` for message `id`.
 fn to_phone(o: &Outbound, id: &str) -> SimEntry {
     SimEntry::SendMessage(SendMessageSimulatorNotification {
@@ -125,9 +130,10 @@ pub async fn record_live_reply(hodi: &Hodi, o: &Outbound) -> anyhow::Result<Stri
 /// SendMessage: validates, stores and hands the message to the customer's side.
 pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
     let channel = MessagingChannel::try_from(o.channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
-    if let Err(why) = super::check_channel(&hodi.store, &o.org_id, &o.channel_number).await? {
-        return Ok(Sent::refused(MessageDeliveryStatus::InvalidChannelNumber, why));
-    }
+    let channel_name = match super::check_channel(&hodi.store, &o.org_id, &o.channel_number).await? {
+        Ok(name) => name,
+        Err(why) => return Ok(Sent::refused(MessageDeliveryStatus::InvalidChannelNumber, why)),
+    };
     let body = o.message.body.as_ref().and_then(|b| b.entry.as_ref());
     let is_voice = channel == MessagingChannel::Voice;
     match body {
@@ -154,6 +160,12 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
             message_id: Some(id),
             session_id: None,
         });
+    }
+    // A number bound to a provider sends through it (voice goes through the SIP trunk instead).
+    if !is_voice && !hodi.providers.is_empty() {
+        if let Some(provider) = hodi.store.channel_provider(&o.org_id, channel_name, &o.channel_number.number).await? {
+            return super::providers::queue(hodi, &o, &provider).await;
+        }
     }
     // A voice message is a real SIP call when the voice executor has a trunk; else the simulator's.
     let via_sip = is_voice && hodi.calls.is_some();
@@ -325,6 +337,28 @@ pub async fn send_many(
     let ids: Vec<String> = recipients.iter().map(|(c, _)| c.clone()).collect();
     let blocked: std::collections::HashSet<String> =
         hodi.store.blocked_among(&ids, channel_number.channel, &channel_number.number).await?.into_iter().collect();
+    let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
+    let provider = match (hodi.providers.is_empty(), super::channel_name(channel)) {
+        (false, Some(name)) => hodi.store.channel_provider(org_id, name, &channel_number.number).await?,
+        _ => None,
+    };
+    if let Some(provider) = provider {
+        let messages: Vec<Outbound> = recipients
+            .into_iter()
+            .filter(|(customer_id, _)| !blocked.contains(customer_id))
+            .map(|(customer_id, number)| Outbound {
+                org_id: org_id.to_string(),
+                app_id: app_id.to_string(),
+                customer_id,
+                number,
+                channel_number: channel_number.clone(),
+                message: message.clone(),
+                session_id: None,
+                in_reply_to: None,
+            })
+            .collect();
+        return super::providers::queue_many(hodi, &messages, &provider).await;
+    }
     let simulators = hodi.simulators.all_in_org(org_id);
     let now = now_ms();
     let mut rows = Vec::with_capacity(recipients.len());

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod messaging;
 pub mod outbox;
 pub mod payments;
+pub mod providers;
 pub mod provision;
 pub mod reminders;
 pub mod work;

@@ -1,12 +1,23 @@
-//! Ways out: what messaging hands a message to when a real network carries it, as seen from
-//! messaging. Today that is the voice executor, which turns a voice message into a SIP call
-//! through the trunk; the SMPP and SMTP providers will stand here beside it.
+//! Ways out: what messaging hands a message to when a real network carries it.
 //!
-//! Owns the shape of those hand-overs only (a trait and the data it takes). It sits below
+//! - [`PlaceCalls`]: the voice executor, which turns a voice message into a SIP call through the
+//!   trunk (the trait is here; the executor is wired in by [`crate::server`]).
+//! - [`providers`]: the configured providers (`[providers.<name>]`), each a queue [`worker`] over
+//!   a transport: [`smpp`] for SMS, [`smtp`] for email. Messages wait for them in the store's
+//!   durable queue; what they report comes back as [`events`], which messaging drains.
+//!
+//! Nothing here imports messaging, payment or the command layer: data flows down into this
+//! module, and back up only as events on a channel. It sits below
 //! [`crate::context`] so that the shared context can hold the executor built at start-up and
 //! messaging can use it, while the executor, which needs messaging to tell apps what the call
 //! does, is never imported by messaging: data flows down from messaging to this trait and the
 //! implementation is wired in by [`crate::server`].
+
+pub mod events;
+pub mod providers;
+pub mod smpp;
+pub mod smtp;
+pub mod worker;
 
 use crate::wire::VoiceCallAction;
 

@@ -1,0 +1,41 @@
+//! What providers report: the outcome of each send, delivery receipts, and customers' messages.
+//!
+//! Providers sit below messaging and never call it: they put these on a bounded channel that
+//! messaging drains (`messaging::providers`), which turns them into statuses, `message_status`
+//! notifications and received messages. A full channel slows the provider down instead of
+//! growing.
+
+use crate::store::providers::AcceptedPart;
+use crate::wire::{MessageDeliveryStatus, MessagingChannel};
+
+/// How many events may wait for messaging before providers wait.
+pub const CAPACITY: usize = 4_096;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// The provider took the message and named its parts: SENT.
+    Accepted { provider: String, message_id: String, parts: Vec<AcceptedPart> },
+    /// The message will not be sent: FAILED (refused, or out of attempts) or EXPIRED.
+    Ended { provider: String, message_id: String, status: MessageDeliveryStatus, reason: String },
+    /// A delivery receipt for one part the provider accepted.
+    Receipt { provider: String, provider_message_id: String, status: MessageDeliveryStatus, reason: String },
+    /// A customer wrote to one of our numbers.
+    Received(Received),
+}
+
+/// A customer's message as a provider hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub provider: String,
+    pub channel: MessagingChannel,
+    /// Our number the customer wrote to.
+    pub channel_number: String,
+    /// The customer's number or address.
+    pub customer_number: String,
+    pub text: String,
+    /// The provider's id of the message, when it gives one (replays import it once).
+    pub provider_message_id: Option<String>,
+}
+
+pub type Sender = tokio::sync::mpsc::Sender<ChannelEvent>;
+pub type Receiver = tokio::sync::mpsc::Receiver<ChannelEvent>;

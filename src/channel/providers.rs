@@ -1,0 +1,148 @@
+//! The configured providers, started: one queue worker each, over its transport.
+//!
+//! A provider whose settings can never work (no address, a password variable that is not set)
+//! is logged with its name and why, and its messages wait in the queue; the rest of the server
+//! and the other providers run on. One that cannot reach its network keeps trying (its
+//! transport logs each failure).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::events;
+use super::smpp::Smpp;
+use super::smtp::Smtp;
+use super::worker;
+use crate::config::providers::{Provider, Providers as Settings};
+use crate::store::{now_ms, Store};
+
+/// How often part ids past every provider's receipt window are forgotten.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// One configured provider as the rest of the server sees it.
+#[derive(Debug)]
+struct Handle {
+    kind: &'static str,
+    channels: &'static [&'static str],
+    /// Wakes its worker when a message is queued for it.
+    wake: Arc<Notify>,
+    /// Why it did not start, if it did not.
+    broken: Option<String>,
+}
+
+/// Every configured provider, by name.
+#[derive(Debug, Default)]
+pub struct Providers {
+    by_name: BTreeMap<String, Handle>,
+}
+
+impl Providers {
+    /// Starts a worker for each provider in `settings`.
+    pub fn start(
+        settings: &Settings,
+        store: &Store,
+        events: &events::Sender,
+        shutdown: &CancellationToken,
+    ) -> Providers {
+        let mut by_name = BTreeMap::new();
+        for (name, provider) in settings {
+            let wake = Arc::new(Notify::new());
+            let worker = Worker { name, provider, store, events, wake: &wake, shutdown };
+            let started = match provider {
+                Provider::Smpp(s) => {
+                    Smpp::start(name, s.clone(), events.clone(), shutdown.clone()).map(|t| worker.spawn(t))
+                }
+                Provider::Smtp(s) => Smtp::new(s).map(|t| worker.spawn(Arc::new(t))),
+            };
+            let broken = match started {
+                Ok(()) => {
+                    info!(provider = %name, kind = provider.kind(), "provider started");
+                    None
+                }
+                Err(why) => {
+                    error!(provider = %name, kind = provider.kind(), why, "provider cannot start; its messages wait");
+                    Some(why)
+                }
+            };
+            by_name.insert(name.clone(), Handle { kind: provider.kind(), channels: provider.channels(), wake, broken });
+        }
+        if !settings.is_empty() {
+            let window = settings.values().map(|p| p.limits().receipt_window_secs).max().unwrap_or_default();
+            tokio::spawn(forget_old_parts(store.clone(), window, shutdown.clone()));
+        }
+        Providers { by_name }
+    }
+
+    /// Tells `name`'s worker a message is waiting.
+    pub fn wake(&self, name: &str) {
+        if let Some(h) = self.by_name.get(name) {
+            h.wake.notify_one();
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// Whether `name` is configured and carries `channel` (a lower-case channel name); why not.
+    pub fn check(&self, name: &str, channel: &str) -> Result<(), String> {
+        let Some(h) = self.by_name.get(name) else {
+            let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+            return Err(format!("no provider {name:?} is configured (configured: {})", known.join(", ")));
+        };
+        if !h.channels.contains(&channel) {
+            return Err(format!(
+                "provider {name:?} is {}, which carries {}, not {channel}",
+                h.kind,
+                h.channels.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// Why `name` did not start, if it did not.
+    pub fn broken(&self, name: &str) -> Option<&str> {
+        self.by_name.get(name).and_then(|h| h.broken.as_deref())
+    }
+}
+
+/// What a provider's worker is started with.
+struct Worker<'a> {
+    name: &'a str,
+    provider: &'a Provider,
+    store: &'a Store,
+    events: &'a events::Sender,
+    wake: &'a Arc<Notify>,
+    shutdown: &'a CancellationToken,
+}
+
+impl Worker<'_> {
+    fn spawn<T: worker::Transport>(self, transport: Arc<T>) {
+        tokio::spawn(worker::run(
+            self.name.to_string(),
+            self.provider.limits().clone(),
+            transport,
+            self.store.clone(),
+            self.events.clone(),
+            self.wake.clone(),
+            self.shutdown.clone(),
+        ));
+    }
+}
+
+async fn forget_old_parts(store: Store, window_secs: u64, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(FORGET_EVERY) => {}
+        }
+        let before = now_ms() - (window_secs as i64).saturating_mul(1000);
+        if let Err(e) = store.forget_provider_parts(before, 10_000).await {
+            warn!(error = %e, "forgetting old provider part ids");
+        }
+    }
+}

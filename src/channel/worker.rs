@@ -1,0 +1,230 @@
+//! A provider's queue worker: takes the provider's due messages from the durable queue and hands
+//! them to its transport (SMPP, SMTP), at most `window` unanswered at once and `rate_per_sec` a
+//! second; retries transient failures with doubling delays; slows down when the provider says it
+//! is throttling; reports every outcome as a [`ChannelEvent`].
+//!
+//! Owns pacing and retries. It does not decide what an outcome means for the message (messaging
+//! does, on the event) and it does not speak any protocol (the transport does).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::events::{self, ChannelEvent};
+use crate::config::providers::Limits;
+use crate::store::providers::{AcceptedPart, QueuedSend};
+use crate::store::{now_ms, Store};
+use crate::wire::MessageDeliveryStatus;
+
+/// Why a transport did not get a message accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Worth trying again later: the link is down, a timeout, a temporary error code.
+    Transient(String),
+    /// The provider asks us to slow down; the message is tried again without using an attempt.
+    Throttled(String),
+    /// Trying again will not help: a bad address, a message the provider refuses.
+    Permanent(String),
+}
+
+/// A way to hand a message to a provider.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends one queued message; on success, the provider's id of each part.
+    fn send(&self, message: &QueuedSend) -> impl Future<Output = Result<Vec<AcceptedPart>, Refusal>> + Send;
+}
+
+/// How long a claimed row stays ours: longer than any send plus the time messaging takes to
+/// record its outcome (a worker that dies releases its rows when this runs out).
+const CLAIM_MS: i64 = 5 * 60 * 1000;
+/// How long the worker slows down after the provider said it is throttling.
+const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+/// How often the queue is looked at with nothing waking the worker (retries falling due).
+const IDLE_LOOK: Duration = Duration::from_secs(1);
+
+/// The delay before retry `attempt` (1 = the first retry): `first`, doubling, at most `max`.
+pub fn retry_delay(limits: &Limits, attempt: u32) -> Duration {
+    let first = Duration::from_secs(limits.retry_secs.max(1));
+    let max = Duration::from_secs(limits.retry_max_secs.max(limits.retry_secs.max(1)));
+    first.checked_mul(1u32 << attempt.saturating_sub(1).min(20)).unwrap_or(max).min(max)
+}
+
+/// Spaces hand-overs `1/rate` apart, and holds them while the provider is throttling us.
+struct Pacer {
+    gap: Option<Duration>,
+    next: Instant,
+    paused_until: Arc<Mutex<Instant>>,
+}
+
+impl Pacer {
+    fn new(rate_per_sec: u32) -> Pacer {
+        let gap = (rate_per_sec > 0).then(|| Duration::from_secs(1) / rate_per_sec);
+        Pacer { gap, next: Instant::now(), paused_until: Arc::new(Mutex::new(Instant::now())) }
+    }
+
+    async fn wait(&mut self) {
+        let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        let at = self.next.max(paused);
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
+        if let Some(gap) = self.gap {
+            self.next = at.max(Instant::now() - gap) + gap;
+        }
+    }
+}
+
+/// Runs `provider`'s worker until shutdown.
+pub async fn run<T: Transport>(
+    provider: String,
+    limits: Limits,
+    transport: Arc<T>,
+    store: Store,
+    events: events::Sender,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let window = Arc::new(Semaphore::new(limits.window.max(1) as usize));
+    let mut pacer = Pacer::new(limits.rate_per_sec);
+    let limits = Arc::new(limits);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        // Claim only what the window can take now, so the rest stays free for a restart.
+        let free = window.available_permits().max(1) as i64;
+        let batch = match store.claim_provider_sends(&provider, free, now_ms() + CLAIM_MS).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                warn!(provider, error = %e, "reading the provider queue");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_LOOK) => {}
+            }
+            continue;
+        }
+        for message in batch {
+            if message.expires_at <= now_ms() {
+                let ended = ChannelEvent::Ended {
+                    provider: provider.clone(),
+                    message_id: message.message_id.clone(),
+                    status: MessageDeliveryStatus::Expired,
+                    reason: "not accepted by the provider before it expired".into(),
+                };
+                if events.send(ended).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = pacer.wait() => {}
+            }
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                permit = window.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+            };
+            let (provider, transport, store, events, limits) =
+                (provider.clone(), transport.clone(), store.clone(), events.clone(), limits.clone());
+            let paused_until = pacer.paused_until.clone();
+            tokio::spawn(async move {
+                let outcome = transport.send(&message).await;
+                drop(permit);
+                settle(&provider, &limits, &store, &events, &paused_until, message, outcome).await;
+            });
+        }
+    }
+}
+
+/// Turns one send's outcome into an event, or into a retry at the right time.
+async fn settle(
+    provider: &str,
+    limits: &Limits,
+    store: &Store,
+    events: &events::Sender,
+    paused_until: &Mutex<Instant>,
+    message: QueuedSend,
+    outcome: Result<Vec<AcceptedPart>, Refusal>,
+) {
+    let id = message.message_id.clone();
+    let event = match outcome {
+        Ok(parts) => {
+            debug!(provider, message_id = %id, parts = parts.len(), "accepted by the provider");
+            ChannelEvent::Accepted { provider: provider.to_string(), message_id: id, parts }
+        }
+        Err(Refusal::Throttled(why)) => {
+            *paused_until.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now() + THROTTLE_PAUSE;
+            debug!(provider, message_id = %id, why, "throttled; trying again shortly");
+            let at = now_ms() + THROTTLE_PAUSE.as_millis() as i64;
+            if let Err(e) = store.provider_send_retry(&id, at, &why, false).await {
+                warn!(provider, message_id = %id, error = %e, "rescheduling a throttled message");
+            }
+            return;
+        }
+        Err(Refusal::Transient(why)) if (message.attempts as u64 + 1) < u64::from(limits.max_attempts) => {
+            let delay = retry_delay(limits, message.attempts as u32 + 1);
+            warn!(provider, message_id = %id, why, retry_in_ms = delay.as_millis() as u64, "send failed; will retry");
+            let at = now_ms() + delay.as_millis() as i64;
+            if let Err(e) = store.provider_send_retry(&id, at, &why, true).await {
+                warn!(provider, message_id = %id, error = %e, "rescheduling a message");
+            }
+            return;
+        }
+        Err(Refusal::Transient(why)) => {
+            warn!(provider, message_id = %id, why, "send failed; out of attempts");
+            ChannelEvent::Ended {
+                provider: provider.to_string(),
+                message_id: id,
+                status: MessageDeliveryStatus::Failed,
+                reason: format!("{why} (after {} attempts)", message.attempts + 1),
+            }
+        }
+        Err(Refusal::Permanent(why)) => {
+            warn!(provider, message_id = %id, why, "the provider refused the message");
+            ChannelEvent::Ended {
+                provider: provider.to_string(),
+                message_id: id,
+                status: MessageDeliveryStatus::Failed,
+                reason: why,
+            }
+        }
+    };
+    // Messaging gone means shutting down: the row stays claimed and is sent after the restart.
+    let _ = events.send(event).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_from_the_first_delay_up_to_the_cap() {
+        let limits = Limits { retry_secs: 2, retry_max_secs: 30, ..Limits::default() };
+        let delays: Vec<u64> = (1..=6).map(|a| retry_delay(&limits, a).as_secs()).collect();
+        assert_eq!(delays, vec![2, 4, 8, 16, 30, 30]);
+        assert_eq!(retry_delay(&limits, u32::MAX).as_secs(), 30, "no overflow on a huge attempt count");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_spaces_hand_overs_and_holds_them_while_throttled() {
+        let mut pacer = Pacer::new(10);
+        let start = Instant::now();
+        for _ in 0..5 {
+            pacer.wait().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(400), "five at 10/s: the first at once");
+        *pacer.paused_until.lock().expect("lock") = Instant::now() + Duration::from_secs(1);
+        let before = Instant::now();
+        pacer.wait().await;
+        assert_eq!(before.elapsed(), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,226 @@
+//! `[providers.<name>]`: the real networks channel numbers can send through.
+//!
+//! ```toml
+//! [providers.telco]
+//! kind = "smpp"
+//! address = "smsc.example.net:2775"
+//! system_id = "hodi"
+//! password_env = "TELCO_SMPP_PASSWORD"   # or password = "…" (the file is then a secret)
+//! limits = { rate_per_sec = 100, window = 10 }
+//!
+//! [providers.mail]
+//! kind = "smtp"
+//! address = "smtp.example.net:587"
+//! tls = "starttls"
+//! username = "hodi"
+//! password_env = "MAIL_PASSWORD"
+//! ```
+//!
+//! A secret is kept in a [`Secret`], whose `Debug` and `Serialize` never show it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Every provider, by the name channel numbers are bound to.
+pub type Providers = BTreeMap<String, Provider>;
+
+/// A password or token: shown as `<secret>` wherever configuration is printed or logged.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that hands it to the provider.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<secret>")
+    }
+}
+
+/// One provider: its protocol and that protocol's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Provider {
+    Smpp(Smpp),
+    Smtp(Smtp),
+}
+
+impl Provider {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Provider::Smpp(_) => "smpp",
+            Provider::Smtp(_) => "smtp",
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        match self {
+            Provider::Smpp(p) => &p.limits,
+            Provider::Smtp(p) => &p.limits,
+        }
+    }
+
+    /// Channels this provider carries (their lower-case names, as provisioning spells them).
+    pub fn channels(&self) -> &'static [&'static str] {
+        match self {
+            Provider::Smpp(_) => &["sms"],
+            Provider::Smtp(_) => &["email"],
+        }
+    }
+}
+
+/// How fast, how many at once and how long a provider's worker tries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Messages per second handed to the provider (0: no limit).
+    pub rate_per_sec: u32,
+    /// Messages handed over and not yet answered, at once.
+    pub window: u32,
+    /// Transient failures (refused connection, a 4xx, throttling aside) before a message FAILs.
+    pub max_attempts: u32,
+    /// The first retry's delay; each further one doubles, up to `retry_max_secs`.
+    pub retry_secs: u64,
+    pub retry_max_secs: u64,
+    /// A message not accepted within this long after it was queued EXPIREs.
+    pub expire_secs: u64,
+    /// How long a delivery receipt is waited for (its part ids are kept this long).
+    pub receipt_window_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            rate_per_sec: 0,
+            window: 10,
+            max_attempts: 8,
+            retry_secs: 2,
+            retry_max_secs: 300,
+            expire_secs: 24 * 3600,
+            receipt_window_secs: 3 * 24 * 3600,
+        }
+    }
+}
+
+/// The password: `password` from the file, else the variable `password_env` names.
+fn password(inline: &Secret, env: &str) -> Result<Secret, String> {
+    if !inline.is_empty() {
+        return Ok(inline.clone());
+    }
+    if env.is_empty() {
+        return Ok(Secret::default());
+    }
+    std::env::var(env).map(Secret).map_err(|_| format!("password_env names {env}, which is not set"))
+}
+
+/// SMS over SMPP 3.4: one transceiver bind to an SMSC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Smpp {
+    /// `host:port` of the SMSC.
+    pub address: String,
+    pub system_id: String,
+    pub password: Secret,
+    /// An environment variable holding the password (when `password` is empty).
+    pub password_env: String,
+    pub system_type: String,
+    /// Seconds between enquire_links while the bind is idle.
+    pub enquire_link_secs: u64,
+    /// How long a submit_sm waits for its response.
+    pub response_timeout_secs: u64,
+    /// Ask the SMSC for delivery receipts.
+    pub delivery_receipts: bool,
+    /// The first reconnect's delay; each further one doubles, up to `reconnect_max_secs`.
+    pub reconnect_secs: u64,
+    pub reconnect_max_secs: u64,
+    /// Rate, window, retries and expiry (`limits = { rate_per_sec = 100, window = 10 }`).
+    pub limits: Limits,
+}
+
+impl Default for Smpp {
+    fn default() -> Self {
+        Smpp {
+            address: String::new(),
+            system_id: String::new(),
+            password: Secret::default(),
+            password_env: String::new(),
+            system_type: String::new(),
+            enquire_link_secs: 30,
+            response_timeout_secs: 10,
+            delivery_receipts: true,
+            reconnect_secs: 1,
+            reconnect_max_secs: 60,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Smpp {
+    pub fn password(&self) -> Result<Secret, String> {
+        password(&self.password, &self.password_env)
+    }
+}
+
+/// Email over SMTP (submission), with STARTTLS or TLS and AUTH.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Smtp {
+    /// `host:port` of the submission server.
+    pub address: String,
+    /// `starttls` (required), `tls` (implicit, port 465) or `none` (a relay on a trusted network).
+    pub tls: String,
+    /// A PEM file of certificates to trust besides the usual roots (a private relay's CA).
+    pub ca_file: String,
+    /// Accept a server certificate that does not verify. Only for a relay you reach over a
+    /// network you trust: anyone in between could read the mail and the password.
+    pub accept_invalid_certs: bool,
+    pub username: String,
+    pub password: Secret,
+    pub password_env: String,
+    /// How long one delivery may take.
+    pub timeout_secs: u64,
+    /// Rate, window, retries and expiry (`limits = { rate_per_sec = 100, window = 10 }`).
+    pub limits: Limits,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            address: String::new(),
+            tls: "starttls".into(),
+            ca_file: String::new(),
+            accept_invalid_certs: false,
+            username: String::new(),
+            password: Secret::default(),
+            password_env: String::new(),
+            timeout_secs: 30,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Smtp {
+    pub fn password(&self) -> Result<Secret, String> {
+        password(&self.password, &self.password_env)
+    }
+}

@@ -1,0 +1,414 @@
+//! Real providers' side of the store: which provider a channel number sends through, the durable
+//! queue of messages waiting for a provider, and the ids providers gave the parts they accepted.
+//!
+//! A message bound for a provider is stored QUEUED together with its queue row in one transaction,
+//! so a message the app was told is QUEUED survives a restart. Provider workers claim due rows for
+//! a while (`claimed_until`); a row leaves the queue in the same transaction that marks the
+//! message SENT or FAILED and queues the app's `message_status`. A worker that dies holding a
+//! claim loses it when the claim runs out (at start-up every claim is released: one node owns the
+//! queue), so a message is sent again only when the provider accepted it and we did not live to
+//! record that.
+
+use anyhow::{bail, Result};
+use sqlx::{Row, SqliteConnection};
+
+use super::messaging::{insert_message, MessageRow};
+use super::outbox::{insert_many, NewNotification};
+use super::{now_ms, Store};
+
+/// A message waiting for its provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedSend {
+    pub message_id: String,
+    pub provider: String,
+    pub org_id: String,
+    pub app_id: String,
+    pub customer_id: String,
+    /// MessagingChannel.
+    pub channel: i32,
+    /// Our number: the sender.
+    pub channel_number: String,
+    /// The customer's number or address: the recipient.
+    pub customer_number: String,
+    /// The encoded OutboundMessage.
+    pub message: Vec<u8>,
+    pub attempts: i64,
+    pub expires_at: i64,
+}
+
+/// One part a provider accepted, under the id it gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedPart {
+    pub provider_message_id: String,
+    pub part: i64,
+    pub parts: i64,
+}
+
+/// What a delivery receipt did to its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptOutcome {
+    pub message_id: String,
+    /// The message's status now (MessageDeliveryStatus), when the receipt changed it.
+    pub changed_to: Option<i32>,
+}
+
+/// Who sent a queued message (and hears of what becomes of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    pub org_id: String,
+    pub app_id: String,
+    pub customer_id: String,
+}
+
+/// Status codes this module must know (MessageDeliveryStatus); the wire enum lives above the store.
+const DELIVERED: i32 = 300;
+
+impl Store {
+    /// Binds a provisioned channel number to `provider` (a `[providers.<name>]`), or back to the
+    /// simulator with `None`.
+    pub async fn bind_channel_provider(
+        &self,
+        org_id: &str,
+        channel: &str,
+        number: &str,
+        provider: Option<&str>,
+    ) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE channel_numbers SET provider = $1 WHERE org_id = $2 AND channel = $3 AND number = $4")
+                .bind(provider)
+                .bind(org_id)
+                .bind(channel)
+                .bind(number)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if done == 0 {
+            bail!("org {org_id} has no {channel} number {number}");
+        }
+        Ok(())
+    }
+
+    /// The provider `number` on `channel` sends through, if it is bound to one.
+    pub async fn channel_provider(&self, org_id: &str, channel: &str, number: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT provider FROM channel_numbers WHERE org_id = $1 AND channel = $2 AND number = $3
+               AND provider IS NOT NULL",
+        )
+        .bind(org_id)
+        .bind(channel)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get("provider")?,
+            None => None,
+        })
+    }
+
+    /// The org a number on `channel` bound to `provider` belongs to, and that org's oldest app
+    /// (who hears of inbound messages to it).
+    pub async fn provider_number_owner(
+        &self,
+        provider: &str,
+        channel: &str,
+        number: &str,
+    ) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT c.org_id, a.id AS app_id FROM channel_numbers c JOIN apps a ON a.org_id = c.org_id
+             WHERE c.provider = $1 AND c.channel = $2 AND c.number = $3 ORDER BY c.created_at, a.created_at LIMIT 1",
+        )
+        .bind(provider)
+        .bind(channel)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("org_id")?, r.try_get("app_id")?)),
+            None => None,
+        })
+    }
+
+    /// Stores an outbound message (QUEUED) and its queue row in one transaction.
+    pub async fn queue_for_provider(&self, message: &MessageRow, send: &QueuedSend) -> Result<()> {
+        self.queue_many_for_provider(&[(message.clone(), send.clone())]).await
+    }
+
+    /// Stores many outbound messages (QUEUED) and their queue rows in one transaction.
+    pub async fn queue_many_for_provider(&self, messages: &[(MessageRow, QueuedSend)]) -> Result<()> {
+        let mut tx = self.write().await?;
+        for (message, send) in messages {
+            insert_message(&mut tx, message).await?;
+            enqueue(&mut tx, message.created_at, send).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` of `provider`'s due rows until `claim_until`, oldest due first.
+    pub async fn claim_provider_sends(&self, provider: &str, limit: i64, claim_until: i64) -> Result<Vec<QueuedSend>> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(
+            "UPDATE provider_queue SET claimed_until = $1 WHERE message_id IN (
+                 SELECT message_id FROM provider_queue INDEXED BY provider_queue_due
+                 WHERE provider = $2 AND next_attempt_at <= $3 AND claimed_until <= $3
+                 ORDER BY next_attempt_at LIMIT $4)
+             RETURNING message_id, provider, org_id, app_id, customer_id, channel, channel_number, customer_number,
+                 message, attempts, expires_at",
+        )
+        .bind(claim_until)
+        .bind(provider)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out: Vec<QueuedSend> = rows
+            .iter()
+            .map(|r| {
+                Ok(QueuedSend {
+                    message_id: r.try_get("message_id")?,
+                    provider: r.try_get("provider")?,
+                    org_id: r.try_get("org_id")?,
+                    app_id: r.try_get("app_id")?,
+                    customer_id: r.try_get("customer_id")?,
+                    channel: r.try_get("channel")?,
+                    channel_number: r.try_get("channel_number")?,
+                    customer_number: r.try_get("customer_number")?,
+                    message: r.try_get("message")?,
+                    attempts: r.try_get("attempts")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        // RETURNING gives no order; send in the order they were queued.
+        out.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+        Ok(out)
+    }
+
+    /// When `provider`'s next queued row falls due (unix ms), if it has any unclaimed.
+    pub async fn next_provider_due(&self, provider: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(MAX(next_attempt_at, claimed_until)) AS due FROM provider_queue WHERE provider = $1",
+        )
+        .bind(provider)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("due")?)
+    }
+
+    /// Releases every claim (start-up: no worker holds one yet).
+    pub async fn release_provider_claims(&self) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("UPDATE provider_queue SET claimed_until = 0 WHERE claimed_until > 0")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// A transient failure: the row is tried again at `retry_at` (`counts` says whether it used
+    /// up an attempt; a throttled send does not).
+    pub async fn provider_send_retry(&self, message_id: &str, retry_at: i64, error: &str, counts: bool) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE provider_queue SET next_attempt_at = $1, claimed_until = 0, last_error = $2,
+                 attempts = attempts + $3 WHERE message_id = $4",
+        )
+        .bind(retry_at)
+        .bind(error)
+        .bind(i64::from(counts))
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A queued message is settled: it leaves the queue, the ids of the parts the provider
+    /// accepted (none when it failed) are kept for the receipts, the message becomes `status`
+    /// (SENT, FAILED, EXPIRED) and `notifications` are queued, all at once. Returns false when the
+    /// row had already left the queue (nothing is changed then).
+    pub async fn provider_send_done(
+        &self,
+        message_id: &str,
+        provider: &str,
+        app_id: &str,
+        parts: &[AcceptedPart],
+        status: i32,
+        notifications: &[NewNotification<'_>],
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let gone = sqlx::query("DELETE FROM provider_queue WHERE message_id = $1")
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Ok(false);
+        }
+        for p in parts {
+            sqlx::query(
+                "INSERT INTO provider_parts (provider, provider_message_id, message_id, app_id, part, parts, status,
+                     created_at)
+                 VALUES ($1, $2, $3, $8, $4, $5, $6, $7)
+                 ON CONFLICT (provider, provider_message_id) DO UPDATE SET message_id = $3, app_id = $8, part = $4,
+                     parts = $5, status = $6, created_at = $7",
+            )
+            .bind(provider)
+            .bind(&p.provider_message_id)
+            .bind(message_id)
+            .bind(p.part)
+            .bind(p.parts)
+            .bind(status)
+            .bind(now)
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The first part's id is the one an app sees; a provider's ids may repeat across orgs.
+        let first = parts.first().map(|p| p.provider_message_id.as_str());
+        sqlx::query(
+            "UPDATE OR IGNORE messages SET status = $1, provider_message_id = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(first)
+        .bind(now)
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_many(&mut tx, notifications).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Who sent `message_id`, if it is still queued.
+    pub async fn provider_queued(&self, message_id: &str) -> Result<Option<Sender>> {
+        let row = sqlx::query("SELECT org_id, app_id, customer_id FROM provider_queue WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(Sender {
+                org_id: r.try_get("org_id")?,
+                app_id: r.try_get("app_id")?,
+                customer_id: r.try_get("customer_id")?,
+            }),
+            None => None,
+        })
+    }
+
+    /// A delivery receipt for one part: records its status and returns what the whole message
+    /// became. A message is DELIVERED when every part is; a part that failed or expired decides
+    /// the message at once. When the message changes, `notification(message_id, status)` is
+    /// queued for the app that sent it, in the same transaction. `None` when no part has that id
+    /// (unknown, or past the receipt window).
+    pub async fn provider_receipt(
+        &self,
+        provider: &str,
+        provider_message_id: &str,
+        status: i32,
+        notification: impl Fn(&str, i32) -> Vec<u8>,
+    ) -> Result<Option<ReceiptOutcome>> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let part = sqlx::query(
+            "UPDATE provider_parts SET status = $1 WHERE provider = $2 AND provider_message_id = $3
+             RETURNING message_id, app_id, parts",
+        )
+        .bind(status)
+        .bind(provider)
+        .bind(provider_message_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(part) = part else { return Ok(None) };
+        let message_id: String = part.try_get("message_id")?;
+        let parts: i64 = part.try_get("parts")?;
+        let app_id: String = part.try_get("app_id")?;
+        let delivered: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM provider_parts INDEXED BY provider_parts_by_message
+             WHERE message_id = $1 AND status = $2",
+        )
+        .bind(&message_id)
+        .bind(DELIVERED)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        let message = sqlx::query("SELECT org_id, customer_id, status FROM messages WHERE id = $1")
+            .bind(&message_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(message) = message else { return Ok(None) };
+        let current: i32 = message.try_get("status")?;
+        let becomes = if status != DELIVERED {
+            Some(status)
+        } else if delivered >= parts {
+            Some(DELIVERED)
+        } else {
+            None
+        };
+        // A message that already failed stays failed; one that is delivered stays delivered.
+        let changed_to = becomes.filter(|b| *b != current && current < 400);
+        if let Some(to) = changed_to {
+            sqlx::query("UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(to)
+                .bind(now)
+                .bind(&message_id)
+                .execute(&mut *tx)
+                .await?;
+            let (org_id, customer_id): (String, String) = (message.try_get("org_id")?, message.try_get("customer_id")?);
+            let entry = notification(&message_id, to);
+            let item = NewNotification { org_id: &org_id, app_id: &app_id, customer_id: &customer_id, entry: &entry };
+            insert_many(&mut tx, &[item]).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(ReceiptOutcome { message_id, changed_to }))
+    }
+
+    /// Forgets part ids older than `before` (their receipts will not come any more).
+    pub async fn forget_provider_parts(&self, before: i64, limit: i64) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "DELETE FROM provider_parts WHERE rowid IN (
+                 SELECT rowid FROM provider_parts INDEXED BY provider_parts_by_age WHERE created_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+/// A queue row for `send`, queued at `created_at`.
+async fn enqueue(conn: &mut SqliteConnection, created_at: i64, send: &QueuedSend) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO provider_queue (message_id, provider, org_id, app_id, customer_id, channel, channel_number,
+             customer_number, message, next_attempt_at, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10)",
+    )
+    .bind(&send.message_id)
+    .bind(&send.provider)
+    .bind(&send.org_id)
+    .bind(&send.app_id)
+    .bind(&send.customer_id)
+    .bind(send.channel)
+    .bind(&send.channel_number)
+    .bind(&send.customer_number)
+    .bind(&send.message)
+    .bind(created_at)
+    .bind(send.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+// Real providers end to end: the official Elarian JS SDK (npm elarian@0.2.25) sends through Hodi to
+// a real SMSC (npm `smpp` in server mode, see smsc.js) and a real SMTP server (npm `smtp-server`),
+// and hears back through messageStatus and receivedSms.
+//
+// Usage: node providers_e2e.js <scenario>, with Hodi's addresses and credentials in the
+// environment as for sdk_e2e.js, and SMSC_PORT / SMTP_PORT naming where this script listens (Hodi's
+// configuration points its providers there). Prints one JSON line and exits 0, or exits 1 with the
+// failed expectation.
+'use strict';
+
+const assert = require('assert');
+const { startSmsc } = require('./smsc');
+
+const env = (name) => {
+    const v = process.env[name];
+    if (!v) throw new Error(`${name} is not set`);
+    return v;
+};
+const host = env('HODI_HOST');
+const orgId = env('HODI_ORG');
+const appId = env('HODI_APP');
+const apiKey = env('HODI_KEY');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const deadline = (ms, what) => new Promise((_, reject) => {
+    setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref();
+});
+const within = (ms, what, promise) => Promise.race([promise, deadline(ms, what)]);
+const until = (ms, what, check) => within(ms, what, (async () => {
+    for (;;) {
+        const v = check();
+        if (v) return v;
+        await sleep(20);
+    }
+})());
+
+function connectApp(before) {
+    const { Elarian } = require('elarian');
+    const client = new Elarian({ orgId, appId, apiKey });
+    before(client);
+    const connected = new Promise((resolve, reject) => {
+        client.on('connected', () => resolve(client));
+        client.on('error', (err) => reject(err instanceof Error ? err : new Error(String(err && err.message ? err.message : err))));
+    });
+    client.connect({ host, port: Number(env('HODI_TLS_PORT')) });
+    return within(10000, 'app connection', connected);
+}
+
+const scenarios = {
+    // SMS through an SMSC: short, long (concatenated) and non-Latin texts arrive whole; receipts
+    // become DELIVERED once every part is delivered; an MO becomes receivedSms; throttling slows
+    // Hodi down; the SMSC going away and coming back loses nothing; nothing arrives twice.
+    async smpp() {
+        const smsc = startSmsc({ port: Number(env('SMSC_PORT')), systemId: 'hodi', password: 'secret' });
+        await smsc.listen();
+        const count = (pred) => smsc.events.filter(pred).length;
+        await until(20000, 'Hodi binding to the SMSC', () => count((e) => e.event === 'bound'));
+        assert.strictEqual(smsc.events.find((e) => e.event === 'bound').interface_version, 0x34);
+
+        const statuses = [];
+        const received = [];
+        const app = await connectApp((c) => {
+            c.on('messageStatus', (n, customer, appData, cb) => { statuses.push(n); cb(null, appData); });
+            c.on('receivedSms', (n, customer, appData, cb) => { received.push({ n, customer }); cb(null, appData); });
+        });
+        const has = (id, status) => statuses.some((s) => s.messageId === id && s.status === status);
+        const sms = { number: '21356', channel: 'sms' };
+        const customer = new app.Customer({ number: '+254700000001', provider: 'cellular' });
+        const send = async (text) => {
+            const r = await customer.sendMessage(sms, { body: { text } });
+            assert.strictEqual(r.status, 'queued', r.description);
+            assert.match(r.description, /provider telco/);
+            return r.messageId;
+        };
+        const arrival = (text) => until(15000, `"${text.slice(0, 24)}…" at the SMSC`,
+            () => smsc.events.find((e) => e.event === 'message' && e.text === text));
+
+        const short = 'hello from hodi';
+        const long = `${'A'.repeat(100)} ${'B'.repeat(100)}`;
+        const unicode = 'Habari 你好, karibu 😀';
+        const ids = [];
+        for (const text of [short, long, unicode]) ids.push(await send(text));
+        const [m1, m2, m3] = [await arrival(short), await arrival(long), await arrival(unicode)];
+        assert.strictEqual(m1.ids.length, 1);
+        assert.strictEqual(m1.destination, '254700000001');
+        assert.strictEqual(m1.source, '21356');
+        assert.strictEqual(m1.data_coding, 0, 'GSM-7 for a GSM text');
+        assert.strictEqual(m2.ids.length, 2, 'a 201-character text is two concatenated parts');
+        assert.strictEqual(m3.data_coding, 8, 'UCS-2 for a text GSM-7 cannot carry');
+        const submit = smsc.events.find((e) => e.event === 'submit_sm');
+        assert.strictEqual(submit.registered_delivery & 1, 1, 'delivery receipts are asked for');
+        await until(10000, 'SENT for all three', () => ids.every((id) => has(id, 'sent')));
+
+        // Receipts: the long message is delivered only when both its parts are.
+        smsc.receipt(m1.ids[0]);
+        smsc.receipt(m2.ids[0]);
+        smsc.receipt(m3.ids[0], 'UNDELIV');
+        await until(10000, 'DELIVERED for the short text', () => has(ids[0], 'delivered'));
+        await until(10000, 'FAILED for the undelivered one', () => has(ids[2], 'failed'));
+        await sleep(300);
+        assert.ok(!has(ids[1], 'delivered'), 'the long text is not delivered with one part of two');
+        smsc.receipt(m2.ids[1]);
+        await until(10000, 'DELIVERED for the long text', () => has(ids[1], 'delivered'));
+
+        // Customers write in, in GSM-7 and in UCS-2.
+        smsc.mo('254700000009', '21356', 'Hi there, é ü {x} €');
+        const mo = await until(10000, 'receivedSms', () => received[0]);
+        assert.strictEqual(mo.n.text, 'Hi there, é ü {x} €');
+        assert.strictEqual(mo.customer.customerNumber.number, '+254700000009');
+        smsc.mo('254700000010', '21356', 'Karibu 你好', 8);
+        const mo2 = await until(10000, 'a second receivedSms', () => received[1]);
+        assert.strictEqual(mo2.n.text, 'Karibu 你好');
+
+        // Throttling: three refusals slow Hodi down; the message is still sent, once.
+        smsc.throttle = 3;
+        const throttledId = await send('after the throttle');
+        await arrival('after the throttle');
+        assert.strictEqual(count((e) => e.event === 'throttled'), 3);
+        await until(10000, 'SENT after throttling', () => has(throttledId, 'sent'));
+        assert.ok(!has(throttledId, 'failed'), 'throttling is not a failure');
+
+        // The SMSC goes away: messages wait, and go once it is back.
+        const bindsBefore = count((e) => e.event === 'bound');
+        await smsc.stop();
+        await sleep(300);
+        const waitingId = await send('while the SMSC was away');
+        await sleep(1500);
+        assert.ok(!smsc.events.some((e) => e.text === 'while the SMSC was away'), 'sent with no SMSC?');
+        await smsc.listen();
+        await until(20000, 'Hodi binding again', () => count((e) => e.event === 'bound') > bindsBefore);
+        await arrival('while the SMSC was away');
+        await until(10000, 'SENT after the SMSC came back', () => has(waitingId, 'sent'));
+
+        await sleep(500);
+        const messages = smsc.events.filter((e) => e.event === 'message').map((e) => e.text);
+        assert.strictEqual(new Set(messages).size, messages.length, `something arrived twice: ${JSON.stringify(messages)}`);
+        console.log(JSON.stringify({ ok: true, messages: messages.length, submits: count((e) => e.event === 'submit_sm') }));
+        app.disconnect();
+        await smsc.stop();
+    },
+
+    // Email through an SMTP server with STARTTLS and AUTH: the app's email arrives with its
+    // headers, alternatives, cc and bcc; a 550 from the server is FAILED.
+    async smtp() {
+        const { SMTPServer } = require('smtp-server');
+        const mails = [];
+        // Hodi's own certificate (it trusts it through the provider's ca_file).
+        const fs = require('fs');
+        const tlsDir = `${env('HODI_DATA_DIR')}/tls`;
+        const server = new SMTPServer({
+            key: fs.readFileSync(`${tlsDir}/key.pem`),
+            cert: fs.readFileSync(`${tlsDir}/cert.pem`),
+            authMethods: ['PLAIN', 'LOGIN'],
+            onAuth(auth, session, cb) {
+                if (auth.username === 'hodi' && auth.password === 'mail-secret') return cb(null, { user: 'hodi' });
+                return cb(new Error('bad credentials'));
+            },
+            onRcptTo(address, session, cb) {
+                if (address.address.endsWith('@rejected.example')) {
+                    const err = new Error('no such mailbox');
+                    err.responseCode = 550;
+                    return cb(err);
+                }
+                return cb();
+            },
+            onData(stream, session, cb) {
+                const chunks = [];
+                stream.on('data', (c) => chunks.push(c));
+                stream.on('end', () => {
+                    mails.push({
+                        from: session.envelope.mailFrom.address,
+                        to: session.envelope.rcptTo.map((r) => r.address),
+                        secure: session.secure,
+                        user: session.user,
+                        raw: Buffer.concat(chunks).toString('utf8'),
+                    });
+                    cb();
+                });
+            },
+            logger: false,
+        });
+        await new Promise((resolve) => server.listen(Number(env('SMTP_PORT')), '127.0.0.1', resolve));
+
+        const statuses = [];
+        const app = await connectApp((c) => {
+            c.on('messageStatus', (n, customer, appData, cb) => { statuses.push(n); cb(null, appData); });
+        });
+        const has = (id, status) => statuses.some((s) => s.messageId === id && s.status === status);
+        const email = { number: 'hodi@localhost', channel: 'email' };
+        const jane = new app.Customer({ number: 'jane@example.com', provider: 'email' });
+        const sent = await jane.sendMessage(email, {
+            body: { email: { subject: 'Your statement', bodyPlain: 'You owe KES 5', bodyHtml: '<p>You owe <b>KES 5</b></p>', ccList: ['boss@example.com'], bccList: ['audit@example.com'] } },
+        });
+        assert.strictEqual(sent.status, 'queued', sent.description);
+        const mail = await until(15000, 'the email at the SMTP server', () => mails[0]);
+        assert.strictEqual(mail.from, 'hodi@localhost');
+        assert.deepStrictEqual([...mail.to].sort(), ['audit@example.com', 'boss@example.com', 'jane@example.com']);
+        assert.strictEqual(mail.secure, true, 'STARTTLS was used');
+        assert.strictEqual(mail.user, 'hodi', 'AUTH was used');
+        assert.match(mail.raw, /^Subject: Your statement\r$/m);
+        assert.match(mail.raw, /^To: jane@example.com\r$/m);
+        assert.match(mail.raw, /^Cc: boss@example.com\r$/m);
+        assert.ok(!/audit@example.com/.test(mail.raw), 'bcc must not be a header');
+        assert.match(mail.raw, new RegExp(`^Message-ID: <${sent.messageId}@localhost>\\r$`, 'm'));
+        assert.match(mail.raw, /multipart\/alternative/);
+        assert.match(mail.raw, /You owe KES 5/);
+        await until(10000, 'SENT', () => has(sent.messageId, 'sent'));
+
+        const nobody = new app.Customer({ number: 'nobody@rejected.example', provider: 'email' });
+        const refused = await nobody.sendMessage(email, { body: { email: { subject: 'x', bodyPlain: 'y', bodyHtml: '', ccList: [], bccList: [] } } });
+        assert.strictEqual(refused.status, 'queued');
+        await until(15000, 'FAILED for a 550', () => has(refused.messageId, 'failed'));
+        assert.strictEqual(mails.length, 1);
+        console.log(JSON.stringify({ ok: true, mails: mails.length }));
+        app.disconnect();
+        server.close();
+    },
+
+    // Sends one SMS and prints its reply (the SMSC is elsewhere, or nowhere).
+    async 'send-one'() {
+        const app = await connectApp(() => {});
+        const customer = new app.Customer({ number: '+254700000002', provider: 'cellular' });
+        const r = await customer.sendMessage({ number: '21356', channel: 'sms' }, { body: { text: process.argv[3] || 'one' } });
+        console.log(JSON.stringify({ status: r.status, messageId: r.messageId, description: r.description }));
+        app.disconnect();
+    },
+};
+
+const name = process.argv[2];
+if (!scenarios[name]) {
+    console.error(`unknown scenario ${name}; one of ${Object.keys(scenarios).join(', ')}`);
+    process.exit(2);
+}
+scenarios[name]().then(() => process.exit(0), (err) => {
+    console.error(err && err.stack ? err.stack : String(err));
+    process.exit(1);
+});

@@ -1,0 +1,242 @@
+//! Real providers against real peers: Hodi binds to an SMSC (npm `smpp` in server mode) and
+//! submits to an SMTP server (npm `smtp-server`), driven by the official Elarian SDK.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{peers_dir, Hodi};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A config with an SMPP provider `telco` at `smsc`, an SMTP provider `mail` at `smtp`, one whose
+/// SMSC refuses its password, and one that cannot start.
+fn write_config(dir: &Path, smsc: u16, smtp: u16) -> PathBuf {
+    let path = dir.join("providers.toml");
+    // The SMTP server uses the certificate Hodi makes for itself at first start.
+    let ca = dir.join("data/tls/cert.pem").display().to_string();
+    let text = format!(
+        r#"
+[providers.telco]
+kind = "smpp"
+address = "127.0.0.1:{smsc}"
+system_id = "hodi"
+password_env = "HODI_TEST_SMPP_PASSWORD"
+reconnect_secs = 1
+reconnect_max_secs = 1
+limits = {{ window = 10, retry_secs = 1 }}
+
+[providers.wrongpw]
+kind = "smpp"
+address = "127.0.0.1:{smsc}"
+system_id = "hodi"
+password = "nope"
+reconnect_secs = 1
+reconnect_max_secs = 2
+
+[providers.broken]
+kind = "smpp"
+address = "127.0.0.1:9"
+system_id = "hodi"
+password_env = "HODI_TEST_NOT_SET"
+
+[providers.mail]
+kind = "smtp"
+address = "localhost:{smtp}"
+tls = "starttls"
+ca_file = "{ca}"
+username = "hodi"
+password_env = "HODI_TEST_SMTP_PASSWORD"
+limits = {{ retry_secs = 1, max_attempts = 3 }}
+"#
+    );
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+const SECRETS: &[(&str, &str)] = &[("HODI_TEST_SMPP_PASSWORD", "secret"), ("HODI_TEST_SMTP_PASSWORD", "mail-secret")];
+
+fn start(data: &Path, config: &Path) -> Hodi {
+    let config = config.to_str().expect("utf-8 path");
+    let mut env = vec![("HODI_CONFIG", config)];
+    env.extend_from_slice(SECRETS);
+    Hodi::start(data, &env)
+}
+
+/// `hodi provision channel … --provider …` against the running server's data; its output.
+fn bind(hodi: &Hodi, config: &Path, channel: &str, number: &str, provider: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hodi"))
+        .args(["provision", "channel", "--org", &hodi.creds.org_id, "--channel", channel, "--number", number])
+        .args(["--provider", provider])
+        .env("HODI_DATA_DIR", &hodi.data_dir)
+        .env("HODI_CONFIG", config)
+        .envs(SECRETS.iter().copied())
+        .output()
+        .expect("running hodi provision");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "provision failed: {text}");
+    text
+}
+
+#[test]
+fn sms_goes_through_a_real_smsc_and_receipts_and_replies_come_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smsc = free_port();
+    let config = write_config(dir.path(), smsc, free_port());
+    let hodi = start(&dir.path().join("data"), &config);
+    let said = bind(&hodi, &config, "sms", "21356", "smpp:telco");
+    assert!(said.contains("sends through provider telco"), "{said}");
+    assert!(!said.contains("secret"), "the CLI echoed a password: {said}");
+
+    let out = hodi.node_ok("providers_e2e.js", &["smpp"], &[("SMSC_PORT", &smsc.to_string())]);
+    assert!(out.contains("\"ok\":true"), "{out}");
+
+    let log = hodi.stderr();
+    assert!(
+        log.contains("provider=broken") && log.contains("HODI_TEST_NOT_SET"),
+        "a provider that cannot start is named with why:\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("provider=wrongpw") && l.contains("refused the bind")),
+        "a refused bind is logged with the provider's name"
+    );
+    for (_, secret) in SECRETS {
+        assert!(!log.contains(secret), "a password reached the log");
+    }
+}
+
+#[test]
+fn email_goes_through_a_real_smtp_server_with_starttls_and_auth() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = free_port();
+    let config = write_config(dir.path(), free_port(), smtp);
+    let hodi = start(&dir.path().join("data"), &config);
+    bind(&hodi, &config, "email", "hodi@localhost", "mail");
+    let out = hodi.node_ok("providers_e2e.js", &["smtp"], &[("SMTP_PORT", &smtp.to_string())]);
+    assert!(out.contains("\"ok\":true"), "{out}");
+}
+
+#[test]
+fn provisioning_refuses_a_provider_that_is_not_configured_or_carries_another_channel() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), free_port(), free_port());
+    let hodi = start(&dir.path().join("data"), &config);
+    for (channel, provider, why) in [
+        ("sms", "nosuch", "no provider \"nosuch\""),
+        ("sms", "mail", "carries email, not sms"),
+        ("sms", "smtp:telco", "is smpp, not smtp"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hodi"))
+            .args(["provision", "channel", "--org", &hodi.creds.org_id, "--channel", channel, "--number", "21356"])
+            .args(["--provider", provider])
+            .env("HODI_DATA_DIR", &hodi.data_dir)
+            .env("HODI_CONFIG", &config)
+            .output()
+            .expect("running hodi provision");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{provider} was accepted for {channel}");
+        assert!(text.contains(why), "{provider}: {text}");
+    }
+}
+
+/// `node smsc.js`, its events read line by line.
+struct Smsc {
+    child: Child,
+    events: mpsc::Receiver<serde_json::Value>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl Smsc {
+    fn start(port: u16) -> Smsc {
+        let mut child = Command::new("node")
+            .arg(peers_dir().join("smsc.js"))
+            .args([&port.to_string(), "hodi", "secret"])
+            .current_dir(peers_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node smsc.js");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut smsc = Smsc { child, events, seen: Vec::new() };
+        smsc.wait_for("listening", Duration::from_secs(10), |_| true);
+        smsc
+    }
+
+    /// Waits up to `within` for an event named `name` that `pred` accepts.
+    fn wait_for(
+        &mut self,
+        name: &str,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let until = Instant::now() + within;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) => {
+                    self.seen.push(e.clone());
+                    if e["event"] == name && pred(&e) {
+                        return e;
+                    }
+                }
+                Err(_) => panic!("no {name} event from the SMSC in {within:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Everything it reports in the next `d`.
+    fn drain(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while let Ok(e) = self.events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            self.seen.push(e);
+        }
+    }
+}
+
+impl Drop for Smsc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_queued_sms_survives_kill_9_and_is_sent_exactly_once_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = write_config(dir.path(), port, free_port());
+    let data = dir.path().join("data");
+    let mut hodi = start(&data, &config);
+    bind(&hodi, &config, "sms", "21356", "telco");
+    // No SMSC yet: the message can only be queued.
+    let out = hodi.node_ok("providers_e2e.js", &["send-one", "survives a crash"], &[]);
+    assert!(out.contains("\"status\":\"queued\""), "{out}");
+    hodi.kill();
+
+    let mut smsc = Smsc::start(port);
+    let hodi = start(&data, &config);
+    let message = smsc.wait_for("message", Duration::from_secs(30), |e| e["text"] == "survives a crash");
+    assert_eq!(message["destination"], "254700000002");
+    smsc.drain(Duration::from_secs(3));
+    let submits = smsc.seen.iter().filter(|e| e["event"] == "submit_sm").count();
+    assert_eq!(submits, 1, "sent {submits} times: {:?}", smsc.seen);
+    drop(hodi);
+}
