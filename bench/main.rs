@@ -2,7 +2,7 @@
 //! section of `docs/benchmarks.md`.
 //!
 //! Usage: cargo run --release -p hodi-bench -- [--write] <rsocket|reminders|messaging|payments|
-//! notifications|calls|hostile|all> [options]; `--help` lists them.
+//! notifications|calls|smpp|hostile|all> [options]; `--help` lists them.
 //!
 //! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
 //! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
@@ -10,6 +10,8 @@
 //! - `payments`: InitiatePayment wallet-to-wallet throughput and latency (see [`payments`]).
 //! - `notifications`: notification delivery (see [`notifications`]).
 //! - `calls`: SIP calls through the voice executor (see [`calls`]).
+//! - `smpp`: SMS through an SMPP provider: submit rate on one bind, SendMessage → submit_sm
+//!   latency, send-by-tag (see [`smpp`]).
 //! - `hostile`: server memory and a legitimate client's latency while each attack runs (see
 //!   [`hostile`]).
 
@@ -20,6 +22,7 @@ mod notifications;
 mod payments;
 mod reminders;
 mod rsocket;
+mod smpp;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +72,8 @@ enum Bench {
     Notifications(Options),
     /// SIP calls through the voice executor.
     Calls(Options),
+    /// SMS through an SMPP provider [--messages N --tagged N --latencies N].
+    Smpp(Options),
     /// Server memory and a legitimate client's p99 while each attack runs [--seconds S].
     Hostile(Options),
     /// Every benchmark above, in order.
@@ -98,6 +103,7 @@ fn main() -> Result<()> {
         Bench::Notifications(o) => notifications::main(&o.options),
         Bench::Calls(o) => calls::main(&o.options),
         Bench::Hostile(o) => hostile::main(&o.options),
+        Bench::Smpp(o) => smpp::main(&o.options),
         Bench::All(o) => {
             rsocket::main(&o.options)?;
             reminders::main(&o.options)?;
@@ -105,6 +111,7 @@ fn main() -> Result<()> {
             payments::main(&o.options)?;
             notifications::main(&o.options)?;
             calls::main(&o.options)?;
+            smpp::main(&o.options)?;
             hostile::main(&o.options)
         }
     }

@@ -41,6 +41,8 @@ pub trait Transport: Send + Sync + 'static {
 /// How long a claimed row stays ours: longer than any send plus the time messaging takes to
 /// record its outcome (a worker that dies releases its rows when this runs out).
 const CLAIM_MS: i64 = 5 * 60 * 1000;
+/// Rows claimed at once (at least the window).
+const CLAIM_BATCH: u32 = 256;
 /// How long the worker slows down after the provider said it is throttling.
 const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 /// How often the queue is looked at with nothing waking the worker (retries falling due).
@@ -89,15 +91,15 @@ pub async fn run<T: Transport>(
     shutdown: CancellationToken,
 ) {
     let window = Arc::new(Semaphore::new(limits.window.max(1) as usize));
+    let claim_batch = i64::from(limits.window.max(CLAIM_BATCH));
     let mut pacer = Pacer::new(limits.rate_per_sec);
     let limits = Arc::new(limits);
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        // Claim only what the window can take now, so the rest stays free for a restart.
-        let free = window.available_permits().max(1) as i64;
-        let batch = match store.claim_provider_sends(&provider, free, now_ms() + CLAIM_MS).await {
+        // Claimed in batches (one write each), then fed through the window one by one.
+        let batch = match store.claim_provider_sends(&provider, claim_batch, now_ms() + CLAIM_MS).await {
             Ok(batch) => batch,
             Err(e) => {
                 warn!(provider, error = %e, "reading the provider queue");

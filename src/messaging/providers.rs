@@ -15,8 +15,7 @@ use tracing::{debug, info, warn};
 use super::outbound::{queued_row, Outbound, Sent};
 use crate::channel::events::{ChannelEvent, Received, Receiver};
 use crate::context::Hodi;
-use crate::store::outbox::NewNotification;
-use crate::store::providers::QueuedSend;
+use crate::store::providers::{QueuedSend, Receipt, Settlement};
 use crate::store::{new_id, now_ms};
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::{
@@ -88,59 +87,64 @@ pub async fn queue_many(hodi: &Hodi, messages: &[Outbound], provider: &str) -> a
     Ok(rows.len())
 }
 
-/// Applies what providers report, until they are all gone (shutdown).
+/// Reports applied in one transaction at most: a provider at thousands of messages a second
+/// costs one commit per batch instead of one per message.
+const BATCH: usize = 512;
+
+/// Applies what providers report, until they are all gone (shutdown). Whatever has arrived is
+/// applied together: outcomes in one transaction, receipts in another, then inbound messages.
 pub async fn run(hodi: Arc<Hodi>, mut reports: Receiver) {
-    while let Some(event) = reports.recv().await {
-        if let Err(e) = apply(&hodi, event).await {
-            warn!(error = %e, "applying a provider's report");
+    let mut batch = Vec::with_capacity(BATCH);
+    while reports.recv_many(&mut batch, BATCH).await > 0 {
+        if let Err(e) = apply(&hodi, std::mem::take(&mut batch)).await {
+            warn!(error = %e, "applying providers' reports");
         }
     }
 }
 
-async fn apply(hodi: &Arc<Hodi>, event: ChannelEvent) -> anyhow::Result<()> {
-    match event {
-        ChannelEvent::Accepted { provider, message_id, parts } => {
-            let sent = MessageDeliveryStatus::Sent as i32;
-            finish(hodi, &provider, &message_id, &parts, sent).await
-        }
-        ChannelEvent::Ended { provider, message_id, status, reason } => {
-            info!(provider, message_id, status = ?status, reason, "message not sent");
-            finish(hodi, &provider, &message_id, &[], status as i32).await
-        }
-        ChannelEvent::Receipt { provider, provider_message_id, status, reason } => {
-            let outcome =
-                hodi.store.provider_receipt(&provider, &provider_message_id, status as i32, status_entry).await?;
-            match outcome {
-                Some(o) => debug!(provider, provider_message_id, message_id = o.message_id, state = reason,
-                    changed_to = ?o.changed_to, "delivery receipt"),
-                None => debug!(provider, provider_message_id, "a receipt for no message we know (or too late)"),
+async fn apply(hodi: &Arc<Hodi>, events: Vec<ChannelEvent>) -> anyhow::Result<()> {
+    let mut settled = Vec::new();
+    let mut receipts = Vec::new();
+    let mut received = Vec::new();
+    for event in events {
+        match event {
+            ChannelEvent::Accepted { provider, message_id, parts } => {
+                settled.push(Settlement { message_id, provider, parts, status: MessageDeliveryStatus::Sent as i32 })
             }
-            Ok(())
+            ChannelEvent::Ended { provider, message_id, status, reason } => {
+                info!(provider, message_id, status = ?status, reason, "message not sent");
+                settled.push(Settlement { message_id, provider, parts: Vec::new(), status: status as i32 });
+            }
+            ChannelEvent::Receipt { provider, provider_message_id, status, reason } => {
+                debug!(provider, provider_message_id, state = reason, "delivery receipt");
+                receipts.push(Receipt { provider, provider_message_id, status: status as i32 });
+            }
+            ChannelEvent::Received(r) => received.push(r),
         }
-        ChannelEvent::Received(r) => receive(hodi, r).await,
     }
-}
-
-/// Ends a queued message (SENT with its parts, or FAILED/EXPIRED) and tells the app.
-async fn finish(
-    hodi: &Hodi,
-    provider: &str,
-    message_id: &str,
-    parts: &[crate::store::providers::AcceptedPart],
-    status: i32,
-) -> anyhow::Result<()> {
-    let Some(sender) = hodi.store.provider_queued(message_id).await? else {
-        debug!(provider, message_id, "already settled");
-        return Ok(());
-    };
-    let entry = status_entry(message_id, status);
-    let note = NewNotification {
-        org_id: &sender.org_id,
-        app_id: &sender.app_id,
-        customer_id: &sender.customer_id,
-        entry: &entry,
-    };
-    hodi.store.provider_send_done(message_id, provider, &sender.app_id, parts, status, &[note]).await?;
+    if !settled.is_empty() {
+        let done = hodi.store.settle_provider_sends(&settled, status_entry).await?;
+        if done < settled.len() {
+            debug!(skipped = settled.len() - done, "outcomes for messages already settled");
+        }
+    }
+    if !receipts.is_empty() {
+        let outcomes = hodi.store.provider_receipts(&receipts, status_entry).await?;
+        for (r, o) in receipts.iter().zip(outcomes) {
+            match o {
+                Some(o) => debug!(provider = r.provider, provider_message_id = r.provider_message_id,
+                    message_id = o.message_id, changed_to = ?o.changed_to, "receipt applied"),
+                None => debug!(
+                    provider = r.provider,
+                    provider_message_id = r.provider_message_id,
+                    "a receipt for no message we know (or too late)"
+                ),
+            }
+        }
+    }
+    for r in received {
+        receive(hodi, r).await?;
+    }
     Ok(())
 }
 

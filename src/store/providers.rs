@@ -52,16 +52,29 @@ pub struct ReceiptOutcome {
     pub changed_to: Option<i32>,
 }
 
-/// Who sent a queued message (and hears of what becomes of it).
+/// A queued message's outcome: SENT with the parts the provider accepted, or FAILED / EXPIRED.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sender {
-    pub org_id: String,
-    pub app_id: String,
-    pub customer_id: String,
+pub struct Settlement {
+    pub message_id: String,
+    pub provider: String,
+    pub parts: Vec<AcceptedPart>,
+    /// MessageDeliveryStatus.
+    pub status: i32,
+}
+
+/// A delivery receipt for one part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub provider: String,
+    pub provider_message_id: String,
+    /// MessageDeliveryStatus.
+    pub status: i32,
 }
 
 /// Status codes this module must know (MessageDeliveryStatus); the wire enum lives above the store.
 const DELIVERED: i32 = 300;
+/// Statuses from here up are failures (FAILED 400, NO_CONSENT, …, EXPIRED 403, REJECTED 415).
+const FIRST_FAILURE: i32 = 400;
 
 impl Store {
     /// Binds a provisioned channel number to `provider` (a `[providers.<name>]`), or back to the
@@ -226,151 +239,145 @@ impl Store {
         Ok(())
     }
 
-    /// A queued message is settled: it leaves the queue, the ids of the parts the provider
-    /// accepted (none when it failed) are kept for the receipts, the message becomes `status`
-    /// (SENT, FAILED, EXPIRED) and `notifications` are queued, all at once. Returns false when the
-    /// row had already left the queue (nothing is changed then).
-    pub async fn provider_send_done(
+    /// Settles queued messages in one transaction: each leaves the queue, the ids of the parts
+    /// the provider accepted (none when it failed) are kept for the receipts, the message becomes
+    /// its status (SENT, FAILED, EXPIRED), and `notification(message_id, status)` is queued for
+    /// the app that sent it. A message no longer queued (settled already) is skipped. Returns how
+    /// many were settled.
+    pub async fn settle_provider_sends(
         &self,
-        message_id: &str,
-        provider: &str,
-        app_id: &str,
-        parts: &[AcceptedPart],
-        status: i32,
-        notifications: &[NewNotification<'_>],
-    ) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.write().await?;
-        let gone = sqlx::query("DELETE FROM provider_queue WHERE message_id = $1")
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if gone == 0 {
-            return Ok(false);
-        }
-        for p in parts {
-            sqlx::query(
-                "INSERT INTO provider_parts (provider, provider_message_id, message_id, app_id, part, parts, status,
-                     created_at)
-                 VALUES ($1, $2, $3, $8, $4, $5, $6, $7)
-                 ON CONFLICT (provider, provider_message_id) DO UPDATE SET message_id = $3, app_id = $8, part = $4,
-                     parts = $5, status = $6, created_at = $7",
-            )
-            .bind(provider)
-            .bind(&p.provider_message_id)
-            .bind(message_id)
-            .bind(p.part)
-            .bind(p.parts)
-            .bind(status)
-            .bind(now)
-            .bind(app_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        // The first part's id is the one an app sees; a provider's ids may repeat across orgs.
-        let first = parts.first().map(|p| p.provider_message_id.as_str());
-        sqlx::query(
-            "UPDATE OR IGNORE messages SET status = $1, provider_message_id = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(status)
-        .bind(first)
-        .bind(now)
-        .bind(message_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(status)
-            .bind(now)
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await?;
-        insert_many(&mut tx, notifications).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Who sent `message_id`, if it is still queued.
-    pub async fn provider_queued(&self, message_id: &str) -> Result<Option<Sender>> {
-        let row = sqlx::query("SELECT org_id, app_id, customer_id FROM provider_queue WHERE message_id = $1")
-            .bind(message_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => Some(Sender {
-                org_id: r.try_get("org_id")?,
-                app_id: r.try_get("app_id")?,
-                customer_id: r.try_get("customer_id")?,
-            }),
-            None => None,
-        })
-    }
-
-    /// A delivery receipt for one part: records its status and returns what the whole message
-    /// became. A message is DELIVERED when every part is; a part that failed or expired decides
-    /// the message at once. When the message changes, `notification(message_id, status)` is
-    /// queued for the app that sent it, in the same transaction. `None` when no part has that id
-    /// (unknown, or past the receipt window).
-    pub async fn provider_receipt(
-        &self,
-        provider: &str,
-        provider_message_id: &str,
-        status: i32,
+        settled: &[Settlement],
         notification: impl Fn(&str, i32) -> Vec<u8>,
-    ) -> Result<Option<ReceiptOutcome>> {
+    ) -> Result<usize> {
         let now = now_ms();
         let mut tx = self.write().await?;
-        let part = sqlx::query(
-            "UPDATE provider_parts SET status = $1 WHERE provider = $2 AND provider_message_id = $3
-             RETURNING message_id, app_id, parts",
-        )
-        .bind(status)
-        .bind(provider)
-        .bind(provider_message_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(part) = part else { return Ok(None) };
-        let message_id: String = part.try_get("message_id")?;
-        let parts: i64 = part.try_get("parts")?;
-        let app_id: String = part.try_get("app_id")?;
-        let delivered: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM provider_parts INDEXED BY provider_parts_by_message
-             WHERE message_id = $1 AND status = $2",
-        )
-        .bind(&message_id)
-        .bind(DELIVERED)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
-        let message = sqlx::query("SELECT org_id, customer_id, status FROM messages WHERE id = $1")
-            .bind(&message_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(message) = message else { return Ok(None) };
-        let current: i32 = message.try_get("status")?;
-        let becomes = if status != DELIVERED {
-            Some(status)
-        } else if delivered >= parts {
-            Some(DELIVERED)
-        } else {
-            None
-        };
-        // A message that already failed stays failed; one that is delivered stays delivered.
-        let changed_to = becomes.filter(|b| *b != current && current < 400);
-        if let Some(to) = changed_to {
-            sqlx::query("UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3")
-                .bind(to)
+        let mut done = 0;
+        for s in settled {
+            let sender =
+                sqlx::query("DELETE FROM provider_queue WHERE message_id = $1 RETURNING org_id, app_id, customer_id")
+                    .bind(&s.message_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(sender) = sender else { continue };
+            let (org_id, app_id, customer_id): (String, String, String) =
+                (sender.try_get("org_id")?, sender.try_get("app_id")?, sender.try_get("customer_id")?);
+            for p in &s.parts {
+                sqlx::query(
+                    "INSERT INTO provider_parts (provider, provider_message_id, message_id, app_id, part, parts, status,
+                         created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (provider, provider_message_id) DO UPDATE SET message_id = $3, app_id = $4,
+                         part = $5, parts = $6, status = $7, created_at = $8",
+                )
+                .bind(&s.provider)
+                .bind(&p.provider_message_id)
+                .bind(&s.message_id)
+                .bind(&app_id)
+                .bind(p.part)
+                .bind(p.parts)
+                .bind(s.status)
                 .bind(now)
-                .bind(&message_id)
                 .execute(&mut *tx)
                 .await?;
-            let (org_id, customer_id): (String, String) = (message.try_get("org_id")?, message.try_get("customer_id")?);
-            let entry = notification(&message_id, to);
+            }
+            // The first part's id is the one an app sees; a provider's ids may repeat across
+            // orgs, where the unique index would refuse it (the status is set regardless).
+            if let Some(first) = s.parts.first() {
+                sqlx::query("UPDATE OR IGNORE messages SET provider_message_id = $1 WHERE id = $2")
+                    .bind(&first.provider_message_id)
+                    .bind(&s.message_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(s.status)
+                .bind(now)
+                .bind(&s.message_id)
+                .execute(&mut *tx)
+                .await?;
+            let entry = notification(&s.message_id, s.status);
             let item = NewNotification { org_id: &org_id, app_id: &app_id, customer_id: &customer_id, entry: &entry };
             insert_many(&mut tx, &[item]).await?;
+            done += 1;
         }
         tx.commit().await?;
-        Ok(Some(ReceiptOutcome { message_id, changed_to }))
+        Ok(done)
+    }
+
+    /// Delivery receipts, one per part, in one transaction: each records its part's status and
+    /// says what the whole message became. A message is DELIVERED when every part is; a part that
+    /// failed or expired decides the message at once; a message that already failed stays so.
+    /// When a message changes, `notification(message_id, status)` is queued for the app that sent
+    /// it. A receipt for no part we know (unknown, or past the receipt window) gives `None`.
+    pub async fn provider_receipts(
+        &self,
+        receipts: &[Receipt],
+        notification: impl Fn(&str, i32) -> Vec<u8>,
+    ) -> Result<Vec<Option<ReceiptOutcome>>> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let mut out = Vec::with_capacity(receipts.len());
+        for r in receipts {
+            let part = sqlx::query(
+                "UPDATE provider_parts SET status = $1 WHERE provider = $2 AND provider_message_id = $3
+                 RETURNING message_id, app_id, parts",
+            )
+            .bind(r.status)
+            .bind(&r.provider)
+            .bind(&r.provider_message_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(part) = part else {
+                out.push(None);
+                continue;
+            };
+            let message_id: String = part.try_get("message_id")?;
+            let parts: i64 = part.try_get("parts")?;
+            let app_id: String = part.try_get("app_id")?;
+            let delivered: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM provider_parts INDEXED BY provider_parts_by_message
+                 WHERE message_id = $1 AND status = $2",
+            )
+            .bind(&message_id)
+            .bind(DELIVERED)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            let message = sqlx::query("SELECT org_id, customer_id, status FROM messages WHERE id = $1")
+                .bind(&message_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(message) = message else {
+                out.push(None);
+                continue;
+            };
+            let current: i32 = message.try_get("status")?;
+            let becomes = if r.status != DELIVERED {
+                Some(r.status)
+            } else if delivered >= parts {
+                Some(DELIVERED)
+            } else {
+                None
+            };
+            let changed_to = becomes.filter(|b| *b != current && current < FIRST_FAILURE);
+            if let Some(to) = changed_to {
+                sqlx::query("UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3")
+                    .bind(to)
+                    .bind(now)
+                    .bind(&message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let (org_id, customer_id): (String, String) =
+                    (message.try_get("org_id")?, message.try_get("customer_id")?);
+                let entry = notification(&message_id, to);
+                let item =
+                    NewNotification { org_id: &org_id, app_id: &app_id, customer_id: &customer_id, entry: &entry };
+                insert_many(&mut tx, &[item]).await?;
+            }
+            out.push(Some(ReceiptOutcome { message_id, changed_to }));
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Forgets part ids older than `before` (their receipts will not come any more).
