@@ -137,6 +137,7 @@ impl BenchServer {
         config.listen.tcp = "127.0.0.1:0".into();
         config.voice.sip_udp.clear();
         config.voice.sip_tcp.clear();
+        config.webhooks.listen.clear();
         adjust(&mut config);
         let running = hodi::server::start(config).await?;
         let addr = running.bound.tcp.context("tcp listener")?.to_string();

@@ -57,6 +57,7 @@ async fn run_one(pending: usize) -> Result<Row> {
         &mut config.listen.wss,
         &mut config.voice.sip_udp,
         &mut config.voice.sip_tcp,
+        &mut config.webhooks.listen,
     ] {
         addr.clear();
     }

@@ -38,6 +38,7 @@ async fn smsc(seen: Arc<Mutex<Seen>>) -> Result<String> {
     let addr = listener.local_addr()?.to_string();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
             let seen = seen.clone();
             tokio::spawn(async move {
                 let mut framed = Framed::new(tcp, CommandCodec::new());

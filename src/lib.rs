@@ -20,5 +20,6 @@ pub mod socket_session;
 pub mod store;
 pub mod transport;
 pub mod voice;
+pub mod webhooks;
 pub mod wire;
 pub mod work;

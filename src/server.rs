@@ -155,6 +155,7 @@ pub async fn start(config: Config) -> Result<Running> {
         work: Arc::new(crate::work::budget::Budget::new(&config.work)),
     });
     tokio::spawn(crate::messaging::providers::run(hodi.clone(), provider_reports));
+    let webhooks = crate::webhooks::start(hodi.clone(), shutdown.clone()).await?;
     // The data directory is ours until shutdown (or until the process ends, when the OS lets go).
     let release = shutdown.clone();
     tokio::spawn(async move {
@@ -163,6 +164,7 @@ pub async fn start(config: Config) -> Result<Running> {
     });
     let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
     let mut bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
+    bound.webhooks = webhooks;
     if let Some(voice) = voice {
         bound.sip = Some(voice.sip.local);
         bound.recordings = voice.recordings_http;

@@ -37,6 +37,7 @@ const ON_FREE_PORTS: &[(&str, &str)] = &[
     ("HODI_LISTEN__WSS", "127.0.0.1:0"),
     ("HODI_VOICE__SIP_UDP", ""),
     ("HODI_VOICE__RECORDINGS_HTTP", ""),
+    ("HODI_WEBHOOKS__LISTEN", ""),
 ];
 
 fn stderr(o: &Output) -> String {

@@ -18,6 +18,11 @@ fn free_port() -> u16 {
 /// A config with an SMPP provider `telco` at `smsc`, an SMTP provider `mail` at `smtp`, one whose
 /// SMSC refuses its password, and one that cannot start.
 fn write_config(dir: &Path, smsc: u16, smtp: u16) -> PathBuf {
+    write_config_with(dir, smsc, smtp, free_port())
+}
+
+/// [`write_config`], with Africa's Talking's API at `at`.
+fn write_config_with(dir: &Path, smsc: u16, smtp: u16, at: u16) -> PathBuf {
     let path = dir.join("providers.toml");
     // The SMTP server uses the certificate Hodi makes for itself at first start.
     let ca = dir.join("data/tls/cert.pem").display().to_string();
@@ -46,6 +51,14 @@ address = "127.0.0.1:9"
 system_id = "hodi"
 password_env = "HODI_TEST_NOT_SET"
 
+[providers.at]
+kind = "africastalking"
+username = "sandbox"
+api_key_env = "HODI_TEST_AT_KEY"
+base_url = "http://127.0.0.1:{at}"
+webhook_token_env = "HODI_TEST_AT_TOKEN"
+limits = {{ retry_secs = 1 }}
+
 [providers.mail]
 kind = "smtp"
 address = "localhost:{smtp}"
@@ -61,7 +74,12 @@ limits = {{ retry_secs = 1, max_attempts = 3 }}
     path
 }
 
-const SECRETS: &[(&str, &str)] = &[("HODI_TEST_SMPP_PASSWORD", "secret"), ("HODI_TEST_SMTP_PASSWORD", "mail-secret")];
+const SECRETS: &[(&str, &str)] = &[
+    ("HODI_TEST_SMPP_PASSWORD", "secret"),
+    ("HODI_TEST_SMTP_PASSWORD", "mail-secret"),
+    ("HODI_TEST_AT_KEY", "at-secret"),
+    ("HODI_TEST_AT_TOKEN", "hook-token-123"),
+];
 
 fn start(data: &Path, config: &Path) -> Hodi {
     let config = config.to_str().expect("utf-8 path");
@@ -121,6 +139,26 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_auth() {
     bind(&hodi, &config, "email", "hodi@localhost", "mail");
     let out = hodi.node_ok("providers_e2e.js", &["smtp"], &[("SMTP_PORT", &smtp.to_string())]);
     assert!(out.contains("\"ok\":true"), "{out}");
+}
+
+#[test]
+fn africas_talking_sms_and_ussd_follow_its_documented_api_and_callbacks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = free_port();
+    let config = write_config_with(dir.path(), free_port(), free_port(), at);
+    let hodi = start(&dir.path().join("data"), &config);
+    bind(&hodi, &config, "sms", "21356", "africastalking:at");
+    bind(&hodi, &config, "ussd", "*384#", "at");
+    let webhooks = Hodi::port(&hodi.listening.webhooks);
+    let out = hodi.node_ok(
+        "providers_e2e.js",
+        &["africastalking"],
+        &[("AT_PORT", &at.to_string()), ("WEBHOOKS_PORT", &webhooks), ("WEBHOOK_TOKEN", "hook-token-123")],
+    );
+    assert!(out.contains("\"ok\":true"), "{out}");
+    let log = hodi.stderr();
+    assert!(log.contains("webhook with a wrong token"), "a refused webhook is logged");
+    assert!(!log.contains("at-secret") && !log.contains("hook-token-123"), "a secret reached the log");
 }
 
 #[test]

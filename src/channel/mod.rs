@@ -13,7 +13,9 @@
 //! does, is never imported by messaging: data flows down from messaging to this trait and the
 //! implementation is wired in by [`crate::server`].
 
+pub mod africastalking;
 pub mod events;
+pub mod http;
 pub mod providers;
 pub mod smpp;
 pub mod smtp;

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::africastalking::AfricasTalking;
 use super::events;
 use super::smpp::Smpp;
 use super::smtp::Smtp;
@@ -57,6 +58,7 @@ impl Providers {
                     Smpp::start(name, s.clone(), events.clone(), shutdown.clone()).map(|t| worker.spawn(t))
                 }
                 Provider::Smtp(s) => Smtp::new(s).map(|t| worker.spawn(Arc::new(t))),
+                Provider::AfricasTalking(s) => AfricasTalking::new(name, s).map(|t| worker.spawn(Arc::new(t))),
             };
             let broken = match started {
                 Ok(()) => {

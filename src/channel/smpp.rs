@@ -167,6 +167,10 @@ type Incoming = std::pin::Pin<Box<dyn futures_util::Stream<Item = Event> + Send>
 
 /// Connects and binds as a transceiver.
 async fn bind(s: &Settings, password: &Secret) -> Result<(Client, Incoming), String> {
+    let tcp = tokio::net::TcpStream::connect(&s.address).await.map_err(|e| format!("connecting: {e}"))?;
+    // Each submit_sm is a small write answered by a small read: without this, Nagle's algorithm
+    // and delayed ACKs hold a window of 10 to a few dozen messages a second.
+    tcp.set_nodelay(true).map_err(|e| format!("connecting: {e}"))?;
     let (client, events) = ConnectionBuilder::new()
         .max_command_length(MAX_COMMAND_BYTES)
         .enquire_link_interval(Duration::from_secs(s.enquire_link_secs.max(1)))
@@ -174,9 +178,7 @@ async fn bind(s: &Settings, password: &Secret) -> Result<(Client, Incoming), Str
         .response_timeout(Duration::from_secs(s.response_timeout_secs.max(1)))
         // We bind as 3.4, which the crate (an SMPP 5 client) would otherwise refuse to send.
         .disable_interface_version_check()
-        .connect(format!("smpp://{}", s.address))
-        .await
-        .map_err(|e| e.to_string())?;
+        .connected(tcp);
     let bind = BindTransceiver::builder()
         .system_id(COctetString::from_str(&s.system_id).map_err(|e| format!("system_id: {e}"))?)
         .password(COctetString::from_str(password.expose()).map_err(|e| format!("password: {e}"))?)

@@ -215,6 +215,9 @@ async fn serve(config: Config) -> Result<()> {
     if let Some(a) = running.bound.sip {
         writeln!(out, "  SIP/UDP             {a}   (voice: call sip:+254711082000@{a})")?;
     }
+    if let Some(a) = running.bound.webhooks {
+        writeln!(out, "  webhooks            http://{a}/hooks/<provider>/<token>/…   (providers' callbacks)")?;
+    }
     let cert = &running.certificate;
     writeln!(
         out,

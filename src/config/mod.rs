@@ -42,6 +42,7 @@ pub struct Config {
     pub voice: Voice,
     /// Real networks channel numbers can be bound to, by name (see [`providers`]).
     pub providers: providers::Providers,
+    pub webhooks: Webhooks,
     pub dev: Dev,
 }
 
@@ -295,6 +296,36 @@ impl Default for Messaging {
     }
 }
 
+/// The HTTP listener providers call back (delivery reports, incoming messages, USSD steps).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Webhooks {
+    /// Where it listens; empty disables it. Put it behind your TLS-terminating proxy.
+    pub listen: String,
+    /// Connections held at once, and from one source address.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout_secs: u64,
+    /// A connection is closed after this long, whatever it is doing.
+    pub connection_secs: u64,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            listen: "127.0.0.1:8091".into(),
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            header_timeout_secs: 10,
+            connection_secs: 60,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Dev {
@@ -322,6 +353,7 @@ impl Default for Config {
             payment: Payment::default(),
             voice: Voice::default(),
             providers: Default::default(),
+            webhooks: Webhooks::default(),
             dev: Dev::default(),
         }
     }

@@ -63,6 +63,8 @@ impl Serialize for Secret {
 pub enum Provider {
     Smpp(Smpp),
     Smtp(Smtp),
+    #[serde(rename = "africastalking")]
+    AfricasTalking(AfricasTalking),
 }
 
 impl Provider {
@@ -70,6 +72,7 @@ impl Provider {
         match self {
             Provider::Smpp(_) => "smpp",
             Provider::Smtp(_) => "smtp",
+            Provider::AfricasTalking(_) => "africastalking",
         }
     }
 
@@ -77,6 +80,7 @@ impl Provider {
         match self {
             Provider::Smpp(p) => &p.limits,
             Provider::Smtp(p) => &p.limits,
+            Provider::AfricasTalking(p) => &p.limits,
         }
     }
 
@@ -85,6 +89,18 @@ impl Provider {
         match self {
             Provider::Smpp(_) => &["sms"],
             Provider::Smtp(_) => &["email"],
+            Provider::AfricasTalking(_) => &["sms", "ussd"],
+        }
+    }
+
+    /// The token its webhooks must carry, if it takes webhooks.
+    pub fn webhook_token(&self) -> Result<Option<Secret>, String> {
+        match self {
+            Provider::AfricasTalking(p) => {
+                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
+                Ok((!token.is_empty()).then_some(token))
+            }
+            _ => Ok(None),
         }
     }
 }
@@ -122,15 +138,19 @@ impl Default for Limits {
     }
 }
 
-/// The password: `password` from the file, else the variable `password_env` names.
-fn password(inline: &Secret, env: &str) -> Result<Secret, String> {
+/// A secret: `inline` from the file, else the variable `env` names (`key` says which setting).
+fn secret(inline: &Secret, env: &str, key: &str) -> Result<Secret, String> {
     if !inline.is_empty() {
         return Ok(inline.clone());
     }
     if env.is_empty() {
         return Ok(Secret::default());
     }
-    std::env::var(env).map(Secret).map_err(|_| format!("password_env names {env}, which is not set"))
+    std::env::var(env).map(Secret).map_err(|_| format!("{key} names {env}, which is not set"))
+}
+
+fn password(inline: &Secret, env: &str) -> Result<Secret, String> {
+    secret(inline, env, "password_env")
 }
 
 /// SMS over SMPP 3.4: one transceiver bind to an SMSC.
@@ -222,5 +242,46 @@ impl Default for Smtp {
 impl Smtp {
     pub fn password(&self) -> Result<Secret, String> {
         password(&self.password, &self.password_env)
+    }
+}
+
+/// Africa's Talking over its HTTP API: SMS out, delivery reports, incoming SMS and USSD in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AfricasTalking {
+    /// The account's username (`sandbox` for the sandbox).
+    pub username: String,
+    pub api_key: Secret,
+    /// An environment variable holding the API key (when `api_key` is empty).
+    pub api_key_env: String,
+    /// `https://api.africastalking.com`, or `https://api.sandbox.africastalking.com`.
+    pub base_url: String,
+    /// The secret part of the callback URLs (`/hooks/<name>/<token>/delivery|sms|ussd`); without
+    /// one, callbacks are refused.
+    pub webhook_token: Secret,
+    pub webhook_token_env: String,
+    /// How long one API request may take.
+    pub timeout_secs: u64,
+    pub limits: Limits,
+}
+
+impl Default for AfricasTalking {
+    fn default() -> Self {
+        AfricasTalking {
+            username: String::new(),
+            api_key: Secret::default(),
+            api_key_env: String::new(),
+            base_url: "https://api.africastalking.com".into(),
+            webhook_token: Secret::default(),
+            webhook_token_env: String::new(),
+            timeout_secs: 30,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl AfricasTalking {
+    pub fn api_key(&self) -> Result<Secret, String> {
+        secret(&self.api_key, &self.api_key_env, "api_key_env")
     }
 }

@@ -92,7 +92,7 @@ pub async fn queue_many(hodi: &Hodi, messages: &[Outbound], provider: &str) -> a
 const BATCH: usize = 512;
 
 /// Applies what providers report, until they are all gone (shutdown). Whatever has arrived is
-/// applied together: outcomes in one transaction, receipts in another, then inbound messages.
+/// applied together (see [`apply`]).
 pub async fn run(hodi: Arc<Hodi>, mut reports: Receiver) {
     let mut batch = Vec::with_capacity(BATCH);
     while reports.recv_many(&mut batch, BATCH).await > 0 {
@@ -102,7 +102,9 @@ pub async fn run(hodi: Arc<Hodi>, mut reports: Receiver) {
     }
 }
 
-async fn apply(hodi: &Arc<Hodi>, events: Vec<ChannelEvent>) -> anyhow::Result<()> {
+/// Applies reports: outcomes in one transaction, receipts in another, then inbound messages
+/// (webhooks call it directly, to answer only once a report is stored).
+pub async fn apply(hodi: &Arc<Hodi>, events: Vec<ChannelEvent>) -> anyhow::Result<()> {
     let mut settled = Vec::new();
     let mut receipts = Vec::new();
     let mut received = Vec::new();

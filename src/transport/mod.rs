@@ -31,6 +31,8 @@ pub struct Bound {
     pub sip: Option<SocketAddr>,
     /// HTTP for call recordings.
     pub recordings: Option<SocketAddr>,
+    /// HTTP for providers' callbacks (`[webhooks]`).
+    pub webhooks: Option<SocketAddr>,
 }
 
 /// Binds every enabled listener and starts accepting. Returns once all are bound.

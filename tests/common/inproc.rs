@@ -28,6 +28,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> (Running, tempfile:
     config.voice.sip_udp = "127.0.0.1:0".into();
     config.voice.sip_tcp = "127.0.0.1:0".into();
     config.voice.recordings_http = "127.0.0.1:0".into();
+    config.webhooks.listen = "127.0.0.1:0".into();
     adjust(&mut config);
     (hodi::server::start(config).await.expect("server"), dir)
 }

@@ -216,6 +216,85 @@ const scenarios = {
         server.close();
     },
 
+    // Africa's Talking over its HTTP API, against a local server that keeps its documented contract
+    // (at_api.js), with its callbacks posted to Hodi's webhooks as the gateway would.
+    async africastalking() {
+        const { startAtApi } = require('./at_api');
+        const api = await startAtApi({ port: Number(env('AT_PORT')), username: 'sandbox', apiKey: 'at-secret' });
+        const hooks = `http://127.0.0.1:${env('WEBHOOKS_PORT')}/hooks/at/${env('WEBHOOK_TOKEN')}`;
+        const post = async (path, fields, base = hooks) => {
+            const r = await fetch(`${base}/${path}`, {
+                method: 'POST',
+                headers: { 'content-type': 'application/x-www-form-urlencoded' },
+                body: new URLSearchParams(fields).toString(),
+            });
+            return { status: r.status, text: await r.text() };
+        };
+        const statuses = [];
+        const received = [];
+        const app = await connectApp((c) => {
+            c.on('messageStatus', (n, customer, appData, cb) => { statuses.push(n); cb(null, appData); });
+            c.on('receivedSms', (n, customer, appData, cb) => { received.push({ n, customer }); cb(null, appData); });
+            c.on('ussdSession', (n, customer, appData, cb) => {
+                const step = (appData && appData.step) || 0;
+                if (step === 0) cb({ text: 'Welcome\n1. Balance', isTerminal: false }, { step: 1 });
+                else cb({ text: `Balance for ${n.input.text}: KES 100`, isTerminal: true }, { step: 0 });
+            });
+        });
+        const has = (id, status) => statuses.some((s) => s.messageId === id && s.status === status);
+        const sms = { number: '21356', channel: 'sms' };
+        const send = async (number, text) => {
+            const r = await new app.Customer({ number, provider: 'cellular' }).sendMessage(sms, { body: { text } });
+            assert.strictEqual(r.status, 'queued', r.description);
+            return r.messageId;
+        };
+
+        // Out: the documented request, and SENT with the gateway's message id.
+        const id = await send('+254700000001', 'Habari from Hodi');
+        const request = await until(10000, 'the messaging request', () => api.requests.find((r) => r.form.message === 'Habari from Hodi'));
+        assert.strictEqual(request.method, 'POST');
+        assert.strictEqual(request.path, '/version1/messaging');
+        assert.strictEqual(request.headers.apikey, 'at-secret');
+        assert.strictEqual(request.headers.accept, 'application/json');
+        assert.match(request.headers['content-type'], /^application\/x-www-form-urlencoded/);
+        assert.deepStrictEqual(request.form, { username: 'sandbox', to: '+254700000001', message: 'Habari from Hodi', from: '21356' });
+        await until(10000, 'SENT', () => has(id, 'sent'));
+        const atId = request.answer.SMSMessageData.Recipients[0].messageId;
+
+        // Callbacks: a bad token or a malformed body stores nothing; the real report delivers.
+        assert.strictEqual((await post('delivery', { id: atId, status: 'Success' }, `http://127.0.0.1:${env('WEBHOOKS_PORT')}/hooks/at/wrong-token`)).status, 403);
+        assert.strictEqual((await post('delivery', { status: 'Success' })).status, 400);
+        await sleep(300);
+        assert.ok(!has(id, 'delivered'), 'a refused callback delivered the message');
+        assert.strictEqual((await post('delivery', { id: atId, status: 'Buffered', phoneNumber: '+254700000001' })).status, 200);
+        assert.strictEqual((await post('delivery', { id: atId, status: 'Success', phoneNumber: '+254700000001', networkCode: '63902' })).status, 200);
+        await until(10000, 'DELIVERED', () => has(id, 'delivered'));
+
+        // A number the gateway refuses fails; a gateway error is tried again.
+        const refused = await send('+254700000403', 'to a bad number');
+        await until(10000, 'FAILED for InvalidPhoneNumber', () => has(refused, 'failed'));
+        const retried = await send('+254700000500', 'after a gateway error');
+        await until(15000, 'SENT after a retry', () => has(retried, 'sent'));
+        assert.strictEqual(api.requests.filter((r) => r.form.to === '+254700000500').length, 2);
+
+        // In: an incoming message becomes receivedSms.
+        const inbound = await post('sms', { from: '+254700000009', to: '21356', text: 'Nataka kulipa', id: 'ATXid_in_1', date: '2026-12-06 14:00:00', linkId: 'l1' });
+        assert.strictEqual(inbound.status, 200, inbound.text);
+        const mo = await until(10000, 'receivedSms', () => received[0]);
+        assert.strictEqual(mo.n.text, 'Nataka kulipa');
+        assert.strictEqual(mo.customer.customerNumber.number, '+254700000009');
+
+        // USSD: each step is answered from the app's menu, CON then END.
+        const first = await post('ussd', { sessionId: 'ATUid_1', serviceCode: '*384#', phoneNumber: '+254700000009', networkCode: '63902', text: '' });
+        assert.strictEqual(first.status, 200);
+        assert.strictEqual(first.text, 'CON Welcome\n1. Balance');
+        const second = await post('ussd', { sessionId: 'ATUid_1', serviceCode: '*384#', phoneNumber: '+254700000009', networkCode: '63902', text: '1' });
+        assert.strictEqual(second.text, 'END Balance for 1: KES 100');
+        console.log(JSON.stringify({ ok: true, requests: api.requests.length }));
+        app.disconnect();
+        api.close();
+    },
+
     // Sends one SMS and prints its reply (the SMSC is elsewhere, or nowhere).
     async 'send-one'() {
         const app = await connectApp(() => {});

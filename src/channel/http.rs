@@ -1,0 +1,78 @@
+//! The HTTP client HTTP providers share: one connection pool, TLS with the ring provider and the
+//! webpki roots, every request bounded in time and every answer in size.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+/// Largest answer read from a provider (theirs are a few hundred bytes of JSON).
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// What a provider answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// Why a request got no answer: worth trying again later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoAnswer(pub String);
+
+fn client() -> Result<&'static Client<Https, Full<Bytes>>, NoAnswer> {
+    static CLIENT: OnceLock<Result<Client<Https, Full<Bytes>>, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(provider)
+                .map_err(|e| format!("TLS setup: {e}"))?
+                .https_or_http()
+                .enable_http1()
+                .build();
+            Ok(Client::builder(TokioExecutor::new()).build(https))
+        })
+        .as_ref()
+        .map_err(|e| NoAnswer(e.clone()))
+}
+
+/// POSTs `body` to `url` with `headers`, waiting at most `timeout` for the whole answer.
+pub async fn post(
+    url: &str,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Answer, NoAnswer> {
+    let mut request = hyper::Request::post(url).header(hyper::header::CONTENT_TYPE, content_type);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::from(body))).map_err(|e| NoAnswer(format!("{url}: {e}")))?;
+    let exchange = async {
+        let response = client()?.request(request).await.map_err(|e| NoAnswer(format!("{url}: {e}")))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| NoAnswer(format!("{url}: reading the answer: {e}")))?
+            .to_bytes();
+        Ok(Answer { status, body })
+    };
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| NoAnswer(format!("{url}: no answer in {timeout:?}")))?
+}
+
+/// `application/x-www-form-urlencoded` for `fields`.
+pub fn form(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        out.append_pair(k, v);
+    }
+    out.finish().into_bytes()
+}

@@ -1,0 +1,147 @@
+//! Webhooks: the HTTP listener providers call back (`[webhooks] listen`): delivery reports,
+//! customers' messages, USSD steps.
+//!
+//! Every route is `POST /hooks/<provider>/<token>/<event>`: `<provider>` a configured provider's
+//! name, `<token>` its `webhook_token` (compared in constant time; a wrong one is 403 and logged,
+//! and nothing is read further), `<event>` what the provider calls about. A body that does not parse
+//! is 400 and stores nothing. A report is applied (stored, notification queued) before the answer,
+//! so a 200 means it is durable and a 500 makes the provider send it again.
+//!
+//! The listener is the internet's door: connections are capped in total and per source address
+//! (`hodi_rsocket::admission`), headers must arrive within `header_timeout_secs`, a connection
+//! lives at most `connection_secs`, and a body is at most `max_body_bytes`.
+//!
+//! Owns the HTTP side only; what a provider's payload means is the provider's module in
+//! [`crate::channel`], what it does is messaging's.
+
+pub mod africastalking;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hodi_rsocket::admission::Admission;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::providers::Provider;
+use crate::context::Hodi;
+
+/// Whether two secrets are equal, taking as long whichever byte differs.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A refusal the provider (or whoever called) sees.
+fn refuse(status: StatusCode, why: &str) -> Response {
+    (status, why.to_string()).into_response()
+}
+
+/// Starts the listener (unless `[webhooks] listen` is empty); where it listens.
+pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Option<SocketAddr>> {
+    let settings = hodi.config.webhooks.clone();
+    if settings.listen.trim().is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen.trim()).await.with_context(|| {
+        format!("webhooks.listen = {:?}: cannot listen there (in use, or not an address of this host)", settings.listen)
+    })?;
+    let local = listener.local_addr()?;
+    let router = axum::Router::new()
+        .route("/hooks/{provider}/{token}/{event}", axum::routing::post(hook))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .with_state(hodi);
+    let admission = Admission::new("webhooks", settings.max_connections, settings.max_connections_per_address);
+    info!(%local, "webhooks listening");
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors, most likely: wait instead of spinning.
+                        warn!(error = %e, "webhooks: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let ticket = match admission.admit(peer.ip()) {
+                Ok(t) => t,
+                Err(refused) => {
+                    debug!(%peer, %refused, "webhooks: connection refused");
+                    continue;
+                }
+            };
+            let service = TowerToHyperService::new(router.clone());
+            let (header_timeout, lifetime) = (
+                Duration::from_secs(settings.header_timeout_secs.max(1)),
+                Duration::from_secs(settings.connection_secs.max(1)),
+            );
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .serve_connection(TokioIo::new(tcp), service);
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    served = tokio::time::timeout(lifetime, connection) => {
+                        if let Ok(Err(e)) = served {
+                            debug!(%peer, error = %e, "webhooks: connection ended");
+                        }
+                    }
+                }
+                drop(ticket);
+            });
+        }
+    });
+    Ok(Some(local))
+}
+
+async fn hook(
+    State(hodi): State<Arc<Hodi>>,
+    Path((provider, token, event)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(settings) = hodi.config.providers.get(&provider) else {
+        return refuse(StatusCode::NOT_FOUND, "no such provider");
+    };
+    let expected = match settings.webhook_token() {
+        Ok(Some(t)) => t,
+        Ok(None) => return refuse(StatusCode::NOT_FOUND, "this provider takes no webhooks"),
+        Err(why) => {
+            warn!(provider, why, "webhook for a provider whose token cannot be read");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "webhooks for this provider are not set up");
+        }
+    };
+    if !same_secret(token.as_bytes(), expected.expose().as_bytes()) {
+        warn!(provider, event, "webhook with a wrong token: refused");
+        return refuse(StatusCode::FORBIDDEN, "wrong token");
+    }
+    match settings {
+        Provider::AfricasTalking(_) => africastalking::hook(&hodi, &provider, &event, &body).await,
+        _ => refuse(StatusCode::NOT_FOUND, "this provider takes no webhooks"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"", b"a"));
+    }
+}
