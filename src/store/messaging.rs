@@ -315,31 +315,7 @@ impl Store {
     /// Stores many messages, a hundred rows per statement.
     pub async fn insert_messages(&self, rows: &[MessageRow]) -> Result<()> {
         let mut tx = self.write().await?;
-        for chunk in rows.chunks(rows_per_statement(12)) {
-            let sql = format!(
-                "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
-                     provider_message_id, body, created_at, updated_at) VALUES {}",
-                row_placeholders(chunk.len(), 12)
-            );
-            // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for m in chunk {
-                query = query
-                    .bind(&m.id)
-                    .bind(&m.org_id)
-                    .bind(&m.customer_id)
-                    .bind(m.direction)
-                    .bind(m.channel)
-                    .bind(&m.channel_number)
-                    .bind(&m.session_id)
-                    .bind(m.status)
-                    .bind(&m.provider_message_id)
-                    .bind(&m.body)
-                    .bind(m.created_at)
-                    .bind(m.created_at);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        insert_many(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -499,4 +475,34 @@ impl Store {
         }
         tx.commit().await
     }
+}
+
+/// Stores many messages, as many rows per statement as SQLite takes.
+pub async fn insert_many(conn: &mut SqliteConnection, rows: &[MessageRow]) -> Result<()> {
+    for chunk in rows.chunks(rows_per_statement(12)) {
+        let sql = format!(
+            "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
+                 provider_message_id, body, created_at, updated_at) VALUES {}",
+            row_placeholders(chunk.len(), 12)
+        );
+        // Built from placeholders only; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in chunk {
+            query = query
+                .bind(&m.id)
+                .bind(&m.org_id)
+                .bind(&m.customer_id)
+                .bind(m.direction)
+                .bind(m.channel)
+                .bind(&m.channel_number)
+                .bind(&m.session_id)
+                .bind(m.status)
+                .bind(&m.provider_message_id)
+                .bind(&m.body)
+                .bind(m.created_at)
+                .bind(m.created_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }

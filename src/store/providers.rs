@@ -9,12 +9,14 @@
 //! queue), so a message is sent again only when the provider accepted it and we did not live to
 //! record that.
 
-use anyhow::{bail, Result};
-use sqlx::{Row, SqliteConnection};
+use std::collections::HashMap;
 
-use super::messaging::{insert_message, MessageRow};
+use anyhow::{bail, Result};
+use sqlx::Row;
+
+use super::messaging::MessageRow;
 use super::outbox::{insert_many, NewNotification};
-use super::{now_ms, Store};
+use super::{list_placeholders, now_ms, row_placeholders, rows_per_statement, Store};
 
 /// A message waiting for its provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,10 +150,33 @@ impl Store {
 
     /// Stores many outbound messages (QUEUED) and their queue rows in one transaction.
     pub async fn queue_many_for_provider(&self, messages: &[(MessageRow, QueuedSend)]) -> Result<()> {
+        let rows: Vec<MessageRow> = messages.iter().map(|(m, _)| m.clone()).collect();
         let mut tx = self.write().await?;
-        for (message, send) in messages {
-            insert_message(&mut tx, message).await?;
-            enqueue(&mut tx, message.created_at, send).await?;
+        super::messaging::insert_many(&mut tx, &rows).await?;
+        for chunk in messages.chunks(rows_per_statement(12)) {
+            let sql = format!(
+                "INSERT INTO provider_queue (message_id, provider, org_id, app_id, customer_id, channel, channel_number,
+                     customer_number, message, next_attempt_at, expires_at, created_at) VALUES {}",
+                row_placeholders(chunk.len(), 12)
+            );
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (message, send) in chunk {
+                query = query
+                    .bind(&send.message_id)
+                    .bind(&send.provider)
+                    .bind(&send.org_id)
+                    .bind(&send.app_id)
+                    .bind(&send.customer_id)
+                    .bind(send.channel)
+                    .bind(&send.channel_number)
+                    .bind(&send.customer_number)
+                    .bind(&send.message)
+                    .bind(message.created_at)
+                    .bind(send.expires_at)
+                    .bind(message.created_at);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -251,57 +276,101 @@ impl Store {
     ) -> Result<usize> {
         let now = now_ms();
         let mut tx = self.write().await?;
-        let mut done = 0;
-        for s in settled {
-            let sender =
-                sqlx::query("DELETE FROM provider_queue WHERE message_id = $1 RETURNING org_id, app_id, customer_id")
-                    .bind(&s.message_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(sender) = sender else { continue };
-            let (org_id, app_id, customer_id): (String, String, String) =
-                (sender.try_get("org_id")?, sender.try_get("app_id")?, sender.try_get("customer_id")?);
-            for p in &s.parts {
-                sqlx::query(
-                    "INSERT INTO provider_parts (provider, provider_message_id, message_id, app_id, part, parts, status,
-                         created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (provider, provider_message_id) DO UPDATE SET message_id = $3, app_id = $4,
-                         part = $5, parts = $6, status = $7, created_at = $8",
-                )
-                .bind(&s.provider)
-                .bind(&p.provider_message_id)
-                .bind(&s.message_id)
-                .bind(&app_id)
-                .bind(p.part)
-                .bind(p.parts)
-                .bind(s.status)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        // Leave the queue; what left says who sent each (a message settled already is skipped).
+        let mut senders: HashMap<String, (String, String, String)> = HashMap::with_capacity(settled.len());
+        for chunk in settled.chunks(rows_per_statement(1)) {
+            let sql = format!(
+                "DELETE FROM provider_queue WHERE message_id IN ({}) RETURNING message_id, org_id, app_id, customer_id",
+                list_placeholders(chunk.len())
+            );
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for s in chunk {
+                query = query.bind(&s.message_id);
             }
-            // The first part's id is the one an app sees; a provider's ids may repeat across
-            // orgs, where the unique index would refuse it (the status is set regardless).
-            if let Some(first) = s.parts.first() {
-                sqlx::query("UPDATE OR IGNORE messages SET provider_message_id = $1 WHERE id = $2")
-                    .bind(&first.provider_message_id)
-                    .bind(&s.message_id)
-                    .execute(&mut *tx)
-                    .await?;
+            for row in query.fetch_all(&mut *tx).await? {
+                let id: String = row.try_get("message_id")?;
+                senders.insert(id, (row.try_get("org_id")?, row.try_get("app_id")?, row.try_get("customer_id")?));
             }
-            sqlx::query("UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3")
-                .bind(s.status)
-                .bind(now)
-                .bind(&s.message_id)
-                .execute(&mut *tx)
-                .await?;
-            let entry = notification(&s.message_id, s.status);
-            let item = NewNotification { org_id: &org_id, app_id: &app_id, customer_id: &customer_id, entry: &entry };
-            insert_many(&mut tx, &[item]).await?;
-            done += 1;
         }
+        let settled: Vec<&Settlement> = settled.iter().filter(|s| senders.contains_key(&s.message_id)).collect();
+        // The parts' ids, for the receipts.
+        let parts: Vec<(&Settlement, &AcceptedPart)> =
+            settled.iter().flat_map(|s| s.parts.iter().map(move |p| (*s, p))).collect();
+        for chunk in parts.chunks(rows_per_statement(8)) {
+            let sql = format!(
+                "INSERT INTO provider_parts (provider, provider_message_id, message_id, app_id, part, parts, status,
+                     created_at) VALUES {}
+                 ON CONFLICT (provider, provider_message_id) DO UPDATE SET message_id = excluded.message_id,
+                     app_id = excluded.app_id, part = excluded.part, parts = excluded.parts,
+                     status = excluded.status, created_at = excluded.created_at",
+                row_placeholders(chunk.len(), 8)
+            );
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (s, p) in chunk {
+                let app_id = senders.get(&s.message_id).map(|(_, app, _)| app.as_str()).unwrap_or_default();
+                query = query
+                    .bind(&s.provider)
+                    .bind(&p.provider_message_id)
+                    .bind(&s.message_id)
+                    .bind(app_id)
+                    .bind(p.part)
+                    .bind(p.parts)
+                    .bind(s.status)
+                    .bind(now);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        // The first part's id is the one an app sees; a provider's ids may repeat across orgs,
+        // where the unique index refuses it (OR IGNORE: the status below is set regardless).
+        let firsts: Vec<(&str, &str)> = settled
+            .iter()
+            .filter_map(|s| s.parts.first().map(|p| (s.message_id.as_str(), p.provider_message_id.as_str())))
+            .collect();
+        for chunk in firsts.chunks(rows_per_statement(2)) {
+            let sql = format!(
+                "UPDATE OR IGNORE messages SET provider_message_id = v.column2 FROM (VALUES {}) AS v
+                 WHERE messages.id = v.column1",
+                row_placeholders(chunk.len(), 2)
+            );
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, provider_id) in chunk {
+                query = query.bind(*id).bind(*provider_id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let mut by_status: HashMap<i32, Vec<&str>> = HashMap::new();
+        for s in &settled {
+            by_status.entry(s.status).or_default().push(&s.message_id);
+        }
+        for (status, ids) in &by_status {
+            for chunk in ids.chunks(rows_per_statement(1)) {
+                let sql = format!(
+                    "UPDATE messages SET status = ?, updated_at = ? WHERE id IN ({})",
+                    list_placeholders(chunk.len())
+                );
+                // Built from placeholders only; every value is bound.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*status).bind(now);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+        let entries: Vec<Vec<u8>> = settled.iter().map(|s| notification(&s.message_id, s.status)).collect();
+        let items: Vec<NewNotification<'_>> = settled
+            .iter()
+            .zip(&entries)
+            .filter_map(|(s, entry)| {
+                let (org_id, app_id, customer_id) = senders.get(&s.message_id)?;
+                Some(NewNotification { org_id, app_id, customer_id, entry })
+            })
+            .collect();
+        insert_many(&mut tx, &items).await?;
         tx.commit().await?;
-        Ok(done)
+        Ok(settled.len())
     }
 
     /// Delivery receipts, one per part, in one transaction: each records its part's status and
@@ -395,27 +464,4 @@ impl Store {
         tx.commit().await?;
         Ok(done)
     }
-}
-
-/// A queue row for `send`, queued at `created_at`.
-async fn enqueue(conn: &mut SqliteConnection, created_at: i64, send: &QueuedSend) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO provider_queue (message_id, provider, org_id, app_id, customer_id, channel, channel_number,
-             customer_number, message, next_attempt_at, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10)",
-    )
-    .bind(&send.message_id)
-    .bind(&send.provider)
-    .bind(&send.org_id)
-    .bind(&send.app_id)
-    .bind(&send.customer_id)
-    .bind(send.channel)
-    .bind(&send.channel_number)
-    .bind(&send.customer_number)
-    .bind(&send.message)
-    .bind(created_at)
-    .bind(send.expires_at)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
