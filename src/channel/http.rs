@@ -1,5 +1,6 @@
-//! The HTTP client HTTP providers share: one connection pool, TLS with the ring provider and the
-//! webpki roots, every request bounded in time and every answer in size.
+//! The HTTP client Hodi's outward requests share (providers' APIs, prompts to play): one
+//! connection pool, TLS with the ring provider and the webpki roots, every request bounded in
+//! time and every answer in size.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -55,13 +56,29 @@ pub async fn post(
         request = request.header(*name, *value);
     }
     let request = request.body(Full::new(Bytes::from(body))).map_err(|e| NoAnswer(format!("{url}: {e}")))?;
+    exchange(url, request, timeout, MAX_ANSWER_BYTES).await
+}
+
+/// GETs `url`, reading at most `max_bytes` of the answer within `timeout`.
+pub async fn get(url: &str, timeout: Duration, max_bytes: usize) -> Result<Answer, NoAnswer> {
+    let request =
+        hyper::Request::get(url).body(Full::new(Bytes::new())).map_err(|e| NoAnswer(format!("{url}: {e}")))?;
+    exchange(url, request, timeout, max_bytes).await
+}
+
+async fn exchange(
+    url: &str,
+    request: hyper::Request<Full<Bytes>>,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Answer, NoAnswer> {
     let exchange = async {
         let response = client()?.request(request).await.map_err(|e| NoAnswer(format!("{url}: {e}")))?;
         let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+        let body = Limited::new(response.into_body(), max_bytes)
             .collect()
             .await
-            .map_err(|e| NoAnswer(format!("{url}: reading the answer: {e}")))?
+            .map_err(|e| NoAnswer(format!("{url}: reading the answer: {e} (limit {max_bytes} bytes)")))?
             .to_bytes();
         Ok(Answer { status, body })
     };

@@ -12,11 +12,8 @@
 const assert = require('assert');
 const { Elarian, Simulator } = require('elarian');
 
-const env = (name) => {
-    const v = process.env[name];
-    if (!v) throw new Error(`${name} is not set`);
-    return v;
-};
+const { env, sleep, within, until } = require('./harness');
+
 const host = env('HODI_HOST');
 const port = Number(env('HODI_TLS_PORT'));
 const orgId = env('HODI_ORG');
@@ -24,18 +21,6 @@ const appId = env('HODI_APP');
 const apiKey = env('HODI_KEY');
 const sms = { number: '21356', channel: 'sms' };
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const within = (ms, what, promise) => Promise.race([
-    promise,
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref()),
-]);
-const until = async (ms, what, test) => {
-    const end = Date.now() + ms;
-    while (!test()) {
-        if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-        await sleep(20);
-    }
-};
 
 function connected(client) {
     return within(10000, 'connection', new Promise((resolve, reject) => {

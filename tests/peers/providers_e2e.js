@@ -11,28 +11,13 @@
 const assert = require('assert');
 const { startSmsc } = require('./smsc');
 
-const env = (name) => {
-    const v = process.env[name];
-    if (!v) throw new Error(`${name} is not set`);
-    return v;
-};
+const { env, sleep, within, until } = require('./harness');
+
 const host = env('HODI_HOST');
 const orgId = env('HODI_ORG');
 const appId = env('HODI_APP');
 const apiKey = env('HODI_KEY');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const deadline = (ms, what) => new Promise((_, reject) => {
-    setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref();
-});
-const within = (ms, what, promise) => Promise.race([promise, deadline(ms, what)]);
-const until = (ms, what, check) => within(ms, what, (async () => {
-    for (;;) {
-        const v = check();
-        if (v) return v;
-        await sleep(20);
-    }
-})());
 
 function connectApp(before) {
     const { Elarian } = require('elarian');

@@ -7,20 +7,13 @@
 
 const assert = require('assert');
 
-const env = (name) => {
-    const v = process.env[name];
-    if (!v) throw new Error(`${name} is not set`);
-    return v;
-};
+const { env, within } = require('./harness');
+
 const host = env('HODI_HOST');
 const orgId = env('HODI_ORG');
 const appId = env('HODI_APP');
 const apiKey = env('HODI_KEY');
 
-const deadline = (ms, what) => new Promise((_, reject) => {
-    setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref();
-});
-const within = (ms, what, promise) => Promise.race([promise, deadline(ms, what)]);
 
 // Handlers are registered in `before`, ahead of connect(), as apps do: a notification may arrive
 // before the SDK reports 'connected'.

@@ -5,13 +5,10 @@
 //! [`super::stream`]). Files are re-read when their size or modification time changes; URLs are
 //! fetched again after [`URL_TTL`].
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use super::audio;
 
@@ -37,26 +34,6 @@ struct Entry {
 }
 
 static PROMPTS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-
-type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
-
-/// One client for every fetch (connection reuse); TLS with the ring provider and the webpki roots.
-fn client() -> Result<&'static Client<Https, Empty<bytes::Bytes>>> {
-    static CLIENT: OnceLock<Result<Client<Https, Empty<bytes::Bytes>>, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            let provider = tokio_rustls::rustls::crypto::ring::default_provider();
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(provider)
-                .map_err(|e| format!("TLS setup: {e}"))?
-                .https_or_http()
-                .enable_http1()
-                .build();
-            Ok(Client::builder(TokioExecutor::new()).build(https))
-        })
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e}"))
-}
 
 fn cached(key: &str, fresh: impl Fn(&Source) -> bool) -> Option<Arc<Vec<i16>>> {
     PROMPTS
@@ -103,21 +80,11 @@ async fn load_url(url: &str) -> Result<Arc<Vec<i16>>> {
     if let Some(samples) = cached(url, |s| matches!(s, Source::Url { fetched } if fetched.elapsed() < URL_TTL)) {
         return Ok(samples);
     }
-    let uri: hyper::Uri = url.parse().with_context(|| format!("not a URL: {url:?}"))?;
-    let fetch = async {
-        let response = client()?.get(uri).await?;
-        if !response.status().is_success() {
-            bail!("{url}: HTTP {}", response.status());
-        }
-        let body = Limited::new(response.into_body(), MAX_BYTES)
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("{url}: {e} (limit {MAX_BYTES} bytes)"))?;
-        Ok(body.to_bytes().to_vec())
-    };
-    let bytes = tokio::time::timeout(FETCH_TIMEOUT, fetch)
-        .await
-        .map_err(|_| anyhow::anyhow!("{url}: no answer in {FETCH_TIMEOUT:?}"))??;
+    let answer = crate::channel::http::get(url, FETCH_TIMEOUT, MAX_BYTES).await.map_err(|e| anyhow::anyhow!(e.0))?;
+    if !(200..300).contains(&answer.status) {
+        bail!("{url}: HTTP {}", answer.status);
+    }
+    let bytes = answer.body.to_vec();
     let samples = decode(bytes).await?;
     remember(url, Source::Url { fetched: Instant::now() }, samples.clone());
     Ok(samples)
