@@ -18,11 +18,12 @@ fn free_port() -> u16 {
 /// A config with an SMPP provider `telco` at `smsc`, an SMTP provider `mail` at `smtp`, one whose
 /// SMSC refuses its password, and one that cannot start.
 fn write_config(dir: &Path, smsc: u16, smtp: u16) -> PathBuf {
-    write_config_with(dir, smsc, smtp, free_port())
+    write_config_with(dir, smsc, smtp, free_port(), free_port(), free_port())
 }
 
-/// [`write_config`], with Africa's Talking's API at `at`.
-fn write_config_with(dir: &Path, smsc: u16, smtp: u16, at: u16) -> PathBuf {
+/// [`write_config`], with Africa's Talking's API at `at`, Twilio's at `tw`, and Hodi's webhooks
+/// as Twilio sees them at `hooks`.
+fn write_config_with(dir: &Path, smsc: u16, smtp: u16, at: u16, tw: u16, hooks: u16) -> PathBuf {
     let path = dir.join("providers.toml");
     // The SMTP server uses the certificate Hodi makes for itself at first start.
     let ca = dir.join("data/tls/cert.pem").display().to_string();
@@ -59,6 +60,14 @@ base_url = "http://127.0.0.1:{at}"
 webhook_token_env = "HODI_TEST_AT_TOKEN"
 limits = {{ retry_secs = 1 }}
 
+[providers.tw]
+kind = "twilio"
+account_sid = "AC00000000000000000000000000000001"
+auth_token_env = "HODI_TEST_TW_TOKEN"
+base_url = "http://127.0.0.1:{tw}"
+public_url = "http://127.0.0.1:{hooks}"
+webhook_token_env = "HODI_TEST_AT_TOKEN"
+
 [providers.mail]
 kind = "smtp"
 address = "localhost:{smtp}"
@@ -79,6 +88,7 @@ const SECRETS: &[(&str, &str)] = &[
     ("HODI_TEST_SMTP_PASSWORD", "mail-secret"),
     ("HODI_TEST_AT_KEY", "at-secret"),
     ("HODI_TEST_AT_TOKEN", "hook-token-123"),
+    ("HODI_TEST_TW_TOKEN", "twilio-auth-token"),
 ];
 
 fn start(data: &Path, config: &Path) -> Hodi {
@@ -145,7 +155,7 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_auth() {
 fn africas_talking_sms_and_ussd_follow_its_documented_api_and_callbacks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let at = free_port();
-    let config = write_config_with(dir.path(), free_port(), free_port(), at);
+    let config = write_config_with(dir.path(), free_port(), free_port(), at, free_port(), free_port());
     let hodi = start(&dir.path().join("data"), &config);
     bind(&hodi, &config, "sms", "21356", "africastalking:at");
     bind(&hodi, &config, "ussd", "*384#", "at");
@@ -159,6 +169,28 @@ fn africas_talking_sms_and_ussd_follow_its_documented_api_and_callbacks() {
     let log = hodi.stderr();
     assert!(log.contains("webhook with a wrong token"), "a refused webhook is logged");
     assert!(!log.contains("at-secret") && !log.contains("hook-token-123"), "a secret reached the log");
+}
+
+#[test]
+fn twilio_sms_and_whatsapp_follow_its_documented_api_and_signed_callbacks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tw, hooks) = (free_port(), free_port());
+    let config = write_config_with(dir.path(), free_port(), free_port(), free_port(), tw, hooks);
+    let listen = format!("127.0.0.1:{hooks}");
+    let mut env = vec![("HODI_CONFIG", config.to_str().expect("utf-8 path"))];
+    env.extend_from_slice(SECRETS);
+    env.push(("HODI_WEBHOOKS__LISTEN", &listen));
+    let hodi = Hodi::start(&dir.path().join("data"), &env);
+    bind(&hodi, &config, "sms", "+14155550100", "twilio:tw");
+    bind(&hodi, &config, "whatsapp", "+254711082001", "tw");
+    let out = hodi.node_ok(
+        "providers_e2e.js",
+        &["twilio"],
+        &[("TW_PORT", &tw.to_string()), ("WEBHOOKS_PORT", &hooks.to_string()), ("WEBHOOK_TOKEN", "hook-token-123")],
+    );
+    assert!(out.contains("\"ok\":true"), "{out}");
+    assert!(hodi.stderr().contains("without a valid signature"), "a forged callback is logged");
+    assert!(!hodi.stderr().contains("twilio-auth-token"), "the auth token reached the log");
 }
 
 #[test]

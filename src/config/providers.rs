@@ -65,6 +65,7 @@ pub enum Provider {
     Smtp(Smtp),
     #[serde(rename = "africastalking")]
     AfricasTalking(AfricasTalking),
+    Twilio(Twilio),
 }
 
 impl Provider {
@@ -73,6 +74,7 @@ impl Provider {
             Provider::Smpp(_) => "smpp",
             Provider::Smtp(_) => "smtp",
             Provider::AfricasTalking(_) => "africastalking",
+            Provider::Twilio(_) => "twilio",
         }
     }
 
@@ -81,6 +83,7 @@ impl Provider {
             Provider::Smpp(p) => &p.limits,
             Provider::Smtp(p) => &p.limits,
             Provider::AfricasTalking(p) => &p.limits,
+            Provider::Twilio(p) => &p.limits,
         }
     }
 
@@ -90,6 +93,7 @@ impl Provider {
             Provider::Smpp(_) => &["sms"],
             Provider::Smtp(_) => &["email"],
             Provider::AfricasTalking(_) => &["sms", "ussd"],
+            Provider::Twilio(_) => &["sms", "whatsapp"],
         }
     }
 
@@ -97,6 +101,10 @@ impl Provider {
     pub fn webhook_token(&self) -> Result<Option<Secret>, String> {
         match self {
             Provider::AfricasTalking(p) => {
+                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
+                Ok((!token.is_empty()).then_some(token))
+            }
+            Provider::Twilio(p) => {
                 let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
                 Ok((!token.is_empty()).then_some(token))
             }
@@ -283,5 +291,49 @@ impl Default for AfricasTalking {
 impl AfricasTalking {
     pub fn api_key(&self) -> Result<Secret, String> {
         secret(&self.api_key, &self.api_key_env, "api_key_env")
+    }
+}
+
+/// Twilio's Programmable Messaging: SMS and WhatsApp out, status callbacks and incoming messages in
+/// (each signed with `X-Twilio-Signature`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Twilio {
+    /// `AC…`.
+    pub account_sid: String,
+    pub auth_token: Secret,
+    /// An environment variable holding the auth token (when `auth_token` is empty).
+    pub auth_token_env: String,
+    /// `https://api.twilio.com`.
+    pub base_url: String,
+    /// Where Twilio reaches Hodi's webhook listener, as Twilio sees it (`https://hodi.example`):
+    /// status callbacks are sent there, and signatures are computed over it.
+    pub public_url: String,
+    /// The secret part of the callback URLs (`/hooks/<name>/<token>/status|message`).
+    pub webhook_token: Secret,
+    pub webhook_token_env: String,
+    pub timeout_secs: u64,
+    pub limits: Limits,
+}
+
+impl Default for Twilio {
+    fn default() -> Self {
+        Twilio {
+            account_sid: String::new(),
+            auth_token: Secret::default(),
+            auth_token_env: String::new(),
+            base_url: "https://api.twilio.com".into(),
+            public_url: String::new(),
+            webhook_token: Secret::default(),
+            webhook_token_env: String::new(),
+            timeout_secs: 30,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Twilio {
+    pub fn auth_token(&self) -> Result<Secret, String> {
+        secret(&self.auth_token, &self.auth_token_env, "auth_token_env")
     }
 }

@@ -15,6 +15,7 @@
 //! [`crate::channel`], what it does is messaging's.
 
 pub mod africastalking;
+pub mod twilio;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hodi_rsocket::admission::Admission;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -110,6 +111,8 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
 async fn hook(
     State(hodi): State<Arc<Hodi>>,
     Path((provider, token, event)): Path<(String, String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(settings) = hodi.config.providers.get(&provider) else {
@@ -129,6 +132,7 @@ async fn hook(
     }
     match settings {
         Provider::AfricasTalking(_) => africastalking::hook(&hodi, &provider, &event, &body).await,
+        Provider::Twilio(t) => twilio::hook(&hodi, &provider, t, uri.path(), &headers, &body).await,
         _ => refuse(StatusCode::NOT_FOUND, "this provider takes no webhooks"),
     }
 }

@@ -280,6 +280,76 @@ const scenarios = {
         api.close();
     },
 
+    // Twilio's Messages API for SMS and WhatsApp, against a local server that keeps its documented
+    // contract (twilio_api.js), with status callbacks and incoming messages signed as Twilio signs.
+    async twilio() {
+        const { startTwilioApi } = require('./twilio_api');
+        const accountSid = 'AC00000000000000000000000000000001';
+        const api = await startTwilioApi({ port: Number(env('TW_PORT')), accountSid, authToken: 'twilio-auth-token' });
+        const hooks = `http://127.0.0.1:${env('WEBHOOKS_PORT')}/hooks/tw/${env('WEBHOOK_TOKEN')}`;
+        const post = async (url, fields, signature) => {
+            const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+            if (signature !== undefined) headers['x-twilio-signature'] = signature;
+            const r = await fetch(url, { method: 'POST', headers, body: new URLSearchParams(fields).toString() });
+            return { status: r.status, type: r.headers.get('content-type'), text: await r.text() };
+        };
+        const statuses = [];
+        const received = [];
+        const app = await connectApp((c) => {
+            c.on('messageStatus', (n, customer, appData, cb) => { statuses.push(n); cb(null, appData); });
+            c.on('receivedWhatsapp', (n, customer, appData, cb) => { received.push({ n, customer }); cb(null, appData); });
+        });
+        const has = (id, status) => statuses.some((s) => s.messageId === id && s.status === status);
+        const send = async (number, channel, text) => {
+            const r = await new app.Customer({ number, provider: 'cellular' }).sendMessage(channel, { body: { text } });
+            assert.strictEqual(r.status, 'queued', r.description);
+            return r.messageId;
+        };
+        const sms = { number: '+14155550100', channel: 'sms' };
+        const whatsapp = { number: '+254711082001', channel: 'whatsapp' };
+
+        // Out: the documented request, for SMS and for WhatsApp.
+        const smsId = await send('+254700000001', sms, 'Your code is 1234');
+        const waId = await send('+254700000002', whatsapp, 'Karibu on WhatsApp');
+        const smsReq = await until(10000, 'the SMS request', () => api.requests.find((r) => r.form.Body === 'Your code is 1234'));
+        const waReq = await until(10000, 'the WhatsApp request', () => api.requests.find((r) => r.form.Body === 'Karibu on WhatsApp'));
+        assert.strictEqual(smsReq.path, `/2010-04-01/Accounts/${accountSid}/Messages.json`);
+        assert.strictEqual(smsReq.headers.authorization, `Basic ${Buffer.from(`${accountSid}:twilio-auth-token`).toString('base64')}`);
+        assert.deepStrictEqual(smsReq.form, { To: '+254700000001', From: '+14155550100', Body: 'Your code is 1234', StatusCallback: `${hooks}/status` });
+        assert.strictEqual(waReq.form.To, 'whatsapp:+254700000002');
+        assert.strictEqual(waReq.form.From, 'whatsapp:+254711082001');
+        await until(10000, 'SENT for both', () => has(smsId, 'sent') && has(waId, 'sent'));
+
+        // Status callbacks: unsigned or wrongly signed is 403 and changes nothing; signed delivers.
+        const status = { MessageSid: smsReq.answer.sid, MessageStatus: 'delivered', AccountSid: accountSid, To: '+254700000001', From: '+14155550100' };
+        assert.strictEqual((await post(`${hooks}/status`, status)).status, 403);
+        assert.strictEqual((await post(`${hooks}/status`, status, api.sign(`${hooks}/status`, { ...status, MessageStatus: 'failed' }))).status, 403);
+        await sleep(300);
+        assert.ok(!has(smsId, 'delivered') && !has(smsId, 'failed'), 'a forged callback changed the message');
+        assert.strictEqual((await post(`${hooks}/status`, status, api.sign(`${hooks}/status`, status))).status, 200);
+        await until(10000, 'DELIVERED', () => has(smsId, 'delivered'));
+        const read = { ...status, MessageSid: waReq.answer.sid, MessageStatus: 'read' };
+        assert.strictEqual((await post(`${hooks}/status`, read, api.sign(`${hooks}/status`, read))).status, 200);
+        await until(10000, 'READ on WhatsApp', () => has(waId, 'read'));
+
+        // Twilio refuses a number: FAILED with its error.
+        const refused = await send('+254700000400', sms, 'to a bad number');
+        await until(10000, 'FAILED for error 21211', () => has(refused, 'failed'));
+
+        // In: a signed WhatsApp message becomes receivedWhatsapp, answered with empty TwiML.
+        const incoming = { MessageSid: 'SM_in_1', AccountSid: accountSid, From: 'whatsapp:+254700000009', To: 'whatsapp:+254711082001', Body: 'Habari', NumMedia: '0' };
+        const answer = await post(`${hooks}/message`, incoming, api.sign(`${hooks}/message`, incoming));
+        assert.strictEqual(answer.status, 200, answer.text);
+        assert.match(answer.type, /xml/);
+        assert.match(answer.text, /<Response><\/Response>/);
+        const wa = await until(10000, 'receivedWhatsapp', () => received[0]);
+        assert.strictEqual(wa.n.text, 'Habari');
+        assert.strictEqual(wa.customer.customerNumber.number, '+254700000009');
+        console.log(JSON.stringify({ ok: true, requests: api.requests.length }));
+        app.disconnect();
+        api.close();
+    },
+
     // Sends one SMS and prints its reply (the SMSC is elsewhere, or nowhere).
     async 'send-one'() {
         const app = await connectApp(() => {});
