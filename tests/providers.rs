@@ -15,15 +15,35 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// A config with an SMPP provider `telco` at `smsc`, an SMTP provider `mail` at `smtp`, one whose
-/// SMSC refuses its password, and one that cannot start.
-fn write_config(dir: &Path, smsc: u16, smtp: u16) -> PathBuf {
-    write_config_with(dir, smsc, smtp, free_port(), free_port(), free_port())
+/// Where each provider's far end listens (and Hodi's webhooks, as Twilio sees them).
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    smsc: u16,
+    smtp: u16,
+    at: u16,
+    tw: u16,
+    tg: u16,
+    hooks: u16,
 }
 
-/// [`write_config`], with Africa's Talking's API at `at`, Twilio's at `tw`, and Hodi's webhooks
-/// as Twilio sees them at `hooks`.
-fn write_config_with(dir: &Path, smsc: u16, smtp: u16, at: u16, tw: u16, hooks: u16) -> PathBuf {
+impl Ports {
+    fn free() -> Ports {
+        Ports {
+            smsc: free_port(),
+            smtp: free_port(),
+            at: free_port(),
+            tw: free_port(),
+            tg: free_port(),
+            hooks: free_port(),
+        }
+    }
+}
+
+/// A config with every provider kind pointed at `ports`: an SMPP provider `telco`, one whose SMSC
+/// refuses its password and one that cannot start, Africa's Talking `at`, Twilio `tw`, Telegram
+/// `tg` and SMTP `mail`.
+fn write_config(dir: &Path, ports: Ports) -> PathBuf {
+    let Ports { smsc, smtp, at, tw, tg, hooks } = ports;
     let path = dir.join("providers.toml");
     // The SMTP server uses the certificate Hodi makes for itself at first start.
     let ca = dir.join("data/tls/cert.pem").display().to_string();
@@ -68,6 +88,13 @@ base_url = "http://127.0.0.1:{tw}"
 public_url = "http://127.0.0.1:{hooks}"
 webhook_token_env = "HODI_TEST_AT_TOKEN"
 
+[providers.tg]
+kind = "telegram"
+username = "hodi_bot"
+bot_token_env = "HODI_TEST_TG_TOKEN"
+base_url = "http://127.0.0.1:{tg}"
+webhook_token_env = "HODI_TEST_AT_TOKEN"
+
 [providers.mail]
 kind = "smtp"
 address = "localhost:{smtp}"
@@ -89,6 +116,7 @@ const SECRETS: &[(&str, &str)] = &[
     ("HODI_TEST_AT_KEY", "at-secret"),
     ("HODI_TEST_AT_TOKEN", "hook-token-123"),
     ("HODI_TEST_TW_TOKEN", "twilio-auth-token"),
+    ("HODI_TEST_TG_TOKEN", "123456:test-bot-token"),
 ];
 
 fn start(data: &Path, config: &Path) -> Hodi {
@@ -116,8 +144,9 @@ fn bind(hodi: &Hodi, config: &Path, channel: &str, number: &str, provider: &str)
 #[test]
 fn sms_goes_through_a_real_smsc_and_receipts_and_replies_come_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let smsc = free_port();
-    let config = write_config(dir.path(), smsc, free_port());
+    let ports = Ports::free();
+    let smsc = ports.smsc;
+    let config = write_config(dir.path(), ports);
     let hodi = start(&dir.path().join("data"), &config);
     let said = bind(&hodi, &config, "sms", "21356", "smpp:telco");
     assert!(said.contains("sends through provider telco"), "{said}");
@@ -143,8 +172,9 @@ fn sms_goes_through_a_real_smsc_and_receipts_and_replies_come_back() {
 #[test]
 fn email_goes_through_a_real_smtp_server_with_starttls_and_auth() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let smtp = free_port();
-    let config = write_config(dir.path(), free_port(), smtp);
+    let ports = Ports::free();
+    let smtp = ports.smtp;
+    let config = write_config(dir.path(), ports);
     let hodi = start(&dir.path().join("data"), &config);
     bind(&hodi, &config, "email", "hodi@localhost", "mail");
     let out = hodi.node_ok("providers_e2e.js", &["smtp"], &[("SMTP_PORT", &smtp.to_string())]);
@@ -154,8 +184,9 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_auth() {
 #[test]
 fn africas_talking_sms_and_ussd_follow_its_documented_api_and_callbacks() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let at = free_port();
-    let config = write_config_with(dir.path(), free_port(), free_port(), at, free_port(), free_port());
+    let ports = Ports::free();
+    let at = ports.at;
+    let config = write_config(dir.path(), ports);
     let hodi = start(&dir.path().join("data"), &config);
     bind(&hodi, &config, "sms", "21356", "africastalking:at");
     bind(&hodi, &config, "ussd", "*384#", "at");
@@ -174,8 +205,9 @@ fn africas_talking_sms_and_ussd_follow_its_documented_api_and_callbacks() {
 #[test]
 fn twilio_sms_and_whatsapp_follow_its_documented_api_and_signed_callbacks() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (tw, hooks) = (free_port(), free_port());
-    let config = write_config_with(dir.path(), free_port(), free_port(), free_port(), tw, hooks);
+    let ports = Ports::free();
+    let (tw, hooks) = (ports.tw, ports.hooks);
+    let config = write_config(dir.path(), ports);
     let listen = format!("127.0.0.1:{hooks}");
     let mut env = vec![("HODI_CONFIG", config.to_str().expect("utf-8 path"))];
     env.extend_from_slice(SECRETS);
@@ -194,9 +226,27 @@ fn twilio_sms_and_whatsapp_follow_its_documented_api_and_signed_callbacks() {
 }
 
 #[test]
+fn a_telegram_bot_follows_the_bot_api_and_its_webhook_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::free();
+    let tg = ports.tg;
+    let config = write_config(dir.path(), ports);
+    let hodi = start(&dir.path().join("data"), &config);
+    bind(&hodi, &config, "telegram", "hodi_bot", "telegram:tg");
+    let webhooks = Hodi::port(&hodi.listening.webhooks);
+    let out = hodi.node_ok(
+        "providers_e2e.js",
+        &["telegram"],
+        &[("TG_PORT", &tg.to_string()), ("WEBHOOKS_PORT", &webhooks), ("WEBHOOK_TOKEN", "hook-token-123")],
+    );
+    assert!(out.contains("\"ok\":true"), "{out}");
+    assert!(!hodi.stderr().contains("test-bot-token"), "the bot token reached the log");
+}
+
+#[test]
 fn provisioning_refuses_a_provider_that_is_not_configured_or_carries_another_channel() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), free_port(), free_port());
+    let config = write_config(dir.path(), Ports::free());
     let hodi = start(&dir.path().join("data"), &config);
     for (channel, provider, why) in [
         ("sms", "nosuch", "no provider \"nosuch\""),
@@ -291,8 +341,9 @@ impl Drop for Smsc {
 #[test]
 fn a_queued_sms_survives_kill_9_and_is_sent_exactly_once_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let config = write_config(dir.path(), port, free_port());
+    let ports = Ports::free();
+    let port = ports.smsc;
+    let config = write_config(dir.path(), ports);
     let data = dir.path().join("data");
     let mut hodi = start(&data, &config);
     bind(&hodi, &config, "sms", "21356", "telco");

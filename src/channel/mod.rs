@@ -19,6 +19,7 @@ pub mod http;
 pub mod providers;
 pub mod smpp;
 pub mod smtp;
+pub mod telegram;
 pub mod twilio;
 pub mod worker;
 

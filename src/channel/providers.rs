@@ -17,6 +17,7 @@ use super::africastalking::AfricasTalking;
 use super::events;
 use super::smpp::Smpp;
 use super::smtp::Smtp;
+use super::telegram::Telegram;
 use super::twilio::Twilio;
 use super::worker;
 use crate::config::providers::{Provider, Providers as Settings};
@@ -60,6 +61,7 @@ impl Providers {
                 }
                 Provider::Smtp(s) => Smtp::new(s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::AfricasTalking(s) => AfricasTalking::new(name, s).map(|t| worker.spawn(Arc::new(t))),
+                Provider::Telegram(s) => Telegram::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Twilio(s) => provider.webhook_token().and_then(|token| {
                     let token = token.as_ref().map(|t| t.expose());
                     Twilio::new(name, s, token).map(|t| worker.spawn(Arc::new(t)))

@@ -66,6 +66,7 @@ pub enum Provider {
     #[serde(rename = "africastalking")]
     AfricasTalking(AfricasTalking),
     Twilio(Twilio),
+    Telegram(Telegram),
 }
 
 impl Provider {
@@ -75,6 +76,7 @@ impl Provider {
             Provider::Smtp(_) => "smtp",
             Provider::AfricasTalking(_) => "africastalking",
             Provider::Twilio(_) => "twilio",
+            Provider::Telegram(_) => "telegram",
         }
     }
 
@@ -84,6 +86,7 @@ impl Provider {
             Provider::Smtp(p) => &p.limits,
             Provider::AfricasTalking(p) => &p.limits,
             Provider::Twilio(p) => &p.limits,
+            Provider::Telegram(p) => &p.limits,
         }
     }
 
@@ -94,6 +97,7 @@ impl Provider {
             Provider::Smtp(_) => &["email"],
             Provider::AfricasTalking(_) => &["sms", "ussd"],
             Provider::Twilio(_) => &["sms", "whatsapp"],
+            Provider::Telegram(_) => &["telegram"],
         }
     }
 
@@ -105,6 +109,10 @@ impl Provider {
                 Ok((!token.is_empty()).then_some(token))
             }
             Provider::Twilio(p) => {
+                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
+                Ok((!token.is_empty()).then_some(token))
+            }
+            Provider::Telegram(p) => {
                 let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
                 Ok((!token.is_empty()).then_some(token))
             }
@@ -335,5 +343,45 @@ impl Default for Twilio {
 impl Twilio {
     pub fn auth_token(&self) -> Result<Secret, String> {
         secret(&self.auth_token, &self.auth_token_env, "auth_token_env")
+    }
+}
+
+/// A Telegram bot through the Bot API: messages out with sendMessage, updates in by webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Telegram {
+    /// The bot's username, as provisioned for the channel number (`hodi_bot`).
+    pub username: String,
+    /// The token BotFather gave (`123456:ABC…`).
+    pub bot_token: Secret,
+    pub bot_token_env: String,
+    /// `https://api.telegram.org`.
+    pub base_url: String,
+    /// The secret part of the webhook URL (`/hooks/<name>/<token>/update`), which must also come
+    /// as `X-Telegram-Bot-Api-Secret-Token` (setWebhook's `secret_token`: 1–256 of A–Z a–z 0–9 _ -).
+    pub webhook_token: Secret,
+    pub webhook_token_env: String,
+    pub timeout_secs: u64,
+    pub limits: Limits,
+}
+
+impl Default for Telegram {
+    fn default() -> Self {
+        Telegram {
+            username: String::new(),
+            bot_token: Secret::default(),
+            bot_token_env: String::new(),
+            base_url: "https://api.telegram.org".into(),
+            webhook_token: Secret::default(),
+            webhook_token_env: String::new(),
+            timeout_secs: 30,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Telegram {
+    pub fn bot_token(&self) -> Result<Secret, String> {
+        secret(&self.bot_token, &self.bot_token_env, "bot_token_env")
     }
 }

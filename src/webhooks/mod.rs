@@ -15,6 +15,7 @@
 //! [`crate::channel`], what it does is messaging's.
 
 pub mod africastalking;
+pub mod telegram;
 pub mod twilio;
 
 use std::net::SocketAddr;
@@ -133,6 +134,7 @@ async fn hook(
     match settings {
         Provider::AfricasTalking(_) => africastalking::hook(&hodi, &provider, &event, &body).await,
         Provider::Twilio(t) => twilio::hook(&hodi, &provider, t, uri.path(), &headers, &body).await,
+        Provider::Telegram(t) => telegram::hook(&hodi, &provider, t, &event, &token, &headers, &body).await,
         _ => refuse(StatusCode::NOT_FOUND, "this provider takes no webhooks"),
     }
 }

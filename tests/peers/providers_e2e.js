@@ -350,6 +350,56 @@ const scenarios = {
         api.close();
     },
 
+    // A Telegram bot through the Bot API, against a local server keeping its sendMessage contract
+    // (telegram_api.js), with updates posted to the webhook as Telegram posts them.
+    async telegram() {
+        const { startTelegramApi } = require('./telegram_api');
+        const api = await startTelegramApi({ port: Number(env('TG_PORT')), botToken: '123456:test-bot-token' });
+        const token = env('WEBHOOK_TOKEN');
+        const update = async (body, secret = token) => {
+            const headers = { 'content-type': 'application/json' };
+            if (secret) headers['x-telegram-bot-api-secret-token'] = secret;
+            const r = await fetch(`http://127.0.0.1:${env('WEBHOOKS_PORT')}/hooks/tg/${token}/update`, { method: 'POST', headers, body });
+            return r.status;
+        };
+        const statuses = [];
+        const received = [];
+        const app = await connectApp((c) => {
+            c.on('messageStatus', (n, customer, appData, cb) => { statuses.push(n); cb(null, appData); });
+            c.on('receivedTelegram', (n, customer, appData, cb) => { received.push({ n, customer }); cb(null, appData); });
+        });
+        const has = (id, status) => statuses.some((s) => s.messageId === id && s.status === status);
+        const bot = { number: 'hodi_bot', channel: 'telegram' };
+        const send = async (chat, text) => {
+            const r = await new app.Customer({ number: chat, provider: 'telegram' }).sendMessage(bot, { body: { text } });
+            assert.strictEqual(r.status, 'queued', r.description);
+            return r.messageId;
+        };
+        const id = await send('777', 'Karibu from the bot');
+        const request = await until(10000, 'sendMessage', () => api.requests.find((r) => r.json && r.json.text === 'Karibu from the bot'));
+        assert.strictEqual(request.method, 'POST');
+        assert.strictEqual(request.path, '/bot123456:test-bot-token/sendMessage');
+        assert.match(request.headers['content-type'], /^application\/json/);
+        assert.deepStrictEqual(request.json, { chat_id: '777', text: 'Karibu from the bot' });
+        await until(10000, 'SENT', () => has(id, 'sent'));
+        const blocked = await send('403', 'to a chat that blocked the bot');
+        await until(10000, 'FAILED for a blocked bot', () => has(blocked, 'failed'));
+
+        const message = JSON.stringify({ update_id: 10, message: { message_id: 3, from: { id: 777, is_bot: false, first_name: 'Ada' }, chat: { id: 777, type: 'private' }, date: 1, text: 'Habari bot' } });
+        assert.strictEqual(await update(message, null), 403);
+        assert.strictEqual(await update(message, 'not-the-token'), 403);
+        assert.strictEqual(await update('{"update_id": 11, "message": '), 400);
+        await sleep(300);
+        assert.strictEqual(received.length, 0, 'a refused update reached the app');
+        assert.strictEqual(await update(message), 200);
+        const got = await until(10000, 'receivedTelegram', () => received[0]);
+        assert.strictEqual(got.n.text, 'Habari bot');
+        assert.strictEqual(got.customer.customerNumber.number, '777');
+        console.log(JSON.stringify({ ok: true, requests: api.requests.length }));
+        app.disconnect();
+        api.close();
+    },
+
     // Sends one SMS and prints its reply (the SMSC is elsewhere, or nowhere).
     async 'send-one'() {
         const app = await connectApp(() => {});
