@@ -18,6 +18,7 @@ fn free_port() -> u16 {
 /// Where each provider's far end listens (and Hodi's webhooks, as Twilio sees them).
 #[derive(Debug, Clone, Copy)]
 struct Ports {
+    meta: u16,
     smsc: u16,
     smtp: u16,
     at: u16,
@@ -29,6 +30,7 @@ struct Ports {
 impl Ports {
     fn free() -> Ports {
         Ports {
+            meta: free_port(),
             smsc: free_port(),
             smtp: free_port(),
             at: free_port(),
@@ -43,7 +45,7 @@ impl Ports {
 /// refuses its password and one that cannot start, Africa's Talking `at`, Twilio `tw`, Telegram
 /// `tg` and SMTP `mail`.
 fn write_config(dir: &Path, ports: Ports) -> PathBuf {
-    let Ports { smsc, smtp, at, tw, tg, hooks } = ports;
+    let Ports { meta, smsc, smtp, at, tw, tg, hooks } = ports;
     let path = dir.join("providers.toml");
     // The SMTP server uses the certificate Hodi makes for itself at first start.
     let ca = dir.join("data/tls/cert.pem").display().to_string();
@@ -95,6 +97,17 @@ bot_token_env = "HODI_TEST_TG_TOKEN"
 base_url = "http://127.0.0.1:{tg}"
 webhook_token_env = "HODI_TEST_AT_TOKEN"
 
+[providers.meta]
+kind = "meta"
+access_token_env = "HODI_TEST_META_TOKEN"
+app_secret_env = "HODI_TEST_META_SECRET"
+verify_token = "verify-me"
+base_url = "http://127.0.0.1:{meta}"
+whatsapp_phone_number_id = "123456"
+whatsapp_number = "+254711082001"
+messenger_page = "hodi_page"
+webhook_token_env = "HODI_TEST_AT_TOKEN"
+
 [providers.mail]
 kind = "smtp"
 address = "localhost:{smtp}"
@@ -117,6 +130,8 @@ const SECRETS: &[(&str, &str)] = &[
     ("HODI_TEST_AT_TOKEN", "hook-token-123"),
     ("HODI_TEST_TW_TOKEN", "twilio-auth-token"),
     ("HODI_TEST_TG_TOKEN", "123456:test-bot-token"),
+    ("HODI_TEST_META_TOKEN", "meta-access-token"),
+    ("HODI_TEST_META_SECRET", "meta-app-secret"),
 ];
 
 fn start(data: &Path, config: &Path) -> Hodi {
@@ -241,6 +256,26 @@ fn a_telegram_bot_follows_the_bot_api_and_its_webhook_secret() {
     );
     assert!(out.contains("\"ok\":true"), "{out}");
     assert!(!hodi.stderr().contains("test-bot-token"), "the bot token reached the log");
+}
+
+#[test]
+fn whatsapp_cloud_and_messenger_follow_the_graph_api_and_signed_webhooks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::free();
+    let config = write_config(dir.path(), ports);
+    let hodi = start(&dir.path().join("data"), &config);
+    bind(&hodi, &config, "whatsapp", "+254711082001", "meta:meta");
+    bind(&hodi, &config, "fb_messenger", "hodi_page", "meta");
+    let webhooks = Hodi::port(&hodi.listening.webhooks);
+    let out = hodi.node_ok(
+        "providers_e2e.js",
+        &["meta"],
+        &[("META_PORT", &ports.meta.to_string()), ("WEBHOOKS_PORT", &webhooks), ("WEBHOOK_TOKEN", "hook-token-123")],
+    );
+    assert!(out.contains("\"ok\":true"), "{out}");
+    let log = hodi.stderr();
+    assert!(log.contains("without a valid signature") && log.contains("wrong verify token"), "refusals are logged");
+    assert!(!log.contains("meta-access-token") && !log.contains("meta-app-secret"), "a secret reached the log");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 
 use super::africastalking::AfricasTalking;
 use super::events;
+use super::meta::Meta;
 use super::smpp::Smpp;
 use super::smtp::Smtp;
 use super::telegram::Telegram;
@@ -62,6 +63,7 @@ impl Providers {
                 Provider::Smtp(s) => Smtp::new(s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::AfricasTalking(s) => AfricasTalking::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Telegram(s) => Telegram::new(name, s).map(|t| worker.spawn(Arc::new(t))),
+                Provider::Meta(s) => Meta::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Twilio(s) => provider.webhook_token().and_then(|token| {
                     let token = token.as_ref().map(|t| t.expose());
                     Twilio::new(name, s, token).map(|t| worker.spawn(Arc::new(t)))

@@ -67,6 +67,7 @@ pub enum Provider {
     AfricasTalking(AfricasTalking),
     Twilio(Twilio),
     Telegram(Telegram),
+    Meta(Meta),
 }
 
 impl Provider {
@@ -77,6 +78,7 @@ impl Provider {
             Provider::AfricasTalking(_) => "africastalking",
             Provider::Twilio(_) => "twilio",
             Provider::Telegram(_) => "telegram",
+            Provider::Meta(_) => "meta",
         }
     }
 
@@ -87,6 +89,7 @@ impl Provider {
             Provider::AfricasTalking(p) => &p.limits,
             Provider::Twilio(p) => &p.limits,
             Provider::Telegram(p) => &p.limits,
+            Provider::Meta(p) => &p.limits,
         }
     }
 
@@ -98,6 +101,7 @@ impl Provider {
             Provider::AfricasTalking(_) => &["sms", "ussd"],
             Provider::Twilio(_) => &["sms", "whatsapp"],
             Provider::Telegram(_) => &["telegram"],
+            Provider::Meta(_) => &["whatsapp", "fb_messenger"],
         }
     }
 
@@ -113,6 +117,10 @@ impl Provider {
                 Ok((!token.is_empty()).then_some(token))
             }
             Provider::Telegram(p) => {
+                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
+                Ok((!token.is_empty()).then_some(token))
+            }
+            Provider::Meta(p) => {
                 let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
                 Ok((!token.is_empty()).then_some(token))
             }
@@ -383,5 +391,69 @@ impl Default for Telegram {
 impl Telegram {
     pub fn bot_token(&self) -> Result<Secret, String> {
         secret(&self.bot_token, &self.bot_token_env, "bot_token_env")
+    }
+}
+
+/// Meta's Graph API: WhatsApp Cloud API and Facebook Messenger (a page) out, one webhook in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Meta {
+    /// A system user's (WhatsApp) or the page's (Messenger) access token.
+    pub access_token: Secret,
+    pub access_token_env: String,
+    /// The app secret: webhooks are signed with it (`X-Hub-Signature-256`).
+    pub app_secret: Secret,
+    pub app_secret_env: String,
+    /// What the webhook's verification request (`hub.verify_token`) must carry.
+    pub verify_token: Secret,
+    pub verify_token_env: String,
+    /// `https://graph.facebook.com`.
+    pub base_url: String,
+    pub api_version: String,
+    /// WhatsApp: the Cloud API's phone number id, and our number as provisioned (`+254…`).
+    pub whatsapp_phone_number_id: String,
+    pub whatsapp_number: String,
+    /// Messenger: the page's name as provisioned for the channel number.
+    pub messenger_page: String,
+    /// The secret part of the webhook URL (`/hooks/<name>/<token>/events`).
+    pub webhook_token: Secret,
+    pub webhook_token_env: String,
+    pub timeout_secs: u64,
+    pub limits: Limits,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            access_token: Secret::default(),
+            access_token_env: String::new(),
+            app_secret: Secret::default(),
+            app_secret_env: String::new(),
+            verify_token: Secret::default(),
+            verify_token_env: String::new(),
+            base_url: "https://graph.facebook.com".into(),
+            api_version: "v19.0".into(),
+            whatsapp_phone_number_id: String::new(),
+            whatsapp_number: String::new(),
+            messenger_page: String::new(),
+            webhook_token: Secret::default(),
+            webhook_token_env: String::new(),
+            timeout_secs: 30,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Meta {
+    pub fn access_token(&self) -> Result<Secret, String> {
+        secret(&self.access_token, &self.access_token_env, "access_token_env")
+    }
+
+    pub fn app_secret(&self) -> Result<Secret, String> {
+        secret(&self.app_secret, &self.app_secret_env, "app_secret_env")
+    }
+
+    pub fn verify_token(&self) -> Result<Secret, String> {
+        secret(&self.verify_token, &self.verify_token_env, "verify_token_env")
     }
 }

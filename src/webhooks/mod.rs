@@ -15,6 +15,7 @@
 //! [`crate::channel`], what it does is messaging's.
 
 pub mod africastalking;
+pub mod meta;
 pub mod telegram;
 pub mod twilio;
 
@@ -57,7 +58,7 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
     })?;
     let local = listener.local_addr()?;
     let router = axum::Router::new()
-        .route("/hooks/{provider}/{token}/{event}", axum::routing::post(hook))
+        .route("/hooks/{provider}/{token}/{event}", axum::routing::post(hook).get(check))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(hodi);
     let admission = Admission::new("webhooks", settings.max_connections, settings.max_connections_per_address);
@@ -135,7 +136,30 @@ async fn hook(
         Provider::AfricasTalking(_) => africastalking::hook(&hodi, &provider, &event, &body).await,
         Provider::Twilio(t) => twilio::hook(&hodi, &provider, t, uri.path(), &headers, &body).await,
         Provider::Telegram(t) => telegram::hook(&hodi, &provider, t, &event, &token, &headers, &body).await,
+        Provider::Meta(m) => meta::hook(&hodi, &provider, m, &event, &headers, &body).await,
         _ => refuse(StatusCode::NOT_FOUND, "this provider takes no webhooks"),
+    }
+}
+
+/// A provider checking the webhook before it subscribes (Meta's `hub.challenge`).
+async fn check(
+    State(hodi): State<Arc<Hodi>>,
+    Path((provider, token, _event)): Path<(String, String, String)>,
+    uri: Uri,
+) -> Response {
+    let Some(settings) = hodi.config.providers.get(&provider) else {
+        return refuse(StatusCode::NOT_FOUND, "no such provider");
+    };
+    match settings.webhook_token() {
+        Ok(Some(expected)) if same_secret(token.as_bytes(), expected.expose().as_bytes()) => {}
+        _ => {
+            warn!(provider, "webhook check with a wrong token: refused");
+            return refuse(StatusCode::FORBIDDEN, "wrong token");
+        }
+    }
+    match settings {
+        Provider::Meta(m) => meta::verify(&provider, m, uri.query().unwrap_or_default()),
+        _ => refuse(StatusCode::METHOD_NOT_ALLOWED, "this provider's webhooks are POSTs"),
     }
 }
 

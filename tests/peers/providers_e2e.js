@@ -400,6 +400,77 @@ const scenarios = {
         api.close();
     },
 
+    // WhatsApp Cloud API and Messenger through Meta's Graph API, against a local server keeping
+    // its send contract (graph_api.js), with webhooks signed as Meta signs them.
+    async meta() {
+        const { startGraphApi } = require('./graph_api');
+        const api = await startGraphApi({ port: Number(env('META_PORT')), version: 'v19.0', phoneNumberId: '123456', accessToken: 'meta-access-token', appSecret: 'meta-app-secret' });
+        const hooks = `http://127.0.0.1:${env('WEBHOOKS_PORT')}/hooks/meta/${env('WEBHOOK_TOKEN')}/events`;
+        const deliver = async (payload, signature = api.sign(payload)) => {
+            const headers = { 'content-type': 'application/json' };
+            if (signature) headers['x-hub-signature-256'] = signature;
+            return (await fetch(hooks, { method: 'POST', headers, body: payload })).status;
+        };
+
+        // The subscription check.
+        const check = await fetch(`${hooks}?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444`);
+        assert.strictEqual(check.status, 200);
+        assert.strictEqual(await check.text(), '1158201444');
+        assert.strictEqual((await fetch(`${hooks}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1`)).status, 403);
+
+        const statuses = [];
+        const received = [];
+        const app = await connectApp((c) => {
+            c.on('messageStatus', (n, customer, appData, cb) => { statuses.push(n); cb(null, appData); });
+            c.on('receivedWhatsapp', (n, customer, appData, cb) => { received.push(n); cb(null, appData); });
+            c.on('receivedFbMessenger', (n, customer, appData, cb) => { received.push(n); cb(null, appData); });
+        });
+        const has = (id, status) => statuses.some((s) => s.messageId === id && s.status === status);
+        const send = async (who, channel, text) => {
+            const r = await new app.Customer(who).sendMessage(channel, { body: { text } });
+            assert.strictEqual(r.status, 'queued', r.description);
+            return r.messageId;
+        };
+        const whatsapp = { number: '+254711082001', channel: 'whatsapp' };
+        const page = { number: 'hodi_page', channel: 'fb_messenger' };
+        const waId = await send({ number: '+254700000001', provider: 'cellular' }, whatsapp, 'Habari kwa WhatsApp');
+        const fbId = await send({ number: 'PSID123', provider: 'facebook' }, page, 'Hello on Messenger');
+        const waReq = await until(10000, 'the WhatsApp send', () => api.requests.find((r) => r.json && r.json.text && r.json.text.body === 'Habari kwa WhatsApp'));
+        const fbReq = await until(10000, 'the Messenger send', () => api.requests.find((r) => r.json && r.json.message && r.json.message.text === 'Hello on Messenger'));
+        assert.strictEqual(waReq.path, '/v19.0/123456/messages');
+        assert.strictEqual(waReq.headers.authorization, 'Bearer meta-access-token');
+        assert.deepStrictEqual(waReq.json, { messaging_product: 'whatsapp', recipient_type: 'individual', to: '254700000001', type: 'text', text: { body: 'Habari kwa WhatsApp' } });
+        assert.strictEqual(fbReq.path, '/v19.0/me/messages');
+        assert.deepStrictEqual(fbReq.json, { recipient: { id: 'PSID123' }, messaging_type: 'RESPONSE', message: { text: 'Hello on Messenger' } });
+        await until(10000, 'SENT on both', () => has(waId, 'sent') && has(fbId, 'sent'));
+        const refused = await send({ number: '+254700000400', provider: 'cellular' }, whatsapp, 'not allowed');
+        await until(10000, 'FAILED for error 131030', () => has(refused, 'failed'));
+
+        // Receipts for both channels; forged or malformed webhooks change nothing.
+        const wamid = waReq.answer.messages[0].id;
+        const waStatus = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'WABA', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: '254711082001', phone_number_id: '123456' }, statuses: [{ id: wamid, status: 'delivered', timestamp: '1', recipient_id: '254700000001' }] } }] }] });
+        assert.strictEqual(await deliver(waStatus, null), 403);
+        assert.strictEqual(await deliver(waStatus, 'sha256=00'), 403);
+        assert.strictEqual(await deliver('{"object":'), 400);
+        await sleep(300);
+        assert.ok(!has(waId, 'delivered'), 'a forged webhook delivered the message');
+        assert.strictEqual(await deliver(waStatus), 200);
+        const fbDelivery = JSON.stringify({ object: 'page', entry: [{ id: 'PAGE', time: 1, messaging: [{ sender: { id: 'PSID123' }, recipient: { id: 'PAGE' }, delivery: { mids: [fbReq.answer.message_id], watermark: 1 } }] }] });
+        assert.strictEqual(await deliver(fbDelivery), 200);
+        await until(10000, 'DELIVERED on both', () => has(waId, 'delivered') && has(fbId, 'delivered'));
+
+        // Customers write in on both channels.
+        const waIn = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'WABA', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: { display_phone_number: '254711082001', phone_number_id: '123456' }, contacts: [{ profile: { name: 'Ada' }, wa_id: '254700000009' }], messages: [{ from: '254700000009', id: 'wamid.IN1', timestamp: '1', type: 'text', text: { body: 'Nataka salio' } }] } }] }] });
+        const fbIn = JSON.stringify({ object: 'page', entry: [{ id: 'PAGE', time: 1, messaging: [{ sender: { id: 'PSID999' }, recipient: { id: 'PAGE' }, timestamp: 1, message: { mid: 'm_in_1', text: 'Hi page' } }] }] });
+        assert.strictEqual(await deliver(waIn), 200);
+        assert.strictEqual(await deliver(fbIn), 200);
+        await until(10000, 'both messages at the app', () => received.length >= 2);
+        assert.deepStrictEqual(received.map((n) => n.text).sort(), ['Hi page', 'Nataka salio']);
+        console.log(JSON.stringify({ ok: true, requests: api.requests.length }));
+        app.disconnect();
+        api.close();
+    },
+
     // Sends one SMS and prints its reply (the SMSC is elsewhere, or nowhere).
     async 'send-one'() {
         const app = await connectApp(() => {});
