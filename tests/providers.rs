@@ -19,6 +19,7 @@ fn free_port() -> u16 {
 #[derive(Debug, Clone, Copy)]
 struct Ports {
     meta: u16,
+    mg: u16,
     smsc: u16,
     smtp: u16,
     at: u16,
@@ -31,6 +32,7 @@ impl Ports {
     fn free() -> Ports {
         Ports {
             meta: free_port(),
+            mg: free_port(),
             smsc: free_port(),
             smtp: free_port(),
             at: free_port(),
@@ -45,7 +47,7 @@ impl Ports {
 /// refuses its password and one that cannot start, Africa's Talking `at`, Twilio `tw`, Telegram
 /// `tg` and SMTP `mail`.
 fn write_config(dir: &Path, ports: Ports) -> PathBuf {
-    let Ports { meta, smsc, smtp, at, tw, tg, hooks } = ports;
+    let Ports { meta, mg, smsc, smtp, at, tw, tg, hooks } = ports;
     let path = dir.join("providers.toml");
     // The SMTP server uses the certificate Hodi makes for itself at first start.
     let ca = dir.join("data/tls/cert.pem").display().to_string();
@@ -108,6 +110,14 @@ whatsapp_number = "+254711082001"
 messenger_page = "hodi_page"
 webhook_token_env = "HODI_TEST_AT_TOKEN"
 
+[providers.mg]
+kind = "mailgun"
+domain = "mg.example.com"
+api_key_env = "HODI_TEST_MG_KEY"
+signing_key_env = "HODI_TEST_MG_SIGNING"
+base_url = "http://127.0.0.1:{mg}"
+webhook_token_env = "HODI_TEST_AT_TOKEN"
+
 [providers.mail]
 kind = "smtp"
 address = "localhost:{smtp}"
@@ -132,6 +142,8 @@ const SECRETS: &[(&str, &str)] = &[
     ("HODI_TEST_TG_TOKEN", "123456:test-bot-token"),
     ("HODI_TEST_META_TOKEN", "meta-access-token"),
     ("HODI_TEST_META_SECRET", "meta-app-secret"),
+    ("HODI_TEST_MG_KEY", "mg-api-key"),
+    ("HODI_TEST_MG_SIGNING", "mg-signing-key"),
 ];
 
 fn start(data: &Path, config: &Path) -> Hodi {
@@ -276,6 +288,26 @@ fn whatsapp_cloud_and_messenger_follow_the_graph_api_and_signed_webhooks() {
     let log = hodi.stderr();
     assert!(log.contains("without a valid signature") && log.contains("wrong verify token"), "refusals are logged");
     assert!(!log.contains("meta-access-token") && !log.contains("meta-app-secret"), "a secret reached the log");
+}
+
+#[test]
+fn mailgun_sends_and_takes_signed_events_and_routes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::free();
+    let config = write_config(dir.path(), ports);
+    let hodi = start(&dir.path().join("data"), &config);
+    bind(&hodi, &config, "email", "news@mg.example.com", "mailgun:mg");
+    let webhooks = Hodi::port(&hodi.listening.webhooks);
+    let out = hodi.node_ok(
+        "providers_e2e.js",
+        &["mailgun"],
+        &[("MG_PORT", &ports.mg.to_string()), ("WEBHOOKS_PORT", &webhooks), ("WEBHOOK_TOKEN", "hook-token-123")],
+    );
+    assert!(out.contains("\"ok\":true"), "{out}");
+    assert!(
+        !hodi.stderr().contains("mg-api-key") && !hodi.stderr().contains("mg-signing-key"),
+        "a secret reached the log"
+    );
 }
 
 #[test]

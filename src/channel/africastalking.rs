@@ -175,6 +175,7 @@ pub fn incoming_message(provider: &str, body: &[u8]) -> Result<ChannelEvent, Str
         customer_number: required(&f, "from")?.to_string(),
         text: f.get("text").cloned().unwrap_or_default(),
         provider_message_id: f.get("id").filter(|id| !id.is_empty()).cloned(),
+        email: None,
     }))
 }
 

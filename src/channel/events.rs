@@ -35,6 +35,15 @@ pub struct Received {
     pub text: String,
     /// The provider's id of the message, when it gives one (replays import it once).
     pub provider_message_id: Option<String>,
+    /// An email's parts (then `text` is its plain body).
+    pub email: Option<ReceivedEmail>,
+}
+
+/// What an inbound email carries besides its plain text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEmail {
+    pub subject: String,
+    pub body_html: String,
 }
 
 pub type Sender = tokio::sync::mpsc::Sender<ChannelEvent>;

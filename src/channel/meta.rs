@@ -187,6 +187,7 @@ pub fn events(provider: &str, settings: &Settings, body: &[u8]) -> Result<Vec<Ch
                         customer_number: plus(from),
                         text: text.to_string(),
                         provider_message_id: Some(id.to_string()),
+                        email: None,
                     }));
                 }
                 for s in v["statuses"].as_array().into_iter().flatten() {
@@ -215,6 +216,7 @@ pub fn events(provider: &str, settings: &Settings, body: &[u8]) -> Result<Vec<Ch
                         customer_number: sender.to_string(),
                         text: text.to_string(),
                         provider_message_id: m["message"]["mid"].as_str().map(str::to_string),
+                        email: None,
                     }));
                 }
                 for mid in m["delivery"]["mids"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {

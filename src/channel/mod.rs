@@ -16,6 +16,7 @@
 pub mod africastalking;
 pub mod events;
 pub mod http;
+pub mod mailgun;
 pub mod meta;
 pub mod providers;
 pub mod smpp;

@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 
 use super::africastalking::AfricasTalking;
 use super::events;
+use super::mailgun::Mailgun;
 use super::meta::Meta;
 use super::smpp::Smpp;
 use super::smtp::Smtp;
@@ -64,6 +65,7 @@ impl Providers {
                 Provider::AfricasTalking(s) => AfricasTalking::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Telegram(s) => Telegram::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Meta(s) => Meta::new(name, s).map(|t| worker.spawn(Arc::new(t))),
+                Provider::Mailgun(s) => Mailgun::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Twilio(s) => provider.webhook_token().and_then(|token| {
                     let token = token.as_ref().map(|t| t.expose());
                     Twilio::new(name, s, token).map(|t| worker.spawn(Arc::new(t)))

@@ -395,6 +395,7 @@ fn delivered(provider: &str, d: &DeliverSm) -> Option<ChannelEvent> {
         customer_number: international(d.source_addr.as_str()),
         text: decode_text(d.data_coding, body),
         provider_message_id: None,
+        email: None,
     }))
 }
 

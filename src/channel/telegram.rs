@@ -135,6 +135,7 @@ pub fn update(provider: &str, username: &str, body: &[u8]) -> Result<Option<Chan
         customer_number: message.chat.id.to_string(),
         text,
         provider_message_id: Some(format!("{}:{}", message.chat.id, message.message_id)),
+        email: None,
     })))
 }
 

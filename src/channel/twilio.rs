@@ -203,6 +203,7 @@ pub fn incoming_message(provider: &str, body: &[u8]) -> Result<ChannelEvent, Str
         customer_number: from.to_string(),
         text: f.get("Body").cloned().unwrap_or_default(),
         provider_message_id: Some(required(&f, "MessageSid")?.to_string()),
+        email: None,
     }))
 }
 

@@ -68,6 +68,7 @@ pub enum Provider {
     Twilio(Twilio),
     Telegram(Telegram),
     Meta(Meta),
+    Mailgun(Mailgun),
 }
 
 impl Provider {
@@ -79,6 +80,7 @@ impl Provider {
             Provider::Twilio(_) => "twilio",
             Provider::Telegram(_) => "telegram",
             Provider::Meta(_) => "meta",
+            Provider::Mailgun(_) => "mailgun",
         }
     }
 
@@ -90,6 +92,7 @@ impl Provider {
             Provider::Twilio(p) => &p.limits,
             Provider::Telegram(p) => &p.limits,
             Provider::Meta(p) => &p.limits,
+            Provider::Mailgun(p) => &p.limits,
         }
     }
 
@@ -102,6 +105,7 @@ impl Provider {
             Provider::Twilio(_) => &["sms", "whatsapp"],
             Provider::Telegram(_) => &["telegram"],
             Provider::Meta(_) => &["whatsapp", "fb_messenger"],
+            Provider::Mailgun(_) => &["email"],
         }
     }
 
@@ -121,6 +125,10 @@ impl Provider {
                 Ok((!token.is_empty()).then_some(token))
             }
             Provider::Meta(p) => {
+                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
+                Ok((!token.is_empty()).then_some(token))
+            }
+            Provider::Mailgun(p) => {
                 let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
                 Ok((!token.is_empty()).then_some(token))
             }
@@ -455,5 +463,52 @@ impl Meta {
 
     pub fn verify_token(&self) -> Result<Secret, String> {
         secret(&self.verify_token, &self.verify_token_env, "verify_token_env")
+    }
+}
+
+/// Mailgun: email out through its HTTP API, delivery events and inbound routes in (signed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mailgun {
+    /// The sending domain (`mg.example.com`).
+    pub domain: String,
+    pub api_key: Secret,
+    pub api_key_env: String,
+    /// `https://api.mailgun.net`, or `https://api.eu.mailgun.net`.
+    pub base_url: String,
+    /// The HTTP webhook signing key: events and routes are signed with it.
+    pub signing_key: Secret,
+    pub signing_key_env: String,
+    /// The secret part of the webhook URLs (`/hooks/<name>/<token>/events|inbound`).
+    pub webhook_token: Secret,
+    pub webhook_token_env: String,
+    pub timeout_secs: u64,
+    pub limits: Limits,
+}
+
+impl Default for Mailgun {
+    fn default() -> Self {
+        Mailgun {
+            domain: String::new(),
+            api_key: Secret::default(),
+            api_key_env: String::new(),
+            base_url: "https://api.mailgun.net".into(),
+            signing_key: Secret::default(),
+            signing_key_env: String::new(),
+            webhook_token: Secret::default(),
+            webhook_token_env: String::new(),
+            timeout_secs: 30,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Mailgun {
+    pub fn api_key(&self) -> Result<Secret, String> {
+        secret(&self.api_key, &self.api_key_env, "api_key_env")
+    }
+
+    pub fn signing_key(&self) -> Result<Secret, String> {
+        secret(&self.signing_key, &self.signing_key_env, "signing_key_env")
     }
 }

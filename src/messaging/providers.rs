@@ -19,8 +19,8 @@ use crate::store::providers::{QueuedSend, Receipt, Settlement};
 use crate::store::{new_id, now_ms};
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::{
-    inbound_message_body, InboundMessageBody, MessageDeliveryStatus, MessageStatusNotification, MessagingChannelNumber,
-    ReceiveMessageSimulatorCommand, ServerToAppCustomerNotification,
+    inbound_message_body, EmailMessageBody, InboundMessageBody, MessageDeliveryStatus, MessageStatusNotification,
+    MessagingChannelNumber, ReceiveMessageSimulatorCommand, ServerToAppCustomerNotification,
 };
 
 /// A `message_status` notification.
@@ -165,7 +165,18 @@ async fn receive(hodi: &Arc<Hodi>, r: Received) -> anyhow::Result<()> {
     let cmd = ReceiveMessageSimulatorCommand {
         customer_number: r.customer_number.clone(),
         channel_number: Some(MessagingChannelNumber { channel: r.channel as i32, number: r.channel_number.clone() }),
-        parts: vec![InboundMessageBody { entry: Some(inbound_message_body::Entry::Text(r.text)) }],
+        parts: vec![InboundMessageBody {
+            entry: Some(match r.email {
+                Some(email) => inbound_message_body::Entry::Email(EmailMessageBody {
+                    subject: email.subject,
+                    body_plain: r.text,
+                    body_html: email.body_html,
+                    cc_list: Vec::new(),
+                    bcc_list: Vec::new(),
+                }),
+                None => inbound_message_body::Entry::Text(r.text),
+            }),
+        }],
         ..Default::default()
     };
     let reply = super::inbound::receive(hodi, &org_id, &app_id, cmd).await?;

@@ -15,6 +15,7 @@
 //! [`crate::channel`], what it does is messaging's.
 
 pub mod africastalking;
+pub mod mailgun;
 pub mod meta;
 pub mod telegram;
 pub mod twilio;
@@ -137,6 +138,7 @@ async fn hook(
         Provider::Twilio(t) => twilio::hook(&hodi, &provider, t, uri.path(), &headers, &body).await,
         Provider::Telegram(t) => telegram::hook(&hodi, &provider, t, &event, &token, &headers, &body).await,
         Provider::Meta(m) => meta::hook(&hodi, &provider, m, &event, &headers, &body).await,
+        Provider::Mailgun(m) => mailgun::hook(&hodi, &provider, m, &event, &headers, &body).await,
         _ => refuse(StatusCode::NOT_FOUND, "this provider takes no webhooks"),
     }
 }

@@ -471,6 +471,56 @@ const scenarios = {
         api.close();
     },
 
+    // Mailgun's sending API, against a local server keeping its contract (mailgun_api.js), with
+    // delivery events and an inbound route signed as Mailgun signs them.
+    async mailgun() {
+        const { startMailgunApi } = require('./mailgun_api');
+        const api = await startMailgunApi({ port: Number(env('MG_PORT')), domain: 'mg.example.com', apiKey: 'mg-api-key', signingKey: 'mg-signing-key' });
+        const hooks = `http://127.0.0.1:${env('WEBHOOKS_PORT')}/hooks/mg/${env('WEBHOOK_TOKEN')}`;
+        const statuses = [];
+        const received = [];
+        const app = await connectApp((c) => {
+            c.on('messageStatus', (n, customer, appData, cb) => { statuses.push(n); cb(null, appData); });
+            c.on('receivedEmail', (n, customer, appData, cb) => { received.push({ n, customer }); cb(null, appData); });
+        });
+        const has = (id, status) => statuses.some((s) => s.messageId === id && s.status === status);
+        const news = { number: 'news@mg.example.com', channel: 'email' };
+        const send = async (to, email) => {
+            const r = await new app.Customer({ number: to, provider: 'email' }).sendMessage(news, { body: { email } });
+            assert.strictEqual(r.status, 'queued', r.description);
+            return r.messageId;
+        };
+        const id = await send('jane@example.com', { subject: 'Statement', bodyPlain: 'You owe 5', bodyHtml: '<p>You owe 5</p>', ccList: ['boss@example.com'], bccList: ['audit@example.com'] });
+        const request = await until(10000, 'the send', () => api.requests.find((r) => r.form.subject && r.form.subject[0] === 'Statement'));
+        assert.strictEqual(request.path, '/v3/mg.example.com/messages');
+        assert.strictEqual(request.headers.authorization, `Basic ${Buffer.from('api:mg-api-key').toString('base64')}`);
+        assert.deepStrictEqual(request.form, { from: ['news@mg.example.com'], to: ['jane@example.com'], subject: ['Statement'], cc: ['boss@example.com'], bcc: ['audit@example.com'], text: ['You owe 5'], html: ['<p>You owe 5</p>'] });
+        await until(10000, 'SENT', () => has(id, 'sent'));
+        const bad = await send('nobody@invalid.example', { subject: 'x', bodyPlain: 'y', bodyHtml: '', ccList: [], bccList: [] });
+        await until(10000, 'FAILED for an invalid address', () => has(bad, 'failed'));
+
+        const messageId = request.answer.id.replace(/[<>]/g, '');
+        const event = (signature) => JSON.stringify({ signature, 'event-data': { event: 'delivered', recipient: 'jane@example.com', message: { headers: { 'message-id': messageId } } } });
+        const post = async (path, body, type) => (await fetch(`${hooks}/${path}`, { method: 'POST', headers: { 'content-type': type }, body })).status;
+        assert.strictEqual(await post('events', event({ ...api.sign(), signature: '00' }), 'application/json'), 403);
+        assert.strictEqual(await post('events', '{"signature":', 'application/json'), 400);
+        await sleep(300);
+        assert.ok(!has(id, 'delivered'), 'a forged event delivered the message');
+        assert.strictEqual(await post('events', event(api.sign()), 'application/json'), 200);
+        await until(10000, 'DELIVERED', () => has(id, 'delivered'));
+
+        const route = new URLSearchParams({ recipient: 'news@mg.example.com', sender: 'ada@example.com', from: 'Ada <ada@example.com>', subject: 'Re: Statement', 'body-plain': 'I will pay Friday', 'body-html': '<p>I will pay Friday</p>', 'Message-Id': '<reply-1@example.com>', ...api.sign() }).toString();
+        assert.strictEqual(await post('inbound', route.replace(/signature=[0-9a-f]+/, 'signature=00'), 'application/x-www-form-urlencoded'), 403);
+        assert.strictEqual(await post('inbound', route, 'application/x-www-form-urlencoded'), 200);
+        const mail = await until(10000, 'receivedEmail', () => received[0]);
+        assert.strictEqual(mail.n.email.subject, 'Re: Statement');
+        assert.strictEqual(mail.n.email.bodyPlain, 'I will pay Friday');
+        assert.strictEqual(mail.customer.customerNumber.number, 'ada@example.com');
+        console.log(JSON.stringify({ ok: true, requests: api.requests.length }));
+        app.disconnect();
+        api.close();
+    },
+
     // Sends one SMS and prints its reply (the SMSC is elsewhere, or nowhere).
     async 'send-one'() {
         const app = await connectApp(() => {});

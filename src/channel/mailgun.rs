@@ -1,0 +1,262 @@
+//! Mailgun: email through its HTTP API.
+//!
+//! Out: `POST {base_url}/v3/{domain}/messages` with Basic auth (`api`, the API key) and the form
+//! fields `from`, `to`, `cc`, `bcc`, `subject`, `text`, `html`; the answer's `id`
+//! (`<…@domain>`) is the provider's id (kept without the angle brackets, as events carry it). A
+//! 400 fails the message with Mailgun's `message`; 429 slows down; 401 and 5xx are tried again.
+//!
+//! In (parsed here, served by [`crate::webhooks`]): webhook events (JSON: `signature` {timestamp,
+//! token, signature} and `event-data` {event, severity, message.headers.message-id}) and inbound
+//! routes (a form: `sender`, `recipient`, `subject`, `body-plain`, `body-html`, `timestamp`,
+//! `token`, `signature`). Both are signed: hex HMAC-SHA256 of timestamp followed by token, keyed
+//! with the webhook signing key.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use prost::Message;
+use serde::Deserialize;
+
+use super::events::{ChannelEvent, Received, ReceivedEmail};
+use super::http;
+use super::worker::{Refusal, Transport};
+use crate::config::providers::Mailgun as Settings;
+use crate::store::providers::{AcceptedPart, QueuedSend};
+use crate::wire::{outbound_message_body, MessageDeliveryStatus, MessagingChannel, OutboundMessage};
+
+/// One Mailgun domain.
+pub struct Mailgun {
+    name: String,
+    settings: Settings,
+    api_key: String,
+}
+
+impl std::fmt::Debug for Mailgun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailgun").field("name", &self.name).field("domain", &self.settings.domain).finish()
+    }
+}
+
+impl Mailgun {
+    pub fn new(name: &str, settings: &Settings) -> Result<Mailgun, String> {
+        if settings.domain.is_empty() {
+            return Err("domain is required".into());
+        }
+        let api_key = settings.api_key()?;
+        if api_key.is_empty() {
+            return Err("api_key or api_key_env is required".into());
+        }
+        Ok(Mailgun { name: name.to_string(), settings: settings.clone(), api_key: api_key.expose().to_string() })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Answer {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn outcome(status: u16, body: &[u8]) -> Result<Vec<AcceptedPart>, Refusal> {
+    let answer = serde_json::from_slice::<Answer>(body);
+    let why = || match &answer {
+        Ok(a) => format!("Mailgun answered {status}: {}", a.message),
+        Err(_) => format!("Mailgun answered {status}: {}", String::from_utf8_lossy(body)),
+    };
+    match status {
+        200 => match &answer {
+            Ok(a) if !a.id.is_empty() => Ok(vec![AcceptedPart {
+                provider_message_id: a.id.trim_matches(['<', '>']).to_string(),
+                part: 1,
+                parts: 1,
+            }]),
+            _ => Err(Refusal::Transient(format!("Mailgun's answer has no id: {}", String::from_utf8_lossy(body)))),
+        },
+        429 => Err(Refusal::Throttled(why())),
+        401 | 403 => Err(Refusal::Transient(why())),
+        400..=499 => Err(Refusal::Permanent(why())),
+        _ => Err(Refusal::Transient(why())),
+    }
+}
+
+impl Transport for Mailgun {
+    async fn send(&self, message: &QueuedSend) -> Result<Vec<AcceptedPart>, Refusal> {
+        let outbound = OutboundMessage::decode(message.message.as_slice())
+            .map_err(|e| Refusal::Permanent(format!("stored message does not decode: {e}")))?;
+        let mut fields: Vec<(&str, String)> =
+            vec![("from", message.channel_number.clone()), ("to", message.customer_number.clone())];
+        match outbound.body.and_then(|b| b.entry) {
+            Some(outbound_message_body::Entry::Email(email)) => {
+                fields.push(("subject", email.subject));
+                fields.extend(email.cc_list.into_iter().map(|cc| ("cc", cc)));
+                fields.extend(email.bcc_list.into_iter().map(|bcc| ("bcc", bcc)));
+                if !email.body_plain.is_empty() {
+                    fields.push(("text", email.body_plain));
+                }
+                if !email.body_html.is_empty() {
+                    fields.push(("html", email.body_html));
+                }
+            }
+            Some(outbound_message_body::Entry::Text(text)) => fields.push(("text", text)),
+            _ => return Err(Refusal::Permanent("email carries an email body or text".into())),
+        }
+        let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let url = format!("{}/v3/{}/messages", self.settings.base_url.trim_end_matches('/'), self.settings.domain);
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("api:{}", self.api_key));
+        let authorization = format!("Basic {basic}");
+        let timeout = Duration::from_secs(self.settings.timeout_secs.max(1));
+        let answer = http::post(
+            &url,
+            &[("Authorization", authorization.as_str())],
+            "application/x-www-form-urlencoded",
+            http::form(&form),
+            timeout,
+        )
+        .await
+        .map_err(|e| Refusal::Transient(e.0))?;
+        outcome(answer.status, &answer.body)
+    }
+}
+
+/// Whether `signature` is the hex HMAC-SHA256 of `timestamp` + `token` with `signing_key`.
+pub fn signed(signing_key: &str, timestamp: &str, token: &str, signature: &str) -> bool {
+    let Ok(expected) = hex::decode(signature) else { return false };
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(signing_key.as_bytes()) else { return false };
+    mac.update(timestamp.as_bytes());
+    mac.update(token.as_bytes());
+    mac.verify_slice(&expected).is_ok()
+}
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    signature: Signature,
+    #[serde(rename = "event-data")]
+    data: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct Signature {
+    timestamp: String,
+    token: String,
+    signature: String,
+}
+
+/// Why a callback was refused: a bad signature (403) or a malformed body (400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    Signature,
+    Malformed(String),
+}
+
+/// A webhook event: a receipt, or `None` for events that are not one (accepted, temporary
+/// failures Mailgun retries itself, clicks…).
+pub fn event(provider: &str, signing_key: &str, body: &[u8]) -> Result<Option<ChannelEvent>, Refused> {
+    let e: Event = serde_json::from_slice(body).map_err(|e| Refused::Malformed(format!("not a Mailgun event: {e}")))?;
+    if !signed(signing_key, &e.signature.timestamp, &e.signature.token, &e.signature.signature) {
+        return Err(Refused::Signature);
+    }
+    let kind = e.data["event"].as_str().ok_or_else(|| Refused::Malformed("event-data.event is required".into()))?;
+    let id = e.data["message"]["headers"]["message-id"]
+        .as_str()
+        .ok_or_else(|| Refused::Malformed("event-data.message.headers.message-id is required".into()))?;
+    let status = match (kind, e.data["severity"].as_str()) {
+        ("delivered", _) => MessageDeliveryStatus::Delivered,
+        ("opened", _) => MessageDeliveryStatus::Read,
+        ("failed", Some("permanent")) => MessageDeliveryStatus::Failed,
+        ("rejected", _) => MessageDeliveryStatus::Rejected,
+        _ => return Ok(None),
+    };
+    let reason = e.data["delivery-status"]["message"].as_str().filter(|m| !m.is_empty()).unwrap_or(kind).to_string();
+    Ok(Some(ChannelEvent::Receipt {
+        provider: provider.to_string(),
+        provider_message_id: id.trim_matches(['<', '>']).to_string(),
+        status,
+        reason,
+    }))
+}
+
+/// An email a route forwarded (a form body).
+pub fn inbound(provider: &str, signing_key: &str, body: &[u8]) -> Result<ChannelEvent, Refused> {
+    let mut f: HashMap<String, String> = HashMap::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        f.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    let get = |name: &str| f.get(name).map(String::as_str).unwrap_or_default();
+    if !signed(signing_key, get("timestamp"), get("token"), get("signature")) {
+        return Err(Refused::Signature);
+    }
+    let required = |name: &str| {
+        f.get(name).filter(|v| !v.is_empty()).cloned().ok_or_else(|| Refused::Malformed(format!("{name} is required")))
+    };
+    Ok(ChannelEvent::Received(Received {
+        provider: provider.to_string(),
+        channel: MessagingChannel::Email,
+        channel_number: required("recipient")?,
+        customer_number: required("sender")?,
+        text: get("body-plain").to_string(),
+        provider_message_id: f.get("Message-Id").map(|id| id.trim_matches(['<', '>']).to_string()),
+        email: Some(ReceivedEmail { subject: get("subject").to_string(), body_html: get("body-html").to_string() }),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(key: &str, timestamp: &str, token: &str) -> String {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("key");
+        mac.update(format!("{timestamp}{token}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn events_are_signed_and_mean_what_mailgun_documents() {
+        let sig = sign("key-1", "1529006854", "a8ce0edb2d");
+        let body = |event: &str, severity: &str, sig: &str| {
+            format!(
+                r#"{{"signature":{{"timestamp":"1529006854","token":"a8ce0edb2d","signature":"{sig}"}},
+                "event-data":{{"event":"{event}","severity":"{severity}","recipient":"jane@example.com",
+                "message":{{"headers":{{"message-id":"20130503182626.18666.16540@mg.example.com"}}}}}}}}"#
+            )
+        };
+        let delivered = event("mg", "key-1", body("delivered", "", &sig).as_bytes()).expect("signed").expect("receipt");
+        assert!(
+            matches!(delivered, ChannelEvent::Receipt { ref provider_message_id, status: MessageDeliveryStatus::Delivered, .. }
+            if provider_message_id == "20130503182626.18666.16540@mg.example.com")
+        );
+        assert_eq!(event("mg", "key-1", body("failed", "temporary", &sig).as_bytes()), Ok(None));
+        assert!(matches!(
+            event("mg", "key-1", body("failed", "permanent", &sig).as_bytes()),
+            Ok(Some(ChannelEvent::Receipt { status: MessageDeliveryStatus::Failed, .. }))
+        ));
+        assert_eq!(event("mg", "other-key", body("delivered", "", &sig).as_bytes()), Err(Refused::Signature));
+        assert!(matches!(event("mg", "key-1", b"{}"), Err(Refused::Malformed(_))));
+        let form = format!(
+            "recipient=news%40mg.example.com&sender=ada%40example.com&subject=Hi&body-plain=Hello&body-html=%3Cp%3EHello%3C%2Fp%3E&timestamp=1&token=t&signature={}",
+            sign("key-1", "1", "t")
+        );
+        let ChannelEvent::Received(r) = inbound("mg", "key-1", form.as_bytes()).expect("signed") else {
+            panic!("an email")
+        };
+        assert_eq!((r.customer_number.as_str(), r.text.as_str()), ("ada@example.com", "Hello"));
+        assert_eq!(r.email.map(|e| e.subject), Some("Hi".to_string()));
+        assert_eq!(inbound("mg", "key-2", form.as_bytes()), Err(Refused::Signature));
+    }
+
+    #[test]
+    fn send_answers_decide_how_to_go_on() {
+        let ok = br#"{"id":"<20111114174239.25659.5817@mg.example.com>","message":"Queued. Thank you."}"#;
+        assert_eq!(
+            outcome(200, ok).map(|p| p[0].provider_message_id.clone()),
+            Ok("20111114174239.25659.5817@mg.example.com".into())
+        );
+        assert!(
+            matches!(outcome(400, br#"{"message":"to parameter is not a valid address"}"#), Err(Refusal::Permanent(why)) if why.contains("not a valid"))
+        );
+        assert!(matches!(outcome(401, b"Forbidden"), Err(Refusal::Transient(_))));
+        assert!(matches!(outcome(429, b"{}"), Err(Refusal::Throttled(_))));
+    }
+}

@@ -1,0 +1,62 @@
+//! Mailgun's callbacks: `events` (delivery events, JSON) and `inbound` (a route's
+//! `forward("https://hodi.example/hooks/<name>/<token>/inbound")`, a form). Both carry Mailgun's
+//! signature (timestamp, token, HMAC-SHA256 with the webhook signing key): a missing or wrong one
+//! is 403 and nothing is stored. Routes that post multipart bodies (attachments) are refused with
+//! 415 in this version.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tracing::warn;
+
+use crate::channel::mailgun::{self, Refused};
+use crate::config::providers::Mailgun as Settings;
+use crate::context::Hodi;
+
+pub async fn hook(
+    hodi: &Arc<Hodi>,
+    provider: &str,
+    settings: &Settings,
+    event: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let key = match settings.signing_key() {
+        Ok(k) if !k.is_empty() => k,
+        _ => return (StatusCode::SERVICE_UNAVAILABLE, "signing_key is not set").into_response(),
+    };
+    let parsed = match event {
+        "events" => mailgun::event(provider, key.expose(), body),
+        "inbound" => {
+            let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if form.starts_with("multipart/") {
+                return (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "multipart routes are not supported; forward without attachments",
+                )
+                    .into_response();
+            }
+            mailgun::inbound(provider, key.expose(), body).map(Some)
+        }
+        _ => return (StatusCode::NOT_FOUND, "Mailgun calls back on events or inbound").into_response(),
+    };
+    match parsed {
+        Err(Refused::Signature) => {
+            warn!(provider, "a Mailgun callback without a valid signature: refused");
+            (StatusCode::FORBIDDEN, "bad signature").into_response()
+        }
+        Err(Refused::Malformed(why)) => {
+            warn!(provider, why, "a malformed Mailgun callback: refused");
+            (StatusCode::BAD_REQUEST, why).into_response()
+        }
+        Ok(None) => (StatusCode::OK, "").into_response(),
+        Ok(Some(event)) => match crate::messaging::providers::apply(hodi, vec![event]).await {
+            Ok(()) => (StatusCode::OK, "").into_response(),
+            Err(e) => {
+                warn!(provider, error = %e, "storing a provider's callback");
+                (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
+            }
+        },
+    }
+}
