@@ -146,11 +146,41 @@ const SECRETS: &[(&str, &str)] = &[
     ("HODI_TEST_MG_SIGNING", "mg-signing-key"),
 ];
 
-fn start(data: &Path, config: &Path) -> Hodi {
+/// Starts Hodi on `config`, its webhooks where `hooks` says (Twilio's `public_url` points there).
+fn start(data: &Path, config: &Path, hooks: u16) -> Hodi {
     let config = config.to_str().expect("utf-8 path");
-    let mut env = vec![("HODI_CONFIG", config)];
+    let listen = format!("127.0.0.1:{hooks}");
+    let mut env = vec![("HODI_CONFIG", config), ("HODI_WEBHOOKS__LISTEN", listen.as_str())];
     env.extend_from_slice(SECRETS);
     Hodi::start(data, &env)
+}
+
+/// Starts Hodi with every provider configured, binds `numbers` (channel, number, provider), and
+/// runs `providers_e2e.js <name>` with where the provider's far end listens (`far_end`: the
+/// variable naming its port, and the port) and where the webhooks are. Hodi (for its log), the
+/// script's output, and the directory holding both.
+fn scenario(
+    name: &str,
+    numbers: &[(&str, &str, &str)],
+    far_end: impl Fn(&Ports) -> (&'static str, u16),
+) -> (Hodi, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::free();
+    let config = write_config(dir.path(), ports);
+    let hodi = start(&dir.path().join("data"), &config, ports.hooks);
+    for (channel, number, provider) in numbers {
+        bind(&hodi, &config, channel, number, provider);
+    }
+    let (variable, port) = far_end(&ports);
+    let env = [
+        (variable, port.to_string()),
+        ("WEBHOOKS_PORT", ports.hooks.to_string()),
+        ("WEBHOOK_TOKEN", "hook-token-123".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = hodi.node_ok("providers_e2e.js", &[name], &env);
+    assert!(out.contains("\"ok\":true"), "{out}");
+    (hodi, out, dir)
 }
 
 /// `hodi provision channel … --provider …` against the running server's data; its output.
@@ -174,7 +204,7 @@ fn sms_goes_through_a_real_smsc_and_receipts_and_replies_come_back() {
     let ports = Ports::free();
     let smsc = ports.smsc;
     let config = write_config(dir.path(), ports);
-    let hodi = start(&dir.path().join("data"), &config);
+    let hodi = start(&dir.path().join("data"), &config, ports.hooks);
     let said = bind(&hodi, &config, "sms", "21356", "smpp:telco");
     assert!(said.contains("sends through provider telco"), "{said}");
     assert!(!said.contains("secret"), "the CLI echoed a password: {said}");
@@ -198,32 +228,13 @@ fn sms_goes_through_a_real_smsc_and_receipts_and_replies_come_back() {
 
 #[test]
 fn email_goes_through_a_real_smtp_server_with_starttls_and_auth() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ports = Ports::free();
-    let smtp = ports.smtp;
-    let config = write_config(dir.path(), ports);
-    let hodi = start(&dir.path().join("data"), &config);
-    bind(&hodi, &config, "email", "hodi@localhost", "mail");
-    let out = hodi.node_ok("providers_e2e.js", &["smtp"], &[("SMTP_PORT", &smtp.to_string())]);
-    assert!(out.contains("\"ok\":true"), "{out}");
+    scenario("smtp", &[("email", "hodi@localhost", "mail")], |p| ("SMTP_PORT", p.smtp));
 }
 
 #[test]
 fn africas_talking_sms_and_ussd_follow_its_documented_api_and_callbacks() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ports = Ports::free();
-    let at = ports.at;
-    let config = write_config(dir.path(), ports);
-    let hodi = start(&dir.path().join("data"), &config);
-    bind(&hodi, &config, "sms", "21356", "africastalking:at");
-    bind(&hodi, &config, "ussd", "*384#", "at");
-    let webhooks = Hodi::port(&hodi.listening.webhooks);
-    let out = hodi.node_ok(
-        "providers_e2e.js",
-        &["africastalking"],
-        &[("AT_PORT", &at.to_string()), ("WEBHOOKS_PORT", &webhooks), ("WEBHOOK_TOKEN", "hook-token-123")],
-    );
-    assert!(out.contains("\"ok\":true"), "{out}");
+    let numbers = [("sms", "21356", "africastalking:at"), ("ussd", "*384#", "at")];
+    let (hodi, _, _dir) = scenario("africastalking", &numbers, |p| ("AT_PORT", p.at));
     let log = hodi.stderr();
     assert!(log.contains("webhook with a wrong token"), "a refused webhook is logged");
     assert!(!log.contains("at-secret") && !log.contains("hook-token-123"), "a secret reached the log");
@@ -231,60 +242,22 @@ fn africas_talking_sms_and_ussd_follow_its_documented_api_and_callbacks() {
 
 #[test]
 fn twilio_sms_and_whatsapp_follow_its_documented_api_and_signed_callbacks() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ports = Ports::free();
-    let (tw, hooks) = (ports.tw, ports.hooks);
-    let config = write_config(dir.path(), ports);
-    let listen = format!("127.0.0.1:{hooks}");
-    let mut env = vec![("HODI_CONFIG", config.to_str().expect("utf-8 path"))];
-    env.extend_from_slice(SECRETS);
-    env.push(("HODI_WEBHOOKS__LISTEN", &listen));
-    let hodi = Hodi::start(&dir.path().join("data"), &env);
-    bind(&hodi, &config, "sms", "+14155550100", "twilio:tw");
-    bind(&hodi, &config, "whatsapp", "+254711082001", "tw");
-    let out = hodi.node_ok(
-        "providers_e2e.js",
-        &["twilio"],
-        &[("TW_PORT", &tw.to_string()), ("WEBHOOKS_PORT", &hooks.to_string()), ("WEBHOOK_TOKEN", "hook-token-123")],
-    );
-    assert!(out.contains("\"ok\":true"), "{out}");
+    let numbers = [("sms", "+14155550100", "twilio:tw"), ("whatsapp", "+254711082001", "tw")];
+    let (hodi, _, _dir) = scenario("twilio", &numbers, |p| ("TW_PORT", p.tw));
     assert!(hodi.stderr().contains("without a valid signature"), "a forged callback is logged");
     assert!(!hodi.stderr().contains("twilio-auth-token"), "the auth token reached the log");
 }
 
 #[test]
 fn a_telegram_bot_follows_the_bot_api_and_its_webhook_secret() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ports = Ports::free();
-    let tg = ports.tg;
-    let config = write_config(dir.path(), ports);
-    let hodi = start(&dir.path().join("data"), &config);
-    bind(&hodi, &config, "telegram", "hodi_bot", "telegram:tg");
-    let webhooks = Hodi::port(&hodi.listening.webhooks);
-    let out = hodi.node_ok(
-        "providers_e2e.js",
-        &["telegram"],
-        &[("TG_PORT", &tg.to_string()), ("WEBHOOKS_PORT", &webhooks), ("WEBHOOK_TOKEN", "hook-token-123")],
-    );
-    assert!(out.contains("\"ok\":true"), "{out}");
+    let (hodi, _, _dir) = scenario("telegram", &[("telegram", "hodi_bot", "telegram:tg")], |p| ("TG_PORT", p.tg));
     assert!(!hodi.stderr().contains("test-bot-token"), "the bot token reached the log");
 }
 
 #[test]
 fn whatsapp_cloud_and_messenger_follow_the_graph_api_and_signed_webhooks() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ports = Ports::free();
-    let config = write_config(dir.path(), ports);
-    let hodi = start(&dir.path().join("data"), &config);
-    bind(&hodi, &config, "whatsapp", "+254711082001", "meta:meta");
-    bind(&hodi, &config, "fb_messenger", "hodi_page", "meta");
-    let webhooks = Hodi::port(&hodi.listening.webhooks);
-    let out = hodi.node_ok(
-        "providers_e2e.js",
-        &["meta"],
-        &[("META_PORT", &ports.meta.to_string()), ("WEBHOOKS_PORT", &webhooks), ("WEBHOOK_TOKEN", "hook-token-123")],
-    );
-    assert!(out.contains("\"ok\":true"), "{out}");
+    let numbers = [("whatsapp", "+254711082001", "meta:meta"), ("fb_messenger", "hodi_page", "meta")];
+    let (hodi, _, _dir) = scenario("meta", &numbers, |p| ("META_PORT", p.meta));
     let log = hodi.stderr();
     assert!(log.contains("without a valid signature") && log.contains("wrong verify token"), "refusals are logged");
     assert!(!log.contains("meta-access-token") && !log.contains("meta-app-secret"), "a secret reached the log");
@@ -292,18 +265,7 @@ fn whatsapp_cloud_and_messenger_follow_the_graph_api_and_signed_webhooks() {
 
 #[test]
 fn mailgun_sends_and_takes_signed_events_and_routes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ports = Ports::free();
-    let config = write_config(dir.path(), ports);
-    let hodi = start(&dir.path().join("data"), &config);
-    bind(&hodi, &config, "email", "news@mg.example.com", "mailgun:mg");
-    let webhooks = Hodi::port(&hodi.listening.webhooks);
-    let out = hodi.node_ok(
-        "providers_e2e.js",
-        &["mailgun"],
-        &[("MG_PORT", &ports.mg.to_string()), ("WEBHOOKS_PORT", &webhooks), ("WEBHOOK_TOKEN", "hook-token-123")],
-    );
-    assert!(out.contains("\"ok\":true"), "{out}");
+    let (hodi, _, _dir) = scenario("mailgun", &[("email", "news@mg.example.com", "mailgun:mg")], |p| ("MG_PORT", p.mg));
     assert!(
         !hodi.stderr().contains("mg-api-key") && !hodi.stderr().contains("mg-signing-key"),
         "a secret reached the log"
@@ -313,8 +275,9 @@ fn mailgun_sends_and_takes_signed_events_and_routes() {
 #[test]
 fn provisioning_refuses_a_provider_that_is_not_configured_or_carries_another_channel() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), Ports::free());
-    let hodi = start(&dir.path().join("data"), &config);
+    let ports = Ports::free();
+    let config = write_config(dir.path(), ports);
+    let hodi = start(&dir.path().join("data"), &config, ports.hooks);
     for (channel, provider, why) in [
         ("sms", "nosuch", "no provider \"nosuch\""),
         ("sms", "mail", "carries email, not sms"),
@@ -412,7 +375,7 @@ fn a_queued_sms_survives_kill_9_and_is_sent_exactly_once_after_restart() {
     let port = ports.smsc;
     let config = write_config(dir.path(), ports);
     let data = dir.path().join("data");
-    let mut hodi = start(&data, &config);
+    let mut hodi = start(&data, &config, ports.hooks);
     bind(&hodi, &config, "sms", "21356", "telco");
     // No SMSC yet: the message can only be queued.
     let out = hodi.node_ok("providers_e2e.js", &["send-one", "survives a crash"], &[]);
@@ -420,7 +383,7 @@ fn a_queued_sms_survives_kill_9_and_is_sent_exactly_once_after_restart() {
     hodi.kill();
 
     let mut smsc = Smsc::start(port);
-    let hodi = start(&data, &config);
+    let hodi = start(&data, &config, ports.hooks);
     let message = smsc.wait_for("message", Duration::from_secs(30), |e| e["text"] == "survives a crash");
     assert_eq!(message["destination"], "254700000002");
     smsc.drain(Duration::from_secs(3));

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
 use crate::channel::africastalking as at;
-use crate::channel::events::ChannelEvent;
 use crate::context::Hodi;
 use crate::wire::{
     inbound_message_body, outbound_message_body, InboundMessageBody, MessagingChannel, MessagingChannelNumber,
@@ -26,24 +25,8 @@ pub async fn hook(hodi: &Arc<Hodi>, provider: &str, event: &str, body: &[u8]) ->
         "ussd" => return ussd(hodi, provider, body).await,
         _ => return (StatusCode::NOT_FOUND, "Africa's Talking calls back on delivery, sms or ussd").into_response(),
     };
-    match parsed {
-        Err(why) => {
-            warn!(provider, event, why, "a malformed Africa's Talking callback: refused");
-            (StatusCode::BAD_REQUEST, why).into_response()
-        }
-        Ok(None) => (StatusCode::OK, "noted").into_response(),
-        Ok(Some(event)) => apply(hodi, provider, event).await,
-    }
-}
-
-async fn apply(hodi: &Arc<Hodi>, provider: &str, event: ChannelEvent) -> Response {
-    match crate::messaging::providers::apply(hodi, vec![event]).await {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(e) => {
-            warn!(provider, error = %e, "storing a provider's callback");
-            (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
-        }
-    }
+    super::store(hodi, provider, event, parsed.map(|e| e.into_iter().collect()), (StatusCode::OK, "ok").into_response())
+        .await
 }
 
 fn text(body: String) -> Response {

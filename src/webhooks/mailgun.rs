@@ -41,22 +41,13 @@ pub async fn hook(
         }
         _ => return (StatusCode::NOT_FOUND, "Mailgun calls back on events or inbound").into_response(),
     };
-    match parsed {
+    let parsed = match parsed {
         Err(Refused::Signature) => {
             warn!(provider, "a Mailgun callback without a valid signature: refused");
-            (StatusCode::FORBIDDEN, "bad signature").into_response()
+            return (StatusCode::FORBIDDEN, "bad signature").into_response();
         }
-        Err(Refused::Malformed(why)) => {
-            warn!(provider, why, "a malformed Mailgun callback: refused");
-            (StatusCode::BAD_REQUEST, why).into_response()
-        }
-        Ok(None) => (StatusCode::OK, "").into_response(),
-        Ok(Some(event)) => match crate::messaging::providers::apply(hodi, vec![event]).await {
-            Ok(()) => (StatusCode::OK, "").into_response(),
-            Err(e) => {
-                warn!(provider, error = %e, "storing a provider's callback");
-                (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
-            }
-        },
-    }
+        Err(Refused::Malformed(why)) => Err(why),
+        Ok(e) => Ok(e.into_iter().collect()),
+    };
+    super::store(hodi, provider, event, parsed, super::done()).await
 }

@@ -60,18 +60,5 @@ pub async fn hook(
     if event != "events" {
         return (StatusCode::NOT_FOUND, "Meta calls back on events").into_response();
     }
-    match meta::events(provider, settings, body) {
-        Err(why) => {
-            warn!(provider, why, "a malformed Meta webhook: refused");
-            (StatusCode::BAD_REQUEST, why).into_response()
-        }
-        Ok(events) if events.is_empty() => (StatusCode::OK, "").into_response(),
-        Ok(events) => match crate::messaging::providers::apply(hodi, events).await {
-            Ok(()) => (StatusCode::OK, "").into_response(),
-            Err(e) => {
-                warn!(provider, error = %e, "storing a provider's callback");
-                (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
-            }
-        },
-    }
+    super::store(hodi, provider, event, meta::events(provider, settings, body), super::done()).await
 }

@@ -35,6 +35,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::channel::events::ChannelEvent;
 use crate::config::providers::Provider;
 use crate::context::Hodi;
 
@@ -109,6 +110,36 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
         }
     });
     Ok(Some(local))
+}
+
+/// The answer to a parsed callback: 400 if it did not parse; else its events stored (with their
+/// notifications) before `ok` is answered, or 500 so that the provider sends it again.
+async fn store(
+    hodi: &Arc<Hodi>,
+    provider: &str,
+    event: &str,
+    parsed: Result<Vec<ChannelEvent>, String>,
+    ok: Response,
+) -> Response {
+    match parsed {
+        Err(why) => {
+            warn!(provider, event, why, "a malformed callback: refused");
+            refuse(StatusCode::BAD_REQUEST, &why)
+        }
+        Ok(events) if events.is_empty() => ok,
+        Ok(events) => match crate::messaging::providers::apply(hodi, events).await {
+            Ok(()) => ok,
+            Err(e) => {
+                warn!(provider, event, error = %e, "storing a provider's callback");
+                refuse(StatusCode::INTERNAL_SERVER_ERROR, "try again")
+            }
+        },
+    }
+}
+
+/// An empty 200.
+fn done() -> Response {
+    StatusCode::OK.into_response()
 }
 
 async fn hook(

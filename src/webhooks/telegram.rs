@@ -29,18 +29,6 @@ pub async fn hook(
     if event != "update" {
         return (StatusCode::NOT_FOUND, "Telegram calls back on update").into_response();
     }
-    match telegram::update(provider, &settings.username, body) {
-        Err(why) => {
-            warn!(provider, why, "a malformed Telegram update: refused");
-            (StatusCode::BAD_REQUEST, why).into_response()
-        }
-        Ok(None) => (StatusCode::OK, "").into_response(),
-        Ok(Some(event)) => match crate::messaging::providers::apply(hodi, vec![event]).await {
-            Ok(()) => (StatusCode::OK, "").into_response(),
-            Err(e) => {
-                warn!(provider, error = %e, "storing a provider's callback");
-                (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
-            }
-        },
-    }
+    let parsed = telegram::update(provider, &settings.username, body).map(|e| e.into_iter().collect());
+    super::store(hodi, provider, event, parsed, super::done()).await
 }

@@ -37,24 +37,11 @@ pub async fn hook(
         "message" => twilio::incoming_message(provider, body).map(Some),
         _ => return (StatusCode::NOT_FOUND, "Twilio calls back on status or message").into_response(),
     };
-    let event_name = event;
-    match parsed {
-        Err(why) => {
-            warn!(provider, event = event_name, why, "a malformed Twilio callback: refused");
-            (StatusCode::BAD_REQUEST, why).into_response()
-        }
-        Ok(None) => (StatusCode::OK, "").into_response(),
-        Ok(Some(event)) => match crate::messaging::providers::apply(hodi, vec![event]).await {
-            Err(e) => {
-                warn!(provider, error = %e, "storing a provider's callback");
-                (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
-            }
-            Ok(()) if event_name == "message" => (
-                [(header::CONTENT_TYPE, "text/xml")],
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
-            )
-                .into_response(),
-            Ok(()) => (StatusCode::OK, "").into_response(),
-        },
-    }
+    let ok = if event == "message" {
+        ([(header::CONTENT_TYPE, "text/xml")], "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>")
+            .into_response()
+    } else {
+        super::done()
+    };
+    super::store(hodi, provider, event, parsed.map(|e| e.into_iter().collect()), ok).await
 }

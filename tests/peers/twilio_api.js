@@ -2,46 +2,34 @@
 // /2010-04-01/Accounts/{AccountSid}/Messages.json with HTTP Basic auth (account SID, auth token)
 // and a form body (To, From, Body, StatusCallback), answered 201 with the message resource (sid
 // SM…, status queued), 400 with Twilio's error JSON (code 21211) for +254700000400, or 401 for
-// bad credentials. Every request is kept in `requests`. `sign(url, fields)` makes the
-// X-Twilio-Signature Twilio would send for a callback, as its documentation describes.
+// bad credentials. Every request is kept in `requests` (with its `form`). `sign(url, fields)`
+// makes the X-Twilio-Signature Twilio would send for a callback, as its documentation describes.
 'use strict';
 
-const http = require('http');
 const crypto = require('crypto');
+const { serveContract } = require('./contract');
 
-function startTwilioApi({ port, accountSid, authToken }) {
-    const api = { requests: [] };
+async function startTwilioApi({ port, accountSid, authToken }) {
     let next = 1;
-    const server = http.createServer((req, res) => {
-        const chunks = [];
-        req.on('data', (c) => chunks.push(c));
-        req.on('end', () => {
-            const form = Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
-            const record = { method: req.method, path: req.url, headers: req.headers, form };
-            api.requests.push(record);
-            const reply = (status, body) => {
-                record.answer = body;
-                res.writeHead(status, { 'content-type': 'application/json' });
-                res.end(JSON.stringify(body));
-            };
-            const basic = `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`;
-            if (req.headers.authorization !== basic) return reply(401, { code: 20003, message: 'Authenticate', status: 401 });
-            if (req.method !== 'POST' || req.url !== `/2010-04-01/Accounts/${accountSid}/Messages.json`) {
-                return reply(404, { code: 20404, message: 'The requested resource was not found', status: 404 });
-            }
-            if (form.To.endsWith('+254700000400')) {
-                return reply(400, { code: 21211, message: `The 'To' number ${form.To} is not a valid phone number.`, status: 400 });
-            }
-            const sid = `SM${String(next++).padStart(32, '0')}`;
-            return reply(201, { sid, account_sid: accountSid, to: form.To, from: form.From, body: form.Body, status: 'queued', num_segments: '1' });
-        });
+    const api = await serveContract(port, (record) => {
+        const form = Object.fromEntries(new URLSearchParams(record.raw));
+        record.form = form;
+        const basic = `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`;
+        if (record.headers.authorization !== basic) return [401, { code: 20003, message: 'Authenticate', status: 401 }];
+        if (record.method !== 'POST' || record.path !== `/2010-04-01/Accounts/${accountSid}/Messages.json`) {
+            return [404, { code: 20404, message: 'The requested resource was not found', status: 404 }];
+        }
+        if (form.To.endsWith('+254700000400')) {
+            return [400, { code: 21211, message: `The 'To' number ${form.To} is not a valid phone number.`, status: 400 }];
+        }
+        const sid = `SM${String(next++).padStart(32, '0')}`;
+        return [201, { sid, account_sid: accountSid, to: form.To, from: form.From, body: form.Body, status: 'queued', num_segments: '1' }];
     });
     api.sign = (url, fields) => {
         const data = url + Object.keys(fields).sort().map((k) => k + fields[k]).join('');
         return crypto.createHmac('sha1', authToken).update(Buffer.from(data, 'utf8')).digest('base64');
     };
-    api.close = () => server.close();
-    return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(api)));
+    return api;
 }
 
 module.exports = { startTwilioApi };
