@@ -144,7 +144,7 @@ async fn a_hostile_smsc_cannot_crash_hodi_or_make_it_hold_a_huge_pdu() {
         session_id: None,
         in_reply_to: None,
     };
-    let sent = hodi::messaging::providers::queue(&running.hodi, &outbound, "evil").await.expect("queued");
+    let sent = hodi::messaging::outbound::queue_for_provider(&running.hodi, &outbound, "evil").await.expect("queued");
     assert_eq!(sent.status, MessageDeliveryStatus::Queued);
     let submit = loop {
         let command = tokio::time::timeout(Duration::from_secs(15), smsc.next())

@@ -1,7 +1,9 @@
 //! Outbound messages: SendMessage and replies, to the customer's side.
 //!
-//! The customer's side is every simulator socket of the org (real providers come later). A message
-//! is stored QUEUED; handed to at least one simulator socket it is SENT; acknowledged by one it is
+//! A channel number bound to a provider sends through it: the message is stored QUEUED with its
+//! row in the provider's durable queue, and the provider's worker takes it from there (what it
+//! reports comes back through [`super::providers`]). Otherwise the customer's side is every
+//! simulator socket of the org: a message is stored QUEUED; handed to at least one simulator socket it is SENT; acknowledged by one it is
 //! DELIVERED; refused by all it is FAILED. Each change after the reply is a `message_status`
 //! notification to the sending app. Consent BLOCK on the channel stops it (NO_CONSENT); an
 //! unprovisioned channel number is INVALID_CHANNEL_NUMBER; a message without a body, or a voice
@@ -20,6 +22,7 @@ use crate::convert::wire_number;
 use crate::store::customers::StoredNumber;
 use crate::store::messaging::{MessageRow, SessionRow};
 use crate::store::outbox::NewNotification;
+use crate::store::providers::QueuedSend;
 use crate::store::{new_id, now_ms};
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::server_to_simulator_notification::Entry as SimEntry;
@@ -164,7 +167,7 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
     // A number bound to a provider sends through it (voice goes through the SIP trunk instead).
     if !is_voice && !hodi.providers.is_empty() {
         if let Some(provider) = hodi.store.channel_provider(&o.org_id, channel_name, &o.channel_number.number).await? {
-            return super::providers::queue(hodi, &o, &provider).await;
+            return queue_for_provider(hodi, &o, &provider).await;
         }
     }
     // A voice message is a real SIP call when the voice executor has a trunk; else the simulator's.
@@ -357,7 +360,7 @@ pub async fn send_many(
                 in_reply_to: None,
             })
             .collect();
-        return super::providers::queue_many(hodi, &messages, &provider).await;
+        return queue_many_for_provider(hodi, &messages, &provider).await;
     }
     let simulators = hodi.simulators.all_in_org(org_id);
     let now = now_ms();
@@ -412,3 +415,58 @@ pub async fn send_many(
 
 /// Hand-overs of one bulk send awaiting acknowledgement at once.
 pub const BULK_IN_FLIGHT: usize = 256;
+
+/// How long a message may wait for `provider` before it EXPIREs.
+fn expiry_ms(hodi: &Hodi, provider: &str) -> i64 {
+    let secs = hodi.config.providers.get(provider).map(|p| p.limits().expire_secs).unwrap_or(24 * 3600);
+    (secs as i64).saturating_mul(1000)
+}
+
+fn queued_send(hodi: &Hodi, o: &Outbound, id: &str, provider: &str, now: i64) -> QueuedSend {
+    QueuedSend {
+        message_id: id.to_string(),
+        provider: provider.to_string(),
+        org_id: o.org_id.clone(),
+        app_id: o.app_id.clone(),
+        customer_id: o.customer_id.clone(),
+        channel: o.channel_number.channel,
+        channel_number: o.channel_number.number.clone(),
+        customer_number: o.number.number.clone(),
+        message: o.message.encode_to_vec(),
+        attempts: 0,
+        expires_at: now.saturating_add(expiry_ms(hodi, provider)),
+    }
+}
+
+/// Stores `o` QUEUED for `provider` and wakes its worker.
+pub async fn queue_for_provider(hodi: &Hodi, o: &Outbound, provider: &str) -> anyhow::Result<Sent> {
+    let now = now_ms();
+    let id = new_id("msg_");
+    hodi.store.queue_for_provider(&queued_row(o, &id, now), &queued_send(hodi, o, &id, provider, now)).await?;
+    hodi.providers.wake(provider);
+    let description = match hodi.providers.broken(provider) {
+        None => format!("queued for provider {provider}"),
+        Some(_) => format!("queued for provider {provider}, which is not running (see the server's log)"),
+    };
+    Ok(Sent {
+        status: MessageDeliveryStatus::Queued,
+        description,
+        message_id: Some(id),
+        session_id: o.session_id.clone(),
+    })
+}
+
+/// The bulk form of [`queue_for_provider`] (send-by-tag): one transaction for all of them.
+pub async fn queue_many_for_provider(hodi: &Hodi, messages: &[Outbound], provider: &str) -> anyhow::Result<usize> {
+    let now = now_ms();
+    let rows: Vec<_> = messages
+        .iter()
+        .map(|o| {
+            let id = new_id("msg_");
+            (queued_row(o, &id, now), queued_send(hodi, o, &id, provider, now))
+        })
+        .collect();
+    hodi.store.queue_many_for_provider(&rows).await?;
+    hodi.providers.wake(provider);
+    Ok(rows.len())
+}

@@ -1,8 +1,7 @@
-//! Messages through real providers: queueing them for a channel number's provider, and what the
-//! providers report back.
+//! What real providers report back (a message for a number bound to a provider is queued for it by
+//! [`super::outbound`]).
 //!
-//! A message for a number bound to a provider is stored QUEUED with its queue row (the provider's
-//! worker sends it, even after a restart). Reports arrive as [`ChannelEvent`]s: accepted → SENT,
+//! Reports arrive as [`ChannelEvent`]s: accepted → SENT,
 //! ended → FAILED or EXPIRED, a delivery receipt → DELIVERED / FAILED / EXPIRED / REJECTED, each
 //! change a `message_status` to the sending app queued in the same transaction; a customer's
 //! message → `received_message`, as from the simulator.
@@ -12,11 +11,9 @@ use std::sync::Arc;
 use prost::Message;
 use tracing::{debug, info, warn};
 
-use super::outbound::{queued_row, Outbound, Sent};
 use crate::channel::events::{ChannelEvent, Received, Receiver};
 use crate::context::Hodi;
-use crate::store::providers::{QueuedSend, Receipt, Settlement};
-use crate::store::{new_id, now_ms};
+use crate::store::providers::{Receipt, Settlement};
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::{
     inbound_message_body, EmailMessageBody, InboundMessageBody, MessageDeliveryStatus, MessageStatusNotification,
@@ -30,61 +27,6 @@ fn status_entry(message_id: &str, status: i32) -> Vec<u8> {
         ..Default::default()
     }
     .encode_to_vec()
-}
-
-/// How long a message may wait for `provider` before it EXPIREs.
-fn expiry_ms(hodi: &Hodi, provider: &str) -> i64 {
-    let secs = hodi.config.providers.get(provider).map(|p| p.limits().expire_secs).unwrap_or(24 * 3600);
-    (secs as i64).saturating_mul(1000)
-}
-
-fn queued_send(hodi: &Hodi, o: &Outbound, id: &str, provider: &str, now: i64) -> QueuedSend {
-    QueuedSend {
-        message_id: id.to_string(),
-        provider: provider.to_string(),
-        org_id: o.org_id.clone(),
-        app_id: o.app_id.clone(),
-        customer_id: o.customer_id.clone(),
-        channel: o.channel_number.channel,
-        channel_number: o.channel_number.number.clone(),
-        customer_number: o.number.number.clone(),
-        message: o.message.encode_to_vec(),
-        attempts: 0,
-        expires_at: now.saturating_add(expiry_ms(hodi, provider)),
-    }
-}
-
-/// Stores `o` QUEUED for `provider` and wakes its worker.
-pub async fn queue(hodi: &Hodi, o: &Outbound, provider: &str) -> anyhow::Result<Sent> {
-    let now = now_ms();
-    let id = new_id("msg_");
-    hodi.store.queue_for_provider(&queued_row(o, &id, now), &queued_send(hodi, o, &id, provider, now)).await?;
-    hodi.providers.wake(provider);
-    let description = match hodi.providers.broken(provider) {
-        None => format!("queued for provider {provider}"),
-        Some(_) => format!("queued for provider {provider}, which is not running (see the server's log)"),
-    };
-    Ok(Sent {
-        status: MessageDeliveryStatus::Queued,
-        description,
-        message_id: Some(id),
-        session_id: o.session_id.clone(),
-    })
-}
-
-/// The bulk form of [`queue`] (send-by-tag): one transaction for all of them.
-pub async fn queue_many(hodi: &Hodi, messages: &[Outbound], provider: &str) -> anyhow::Result<usize> {
-    let now = now_ms();
-    let rows: Vec<_> = messages
-        .iter()
-        .map(|o| {
-            let id = new_id("msg_");
-            (queued_row(o, &id, now), queued_send(hodi, o, &id, provider, now))
-        })
-        .collect();
-    hodi.store.queue_many_for_provider(&rows).await?;
-    hodi.providers.wake(provider);
-    Ok(rows.len())
 }
 
 /// Reports applied in one transaction at most: a provider at thousands of messages a second
