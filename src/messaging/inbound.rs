@@ -45,6 +45,19 @@ pub async fn receive(
     app_id: &str,
     cmd: ReceiveMessageSimulatorCommand,
 ) -> anyhow::Result<SimulatorToServerCommandReply> {
+    receive_from_provider(hodi, org_id, app_id, cmd, None).await
+}
+
+/// [`receive`] for a message a provider handed over under its own id: a provider that sends the
+/// same message again (after a timeout, or our 500) finds it received once, and the app hears of
+/// it once.
+pub async fn receive_from_provider(
+    hodi: &Arc<Hodi>,
+    org_id: &str,
+    app_id: &str,
+    cmd: ReceiveMessageSimulatorCommand,
+    provider_message_id: Option<String>,
+) -> anyhow::Result<SimulatorToServerCommandReply> {
     let Some(channel_number) = cmd.channel_number.clone() else {
         return Ok(reply(false, "channel_number is required"));
     };
@@ -149,7 +162,7 @@ pub async fn receive(
         app_id: Some(app_id.to_string()),
         parts: cmd.parts.clone(),
         cost: cmd.cost.clone(),
-        provider_message_id: None,
+        provider_message_id: provider_message_id.clone(),
     };
     let row = MessageRow {
         id: message_id.clone(),
@@ -160,7 +173,7 @@ pub async fn receive(
         channel_number: channel_number.number.clone(),
         session_id: session_id.clone(),
         status: MessageDeliveryStatus::Received as i32,
-        provider_message_id: None,
+        provider_message_id,
         body: ChannelMessage { entry: Some(channel_message::Entry::Received(received)) }.encode_to_vec(),
         created_at: now,
     };
@@ -193,9 +206,13 @@ pub async fn receive(
     };
     let queued: Vec<NewNotification<'_>> =
         notifications.iter().map(|e| NewNotification { org_id, app_id, customer_id: &customer.id, entry: e }).collect();
-    hodi.store
+    let stored = hodi
+        .store
         .record_inbound(&row, new_session.as_ref(), renew.as_ref().map(|(id, at)| (id.as_str(), *at)), end, &queued)
         .await?;
+    if !stored {
+        return Ok(reply(true, "already received"));
+    }
     if !live && cmd.parts.iter().any(opts_out) {
         unsubscribe(hodi, &customer.id, &channel_number, now).await;
     }

@@ -121,7 +121,7 @@ async fn receive(hodi: &Arc<Hodi>, r: Received) -> anyhow::Result<()> {
         }],
         ..Default::default()
     };
-    let reply = super::inbound::receive(hodi, &org_id, &app_id, cmd).await?;
+    let reply = super::inbound::receive_from_provider(hodi, &org_id, &app_id, cmd, r.provider_message_id).await?;
     if !reply.status {
         warn!(provider = r.provider, number = r.channel_number, why = reply.description, "an inbound message refused");
     }

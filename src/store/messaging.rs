@@ -437,6 +437,7 @@ impl Store {
     }
 
     /// Stores an inbound message with its session changes and queued notifications, atomically.
+    /// False, and nothing stored, when the org has the message's provider id already.
     pub async fn record_inbound(
         &self,
         message: &MessageRow,
@@ -444,21 +445,25 @@ impl Store {
         renew: Option<(&str, i64)>,
         end: Option<(&str, i32)>,
         notifications: &[super::outbox::NewNotification<'_>],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.write().await?;
+        // A provider's id already stored for the org: the same message again, and nothing changes.
+        if !insert_message(&mut tx, message).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         if let Some(s) = new_session {
             insert_session(&mut tx, s).await?;
         }
         if let Some((id, expires)) = renew {
             renew_session(&mut tx, id, expires).await?;
         }
-        insert_message(&mut tx, message).await?;
         if let Some((id, reason)) = end {
             end_session(&mut tx, id, reason, message.created_at).await?;
         }
         super::outbox::insert_many(&mut tx, notifications).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Ends a session and queues its notifications, atomically; a session already ended queues

@@ -268,6 +268,11 @@ const scenarios = {
         const mo = await until(10000, 'receivedSms', () => received[0]);
         assert.strictEqual(mo.n.text, 'Nataka kulipa');
         assert.strictEqual(mo.customer.customerNumber.number, '+254700000009');
+        // The gateway sending the same message again (it does, after a timeout) is answered, once.
+        const again = await post('sms', { from: '+254700000009', to: '21356', text: 'Nataka kulipa', id: 'ATXid_in_1', date: '2026-12-06 14:00:00', linkId: 'l1' });
+        assert.strictEqual(again.status, 200, again.text);
+        await sleep(500);
+        assert.strictEqual(received.length, 1, 'a message sent again reached the app twice');
 
         // USSD: each step is answered from the app's menu, CON then END.
         const first = await post('ussd', { sessionId: 'ATUid_1', serviceCode: '*384#', phoneNumber: '+254700000009', networkCode: '63902', text: '' });
