@@ -6,6 +6,7 @@
 //! Owns pacing and retries. It does not decide what an outcome means for the message (messaging
 //! does, on the event) and it does not speak any protocol (the transport does).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,6 +95,9 @@ pub async fn run<T: Transport>(
     let claim_batch = i64::from(limits.window.max(CLAIM_BATCH));
     let mut pacer = Pacer::new(limits.rate_per_sec);
     let limits = Arc::new(limits);
+    // Messages handed to the transport and not settled yet. A slow provider can outlast a claim
+    // (CLAIM_MS); when the worker claims such a row again it must not send it a second time.
+    let sending: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -106,7 +110,11 @@ pub async fn run<T: Transport>(
                 Vec::new()
             }
         };
-        if batch.is_empty() {
+        let fresh: Vec<QueuedSend> = {
+            let sending = sending.lock().unwrap_or_else(|e| e.into_inner());
+            batch.into_iter().filter(|m| !sending.contains(&m.message_id)).collect()
+        };
+        if fresh.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = wake.notified() => {}
@@ -114,7 +122,7 @@ pub async fn run<T: Transport>(
             }
             continue;
         }
-        for message in batch {
+        for message in fresh {
             if message.expires_at <= now_ms() {
                 let ended = ChannelEvent::Ended {
                     provider: provider.clone(),
@@ -138,10 +146,14 @@ pub async fn run<T: Transport>(
             let (provider, transport, store, events, limits) =
                 (provider.clone(), transport.clone(), store.clone(), events.clone(), limits.clone());
             let paused_until = pacer.paused_until.clone();
+            let sending = sending.clone();
+            sending.lock().unwrap_or_else(|e| e.into_inner()).insert(message.message_id.clone());
             tokio::spawn(async move {
                 let outcome = transport.send(&message).await;
                 drop(permit);
+                let id = message.message_id.clone();
                 settle(&provider, &limits, &store, &events, &paused_until, message, outcome).await;
+                sending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             });
         }
     }
