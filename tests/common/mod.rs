@@ -80,9 +80,16 @@ impl Hodi {
         let creds: DevCredentials =
             toml::from_str(&std::fs::read_to_string(data_dir.join("dev-credentials.toml")).expect("dev credentials"))
                 .expect("parse");
-        // The banner is written right after listening.toml; give it a moment.
-        std::thread::sleep(Duration::from_millis(100));
-        let stdout = std::fs::read_to_string(&stdout_file).unwrap_or_default();
+        // The banner is written right after listening.toml, ending with the certificate hint; on a
+        // busy machine that can take more than a moment.
+        let mut stdout = String::new();
+        while started.elapsed() < Duration::from_secs(30) {
+            stdout = std::fs::read_to_string(&stdout_file).unwrap_or_default();
+            if stdout.contains("NODE_EXTRA_CA_CERTS") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Hodi { child: Some(child), data_dir: data_dir.to_path_buf(), listening, creds, stdout }
     }
 
