@@ -127,24 +127,11 @@ impl Transport for AfricasTalking {
     }
 }
 
-/// The fields of a form body, by name (the first of each).
-pub fn fields(body: &[u8]) -> std::collections::HashMap<String, String> {
-    let mut out = std::collections::HashMap::new();
-    for (k, v) in form_urlencoded::parse(body) {
-        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-    }
-    out
-}
-
-fn required<'a>(f: &'a std::collections::HashMap<String, String>, name: &str) -> Result<&'a str, String> {
-    f.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| format!("{name} is required"))
-}
-
 /// A delivery report: a receipt, or `None` for a state on the way (Sent, Submitted, Buffered).
 pub fn delivery_report(provider: &str, body: &[u8]) -> Result<Option<ChannelEvent>, String> {
-    let f = fields(body);
-    let id = required(&f, "id")?;
-    let state = required(&f, "status")?;
+    let f = http::form_fields(body);
+    let id = http::required(&f, "id")?;
+    let state = http::required(&f, "status")?;
     let status = match state {
         "Success" => MessageDeliveryStatus::Delivered,
         "Failed" | "AbsentSubscriber" => MessageDeliveryStatus::Failed,
@@ -167,12 +154,12 @@ pub fn delivery_report(provider: &str, body: &[u8]) -> Result<Option<ChannelEven
 
 /// An incoming SMS.
 pub fn incoming_message(provider: &str, body: &[u8]) -> Result<ChannelEvent, String> {
-    let f = fields(body);
+    let f = http::form_fields(body);
     Ok(ChannelEvent::Received(Received {
         provider: provider.to_string(),
         channel: MessagingChannel::Sms,
-        channel_number: required(&f, "to")?.to_string(),
-        customer_number: required(&f, "from")?.to_string(),
+        channel_number: http::required(&f, "to")?.to_string(),
+        customer_number: http::required(&f, "from")?.to_string(),
         text: f.get("text").cloned().unwrap_or_default(),
         provider_message_id: f.get("id").filter(|id| !id.is_empty()).cloned(),
         email: None,
@@ -190,12 +177,12 @@ pub struct UssdStep {
 }
 
 pub fn ussd_step(body: &[u8]) -> Result<UssdStep, String> {
-    let f = fields(body);
+    let f = http::form_fields(body);
     let text = f.get("text").map(String::as_str).unwrap_or_default();
     Ok(UssdStep {
-        session_id: required(&f, "sessionId")?.to_string(),
-        service_code: required(&f, "serviceCode")?.to_string(),
-        phone_number: required(&f, "phoneNumber")?.to_string(),
+        session_id: http::required(&f, "sessionId")?.to_string(),
+        service_code: http::required(&f, "serviceCode")?.to_string(),
+        phone_number: http::required(&f, "phoneNumber")?.to_string(),
         // Every input so far, joined by `*`: the last is this step's.
         input: text.rsplit('*').next().unwrap_or_default().to_string(),
     })

@@ -2,6 +2,7 @@
 //! connection pool, TLS with the ring provider and the webpki roots, every request bounded in
 //! time and every answer in size.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -83,6 +84,21 @@ async fn exchange(
         Ok(Answer { status, body })
     };
     tokio::time::timeout(timeout, exchange).await.map_err(|_| NoAnswer(format!("{url}: no answer in {timeout:?}")))?
+}
+
+/// The fields of an `application/x-www-form-urlencoded` body, by name (the first of each): how
+/// providers post their callbacks.
+pub fn form_fields(body: &[u8]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    out
+}
+
+/// A field a callback must carry, not empty.
+pub fn required<'a>(fields: &'a HashMap<String, String>, name: &str) -> Result<&'a str, String> {
+    fields.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| format!("{name} is required"))
 }
 
 /// `application/x-www-form-urlencoded` for `fields`.

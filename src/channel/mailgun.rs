@@ -11,7 +11,6 @@
 //! `token`, `signature`). Both are signed: hex HMAC-SHA256 of timestamp followed by token, keyed
 //! with the webhook signing key.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -180,17 +179,12 @@ pub fn event(provider: &str, signing_key: &str, body: &[u8]) -> Result<Option<Ch
 
 /// An email a route forwarded (a form body).
 pub fn inbound(provider: &str, signing_key: &str, body: &[u8]) -> Result<ChannelEvent, Refused> {
-    let mut f: HashMap<String, String> = HashMap::new();
-    for (k, v) in form_urlencoded::parse(body) {
-        f.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-    }
+    let f = http::form_fields(body);
     let get = |name: &str| f.get(name).map(String::as_str).unwrap_or_default();
     if !signed(signing_key, get("timestamp"), get("token"), get("signature")) {
         return Err(Refused::Signature);
     }
-    let required = |name: &str| {
-        f.get(name).filter(|v| !v.is_empty()).cloned().ok_or_else(|| Refused::Malformed(format!("{name} is required")))
-    };
+    let required = |name: &str| http::required(&f, name).map(str::to_string).map_err(Refused::Malformed);
     Ok(ChannelEvent::Received(Received {
         provider: provider.to_string(),
         channel: MessagingChannel::Email,

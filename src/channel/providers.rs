@@ -31,8 +31,6 @@ const FORGET_EVERY: Duration = Duration::from_secs(60);
 /// One configured provider as the rest of the server sees it.
 #[derive(Debug)]
 struct Handle {
-    kind: &'static str,
-    channels: &'static [&'static str],
     /// Wakes its worker when a message is queued for it.
     wake: Arc<Notify>,
     /// Why it did not start, if it did not.
@@ -81,7 +79,7 @@ impl Providers {
                     Some(why)
                 }
             };
-            by_name.insert(name.clone(), Handle { kind: provider.kind(), channels: provider.channels(), wake, broken });
+            by_name.insert(name.clone(), Handle { wake, broken });
         }
         if !settings.is_empty() {
             let window = settings.values().map(|p| p.limits().receipt_window_secs).max().unwrap_or_default();
@@ -97,29 +95,12 @@ impl Providers {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
-
-    /// Whether `name` is configured and carries `channel` (a lower-case channel name); why not.
-    pub fn check(&self, name: &str, channel: &str) -> Result<(), String> {
-        let Some(h) = self.by_name.get(name) else {
-            let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
-            return Err(format!("no provider {name:?} is configured (configured: {})", known.join(", ")));
-        };
-        if !h.channels.contains(&channel) {
-            return Err(format!(
-                "provider {name:?} is {}, which carries {}, not {channel}",
-                h.kind,
-                h.channels.join(", ")
-            ));
-        }
-        Ok(())
-    }
-
     /// Why `name` did not start, if it did not.
     pub fn broken(&self, name: &str) -> Option<&str> {
-        self.by_name.get(name).and_then(|h| h.broken.as_deref())
+        match self.by_name.get(name) {
+            Some(h) => h.broken.as_deref(),
+            None => Some("not configured"),
+        }
     }
 }
 

@@ -11,7 +11,6 @@
 //! form POST signed with `X-Twilio-Signature`: base64 of HMAC-SHA1, keyed with the auth token,
 //! over the URL Twilio called followed by every parameter's name and value, sorted by name.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -150,23 +149,11 @@ pub fn signed(auth_token: &str, url: &str, body: &[u8], signature: &str) -> bool
     mac.verify_slice(&expected).is_ok()
 }
 
-fn fields(body: &[u8]) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (k, v) in form_urlencoded::parse(body) {
-        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-    }
-    out
-}
-
-fn required<'a>(f: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, String> {
-    f.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| format!("{name} is required"))
-}
-
 /// A status callback: a receipt, or `None` for a state on the way (queued, sending, sent …).
 pub fn status_callback(provider: &str, body: &[u8]) -> Result<Option<ChannelEvent>, String> {
-    let f = fields(body);
-    let sid = required(&f, "MessageSid")?;
-    let state = required(&f, "MessageStatus")?;
+    let f = http::form_fields(body);
+    let sid = http::required(&f, "MessageSid")?;
+    let state = http::required(&f, "MessageStatus")?;
     let status = match state {
         "delivered" => MessageDeliveryStatus::Delivered,
         "read" => MessageDeliveryStatus::Read,
@@ -188,9 +175,9 @@ pub fn status_callback(provider: &str, body: &[u8]) -> Result<Option<ChannelEven
 
 /// An incoming SMS or WhatsApp message (WhatsApp's numbers come as `whatsapp:+…`).
 pub fn incoming_message(provider: &str, body: &[u8]) -> Result<ChannelEvent, String> {
-    let f = fields(body);
-    let from = required(&f, "From")?;
-    let to = required(&f, "To")?;
+    let f = http::form_fields(body);
+    let from = http::required(&f, "From")?;
+    let to = http::required(&f, "To")?;
     let (channel, from, to) = match (from.strip_prefix(WHATSAPP), to.strip_prefix(WHATSAPP)) {
         (Some(from), Some(to)) => (MessagingChannel::Whatsapp, from, to),
         (None, None) => (MessagingChannel::Sms, from, to),
@@ -202,7 +189,7 @@ pub fn incoming_message(provider: &str, body: &[u8]) -> Result<ChannelEvent, Str
         channel_number: to.to_string(),
         customer_number: from.to_string(),
         text: f.get("Body").cloned().unwrap_or_default(),
-        provider_message_id: Some(required(&f, "MessageSid")?.to_string()),
+        provider_message_id: Some(http::required(&f, "MessageSid")?.to_string()),
         email: None,
     }))
 }

@@ -111,29 +111,16 @@ impl Provider {
 
     /// The token its webhooks must carry, if it takes webhooks.
     pub fn webhook_token(&self) -> Result<Option<Secret>, String> {
-        match self {
-            Provider::AfricasTalking(p) => {
-                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
-                Ok((!token.is_empty()).then_some(token))
-            }
-            Provider::Twilio(p) => {
-                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
-                Ok((!token.is_empty()).then_some(token))
-            }
-            Provider::Telegram(p) => {
-                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
-                Ok((!token.is_empty()).then_some(token))
-            }
-            Provider::Meta(p) => {
-                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
-                Ok((!token.is_empty()).then_some(token))
-            }
-            Provider::Mailgun(p) => {
-                let token = secret(&p.webhook_token, &p.webhook_token_env, "webhook_token_env")?;
-                Ok((!token.is_empty()).then_some(token))
-            }
-            _ => Ok(None),
-        }
+        let (inline, env) = match self {
+            Provider::AfricasTalking(p) => (&p.webhook_token, &p.webhook_token_env),
+            Provider::Twilio(p) => (&p.webhook_token, &p.webhook_token_env),
+            Provider::Telegram(p) => (&p.webhook_token, &p.webhook_token_env),
+            Provider::Meta(p) => (&p.webhook_token, &p.webhook_token_env),
+            Provider::Mailgun(p) => (&p.webhook_token, &p.webhook_token_env),
+            Provider::Smpp(_) | Provider::Smtp(_) => return Ok(None),
+        };
+        let token = secret(inline, env, "webhook_token_env")?;
+        Ok((!token.is_empty()).then_some(token))
     }
 }
 

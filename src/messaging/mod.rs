@@ -42,12 +42,21 @@ pub async fn check_channel(
     org_id: &str,
     channel_number: &MessagingChannelNumber,
 ) -> anyhow::Result<Result<&'static str, String>> {
+    Ok(channel_route(store, org_id, channel_number).await?.map(|(name, _)| name))
+}
+
+/// [`check_channel`], and the provider the number sends through when it is bound to one.
+pub async fn channel_route(
+    store: &crate::store::Store,
+    org_id: &str,
+    channel_number: &MessagingChannelNumber,
+) -> anyhow::Result<Result<(&'static str, Option<String>), String>> {
     let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
     let Some(name) = channel_name(channel) else { return Ok(Err("channel_number has no channel".into())) };
-    if !store.channel_provisioned(org_id, name, &channel_number.number).await? {
-        return Ok(Err(format!("{name} number {:?} is not provisioned for this org", channel_number.number)));
+    match store.channel_binding(org_id, name, &channel_number.number).await? {
+        Some(provider) => Ok(Ok((name, provider))),
+        None => Ok(Err(format!("{name} number {:?} is not provisioned for this org", channel_number.number))),
     }
-    Ok(Ok(name))
 }
 
 /// The channel's name as provisioned (`hodi provision channel --channel …`) and as the SDKs write it.

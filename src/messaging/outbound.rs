@@ -16,6 +16,7 @@ use prost::Message;
 use tracing::{debug, warn};
 
 use super::session_window_ms;
+use crate::config::providers::Limits;
 use crate::context::Hodi;
 use crate::convert::timestamp;
 use crate::convert::wire_number;
@@ -133,8 +134,8 @@ pub async fn record_live_reply(hodi: &Hodi, o: &Outbound) -> anyhow::Result<Stri
 /// SendMessage: validates, stores and hands the message to the customer's side.
 pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
     let channel = MessagingChannel::try_from(o.channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
-    let channel_name = match super::check_channel(&hodi.store, &o.org_id, &o.channel_number).await? {
-        Ok(name) => name,
+    let provider = match super::channel_route(&hodi.store, &o.org_id, &o.channel_number).await? {
+        Ok((_, provider)) => provider,
         Err(why) => return Ok(Sent::refused(MessageDeliveryStatus::InvalidChannelNumber, why)),
     };
     let body = o.message.body.as_ref().and_then(|b| b.entry.as_ref());
@@ -165,10 +166,8 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
         });
     }
     // A number bound to a provider sends through it (voice goes through the SIP trunk instead).
-    if !is_voice && !hodi.providers.is_empty() {
-        if let Some(provider) = hodi.store.channel_provider(&o.org_id, channel_name, &o.channel_number.number).await? {
-            return queue_for_provider(hodi, &o, &provider).await;
-        }
+    if let (false, Some(provider)) = (is_voice, provider) {
+        return queue_for_provider(hodi, &o, &provider).await;
     }
     // A voice message is a real SIP call when the voice executor has a trunk; else the simulator's.
     let via_sip = is_voice && hodi.calls.is_some();
@@ -341,9 +340,9 @@ pub async fn send_many(
     let blocked: std::collections::HashSet<String> =
         hodi.store.blocked_among(&ids, channel_number.channel, &channel_number.number).await?.into_iter().collect();
     let channel = MessagingChannel::try_from(channel_number.channel).unwrap_or(MessagingChannel::Unspecified);
-    let provider = match (hodi.providers.is_empty(), super::channel_name(channel)) {
-        (false, Some(name)) => hodi.store.channel_provider(org_id, name, &channel_number.number).await?,
-        _ => None,
+    let provider = match super::channel_name(channel) {
+        Some(name) => hodi.store.channel_binding(org_id, name, &channel_number.number).await?.flatten(),
+        None => None,
     };
     if let Some(provider) = provider {
         let messages: Vec<Outbound> = recipients
@@ -418,7 +417,7 @@ pub const BULK_IN_FLIGHT: usize = 256;
 
 /// How long a message may wait for `provider` before it EXPIREs.
 fn expiry_ms(hodi: &Hodi, provider: &str) -> i64 {
-    let secs = hodi.config.providers.get(provider).map(|p| p.limits().expire_secs).unwrap_or(24 * 3600);
+    let secs = hodi.config.providers.get(provider).map_or(Limits::default().expire_secs, |p| p.limits().expire_secs);
     (secs as i64).saturating_mul(1000)
 }
 

@@ -181,13 +181,7 @@ impl Store {
 
     /// Whether `number` is provisioned on `channel` (its lower-case name) for `org_id`.
     pub async fn channel_provisioned(&self, org_id: &str, channel: &str, number: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM channel_numbers WHERE org_id = $1 AND channel = $2 AND number = $3")
-            .bind(org_id)
-            .bind(channel)
-            .bind(number)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+        Ok(self.channel_binding(org_id, channel, number).await?.is_some())
     }
 
     /// Who answers calls to a voice number: the org that provisioned it first, and that org's

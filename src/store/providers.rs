@@ -103,21 +103,17 @@ impl Store {
         Ok(())
     }
 
-    /// The provider `number` on `channel` sends through, if it is bound to one.
-    pub async fn channel_provider(&self, org_id: &str, channel: &str, number: &str) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT provider FROM channel_numbers WHERE org_id = $1 AND channel = $2 AND number = $3
-               AND provider IS NOT NULL",
-        )
-        .bind(org_id)
-        .bind(channel)
-        .bind(number)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(r) => r.try_get("provider")?,
-            None => None,
-        })
+    /// Whether `number` is provisioned on `channel` for the org (`None` when not), and the
+    /// provider it sends through, if it is bound to one: one read for both.
+    pub async fn channel_binding(&self, org_id: &str, channel: &str, number: &str) -> Result<Option<Option<String>>> {
+        let row =
+            sqlx::query("SELECT provider FROM channel_numbers WHERE org_id = $1 AND channel = $2 AND number = $3")
+                .bind(org_id)
+                .bind(channel)
+                .bind(number)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| r.try_get("provider")).transpose().map_err(Into::into)
     }
 
     /// The org a number on `channel` bound to `provider` belongs to, and that org's oldest app
@@ -222,17 +218,6 @@ impl Store {
         // RETURNING gives no order; send in the order they were queued.
         out.sort_by(|a, b| a.message_id.cmp(&b.message_id));
         Ok(out)
-    }
-
-    /// When `provider`'s next queued row falls due (unix ms), if it has any unclaimed.
-    pub async fn next_provider_due(&self, provider: &str) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT MIN(MAX(next_attempt_at, claimed_until)) AS due FROM provider_queue WHERE provider = $1",
-        )
-        .bind(provider)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("due")?)
     }
 
     /// Releases every claim (start-up: no worker holds one yet).
