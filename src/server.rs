@@ -133,10 +133,17 @@ pub async fn start(config: Config) -> Result<Running> {
     let shutdown = CancellationToken::new();
     // Providers report through this channel; messaging drains it once the context exists.
     let (provider_events, provider_reports) = tokio::sync::mpsc::channel(crate::channel::events::CAPACITY);
+    let (payment_events, payment_refusals) = tokio::sync::mpsc::channel(crate::channel::events::PAYMENT_CAPACITY);
     store.release_provider_claims().await?;
-    let providers =
-        Arc::new(crate::channel::providers::Providers::start(&config.providers, &store, &provider_events, &shutdown));
-    drop(provider_events);
+    store.release_payment_request_claims().await?;
+    let providers = Arc::new(crate::channel::providers::Providers::start(
+        &config.providers,
+        &store,
+        &provider_events,
+        &payment_events,
+        &shutdown,
+    ));
+    drop((provider_events, payment_events));
     let voice = crate::voice::listener::bind(&config, &shutdown).await?;
     // Voice messages become SIP calls only with a trunk to send them to.
     let sip = voice.as_ref().map(|v| v.sip.clone());
@@ -155,6 +162,7 @@ pub async fn start(config: Config) -> Result<Running> {
         work: Arc::new(crate::work::budget::Budget::new(&config.work)),
     });
     tokio::spawn(crate::messaging::providers::run(hodi.clone(), provider_reports));
+    tokio::spawn(crate::payment::providers::run(hodi.clone(), payment_refusals));
     let webhooks = crate::webhooks::start(hodi.clone(), shutdown.clone()).await?;
     // The data directory is ours until shutdown (or until the process ends, when the OS lets go).
     let release = shutdown.clone();

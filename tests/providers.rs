@@ -25,6 +25,7 @@ struct Ports {
     at: u16,
     tw: u16,
     tg: u16,
+    mpesa: u16,
     hooks: u16,
 }
 
@@ -38,6 +39,7 @@ impl Ports {
             at: free_port(),
             tw: free_port(),
             tg: free_port(),
+            mpesa: free_port(),
             hooks: free_port(),
         }
     }
@@ -47,7 +49,7 @@ impl Ports {
 /// refuses its password and one that cannot start, Africa's Talking `at`, Twilio `tw`, Telegram
 /// `tg` and SMTP `mail`.
 fn write_config(dir: &Path, ports: Ports) -> PathBuf {
-    let Ports { meta, mg, smsc, smtp, at, tw, tg, hooks } = ports;
+    let Ports { meta, mg, smsc, smtp, at, tw, tg, mpesa, hooks } = ports;
     let path = dir.join("providers.toml");
     // The SMTP server uses the certificate Hodi makes for itself at first start.
     let ca = dir.join("data/tls/cert.pem").display().to_string();
@@ -118,6 +120,18 @@ signing_key_env = "HODI_TEST_MG_SIGNING"
 base_url = "http://127.0.0.1:{mg}"
 webhook_token_env = "HODI_TEST_AT_TOKEN"
 
+[providers.mpesa]
+kind = "mpesa"
+consumer_key = "daraja-key"
+consumer_secret_env = "HODI_TEST_MPESA_SECRET"
+passkey_env = "HODI_TEST_MPESA_PASSKEY"
+initiator_name = "testapi"
+security_credential_env = "HODI_TEST_MPESA_CREDENTIAL"
+base_url = "http://127.0.0.1:{mpesa}"
+public_url = "http://127.0.0.1:{hooks}"
+webhook_token_env = "HODI_TEST_AT_TOKEN"
+limits = {{ retry_secs = 1 }}
+
 [providers.mail]
 kind = "smtp"
 address = "localhost:{smtp}"
@@ -144,6 +158,9 @@ const SECRETS: &[(&str, &str)] = &[
     ("HODI_TEST_META_SECRET", "meta-app-secret"),
     ("HODI_TEST_MG_KEY", "mg-api-key"),
     ("HODI_TEST_MG_SIGNING", "mg-signing-key"),
+    ("HODI_TEST_MPESA_SECRET", "daraja-secret"),
+    ("HODI_TEST_MPESA_PASSKEY", "daraja-passkey"),
+    ("HODI_TEST_MPESA_CREDENTIAL", "daraja-credential"),
 ];
 
 /// Starts Hodi on `config`, its webhooks where `hooks` says (Twilio's `public_url` points there).
@@ -176,6 +193,9 @@ fn scenario(
         (variable, port.to_string()),
         ("WEBHOOKS_PORT", ports.hooks.to_string()),
         ("WEBHOOK_TOKEN", "hook-token-123".to_string()),
+        ("HODI_PURSE", hodi.creds.purse_id.clone()),
+        // M-Pesa's scenario also pays airtime through Africa's Talking.
+        ("AT_PORT", ports.at.to_string()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = hodi.node_ok("providers_e2e.js", &[name], &env);
@@ -238,6 +258,18 @@ fn africas_talking_sms_and_ussd_follow_its_documented_api_and_callbacks() {
     let log = hodi.stderr();
     assert!(log.contains("webhook with a wrong token"), "a refused webhook is logged");
     assert!(!log.contains("at-secret") && !log.contains("hook-token-123"), "a secret reached the log");
+}
+
+#[test]
+fn mpesa_checkouts_payouts_and_c2b_follow_daraja_and_move_money_only_on_results() {
+    let numbers = [("cellular", "174379", "mpesa:mpesa"), ("airtime", "hodi-airtime", "africastalking:at")];
+    let (hodi, _, _dir) = scenario("mpesa", &numbers, |p| ("MPESA_PORT", p.mpesa));
+    let log = hodi.stderr();
+    assert!(log.contains("payment request accepted"), "{log}");
+    assert!(log.contains("an M-Pesa result for no payment of ours"), "an unknown reference is logged");
+    for secret in ["daraja-secret", "daraja-passkey", "daraja-credential", "hook-token-123"] {
+        assert!(!log.contains(secret), "{secret} reached the log");
+    }
 }
 
 #[test]

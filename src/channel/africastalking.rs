@@ -18,10 +18,12 @@ use serde::Deserialize;
 
 use super::events::{ChannelEvent, Received};
 use super::http;
+use super::payments::PaymentTransport;
 use super::worker::{Refusal, Transport};
 use crate::config::providers::AfricasTalking as Settings;
+use crate::store::payment_requests::{PaymentRequest, RequestKind};
 use crate::store::providers::{AcceptedPart, QueuedSend};
-use crate::wire::{outbound_message_body, MessageDeliveryStatus, MessagingChannel, OutboundMessage};
+use crate::wire::{outbound_message_body, MessageDeliveryStatus, MessagingChannel, OutboundMessage, PaymentStatus};
 
 /// One Africa's Talking account.
 pub struct AfricasTalking {
@@ -127,6 +129,92 @@ impl Transport for AfricasTalking {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AirtimeAnswer {
+    #[serde(default)]
+    error_message: String,
+    #[serde(default)]
+    responses: Vec<AirtimeResponse>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AirtimeResponse {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    error_message: String,
+    #[serde(default)]
+    request_id: String,
+}
+
+/// What the airtime API's answer means: the request id its status callback will name.
+fn airtime_outcome(status: u16, body: &[u8]) -> Result<String, Refusal> {
+    let text = String::from_utf8_lossy(body);
+    match status {
+        200 | 201 => {}
+        401 | 403 => {
+            return Err(Refusal::Transient(format!("Africa's Talking refused our credentials ({status}): {text}")))
+        }
+        429 => return Err(Refusal::Throttled(format!("Africa's Talking: too many requests: {text}"))),
+        400..=499 => return Err(Refusal::Permanent(format!("Africa's Talking answered {status}: {text}"))),
+        _ => return Err(Refusal::Transient(format!("Africa's Talking answered {status}: {text}"))),
+    }
+    let answer: AirtimeAnswer = serde_json::from_slice(body)
+        .map_err(|e| Refusal::Transient(format!("Africa's Talking's answer does not parse ({e}): {text}")))?;
+    let Some(r) = answer.responses.into_iter().next() else {
+        return Err(Refusal::Permanent(format!("Africa's Talking sent no airtime: {}", answer.error_message)));
+    };
+    match r.status.as_str() {
+        "Sent" | "Success" if !r.request_id.is_empty() && r.request_id != "None" => Ok(r.request_id),
+        _ => Err(Refusal::Permanent(format!("Africa's Talking: airtime {}: {}", r.status, r.error_message))),
+    }
+}
+
+/// Airtime: a payout on an `airtime` channel number. `POST {base_url}/version1/airtime/send` with
+/// `username` and `recipients` (a JSON list of `phoneNumber`, `currencyCode`, `amount`) as a form,
+/// and our transaction id as the `Idempotency-Key`, so asking again after a crash sends nothing
+/// twice.
+impl PaymentTransport for AfricasTalking {
+    async fn request(&self, r: &PaymentRequest) -> Result<String, Refusal> {
+        if r.kind != RequestKind::Pay {
+            return Err(Refusal::Permanent("Africa's Talking airtime only pays out".into()));
+        }
+        let amount = super::payments::amount_text(&r.currency, r.amount);
+        let recipients = serde_json::json!([{
+            "phoneNumber": r.destination,
+            "currencyCode": r.currency,
+            "amount": amount,
+        }])
+        .to_string();
+        let url = format!("{}/version1/airtime/send", self.settings.base_url.trim_end_matches('/'));
+        let body = http::form(&[("username", &self.settings.username), ("recipients", &recipients)]);
+        let headers =
+            [("apiKey", self.api_key.as_str()), ("Accept", "application/json"), ("Idempotency-Key", &r.transaction_id)];
+        let timeout = Duration::from_secs(self.settings.timeout_secs.max(1));
+        let answer = http::post(&url, &headers, "application/x-www-form-urlencoded", body, timeout)
+            .await
+            .map_err(|e| Refusal::Transient(e.0))?;
+        tracing::debug!(provider = %self.name, status = answer.status, "Africa's Talking airtime answered");
+        airtime_outcome(answer.status, &answer.body)
+    }
+}
+
+/// An airtime status callback: the request id, and whether the airtime arrived.
+pub fn airtime_status(body: &[u8]) -> Result<(String, PaymentStatus, String), String> {
+    let f = http::form_fields(body);
+    let id = http::required(&f, "requestId")?;
+    let state = http::required(&f, "status")?;
+    let status = match state {
+        "Success" => PaymentStatus::Success,
+        "Failed" => PaymentStatus::Failed,
+        other => return Err(format!("unknown airtime status {other:?}")),
+    };
+    let why = f.get("description").cloned().unwrap_or_default();
+    Ok((id.to_string(), status, format!("{state}: {why}")))
+}
+
 /// A delivery report: a receipt, or `None` for a state on the way (Sent, Submitted, Buffered).
 pub fn delivery_report(provider: &str, body: &[u8]) -> Result<Option<ChannelEvent>, String> {
     let f = http::form_fields(body);
@@ -211,6 +299,21 @@ mod tests {
         assert!(matches!(outcome(401, b"The supplied authentication is invalid"), Err(Refusal::Transient(_))));
         assert!(matches!(outcome(502, b"bad gateway"), Err(Refusal::Transient(_))));
         assert!(matches!(outcome(201, b"not json"), Err(Refusal::Transient(_))));
+    }
+
+    #[test]
+    fn airtime_answers_and_callbacks_follow_the_documented_contract() {
+        let sent = br#"{"errorMessage":"None","numSent":1,"totalAmount":"KES 100.0000","totalDiscount":"KES 4.0000","responses":[{"phoneNumber":"+254711000001","errorMessage":"None","amount":"KES 100.0000","status":"Sent","requestId":"ATQid_1","discount":"KES 4.0000"}]}"#;
+        assert_eq!(airtime_outcome(201, sent), Ok("ATQid_1".into()));
+        let failed = br#"{"errorMessage":"None","numSent":0,"responses":[{"phoneNumber":"+1","errorMessage":"Invalid phone number","status":"Failed","requestId":"None"}]}"#;
+        assert!(matches!(airtime_outcome(201, failed), Err(Refusal::Permanent(why)) if why.contains("Invalid phone")));
+        assert!(matches!(airtime_outcome(500, b"oops"), Err(Refusal::Transient(_))));
+        assert_eq!(
+            airtime_status(b"phoneNumber=%2B254711000001&description=Airtime+Delivered+Successfully&status=Success&requestId=ATQid_1&discount=KES+0.6000&value=KES+100.0000"),
+            Ok(("ATQid_1".into(), PaymentStatus::Success, "Success: Airtime Delivered Successfully".into()))
+        );
+        assert!(airtime_status(b"status=Success").is_err());
+        assert!(airtime_status(b"requestId=x&status=Maybe").is_err());
     }
 
     #[test]

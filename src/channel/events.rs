@@ -48,3 +48,22 @@ pub struct ReceivedEmail {
 
 pub type Sender = tokio::sync::mpsc::Sender<ChannelEvent>;
 pub type Receiver = tokio::sync::mpsc::Receiver<ChannelEvent>;
+
+/// What a payment provider reports that the payment rules must decide on: its refusal of a
+/// request. (Its acceptance only records a reference, which the worker stores itself; results come
+/// by webhook.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRefused {
+    pub provider: String,
+    pub transaction_id: String,
+    /// The request ran out of time before the provider took it (else the provider refused it or
+    /// it ran out of attempts).
+    pub expired: bool,
+    pub reason: String,
+}
+
+/// How many refusals may wait for the payment rules before payment workers wait.
+pub const PAYMENT_CAPACITY: usize = 256;
+
+pub type PaymentSender = tokio::sync::mpsc::Sender<PaymentRefused>;
+pub type PaymentReceiver = tokio::sync::mpsc::Receiver<PaymentRefused>;

@@ -60,10 +60,13 @@ pub async fn post(
     exchange(url, request, timeout, MAX_ANSWER_BYTES).await
 }
 
-/// GETs `url`, reading at most `max_bytes` of the answer within `timeout`.
-pub async fn get(url: &str, timeout: Duration, max_bytes: usize) -> Result<Answer, NoAnswer> {
-    let request =
-        hyper::Request::get(url).body(Full::new(Bytes::new())).map_err(|e| NoAnswer(format!("{url}: {e}")))?;
+/// GETs `url` with `headers`, reading at most `max_bytes` of the answer within `timeout`.
+pub async fn get(url: &str, headers: &[(&str, &str)], timeout: Duration, max_bytes: usize) -> Result<Answer, NoAnswer> {
+    let mut request = hyper::Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::new())).map_err(|e| NoAnswer(format!("{url}: {e}")))?;
     exchange(url, request, timeout, max_bytes).await
 }
 

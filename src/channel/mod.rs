@@ -5,6 +5,9 @@
 //! - [`providers`]: the configured providers (`[providers.<name>]`), each a queue [`worker`] over
 //!   a transport: [`smpp`] for SMS, [`smtp`] for email. Messages wait for them in the store's
 //!   durable queue; what they report comes back as [`events`], which messaging drains.
+//! - payment providers ([`mpesa`], Africa's Talking airtime): the requests pending payments make,
+//!   queued in the store and handed over by the same [`worker`] through [`payments`]; refusals
+//!   go up to the payment rules as events, results come by webhook.
 //!
 //! Nothing here imports messaging, payment or the command layer: data flows down into this
 //! module, and back up only as events on a channel. It sits below
@@ -18,6 +21,8 @@ pub mod events;
 pub mod http;
 pub mod mailgun;
 pub mod meta;
+pub mod mpesa;
+pub mod payments;
 pub mod providers;
 pub mod smpp;
 pub mod smtp;

@@ -17,6 +17,8 @@ use super::africastalking::AfricasTalking;
 use super::events;
 use super::mailgun::Mailgun;
 use super::meta::Meta;
+use super::mpesa::Mpesa;
+use super::payments::{self, PaymentTransport};
 use super::smpp::Smpp;
 use super::smtp::Smtp;
 use super::telegram::Telegram;
@@ -31,8 +33,10 @@ const FORGET_EVERY: Duration = Duration::from_secs(60);
 /// One configured provider as the rest of the server sees it.
 #[derive(Debug)]
 struct Handle {
-    /// Wakes its worker when a message is queued for it.
+    /// Wakes its message worker when a message is queued for it.
     wake: Arc<Notify>,
+    /// Wakes its payment worker when a payment request is queued for it.
+    wake_payments: Arc<Notify>,
     /// Why it did not start, if it did not.
     broken: Option<String>,
 }
@@ -49,21 +53,40 @@ impl Providers {
         settings: &Settings,
         store: &Store,
         events: &events::Sender,
+        payments: &events::PaymentSender,
         shutdown: &CancellationToken,
     ) -> Providers {
         let mut by_name = BTreeMap::new();
         for (name, provider) in settings {
             let wake = Arc::new(Notify::new());
-            let worker = Worker { name, provider, store, events, wake: &wake, shutdown };
+            let wake_payments = Arc::new(Notify::new());
+            let worker = Worker {
+                name,
+                provider,
+                store,
+                events,
+                payments,
+                wake: &wake,
+                wake_payments: &wake_payments,
+                shutdown,
+            };
             let started = match provider {
                 Provider::Smpp(s) => {
                     Smpp::start(name, s.clone(), events.clone(), shutdown.clone()).map(|t| worker.spawn(t))
                 }
                 Provider::Smtp(s) => Smtp::new(s).map(|t| worker.spawn(Arc::new(t))),
-                Provider::AfricasTalking(s) => AfricasTalking::new(name, s).map(|t| worker.spawn(Arc::new(t))),
+                Provider::AfricasTalking(s) => AfricasTalking::new(name, s).map(|t| {
+                    let t = Arc::new(t);
+                    worker.spawn_payments(t.clone());
+                    worker.spawn(t)
+                }),
                 Provider::Telegram(s) => Telegram::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Meta(s) => Meta::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Mailgun(s) => Mailgun::new(name, s).map(|t| worker.spawn(Arc::new(t))),
+                Provider::Mpesa(s) => provider.webhook_token().and_then(|token| {
+                    let token = token.as_ref().map(|t| t.expose());
+                    Mpesa::new(name, s, token).map(|t| worker.spawn_payments(Arc::new(t)))
+                }),
                 Provider::Twilio(s) => provider.webhook_token().and_then(|token| {
                     let token = token.as_ref().map(|t| t.expose());
                     Twilio::new(name, s, token).map(|t| worker.spawn(Arc::new(t)))
@@ -79,7 +102,7 @@ impl Providers {
                     Some(why)
                 }
             };
-            by_name.insert(name.clone(), Handle { wake, broken });
+            by_name.insert(name.clone(), Handle { wake, wake_payments, broken });
         }
         if !settings.is_empty() {
             let window = settings.values().map(|p| p.limits().receipt_window_secs).max().unwrap_or_default();
@@ -92,6 +115,13 @@ impl Providers {
     pub fn wake(&self, name: &str) {
         if let Some(h) = self.by_name.get(name) {
             h.wake.notify_one();
+        }
+    }
+
+    /// Tells `name`'s payment worker a request is waiting.
+    pub fn wake_payments(&self, name: &str) {
+        if let Some(h) = self.by_name.get(name) {
+            h.wake_payments.notify_one();
         }
     }
 
@@ -110,21 +140,39 @@ struct Worker<'a> {
     provider: &'a Provider,
     store: &'a Store,
     events: &'a events::Sender,
+    payments: &'a events::PaymentSender,
     wake: &'a Arc<Notify>,
+    wake_payments: &'a Arc<Notify>,
     shutdown: &'a CancellationToken,
 }
 
 impl Worker<'_> {
-    fn spawn<T: worker::Transport>(self, transport: Arc<T>) {
+    fn spawn<T: worker::Transport>(&self, transport: Arc<T>) {
+        let lane = worker::Messages {
+            provider: self.name.to_string(),
+            limits: self.provider.limits().clone(),
+            transport,
+            store: self.store.clone(),
+            events: self.events.clone(),
+        };
         tokio::spawn(worker::run(
             self.name.to_string(),
             self.provider.limits().clone(),
-            transport,
-            self.store.clone(),
-            self.events.clone(),
+            Arc::new(lane),
             self.wake.clone(),
             self.shutdown.clone(),
         ));
+    }
+
+    fn spawn_payments<T: PaymentTransport>(&self, transport: Arc<T>) {
+        let lane = payments::Payments {
+            provider: self.name.to_string(),
+            limits: self.provider.limits().clone(),
+            transport,
+            store: self.store.clone(),
+            refusals: self.payments.clone(),
+        };
+        payments::spawn(lane, self.wake_payments.clone(), self.shutdown.clone());
     }
 }
 

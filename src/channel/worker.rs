@@ -1,7 +1,7 @@
-//! A provider's queue worker: takes the provider's due messages from the durable queue and hands
-//! them to its transport (SMPP, SMTP), at most `window` unanswered at once and `rate_per_sec` a
-//! second; retries transient failures with doubling delays; slows down when the provider says it
-//! is throttling; reports every outcome as a [`ChannelEvent`].
+//! A provider's queue worker: takes the provider's due items from a durable queue (a [`Lane`]:
+//! messages, or payment requests) and hands them over, at most `window` unanswered at once and
+//! `rate_per_sec` a second; retries transient failures with doubling delays; slows down when the
+//! provider says it is throttling; reports every message's outcome as a [`ChannelEvent`].
 //!
 //! Owns pacing and retries. It does not decide what an outcome means for the message (messaging
 //! does, on the event) and it does not speak any protocol (the transport does).
@@ -81,38 +81,73 @@ impl Pacer {
     }
 }
 
-/// Runs `provider`'s worker until shutdown.
-pub async fn run<T: Transport>(
+/// A durable queue a worker feeds to its provider: messages ([`Messages`]) or payment requests
+/// ([`super::payments`]).
+pub trait Lane: Send + Sync + 'static {
+    type Item: Send + 'static;
+    fn id(item: &Self::Item) -> &str;
+    fn expires_at(item: &Self::Item) -> i64;
+    /// Claims up to `limit` due items until `until`.
+    fn claim(&self, limit: i64, until: i64) -> impl Future<Output = anyhow::Result<Vec<Self::Item>>> + Send;
+    /// Reports that `item` ran out of time before the provider took it; false when nobody
+    /// listens any more (shutting down: the item stays queued).
+    fn expire(&self, item: Self::Item) -> impl Future<Output = bool> + Send;
+    /// Hands `item` to the provider and records the outcome (accepted, refused, or tried again
+    /// later, as [`after_refusal`] says); true when the provider said it is throttling.
+    fn hand_over(&self, item: Self::Item) -> impl Future<Output = bool> + Send;
+}
+
+/// What becomes of an item the provider did not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Try again at `at` (ms); `counts` says whether it used up an attempt (throttling does not).
+    Retry { at: i64, counts: bool, why: String },
+    /// Give up: the provider refused it, or it is out of attempts.
+    Fail(String),
+}
+
+/// The rule for a refusal of an item tried `attempts` times before.
+pub fn after_refusal(limits: &Limits, attempts: i64, refusal: Refusal) -> Next {
+    match refusal {
+        Refusal::Throttled(why) => Next::Retry { at: now_ms() + THROTTLE_PAUSE.as_millis() as i64, counts: false, why },
+        Refusal::Transient(why) if (attempts.max(0) as u64 + 1) < u64::from(limits.max_attempts) => {
+            let delay = retry_delay(limits, attempts.max(0) as u32 + 1);
+            Next::Retry { at: now_ms() + delay.as_millis() as i64, counts: true, why }
+        }
+        Refusal::Transient(why) => Next::Fail(format!("{why} (after {} attempts)", attempts + 1)),
+        Refusal::Permanent(why) => Next::Fail(why),
+    }
+}
+
+/// Runs `provider`'s worker over `lane` until shutdown.
+pub async fn run<L: Lane>(
     provider: String,
     limits: Limits,
-    transport: Arc<T>,
-    store: Store,
-    events: events::Sender,
+    lane: Arc<L>,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     let window = Arc::new(Semaphore::new(limits.window.max(1) as usize));
     let claim_batch = i64::from(limits.window.max(CLAIM_BATCH));
     let mut pacer = Pacer::new(limits.rate_per_sec);
-    let limits = Arc::new(limits);
-    // Messages handed to the transport and not settled yet. A slow provider can outlast a claim
-    // (CLAIM_MS); when the worker claims such a row again it must not send it a second time.
+    // Items handed to the provider and not settled yet. A slow provider can outlast a claim
+    // (CLAIM_MS); when the worker claims such a row again it must not hand it over a second time.
     let sending: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
         if shutdown.is_cancelled() {
             return;
         }
         // Claimed in batches (one write each), then fed through the window one by one.
-        let batch = match store.claim_provider_sends(&provider, claim_batch, now_ms() + CLAIM_MS).await {
+        let batch = match lane.claim(claim_batch, now_ms() + CLAIM_MS).await {
             Ok(batch) => batch,
             Err(e) => {
                 warn!(provider, error = %e, "reading the provider queue");
                 Vec::new()
             }
         };
-        let fresh: Vec<QueuedSend> = {
+        let fresh: Vec<L::Item> = {
             let sending = sending.lock().unwrap_or_else(|e| e.into_inner());
-            batch.into_iter().filter(|m| !sending.contains(&m.message_id)).collect()
+            batch.into_iter().filter(|item| !sending.contains(L::id(item))).collect()
         };
         if fresh.is_empty() {
             tokio::select! {
@@ -122,15 +157,9 @@ pub async fn run<T: Transport>(
             }
             continue;
         }
-        for message in fresh {
-            if message.expires_at <= now_ms() {
-                let ended = ChannelEvent::Ended {
-                    provider: provider.clone(),
-                    message_id: message.message_id.clone(),
-                    status: MessageDeliveryStatus::Expired,
-                    reason: "not accepted by the provider before it expired".into(),
-                };
-                if events.send(ended).await.is_err() {
+        for item in fresh {
+            if L::expires_at(&item) <= now_ms() {
+                if !lane.expire(item).await {
                     return;
                 }
                 continue;
@@ -143,77 +172,96 @@ pub async fn run<T: Transport>(
                 _ = shutdown.cancelled() => return,
                 permit = window.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
             };
-            let (provider, transport, store, events, limits) =
-                (provider.clone(), transport.clone(), store.clone(), events.clone(), limits.clone());
+            let lane = lane.clone();
             let paused_until = pacer.paused_until.clone();
             let sending = sending.clone();
-            sending.lock().unwrap_or_else(|e| e.into_inner()).insert(message.message_id.clone());
+            let id = L::id(&item).to_string();
+            sending.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone());
             tokio::spawn(async move {
-                let outcome = transport.send(&message).await;
+                let throttled = lane.hand_over(item).await;
                 drop(permit);
-                let id = message.message_id.clone();
-                settle(&provider, &limits, &store, &events, &paused_until, message, outcome).await;
+                if throttled {
+                    *paused_until.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now() + THROTTLE_PAUSE;
+                }
                 sending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             });
         }
     }
 }
 
-/// Turns one send's outcome into an event, or into a retry at the right time.
-async fn settle(
-    provider: &str,
-    limits: &Limits,
-    store: &Store,
-    events: &events::Sender,
-    paused_until: &Mutex<Instant>,
-    message: QueuedSend,
-    outcome: Result<Vec<AcceptedPart>, Refusal>,
-) {
-    let id = message.message_id.clone();
-    let event = match outcome {
-        Ok(parts) => {
-            debug!(provider, message_id = %id, parts = parts.len(), "accepted by the provider");
-            ChannelEvent::Accepted { provider: provider.to_string(), message_id: id, parts }
-        }
-        Err(Refusal::Throttled(why)) => {
-            *paused_until.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now() + THROTTLE_PAUSE;
-            debug!(provider, message_id = %id, why, "throttled; trying again shortly");
-            let at = now_ms() + THROTTLE_PAUSE.as_millis() as i64;
-            if let Err(e) = store.provider_send_retry(&id, at, &why, false).await {
-                warn!(provider, message_id = %id, error = %e, "rescheduling a throttled message");
+/// Queued messages, handed to a message transport; outcomes go to messaging as events.
+pub struct Messages<T> {
+    pub provider: String,
+    pub limits: Limits,
+    pub transport: Arc<T>,
+    pub store: Store,
+    pub events: events::Sender,
+}
+
+impl<T: Transport> Lane for Messages<T> {
+    type Item = QueuedSend;
+
+    fn id(item: &QueuedSend) -> &str {
+        &item.message_id
+    }
+
+    fn expires_at(item: &QueuedSend) -> i64 {
+        item.expires_at
+    }
+
+    async fn claim(&self, limit: i64, until: i64) -> anyhow::Result<Vec<QueuedSend>> {
+        self.store.claim_provider_sends(&self.provider, limit, until).await
+    }
+
+    async fn expire(&self, item: QueuedSend) -> bool {
+        let ended = ChannelEvent::Ended {
+            provider: self.provider.clone(),
+            message_id: item.message_id,
+            status: MessageDeliveryStatus::Expired,
+            reason: "not accepted by the provider before it expired".into(),
+        };
+        self.events.send(ended).await.is_ok()
+    }
+
+    async fn hand_over(&self, message: QueuedSend) -> bool {
+        let outcome = self.transport.send(&message).await;
+        let provider = self.provider.as_str();
+        let id = message.message_id;
+        let event = match outcome {
+            Ok(parts) => {
+                debug!(provider, message_id = %id, parts = parts.len(), "accepted by the provider");
+                ChannelEvent::Accepted { provider: provider.to_string(), message_id: id, parts }
             }
-            return;
-        }
-        Err(Refusal::Transient(why)) if (message.attempts as u64 + 1) < u64::from(limits.max_attempts) => {
-            let delay = retry_delay(limits, message.attempts as u32 + 1);
-            warn!(provider, message_id = %id, why, retry_in_ms = delay.as_millis() as u64, "send failed; will retry");
-            let at = now_ms() + delay.as_millis() as i64;
-            if let Err(e) = store.provider_send_retry(&id, at, &why, true).await {
-                warn!(provider, message_id = %id, error = %e, "rescheduling a message");
+            Err(refusal) => {
+                let throttled = matches!(refusal, Refusal::Throttled(_));
+                match after_refusal(&self.limits, message.attempts, refusal) {
+                    Next::Retry { at, counts, why } => {
+                        if counts {
+                            warn!(provider, message_id = %id, why, retry_at_ms = at, "send failed; will retry");
+                        } else {
+                            debug!(provider, message_id = %id, why, "throttled; trying again shortly");
+                        }
+                        if let Err(e) = self.store.provider_send_retry(&id, at, &why, counts).await {
+                            warn!(provider, message_id = %id, error = %e, "rescheduling a message");
+                        }
+                        return throttled;
+                    }
+                    Next::Fail(reason) => {
+                        warn!(provider, message_id = %id, reason, "the message will not be sent");
+                        ChannelEvent::Ended {
+                            provider: provider.to_string(),
+                            message_id: id,
+                            status: MessageDeliveryStatus::Failed,
+                            reason,
+                        }
+                    }
+                }
             }
-            return;
-        }
-        Err(Refusal::Transient(why)) => {
-            warn!(provider, message_id = %id, why, "send failed; out of attempts");
-            ChannelEvent::Ended {
-                provider: provider.to_string(),
-                message_id: id,
-                status: MessageDeliveryStatus::Failed,
-                reason: format!("{why} (after {} attempts)", message.attempts + 1),
-            }
-        }
-        Err(Refusal::Permanent(why)) => {
-            warn!(provider, message_id = %id, why, "the provider refused the message");
-            ChannelEvent::Ended {
-                provider: provider.to_string(),
-                message_id: id,
-                status: MessageDeliveryStatus::Failed,
-                reason: why,
-            }
-        }
-    };
-    // Messaging gone means shutting down: the row stays claimed and is sent after the restart.
-    let _ = events.send(event).await;
+        };
+        // Messaging gone means shutting down: the row stays claimed and is sent after the restart.
+        let _ = self.events.send(event).await;
+        false
+    }
 }
 
 #[cfg(test)]

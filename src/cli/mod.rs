@@ -138,7 +138,8 @@ pub enum PurseCommand {
     },
 }
 
-const CHANNELS: &[&str] = &["sms", "ussd", "voice", "whatsapp", "telegram", "fb_messenger", "email", "cellular"];
+const CHANNELS: &[&str] =
+    &["sms", "ussd", "voice", "whatsapp", "telegram", "fb_messenger", "email", "cellular", "airtime"];
 
 pub fn main() -> Result<()> {
     let cli = Cli::parse();

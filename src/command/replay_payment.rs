@@ -87,7 +87,7 @@ async fn payment(hodi: &Hodi, session: &Session, c: ReplayPaymentCommand) -> Res
     };
     let started = hodi
         .store
-        .start_transaction(t.clone(), Start::Record { status: status as i32 }, status as i32, &[])
+        .start_transaction(t.clone(), Start::Record { status: status as i32 }, status as i32, &[], None)
         .await
         .map_err(internal)?;
     match started {

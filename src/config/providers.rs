@@ -69,6 +69,7 @@ pub enum Provider {
     Telegram(Telegram),
     Meta(Meta),
     Mailgun(Mailgun),
+    Mpesa(Mpesa),
 }
 
 impl Provider {
@@ -81,6 +82,7 @@ impl Provider {
             Provider::Telegram(_) => "telegram",
             Provider::Meta(_) => "meta",
             Provider::Mailgun(_) => "mailgun",
+            Provider::Mpesa(_) => "mpesa",
         }
     }
 
@@ -93,6 +95,7 @@ impl Provider {
             Provider::Telegram(p) => &p.limits,
             Provider::Meta(p) => &p.limits,
             Provider::Mailgun(p) => &p.limits,
+            Provider::Mpesa(p) => &p.limits,
         }
     }
 
@@ -101,11 +104,12 @@ impl Provider {
         match self {
             Provider::Smpp(_) => &["sms"],
             Provider::Smtp(_) => &["email"],
-            Provider::AfricasTalking(_) => &["sms", "ussd"],
+            Provider::AfricasTalking(_) => &["sms", "ussd", "airtime"],
             Provider::Twilio(_) => &["sms", "whatsapp"],
             Provider::Telegram(_) => &["telegram"],
             Provider::Meta(_) => &["whatsapp", "fb_messenger"],
             Provider::Mailgun(_) => &["email"],
+            Provider::Mpesa(_) => &["cellular"],
         }
     }
 
@@ -117,6 +121,7 @@ impl Provider {
             Provider::Telegram(p) => (&p.webhook_token, &p.webhook_token_env),
             Provider::Meta(p) => (&p.webhook_token, &p.webhook_token_env),
             Provider::Mailgun(p) => (&p.webhook_token, &p.webhook_token_env),
+            Provider::Mpesa(p) => (&p.webhook_token, &p.webhook_token_env),
             Provider::Smpp(_) | Provider::Smtp(_) => return Ok(None),
         };
         let token = secret(inline, env, "webhook_token_env")?;
@@ -264,7 +269,8 @@ impl Smtp {
     }
 }
 
-/// Africa's Talking over its HTTP API: SMS out, delivery reports, incoming SMS and USSD in.
+/// Africa's Talking over its HTTP API: SMS out, delivery reports, incoming SMS and USSD in, and
+/// airtime out (payouts on an `airtime` channel number) with its status callback.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AfricasTalking {
@@ -497,5 +503,78 @@ impl Mailgun {
 
     pub fn signing_key(&self) -> Result<Secret, String> {
         secret(&self.signing_key, &self.signing_key_env, "signing_key_env")
+    }
+}
+
+/// M-Pesa through Safaricom's Daraja API: checkouts as STK pushes (Lipa na M-Pesa Online), payouts
+/// as B2C payments, and customers paying the short code on their own (C2B validation and
+/// confirmation). The channel number bound to it (`--channel cellular --number 174379`) is the
+/// short code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mpesa {
+    /// The Daraja app's consumer key and secret (OAuth client credentials).
+    pub consumer_key: String,
+    pub consumer_secret: Secret,
+    pub consumer_secret_env: String,
+    /// `https://api.safaricom.co.ke`, or `https://sandbox.safaricom.co.ke`.
+    pub base_url: String,
+    /// Lipa na M-Pesa Online's passkey for the short code (STK push passwords are made from it).
+    pub passkey: Secret,
+    pub passkey_env: String,
+    /// `CustomerPayBillOnline` (a paybill) or `CustomerBuyGoodsOnline` (a till).
+    pub transaction_type: String,
+    /// The B2C initiator's name and its security credential (the initiator password encrypted
+    /// with Safaricom's certificate, as the Daraja portal produces it).
+    pub initiator_name: String,
+    pub security_credential: Secret,
+    pub security_credential_env: String,
+    /// `BusinessPayment`, `SalaryPayment` or `PromotionPayment`.
+    pub b2c_command: String,
+    /// Where Safaricom reaches Hodi's webhook listener (`https://hodi.example`): the STK and B2C
+    /// result URLs are built on it.
+    pub public_url: String,
+    /// The secret part of the callback URLs (`/hooks/<name>/<token>/stk|b2c-result|b2c-timeout|
+    /// c2b-validation|c2b-confirmation`).
+    pub webhook_token: Secret,
+    pub webhook_token_env: String,
+    pub timeout_secs: u64,
+    pub limits: Limits,
+}
+
+impl Default for Mpesa {
+    fn default() -> Self {
+        Mpesa {
+            consumer_key: String::new(),
+            consumer_secret: Secret::default(),
+            consumer_secret_env: String::new(),
+            base_url: "https://api.safaricom.co.ke".into(),
+            passkey: Secret::default(),
+            passkey_env: String::new(),
+            transaction_type: "CustomerPayBillOnline".into(),
+            initiator_name: String::new(),
+            security_credential: Secret::default(),
+            security_credential_env: String::new(),
+            b2c_command: "BusinessPayment".into(),
+            public_url: String::new(),
+            webhook_token: Secret::default(),
+            webhook_token_env: String::new(),
+            timeout_secs: 30,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Mpesa {
+    pub fn consumer_secret(&self) -> Result<Secret, String> {
+        secret(&self.consumer_secret, &self.consumer_secret_env, "consumer_secret_env")
+    }
+
+    pub fn passkey(&self) -> Result<Secret, String> {
+        secret(&self.passkey, &self.passkey_env, "passkey_env")
+    }
+
+    pub fn security_credential(&self) -> Result<Secret, String> {
+        secret(&self.security_credential, &self.security_credential_env, "security_credential_env")
     }
 }

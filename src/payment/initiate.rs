@@ -287,7 +287,7 @@ pub async fn initiate(
         (Party::Purse { id, .. }, _) | (_, Party::Purse { id, .. }) => Some(id.clone()),
         _ => None,
     };
-    let t = Transaction {
+    let mut t = Transaction {
         debit_party: cmd.debit_party.clone().unwrap_or_default().encode_to_vec(),
         credit_party: cmd.credit_party.clone().unwrap_or_default().encode_to_vec(),
         debit_account: Some(debit_account),
@@ -299,14 +299,26 @@ pub async fn initiate(
         ..Transaction::draft(org_id, app_id, kind, &currency, amount, now_ms())
     };
     let id = t.id.clone();
-    let started = hodi.store.start_transaction(t.clone(), start, PaymentStatus::InsufficientFunds as i32, &[]).await?;
+    // A channel number bound to a real provider: the provider is asked, not the simulators.
+    let route = match super::providers::route(hodi, &t, &debit, &credit).await? {
+        Ok(route) => route,
+        Err((s, d)) => return Ok(Initiated::refused(s, d)),
+    };
+    t.provider = route.as_ref().map(|r| r.provider.clone());
+    let request = route.as_ref().map(|r| &r.request);
+    let started =
+        hodi.store.start_transaction(t.clone(), start, PaymentStatus::InsufficientFunds as i32, &[], request).await?;
     let (status, description) = match started {
         Started::Stored(s) => {
             let status = PaymentStatus::try_from(s).unwrap_or(PaymentStatus::Unspecified);
-            let description = match status {
-                PaymentStatus::Success => "settled".to_string(),
-                PaymentStatus::PendingConfirmation => "waiting for the customer to confirm".to_string(),
-                _ => "queued for the payment channel".to_string(),
+            let description = match (status, &route) {
+                (PaymentStatus::Success, _) => "settled".to_string(),
+                (PaymentStatus::PendingConfirmation, None) => "waiting for the customer to confirm".to_string(),
+                (PaymentStatus::PendingConfirmation, Some(r)) => {
+                    format!("waiting for the customer to confirm (asked through provider {})", r.provider)
+                }
+                (_, None) => "queued for the payment channel".to_string(),
+                (_, Some(r)) => format!("queued for provider {}", r.provider),
             };
             (status, description)
         }
@@ -316,7 +328,9 @@ pub async fn initiate(
         ),
         Started::Duplicate(_) => (PaymentStatus::DuplicateRequest, "duplicate".to_string()),
     };
-    if is_pending(status as i32) {
+    if let (true, Some(r)) = (is_pending(status as i32), &route) {
+        hodi.providers.wake_payments(&r.provider);
+    } else if is_pending(status as i32) {
         let notification = simulator_notification(org_id, app_id, &id, &debit, &credit, &currency, amount);
         let hodi = hodi.clone();
         let id = id.clone();

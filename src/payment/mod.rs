@@ -12,10 +12,15 @@
 //!   `send_channel_payment`; an acknowledgement settles it (`success`), none releases the hold (`failed`).
 //! - anything else: `not_supported`.
 //!
+//! When the customer's or channel's payment number is bound to a real provider (M-Pesa, Africa's
+//! Talking airtime), the provider is asked instead of the simulator sockets, and its result
+//! callback confirms or fails the payment ([`providers`]).
+//!
 //! Every later change of status is a `payment_status` notification: to the app for the customer
 //! involved, or as a purse notification when no customer is.
 
 pub mod initiate;
+pub mod providers;
 pub mod simulator;
 pub mod state;
 

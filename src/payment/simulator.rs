@@ -13,9 +13,10 @@ use crate::store::now_ms;
 use crate::store::payments::{AccountKey, Finish, Notice, Start, Started, Transaction};
 use crate::wire::server_to_app_customer_notification::Entry as AppEntry;
 use crate::wire::{
-    payment_counter_party, CustomerNumberProvider, PaymentCounterParty, PaymentCustomerCounterParty,
-    PaymentPurseCounterParty, PaymentStatus, ReceivePaymentSimulatorCommand, ReceivedPaymentNotification,
-    ServerToAppCustomerNotification, SimulatorToServerCommandReply, UpdatePaymentStatusSimulatorCommand,
+    payment_counter_party, CustomerNumberProvider, PaymentChannelNumber, PaymentCounterParty,
+    PaymentCustomerCounterParty, PaymentPurseCounterParty, PaymentStatus, ReceivePaymentSimulatorCommand,
+    ReceivedPaymentNotification, ServerToAppCustomerNotification, SimulatorToServerCommandReply,
+    UpdatePaymentStatusSimulatorCommand,
 };
 
 fn reply(status: bool, description: impl Into<String>) -> SimulatorToServerCommandReply {
@@ -61,19 +62,81 @@ pub async fn receive(
         Ok(v) => v,
         Err(e) => return Ok(reply(false, e)),
     };
-    let Some(purse_id) = hodi.store.org_purse(org_id, &currency).await? else {
-        return Ok(reply(false, format!("the org has no purse in {currency} to receive into")));
-    };
     let status = PaymentStatus::try_from(cmd.status).unwrap_or(PaymentStatus::Unspecified);
+    let payment = Received {
+        org_id,
+        app_id: &session.app_id,
+        channel,
+        customer_number: &cmd.customer_number,
+        provider_transaction_id: &cmd.transaction_id,
+        currency: &currency,
+        amount,
+        status,
+        provider: None,
+    };
+    Ok(match record_received(hodi, payment).await? {
+        Recorded::Stored(id) => reply(true, format!("received as {id}")),
+        Recorded::Duplicate(existing) => {
+            reply(false, format!("duplicate: provider transaction {:?} is {existing}", cmd.transaction_id))
+        }
+        Recorded::Refused(why) => reply(false, why),
+    })
+}
+
+/// A payment a customer made into one of the org's payment channel numbers, as reported.
+#[derive(Debug, Clone)]
+pub struct Received<'a> {
+    pub org_id: &'a str,
+    /// The app that hears of it.
+    pub app_id: &'a str,
+    pub channel: PaymentChannelNumber,
+    pub customer_number: &'a str,
+    /// The provider's id: a payment is recorded once per id.
+    pub provider_transaction_id: &'a str,
+    pub currency: &'a str,
+    /// Minor units.
+    pub amount: i64,
+    /// Success settles it; pending waits; a failure is recorded without moving money.
+    pub status: PaymentStatus,
+    /// The real provider that reported it (None: a simulator).
+    pub provider: Option<&'a str>,
+}
+
+/// What became of a received payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    Stored(String),
+    /// Reported before: the transaction it is.
+    Duplicate(String),
+    Refused(String),
+}
+
+/// Records a payment into the org's oldest purse in its currency; the app hears
+/// `received_payment` in the same transaction.
+pub async fn record_received(hodi: &Hodi, payment: Received<'_>) -> anyhow::Result<Recorded> {
+    let Received {
+        org_id,
+        app_id,
+        channel,
+        customer_number,
+        provider_transaction_id,
+        currency,
+        amount,
+        status,
+        provider,
+    } = payment;
+    let Some(purse_id) = hodi.store.org_purse(org_id, currency).await? else {
+        return Ok(Recorded::Refused(format!("the org has no purse in {currency} to receive into")));
+    };
     let start = match status {
         PaymentStatus::Success => Start::SettleNow { settled: status as i32 },
         s if is_pending(s as i32) => Start::Await { pending: s as i32 },
         s if is_failure(s) => Start::Record { status: s as i32 },
-        _ => return Ok(reply(false, "status must be a pending, success or failure PaymentStatus")),
+        _ => return Ok(Recorded::Refused("status must be a pending, success or failure PaymentStatus".into())),
     };
     let number = StoredNumber {
         provider: CustomerNumberProvider::Cellular as i32,
-        number: cmd.customer_number.clone(),
+        number: customer_number.to_string(),
         partition: String::new(),
     };
     let (customer, _) = hodi.store.customer_by_number(org_id, &number).await?;
@@ -91,8 +154,8 @@ pub async fn receive(
         number: number.clone(),
         channel: channel.clone(),
     });
-    let debit_account = hodi.store.open_account(org_id, &debit_key, &currency).await?.id;
-    let credit_account = hodi.store.open_account(org_id, &AccountKey::Purse(purse_id.clone()), &currency).await?.id;
+    let debit_account = hodi.store.open_account(org_id, &debit_key, currency).await?.id;
+    let credit_account = hodi.store.open_account(org_id, &AccountKey::Purse(purse_id.clone()), currency).await?.id;
     let t = Transaction {
         debit_party: debit_party.encode_to_vec(),
         credit_party: credit_party.encode_to_vec(),
@@ -100,12 +163,13 @@ pub async fn receive(
         credit_account: Some(credit_account),
         debit_customer_id: Some(customer.id.clone()),
         purse_id: Some(purse_id.clone()),
-        provider_transaction_id: Some(cmd.transaction_id.clone()),
-        ..Transaction::draft(org_id, &session.app_id, "received", &currency, amount, now_ms())
+        provider_transaction_id: Some(provider_transaction_id.to_string()),
+        provider: provider.map(str::to_string),
+        ..Transaction::draft(org_id, app_id, "received", currency, amount, now_ms())
     };
     let id = t.id.clone();
     let notice = Notice::Customer {
-        app_id: session.app_id.clone(),
+        app_id: app_id.to_string(),
         customer_id: customer.id.clone(),
         entry: ServerToAppCustomerNotification {
             entry: Some(AppEntry::ReceivedPayment(ReceivedPaymentNotification {
@@ -113,20 +177,19 @@ pub async fn receive(
                 transaction_id: id.clone(),
                 customer_number: Some(crate::convert::wire_number(&number)),
                 channel_number: Some(channel),
-                value: Some(super::to_cash(&currency, amount)),
+                value: Some(super::to_cash(currency, amount)),
                 status: status as i32,
             })),
             ..Default::default()
         }
         .encode_to_vec(),
     };
-    let started = hodi.store.start_transaction(t, start, PaymentStatus::InsufficientFunds as i32, &[notice]).await?;
+    let started =
+        hodi.store.start_transaction(t, start, PaymentStatus::InsufficientFunds as i32, &[notice], None).await?;
     Ok(match started {
-        Started::Stored(_) => reply(true, format!("received as {id}")),
-        Started::Duplicate(existing) => {
-            reply(false, format!("duplicate: provider transaction {:?} is {existing}", cmd.transaction_id))
-        }
-        Started::Insufficient => reply(false, "insufficient funds"),
+        Started::Stored(_) => Recorded::Stored(id),
+        Started::Duplicate(existing) => Recorded::Duplicate(existing),
+        Started::Insufficient => Recorded::Refused("insufficient funds".into()),
     })
 }
 

@@ -13,6 +13,7 @@ pub mod customers;
 pub mod identity;
 pub mod messaging;
 pub mod outbox;
+pub mod payment_requests;
 pub mod payments;
 pub mod providers;
 pub mod provision;

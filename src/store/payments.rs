@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 use sqlx::{Row, SqliteConnection};
 
 use super::outbox::{insert_many, insert_purse, NewNotification};
+use super::payment_requests::{insert_payment_request, PaymentRequest};
 use super::{new_id, now_ms, Store};
 
 /// An account of the ledger.
@@ -74,6 +75,8 @@ pub struct Transaction {
     pub status: i32,
     pub held: bool,
     pub provider_transaction_id: Option<String>,
+    /// The provider it went through (`[providers.<name>]`), when a real one carries it.
+    pub provider: Option<String>,
     pub narration: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -100,6 +103,7 @@ impl Transaction {
             status: 0,
             held: false,
             provider_transaction_id: None,
+            provider: None,
             narration: String::new(),
             created_at: at,
             updated_at: at,
@@ -149,7 +153,7 @@ pub enum Notice {
 
 const TRANSACTION_COLUMNS: &str = "id, org_id, app_id, kind, debit_party, credit_party, debit_account, credit_account,
     debit_customer_id, credit_customer_id, purse_id, currency, amount, status, held, provider_transaction_id,
-    narration, created_at, updated_at";
+    provider, narration, created_at, updated_at";
 
 fn transaction(r: &sqlx::sqlite::SqliteRow) -> Result<Transaction> {
     Ok(Transaction {
@@ -169,6 +173,7 @@ fn transaction(r: &sqlx::sqlite::SqliteRow) -> Result<Transaction> {
         status: r.try_get("status")?,
         held: r.try_get::<i64, _>("held")? != 0,
         provider_transaction_id: r.try_get("provider_transaction_id")?,
+        provider: r.try_get("provider")?,
         narration: r.try_get("narration")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -305,7 +310,7 @@ async fn queue(tx: &mut super::Write, org_id: &str, notices: &[Notice]) -> Resul
 async fn insert_transaction(conn: &mut SqliteConnection, t: &Transaction) -> Result<()> {
     let sql = format!(
         "INSERT INTO payment_transactions ({TRANSACTION_COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&t.id)
@@ -324,6 +329,7 @@ async fn insert_transaction(conn: &mut SqliteConnection, t: &Transaction) -> Res
         .bind(t.status)
         .bind(i64::from(t.held))
         .bind(&t.provider_transaction_id)
+        .bind(&t.provider)
         .bind(&t.narration)
         .bind(t.created_at)
         .bind(t.updated_at)
@@ -334,14 +340,16 @@ async fn insert_transaction(conn: &mut SqliteConnection, t: &Transaction) -> Res
 
 impl Store {
     /// Stores a new transaction and starts it as `start` says, queuing `notices` with it when it
-    /// is stored (not when it is refused for funds or as a duplicate). `t.status` and `t.held`
-    /// are set here. `insufficient` is the status stored when the debit account is short.
+    /// is stored (not when it is refused for funds or as a duplicate), and `request` for its
+    /// provider when it is stored pending. `t.status` and `t.held` are set here. `insufficient`
+    /// is the status stored when the debit account is short.
     pub async fn start_transaction(
         &self,
         mut t: Transaction,
         start: Start,
         insufficient: i32,
         notices: &[Notice],
+        request: Option<&PaymentRequest>,
     ) -> Result<Started> {
         let mut tx = self.write().await?;
         if let Some(provider_id) = &t.provider_transaction_id {
@@ -397,6 +405,9 @@ impl Store {
             }
         };
         queue(&mut tx, &t.org_id, notices).await?;
+        if let (Some(request), Start::Hold { .. } | Start::Await { .. }) = (request, start) {
+            insert_payment_request(&mut tx, request).await?;
+        }
         tx.commit().await?;
         Ok(Started::Stored(status))
     }
@@ -455,6 +466,8 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // Ended before its provider took the request (an expiry, a refusal): it is not sent.
+        sqlx::query("DELETE FROM payment_requests WHERE transaction_id = $1").bind(id).execute(&mut *tx).await?;
         queue(&mut tx, &t.org_id, &notices(&t, final_status)).await?;
         tx.commit().await?;
         Ok(Some((t, final_status)))

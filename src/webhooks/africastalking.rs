@@ -1,6 +1,6 @@
-//! Africa's Talking's callbacks: `delivery` (delivery reports), `sms` (incoming messages) and
-//! `ussd` (each step of a USSD session, answered with `CON …` or `END …` in the same request,
-//! from the app's menu, as for a simulator's USSD session).
+//! Africa's Talking's callbacks: `delivery` (delivery reports), `sms` (incoming messages),
+//! `airtime` (an airtime payout's status) and `ussd` (each step of a USSD session, answered with
+//! `CON …` or `END …` in the same request, from the app's menu, as for a simulator's USSD session).
 //!
 //! Payloads are parsed by [`crate::channel::africastalking`]; reports go to messaging like any
 //! provider's, and are stored before the answer.
@@ -13,6 +13,7 @@ use tracing::warn;
 
 use crate::channel::africastalking as at;
 use crate::context::Hodi;
+use crate::payment::providers::Applied;
 use crate::wire::{
     inbound_message_body, outbound_message_body, InboundMessageBody, MessagingChannel, MessagingChannelNumber,
     ReceiveMessageSimulatorCommand, UssdInputMessageBody, UssdSessionStatus,
@@ -23,10 +24,36 @@ pub async fn hook(hodi: &Arc<Hodi>, provider: &str, event: &str, body: &[u8]) ->
         "delivery" => at::delivery_report(provider, body),
         "sms" => at::incoming_message(provider, body).map(Some),
         "ussd" => return ussd(hodi, provider, body).await,
-        _ => return (StatusCode::NOT_FOUND, "Africa's Talking calls back on delivery, sms or ussd").into_response(),
+        "airtime" => return airtime(hodi, provider, body).await,
+        _ => {
+            return (StatusCode::NOT_FOUND, "Africa's Talking calls back on delivery, sms, ussd or airtime")
+                .into_response()
+        }
     };
     super::store(hodi, provider, event, parsed.map(|e| e.into_iter().collect()), (StatusCode::OK, "ok").into_response())
         .await
+}
+
+/// An airtime status callback: the payout's result.
+async fn airtime(hodi: &Arc<Hodi>, provider: &str, body: &[u8]) -> Response {
+    let (request_id, status, description) = match at::airtime_status(body) {
+        Ok(s) => s,
+        Err(why) => {
+            warn!(provider, why, "a malformed airtime status: refused");
+            return (StatusCode::BAD_REQUEST, why).into_response();
+        }
+    };
+    match crate::payment::providers::result(hodi, provider, &request_id, None, status, &description).await {
+        Ok(Applied::Unknown) => {
+            warn!(provider, request_id, "an airtime status for no payment of ours");
+            (StatusCode::NOT_FOUND, "no such request").into_response()
+        }
+        Ok(_) => (StatusCode::OK, "ok").into_response(),
+        Err(e) => {
+            warn!(provider, error = %e, "storing an airtime status");
+            (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
+        }
+    }
 }
 
 fn text(body: String) -> Response {

@@ -1,5 +1,5 @@
 //! Webhooks: the HTTP listener providers call back (`[webhooks] listen`): delivery reports,
-//! customers' messages, USSD steps.
+//! customers' messages, USSD steps, payment results.
 //!
 //! Every route is `POST /hooks/<provider>/<token>/<event>`: `<provider>` a configured provider's
 //! name, `<token>` its `webhook_token` (compared in constant time; a wrong one is 403 and logged,
@@ -17,6 +17,7 @@
 pub mod africastalking;
 pub mod mailgun;
 pub mod meta;
+pub mod mpesa;
 pub mod telegram;
 pub mod twilio;
 
@@ -170,6 +171,7 @@ async fn hook(
         Provider::Telegram(t) => telegram::hook(&hodi, &provider, t, &event, &token, &headers, &body).await,
         Provider::Meta(m) => meta::hook(&hodi, &provider, m, &event, &headers, &body).await,
         Provider::Mailgun(m) => mailgun::hook(&hodi, &provider, m, &event, &headers, &body).await,
+        Provider::Mpesa(_) => mpesa::hook(&hodi, &provider, &event, &body).await,
         _ => refuse(StatusCode::NOT_FOUND, "this provider takes no webhooks"),
     }
 }

@@ -2,7 +2,9 @@
 // /version1/messaging with the `apiKey` header and a form body (username, to, message, from),
 // answered 201 with SMSMessageData.Recipients (statusCode 101 and an ATXid_ message id; 403
 // InvalidPhoneNumber for +254700000403; HTTP 500 once for +254700000500), or 401 for a wrong key
-// or username. Every request is kept in `requests` (with its `form`).
+// or username; and POST /version1/airtime/send (username, recipients as a JSON list) answered with
+// a Sent response and an ATQid_ request id per recipient. Every request is kept in `requests`
+// (with its `form`).
 'use strict';
 
 const { serveContract } = require('./contract');
@@ -10,11 +12,33 @@ const { serveContract } = require('./contract');
 async function startAtApi({ port, username, apiKey }) {
     let next = 1;
     const failedOnce = new Set();
+    const idempotent = new Map();
+    // Airtime: `recipients` is a JSON list of { phoneNumber, currencyCode, amount }; the same
+    // Idempotency-Key gets the first answer again.
+    const airtime = (form, record) => {
+        let recipients;
+        try { recipients = JSON.parse(form.recipients); } catch (e) { return [400, 'recipients must be JSON']; }
+        record.recipients = recipients;
+        const key = record.headers['idempotency-key'];
+        if (key && idempotent.has(key)) return [201, idempotent.get(key)];
+        const responses = recipients.map((r) => ({
+            phoneNumber: r.phoneNumber,
+            errorMessage: 'None',
+            amount: `${r.currencyCode} ${Number(r.amount).toFixed(4)}`,
+            status: 'Sent',
+            requestId: `ATQid_${next++}`,
+            discount: `${r.currencyCode} 0.6000`,
+        }));
+        const answer = { errorMessage: 'None', numSent: responses.length, totalAmount: responses[0] && responses[0].amount, totalDiscount: 'KES 0.6000', responses };
+        if (key) idempotent.set(key, answer);
+        return [201, answer];
+    };
     return serveContract(port, (record) => {
         const form = Object.fromEntries(new URLSearchParams(record.raw));
         record.form = form;
-        if (record.method !== 'POST' || record.path !== '/version1/messaging') return [404, 'Not found'];
         if (record.headers.apikey !== apiKey || form.username !== username) return [401, 'The supplied authentication is invalid'];
+        if (record.method === 'POST' && record.path === '/version1/airtime/send') return airtime(form, record);
+        if (record.method !== 'POST' || record.path !== '/version1/messaging') return [404, 'Not found'];
         if (form.to === '+254700000500' && !failedOnce.has(form.to)) {
             failedOnce.add(form.to);
             return [500, 'Internal Server Error'];

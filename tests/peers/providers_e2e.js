@@ -285,6 +285,171 @@ const scenarios = {
         api.close();
     },
 
+    // M-Pesa through Daraja (daraja_api.js keeps its documented contract) and Africa's Talking
+    // airtime (at_api.js): checkouts are STK pushes, payouts B2C payments or airtime, and the
+    // ledger moves only when the provider's result callback confirms.
+    async mpesa() {
+        const { startDarajaApi, daraja } = require('./daraja_api');
+        const { startAtApi } = require('./at_api');
+        const api = await startDarajaApi({
+            port: Number(env('MPESA_PORT')), consumerKey: 'daraja-key', consumerSecret: 'daraja-secret',
+            passkey: 'daraja-passkey', initiator: 'testapi', credential: 'daraja-credential',
+        });
+        const at = await startAtApi({ port: Number(env('AT_PORT')), username: 'sandbox', apiKey: 'at-secret' });
+        const hooksPort = env('WEBHOOKS_PORT');
+        const token = env('WEBHOOK_TOKEN');
+        const hooks = `http://127.0.0.1:${hooksPort}/hooks/mpesa/${token}`;
+        const postJson = async (url, body) => {
+            const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+            const text = await r.text();
+            let parsed = null;
+            try { parsed = JSON.parse(text); } catch (e) { /* not JSON */ }
+            return { status: r.status, body: parsed, text };
+        };
+        const purseId = env('HODI_PURSE');
+        const statuses = [];
+        const received = [];
+        const app = await connectApp((c) => {
+            c.on('paymentStatus', (n, customer, appData, cb) => { statuses.push(n); cb(null, appData); });
+            c.on('receivedPayment', (n, customer, appData, cb) => { received.push(n); cb(null, appData); });
+        });
+        const statusOf = (id) => statuses.filter((s) => s.transactionId === id).map((s) => s.status);
+        const kes = (amount) => ({ amount, currencyCode: 'KES' });
+        const paybill = { number: '174379', channel: 'cellular' };
+        const jane = '+254708374149';
+        const mobile = (number) => ({ customerNumber: { number, provider: 'cellular' }, channelNumber: paybill });
+        const customer = new app.Customer({ number: jane, provider: 'cellular' });
+        const janeId = (await customer.getState()).customerId;
+        const savings = { customerId: janeId, walletId: 'savings' };
+        const wallet = async () => {
+            const state = await customer.getState();
+            const w = state.paymentState && new Map(state.paymentState.wallets).get('savings');
+            return w ? { actual: w.actual.amount, available: w.available.amount } : { actual: 0, available: 0 };
+        };
+
+        // C2B: validation accepts our short code and refuses one nobody bound; a confirmation lands
+        // in the purse once, however often Daraja sends it.
+        let r = await postJson(`${hooks}/c2b-validation`, daraja.c2b('RKTQDM7W60', '174379', '254708374149', '1000.00'));
+        assert.deepStrictEqual([r.status, r.body.ResultCode], [200, '0']);
+        r = await postJson(`${hooks}/c2b-validation`, daraja.c2b('RKTQDM7W61', '999999', '254708374149', '10.00'));
+        assert.deepStrictEqual([r.status, r.body.ResultCode], [200, 'C2B00016']);
+        for (let i = 0; i < 2; i += 1) {
+            r = await postJson(`${hooks}/c2b-confirmation`, daraja.c2b('RKTQDM7W60', '174379', '254708374149', '1000.00'));
+            assert.deepStrictEqual([r.status, r.body.ResultCode], [200, '0'], r.text);
+        }
+        await until(10000, 'receivedPayment', () => received[0]);
+        await sleep(300);
+        assert.strictEqual(received.length, 1, 'a confirmation sent twice was received twice');
+        assert.strictEqual(received[0].purseId, purseId);
+        assert.strictEqual(received[0].value.amount, 1000);
+
+        // A checkout is an STK push; nothing moves until Daraja's result says the customer paid.
+        const pay = await app.initiatePayment(mobile(jane), savings, kes(100), 'Order 42');
+        assert.strictEqual(pay.status, 'pending_confirmation', pay.description);
+        assert.match(pay.description, /provider mpesa/);
+        const oauth = await until(10000, 'the OAuth request', () => api.requests.find((q) => q.path.startsWith('/oauth/')));
+        assert.strictEqual(oauth.method, 'GET');
+        assert.strictEqual(oauth.headers.authorization, `Basic ${Buffer.from('daraja-key:daraja-secret').toString('base64')}`);
+        const stk = await until(10000, 'the STK push', () => api.requests.find((q) => q.path === '/mpesa/stkpush/v1/processrequest'));
+        assert.deepStrictEqual(stk.problems, []);
+        assert.strictEqual(stk.headers.authorization, `Bearer ${oauth.answer.access_token}`);
+        assert.strictEqual(stk.headers['content-type'], 'application/json');
+        assert.strictEqual(stk.body.BusinessShortCode, '174379');
+        assert.strictEqual(stk.body.Amount, 100);
+        assert.strictEqual(stk.body.PartyA, '254708374149');
+        assert.strictEqual(stk.body.TransactionType, 'CustomerPayBillOnline');
+        assert.strictEqual(stk.body.TransactionDesc, 'Order 42');
+        assert.strictEqual(stk.body.CallBackURL, `${hooks}/stk`);
+        await sleep(300);
+        assert.deepStrictEqual(await wallet(), { actual: 0, available: 0 }, 'money moved before the customer paid');
+        const paid = daraja.stkResult(stk.answer.CheckoutRequestID, 0, 100, '254708374149');
+        for (let i = 0; i < 2; i += 1) {
+            r = await postJson(stk.body.CallBackURL, paid);
+            assert.deepStrictEqual([r.status, r.body.ResultCode], [200, '0'], r.text);
+        }
+        await until(10000, 'SUCCESS for the checkout', () => statusOf(pay.transactionId).includes('success'));
+        assert.deepStrictEqual(await wallet(), { actual: 100, available: 100 });
+        await sleep(300);
+        assert.strictEqual(statusOf(pay.transactionId).length, 1, 'a result sent twice was applied twice');
+
+        // The customer cancels the prompt: REJECTED, nothing moves.
+        const no = await app.initiatePayment(mobile(jane), savings, kes(70));
+        const stk2 = await until(10000, 'the second STK push', () => api.requests.filter((q) => q.path === '/mpesa/stkpush/v1/processrequest')[1]);
+        r = await postJson(`${hooks}/stk`, daraja.stkResult(stk2.answer.CheckoutRequestID, 1032));
+        assert.strictEqual(r.status, 200);
+        await until(10000, 'REJECTED', () => statusOf(no.transactionId).includes('rejected'));
+        assert.deepStrictEqual(await wallet(), { actual: 100, available: 100 });
+
+        // Refused up front: cents (M-Pesa moves whole shillings); refused by Daraja: a bad number.
+        const cents = await app.initiatePayment(mobile(jane), savings, kes(10.5));
+        assert.strictEqual(cents.status, 'invalid_request', cents.description);
+        const bad = await app.initiatePayment(mobile('+254700000400'), { purseId }, kes(5));
+        assert.strictEqual(bad.status, 'pending_confirmation');
+        await until(10000, 'FAILED for a number Daraja refuses', () => statusOf(bad.transactionId).includes('failed'));
+
+        // A payout is a B2C payment: held at once, taken only on the result; a failed one is released.
+        const out = await app.initiatePayment(savings, mobile(jane), kes(40), 'Refund');
+        assert.strictEqual(out.status, 'queued', out.description);
+        const b2c = await until(10000, 'the B2C request', () => api.requests.find((q) => q.path === '/mpesa/b2c/v3/paymentrequest'));
+        assert.deepStrictEqual(b2c.problems, []);
+        assert.strictEqual(b2c.body.OriginatorConversationID, out.transactionId);
+        assert.strictEqual(b2c.body.Amount, 40);
+        assert.strictEqual(b2c.body.PartyA, '174379');
+        assert.strictEqual(b2c.body.PartyB, '254708374149');
+        assert.strictEqual(b2c.body.ResultURL, `${hooks}/b2c-result`);
+        assert.strictEqual(b2c.body.QueueTimeOutURL, `${hooks}/b2c-timeout`);
+        assert.deepStrictEqual(await wallet(), { actual: 100, available: 60 }, 'the payout is held, not taken');
+        r = await postJson(b2c.body.ResultURL, daraja.b2cResult(b2c, b2c.answer, 0));
+        assert.deepStrictEqual([r.status, r.body.ResultCode], [200, '0'], r.text);
+        await until(10000, 'SUCCESS for the payout', () => statusOf(out.transactionId).includes('success'));
+        assert.deepStrictEqual(await wallet(), { actual: 60, available: 60 });
+        const fails = await app.initiatePayment(savings, mobile(jane), kes(30));
+        const b2c2 = await until(10000, 'the second B2C request', () => api.requests.filter((q) => q.path === '/mpesa/b2c/v3/paymentrequest')[1]);
+        assert.deepStrictEqual(await wallet(), { actual: 60, available: 30 });
+        r = await postJson(`${hooks}/b2c-result`, daraja.b2cResult(b2c2, b2c2.answer, 2001));
+        await until(10000, 'FAILED for the payout', () => statusOf(fails.transactionId).includes('failed'));
+        assert.deepStrictEqual(await wallet(), { actual: 60, available: 60 }, 'a failed payout is released');
+        // Daraja down for a moment: the request is made again, and paid once.
+        const retried = await app.initiatePayment({ purseId }, mobile('+254700000503'), kes(20));
+        assert.strictEqual(retried.status, 'queued', retried.description);
+        await until(15000, 'the B2C request after a 503', () => api.requests.some((q) => q.body && q.body.PartyB === '254700000503' && q.answer.ResponseCode === '0'));
+        assert.strictEqual(api.requests.filter((q) => q.body && q.body.PartyB === '254700000503').length, 2);
+
+        // The door: a wrong token, a malformed body, a reference we never made.
+        r = await postJson(`http://127.0.0.1:${hooksPort}/hooks/mpesa/wrong-token/stk`, paid);
+        assert.strictEqual(r.status, 403);
+        r = await postJson(`${hooks}/stk`, '{"Body": {');
+        assert.strictEqual(r.status, 400);
+        r = await postJson(`${hooks}/stk`, { Body: { stkCallback: { ResultCode: 0 } } });
+        assert.strictEqual(r.status, 400);
+        r = await postJson(`${hooks}/stk`, daraja.stkResult('ws_CO_never', 0, 1, '254708374149'));
+        assert.strictEqual(r.status, 404);
+
+        // Airtime through Africa's Talking: a payout on an airtime number, settled by its status callback.
+        const airtimeNumber = { number: 'hodi-airtime', channel: 'airtime' };
+        const topUp = await app.initiatePayment({ purseId }, { customerNumber: { number: '+254711000777', provider: 'cellular' }, channelNumber: airtimeNumber }, kes(50));
+        assert.strictEqual(topUp.status, 'queued', topUp.description);
+        const sent = await until(10000, 'the airtime request', () => at.requests.find((q) => q.path === '/version1/airtime/send'));
+        assert.strictEqual(sent.headers.apikey, 'at-secret');
+        assert.strictEqual(sent.headers['idempotency-key'], topUp.transactionId);
+        assert.strictEqual(sent.form.username, 'sandbox');
+        assert.deepStrictEqual(sent.recipients, [{ phoneNumber: '+254711000777', currencyCode: 'KES', amount: '50.00' }]);
+        const atHooks = `http://127.0.0.1:${hooksPort}/hooks/at/${token}`;
+        const form = (fields) => fetch(`${atHooks}/airtime`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+        assert.strictEqual((await form({ status: 'Success' })).status, 400);
+        const requestId = sent.answer.responses[0].requestId;
+        const delivered = await form({ phoneNumber: '+254711000777', description: 'Airtime Delivered Successfully', status: 'Success', requestId, discount: 'KES 0.6000', value: 'KES 50.0000' });
+        assert.strictEqual(delivered.status, 200);
+        await until(10000, 'SUCCESS for the airtime', () => statusOf(topUp.transactionId).includes('success'));
+        const collect = await app.initiatePayment({ customerNumber: { number: '+254711000777', provider: 'cellular' }, channelNumber: airtimeNumber }, { purseId }, kes(5));
+        assert.strictEqual(collect.status, 'not_supported', collect.description);
+
+        console.log(JSON.stringify({ ok: true, daraja: api.requests.length, airtime: at.requests.length }));
+        app.disconnect();
+        api.close();
+        at.close();
+    },
+
     // Twilio's Messages API for SMS and WhatsApp, against a local server that keeps its documented
     // contract (twilio_api.js), with status callbacks and incoming messages signed as Twilio signs.
     async twilio() {

@@ -80,7 +80,8 @@ async fn load_url(url: &str) -> Result<Arc<Vec<i16>>> {
     if let Some(samples) = cached(url, |s| matches!(s, Source::Url { fetched } if fetched.elapsed() < URL_TTL)) {
         return Ok(samples);
     }
-    let answer = crate::channel::http::get(url, FETCH_TIMEOUT, MAX_BYTES).await.map_err(|e| anyhow::anyhow!(e.0))?;
+    let answer =
+        crate::channel::http::get(url, &[], FETCH_TIMEOUT, MAX_BYTES).await.map_err(|e| anyhow::anyhow!(e.0))?;
     if !(200..300).contains(&answer.status) {
         bail!("{url}: HTTP {}", answer.status);
     }
