@@ -77,6 +77,7 @@ async fn smsc(seen: Arc<Mutex<Seen>>) -> Result<String> {
 }
 
 struct Run {
+    binds: u32,
     window: u32,
     messages: usize,
     /// First to last submit_sm at the SMSC.
@@ -89,15 +90,16 @@ struct Run {
     latency_count: usize,
 }
 
-/// A server whose sms number 21356 sends through an SMSC of our own with `window`.
-async fn server(window: u32, seen: Arc<Mutex<Seen>>) -> Result<super::BenchServer> {
+/// A server whose sms number 21356 sends through an SMSC of our own over `binds` binds with `window`.
+async fn server(binds: u32, window: u32, seen: Arc<Mutex<Seen>>) -> Result<super::BenchServer> {
     let address = smsc(seen).await?;
-    let server = super::BenchServer::start(&format!("smpp-{window}"), |config| {
+    let server = super::BenchServer::start(&format!("smpp-{binds}-{window}"), |config| {
         let provider = Smpp {
             address,
             system_id: "hodi".into(),
             password: Secret::new("bench"),
             delivery_receipts: false,
+            binds,
             limits: Limits { window, ..Limits::default() },
             ..Smpp::default()
         };
@@ -108,9 +110,9 @@ async fn server(window: u32, seen: Arc<Mutex<Seen>>) -> Result<super::BenchServe
     Ok(server)
 }
 
-async fn run(window: u32, messages: usize, latencies: usize) -> Result<Run> {
+async fn run(binds: u32, window: u32, messages: usize, latencies: usize) -> Result<Run> {
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = server(window, seen.clone()).await?;
+    let server = server(binds, window, seen.clone()).await?;
     let meta = AppConnectionMetadata { simplex_mode: true, ..server.meta() };
     let app = super::messaging::connect(&server.addr, meta, Arc::new(hodi_rsocket::echo::Echo::default())).await?;
     // Let the bind come up.
@@ -175,6 +177,7 @@ async fn run(window: u32, messages: usize, latencies: usize) -> Result<Run> {
     };
     server.stop();
     Ok(Run {
+        binds,
         window,
         messages,
         submit_seconds: (last - first).as_secs_f64(),
@@ -192,11 +195,12 @@ pub fn main(args: &[String]) -> Result<()> {
     let latencies = super::arg(args, "--latencies", 1_000.0)? as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut runs = Vec::new();
-    for (window, n) in [(10, messages), (100, messages), (100, tagged)] {
-        let r = runtime.block_on(run(window, n, latencies))?;
+    for (binds, window, n) in [(1, 10, messages), (1, 100, messages), (4, 100, messages), (1, 100, tagged)] {
+        let r = runtime.block_on(run(binds, window, n, latencies))?;
         eprintln!(
-            "window {}: {} messages, submit {:.0}/s (first to last {:.2} s), send-by-tag to last submit {:.2} s \
+            "binds {} window {}: {} messages, submit {:.0}/s (first to last {:.2} s), send-by-tag to last submit {:.2} s \
              ({:.0}/s), CPU {:.1} us/message; SendMessage → submit_sm p50 {:.2} ms p99 {:.2} ms ({})",
+            r.binds,
             r.window,
             r.messages,
             r.messages as f64 / r.submit_seconds,
@@ -212,19 +216,20 @@ pub fn main(args: &[String]) -> Result<()> {
     }
     let mut section = String::from(
         "## SMS through SMPP (`hodi-bench smpp`)\n\n\
-         One transceiver bind to an SMSC written in the benchmark with `rusmpp`'s codec, which answers every\n\
+         One (or four) transceiver binds to an SMSC written in the benchmark with `rusmpp`'s codec, which answers every\n\
          submit_sm at once (so it keeps up). Hodi runs in the same process on embedded SQLite, with no app connected\n\
          (each SENT `message_status` waits in the outbox). SendMessageTag queues one message per tagged customer;\n\
          the provider's worker submits them through the window and settles each SENT in batches. Submit rate: first\n\
          to last submit_sm at the SMSC; end to end: the command to the last submit_sm. CPU: the process's (Hodi and\n\
          the SMSC together) per message. Latency: one SendMessage at a time, from the request to its submit_sm at\n\
          the SMSC.\n\n\
-         | window | messages | submit_sm/s | end to end | CPU / message | SendMessage → submit_sm p50 | p99 |\n\
-         | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         | binds | window (across the binds) | messages | submit_sm/s | end to end | CPU / message | SendMessage → submit_sm p50 | p99 |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in &runs {
         section.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0}/s ({:.1} s) | {:.0} µs | {:.2} ms | {:.2} ms |\n",
+            "| {} | {} | {} | {:.0} | {:.0}/s ({:.1} s) | {:.0} µs | {:.2} ms | {:.2} ms |\n",
+            r.binds,
             r.window,
             r.messages,
             r.messages as f64 / r.submit_seconds,

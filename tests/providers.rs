@@ -60,6 +60,7 @@ kind = "smpp"
 address = "127.0.0.1:{smsc}"
 system_id = "hodi"
 password_env = "HODI_TEST_SMPP_PASSWORD"
+binds = 2
 reconnect_secs = 1
 reconnect_max_secs = 1
 limits = {{ window = 10, retry_secs = 1 }}

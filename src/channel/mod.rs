@@ -25,6 +25,7 @@ pub mod mpesa;
 pub mod payments;
 pub mod providers;
 pub mod smpp;
+pub mod sms_parts;
 pub mod smtp;
 pub mod telegram;
 pub mod twilio;

@@ -1,19 +1,21 @@
-//! SMS over SMPP 3.4: one transceiver bind to an SMSC per provider.
+//! SMS over SMPP 3.4: `binds` transceiver binds to an SMSC per provider (one by default).
 //!
-//! A supervisor task keeps the bind up (connect, bind_transceiver, enquire_link, reconnect with
+//! A supervisor task per bind keeps it up (connect, bind_transceiver, enquire_link, reconnect with
 //! doubling delays) and reads what the SMSC sends: delivery receipts and customers' messages
-//! arrive as deliver_sm, are answered at once and become [`ChannelEvent`]s. Sending splits a
-//! text into GSM-7 or (when it has characters GSM-7 lacks) UCS-2 parts, concatenated with a
-//! UDH when it is long, and submits each part; the SMSC's message ids are the parts' ids.
+//! arrive as deliver_sm, are answered at once and become [`ChannelEvent`]s; the parts of a long
+//! message from a customer are put back together first ([`super::sms_parts`], shared by the
+//! binds, since parts may come on any). Sending takes the next bind that is up, splits a text into
+//! GSM-7 or (when it has characters GSM-7 lacks) UCS-2 parts, concatenated with a UDH when it is
+//! long, and submits each part on that bind; the SMSC's message ids are the parts' ids.
 //!
 //! The PDU codec, the session and the encodings are the `rusmpp` / `rusmppc` crates'; this module
 //! only decides what to send and what the answers mean.
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use prost::Message;
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::events::{self, ChannelEvent, Received};
+use super::sms_parts::{split_udh, Joined, Reassembly};
 use super::worker::{Refusal, Transport};
 use crate::config::providers::{Secret, Smpp as Settings};
 use crate::store::providers::{AcceptedPart, QueuedSend};
@@ -41,14 +44,28 @@ const BIND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a send waits for the bind to come (back) up before it is a transient failure.
 const WAIT_FOR_BIND: Duration = Duration::from_secs(5);
 
-/// One SMPP provider: the current bind (if any) and how to use it.
+/// Most binds one provider keeps.
+const MAX_BINDS: u32 = 16;
+/// How often parts that wait too long for the rest of their message are passed on.
+const PARTS_SWEEP: Duration = Duration::from_secs(5);
+
+/// One SMPP provider: its binds (each up or not) and how to use them.
 pub struct Smpp {
     name: String,
     settings: Settings,
-    bound: watch::Receiver<Option<Client>>,
+    binds: Vec<Bind>,
+    /// Where the next send starts looking for a bind that is up.
+    next: AtomicUsize,
     /// The concatenation reference of the next long message (the SMSC and phone tell parts of
     /// different messages apart by it).
     reference: AtomicU8,
+    /// Parts of customers' long messages, waiting for the rest.
+    parts: Mutex<Reassembly<DataCoding>>,
+}
+
+/// One bind: its client while it is up, and its submits out (for [`drive`]).
+struct Bind {
+    bound: watch::Receiver<Option<Client>>,
     busy: Arc<Busy>,
 }
 
@@ -77,31 +94,106 @@ impl Smpp {
         if password.expose().len() > 8 {
             return Err("an SMPP 3.4 password is at most 8 characters".into());
         }
-        let (tx, rx) = watch::channel(None);
+        if settings.binds == 0 || settings.binds > MAX_BINDS {
+            return Err(format!("binds must be 1 to {MAX_BINDS}, not {}", settings.binds));
+        }
+        let (senders, binds): (Vec<_>, Vec<_>) = (0..settings.binds)
+            .map(|_| {
+                let (tx, rx) = watch::channel(None);
+                (tx, Bind { bound: rx, busy: Arc::default() })
+            })
+            .unzip();
         let smpp = Arc::new(Smpp {
             name: name.to_string(),
             settings,
-            bound: rx,
+            binds,
+            next: AtomicUsize::new(0),
             reference: AtomicU8::new(0),
-            busy: Arc::default(),
+            parts: Mutex::default(),
         });
-        tokio::spawn(supervise(smpp.clone(), password, tx, events, shutdown));
+        for (index, tx) in senders.into_iter().enumerate() {
+            tokio::spawn(supervise(smpp.clone(), index, password.clone(), tx, events.clone(), shutdown.clone()));
+        }
         Ok(smpp)
     }
 
-    /// The bind, waiting up to [`WAIT_FOR_BIND`] for it to come up.
-    async fn client(&self) -> Option<Client> {
-        let mut bound = self.bound.clone();
-        let wait = async move {
-            bound.wait_for(|c| c.as_ref().is_some_and(|c| c.is_active())).await.ok().and_then(|c| c.clone())
-        };
-        tokio::time::timeout(WAIT_FOR_BIND, wait).await.ok().flatten()
+    /// The next bind that is up (round the binds), waiting up to [`WAIT_FOR_BIND`] for one to
+    /// come up when none is.
+    async fn client(&self) -> Option<(Client, Arc<Busy>)> {
+        let n = self.binds.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            let bind = &self.binds[(start + i) % n];
+            let up = bind.bound.borrow().as_ref().filter(|c| c.is_active()).cloned();
+            if let Some(client) = up {
+                return Some((client, bind.busy.clone()));
+            }
+        }
+        let waits = self.binds.iter().map(|bind| {
+            let (mut bound, busy) = (bind.bound.clone(), bind.busy.clone());
+            Box::pin(async move {
+                let client = bound.wait_for(|c| c.as_ref().is_some_and(|c| c.is_active())).await.ok()?.clone()?;
+                Some((client, busy))
+            })
+        });
+        tokio::time::timeout(WAIT_FOR_BIND, futures_util::future::select_all(waits))
+            .await
+            .ok()
+            .and_then(|(up, _, _)| up)
+    }
+
+    /// What a deliver_sm means: a receipt, a customer's message, or (a part of a long message
+    /// whose other parts are still out) nothing yet.
+    fn delivered(&self, d: &DeliverSm) -> Vec<ChannelEvent> {
+        let bytes: &[u8] = d.short_message().as_ref();
+        if matches!(d.esm_class.message_type, MessageType::ShortMessageContainsMCDeliveryReceipt) {
+            return receipt(&self.name, bytes).into_iter().collect();
+        }
+        let udhi = matches!(d.esm_class.gsm_features, GsmFeatures::UdhiIndicator | GsmFeatures::SetUdhiAndReplyPath);
+        let (place, body) = if udhi { split_udh(bytes) } else { (None, bytes) };
+        let (from, to) = (d.source_addr.as_str(), d.destination_addr.as_str());
+        let Some(place) = place else { return vec![self.received(from, to, d.data_coding, body)] };
+        let joined = self.parts.lock().unwrap_or_else(|e| e.into_inner()).add(
+            from,
+            to,
+            place,
+            d.data_coding,
+            body,
+            Instant::now(),
+        );
+        joined.into_iter().map(|j| self.joined(j)).collect()
+    }
+
+    /// Long messages whose parts stopped coming, as far as they came.
+    fn overdue(&self) -> Vec<ChannelEvent> {
+        let late = self.parts.lock().unwrap_or_else(|e| e.into_inner()).expired(Instant::now());
+        late.into_iter().map(|j| self.joined(j)).collect()
+    }
+
+    fn joined(&self, j: Joined<DataCoding>) -> ChannelEvent {
+        if !j.complete {
+            warn!(provider = %self.name, from = j.from, "a long message passed on without all its parts");
+        }
+        self.received(&j.from, &j.to, j.coding, &j.data)
+    }
+
+    fn received(&self, from: &str, to: &str, coding: DataCoding, body: &[u8]) -> ChannelEvent {
+        ChannelEvent::Received(Received {
+            provider: self.name.clone(),
+            channel: MessagingChannel::Sms,
+            channel_number: to.to_string(),
+            customer_number: international(from),
+            text: decode_text(coding, body),
+            provider_message_id: None,
+            email: None,
+        })
     }
 }
 
 /// Keeps the bind up until shutdown.
 async fn supervise(
     smpp: Arc<Smpp>,
+    index: usize,
     password: Secret,
     bound: watch::Sender<Option<Client>>,
     events: events::Sender,
@@ -111,18 +203,27 @@ async fn supervise(
     let first = Duration::from_secs(s.reconnect_secs.max(1));
     let max = Duration::from_secs(s.reconnect_max_secs.max(s.reconnect_secs.max(1)));
     let mut delay = first;
+    let busy = smpp.binds[index].busy.clone();
+    let mut sweep = tokio::time::interval(PARTS_SWEEP);
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            attempt = tokio::time::timeout(BIND_TIMEOUT, bind(s, &password, smpp.busy.clone())) => attempt,
+            attempt = tokio::time::timeout(BIND_TIMEOUT, bind(s, &password, busy.clone())) => attempt,
         };
         match attempt {
             Ok(Ok((client, mut incoming))) => {
-                info!(provider = %smpp.name, address = %s.address, "bound to the SMSC as a transceiver");
+                info!(provider = %smpp.name, bind = index, address = %s.address, "bound to the SMSC as a transceiver");
                 delay = first;
                 bound.send_replace(Some(client.clone()));
                 loop {
                     tokio::select! {
+                        _ = sweep.tick() => {
+                            for event in smpp.overdue() {
+                                if events.send(event).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
                         _ = shutdown.cancelled() => {
                             bound.send_replace(None);
                             let _ = tokio::time::timeout(Duration::from_secs(2), client.unbind()).await;
@@ -139,7 +240,7 @@ async fn supervise(
                                     if let Err(e) = client.deliver_sm_resp(sequence, DeliverSmResp::default()).await {
                                         warn!(provider = %smpp.name, error = %e, "answering a deliver_sm");
                                     }
-                                    if let Some(event) = delivered(&smpp.name, deliver) {
+                                    for event in smpp.delivered(deliver) {
                                         if events.send(event).await.is_err() {
                                             return;
                                         }
@@ -153,14 +254,14 @@ async fn supervise(
                     }
                 }
                 bound.send_replace(None);
-                warn!(provider = %smpp.name, address = %s.address, "the SMSC link closed; binding again");
+                warn!(provider = %smpp.name, bind = index, address = %s.address, "the SMSC link closed; binding again");
             }
             Ok(Err(why)) => {
-                warn!(provider = %smpp.name, address = %s.address, why, retry_in_ms = delay.as_millis() as u64,
-                    "cannot bind to the SMSC")
+                warn!(provider = %smpp.name, bind = index, address = %s.address, why,
+                    retry_in_ms = delay.as_millis() as u64, "cannot bind to the SMSC")
             }
-            Err(_) => warn!(provider = %smpp.name, address = %s.address, retry_in_ms = delay.as_millis() as u64,
-                "cannot bind to the SMSC: no answer in time"),
+            Err(_) => warn!(provider = %smpp.name, bind = index, address = %s.address,
+                retry_in_ms = delay.as_millis() as u64, "cannot bind to the SMSC: no answer in time"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -293,13 +394,13 @@ impl Transport for Smpp {
             .fallback(Utf16)
             .build()
             .map_err(|e| Refusal::Permanent(format!("the text cannot be sent as SMS: {e}")))?;
-        let Some(client) = self.client().await else {
+        let Some((client, busy)) = self.client().await else {
             return Err(Refusal::Transient("not bound to the SMSC".into()));
         };
         let count = parts.len() as i64;
         let mut accepted = Vec::with_capacity(parts.len());
         for (i, part) in parts.into_iter().enumerate() {
-            let _out = Out::start(&self.busy);
+            let _out = Out::start(&busy);
             match client.submit_sm(part).await {
                 Ok(resp) => accepted.push(AcceptedPart {
                     provider_message_id: resp.message_id().as_str().to_string(),
@@ -369,34 +470,16 @@ fn refusal(e: rusmppc::error::Error) -> Refusal {
     }
 }
 
-/// What a deliver_sm tells us: a delivery receipt or a customer's message.
-fn delivered(provider: &str, d: &DeliverSm) -> Option<ChannelEvent> {
-    let bytes: &[u8] = d.short_message().as_ref();
-    if matches!(d.esm_class.message_type, MessageType::ShortMessageContainsMCDeliveryReceipt) {
-        let text = String::from_utf8_lossy(bytes);
-        let receipt = parse_receipt(&text)?;
-        return Some(ChannelEvent::Receipt {
-            provider: provider.to_string(),
-            provider_message_id: receipt.id,
-            status: receipt.status,
-            reason: receipt.state,
-        });
-    }
-    let udhi = matches!(d.esm_class.gsm_features, GsmFeatures::UdhiIndicator | GsmFeatures::SetUdhiAndReplyPath);
-    // A UDH starts with its own length; what follows it is the text.
-    let body = match (udhi, bytes.first()) {
-        (true, Some(&len)) => bytes.get(1 + len as usize..).unwrap_or_default(),
-        _ => bytes,
-    };
-    Some(ChannelEvent::Received(Received {
+/// A delivery receipt's event, if the text is one with an outcome.
+fn receipt(provider: &str, bytes: &[u8]) -> Option<ChannelEvent> {
+    let text = String::from_utf8_lossy(bytes);
+    let receipt = parse_receipt(&text)?;
+    Some(ChannelEvent::Receipt {
         provider: provider.to_string(),
-        channel: MessagingChannel::Sms,
-        channel_number: d.destination_addr.as_str().to_string(),
-        customer_number: international(d.source_addr.as_str()),
-        text: decode_text(d.data_coding, body),
-        provider_message_id: None,
-        email: None,
-    }))
+        provider_message_id: receipt.id,
+        status: receipt.status,
+        reason: receipt.state,
+    })
 }
 
 /// A number as the customer is known by: `+` and digits when the SMSC gives bare digits.

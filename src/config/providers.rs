@@ -188,6 +188,9 @@ pub struct Smpp {
     /// An environment variable holding the password (when `password` is empty).
     pub password_env: String,
     pub system_type: String,
+    /// Transceiver binds kept up at once (1–16): an SMSC takes 100–150 messages a second on one
+    /// bind, so more binds carry more. Messages go round them; `limits.window` counts across them.
+    pub binds: u32,
     /// Seconds between enquire_links while the bind is idle.
     pub enquire_link_secs: u64,
     /// How long a submit_sm waits for its response.
@@ -209,6 +212,7 @@ impl Default for Smpp {
             password: Secret::default(),
             password_env: String::new(),
             system_type: String::new(),
+            binds: 1,
             enquire_link_secs: 30,
             response_timeout_secs: 10,
             delivery_receipts: true,

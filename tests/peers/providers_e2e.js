@@ -39,7 +39,7 @@ const scenarios = {
         const smsc = startSmsc({ port: Number(env('SMSC_PORT')), systemId: 'hodi', password: 'secret' });
         await smsc.listen();
         const count = (pred) => smsc.events.filter(pred).length;
-        await until(20000, 'Hodi binding to the SMSC', () => count((e) => e.event === 'bound'));
+        await until(20000, 'Hodi binding to the SMSC twice (binds = 2)', () => count((e) => e.event === 'bound') >= 2);
         assert.strictEqual(smsc.events.find((e) => e.event === 'bound').interface_version, 0x34);
 
         const statuses = [];
@@ -95,6 +95,20 @@ const scenarios = {
         smsc.mo('254700000010', '21356', 'Karibu 你好', 8);
         const mo2 = await until(10000, 'a second receivedSms', () => received[1]);
         assert.strictEqual(mo2.n.text, 'Karibu 你好');
+
+        // Long messages in parts, last part first and across both binds: one receivedSms each,
+        // whole, even when a UCS-2 part ends between the two halves of an emoji.
+        const from = (n) => received.filter((r) => r.customer.customerNumber.number === n);
+        smsc.moParts('254700000011', '21356', ['Part one of a long ', 'message from a customer ', 'who writes a lot.']);
+        const inParts = await until(10000, 'the long receivedSms', () => from('+254700000011')[0]);
+        assert.strictEqual(inParts.n.text, 'Part one of a long message from a customer who writes a lot.');
+        const emoji = 'Habari 😀 rafiki';
+        const cut = emoji.indexOf('😀') + 1;
+        smsc.moParts('254700000012', '21356', [emoji.slice(0, cut), emoji.slice(cut)], 8, 9);
+        const split = await until(10000, 'the UCS-2 receivedSms', () => from('+254700000012')[0]);
+        assert.strictEqual(split.n.text, emoji);
+        await sleep(300);
+        assert.strictEqual(from('+254700000011').length, 1, 'a long message arrived in pieces');
 
         // Throttling: three refusals slow Hodi down; the message is still sent, once.
         smsc.throttle = 3;

@@ -101,6 +101,19 @@ function startSmsc({ port, systemId, password }) {
     });
     // data_coding 0 (the SMSC default alphabet, GSM-7) unless given, e.g. 8 for UCS-2.
     smsc.mo = (from, to, text, dataCoding = 0) => smsc.deliver({ source_addr: from, destination_addr: to, data_coding: dataCoding, short_message: text });
+    // A customer's long message in parts, each with a UDH (8-bit reference `ref`), sent last part
+    // first and round the bound sessions (an SMSC may deliver parts on any bind).
+    smsc.moParts = (from, to, parts, dataCoding = 0, ref = 7) => {
+        const sessions = bound();
+        if (!sessions.length) throw new Error('no bound session to deliver to');
+        parts.map((text, i) => ({ text, seq: i + 1 })).reverse().forEach((part, k) => {
+            const udh = Buffer.from([5, 0x00, 3, ref, parts.length, part.seq]);
+            sessions[k % sessions.length].deliver_sm(
+                { source_addr: from, destination_addr: to, data_coding: dataCoding, esm_class: 0x40, short_message: { udh, message: part.text } },
+                (resp) => emit({ event: 'deliver_sm_resp', status: resp.command_status }),
+            );
+        });
+    };
     // Ends every link (as a crashed SMSC would) and stops listening; `listen` starts again.
     smsc.stop = () => new Promise((resolve) => {
         for (const s of smsc.sessions) s.socket.destroy();
