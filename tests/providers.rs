@@ -102,6 +102,13 @@ bot_token_env = "HODI_TEST_TG_TOKEN"
 base_url = "http://127.0.0.1:{tg}"
 webhook_token_env = "HODI_TEST_AT_TOKEN"
 
+[providers.tgpoll]
+kind = "telegram"
+username = "hodi_poll_bot"
+bot_token_env = "HODI_TEST_TG_TOKEN"
+base_url = "http://127.0.0.1:{tg}"
+updates = "polling"
+
 [providers.meta]
 kind = "meta"
 access_token_env = "HODI_TEST_META_TOKEN"
@@ -283,7 +290,8 @@ fn twilio_sms_and_whatsapp_follow_its_documented_api_and_signed_callbacks() {
 
 #[test]
 fn a_telegram_bot_follows_the_bot_api_and_its_webhook_secret() {
-    let (hodi, _, _dir) = scenario("telegram", &[("telegram", "hodi_bot", "telegram:tg")], |p| ("TG_PORT", p.tg));
+    let numbers = [("telegram", "hodi_bot", "telegram:tg"), ("telegram", "hodi_poll_bot", "tgpoll")];
+    let (hodi, _, _dir) = scenario("telegram", &numbers, |p| ("TG_PORT", p.tg));
     assert!(!hodi.stderr().contains("test-bot-token"), "the bot token reached the log");
 }
 

@@ -5,6 +5,10 @@
 //! notifications and received messages. A full channel slows the provider down instead of
 //! growing.
 
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
 use crate::store::providers::AcceptedPart;
 use crate::wire::{MessageDeliveryStatus, MessagingChannel};
 
@@ -21,7 +25,36 @@ pub enum ChannelEvent {
     Receipt { provider: String, provider_message_id: String, status: MessageDeliveryStatus, reason: String },
     /// A customer wrote to one of our numbers.
     Received(Received),
+    /// Answered once everything sent before it is applied (true) or failed to apply (false): a
+    /// provider that must confirm what it handed over (Telegram's getUpdates offset) waits for it.
+    Flush(Ack),
 }
+
+/// The answer to a [`ChannelEvent::Flush`].
+#[derive(Debug, Clone)]
+pub struct Ack(Arc<Mutex<Option<oneshot::Sender<bool>>>>);
+
+impl Ack {
+    pub fn new() -> (Ack, oneshot::Receiver<bool>) {
+        let (tx, rx) = oneshot::channel();
+        (Ack(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    /// Answers (the first answer counts).
+    pub fn send(&self, applied: bool) {
+        if let Some(tx) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(applied);
+        }
+    }
+}
+
+impl PartialEq for Ack {
+    fn eq(&self, other: &Ack) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Ack {}
 
 /// A customer's message as a provider hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]

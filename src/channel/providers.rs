@@ -80,7 +80,13 @@ impl Providers {
                     worker.spawn_payments(t.clone());
                     worker.spawn(t)
                 }),
-                Provider::Telegram(s) => Telegram::new(name, s).map(|t| worker.spawn(Arc::new(t))),
+                Provider::Telegram(s) => Telegram::new(name, s).map(|t| {
+                    let t = Arc::new(t);
+                    if s.updates == "polling" {
+                        tokio::spawn(t.clone().poll(events.clone(), shutdown.clone()));
+                    }
+                    worker.spawn(t)
+                }),
                 Provider::Meta(s) => Meta::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Mailgun(s) => Mailgun::new(name, s).map(|t| worker.spawn(Arc::new(t))),
                 Provider::Mpesa(s) => provider.webhook_token().and_then(|token| {

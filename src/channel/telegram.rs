@@ -7,12 +7,21 @@
 //! (with `retry_after`) slows down, anything else is tried again. Telegram sends no delivery
 //! receipts.
 //!
-//! In (parsed here, served by [`crate::webhooks`]): an Update (`message.chat.id`, `message.text`).
+//! In: an Update (`message.chat.id`, `message.text`), posted to [`crate::webhooks`] (`updates =
+//! "webhook"`) or fetched here with long-polling getUpdates (`updates = "polling"`: for a Hodi that
+//! Telegram cannot reach). Polling first removes the bot's webhook (getUpdates refuses while one is
+//! set), then asks `{"offset", "timeout": 25, "limit": 50, "allowed_updates": ["message"]}`; the
+//! offset, which confirms the updates before it to Telegram, moves past a batch only once
+//! messaging has stored it, so a crash at any point loses nothing (an update fetched twice is
+//! stored once: inbound messages are idempotent per provider id).
 
 use std::time::Duration;
 
 use prost::Message;
 use serde::Deserialize;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
 use super::events::{ChannelEvent, Received};
 use super::http;
@@ -42,6 +51,9 @@ impl Telegram {
         let bot_token = settings.bot_token()?;
         if bot_token.is_empty() {
             return Err("bot_token or bot_token_env is required".into());
+        }
+        if !matches!(settings.updates.as_str(), "webhook" | "polling") {
+            return Err(format!("updates must be \"webhook\" or \"polling\", not {:?}", settings.updates));
         }
         Ok(Telegram { name: name.to_string(), settings: settings.clone(), bot_token: bot_token.expose().to_string() })
     }
@@ -106,6 +118,8 @@ impl Transport for Telegram {
 #[derive(Debug, Deserialize)]
 struct Update {
     #[serde(default)]
+    update_id: i64,
+    #[serde(default)]
     message: Option<UpdateMessage>,
 }
 
@@ -126,9 +140,13 @@ struct Chat {
 /// (edits, a message with no text, membership changes…).
 pub fn update(provider: &str, username: &str, body: &[u8]) -> Result<Option<ChannelEvent>, String> {
     let update: Update = serde_json::from_slice(body).map_err(|e| format!("not a Telegram Update: {e}"))?;
-    let Some(message) = update.message else { return Ok(None) };
-    let Some(text) = message.text else { return Ok(None) };
-    Ok(Some(ChannelEvent::Received(Received {
+    Ok(received(provider, username, update))
+}
+
+fn received(provider: &str, username: &str, update: Update) -> Option<ChannelEvent> {
+    let message = update.message?;
+    let text = message.text?;
+    Some(ChannelEvent::Received(Received {
         provider: provider.to_string(),
         channel: MessagingChannel::Telegram,
         channel_number: username.to_string(),
@@ -136,7 +154,144 @@ pub fn update(provider: &str, username: &str, body: &[u8]) -> Result<Option<Chan
         text,
         provider_message_id: Some(format!("{}:{}", message.chat.id, message.message_id)),
         email: None,
-    })))
+    }))
+}
+
+/// How long one getUpdates waits for updates at Telegram (its `timeout`).
+const POLL_SECS: u64 = 25;
+/// Updates fetched at once (their answer stays well under the HTTP client's 256 KiB).
+const POLL_LIMIT: u32 = 50;
+
+/// getUpdates' answer: the updates (as the customers' messages among them) and the next offset.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Polled {
+    pub events: Vec<ChannelEvent>,
+    /// One past the last update's id (None when there was none).
+    pub next_offset: Option<i64>,
+}
+
+/// Reads getUpdates' answer.
+pub fn polled(provider: &str, username: &str, status: u16, body: &[u8]) -> Result<Polled, String> {
+    #[derive(Deserialize)]
+    struct Updates {
+        ok: bool,
+        #[serde(default)]
+        result: Vec<serde_json::Value>,
+        #[serde(default)]
+        error_code: u16,
+        #[serde(default)]
+        description: String,
+    }
+    let answer: Updates = serde_json::from_slice(body)
+        .map_err(|e| format!("getUpdates answered {status}, not the Bot API's JSON ({e})"))?;
+    if !answer.ok {
+        let hint = if answer.error_code == 409 { " (another poller or a webhook holds the bot)" } else { "" };
+        return Err(format!("getUpdates: {} ({}){hint}", answer.description, answer.error_code));
+    }
+    let mut events = Vec::new();
+    let mut last = None;
+    for value in answer.result {
+        // One update Hodi cannot read must not stop the rest: it is skipped (and confirmed).
+        match serde_json::from_value::<Update>(value) {
+            Ok(update) => {
+                last = last.max(Some(update.update_id));
+                events.extend(received(provider, username, update));
+            }
+            Err(e) => tracing::warn!(provider, error = %e, "an update that is not one: skipped"),
+        }
+    }
+    Ok(Polled { events, next_offset: last.map(|id| id + 1) })
+}
+
+impl Telegram {
+    fn method(&self, method: &str) -> String {
+        format!("{}/bot{}/{method}", self.settings.base_url.trim_end_matches('/'), self.bot_token)
+    }
+
+    /// Fetches updates with long polling until shutdown, handing customers' messages to
+    /// messaging and confirming them only once they are stored.
+    pub async fn poll(self: std::sync::Arc<Self>, events: super::events::Sender, shutdown: CancellationToken) {
+        let name = self.name.as_str();
+        let timeout = Duration::from_secs(self.settings.timeout_secs.max(1));
+        let mut backoff = Duration::from_secs(1);
+        let mut offset: i64 = 0;
+        let mut webhook_removed = false;
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if !webhook_removed {
+                // getUpdates refuses while a webhook is set; pending updates are kept.
+                let body = br#"{"drop_pending_updates":false}"#.to_vec();
+                match http::post(&self.method("deleteWebhook"), &[], "application/json", body, timeout).await {
+                    Ok(a) if a.status == 200 => {
+                        debug!(provider = name, "webhook removed; polling for updates");
+                        webhook_removed = true;
+                    }
+                    Ok(a) => warn!(provider = name, status = a.status, "deleteWebhook refused"),
+                    Err(_) => warn!(provider = name, "deleteWebhook got no answer"),
+                }
+            }
+            let body = serde_json::json!({
+                "offset": offset,
+                "timeout": POLL_SECS,
+                "limit": POLL_LIMIT,
+                "allowed_updates": ["message"],
+            })
+            .to_string()
+            .into_bytes();
+            let wait = Duration::from_secs(POLL_SECS) + timeout;
+            let url = self.method("getUpdates");
+            let answer = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                a = http::post(&url, &[], "application/json", body, wait) => a,
+            };
+            let polled = match answer {
+                // The URL holds the bot token: errors name the method only.
+                Err(_) => Err("getUpdates got no answer".to_string()),
+                Ok(a) => {
+                    // Someone set a webhook again: it is removed before the next poll.
+                    webhook_removed &= a.status != 409;
+                    polled(name, &self.settings.username, a.status, &a.body)
+                }
+            };
+            let polled = match polled {
+                Ok(p) => p,
+                Err(why) => {
+                    warn!(provider = name, why, retry_in_ms = backoff.as_millis() as u64, "polling Telegram");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            backoff = Duration::from_secs(1);
+            if !polled.events.is_empty() {
+                let count = polled.events.len();
+                let (ack, stored) = super::events::Ack::new();
+                for event in polled.events.into_iter().chain([ChannelEvent::Flush(ack)]) {
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                if !matches!(stored.await, Ok(true)) {
+                    // Not confirmed: the same updates come again, after a pause.
+                    warn!(provider = name, count, "updates not stored; fetching them again");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    continue;
+                }
+                debug!(provider = name, count, "updates stored");
+            }
+            if let Some(next) = polled.next_offset {
+                offset = next;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,5 +321,16 @@ mod tests {
         );
         assert_eq!(update("tg", "hodi_bot", br#"{"update_id":2,"edited_message":{}}"#), Ok(None));
         assert!(update("tg", "hodi_bot", b"{not json").is_err());
+    }
+
+    #[test]
+    fn get_updates_answers_give_messages_and_the_next_offset() {
+        let two = br#"{"ok":true,"result":[{"update_id":40,"message":{"message_id":1,"chat":{"id":5},"date":1,"text":"one"}},{"update_id":41,"edited_message":{}},{"update_id":"x"}]}"#;
+        let p = polled("tg", "hodi_bot", 200, two).expect("parses");
+        assert_eq!((p.events.len(), p.next_offset), (1, Some(42)));
+        assert_eq!(polled("tg", "hodi_bot", 200, br#"{"ok":true,"result":[]}"#).expect("parses").next_offset, None);
+        let conflict = br#"{"ok":false,"error_code":409,"description":"Conflict: can't use getUpdates method while webhook is active"}"#;
+        assert!(polled("tg", "hodi_bot", 409, conflict).expect_err("refused").contains("webhook"));
+        assert!(polled("tg", "hodi_bot", 502, b"<html>").is_err());
     }
 }

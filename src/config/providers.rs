@@ -359,7 +359,8 @@ impl Twilio {
     }
 }
 
-/// A Telegram bot through the Bot API: messages out with sendMessage, updates in by webhook.
+/// A Telegram bot through the Bot API: messages out with sendMessage, updates in by webhook or by
+/// long-polling getUpdates.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Telegram {
@@ -374,6 +375,9 @@ pub struct Telegram {
     /// as `X-Telegram-Bot-Api-Secret-Token` (setWebhook's `secret_token`: 1–256 of A–Z a–z 0–9 _ -).
     pub webhook_token: Secret,
     pub webhook_token_env: String,
+    /// How updates arrive: `webhook` (Telegram posts them to Hodi's webhook listener) or `polling`
+    /// (Hodi asks with getUpdates; for a Hodi Telegram cannot reach — it removes the bot's webhook).
+    pub updates: String,
     pub timeout_secs: u64,
     pub limits: Limits,
 }
@@ -387,6 +391,7 @@ impl Default for Telegram {
             base_url: "https://api.telegram.org".into(),
             webhook_token: Secret::default(),
             webhook_token_env: String::new(),
+            updates: "webhook".into(),
             timeout_secs: 30,
             limits: Limits::default(),
         }

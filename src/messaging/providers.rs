@@ -38,8 +38,17 @@ const BATCH: usize = 512;
 pub async fn run(hodi: Arc<Hodi>, mut reports: Receiver) {
     let mut batch = Vec::with_capacity(BATCH);
     while reports.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(e) = apply(&hodi, std::mem::take(&mut batch)).await {
+        let events = std::mem::take(&mut batch);
+        let flushes: Vec<_> = events
+            .iter()
+            .filter_map(|e| if let ChannelEvent::Flush(ack) = e { Some(ack.clone()) } else { None })
+            .collect();
+        let applied = apply(&hodi, events).await;
+        if let Err(e) = &applied {
             warn!(error = %e, "applying providers' reports");
+        }
+        for ack in flushes {
+            ack.send(applied.is_ok());
         }
     }
 }
@@ -64,6 +73,8 @@ pub async fn apply(hodi: &Arc<Hodi>, events: Vec<ChannelEvent>) -> anyhow::Resul
                 receipts.push(Receipt { provider, provider_message_id, status: status as i32 });
             }
             ChannelEvent::Received(r) => received.push(r),
+            // Answered by `run`, once the batch it came in is applied.
+            ChannelEvent::Flush(_) => {}
         }
     }
     if !settled.is_empty() {

@@ -1,6 +1,7 @@
 // A recording HTTP server for the local stand-ins of providers' APIs (at_api.js, twilio_api.js …):
 // each request is kept in `api.requests` as { method, path, headers, raw, answer }, and answered
-// with what `answer(record)` returns: [status, body], a string body as text, anything else as JSON.
+// with what `answer(record)` returns (or resolves to): [status, body], a string body as text,
+// anything else as JSON.
 'use strict';
 
 const http = require('http');
@@ -13,10 +14,12 @@ function serveContract(port, answer) {
         req.on('end', () => {
             const record = { method: req.method, path: req.url, headers: req.headers, raw: Buffer.concat(chunks).toString('utf8') };
             api.requests.push(record);
-            const [status, body] = answer(record);
-            record.answer = body;
-            res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
-            res.end(typeof body === 'string' ? body : JSON.stringify(body));
+            // An answer may also be a promise of one (a long poll held open).
+            Promise.resolve(answer(record)).then(([status, body]) => {
+                record.answer = body;
+                res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+                res.end(typeof body === 'string' ? body : JSON.stringify(body));
+            });
         });
     });
     api.close = () => server.close();

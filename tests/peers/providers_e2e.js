@@ -579,6 +579,22 @@ const scenarios = {
         const got = await until(10000, 'receivedTelegram', () => received[0]);
         assert.strictEqual(got.n.text, 'Habari bot');
         assert.strictEqual(got.customer.customerNumber.number, '777');
+
+        // Long polling: the second bot (updates = "polling") removes its webhook and fetches its
+        // updates with getUpdates; an update is confirmed (the offset moves past it) only once it
+        // is stored, and reaches the app once.
+        await until(20000, 'Hodi polling getUpdates', () => api.polls.length > 0);
+        assert.ok(api.requests.some((r) => r.path === '/bot123456:test-bot-token/deleteWebhook'));
+        const poll = api.polls[api.polls.length - 1];
+        assert.deepStrictEqual([poll.timeout, poll.limit, poll.allowed_updates], [25, 50, ['message']]);
+        api.push({ update_id: 500, message: { message_id: 9, from: { id: 888, is_bot: false, first_name: 'Baraka' }, chat: { id: 888, type: 'private' }, date: 1, text: 'Polled hello' } });
+        const polled = await until(10000, 'receivedTelegram by polling', () => received.find((r) => r.n.text === 'Polled hello'));
+        assert.strictEqual(polled.customer.customerNumber.number, '888');
+        await until(10000, 'the confirming offset', () => api.polls.some((p) => p.offset === 501));
+        api.push({ update_id: 501, message: { message_id: 10, from: { id: 888, is_bot: false, first_name: 'Baraka' }, chat: { id: 888, type: 'private' }, date: 2, text: 'And again' } });
+        await until(10000, 'the second polled message', () => received.find((r) => r.n.text === 'And again'));
+        await sleep(300);
+        assert.strictEqual(received.filter((r) => r.n.text === 'Polled hello').length, 1, 'a polled update reached the app twice');
         console.log(JSON.stringify({ ok: true, requests: api.requests.length }));
         app.disconnect();
         api.close();
