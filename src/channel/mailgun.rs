@@ -7,10 +7,12 @@
 //!
 //! In (parsed here, served by [`crate::webhooks`]): webhook events (JSON: `signature` {timestamp,
 //! token, signature} and `event-data` {event, severity, message.headers.message-id}) and inbound
-//! routes (a form: `sender`, `recipient`, `subject`, `body-plain`, `body-html`, `timestamp`,
-//! `token`, `signature`). Both are signed: hex HMAC-SHA256 of timestamp followed by token, keyed
-//! with the webhook signing key.
+//! routes (a form, or multipart/form-data when the message has attachments, which are skipped:
+//! `sender`, `recipient`, `subject`, `body-plain`, `body-html` — or the raw message as `body-mime`,
+//! parsed with `mail-parser` — and `timestamp`, `token`, `signature`). Both are signed: hex
+//! HMAC-SHA256 of timestamp followed by token, keyed with the webhook signing key.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -177,22 +179,63 @@ pub fn event(provider: &str, signing_key: &str, body: &[u8]) -> Result<Option<Ch
     }))
 }
 
-/// An email a route forwarded (a form body).
-pub fn inbound(provider: &str, signing_key: &str, body: &[u8]) -> Result<ChannelEvent, Refused> {
-    let f = http::form_fields(body);
+/// Fields one multipart route POST may carry (Mailgun sends a few dozen headers and parts).
+const MAX_FIELDS: usize = 256;
+
+/// A route's POST as its fields: a form body, or `multipart/form-data` (what Mailgun posts for a
+/// message with attachments). Files are skipped: the app's `receivedEmail` has no place for them.
+pub async fn route_fields(content_type: &str, body: bytes::Bytes) -> Result<HashMap<String, String>, String> {
+    if !content_type.starts_with("multipart/") {
+        return Ok(http::form_fields(&body));
+    }
+    let boundary = multer::parse_boundary(content_type).map_err(|e| format!("multipart without a boundary: {e}"))?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let mut fields = HashMap::new();
+    let mut seen = 0;
+    while let Some(field) = parts.next_field().await.map_err(|e| format!("malformed multipart: {e}"))? {
+        seen += 1;
+        if seen > MAX_FIELDS {
+            return Err(format!("more than {MAX_FIELDS} parts"));
+        }
+        let (Some(name), None) = (field.name().map(str::to_string), field.file_name()) else { continue };
+        let text = field.text().await.map_err(|e| format!("malformed multipart field {name}: {e}"))?;
+        fields.insert(name, text);
+    }
+    Ok(fields)
+}
+
+/// An email a route forwarded, from its fields ([`route_fields`]). A route that forwards to a URL
+/// ending in `mime` sends the raw message as `body-mime` instead of parsed parts: it is parsed
+/// here (`mail-parser`).
+pub fn inbound(provider: &str, signing_key: &str, f: &HashMap<String, String>) -> Result<ChannelEvent, Refused> {
     let get = |name: &str| f.get(name).map(String::as_str).unwrap_or_default();
     if !signed(signing_key, get("timestamp"), get("token"), get("signature")) {
         return Err(Refused::Signature);
     }
-    let required = |name: &str| http::required(&f, name).map(str::to_string).map_err(Refused::Malformed);
+    let required = |name: &str| http::required(f, name).map(str::to_string).map_err(Refused::Malformed);
+    let (subject, plain, html) = match f.get("body-mime") {
+        Some(mime) => {
+            let parsed = mail_parser::MessageParser::default()
+                .parse(mime.as_bytes())
+                .ok_or_else(|| Refused::Malformed("body-mime is not a MIME message".into()))?;
+            (
+                parsed.subject().unwrap_or_default().to_string(),
+                parsed.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+                parsed.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+            )
+        }
+        None => (get("subject").to_string(), get("body-plain").to_string(), get("body-html").to_string()),
+    };
+    let id = f.get("Message-Id").or_else(|| f.get("message-id"));
     Ok(ChannelEvent::Received(Received {
         provider: provider.to_string(),
         channel: MessagingChannel::Email,
         channel_number: required("recipient")?,
         customer_number: required("sender")?,
-        text: get("body-plain").to_string(),
-        provider_message_id: f.get("Message-Id").map(|id| id.trim_matches(['<', '>']).to_string()),
-        email: Some(ReceivedEmail { subject: get("subject").to_string(), body_html: get("body-html").to_string() }),
+        text: plain,
+        provider_message_id: id.map(|id| id.trim_matches(['<', '>']).to_string()),
+        email: Some(ReceivedEmail { subject, body_html: html }),
     }))
 }
 
@@ -232,12 +275,45 @@ mod tests {
             "recipient=news%40mg.example.com&sender=ada%40example.com&subject=Hi&body-plain=Hello&body-html=%3Cp%3EHello%3C%2Fp%3E&timestamp=1&token=t&signature={}",
             sign("key-1", "1", "t")
         );
-        let ChannelEvent::Received(r) = inbound("mg", "key-1", form.as_bytes()).expect("signed") else {
-            panic!("an email")
-        };
+        let fields = http::form_fields(form.as_bytes());
+        let ChannelEvent::Received(r) = inbound("mg", "key-1", &fields).expect("signed") else { panic!("an email") };
         assert_eq!((r.customer_number.as_str(), r.text.as_str()), ("ada@example.com", "Hello"));
         assert_eq!(r.email.map(|e| e.subject), Some("Hi".to_string()));
-        assert_eq!(inbound("mg", "key-2", form.as_bytes()), Err(Refused::Signature));
+        assert_eq!(inbound("mg", "key-2", &fields), Err(Refused::Signature));
+    }
+
+    #[tokio::test]
+    async fn multipart_routes_and_raw_mime_are_read_and_files_skipped() {
+        let sig = sign("key-1", "1", "t");
+        let mime = "From: Ada <ada@example.com>\r\nTo: news@mg.example.com\r\nSubject: =?utf-8?q?Caf=C3=A9?=\r\n\
+            MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b1\r\n\r\n\
+            --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlain caf\u{e9}\r\n\
+            --b1\r\nContent-Type: text/html\r\n\r\n<p>Rich</p>\r\n--b1--\r\n";
+        let field = |name: &str, value: &str| {
+            format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+        };
+        let body = [
+            field("recipient", "news@mg.example.com"),
+            field("sender", "ada@example.com"),
+            field("timestamp", "1"),
+            field("token", "t"),
+            field("signature", &sig),
+            field("body-mime", mime),
+            "--XyZ\r\nContent-Disposition: form-data; name=\"attachment-1\"; filename=\"a.pdf\"\r\n\
+             Content-Type: application/pdf\r\n\r\n%PDF-1.4 binary\r\n--XyZ--\r\n"
+                .to_string(),
+        ]
+        .concat();
+        let fields = route_fields("multipart/form-data; boundary=XyZ", body.into()).await.expect("parses");
+        assert!(!fields.contains_key("attachment-1"), "files are skipped");
+        let ChannelEvent::Received(r) = inbound("mg", "key-1", &fields).expect("signed") else { panic!("an email") };
+        assert_eq!(r.text.trim_end(), "Plain caf\u{e9}");
+        let email = r.email.expect("email parts");
+        assert_eq!((email.subject.as_str(), email.body_html.trim_end()), ("Caf\u{e9}", "<p>Rich</p>"));
+        assert!(route_fields("multipart/form-data", bytes::Bytes::from_static(b"x")).await.is_err(), "no boundary");
+        let broken =
+            route_fields("multipart/form-data; boundary=XyZ", bytes::Bytes::from_static(b"--XyZ\r\nnope")).await;
+        assert!(broken.is_err(), "a truncated part");
     }
 
     #[test]

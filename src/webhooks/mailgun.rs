@@ -1,8 +1,8 @@
 //! Mailgun's callbacks: `events` (delivery events, JSON) and `inbound` (a route's
 //! `forward("https://hodi.example/hooks/<name>/<token>/inbound")`, a form). Both carry Mailgun's
 //! signature (timestamp, token, HMAC-SHA256 with the webhook signing key): a missing or wrong one
-//! is 403 and nothing is stored. Routes that post multipart bodies (attachments) are refused with
-//! 415 in this version.
+//! is 403 and nothing is stored. Routes with attachments come as multipart/form-data (read,
+//! files skipped; raise `webhooks.max_body_bytes` to take large ones).
 
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ pub async fn hook(
     settings: &Settings,
     event: &str,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &axum::body::Bytes,
 ) -> Response {
     let key = match settings.signing_key() {
         Ok(k) if !k.is_empty() => k,
@@ -29,15 +29,11 @@ pub async fn hook(
     let parsed = match event {
         "events" => mailgun::event(provider, key.expose(), body),
         "inbound" => {
-            let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            if form.starts_with("multipart/") {
-                return (
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "multipart routes are not supported; forward without attachments",
-                )
-                    .into_response();
+            let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            match mailgun::route_fields(kind, body.clone()).await {
+                Ok(fields) => mailgun::inbound(provider, key.expose(), &fields).map(Some),
+                Err(why) => Err(Refused::Malformed(why)),
             }
-            mailgun::inbound(provider, key.expose(), body).map(Some)
         }
         _ => return (StatusCode::NOT_FOUND, "Mailgun calls back on events or inbound").into_response(),
     };

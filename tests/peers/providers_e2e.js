@@ -716,6 +716,23 @@ const scenarios = {
         assert.strictEqual(mail.n.email.subject, 'Re: Statement');
         assert.strictEqual(mail.n.email.bodyPlain, 'I will pay Friday');
         assert.strictEqual(mail.customer.customerNumber.number, 'ada@example.com');
+
+        // A route with an attachment comes as multipart/form-data (the file is skipped), and one
+        // forwarded to a URL ending in "mime" carries the raw message as body-mime.
+        const multipart = new FormData();
+        const fields = { recipient: 'news@mg.example.com', sender: 'ada@example.com', subject: 'Receipt attached', 'body-plain': 'See the receipt', 'body-html': '', 'attachment-count': '1', ...api.sign() };
+        for (const [k, v] of Object.entries(fields)) multipart.append(k, v);
+        multipart.append('attachment-1', new Blob([Buffer.from('%PDF-1.4 receipt')], { type: 'application/pdf' }), 'receipt.pdf');
+        const sent = await fetch(`${hooks}/inbound`, { method: 'POST', body: multipart });
+        assert.strictEqual(sent.status, 200, await sent.text());
+        const withFile = await until(10000, 'receivedEmail from a multipart route', () => received.find((r) => r.n.email.subject === 'Receipt attached'));
+        assert.strictEqual(withFile.n.email.bodyPlain, 'See the receipt');
+        const raw = 'From: Ada <ada@example.com>\r\nTo: news@mg.example.com\r\nSubject: =?utf-8?q?Malipo_ya_Ijumaa?=\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNitalipa Ijumaa \u00e9\r\n';
+        const mime = new URLSearchParams({ recipient: 'news@mg.example.com', sender: 'ada@example.com', 'body-mime': raw, ...api.sign() }).toString();
+        assert.strictEqual(await post('inbound', mime, 'application/x-www-form-urlencoded'), 200);
+        const parsed = await until(10000, 'receivedEmail from body-mime', () => received.find((r) => r.n.email.subject === 'Malipo ya Ijumaa'));
+        assert.strictEqual(parsed.n.email.bodyPlain.trim(), 'Nitalipa Ijumaa \u00e9');
+        assert.strictEqual(await post('inbound', 'x', 'multipart/form-data; boundary=nothing'), 400);
         console.log(JSON.stringify({ ok: true, requests: api.requests.length }));
         app.disconnect();
         api.close();
