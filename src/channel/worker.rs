@@ -276,6 +276,85 @@ mod tests {
         assert_eq!(retry_delay(&limits, u32::MAX).as_secs(), 30, "no overflow on a huge attempt count");
     }
 
+    /// A queue in memory whose claims never hold (every claim returns every item not done yet, as
+    /// if each earlier claim had run out), with a provider that takes 100 ms an item.
+    #[derive(Default)]
+    struct Slow {
+        items: Mutex<Vec<(String, i64)>>,
+        handed: Mutex<Vec<String>>,
+        expired: Mutex<Vec<String>>,
+        done: Mutex<HashSet<String>>,
+        out: std::sync::atomic::AtomicUsize,
+        most_out: std::sync::atomic::AtomicUsize,
+        throttle_first: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Lane for Slow {
+        type Item = (String, i64);
+
+        fn id(item: &(String, i64)) -> &str {
+            &item.0
+        }
+
+        fn expires_at(item: &(String, i64)) -> i64 {
+            item.1
+        }
+
+        async fn claim(&self, limit: i64, _until: i64) -> anyhow::Result<Vec<(String, i64)>> {
+            let done = self.done.lock().expect("lock").clone();
+            let items = self.items.lock().expect("lock");
+            Ok(items.iter().filter(|i| !done.contains(&i.0)).take(limit as usize).cloned().collect())
+        }
+
+        async fn expire(&self, item: (String, i64)) -> bool {
+            self.expired.lock().expect("lock").push(item.0.clone());
+            self.done.lock().expect("lock").insert(item.0);
+            true
+        }
+
+        async fn hand_over(&self, item: (String, i64)) -> bool {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.out.fetch_add(1, SeqCst) + 1;
+            self.most_out.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.out.fetch_sub(1, SeqCst);
+            if self.throttle_first.load(SeqCst) > 0 {
+                self.throttle_first.fetch_sub(1, SeqCst);
+                return true;
+            }
+            self.handed.lock().expect("lock").push(item.0.clone());
+            self.done.lock().expect("lock").insert(item.0);
+            false
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_provider_gets_each_item_once_and_never_more_than_the_window() {
+        let lane = Arc::new(Slow::default());
+        let far = now_ms() + 3_600_000;
+        lane.items.lock().expect("lock").extend((0..20).map(|i| (format!("m{i:02}"), far)));
+        lane.items.lock().expect("lock").push(("stale".into(), now_ms() - 1));
+        lane.throttle_first.store(2, std::sync::atomic::Ordering::SeqCst);
+        let limits = Limits { window: 3, ..Limits::default() };
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(run("slow".into(), limits, lane.clone(), Arc::new(Notify::new()), shutdown.clone()));
+        for _ in 0..600 {
+            if lane.done.lock().expect("lock").len() == 21 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.cancel();
+        worker.await.expect("the worker ends");
+        let mut handed = lane.handed.lock().expect("lock").clone();
+        handed.sort();
+        let expected: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
+        assert_eq!(handed, expected, "each item handed over once, throttled ones again later");
+        assert_eq!(*lane.expired.lock().expect("lock"), vec!["stale".to_string()]);
+        assert!(lane.most_out.load(std::sync::atomic::Ordering::SeqCst) <= 3, "more than the window out at once");
+        assert_eq!(lane.most_out.load(std::sync::atomic::Ordering::SeqCst), 3, "the window is used");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_pacer_spaces_hand_overs_and_holds_them_while_throttled() {
         let mut pacer = Pacer::new(10);
