@@ -13,17 +13,16 @@
 
 use std::time::Duration;
 
-use prost::Message;
 use serde::Deserialize;
 
 use super::events::{ChannelEvent, Received};
-use super::http;
 use super::payments::PaymentTransport;
 use super::worker::{Refusal, Transport};
+use super::{body, http};
 use crate::config::providers::AfricasTalking as Settings;
 use crate::store::payment_requests::{PaymentRequest, RequestKind};
 use crate::store::providers::{AcceptedPart, QueuedSend};
-use crate::wire::{outbound_message_body, MessageDeliveryStatus, MessagingChannel, OutboundMessage, PaymentStatus};
+use crate::wire::{MessageDeliveryStatus, MessagingChannel, PaymentStatus};
 
 /// One Africa's Talking account.
 pub struct AfricasTalking {
@@ -106,12 +105,7 @@ fn outcome(status: u16, body: &[u8]) -> Result<Vec<AcceptedPart>, Refusal> {
 
 impl Transport for AfricasTalking {
     async fn send(&self, message: &QueuedSend) -> Result<Vec<AcceptedPart>, Refusal> {
-        let outbound = OutboundMessage::decode(message.message.as_slice())
-            .map_err(|e| Refusal::Permanent(format!("stored message does not decode: {e}")))?;
-        let text = match outbound.body.and_then(|b| b.entry) {
-            Some(outbound_message_body::Entry::Text(t)) => t,
-            _ => return Err(Refusal::Permanent("Africa's Talking SMS carries text only".into())),
-        };
+        let text = body::text(body::outbound(message)?, "Africa's Talking SMS")?;
         let url = format!("{}/version1/messaging", self.settings.base_url.trim_end_matches('/'));
         let body = http::form(&[
             ("username", &self.settings.username),

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use prost::Message;
 use serde::Deserialize;
 
 use super::events::{ChannelEvent, Received, ReceivedEmail};
@@ -25,7 +24,8 @@ use super::http;
 use super::worker::{Refusal, Transport};
 use crate::config::providers::Mailgun as Settings;
 use crate::store::providers::{AcceptedPart, QueuedSend};
-use crate::wire::{outbound_message_body, MessageDeliveryStatus, MessagingChannel, OutboundMessage};
+use crate::wire::outbound_message_body::Entry;
+use crate::wire::{MessageDeliveryStatus, MessagingChannel};
 
 /// One Mailgun domain.
 pub struct Mailgun {
@@ -85,12 +85,11 @@ fn outcome(status: u16, body: &[u8]) -> Result<Vec<AcceptedPart>, Refusal> {
 
 impl Transport for Mailgun {
     async fn send(&self, message: &QueuedSend) -> Result<Vec<AcceptedPart>, Refusal> {
-        let outbound = OutboundMessage::decode(message.message.as_slice())
-            .map_err(|e| Refusal::Permanent(format!("stored message does not decode: {e}")))?;
+        let entry = super::body::outbound(message)?;
         let mut fields: Vec<(&str, String)> =
             vec![("from", message.channel_number.clone()), ("to", message.customer_number.clone())];
-        match outbound.body.and_then(|b| b.entry) {
-            Some(outbound_message_body::Entry::Email(email)) => {
+        match entry {
+            Entry::Email(email) => {
                 fields.push(("subject", email.subject));
                 fields.extend(email.cc_list.into_iter().map(|cc| ("cc", cc)));
                 fields.extend(email.bcc_list.into_iter().map(|bcc| ("bcc", bcc)));
@@ -101,8 +100,13 @@ impl Transport for Mailgun {
                     fields.push(("html", email.body_html));
                 }
             }
-            Some(outbound_message_body::Entry::Text(text)) => fields.push(("text", text)),
-            _ => return Err(Refusal::Permanent("email carries an email body or text".into())),
+            Entry::Text(text) | Entry::Url(text) => fields.push(("text", text)),
+            other => {
+                return Err(Refusal::Permanent(format!(
+                    "email carries an email body or text, not {}",
+                    super::body::kind(&other)
+                )))
+            }
         }
         let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let url = format!("{}/v3/{}/messages", self.settings.base_url.trim_end_matches('/'), self.settings.domain);

@@ -2,10 +2,15 @@
 //!
 //! Out, with `Authorization: Bearer <access token>`:
 //! - WhatsApp: `POST {base_url}/{version}/{phone_number_id}/messages` with `{"messaging_product":
-//!   "whatsapp", "recipient_type": "individual", "to": <digits>, "type": "text", "text": {"body"}}`;
-//!   the answer's `messages[0].id` (`wamid.…`) is the provider's id.
+//!   "whatsapp", "recipient_type": "individual", "to": <digits>, "type": …}`: `text` (`{"body"}`,
+//!   with `preview_url` for a link), `image` / `audio` / `video` / `document` / `sticker`
+//!   (`{"link"}`), `location` (`{"latitude", "longitude", "name", "address"}`) or `template`
+//!   (`{"name", "language": {"code"}, "components": [{"type": "body", "parameters"}]}`: the app's
+//!   template id is `name` or `name/language`; numbered parameters go in number order, named ones
+//!   with their `parameter_name`); the answer's `messages[0].id` (`wamid.…`) is the provider's id.
 //! - Messenger: `POST {base_url}/{version}/me/messages` with `{"recipient": {"id": <PSID>},
-//!   "messaging_type": "RESPONSE", "message": {"text"}}`; the answer's `message_id`.
+//!   "messaging_type": "RESPONSE", "message": {"text"} or {"attachment": {"type", "payload":
+//!   {"url"}}}}`; the answer's `message_id`.
 //!
 //! Errors come as `{"error": {"message", "code", …}}`: rate limits (4, 80007, 130429, 131048,
 //! 131056) slow down, an expired or bad token (190) and 5xx are tried again, the rest fail.
@@ -17,16 +22,16 @@
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use prost::Message;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::events::{ChannelEvent, Received};
-use super::http;
 use super::worker::{Refusal, Transport};
+use super::{body, http};
 use crate::config::providers::Meta as Settings;
 use crate::store::providers::{AcceptedPart, QueuedSend};
-use crate::wire::{outbound_message_body, MessageDeliveryStatus, MessagingChannel, OutboundMessage};
+use crate::wire::outbound_message_body::Entry;
+use crate::wire::{MediaType, MessageDeliveryStatus, MessagingChannel};
 
 /// Graph API error codes that mean "slow down".
 const RATE_LIMITS: &[u64] = &[4, 17, 32, 613, 80007, 130429, 131048, 131056];
@@ -105,26 +110,21 @@ fn outcome(
 
 impl Transport for Meta {
     async fn send(&self, message: &QueuedSend) -> Result<Vec<AcceptedPart>, Refusal> {
-        let outbound = OutboundMessage::decode(message.message.as_slice())
-            .map_err(|e| Refusal::Permanent(format!("stored message does not decode: {e}")))?;
-        let text = match outbound.body.and_then(|b| b.entry) {
-            Some(outbound_message_body::Entry::Text(t)) => t,
-            _ => return Err(Refusal::Permanent("this version sends text through Meta".into())),
-        };
+        let entry = body::outbound(message)?;
         let base = format!("{}/{}", self.settings.base_url.trim_end_matches('/'), self.settings.api_version);
         let whatsapp = message.channel == MessagingChannel::Whatsapp as i32;
         let (url, body) = if whatsapp {
             let to: String = message.customer_number.chars().filter(char::is_ascii_digit).collect();
-            (
-                format!("{base}/{}/messages", self.settings.whatsapp_phone_number_id),
-                json!({ "messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text",
-                        "text": { "body": text } }),
-            )
+            let mut body = whatsapp_message(entry, &self.settings.template_language)?;
+            body["messaging_product"] = json!("whatsapp");
+            body["recipient_type"] = json!("individual");
+            body["to"] = json!(to);
+            (format!("{base}/{}/messages", self.settings.whatsapp_phone_number_id), body)
         } else {
             (
                 format!("{base}/me/messages"),
                 json!({ "recipient": { "id": message.customer_number }, "messaging_type": "RESPONSE",
-                        "message": { "text": text } }),
+                        "message": messenger_message(entry)? }),
             )
         };
         let authorization = format!("Bearer {}", self.access_token);
@@ -139,6 +139,72 @@ impl Transport for Meta {
             outcome(answer.status, &answer.body, |v| v["message_id"].as_str().map(str::to_string))
         }
     }
+}
+
+/// A WhatsApp Cloud API message (without its addressing) for a body.
+fn whatsapp_message(entry: Entry, default_language: &str) -> Result<Value, Refusal> {
+    Ok(match entry {
+        Entry::Text(text) => json!({ "type": "text", "text": { "body": text } }),
+        Entry::Url(url) => json!({ "type": "text", "text": { "body": url, "preview_url": true } }),
+        Entry::Media(media) => {
+            let kind = match body::media_type(media.media) {
+                MediaType::Image => "image",
+                MediaType::Audio | MediaType::Voice => "audio",
+                MediaType::Video => "video",
+                MediaType::Document => "document",
+                MediaType::Sticker => "sticker",
+                other => {
+                    return Err(Refusal::Permanent(format!("WhatsApp cannot send {other:?} media by link")));
+                }
+            };
+            json!({ "type": kind, kind: { "link": media.url } })
+        }
+        Entry::Location(l) => json!({ "type": "location", "location": {
+            "latitude": l.latitude, "longitude": l.longitude,
+            "name": l.label.unwrap_or_default(), "address": l.address.unwrap_or_default() } }),
+        Entry::Template(t) => {
+            let (name, language) = match t.id.split_once('/') {
+                Some((name, language)) => (name.to_string(), language.to_string()),
+                None => (t.id.clone(), default_language.to_string()),
+            };
+            let params = body::template_params(&t.params);
+            let positional = body::positional(&params);
+            let parameters: Vec<Value> = params
+                .into_iter()
+                .map(|(k, v)| {
+                    if positional {
+                        json!({ "type": "text", "text": v })
+                    } else {
+                        json!({ "type": "text", "parameter_name": k, "text": v })
+                    }
+                })
+                .collect();
+            let mut template = json!({ "name": name, "language": { "code": language } });
+            if !parameters.is_empty() {
+                template["components"] = json!([{ "type": "body", "parameters": parameters }]);
+            }
+            json!({ "type": "template", "template": template })
+        }
+        other => return Err(Refusal::Permanent(format!("WhatsApp cannot carry {}", body::kind(&other)))),
+    })
+}
+
+/// A Messenger `message` for a body.
+fn messenger_message(entry: Entry) -> Result<Value, Refusal> {
+    Ok(match entry {
+        Entry::Text(text) | Entry::Url(text) => json!({ "text": text }),
+        Entry::Media(media) => {
+            let kind = match body::media_type(media.media) {
+                MediaType::Image | MediaType::Sticker => "image",
+                MediaType::Audio | MediaType::Voice => "audio",
+                MediaType::Video => "video",
+                MediaType::Document => "file",
+                other => return Err(Refusal::Permanent(format!("Messenger cannot send {other:?} media by link"))),
+            };
+            json!({ "attachment": { "type": kind, "payload": { "url": media.url, "is_reusable": true } } })
+        }
+        other => return Err(Refusal::Permanent(format!("Messenger cannot carry {}", body::kind(&other)))),
+    })
 }
 
 /// Whether `header` (`X-Hub-Signature-256`) signs `body` with `app_secret`, in constant time.
@@ -232,6 +298,43 @@ pub fn events(provider: &str, settings: &Settings, body: &[u8]) -> Result<Vec<Ch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_become_the_documented_whatsapp_and_messenger_messages() {
+        use crate::wire::{LocationMessageBody, MediaMessageBody, TemplateMessageBody};
+        let image =
+            || Entry::Media(MediaMessageBody { url: "https://x.example/a.png".into(), media: MediaType::Image as i32 });
+        assert_eq!(
+            whatsapp_message(image(), "en_US").expect("image"),
+            json!({ "type": "image", "image": { "link": "https://x.example/a.png" } })
+        );
+        assert_eq!(messenger_message(image()).expect("image")["attachment"]["type"], json!("image"));
+        let params = [("2", "KES 5"), ("1", "Ada")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let positional =
+            whatsapp_message(Entry::Template(TemplateMessageBody { id: "balance".into(), params }), "en_US")
+                .expect("template");
+        assert_eq!(positional["template"]["language"]["code"], "en_US");
+        assert_eq!(positional["template"]["components"][0]["parameters"][0]["text"], "Ada");
+        assert_eq!(positional["template"]["components"][0]["parameters"][1]["text"], "KES 5");
+        let named = [("name", "Ada")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let named =
+            whatsapp_message(Entry::Template(TemplateMessageBody { id: "hello/sw".into(), params: named }), "en_US")
+                .expect("template");
+        assert_eq!(
+            (named["template"]["name"].as_str(), named["template"]["language"]["code"].as_str()),
+            (Some("hello"), Some("sw"))
+        );
+        assert_eq!(named["template"]["components"][0]["parameters"][0]["parameter_name"], "name");
+        let here =
+            LocationMessageBody { latitude: -1.28, longitude: 36.82, label: Some("Office".into()), address: None };
+        assert_eq!(whatsapp_message(Entry::Location(here), "en_US").expect("location")["location"]["name"], "Office");
+        assert!(matches!(
+            messenger_message(Entry::Template(TemplateMessageBody::default())),
+            Err(Refusal::Permanent(_))
+        ));
+        let contact = Entry::Media(MediaMessageBody { url: "x".into(), media: MediaType::Contact as i32 });
+        assert!(matches!(whatsapp_message(contact, "en_US"), Err(Refusal::Permanent(_))));
+    }
 
     fn settings() -> Settings {
         Settings { whatsapp_number: "+254711082001".into(), messenger_page: "hodi_page".into(), ..Settings::default() }

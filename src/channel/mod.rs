@@ -17,6 +17,7 @@
 //! implementation is wired in by [`crate::server`].
 
 pub mod africastalking;
+pub mod body;
 pub mod events;
 pub mod http;
 pub mod mailgun;

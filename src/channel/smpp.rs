@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use prost::Message;
 use rusmpp::extra::concatenation::{Concatenation, Concatenator, SubmitSmMultipartExt};
 use rusmpp::extra::encoding::gsm7bit::Gsm7BitUnpacked;
 use rusmpp::pdus::{BindTransceiver, DeliverSm, DeliverSmResp, SubmitSm};
@@ -30,12 +29,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::body;
 use super::events::{self, ChannelEvent, Received};
 use super::sms_parts::{split_udh, Joined, Reassembly};
 use super::worker::{Refusal, Transport};
 use crate::config::providers::{Secret, Smpp as Settings};
 use crate::store::providers::{AcceptedPart, QueuedSend};
-use crate::wire::{outbound_message_body, MessageDeliveryStatus, MessagingChannel, OutboundMessage};
+use crate::wire::{MessageDeliveryStatus, MessagingChannel};
 
 /// Longest PDU we accept from the SMSC (a deliver_sm is at most a few hundred bytes).
 const MAX_COMMAND_BYTES: usize = 4_096;
@@ -362,12 +362,7 @@ async fn bind(s: &Settings, password: &Secret, busy: Arc<Busy>) -> Result<(Clien
 
 impl Transport for Smpp {
     async fn send(&self, message: &QueuedSend) -> Result<Vec<AcceptedPart>, Refusal> {
-        let outbound = OutboundMessage::decode(message.message.as_slice())
-            .map_err(|e| Refusal::Permanent(format!("stored message does not decode: {e}")))?;
-        let text = match outbound.body.and_then(|b| b.entry) {
-            Some(outbound_message_body::Entry::Text(t)) => t,
-            _ => return Err(Refusal::Permanent("SMS carries text only".into())),
-        };
+        let text = body::text(body::outbound(message)?, "SMS")?;
         let address = |v: &str, what: &str| {
             COctetString::from_str(v)
                 .map_err(|e| Refusal::Permanent(format!("{what} {v:?} is not an SMS address: {e}")))

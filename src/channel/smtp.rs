@@ -13,12 +13,11 @@ use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use prost::Message;
 
 use super::worker::{Refusal, Transport};
 use crate::config::providers::Smtp as Settings;
 use crate::store::providers::{AcceptedPart, QueuedSend};
-use crate::wire::{outbound_message_body, OutboundMessage};
+use crate::wire::outbound_message_body::Entry;
 
 /// One SMTP provider.
 pub struct Smtp {
@@ -75,8 +74,7 @@ impl Smtp {
 
 /// The MIME message for a queued email.
 fn compose(message: &QueuedSend) -> Result<(lettre::Message, String), Refusal> {
-    let outbound = OutboundMessage::decode(message.message.as_slice())
-        .map_err(|e| Refusal::Permanent(format!("stored message does not decode: {e}")))?;
+    let entry = super::body::outbound(message)?;
     let mailbox = |v: &str, what: &str| {
         v.parse::<Mailbox>().map_err(|e| Refusal::Permanent(format!("{what} {v:?} is not an email address: {e}")))
     };
@@ -85,8 +83,8 @@ fn compose(message: &QueuedSend) -> Result<(lettre::Message, String), Refusal> {
     let domain = from.email.domain().to_string();
     let message_id = format!("<{}@{domain}>", message.message_id);
     let mut builder = lettre::Message::builder().from(from).to(to).message_id(Some(message_id.clone()));
-    let body = match outbound.body.and_then(|b| b.entry) {
-        Some(outbound_message_body::Entry::Email(email)) => {
+    let body = match entry {
+        Entry::Email(email) => {
             builder = builder.subject(email.subject);
             for cc in &email.cc_list {
                 builder = builder.cc(mailbox(cc, "cc")?);
@@ -102,8 +100,13 @@ fn compose(message: &QueuedSend) -> Result<(lettre::Message, String), Refusal> {
                 }
             }
         }
-        Some(outbound_message_body::Entry::Text(text)) => builder.header(ContentType::TEXT_PLAIN).body(text),
-        _ => return Err(Refusal::Permanent("email carries an email body or text".into())),
+        Entry::Text(text) | Entry::Url(text) => builder.header(ContentType::TEXT_PLAIN).body(text),
+        other => {
+            return Err(Refusal::Permanent(format!(
+                "email carries an email body or text, not {}",
+                super::body::kind(&other)
+            )))
+        }
     };
     let mail = body.map_err(|e| Refusal::Permanent(format!("cannot build the email: {e}")))?;
     Ok((mail, message_id))
@@ -123,9 +126,11 @@ impl Transport for Smtp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{EmailMessageBody, OutboundMessageBody};
+    use prost::Message;
 
-    fn queued(body: outbound_message_body::Entry, to: &str) -> QueuedSend {
+    use crate::wire::{EmailMessageBody, OutboundMessage, OutboundMessageBody};
+
+    fn queued(body: Entry, to: &str) -> QueuedSend {
         QueuedSend {
             message_id: "msg_1".into(),
             provider: "mail".into(),
@@ -151,8 +156,7 @@ mod tests {
             cc_list: vec!["boss@example.org".into()],
             bcc_list: vec!["audit@example.org".into()],
         };
-        let (mail, id) =
-            compose(&queued(outbound_message_body::Entry::Email(email), "jane@example.com")).expect("composes");
+        let (mail, id) = compose(&queued(Entry::Email(email), "jane@example.com")).expect("composes");
         assert_eq!(id, "<msg_1@example.org>");
         let text = String::from_utf8(mail.formatted()).expect("utf-8");
         for needle in [
@@ -168,7 +172,7 @@ mod tests {
         }
         assert!(!text.contains("audit@example.org"), "bcc must not be a header");
         assert_eq!(mail.envelope().to().len(), 3, "bcc is an envelope recipient");
-        let bad = compose(&queued(outbound_message_body::Entry::Text("hi".into()), "not an address"));
+        let bad = compose(&queued(Entry::Text("hi".into()), "not an address"));
         assert!(matches!(bad, Err(Refusal::Permanent(_))), "{bad:?}");
     }
 }

@@ -17,18 +17,18 @@
 
 use std::time::Duration;
 
-use prost::Message;
 use serde::Deserialize;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::events::{ChannelEvent, Received};
-use super::http;
 use super::worker::{Refusal, Transport};
+use super::{body, http};
 use crate::config::providers::Telegram as Settings;
 use crate::store::providers::{AcceptedPart, QueuedSend};
-use crate::wire::{outbound_message_body, MessagingChannel, OutboundMessage};
+use crate::wire::outbound_message_body::Entry;
+use crate::wire::{MediaType, MessagingChannel};
 
 /// One bot.
 pub struct Telegram {
@@ -97,22 +97,41 @@ fn outcome(chat_id: &str, status: u16, body: &[u8]) -> Result<Vec<AcceptedPart>,
 
 impl Transport for Telegram {
     async fn send(&self, message: &QueuedSend) -> Result<Vec<AcceptedPart>, Refusal> {
-        let outbound = OutboundMessage::decode(message.message.as_slice())
-            .map_err(|e| Refusal::Permanent(format!("stored message does not decode: {e}")))?;
-        let text = match outbound.body.and_then(|b| b.entry) {
-            Some(outbound_message_body::Entry::Text(t)) => t,
-            _ => return Err(Refusal::Permanent("this version sends text through Telegram".into())),
-        };
         let chat_id = message.customer_number.as_str();
-        let url = format!("{}/bot{}/sendMessage", self.settings.base_url.trim_end_matches('/'), self.bot_token);
-        let body = serde_json::json!({ "chat_id": chat_id, "text": text }).to_string().into_bytes();
+        let (method, body) = request(chat_id, body::outbound(message)?)?;
+        let url = self.method(method);
         let timeout = Duration::from_secs(self.settings.timeout_secs.max(1));
         // The URL holds the bot token: errors name the method only.
-        let answer = http::post(&url, &[], "application/json", body, timeout)
+        let answer = http::post(&url, &[], "application/json", body.to_string().into_bytes(), timeout)
             .await
-            .map_err(|_| Refusal::Transient(format!("{}: sendMessage got no answer", self.name)))?;
+            .map_err(|_| Refusal::Transient(format!("{}: {method} got no answer", self.name)))?;
         outcome(chat_id, answer.status, &answer.body)
     }
+}
+
+/// The Bot API method and its JSON for a body: sendMessage (a text or link), sendPhoto /
+/// sendAudio / sendVoice / sendVideo / sendDocument / sendSticker (media by URL), sendLocation.
+fn request(chat_id: &str, entry: Entry) -> Result<(&'static str, serde_json::Value), Refusal> {
+    use serde_json::json;
+    Ok(match entry {
+        Entry::Text(text) | Entry::Url(text) => ("sendMessage", json!({ "chat_id": chat_id, "text": text })),
+        Entry::Media(media) => {
+            let (method, field) = match body::media_type(media.media) {
+                MediaType::Image => ("sendPhoto", "photo"),
+                MediaType::Audio => ("sendAudio", "audio"),
+                MediaType::Voice => ("sendVoice", "voice"),
+                MediaType::Video => ("sendVideo", "video"),
+                MediaType::Document => ("sendDocument", "document"),
+                MediaType::Sticker => ("sendSticker", "sticker"),
+                other => return Err(Refusal::Permanent(format!("Telegram cannot send {other:?} media by URL"))),
+            };
+            (method, json!({ "chat_id": chat_id, field: media.url }))
+        }
+        Entry::Location(l) => {
+            ("sendLocation", json!({ "chat_id": chat_id, "latitude": l.latitude, "longitude": l.longitude }))
+        }
+        other => return Err(Refusal::Permanent(format!("Telegram cannot carry {}", body::kind(&other)))),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +340,19 @@ mod tests {
         );
         assert_eq!(update("tg", "hodi_bot", br#"{"update_id":2,"edited_message":{}}"#), Ok(None));
         assert!(update("tg", "hodi_bot", b"{not json").is_err());
+    }
+
+    #[test]
+    fn bodies_pick_the_bot_api_method() {
+        use crate::wire::{LocationMessageBody, MediaMessageBody};
+        let photo =
+            Entry::Media(MediaMessageBody { url: "https://x.example/a.png".into(), media: MediaType::Image as i32 });
+        let (method, body) = request("777", photo).expect("a photo");
+        assert_eq!((method, body["photo"].as_str()), ("sendPhoto", Some("https://x.example/a.png")));
+        let here = LocationMessageBody { latitude: -1.28, longitude: 36.82, ..Default::default() };
+        assert_eq!(request("777", Entry::Location(here)).expect("a location").0, "sendLocation");
+        assert_eq!(request("777", Entry::Url("https://x.example".into())).expect("a link").0, "sendMessage");
+        assert!(request("777", Entry::Template(Default::default())).is_err());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Twilio's Programmable Messaging: SMS and WhatsApp through one account.
 //!
 //! Out: `POST {base_url}/2010-04-01/Accounts/{AccountSid}/Messages.json` with HTTP Basic auth
-//! (account SID and auth token) and the form fields `To`, `From`, `Body` and `StatusCallback`
-//! (Hodi's webhook); WhatsApp numbers are written `whatsapp:+…`. A 201 with the message's `sid`
+//! (account SID and auth token) and the form fields `To`, `From`, `StatusCallback` (Hodi's
+//! webhook) and the content: `Body` (a text or a link), `MediaUrl` (media), or `ContentSid` with
+//! `ContentVariables` (a template: the app's template id is the Content SID, its parameters the
+//! variables); WhatsApp numbers are written `whatsapp:+…`. A 201 with the message's `sid`
 //! is SENT; a 4xx with Twilio's error `code` and `message` fails it (429 slows down; 401/403 and
 //! 5xx are tried again).
 //!
@@ -15,15 +17,15 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use prost::Message;
 use serde::Deserialize;
 
 use super::events::{ChannelEvent, Received};
-use super::http;
 use super::worker::{Refusal, Transport};
+use super::{body, http};
 use crate::config::providers::Twilio as Settings;
 use crate::store::providers::{AcceptedPart, QueuedSend};
-use crate::wire::{outbound_message_body, MessageDeliveryStatus, MessagingChannel, OutboundMessage};
+use crate::wire::outbound_message_body::Entry;
+use crate::wire::{MessageDeliveryStatus, MessagingChannel};
 
 /// MessagingChannel::Whatsapp, the one channel written with a prefix.
 const WHATSAPP: &str = "whatsapp:";
@@ -108,17 +110,13 @@ fn address(channel: i32, number: &str) -> String {
 
 impl Transport for Twilio {
     async fn send(&self, message: &QueuedSend) -> Result<Vec<AcceptedPart>, Refusal> {
-        let outbound = OutboundMessage::decode(message.message.as_slice())
-            .map_err(|e| Refusal::Permanent(format!("stored message does not decode: {e}")))?;
-        let text = match outbound.body.and_then(|b| b.entry) {
-            Some(outbound_message_body::Entry::Text(t)) => t,
-            _ => return Err(Refusal::Permanent("this version sends text through Twilio".into())),
-        };
+        let content = content(body::outbound(message)?)?;
         let sid = &self.settings.account_sid;
         let url = format!("{}/2010-04-01/Accounts/{sid}/Messages.json", self.settings.base_url.trim_end_matches('/'));
         let to = address(message.channel, &message.customer_number);
         let from = address(message.channel, &message.channel_number);
-        let mut fields = vec![("To", to.as_str()), ("From", from.as_str()), ("Body", text.as_str())];
+        let mut fields = vec![("To", to.as_str()), ("From", from.as_str())];
+        fields.extend(content.iter().map(|(k, v)| (*k, v.as_str())));
         if let Some(callback) = &self.status_callback {
             fields.push(("StatusCallback", callback));
         }
@@ -131,6 +129,20 @@ impl Transport for Twilio {
             .map_err(|e| Refusal::Transient(e.0))?;
         outcome(answer.status, &answer.body)
     }
+}
+
+/// The content fields of a message for a body.
+fn content(entry: Entry) -> Result<Vec<(&'static str, String)>, Refusal> {
+    Ok(match entry {
+        Entry::Text(text) | Entry::Url(text) => vec![("Body", text)],
+        Entry::Media(media) => vec![("MediaUrl", media.url)],
+        Entry::Template(t) => {
+            let variables: serde_json::Map<String, serde_json::Value> =
+                body::template_params(&t.params).into_iter().map(|(k, v)| (k, v.into())).collect();
+            vec![("ContentSid", t.id), ("ContentVariables", serde_json::Value::Object(variables).to_string())]
+        }
+        other => return Err(Refusal::Permanent(format!("Twilio cannot carry {}", body::kind(&other)))),
+    })
 }
 
 /// Whether `signature` (the `X-Twilio-Signature` header) signs a form POST of `body` to `url`
@@ -197,6 +209,22 @@ pub fn incoming_message(provider: &str, body: &[u8]) -> Result<ChannelEvent, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_become_body_media_or_content_fields() {
+        use crate::wire::{MediaMessageBody, TemplateMessageBody};
+        assert_eq!(
+            content(Entry::Url("https://x.example".into())),
+            Ok(vec![("Body", "https://x.example".to_string())])
+        );
+        let media = Entry::Media(MediaMessageBody { url: "https://x.example/a.jpg".into(), media: 1 });
+        assert_eq!(content(media), Ok(vec![("MediaUrl", "https://x.example/a.jpg".to_string())]));
+        let params = [("1", "Ada"), ("2", "KES 5")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let template = content(Entry::Template(TemplateMessageBody { id: "HX123".into(), params })).expect("fields");
+        assert_eq!(template[0], ("ContentSid", "HX123".to_string()));
+        assert_eq!(template[1], ("ContentVariables", r#"{"1":"Ada","2":"KES 5"}"#.to_string()));
+        assert!(matches!(content(Entry::Location(Default::default())), Err(Refusal::Permanent(_))));
+    }
 
     /// The example in Twilio's security documentation: this URL, these parameters, this token.
     #[test]

@@ -425,6 +425,9 @@ pub struct Meta {
     pub whatsapp_number: String,
     /// Messenger: the page's name as provisioned for the channel number.
     pub messenger_page: String,
+    /// WhatsApp: the language of a template the app names without one (`name`, not
+    /// `name/language`).
+    pub template_language: String,
     /// The secret part of the webhook URL (`/hooks/<name>/<token>/events`).
     pub webhook_token: Secret,
     pub webhook_token_env: String,
@@ -446,6 +449,7 @@ impl Default for Meta {
             whatsapp_phone_number_id: String::new(),
             whatsapp_number: String::new(),
             messenger_page: String::new(),
+            template_language: "en_US".into(),
             webhook_token: Secret::default(),
             webhook_token_env: String::new(),
             timeout_secs: 30,

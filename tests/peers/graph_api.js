@@ -20,9 +20,27 @@ async function startGraphApi({ port, version, phoneNumberId, accessToken, appSec
             if (body.to === '254700000400') {
                 return [400, { error: { message: '(#131030) Recipient phone number not in allowed list', type: 'OAuthException', code: 131030, fbtrace_id: 'T' } }];
             }
+            // The message object the type names must be there, with what that type requires.
+            const content = body[body.type] || {};
+            const valid = {
+                text: () => typeof content.body === 'string',
+                image: () => typeof content.link === 'string', audio: () => typeof content.link === 'string',
+                video: () => typeof content.link === 'string', document: () => typeof content.link === 'string',
+                sticker: () => typeof content.link === 'string',
+                location: () => typeof content.latitude === 'number' && typeof content.longitude === 'number',
+                template: () => typeof content.name === 'string' && content.language && typeof content.language.code === 'string'
+                    && (!content.components || content.components.every((c) => c.type && Array.isArray(c.parameters))),
+            }[body.type];
+            if (body.messaging_product !== 'whatsapp' || !valid || !valid()) {
+                return [400, { error: { message: '(#100) Invalid parameter', type: 'OAuthException', code: 100, fbtrace_id: 'T' } }];
+            }
             return [200, { messaging_product: 'whatsapp', contacts: [{ input: body.to, wa_id: body.to }], messages: [{ id: `wamid.${next++}` }] }];
         }
         if (record.method === 'POST' && record.path === `/${version}/me/messages`) {
+            const m = body.message || {};
+            if (typeof m.text !== 'string' && !(m.attachment && m.attachment.type && m.attachment.payload && m.attachment.payload.url)) {
+                return [400, { error: { message: '(#100) Must send either message or attachment', type: 'OAuthException', code: 100, fbtrace_id: 'T' } }];
+            }
             return [200, { recipient_id: body.recipient.id, message_id: `m_${next++}` }];
         }
         return [404, { error: { message: 'Unknown path', type: 'GraphMethodException', code: 100 } }];

@@ -504,6 +504,24 @@ const scenarios = {
         assert.strictEqual(waReq.form.From, 'whatsapp:+254711082001');
         await until(10000, 'SENT for both', () => has(smsId, 'sent') && has(waId, 'sent'));
 
+        // Beyond text on WhatsApp: media by URL, and a Content template (its SID and variables).
+        // The SDK reads a template parameter's value from the template object itself, not from
+        // `params` (its bug), so an app sets both.
+        const sendBody = async (number, channel, body) => {
+            const r = await new app.Customer({ number, provider: 'cellular' }).sendMessage(channel, { body });
+            assert.strictEqual(r.status, 'queued', r.description);
+            return r.messageId;
+        };
+        const mediaId = await sendBody('+254700000002', whatsapp, { media: { url: 'https://hodi.example/receipt.png', type: 'image' } });
+        const mediaReq = await until(10000, 'the media request', () => api.requests.find((r) => r.form.MediaUrl));
+        assert.deepStrictEqual(mediaReq.form, { To: 'whatsapp:+254700000002', From: 'whatsapp:+254711082001', MediaUrl: 'https://hodi.example/receipt.png', StatusCallback: `${hooks}/status` });
+        const tplId = await sendBody('+254700000002', whatsapp, { template: { id: 'HXb5b62575e6e4ff6129ad7c8efe1f983e', params: { 1: '', 2: '' }, 1: 'Ada', 2: 'KES 5' } });
+        const tplReq = await until(10000, 'the template request', () => api.requests.find((r) => r.form.ContentSid));
+        assert.strictEqual(tplReq.form.ContentSid, 'HXb5b62575e6e4ff6129ad7c8efe1f983e');
+        assert.deepStrictEqual(JSON.parse(tplReq.form.ContentVariables), { 1: 'Ada', 2: 'KES 5' });
+        assert.strictEqual(tplReq.form.Body, undefined);
+        await until(10000, 'SENT for media and template', () => has(mediaId, 'sent') && has(tplId, 'sent'));
+
         // Status callbacks: unsigned or wrongly signed is 403 and changes nothing; signed delivers.
         const status = { MessageSid: smsReq.answer.sid, MessageStatus: 'delivered', AccountSid: accountSid, To: '+254700000001', From: '+14155550100' };
         assert.strictEqual((await post(`${hooks}/status`, status)).status, 403);
@@ -568,8 +586,15 @@ const scenarios = {
         await until(10000, 'SENT', () => has(id, 'sent'));
         const blocked = await send('403', 'to a chat that blocked the bot');
         await until(10000, 'FAILED for a blocked bot', () => has(blocked, 'failed'));
+        const photo = await new app.Customer({ number: '777', provider: 'telegram' }).sendMessage(bot, { body: { media: { url: 'https://hodi.example/a.png', type: 'image' } } });
+        const photoReq = await until(10000, 'sendPhoto', () => api.requests.find((r) => r.path.endsWith('/sendPhoto')));
+        assert.deepStrictEqual(photoReq.json, { chat_id: '777', photo: 'https://hodi.example/a.png' });
+        const place = await new app.Customer({ number: '777', provider: 'telegram' }).sendMessage(bot, { body: { location: { latitude: -1.2921, longitude: 36.8219, label: 'Office', address: 'Nairobi' } } });
+        const placeReq = await until(10000, 'sendLocation', () => api.requests.find((r) => r.path.endsWith('/sendLocation')));
+        assert.deepStrictEqual(placeReq.json, { chat_id: '777', latitude: -1.2921, longitude: 36.8219 });
+        await until(10000, 'SENT for the photo and the location', () => has(photo.messageId, 'sent') && has(place.messageId, 'sent'));
 
-        const message = JSON.stringify({ update_id: 10, message: { message_id: 3, from: { id: 777, is_bot: false, first_name: 'Ada' }, chat: { id: 777, type: 'private' }, date: 1, text: 'Habari bot' } });
+        const message = JSON.stringify({ update_id: 10, message: { message_id: 1003, from: { id: 777, is_bot: false, first_name: 'Ada' }, chat: { id: 777, type: 'private' }, date: 1, text: 'Habari bot' } });
         assert.strictEqual(await update(message, null), 403);
         assert.strictEqual(await update(message, 'not-the-token'), 403);
         assert.strictEqual(await update('{"update_id": 11, "message": '), 400);
@@ -645,6 +670,31 @@ const scenarios = {
         await until(10000, 'SENT on both', () => has(waId, 'sent') && has(fbId, 'sent'));
         const refused = await send({ number: '+254700000400', provider: 'cellular' }, whatsapp, 'not allowed');
         await until(10000, 'FAILED for error 131030', () => has(refused, 'failed'));
+
+        // Beyond text: a template (the SDK reads each parameter's value from the template object
+        // itself, not from `params` — its bug — so an app sets both), an image, a location, and a
+        // Messenger attachment.
+        const sendBody = async (who, channel, body) => {
+            const r = await new app.Customer(who).sendMessage(channel, { body });
+            assert.strictEqual(r.status, 'queued', r.description);
+            return r.messageId;
+        };
+        const ada = { number: '+254700000001', provider: 'cellular' };
+        const tplId = await sendBody(ada, whatsapp, { template: { id: 'balance_update', params: { 1: '', 2: '' }, 1: 'Ada', 2: 'KES 5' } });
+        const tplReq = await until(10000, 'the template send', () => api.requests.find((r) => r.json && r.json.type === 'template'));
+        assert.deepStrictEqual(tplReq.json.template, { name: 'balance_update', language: { code: 'en_US' }, components: [{ type: 'body', parameters: [{ type: 'text', text: 'Ada' }, { type: 'text', text: 'KES 5' }] }] });
+        const imgId = await sendBody(ada, whatsapp, { media: { url: 'https://hodi.example/receipt.png', type: 'image' } });
+        const imgReq = await until(10000, 'the image send', () => api.requests.find((r) => r.json && r.json.type === 'image'));
+        assert.deepStrictEqual(imgReq.json.image, { link: 'https://hodi.example/receipt.png' });
+        const locId = await sendBody(ada, whatsapp, { location: { latitude: -1.2921, longitude: 36.8219, label: 'Office', address: 'Kenyatta Ave' } });
+        const locReq = await until(10000, 'the location send', () => api.requests.find((r) => r.json && r.json.type === 'location'));
+        assert.deepStrictEqual(locReq.json.location, { latitude: -1.2921, longitude: 36.8219, name: 'Office', address: 'Kenyatta Ave' });
+        const fbImg = await sendBody({ number: 'PSID123', provider: 'facebook' }, page, { media: { url: 'https://hodi.example/receipt.png', type: 'image' } });
+        const fbImgReq = await until(10000, 'the attachment send', () => api.requests.find((r) => r.json && r.json.message && r.json.message.attachment));
+        assert.deepStrictEqual(fbImgReq.json.message.attachment, { type: 'image', payload: { url: 'https://hodi.example/receipt.png', is_reusable: true } });
+        await until(10000, 'SENT for template, image, location and attachment', () => [tplId, imgId, locId, fbImg].every((id) => has(id, 'sent')));
+        const noTemplates = await sendBody({ number: 'PSID123', provider: 'facebook' }, page, { template: { id: 'x', params: {} } });
+        await until(10000, 'FAILED for a template on Messenger', () => has(noTemplates, 'failed'));
 
         // Receipts for both channels; forged or malformed webhooks change nothing.
         const wamid = waReq.answer.messages[0].id;

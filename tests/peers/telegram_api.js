@@ -34,6 +34,15 @@ async function startTelegramApi({ port, botToken }) {
         record.json = body;
         if (record.path === `/bot${botToken}/deleteWebhook`) { webhookDeleted = true; return [200, { ok: true, result: true, description: 'Webhook was deleted' }]; }
         if (record.path === `/bot${botToken}/getUpdates`) return getUpdates(body || {});
+        const media = { sendPhoto: 'photo', sendAudio: 'audio', sendVoice: 'voice', sendVideo: 'video', sendDocument: 'document', sendSticker: 'sticker' };
+        const method = record.path.startsWith(`/bot${botToken}/`) ? record.path.slice(`/bot${botToken}/`.length) : null;
+        if (method && (media[method] || method === 'sendLocation')) {
+            const ok = method === 'sendLocation' ? typeof body.latitude === 'number' && typeof body.longitude === 'number' : typeof body[media[method]] === 'string';
+            if (!ok) return [400, { ok: false, error_code: 400, description: `Bad Request: there is no ${media[method] || 'location'} in the request` }];
+            const id = (nextId.get(body.chat_id) || 0) + 1;
+            nextId.set(body.chat_id, id);
+            return [200, { ok: true, result: { message_id: id, chat: { id: Number(body.chat_id), type: 'private' }, date: Math.floor(Date.now() / 1000) } }];
+        }
         if (record.path !== `/bot${botToken}/sendMessage`) return [401, { ok: false, error_code: 401, description: 'Unauthorized' }];
         if (!body || body.chat_id === undefined || typeof body.text !== 'string') {
             return [400, { ok: false, error_code: 400, description: 'Bad Request: message text is empty' }];

@@ -19,6 +19,12 @@ async function startTwilioApi({ port, accountSid, authToken }) {
         if (record.method !== 'POST' || record.path !== `/2010-04-01/Accounts/${accountSid}/Messages.json`) {
             return [404, { code: 20404, message: 'The requested resource was not found', status: 404 }];
         }
+        if (!form.Body && !form.MediaUrl && !form.ContentSid) {
+            return [400, { code: 21619, message: 'A text message body or media urls must be specified.', status: 400 }];
+        }
+        if (form.ContentVariables !== undefined) {
+            try { JSON.parse(form.ContentVariables); } catch (e) { return [400, { code: 21656, message: 'The ContentVariables Parameter is invalid.', status: 400 }]; }
+        }
         if (form.To.endsWith('+254700000400')) {
             return [400, { code: 21211, message: `The 'To' number ${form.To} is not a valid phone number.`, status: 400 }];
         }
