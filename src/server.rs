@@ -135,7 +135,6 @@ pub async fn start(config: Config) -> Result<Running> {
     let (provider_events, provider_reports) = tokio::sync::mpsc::channel(crate::channel::events::CAPACITY);
     let (payment_events, payment_refusals) = tokio::sync::mpsc::channel(crate::channel::events::PAYMENT_CAPACITY);
     store.release_provider_claims().await?;
-    store.release_payment_request_claims().await?;
     let providers = Arc::new(crate::channel::providers::Providers::start(
         &config.providers,
         &store,

@@ -77,8 +77,9 @@ struct Recipient {
     message_id: String,
 }
 
-/// What the messaging API's answer means for the message.
-fn outcome(status: u16, body: &[u8]) -> Result<Vec<AcceptedPart>, Refusal> {
+/// An API answer's JSON, or what its HTTP status means: bad credentials and 5xx are tried again
+/// (the operator can fix the first), 429 slows down, another 4xx is final.
+fn answered<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Refusal> {
     let text = String::from_utf8_lossy(body);
     match status {
         200 | 201 => {}
@@ -89,8 +90,13 @@ fn outcome(status: u16, body: &[u8]) -> Result<Vec<AcceptedPart>, Refusal> {
         400..=499 => return Err(Refusal::Permanent(format!("Africa's Talking answered {status}: {text}"))),
         _ => return Err(Refusal::Transient(format!("Africa's Talking answered {status}: {text}"))),
     }
-    let answer: SendAnswer = serde_json::from_slice(body)
-        .map_err(|e| Refusal::Transient(format!("Africa's Talking's answer does not parse ({e}): {text}")))?;
+    serde_json::from_slice(body)
+        .map_err(|e| Refusal::Transient(format!("Africa's Talking's answer does not parse ({e}): {text}")))
+}
+
+/// What the messaging API's answer means for the message.
+fn outcome(status: u16, body: &[u8]) -> Result<Vec<AcceptedPart>, Refusal> {
+    let answer: SendAnswer = answered(status, body)?;
     let Some(r) = answer.data.recipients.into_iter().next() else {
         return Err(Refusal::Permanent(format!("Africa's Talking took no recipient: {}", answer.data.message)));
     };
@@ -145,18 +151,7 @@ struct AirtimeResponse {
 
 /// What the airtime API's answer means: the request id its status callback will name.
 fn airtime_outcome(status: u16, body: &[u8]) -> Result<String, Refusal> {
-    let text = String::from_utf8_lossy(body);
-    match status {
-        200 | 201 => {}
-        401 | 403 => {
-            return Err(Refusal::Transient(format!("Africa's Talking refused our credentials ({status}): {text}")))
-        }
-        429 => return Err(Refusal::Throttled(format!("Africa's Talking: too many requests: {text}"))),
-        400..=499 => return Err(Refusal::Permanent(format!("Africa's Talking answered {status}: {text}"))),
-        _ => return Err(Refusal::Transient(format!("Africa's Talking answered {status}: {text}"))),
-    }
-    let answer: AirtimeAnswer = serde_json::from_slice(body)
-        .map_err(|e| Refusal::Transient(format!("Africa's Talking's answer does not parse ({e}): {text}")))?;
+    let answer: AirtimeAnswer = answered(status, body)?;
     let Some(r) = answer.responses.into_iter().next() else {
         return Err(Refusal::Permanent(format!("Africa's Talking sent no airtime: {}", answer.error_message)));
     };

@@ -127,33 +127,11 @@ impl Store {
         Ok(out.into_iter().map(|(_, r)| r).collect())
     }
 
-    /// Releases every claim (start-up: no worker holds one yet).
-    pub async fn release_payment_request_claims(&self) -> Result<u64> {
-        let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE payment_requests SET claimed_until = 0 WHERE claimed_until > 0")
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(done)
-    }
-
     /// A transient failure: the request is made again at `retry_at` (`counts`: whether it used
-    /// up an attempt; a throttled one does not).
+    /// up an attempt; a throttled one does not). Claims are released at start-up with the
+    /// messages' ([`Store::release_provider_claims`]).
     pub async fn payment_request_retry(&self, id: &str, retry_at: i64, error: &str, counts: bool) -> Result<()> {
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "UPDATE payment_requests SET next_attempt_at = $1, claimed_until = 0, last_error = $2,
-                 attempts = attempts + $3 WHERE transaction_id = $4",
-        )
-        .bind(retry_at)
-        .bind(error)
-        .bind(i64::from(counts))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.queue_retry(super::providers::QUEUE_PAYMENTS, id, retry_at, error, counts).await
     }
 
     /// The provider took the request and calls it `reference`: the request leaves the queue and

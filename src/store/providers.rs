@@ -18,6 +18,18 @@ use super::messaging::MessageRow;
 use super::outbox::{insert_many, NewNotification};
 use super::{list_placeholders, now_ms, row_placeholders, rows_per_statement, Store};
 
+/// A durable queue providers are fed from: its table and the column naming its rows.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Queue {
+    table: &'static str,
+    id: &'static str,
+}
+
+/// Messages waiting for a provider.
+const QUEUE_MESSAGES: Queue = Queue { table: "provider_queue", id: "message_id" };
+/// Payment requests waiting for a provider ([`super::payment_requests`]).
+pub(super) const QUEUE_PAYMENTS: Queue = Queue { table: "payment_requests", id: "transaction_id" };
+
 /// A message waiting for its provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedSend {
@@ -220,31 +232,47 @@ impl Store {
         Ok(out)
     }
 
-    /// Releases every claim (start-up: no worker holds one yet).
+    /// Releases every claim on both providers' queues, messages and payment requests (start-up:
+    /// no worker holds one yet).
     pub async fn release_provider_claims(&self) -> Result<u64> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE provider_queue SET claimed_until = 0 WHERE claimed_until > 0")
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut done = 0;
+        for queue in [QUEUE_MESSAGES, QUEUE_PAYMENTS] {
+            let sql = format!("UPDATE {} SET claimed_until = 0 WHERE claimed_until > 0", queue.table);
+            done += sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?.rows_affected();
+        }
         tx.commit().await?;
         Ok(done)
     }
 
-    /// A transient failure: the row is tried again at `retry_at` (`counts` says whether it used
-    /// up an attempt; a throttled send does not).
+    /// A transient failure: the message is tried again at `retry_at` (`counts` says whether it
+    /// used up an attempt; a throttled send does not).
     pub async fn provider_send_retry(&self, message_id: &str, retry_at: i64, error: &str, counts: bool) -> Result<()> {
+        self.queue_retry(QUEUE_MESSAGES, message_id, retry_at, error, counts).await
+    }
+
+    /// A transient failure of a row of `queue`, tried again at `retry_at`.
+    pub(super) async fn queue_retry(
+        &self,
+        queue: Queue,
+        id: &str,
+        retry_at: i64,
+        error: &str,
+        counts: bool,
+    ) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "UPDATE provider_queue SET next_attempt_at = $1, claimed_until = 0, last_error = $2,
-                 attempts = attempts + $3 WHERE message_id = $4",
-        )
-        .bind(retry_at)
-        .bind(error)
-        .bind(i64::from(counts))
-        .bind(message_id)
-        .execute(&mut *tx)
-        .await?;
+        let sql = format!(
+            "UPDATE {} SET next_attempt_at = $1, claimed_until = 0, last_error = $2, attempts = attempts + $3
+             WHERE {} = $4",
+            queue.table, queue.id
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(retry_at)
+            .bind(error)
+            .bind(i64::from(counts))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
