@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod convert;
 pub mod customer;
+pub mod inbox;
 pub mod messaging;
 pub mod notify;
 pub mod payment;

@@ -163,6 +163,7 @@ pub async fn start(config: Config) -> Result<Running> {
     tokio::spawn(crate::messaging::providers::run(hodi.clone(), provider_reports));
     tokio::spawn(crate::payment::providers::run(hodi.clone(), payment_refusals));
     let webhooks = crate::webhooks::start(hodi.clone(), shutdown.clone()).await?;
+    let inbox = crate::inbox::start(hodi.clone(), tls.clone(), shutdown.clone()).await?;
     // The data directory is ours until shutdown (or until the process ends, when the OS lets go).
     let release = shutdown.clone();
     tokio::spawn(async move {
@@ -172,6 +173,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
     let mut bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
     bound.webhooks = webhooks;
+    bound.inbox = inbox;
     if let Some(voice) = voice {
         bound.sip = Some(voice.sip.local);
         bound.recordings = voice.recordings_http;

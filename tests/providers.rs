@@ -26,6 +26,7 @@ struct Ports {
     tw: u16,
     tg: u16,
     mpesa: u16,
+    inbox: u16,
     hooks: u16,
 }
 
@@ -40,6 +41,7 @@ impl Ports {
             tw: free_port(),
             tg: free_port(),
             mpesa: free_port(),
+            inbox: free_port(),
             hooks: free_port(),
         }
     }
@@ -49,7 +51,7 @@ impl Ports {
 /// refuses its password and one that cannot start, Africa's Talking `at`, Twilio `tw`, Telegram
 /// `tg` and SMTP `mail`.
 fn write_config(dir: &Path, ports: Ports) -> PathBuf {
-    let Ports { meta, mg, smsc, smtp, at, tw, tg, mpesa, hooks } = ports;
+    let Ports { meta, mg, smsc, smtp, at, tw, tg, mpesa, hooks, .. } = ports;
     let path = dir.join("providers.toml");
     // The SMTP server uses the certificate Hodi makes for itself at first start.
     let ca = dir.join("data/tls/cert.pem").display().to_string();
@@ -171,11 +173,18 @@ const SECRETS: &[(&str, &str)] = &[
     ("HODI_TEST_MPESA_CREDENTIAL", "daraja-credential"),
 ];
 
-/// Starts Hodi on `config`, its webhooks where `hooks` says (Twilio's `public_url` points there).
-fn start(data: &Path, config: &Path, hooks: u16) -> Hodi {
+/// Starts Hodi on `config`, its webhooks where `ports.hooks` says (Twilio's `public_url` points
+/// there) and its inbox (SMTP, messages up to 64 KiB) where `ports.inbox` says.
+fn start(data: &Path, config: &Path, ports: Ports) -> Hodi {
     let config = config.to_str().expect("utf-8 path");
-    let listen = format!("127.0.0.1:{hooks}");
-    let mut env = vec![("HODI_CONFIG", config), ("HODI_WEBHOOKS__LISTEN", listen.as_str())];
+    let listen = format!("127.0.0.1:{}", ports.hooks);
+    let inbox = format!("127.0.0.1:{}", ports.inbox);
+    let mut env = vec![
+        ("HODI_CONFIG", config),
+        ("HODI_WEBHOOKS__LISTEN", listen.as_str()),
+        ("HODI_INBOX__LISTEN", inbox.as_str()),
+        ("HODI_INBOX__MAX_MESSAGE_BYTES", "65536"),
+    ];
     env.extend_from_slice(SECRETS);
     Hodi::start(data, &env)
 }
@@ -192,7 +201,7 @@ fn scenario(
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = Ports::free();
     let config = write_config(dir.path(), ports);
-    let hodi = start(&dir.path().join("data"), &config, ports.hooks);
+    let hodi = start(&dir.path().join("data"), &config, ports);
     for (channel, number, provider) in numbers {
         bind(&hodi, &config, channel, number, provider);
     }
@@ -232,7 +241,7 @@ fn sms_goes_through_a_real_smsc_and_receipts_and_replies_come_back() {
     let ports = Ports::free();
     let smsc = ports.smsc;
     let config = write_config(dir.path(), ports);
-    let hodi = start(&dir.path().join("data"), &config, ports.hooks);
+    let hodi = start(&dir.path().join("data"), &config, ports);
     let said = bind(&hodi, &config, "sms", "21356", "smpp:telco");
     assert!(said.contains("sends through provider telco"), "{said}");
     assert!(!said.contains("secret"), "the CLI echoed a password: {said}");
@@ -257,6 +266,12 @@ fn sms_goes_through_a_real_smsc_and_receipts_and_replies_come_back() {
 #[test]
 fn email_goes_through_a_real_smtp_server_with_starttls_and_auth() {
     scenario("smtp", &[("email", "hodi@localhost", "mail")], |p| ("SMTP_PORT", p.smtp));
+}
+
+#[test]
+fn customers_email_reaches_the_app_through_the_inbox_over_smtp_with_starttls() {
+    let (hodi, _, _dir) = scenario("inbox", &[("email", "news@hodi.example", "mail")], |p| ("INBOX_PORT", p.inbox));
+    assert!(hodi.stderr().contains("inbox listening for SMTP"));
 }
 
 #[test]
@@ -318,7 +333,7 @@ fn provisioning_refuses_a_provider_that_is_not_configured_or_carries_another_cha
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = Ports::free();
     let config = write_config(dir.path(), ports);
-    let hodi = start(&dir.path().join("data"), &config, ports.hooks);
+    let hodi = start(&dir.path().join("data"), &config, ports);
     for (channel, provider, why) in [
         ("sms", "nosuch", "no provider \"nosuch\""),
         ("sms", "mail", "carries email, not sms"),
@@ -416,7 +431,7 @@ fn a_queued_sms_survives_kill_9_and_is_sent_exactly_once_after_restart() {
     let port = ports.smsc;
     let config = write_config(dir.path(), ports);
     let data = dir.path().join("data");
-    let mut hodi = start(&data, &config, ports.hooks);
+    let mut hodi = start(&data, &config, ports);
     bind(&hodi, &config, "sms", "21356", "telco");
     // No SMSC yet: the message can only be queued.
     let out = hodi.node_ok("providers_e2e.js", &["send-one", "survives a crash"], &[]);
@@ -424,7 +439,7 @@ fn a_queued_sms_survives_kill_9_and_is_sent_exactly_once_after_restart() {
     hodi.kill();
 
     let mut smsc = Smsc::start(port);
-    let hodi = start(&data, &config, ports.hooks);
+    let hodi = start(&data, &config, ports);
     let message = smsc.wait_for("message", Duration::from_secs(30), |e| e["text"] == "survives a crash");
     assert_eq!(message["destination"], "254700000002");
     smsc.drain(Duration::from_secs(3));

@@ -219,6 +219,9 @@ async fn serve(config: Config) -> Result<()> {
     if let Some(a) = running.bound.webhooks {
         writeln!(out, "  webhooks            http://{a}/hooks/<provider>/<token>/…   (providers' callbacks)")?;
     }
+    if let Some(a) = running.bound.inbox {
+        writeln!(out, "  inbox               smtp://{a}   (customers' email to the org's email numbers)")?;
+    }
     let cert = &running.certificate;
     writeln!(
         out,

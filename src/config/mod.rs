@@ -43,6 +43,7 @@ pub struct Config {
     /// Real networks channel numbers can be bound to, by name (see [`providers`]).
     pub providers: providers::Providers,
     pub webhooks: Webhooks,
+    pub inbox: Inbox,
     pub dev: Dev,
 }
 
@@ -326,6 +327,45 @@ impl Default for Webhooks {
     }
 }
 
+/// `[inbox]`: Hodi's own SMTP receiver, for customers' email to the org's email numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Inbox {
+    /// Where it listens (port 25 as your MX, or behind one); empty (the default) disables it.
+    pub listen: String,
+    /// The name it greets with (`220 <hostname> ESMTP`).
+    pub hostname: String,
+    /// Offer STARTTLS with Hodi's certificate.
+    pub starttls: bool,
+    /// Connections held at once, and from one source address.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Each command (and each line of a message) must arrive within this.
+    pub command_timeout_secs: u64,
+    /// A connection is closed after this long, whatever it is doing.
+    pub session_secs: u64,
+    /// Largest message (its headers and body as sent); larger ones are refused with 552.
+    pub max_message_bytes: usize,
+    /// Recipients of one message.
+    pub max_recipients: usize,
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Inbox {
+            listen: String::new(),
+            hostname: "hodi.localhost".into(),
+            starttls: true,
+            max_connections: 256,
+            max_connections_per_address: 16,
+            command_timeout_secs: 60,
+            session_secs: 600,
+            max_message_bytes: 1024 * 1024,
+            max_recipients: 50,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Dev {
@@ -354,6 +394,7 @@ impl Default for Config {
             voice: Voice::default(),
             providers: Default::default(),
             webhooks: Webhooks::default(),
+            inbox: Inbox::default(),
             dev: Dev::default(),
         }
     }

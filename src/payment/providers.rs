@@ -107,6 +107,10 @@ pub async fn run(hodi: Arc<Hodi>, mut refusals: PaymentReceiver) {
     }
 }
 
+/// How long a result for a reference not stored yet waits for it, looking every `RESULT_LOOK`.
+const RESULT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const RESULT_LOOK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What a result callback did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
@@ -128,15 +132,25 @@ pub async fn result(
     status: PaymentStatus,
     description: &str,
 ) -> anyhow::Result<Applied> {
-    let by_ours = match ours {
-        Some(id) => hodi.store.transaction(id).await?.filter(|t| t.provider.as_deref() == Some(provider)),
-        None => None,
+    // A provider can call back before its worker has stored the reference it just answered with
+    // (milliseconds apart), and Daraja does not send a result twice: an unknown reference is
+    // looked for again for a short while before it is called unknown.
+    let deadline = tokio::time::Instant::now() + RESULT_WAIT;
+    let t = loop {
+        let by_ours = match ours {
+            Some(id) => hodi.store.transaction(id).await?.filter(|t| t.provider.as_deref() == Some(provider)),
+            None => None,
+        };
+        let found = match by_ours {
+            Some(t) => Some(t),
+            None => hodi.store.transaction_by_provider_ref(provider, reference).await?,
+        };
+        match found {
+            Some(t) => break t,
+            None if tokio::time::Instant::now() < deadline => tokio::time::sleep(RESULT_LOOK).await,
+            None => return Ok(Applied::Unknown),
+        }
     };
-    let found = match by_ours {
-        Some(t) => Some(t),
-        None => hodi.store.transaction_by_provider_ref(provider, reference).await?,
-    };
-    let Some(t) = found else { return Ok(Applied::Unknown) };
     match finish(hodi, &t.id, status).await? {
         Some(s) => {
             let status = PaymentStatus::try_from(s).unwrap_or(status);

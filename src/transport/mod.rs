@@ -33,6 +33,8 @@ pub struct Bound {
     pub recordings: Option<SocketAddr>,
     /// HTTP for providers' callbacks (`[webhooks]`).
     pub webhooks: Option<SocketAddr>,
+    /// SMTP for customers' email (`[inbox]`).
+    pub inbox: Option<SocketAddr>,
 }
 
 /// Binds every enabled listener and starts accepting. Returns once all are bound.

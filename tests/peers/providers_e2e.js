@@ -31,6 +31,41 @@ function connectApp(before) {
     return within(10000, 'app connection', connected);
 }
 
+// A line-by-line SMTP client (a sending mail server's side): `send(line)` writes a command and
+// waits for its whole reply (multi-line replies included), `upgrade()` starts TLS on the socket
+// after a 220 to STARTTLS, trusting Hodi's certificate (NODE_EXTRA_CA_CERTS).
+function smtpClient(port) {
+    const net = require('net');
+    const tls = require('tls');
+    let socket = net.connect(port, '127.0.0.1');
+    let buffered = '';
+    const waiting = [];
+    const pump = () => {
+        while (waiting.length) {
+            const lines = buffered.split('\r\n');
+            const end = lines.slice(0, -1).findIndex((l) => /^\d{3}( |$)/.test(l));
+            if (end < 0) return;
+            buffered = lines.slice(end + 1).join('\r\n');
+            waiting.shift()({ code: Number(lines[end].slice(0, 3)), text: lines.slice(0, end + 1).join('\n') });
+        }
+    };
+    const listen = (s) => s.on('data', (d) => { buffered += d.toString('utf8'); pump(); });
+    listen(socket);
+    const reply = (what = 'the greeting') => within(10000, `the SMTP reply to ${what.slice(0, 40)}`, new Promise((resolve) => { waiting.push(resolve); pump(); }));
+    return {
+        reply,
+        send: (line) => { socket.write(`${line}\r\n`); return reply(line); },
+        upgrade: () => new Promise((resolve, reject) => {
+            socket.removeAllListeners('data');
+            const secured = tls.connect({ socket, servername: 'localhost' }, () => resolve());
+            secured.on('error', reject);
+            socket = secured;
+            listen(socket);
+        }),
+        encrypted: () => Boolean(socket.encrypted),
+    };
+}
+
 const scenarios = {
     // SMS through an SMSC: short, long (concatenated) and non-Latin texts arrive whole; receipts
     // become DELIVERED once every part is delivered; an MO becomes receivedSms; throttling slows
@@ -394,6 +429,14 @@ const scenarios = {
         await until(10000, 'REJECTED', () => statusOf(no.transactionId).includes('rejected'));
         assert.deepStrictEqual(await wallet(), { actual: 100, available: 100 });
 
+        // Daraja calling back the moment it answers the STK push: the result still lands.
+        api.instantResult = 0;
+        const quick = await app.initiatePayment(mobile(jane), savings, kes(1));
+        const quickCallback = await until(10000, 'the instant callback', () => api.callbacks[0]);
+        assert.strictEqual(quickCallback.status, 200, 'a result that beat Hodi\'s record of its request was lost');
+        await until(10000, 'SUCCESS for the instant result', () => statusOf(quick.transactionId).includes('success'));
+        assert.deepStrictEqual(await wallet(), { actual: 101, available: 101 });
+
         // Refused up front: cents (M-Pesa moves whole shillings); refused by Daraja: a bad number.
         const cents = await app.initiatePayment(mobile(jane), savings, kes(10.5));
         assert.strictEqual(cents.status, 'invalid_request', cents.description);
@@ -412,17 +455,17 @@ const scenarios = {
         assert.strictEqual(b2c.body.PartyB, '254708374149');
         assert.strictEqual(b2c.body.ResultURL, `${hooks}/b2c-result`);
         assert.strictEqual(b2c.body.QueueTimeOutURL, `${hooks}/b2c-timeout`);
-        assert.deepStrictEqual(await wallet(), { actual: 100, available: 60 }, 'the payout is held, not taken');
+        assert.deepStrictEqual(await wallet(), { actual: 101, available: 61 }, 'the payout is held, not taken');
         r = await postJson(b2c.body.ResultURL, daraja.b2cResult(b2c, b2c.answer, 0));
         assert.deepStrictEqual([r.status, r.body.ResultCode], [200, '0'], r.text);
         await until(10000, 'SUCCESS for the payout', () => statusOf(out.transactionId).includes('success'));
-        assert.deepStrictEqual(await wallet(), { actual: 60, available: 60 });
+        assert.deepStrictEqual(await wallet(), { actual: 61, available: 61 });
         const fails = await app.initiatePayment(savings, mobile(jane), kes(30));
         const b2c2 = await until(10000, 'the second B2C request', () => api.requests.filter((q) => q.path === '/mpesa/b2c/v3/paymentrequest')[1]);
-        assert.deepStrictEqual(await wallet(), { actual: 60, available: 30 });
+        assert.deepStrictEqual(await wallet(), { actual: 61, available: 31 });
         r = await postJson(`${hooks}/b2c-result`, daraja.b2cResult(b2c2, b2c2.answer, 2001));
         await until(10000, 'FAILED for the payout', () => statusOf(fails.transactionId).includes('failed'));
-        assert.deepStrictEqual(await wallet(), { actual: 60, available: 60 }, 'a failed payout is released');
+        assert.deepStrictEqual(await wallet(), { actual: 61, available: 61 }, 'a failed payout is released');
         // Daraja down for a moment: the request is made again, and paid once.
         const retried = await app.initiatePayment({ purseId }, mobile('+254700000503'), kes(20));
         assert.strictEqual(retried.status, 'queued', retried.description);
@@ -786,6 +829,65 @@ const scenarios = {
         console.log(JSON.stringify({ ok: true, requests: api.requests.length }));
         app.disconnect();
         api.close();
+    },
+
+    // Hodi's own SMTP receiver: a client speaking SMTP line by line (as a sending mail server
+    // would), STARTTLS with Hodi's certificate, a refused and an accepted recipient, a MIME message
+    // that reaches the app as receivedEmail once even when sent twice, and one over the size limit.
+    async inbox() {
+        const statuses = [];
+        const received = [];
+        const app = await connectApp((c) => {
+            c.on('receivedEmail', (n, customer, appData, cb) => { received.push({ n, customer }); cb(null, appData); });
+        });
+        const client = smtpClient(Number(env('INBOX_PORT')));
+        const expect = async (line, code) => {
+            const r = line === null ? await client.reply() : await client.send(line);
+            assert.strictEqual(r.code, code, `${line} → ${r.text}`);
+            return r;
+        };
+        await expect(null, 220);
+        const ehlo = await expect('EHLO mx.mailer.example', 250);
+        assert.match(ehlo.text, /STARTTLS/);
+        await expect('STARTTLS', 220);
+        await client.upgrade();
+        assert.ok(client.encrypted(), 'TLS is up');
+        const again = await expect('EHLO mx.mailer.example', 250);
+        assert.ok(!/STARTTLS/.test(again.text), 'STARTTLS is not offered twice');
+        const message = [
+            'From: Ada Lovelace <ada@example.com>', 'To: news@hodi.example', 'Subject: =?utf-8?q?Swali_kuhusu_bili?=',
+            'Message-ID: <q1@example.com>', 'MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary=b1', '',
+            '--b1', 'Content-Type: text/plain; charset=utf-8', '', 'Habari, nina swali.', '..and a line that starts with a dot',
+            '--b1', 'Content-Type: text/html; charset=utf-8', '', '<p>Habari, nina swali.</p>', '--b1--',
+        ].join('\r\n');
+        const deliver = async () => {
+            await expect('MAIL FROM:<bounces+q1@mailer.example>', 250);
+            await expect('RCPT TO:<nobody@hodi.example>', 550);
+            await expect('RCPT TO:<news@hodi.example>', 250);
+            await expect('DATA', 354);
+            await expect(`${message}\r\n.`, 250);
+        };
+        await deliver();
+        const mail = await until(10000, 'receivedEmail', () => received[0]);
+        assert.strictEqual(mail.n.email.subject, 'Swali kuhusu bili');
+        assert.strictEqual(mail.n.email.bodyPlain.trim(), 'Habari, nina swali.\r\n.and a line that starts with a dot');
+        assert.strictEqual(mail.n.email.bodyHtml.trim(), '<p>Habari, nina swali.</p>');
+        assert.strictEqual(mail.customer.customerNumber.number, 'ada@example.com', 'the From header, not the bounce address');
+        // A sending server that did not see our 250 sends the same message again: taken, once.
+        await deliver();
+        await sleep(500);
+        assert.strictEqual(received.length, 1, 'a message sent twice reached the app twice');
+        // Over the limit (64 KiB here): refused, and nothing reaches the app.
+        await expect('MAIL FROM:<ada@example.com>', 250);
+        await expect('RCPT TO:<news@hodi.example>', 250);
+        await expect('DATA', 354);
+        const big = ['From: ada@example.com', 'Subject: big', 'Message-ID: <big@example.com>', '', ...Array(1200).fill('x'.repeat(70))].join('\r\n');
+        await expect(`${big}\r\n.`, 552);
+        await expect('QUIT', 221);
+        await sleep(300);
+        assert.strictEqual(received.length, 1);
+        console.log(JSON.stringify({ ok: true, received: received.length, statuses: statuses.length }));
+        app.disconnect();
     },
 
     // Sends one SMS and prints its reply (the SMSC is elsewhere, or nowhere).
