@@ -10,7 +10,6 @@
 use anyhow::Result;
 use sqlx::{Row, SqliteConnection};
 
-use super::payments::Transaction;
 use super::{now_ms, Store};
 
 /// What a payment asks of its provider.
@@ -155,28 +154,5 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    /// The transaction `provider` calls `reference`.
-    pub async fn transaction_by_provider_ref(&self, provider: &str, reference: &str) -> Result<Option<Transaction>> {
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM payment_transactions WHERE provider = $1 AND provider_transaction_id = $2",
-        )
-        .bind(provider)
-        .bind(reference)
-        .fetch_optional(&self.pool)
-        .await?;
-        match found {
-            Some(id) => self.transaction(&id).await,
-            None => Ok(None),
-        }
-    }
-
-    /// How many requests wait for `provider` (claimed or not).
-    pub async fn payment_requests_waiting(&self, provider: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM payment_requests WHERE provider = $1")
-            .bind(provider)
-            .fetch_one(&self.pool)
-            .await?)
     }
 }

@@ -499,6 +499,21 @@ impl Store {
         row.as_ref().map(transaction).transpose()
     }
 
+    /// The transaction `provider` calls `reference`.
+    pub async fn transaction_by_provider_ref(&self, provider: &str, reference: &str) -> Result<Option<Transaction>> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM payment_transactions WHERE provider = $1 AND provider_transaction_id = $2",
+        )
+        .bind(provider)
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        match found {
+            Some(id) => self.transaction(&id).await,
+            None => Ok(None),
+        }
+    }
+
     /// A customer's latest transactions (either side), oldest first.
     pub async fn transactions_for(&self, customer_id: &str, limit: i64) -> Result<Vec<Transaction>> {
         let sql = format!(
