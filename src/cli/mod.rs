@@ -35,6 +35,10 @@ pub enum Command {
     /// Purses: read balances.
     #[command(subcommand)]
     Purse(PurseCommand),
+    /// Payments through real providers: list the ones still waiting for a result, and settle one
+    /// by hand after checking the provider's own records (a result callback that never came).
+    #[command(subcommand)]
+    Payment(PaymentCommand),
     /// Report a customer's reaction to a sent message, as a provider would (a link click, an
     /// unsubscribe, a spam complaint). The app that sent it gets `sentMessageReaction`.
     React {
@@ -138,6 +142,25 @@ pub enum PurseCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PaymentCommand {
+    /// Payments sent to a provider and still pending, oldest first.
+    Pending {
+        /// Only those waiting at least this many minutes.
+        #[arg(long, default_value_t = 0)]
+        older_than_mins: u64,
+    },
+    /// End a pending provider payment as the provider's records show it: `success` moves the
+    /// money (a payout's hold is taken), `failed` releases it. The app hears `paymentStatus`.
+    Settle {
+        #[arg(long)]
+        transaction: String,
+        /// success or failed.
+        #[arg(long)]
+        status: String,
+    },
+}
+
 const CHANNELS: &[&str] =
     &["sms", "ussd", "voice", "whatsapp", "telegram", "fb_messenger", "email", "cellular", "airtime"];
 
@@ -156,6 +179,12 @@ pub fn main() -> Result<()> {
             Command::Provision(p) => provision(config, p).await,
             Command::React { message, reaction } => react(config, &message, &reaction).await,
             Command::Purse(PurseCommand::Balance { purse }) => purse_balance(config, &purse).await,
+            Command::Payment(PaymentCommand::Pending { older_than_mins }) => {
+                payments_pending(config, older_than_mins).await
+            }
+            Command::Payment(PaymentCommand::Settle { transaction, status }) => {
+                payment_settle(config, &transaction, &status).await
+            }
             Command::Calls { limit } => calls(config, limit).await,
         }
     })
@@ -289,6 +318,71 @@ async fn purse_balance(config: Config, purse: &str) -> Result<()> {
     writeln!(out, "  actual     {}", show(balance))?;
     writeln!(out, "  available  {}", show(balance - held))?;
     writeln!(out, "  held       {}", show(held))?;
+    Ok(())
+}
+
+/// A payment status as the SDKs spell it (`pending_confirmation`).
+fn status_name(status: i32) -> String {
+    crate::wire::PaymentStatus::try_from(status)
+        .map(|s| s.as_str_name().trim_start_matches("PAYMENT_STATUS_").to_ascii_lowercase())
+        .unwrap_or_else(|_| status.to_string())
+}
+
+async fn payments_pending(config: Config, older_than_mins: u64) -> Result<()> {
+    let store = Store::open_existing(&config.database_url()).await?;
+    let before = crate::store::now_ms().saturating_sub(crate::store::secs_to_ms(older_than_mins.saturating_mul(60)));
+    let pending = store.pending_provider_payments(before, &crate::payment::PENDING, 500).await?;
+    let mut out = std::io::stdout().lock();
+    if pending.is_empty() {
+        writeln!(out, "no provider payment is pending")?;
+    }
+    for t in pending {
+        let age_mins = (crate::store::now_ms() - t.created_at) / 60_000;
+        let amount = crate::payment::to_cash(&t.currency, t.amount).amount;
+        writeln!(
+            out,
+            "{}  {:<8} {:<14} {} {}  provider {} ref {}  waiting {} min",
+            t.id,
+            t.kind,
+            status_name(t.status),
+            t.currency,
+            amount,
+            t.provider.as_deref().unwrap_or("-"),
+            t.provider_transaction_id.as_deref().unwrap_or("(not accepted yet)"),
+            age_mins
+        )?;
+    }
+    Ok(())
+}
+
+async fn payment_settle(config: Config, transaction: &str, status: &str) -> Result<()> {
+    use crate::store::payments::Finish;
+    use crate::wire::PaymentStatus;
+    let status = match status {
+        "success" => PaymentStatus::Success,
+        "failed" => PaymentStatus::Failed,
+        other => anyhow::bail!("status {other:?}: use success or failed"),
+    };
+    let store = Store::open_existing(&config.database_url()).await?.with_notification_ttl(config.notify.ttl_ms());
+    let Some(t) = store.transaction(transaction).await? else { anyhow::bail!("no transaction {transaction:?}") };
+    let Some(provider) = t.provider.clone() else {
+        anyhow::bail!("{transaction} did not go through a provider; the simulator settles it (UpdatePaymentStatus)")
+    };
+    let finish = Finish { status: status as i32, settle: status == PaymentStatus::Success };
+    let done = store
+        .finish_transaction(transaction, finish, crate::payment::is_pending, |t, s| {
+            crate::payment::initiate::status_notices(t, s, t.app_id.as_deref().unwrap_or_default())
+        })
+        .await?;
+    let mut out = std::io::stdout().lock();
+    match done {
+        Some((_, s)) if s == status as i32 => {
+            tracing::info!(transaction, provider, ?status, "payment settled by hand");
+            writeln!(out, "{transaction} is now {}; the app will be told", status_name(status as i32))?
+        }
+        Some((_, s)) => anyhow::bail!("{transaction} could not settle and is now {}", status_name(s)),
+        None => anyhow::bail!("{transaction} is no longer pending; nothing changed"),
+    }
     Ok(())
 }
 

@@ -70,15 +70,16 @@ pub fn to_cash(currency: &str, minor: i64) -> Cash {
 }
 
 /// Statuses a transaction can still leave.
+pub const PENDING: [PaymentStatus; 4] = [
+    PaymentStatus::Queued,
+    PaymentStatus::PendingConfirmation,
+    PaymentStatus::PendingValidation,
+    PaymentStatus::Validated,
+];
+
+/// Whether a transaction can still leave `status`.
 pub fn is_pending(status: i32) -> bool {
-    [
-        PaymentStatus::Queued,
-        PaymentStatus::PendingConfirmation,
-        PaymentStatus::PendingValidation,
-        PaymentStatus::Validated,
-    ]
-    .iter()
-    .any(|s| *s as i32 == status)
+    PENDING.iter().any(|s| *s as i32 == status)
 }
 
 /// Statuses that end a transaction without moving money.

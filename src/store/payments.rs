@@ -514,6 +514,24 @@ impl Store {
         }
     }
 
+    /// Transactions that went through a provider, are still in one of `pending` and were made
+    /// before `before`, oldest first.
+    pub async fn pending_provider_payments(
+        &self,
+        before: i64,
+        pending: &[crate::wire::PaymentStatus],
+        limit: i64,
+    ) -> Result<Vec<Transaction>> {
+        let statuses = pending.iter().map(|s| (*s as i32).to_string()).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM payment_transactions
+             WHERE provider IS NOT NULL AND status IN ({statuses}) AND created_at <= $1
+             ORDER BY created_at, id LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(transaction).collect()
+    }
+
     /// A customer's latest transactions (either side), oldest first.
     pub async fn transactions_for(&self, customer_id: &str, limit: i64) -> Result<Vec<Transaction>> {
         let sql = format!(

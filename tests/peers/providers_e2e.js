@@ -472,6 +472,19 @@ const scenarios = {
         await until(15000, 'the B2C request after a 503', () => api.requests.some((q) => q.body && q.body.PartyB === '254700000503' && q.answer.ResponseCode === '0'));
         assert.strictEqual(api.requests.filter((q) => q.body && q.body.PartyB === '254700000503').length, 2);
 
+        // A result that never comes (Daraja sends none twice): the operator finds the payout
+        // still pending and settles it by hand from M-Pesa's records.
+        const { execFileSync } = require('child_process');
+        const cli = (...args) => execFileSync(env('HODI_BIN'), args, { env: process.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        const stuck = await app.initiatePayment(savings, mobile(jane), kes(7));
+        await until(10000, 'the stuck payout listed with its reference', () => new RegExp(`${stuck.transactionId}.*provider mpesa ref AG_`).test(cli('payment', 'pending')));
+        assert.deepStrictEqual(await wallet(), { actual: 61, available: 54 });
+        assert.match(cli('payment', 'settle', '--transaction', stuck.transactionId, '--status', 'failed'), /is now failed/);
+        await until(15000, 'FAILED for the stuck payout', () => statusOf(stuck.transactionId).includes('failed'));
+        assert.deepStrictEqual(await wallet(), { actual: 61, available: 61 }, 'a payout failed by hand is released');
+        assert.throws(() => cli('payment', 'settle', '--transaction', stuck.transactionId, '--status', 'success'), /no longer pending/);
+        assert.ok(!cli('payment', 'pending').includes(stuck.transactionId));
+
         // The door: a wrong token, a malformed body, a reference we never made.
         r = await postJson(`http://127.0.0.1:${hooksPort}/hooks/mpesa/wrong-token/stk`, paid);
         assert.strictEqual(r.status, 403);
