@@ -7,23 +7,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::inproc::start_with;
+use common::read_until_closed;
 use hodi::config::providers::{AfricasTalking, Provider, Secret};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// Reads until the peer closes or `within` passes; what was read, and whether it closed.
-async fn read_until_closed(tcp: &mut TcpStream, within: Duration) -> (String, bool) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
-        }
-    }
-}
 
 fn post(path: &str, body: &str) -> String {
     format!(

@@ -10,6 +10,8 @@
 //! - [`Failures`]: addresses whose SETUPs keep being refused wait, doubling, before the next is
 //!   looked at (credential guessing is slowed per address).
 //! - [`Throttle`], [`AcceptBackoff`]: warnings at most once per interval; patience on EMFILE.
+//! - [`AdmittedListener`]: all of it for a plain accept loop (the webhooks, the inbox, SIP over
+//!   TCP): the next connection that got a place.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -253,6 +255,61 @@ impl AcceptBackoff {
         }
         tokio::time::sleep(self.wait).await;
         self.wait = (self.wait * 2).min(Self::MAX);
+    }
+}
+
+/// A listening socket whose connections must each hold a place of an [`Admission`]: one without a
+/// place is closed at once (counted, and warned of at most once per 10 s), and failing accepts
+/// back off ([`AcceptBackoff`]).
+#[derive(Debug)]
+pub struct AdmittedListener {
+    name: &'static str,
+    socket: tokio::net::TcpListener,
+    admission: Admission,
+    backoff: AcceptBackoff,
+    refusals: Throttle,
+}
+
+impl AdmittedListener {
+    pub fn new(name: &'static str, socket: tokio::net::TcpListener, admission: Admission) -> AdmittedListener {
+        AdmittedListener {
+            name,
+            socket,
+            admission,
+            backoff: AcceptBackoff::new(name),
+            refusals: Throttle::new(Duration::from_secs(10)),
+        }
+    }
+
+    /// The next connection that got a place, and the place; None once `shutdown` is cancelled.
+    pub async fn next(
+        &mut self,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Option<(tokio::net::TcpStream, std::net::SocketAddr, Ticket)> {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                accepted = self.socket.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    self.backoff.failed(&e).await;
+                    continue;
+                }
+            };
+            self.backoff.accepted();
+            match self.admission.admit(peer.ip()) {
+                Ok(ticket) => return Some((stream, peer, ticket)),
+                Err(refused) => {
+                    if let Some(count) = self.refusals.hit() {
+                        warn!(listener = self.name, %peer, %refused, count,
+                            "connections closed at accept (count since the last warning)");
+                    }
+                    // Dropping `stream` closes it.
+                }
+            }
+        }
     }
 }
 

@@ -23,10 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hodi_rsocket::admission::Admission;
+use hodi_rsocket::admission::{Admission, AdmittedListener};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::channel::events::{ChannelEvent, Received, ReceivedEmail};
 use crate::config::providers::Provider;
@@ -44,28 +44,11 @@ pub async fn start(hodi: Arc<Hodi>, tls: TlsAcceptor, shutdown: CancellationToke
     })?;
     let local = listener.local_addr()?;
     let admission = Admission::new("inbox", settings.max_connections, settings.max_connections_per_address);
+    let mut listener = AdmittedListener::new("inbox", listener, admission);
     let tls = settings.starttls.then_some(tls);
     info!(%local, starttls = tls.is_some(), "inbox listening for SMTP");
     tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        warn!(error = %e, "inbox: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-            };
-            let ticket = match admission.admit(peer.ip()) {
-                Ok(t) => t,
-                Err(refused) => {
-                    debug!(%peer, %refused, "inbox: connection refused");
-                    continue;
-                }
-            };
+        while let Some((tcp, peer, ticket)) = listener.next(&shutdown).await {
             let (hodi, tls, shutdown) = (hodi.clone(), tls.clone(), shutdown.clone());
             tokio::spawn(async move {
                 let lifetime = Duration::from_secs(hodi.config.inbox.session_secs.max(1));

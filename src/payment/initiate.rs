@@ -53,23 +53,13 @@ type Refusal = (PaymentStatus, String);
 #[derive(Debug, Clone)]
 pub(crate) enum Party {
     /// `account`: the purse's ledger account, when it has one yet.
-    Purse {
-        id: String,
-        currency: String,
-        account: Option<String>,
-    },
+    Purse { id: String, currency: String, account: Option<String> },
     /// `accounts`: the wallet's ledger accounts (one per currency it was opened in; one in practice).
-    Wallet {
-        customer_id: String,
-        wallet_id: String,
-        accounts: Vec<Account>,
-    },
-    Customer {
-        customer_id: String,
-        number: StoredNumber,
-        channel: PaymentChannelNumber,
-    },
-    Channel(PaymentChannelCounterParty),
+    Wallet { customer_id: String, wallet_id: String, accounts: Vec<Account> },
+    /// `provider`: the real provider the payment channel number is bound to, if any.
+    Customer { customer_id: String, number: StoredNumber, channel: PaymentChannelNumber, provider: Option<String> },
+    /// `provider`: the real provider the source number is bound to, if any.
+    Channel { party: PaymentChannelCounterParty, provider: Option<String> },
 }
 
 impl Party {
@@ -134,12 +124,12 @@ pub(crate) async fn resolve(
             let Some(name) = payment_channel_name(channel.channel) else {
                 return Ok(Err((PaymentStatus::InvalidRequest, "channel_number has no payment channel".into())));
             };
-            if !store.channel_provisioned(org_id, name, &channel.number).await? {
+            let Some(provider) = store.channel_binding(org_id, name, &channel.number).await? else {
                 return Ok(Err((
                     PaymentStatus::InvalidRequest,
                     format!("{name} number {:?} is not provisioned for this org", channel.number),
                 )));
-            }
+            };
             let number = match stored_number(number) {
                 Ok(n) => n,
                 Err(e) => return Ok(Err((PaymentStatus::InvalidRequest, e.to_string()))),
@@ -148,7 +138,7 @@ pub(crate) async fn resolve(
             if customer.decommissioned {
                 return Ok(Err((PaymentStatus::DecommissionedCustomerId, "the customer is decommissioned".into())));
             }
-            Ok(Party::Customer { customer_id: customer.id, number, channel: channel.clone() })
+            Ok(Party::Customer { customer_id: customer.id, number, channel: channel.clone(), provider })
         }
         P::Channel(ch) => {
             let Some(name) = payment_channel_name(ch.channel) else {
@@ -157,13 +147,13 @@ pub(crate) async fn resolve(
             if ch.destination.trim().is_empty() {
                 return Ok(Err((PaymentStatus::InvalidRequest, "a channel payment needs a destination".into())));
             }
-            if !store.channel_provisioned(org_id, name, &ch.source).await? {
+            let Some(provider) = store.channel_binding(org_id, name, &ch.source).await? else {
                 return Ok(Err((
                     PaymentStatus::InvalidRequest,
                     format!("{name} source {:?} is not provisioned for this org", ch.source),
                 )));
-            }
-            Ok(Party::Channel(ch.clone()))
+            };
+            Ok(Party::Channel { party: ch.clone(), provider })
         }
     })
 }
@@ -217,7 +207,7 @@ async fn internal_account(
 pub(crate) fn external_key(party: &Party) -> AccountKey {
     AccountKey::External(match party {
         Party::Customer { number, .. } => format!("customer:{}", number.number),
-        Party::Channel(ch) => {
+        Party::Channel { party: ch, .. } => {
             format!("channel:{}:{}", payment_channel_name(ch.channel).unwrap_or("unknown"), ch.destination)
         }
         Party::Purse { id, .. } => format!("purse:{id}"),
@@ -255,7 +245,7 @@ pub async fn initiate(
             (Start::Await { pending: PaymentStatus::PendingConfirmation as i32 }, "checkout")
         }
         (d, Party::Customer { .. }) if d.is_internal() => (Start::Hold { pending: PaymentStatus::Queued as i32 }, "payout"),
-        (d, Party::Channel(_)) if d.is_internal() => (Start::Hold { pending: PaymentStatus::Queued as i32 }, "channel"),
+        (d, Party::Channel { .. }) if d.is_internal() => (Start::Hold { pending: PaymentStatus::Queued as i32 }, "channel"),
         _ => {
             return Ok(Initiated::refused(
                 PaymentStatus::NotSupported,
@@ -300,7 +290,7 @@ pub async fn initiate(
     };
     let id = t.id.clone();
     // A channel number bound to a real provider: the provider is asked, not the simulators.
-    let route = match super::providers::route(hodi, &t, &debit, &credit).await? {
+    let route = match super::providers::route(hodi, &t, &debit, &credit) {
         Ok(route) => route,
         Err((s, d)) => return Ok(Initiated::refused(s, d)),
     };
@@ -380,7 +370,7 @@ fn simulator_notification(
 ) -> ServerToSimulatorNotification {
     let value = Some(to_cash(currency, amount));
     let entry = match (debit, credit) {
-        (Party::Customer { customer_id, number, channel }, internal) => {
+        (Party::Customer { customer_id, number, channel, .. }, internal) => {
             SimEntry::CheckoutPayment(CheckoutPaymentSimulatorNotification {
                 org_id: org_id.to_string(),
                 customer_id: customer_id.clone(),
@@ -395,7 +385,7 @@ fn simulator_notification(
                 }),
             })
         }
-        (internal, Party::Customer { customer_id, number, channel }) => {
+        (internal, Party::Customer { customer_id, number, channel, .. }) => {
             SimEntry::SendCustomerPayment(SendCustomerPaymentSimulatorNotification {
                 org_id: org_id.to_string(),
                 customer_id: customer_id.clone(),
@@ -412,7 +402,7 @@ fn simulator_notification(
         }
         (internal, channel) => {
             let ch = match channel {
-                Party::Channel(ch) => ch.clone(),
+                Party::Channel { party, .. } => party.clone(),
                 _ => PaymentChannelCounterParty::default(),
             };
             SimEntry::SendChannelPayment(SendChannelPaymentSimulatorNotification {

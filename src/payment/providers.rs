@@ -35,45 +35,43 @@ pub(crate) struct Route {
 /// The provider carrying a checkout (`debit` a customer) or payout (`credit` a customer or a
 /// channel), if its channel number is bound to one; Err with the status and reason when that
 /// provider cannot carry this payment.
-pub(crate) async fn route(
+pub(crate) fn route(
     hodi: &Hodi,
     t: &Transaction,
     debit: &Party,
     credit: &Party,
-) -> anyhow::Result<Result<Option<Route>, (PaymentStatus, String)>> {
-    let (kind, channel, number, destination, account) = match (debit, credit) {
-        (Party::Customer { number, channel, .. }, _) => {
-            (RequestKind::Collect, channel.channel, channel.number.clone(), number.number.clone(), String::new())
+) -> Result<Option<Route>, (PaymentStatus, String)> {
+    // The binding was read with the party ([`super::initiate::resolve`]).
+    let (kind, provider, number, destination, account) = match (debit, credit) {
+        (Party::Customer { number, channel, provider, .. }, _) => {
+            (RequestKind::Collect, provider, channel.number.clone(), number.number.clone(), String::new())
         }
-        (_, Party::Customer { number, channel, .. }) => {
-            (RequestKind::Pay, channel.channel, channel.number.clone(), number.number.clone(), String::new())
+        (_, Party::Customer { number, channel, provider, .. }) => {
+            (RequestKind::Pay, provider, channel.number.clone(), number.number.clone(), String::new())
         }
-        (_, Party::Channel(ch)) => (
+        (_, Party::Channel { party: ch, provider }) => (
             RequestKind::Pay,
-            ch.channel,
+            provider,
             ch.source.clone(),
             ch.destination.clone(),
             ch.account.clone().unwrap_or_default(),
         ),
-        _ => return Ok(Ok(None)),
+        _ => return Ok(None),
     };
-    let Some(name) = super::initiate::payment_channel_name(channel) else { return Ok(Ok(None)) };
-    let Some(Some(provider)) = hodi.store.channel_binding(&t.org_id, name, &number).await? else {
-        return Ok(Ok(None));
-    };
+    let Some(provider) = provider.clone() else { return Ok(None) };
     let (currency, amount) = (t.currency.as_str(), t.amount);
     let settings = hodi.config.providers.get(&provider);
     match (settings, kind) {
         (Some(Provider::Mpesa(_)), _) => {
             if let Err(why) = crate::channel::mpesa::whole_shillings(currency, amount) {
-                return Ok(Err((PaymentStatus::InvalidRequest, why)));
+                return Err((PaymentStatus::InvalidRequest, why));
             }
         }
         (Some(Provider::AfricasTalking(_)), RequestKind::Collect) => {
-            return Ok(Err((
+            return Err((
                 PaymentStatus::NotSupported,
                 format!("provider {provider} (Africa's Talking airtime) only pays out; it cannot collect"),
-            )));
+            ));
         }
         _ => {}
     }
@@ -92,7 +90,7 @@ pub(crate) async fn route(
         attempts: 0,
         expires_at: now_ms() + (expire_secs as i64).saturating_mul(1000),
     };
-    Ok(Ok(Some(Route { provider, request })))
+    Ok(Some(Route { provider, request }))
 }
 
 /// Ends the payments whose requests providers refused (or that expired before a provider took

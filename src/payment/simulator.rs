@@ -153,6 +153,7 @@ pub async fn record_received(hodi: &Hodi, payment: Received<'_>) -> anyhow::Resu
         customer_id: customer.id.clone(),
         number: number.clone(),
         channel: channel.clone(),
+        provider: None,
     });
     let debit_account = hodi.store.open_account(org_id, &debit_key, currency).await?.id;
     let credit_account = hodi.store.open_account(org_id, &AccountKey::Purse(purse_id.clone()), currency).await?.id;

@@ -91,26 +91,7 @@ const SESSION_COLUMNS: &str = "id, org_id, customer_id, channel, channel_number,
 /// Stores a message; a provider message id already stored for the org makes it a no-op (replays
 /// import once). Returns whether it was stored.
 pub async fn insert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
-             provider_message_id, body, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
-         ON CONFLICT (org_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING",
-    )
-    .bind(&m.id)
-    .bind(&m.org_id)
-    .bind(&m.customer_id)
-    .bind(m.direction)
-    .bind(m.channel)
-    .bind(&m.channel_number)
-    .bind(&m.session_id)
-    .bind(m.status)
-    .bind(&m.provider_message_id)
-    .bind(&m.body)
-    .bind(m.created_at)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(insert_many(conn, std::slice::from_ref(m)).await? == 1)
 }
 
 pub async fn insert_session(conn: &mut SqliteConnection, s: &SessionRow) -> Result<()> {
@@ -476,12 +457,15 @@ impl Store {
     }
 }
 
-/// Stores many messages, as many rows per statement as SQLite takes.
-pub async fn insert_many(conn: &mut SqliteConnection, rows: &[MessageRow]) -> Result<()> {
+/// Stores many messages, as many rows per statement as SQLite takes; one whose provider message
+/// id the org already has is skipped. How many were stored.
+pub async fn insert_many(conn: &mut SqliteConnection, rows: &[MessageRow]) -> Result<u64> {
+    let mut stored = 0;
     for chunk in rows.chunks(rows_per_statement(12)) {
         let sql = format!(
             "INSERT INTO messages (id, org_id, customer_id, direction, channel, channel_number, session_id, status,
-                 provider_message_id, body, created_at, updated_at) VALUES {}",
+                 provider_message_id, body, created_at, updated_at) VALUES {}
+             ON CONFLICT (org_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING",
             row_placeholders(chunk.len(), 12)
         );
         // Built from placeholders only; every value is bound.
@@ -501,7 +485,7 @@ pub async fn insert_many(conn: &mut SqliteConnection, rows: &[MessageRow]) -> Re
                 .bind(m.created_at)
                 .bind(m.created_at);
         }
-        query.execute(&mut *conn).await?;
+        stored += query.execute(&mut *conn).await?.rows_affected();
     }
-    Ok(())
+    Ok(stored)
 }

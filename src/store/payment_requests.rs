@@ -82,23 +82,16 @@ impl Store {
         limit: i64,
         claim_until: i64,
     ) -> Result<Vec<PaymentRequest>> {
-        let now = now_ms();
-        let mut tx = self.write().await?;
-        let rows = sqlx::query(
-            "UPDATE payment_requests SET claimed_until = $1 WHERE transaction_id IN (
-                 SELECT transaction_id FROM payment_requests INDEXED BY payment_requests_due
-                 WHERE provider = $2 AND next_attempt_at <= $3 AND claimed_until <= $3
-                 ORDER BY next_attempt_at LIMIT $4)
-             RETURNING transaction_id, provider, kind, channel_number, destination, account, currency, amount,
+        let rows = self
+            .claim_due(
+                super::providers::QUEUE_PAYMENTS,
+                provider,
+                limit,
+                claim_until,
+                "transaction_id, provider, kind, channel_number, destination, account, currency, amount,
                  narration, attempts, expires_at, created_at",
-        )
-        .bind(claim_until)
-        .bind(provider)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+            )
+            .await?;
         let mut out = rows
             .iter()
             .map(|r| {

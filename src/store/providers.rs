@@ -18,17 +18,20 @@ use super::messaging::MessageRow;
 use super::outbox::{insert_many, NewNotification};
 use super::{list_placeholders, now_ms, row_placeholders, rows_per_statement, Store};
 
-/// A durable queue providers are fed from: its table and the column naming its rows.
+/// A durable queue providers are fed from: its table, the column naming its rows, and the index
+/// its due rows are found by.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Queue {
     table: &'static str,
     id: &'static str,
+    due_index: &'static str,
 }
 
 /// Messages waiting for a provider.
-const QUEUE_MESSAGES: Queue = Queue { table: "provider_queue", id: "message_id" };
+const QUEUE_MESSAGES: Queue = Queue { table: "provider_queue", id: "message_id", due_index: "provider_queue_due" };
 /// Payment requests waiting for a provider ([`super::payment_requests`]).
-pub(super) const QUEUE_PAYMENTS: Queue = Queue { table: "payment_requests", id: "transaction_id" };
+pub(super) const QUEUE_PAYMENTS: Queue =
+    Queue { table: "payment_requests", id: "transaction_id", due_index: "payment_requests_due" };
 
 /// A message waiting for its provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,23 +195,16 @@ impl Store {
 
     /// Claims up to `limit` of `provider`'s due rows until `claim_until`, oldest due first.
     pub async fn claim_provider_sends(&self, provider: &str, limit: i64, claim_until: i64) -> Result<Vec<QueuedSend>> {
-        let now = now_ms();
-        let mut tx = self.write().await?;
-        let rows = sqlx::query(
-            "UPDATE provider_queue SET claimed_until = $1 WHERE message_id IN (
-                 SELECT message_id FROM provider_queue INDEXED BY provider_queue_due
-                 WHERE provider = $2 AND next_attempt_at <= $3 AND claimed_until <= $3
-                 ORDER BY next_attempt_at LIMIT $4)
-             RETURNING message_id, provider, org_id, app_id, customer_id, channel, channel_number, customer_number,
+        let rows = self
+            .claim_due(
+                QUEUE_MESSAGES,
+                provider,
+                limit,
+                claim_until,
+                "message_id, provider, org_id, app_id, customer_id, channel, channel_number, customer_number,
                  message, attempts, expires_at",
-        )
-        .bind(claim_until)
-        .bind(provider)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+            )
+            .await?;
         let mut out: Vec<QueuedSend> = rows
             .iter()
             .map(|r| {
@@ -249,6 +245,36 @@ impl Store {
     /// used up an attempt; a throttled send does not).
     pub async fn provider_send_retry(&self, message_id: &str, retry_at: i64, error: &str, counts: bool) -> Result<()> {
         self.queue_retry(QUEUE_MESSAGES, message_id, retry_at, error, counts).await
+    }
+
+    /// Claims up to `limit` of `provider`'s due rows of `queue` until `claim_until`, oldest due
+    /// first (the order is not kept by RETURNING: callers sort); the `returning` columns of each.
+    pub(super) async fn claim_due(
+        &self,
+        queue: Queue,
+        provider: &str,
+        limit: i64,
+        claim_until: i64,
+        returning: &str,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+        let Queue { table, id, due_index } = queue;
+        let mut tx = self.write().await?;
+        let sql = format!(
+            "UPDATE {table} SET claimed_until = $1 WHERE {id} IN (
+                 SELECT {id} FROM {table} INDEXED BY {due_index}
+                 WHERE provider = $2 AND next_attempt_at <= $3 AND claimed_until <= $3
+                 ORDER BY next_attempt_at LIMIT $4)
+             RETURNING {returning}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(claim_until)
+            .bind(provider)
+            .bind(now_ms())
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// A transient failure of a row of `queue`, tried again at `retry_at`.

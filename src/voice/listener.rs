@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use hodi_rsocket::admission::{AcceptBackoff, Admission};
+use hodi_rsocket::admission::{Admission, AdmittedListener};
 
 use super::call::{self, Call, Incoming};
 use super::sip::dialog::{Dialog, Route};
@@ -190,26 +190,8 @@ async fn accept_tcp(hodi: Arc<Hodi>, sip: Arc<Sip>, listener: tokio::net::TcpLis
         idle: std::time::Duration::from_secs(v.sip_tcp_idle_secs.max(1)),
         message: std::time::Duration::from_secs(v.sip_tcp_message_secs.max(1)),
     };
-    let mut backoff = AcceptBackoff::new("voice.sip_tcp");
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    backoff.failed(&e).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        backoff.accepted();
-        let ticket = match admission.admit(peer.ip()) {
-            Ok(t) => t,
-            Err(why) => {
-                debug!(%peer, %why, "SIP TCP connection refused");
-                continue; // dropping the stream closes it
-            }
-        };
+    let mut listener = AdmittedListener::new("voice.sip_tcp", listener, admission);
+    while let Some((stream, peer, ticket)) = listener.next(&shutdown).await {
         let (hodi, sip, shutdown) = (hodi.clone(), sip.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _ticket = ticket;

@@ -30,7 +30,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use hodi_rsocket::admission::Admission;
+use hodi_rsocket::admission::{Admission, AdmittedListener};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio_util::sync::CancellationToken;
@@ -65,28 +65,10 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(hodi);
     let admission = Admission::new("webhooks", settings.max_connections, settings.max_connections_per_address);
+    let mut listener = AdmittedListener::new("webhooks", listener, admission);
     info!(%local, "webhooks listening");
     tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of descriptors, most likely: wait instead of spinning.
-                        warn!(error = %e, "webhooks: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-            };
-            let ticket = match admission.admit(peer.ip()) {
-                Ok(t) => t,
-                Err(refused) => {
-                    debug!(%peer, %refused, "webhooks: connection refused");
-                    continue;
-                }
-            };
+        while let Some((tcp, peer, ticket)) = listener.next(&shutdown).await {
             let service = TowerToHyperService::new(router.clone());
             let (header_timeout, lifetime) = (
                 Duration::from_secs(settings.header_timeout_secs.max(1)),
