@@ -124,7 +124,7 @@ pub async fn start(config: Config) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let lock = lock_data_dir(&config.data_dir).await?;
-    let store = Store::open(&config.database_url())
+    let store = Store::open_with(&config.database_url(), &config.database.store_options())
         .await?
         .with_allowances(config.customer.allowances())
         .with_notification_ttl(config.notify.ttl_ms());

@@ -156,13 +156,12 @@ fn concurrent_payments_survive_a_kill_and_restart_balanced_to_the_cent() {
             acknowledged.extend(t.await.expect("task"));
         }
     });
+    let db = hodi.db.clone();
     drop(hodi);
 
     // Every acknowledged payment is stored as SUCCESS with exactly its two entries; money is conserved.
     rt.block_on(async {
-        let store = hodi::store::Store::open(&format!("sqlite://{}", dir.path().join("hodi.db").display()))
-            .await
-            .expect("store");
+        let store = hodi::store::Store::open(&db.url).await.expect("store");
         for id in &acknowledged {
             let t = store
                 .transaction(id)

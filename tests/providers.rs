@@ -222,10 +222,10 @@ fn scenario(
 
 /// `hodi provision channel … --provider …` against the running server's data; its output.
 fn bind(hodi: &Hodi, config: &Path, channel: &str, number: &str, provider: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hodi"))
+    let out = hodi
+        .cli()
         .args(["provision", "channel", "--org", &hodi.creds.org_id, "--channel", channel, "--number", number])
         .args(["--provider", provider])
-        .env("HODI_DATA_DIR", &hodi.data_dir)
         .env("HODI_CONFIG", config)
         .envs(SECRETS.iter().copied())
         .output()
@@ -339,10 +339,10 @@ fn provisioning_refuses_a_provider_that_is_not_configured_or_carries_another_cha
         ("sms", "mail", "carries email, not sms"),
         ("sms", "smtp:telco", "is smpp, not smtp"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_hodi"))
+        let out = hodi
+            .cli()
             .args(["provision", "channel", "--org", &hodi.creds.org_id, "--channel", channel, "--number", "21356"])
             .args(["--provider", provider])
-            .env("HODI_DATA_DIR", &hodi.data_dir)
             .env("HODI_CONFIG", &config)
             .output()
             .expect("running hodi provision");

@@ -34,9 +34,8 @@ fn wrong_api_key_gives_the_sdk_a_clear_error() {
 fn expired_and_unknown_auth_tokens_are_refused_alike_and_logged_apart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hodi = Hodi::start(dir.path(), &[]);
-    let db = format!("sqlite://{}", dir.path().join("hodi.db").display());
     let token = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
-        let store = hodi::store::Store::open(&db).await.expect("store");
+        let store = hodi.store().await;
         let token = store.issue_auth_token(&hodi.creds.org_id, &hodi.creds.app_id, 60).await.expect("token");
         store.set_auth_token_expiry(&token, hodi::store::now_ms() - 1000).await.expect("expire");
         token
@@ -139,9 +138,9 @@ fn payments_through_the_sdk_elarian_and_simulator_classes() {
     let hodi = Hodi::start(dir.path(), &[]);
     let purse = hodi.creds.purse_id.clone();
     // A second purse, provisioned by the operator while the server runs.
-    let made = std::process::Command::new(env!("CARGO_BIN_EXE_hodi"))
+    let made = hodi
+        .cli()
         .args(["provision", "purse", "--org", &hodi.creds.org_id, "--currency", "KES"])
-        .env("HODI_DATA_DIR", dir.path())
         .output()
         .expect("hodi provision purse");
     let made = String::from_utf8_lossy(&made.stdout).into_owned();
@@ -150,11 +149,7 @@ fn payments_through_the_sdk_elarian_and_simulator_classes() {
     assert!(out.contains("\"savings\":330.5"), "{out}");
     // The operator reads the purse: 1000 received - 400.50 to a wallet + 10 back - 30 to a paybill
     // - 5 to the second purse + 15 checked out - 15 paid out.
-    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_hodi"))
-        .args(["purse", "balance", "--purse", &purse])
-        .env("HODI_DATA_DIR", dir.path())
-        .output()
-        .expect("hodi purse balance");
+    let cli = hodi.cli().args(["purse", "balance", "--purse", &purse]).output().expect("hodi purse balance");
     let printed = String::from_utf8_lossy(&cli.stdout);
     assert!(cli.status.success(), "{printed} {}", String::from_utf8_lossy(&cli.stderr));
     assert!(printed.contains("actual     574.5") && printed.contains("held       0"), "{printed}");

@@ -15,9 +15,8 @@ fn json_number(out: &str, key: &str) -> f64 {
 
 /// Every notification was answered (none waits to be sent again) and none was sent twice.
 fn assert_answered_once(hodi: &Hodi) {
-    let db = format!("sqlite://{}", hodi.data_dir.join("hodi.db").display());
     let left = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
-        let store = hodi::store::Store::open(&db).await.expect("store");
+        let store = hodi.store().await;
         store.outbox_len().await.expect("outbox")
     });
     assert_eq!(left, 0, "every notification answered");

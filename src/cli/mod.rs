@@ -49,6 +49,9 @@ pub enum Command {
         #[arg(long)]
         reaction: String,
     },
+    /// Bring the database's schema up to this release (`hodi serve` does so at start too) and say
+    /// which version it is at. A database a newer release has upgraded is refused, untouched.
+    Migrate,
     /// Call detail records of SIP calls, newest first.
     Calls {
         #[arg(long, default_value_t = 20)]
@@ -186,6 +189,7 @@ pub fn main() -> Result<()> {
                 payment_settle(config, &transaction, &status).await
             }
             Command::Calls { limit } => calls(config, limit).await,
+            Command::Migrate => migrate(config).await,
         }
     })
 }
@@ -224,7 +228,12 @@ async fn serve(config: Config) -> Result<()> {
     let running = server::start(config.clone()).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "Hodi {} is running", env!("CARGO_PKG_VERSION"))?;
-    writeln!(out, "  store               {}", config.database_url())?;
+    let (schema, _) = running.hodi.store.schema_versions().await?;
+    writeln!(
+        out,
+        "  store               {}   (schema version {schema})",
+        crate::store::redact(&config.database_url())
+    )?;
     if let Some(a) = running.bound.tls {
         writeln!(
             out,
@@ -274,6 +283,25 @@ async fn serve(config: Config) -> Result<()> {
     let why = stop_requested().await?;
     tracing::info!(signal = why, "shutting down");
     running.stop().await;
+    Ok(())
+}
+
+async fn migrate(config: Config) -> Result<()> {
+    let url = config.database_url();
+    let before = Store::schema_version_at(&url).await?;
+    let store = Store::open_with(&url, &config.database.store_options()).await?;
+    let (now, known) = store.schema_versions().await?;
+    let mut out = std::io::stdout().lock();
+    let url = crate::store::redact(&url);
+    if before == now {
+        writeln!(
+            out,
+            "{url} ({}): schema version {now}, up to date (this hodi knows up to {known})",
+            store.backend().name()
+        )?;
+    } else {
+        writeln!(out, "{url} ({}): schema version {before} -> {now}", store.backend().name())?;
+    }
     Ok(())
 }
 

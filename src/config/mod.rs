@@ -24,12 +24,13 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Where the embedded database, the TLS certificate and the dev credentials live.
     pub data_dir: PathBuf,
-    /// A sqlx URL; default `sqlite://<data_dir>/hodi.db`.
+    /// `sqlite://<file>` (default `sqlite://<data_dir>/hodi.db`) or `postgres://user[:password]@host[:port]/database`.
     pub database_url: Option<String>,
     /// `tracing` filter, e.g. `info` or `hodi=debug,hodi_rsocket=debug`.
     pub log: String,
     /// `text` (coloured only on a terminal) or `json` (one object per line).
     pub log_format: String,
+    pub database: Database,
     pub listen: Listen,
     pub tls: Tls,
     pub rsocket: RSocketLimits,
@@ -45,6 +46,39 @@ pub struct Config {
     pub webhooks: Webhooks,
     pub inbox: Inbox,
     pub dev: Dev,
+}
+
+/// The store's connection pool (`database_url` says which database).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// Connections in the pool. SQLite writes one at a time whatever this says.
+    pub max_connections: u32,
+    /// PostgreSQL: the server cancels a statement running longer (0: no limit).
+    pub statement_timeout_ms: u64,
+    /// How long a request waits for a free connection before it fails.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        let d = crate::store::StoreOptions::default();
+        Database {
+            max_connections: d.max_connections,
+            statement_timeout_ms: d.statement_timeout.as_millis() as u64,
+            acquire_timeout_ms: d.acquire_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl Database {
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            max_connections: self.max_connections,
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+            acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
+        }
+    }
 }
 
 /// Listening addresses. Empty disables a listener.
@@ -382,6 +416,7 @@ impl Default for Config {
             database_url: None,
             log: "info".into(),
             log_format: "text".into(),
+            database: Database::default(),
             listen: Listen::default(),
             tls: Tls::default(),
             rsocket: RSocketLimits::default(),

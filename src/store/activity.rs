@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::customers::StoredNumber;
 use super::{new_id, Store};
@@ -30,7 +30,7 @@ pub struct StoredSession {
 /// the `customer_activity` notification.
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     app_id: &str,
     customer_id: &str,
     number: &StoredNumber,

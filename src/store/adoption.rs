@@ -12,7 +12,7 @@ use super::{now_ms, Store};
 /// Moves rows of `table` from `other` to `keeper` where `keeper` has no row with the same `key_cols`,
 /// then deletes what is left of `other`'s.
 async fn move_rows(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     table: &str,
     customer_col: &str,
     key_cols: &[&str],

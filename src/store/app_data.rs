@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{now_ms, Store};
 
@@ -54,7 +54,7 @@ impl Store {
                 super::row_placeholders(chunk.len(), 2)
             );
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(self.backend.bulk(sql));
             for (app, customer) in chunk {
                 query = query.bind(app).bind(customer);
             }
@@ -114,14 +114,11 @@ impl Store {
 
     /// Releases every lease `owner` holds (its connection closed); returns how many.
     pub async fn release_leases(&self, owner: &str) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE app_data INDEXED BY app_data_by_lease_owner SET lease_owner = NULL, lease_until = NULL
-             WHERE lease_owner = $1",
-        )
-        .bind(owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        let sql = format!(
+            "UPDATE app_data{} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+            self.backend.indexed_by("app_data_by_lease_owner")
+        );
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner).execute(&self.pool).await?.rows_affected())
     }
 
     /// Replaces the value and releases the lease, unless another owner holds the lease.
@@ -207,7 +204,7 @@ impl Store {
 }
 
 /// Until when another owner's lease holds the row, read inside the transaction that was refused.
-async fn lease_until(conn: &mut SqliteConnection, app_id: &str, customer_id: &str, now: i64) -> Result<LeaseHeld> {
+async fn lease_until(conn: &mut AnyConnection, app_id: &str, customer_id: &str, now: i64) -> Result<LeaseHeld> {
     let row = sqlx::query("SELECT lease_until FROM app_data WHERE app_id = $1 AND customer_id = $2")
         .bind(app_id)
         .bind(customer_id)
@@ -218,12 +215,7 @@ async fn lease_until(conn: &mut SqliteConnection, app_id: &str, customer_id: &st
 }
 
 /// Replaces the value whatever the lease, releasing it (a notification reply's app-data update).
-pub async fn force_set(
-    conn: &mut SqliteConnection,
-    app_id: &str,
-    customer_id: &str,
-    value: &AppDataValue,
-) -> Result<()> {
+pub async fn force_set(conn: &mut AnyConnection, app_id: &str, customer_id: &str, value: &AppDataValue) -> Result<()> {
     let (text, bytes) = split(value);
     sqlx::query(
         "INSERT INTO app_data (app_id, customer_id, text_value, bytes_value, updated_at) VALUES ($1, $2, $3, $4, $5)

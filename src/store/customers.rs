@@ -49,7 +49,7 @@ impl Store {
             .bind(&number.number)
             .bind(&number.partition)
         };
-        let to_record = |r: sqlx::sqlite::SqliteRow| -> Result<CustomerRecord> {
+        let to_record = |r: sqlx::any::AnyRow| -> Result<CustomerRecord> {
             Ok(CustomerRecord {
                 id: r.try_get("id")?,
                 decommissioned: r.try_get::<Option<i64>, _>("decommissioned_at")?.is_some(),
@@ -103,7 +103,7 @@ impl Store {
                 super::list_placeholders(chunk.len())
             );
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider);
+            let mut query = sqlx::query(self.backend.bulk(sql)).bind(provider);
             for c in chunk {
                 query = query.bind(c);
             }

@@ -2,7 +2,7 @@
 //! every read here and are swept by [`Store::sweep_expired`].
 
 use anyhow::Result;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{now_ms, Store};
 
@@ -44,7 +44,7 @@ pub struct OverAllowance {
 /// Refuses, inside the transaction that just wrote it, state over what a customer may hold.
 /// `sql` measures it, with `$1` the customer and, for indexes that expire, `$2` now.
 async fn within(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     what: &'static str,
     sql: &'static str,
     customer_id: &str,
@@ -217,8 +217,18 @@ impl Store {
         }
         let count = "SELECT COUNT(*) FROM customer_metadata WHERE customer_id = $1";
         within(&mut tx, "metadata keys", count, customer_id, self.allowances.metadata_keys).await?;
-        let bytes = "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + COALESCE(length(CAST(text_value AS BLOB)), 0)
-                     + COALESCE(length(bytes_value), 0)), 0) FROM customer_metadata WHERE customer_id = $1";
+        // Bytes, not characters: SQLite counts a text's bytes once it is cast to a blob.
+        let bytes = match self.backend {
+            super::Backend::Sqlite => {
+                "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + COALESCE(length(CAST(text_value AS BLOB)), 0)
+                     + COALESCE(length(bytes_value), 0)), 0) FROM customer_metadata WHERE customer_id = $1"
+            }
+            super::Backend::Postgres => {
+                "SELECT CAST(COALESCE(SUM(octet_length(key) + COALESCE(octet_length(text_value), 0)
+                     + COALESCE(octet_length(bytes_value), 0)), 0) AS BIGINT) FROM customer_metadata
+                 WHERE customer_id = $1"
+            }
+        };
         within(&mut tx, "bytes of metadata", bytes, customer_id, self.allowances.metadata_bytes).await?;
         tx.commit().await?;
         Ok(())
@@ -290,12 +300,7 @@ impl Store {
     }
 }
 
-pub(crate) async fn upsert_tag(
-    conn: &mut SqliteConnection,
-    org_id: &str,
-    customer_id: &str,
-    tag: &Index,
-) -> Result<()> {
+pub(crate) async fn upsert_tag(conn: &mut AnyConnection, org_id: &str, customer_id: &str, tag: &Index) -> Result<()> {
     sqlx::query(
         "INSERT INTO customer_tags (customer_id, key, value, org_id, expires_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (customer_id, key) DO UPDATE SET value = $3, expires_at = $5, updated_at = $6",
@@ -311,6 +316,6 @@ pub(crate) async fn upsert_tag(
     Ok(())
 }
 
-fn index_row(r: &sqlx::sqlite::SqliteRow) -> Result<Index> {
+fn index_row(r: &sqlx::any::AnyRow) -> Result<Index> {
     Ok(Index { key: r.try_get("key")?, value: r.try_get("value")?, expires_at: r.try_get("expires_at")? })
 }

@@ -1,9 +1,9 @@
 //! Messages (both directions), messaging sessions and consent.
 
 use anyhow::Result;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
-use super::{list_placeholders, now_ms, row_placeholders, rows_per_statement, Store};
+use super::{list_placeholders, now_ms, row_placeholders, rows_per_statement, Backend, Store};
 
 /// A stored message: the encoded `ChannelMessage` and the columns queries need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub struct ConsentRow {
     pub updated_at: i64,
 }
 
-fn message_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageRow> {
+fn message_row(r: &sqlx::any::AnyRow) -> Result<MessageRow> {
     Ok(MessageRow {
         id: r.try_get("id")?,
         org_id: r.try_get("org_id")?,
@@ -66,7 +66,7 @@ fn message_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageRow> {
     })
 }
 
-fn session_row(r: &sqlx::sqlite::SqliteRow) -> Result<SessionRow> {
+fn session_row(r: &sqlx::any::AnyRow) -> Result<SessionRow> {
     Ok(SessionRow {
         id: r.try_get("id")?,
         org_id: r.try_get("org_id")?,
@@ -90,11 +90,11 @@ const SESSION_COLUMNS: &str = "id, org_id, customer_id, channel, channel_number,
 
 /// Stores a message; a provider message id already stored for the org makes it a no-op (replays
 /// import once). Returns whether it was stored.
-pub async fn insert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<bool> {
+pub async fn insert_message(conn: &mut AnyConnection, m: &MessageRow) -> Result<bool> {
     Ok(insert_many(conn, std::slice::from_ref(m)).await? == 1)
 }
 
-pub async fn insert_session(conn: &mut SqliteConnection, s: &SessionRow) -> Result<()> {
+pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO messaging_sessions (id, org_id, customer_id, channel, channel_number, provider, number, partition,
              app_id, started_at, expires_at, ended_at, end_reason)
@@ -118,7 +118,7 @@ pub async fn insert_session(conn: &mut SqliteConnection, s: &SessionRow) -> Resu
     Ok(())
 }
 
-pub async fn renew_session(conn: &mut SqliteConnection, id: &str, expires_at: i64) -> Result<()> {
+pub async fn renew_session(conn: &mut AnyConnection, id: &str, expires_at: i64) -> Result<()> {
     sqlx::query("UPDATE messaging_sessions SET expires_at = $1 WHERE id = $2 AND ended_at IS NULL")
         .bind(expires_at)
         .bind(id)
@@ -128,7 +128,7 @@ pub async fn renew_session(conn: &mut SqliteConnection, id: &str, expires_at: i6
 }
 
 /// Ends a session if still open; returns whether it was.
-pub async fn end_session(conn: &mut SqliteConnection, id: &str, reason: i32, at: i64) -> Result<bool> {
+pub async fn end_session(conn: &mut AnyConnection, id: &str, reason: i32, at: i64) -> Result<bool> {
     let done =
         sqlx::query("UPDATE messaging_sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
             .bind(at)
@@ -231,7 +231,7 @@ impl Store {
     /// A customer's latest messages, oldest first.
     pub async fn messages_for(&self, customer_id: &str, limit: i64) -> Result<Vec<MessageRow>> {
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM (SELECT * FROM messages WHERE customer_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)
+            "SELECT {MESSAGE_COLUMNS} FROM (SELECT * FROM messages WHERE customer_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2) AS latest
              ORDER BY created_at, id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(limit).fetch_all(&self.pool).await?;
@@ -265,7 +265,7 @@ impl Store {
                 list_placeholders(chunk.len())
             );
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status).bind(now);
+            let mut query = sqlx::query(self.backend.bulk(sql)).bind(status).bind(now);
             for id in chunk {
                 query = query.bind(id);
             }
@@ -300,11 +300,11 @@ impl Store {
         let mut out = Vec::new();
         for chunk in customers.chunks(rows_per_statement(1)) {
             let sql = format!(
-                "SELECT customer_id FROM messaging_consent WHERE channel = ? AND channel_number = ? AND blocked AND customer_id IN ({})",
+                "SELECT customer_id FROM messaging_consent WHERE channel = ? AND channel_number = ? AND blocked <> 0 AND customer_id IN ({})",
                 list_placeholders(chunk.len())
             );
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(channel).bind(channel_number);
+            let mut query = sqlx::query(self.backend.bulk(sql)).bind(channel).bind(channel_number);
             for c in chunk {
                 query = query.bind(c);
             }
@@ -373,7 +373,7 @@ impl Store {
         .bind(customer_id)
         .bind(channel)
         .bind(channel_number)
-        .bind(blocked)
+        .bind(i64::from(blocked))
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -389,7 +389,7 @@ impl Store {
         .bind(channel_number)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| r.try_get::<bool, _>("blocked")).transpose()?.unwrap_or(false))
+        Ok(row.map(|r| r.try_get::<i64, _>("blocked").map(|b| b != 0)).transpose()?.unwrap_or(false))
     }
 
     pub async fn consents_for(&self, customer_id: &str) -> Result<Vec<ConsentRow>> {
@@ -404,7 +404,7 @@ impl Store {
                 Ok(ConsentRow {
                     channel: r.try_get("channel")?,
                     channel_number: r.try_get("channel_number")?,
-                    blocked: r.try_get("blocked")?,
+                    blocked: r.try_get::<i64, _>("blocked")? != 0,
                     updated_at: r.try_get("updated_at")?,
                 })
             })
@@ -459,7 +459,7 @@ impl Store {
 
 /// Stores many messages, as many rows per statement as SQLite takes; one whose provider message
 /// id the org already has is skipped. How many were stored.
-pub async fn insert_many(conn: &mut SqliteConnection, rows: &[MessageRow]) -> Result<u64> {
+pub async fn insert_many(conn: &mut AnyConnection, rows: &[MessageRow]) -> Result<u64> {
     let mut stored = 0;
     for chunk in rows.chunks(rows_per_statement(12)) {
         let sql = format!(
@@ -469,7 +469,7 @@ pub async fn insert_many(conn: &mut SqliteConnection, rows: &[MessageRow]) -> Re
             row_placeholders(chunk.len(), 12)
         );
         // Built from placeholders only; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(Backend::of(conn).bulk(sql));
         for m in chunk {
             query = query
                 .bind(&m.id)

@@ -1,8 +1,11 @@
 //! Persistence: the sqlx pool, migrations, and one file of queries per kind of record.
 //!
 //! Owns every SQL statement in the server; other modules call these functions and never write SQL.
-//! SQLite (embedded, a file under the data directory) is the default. Queries use `$n` placeholders
-//! and portable types so the PostgreSQL backend is a second migrations folder, not a rewrite.
+//! SQLite (embedded, a file under the data directory) is the default; `database_url =
+//! "postgres://…"` selects PostgreSQL. Both run the same statements through sqlx's `Any` driver:
+//! queries use `$n` placeholders and portable SQL, each backend has its own migrations folder
+//! (`migrations/sqlite`, `migrations/postgres`, the same versions), and the few places where the
+//! dialects differ ask [`Backend`] (bulk placeholders, SQLite's index hints, how a writer begins).
 
 pub mod activity;
 pub mod adoption;
@@ -20,21 +23,127 @@ pub mod provision;
 pub mod reminders;
 pub mod work;
 
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, Executor};
+
+/// Which database a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one file, one writer at a time.
+    Sqlite,
+    /// A PostgreSQL server shared by any number of processes.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of a `database_url`, or why it names none.
+    pub fn of_url(url: &str) -> Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            anyhow::bail!("database_url {url:?}: expected sqlite://<file> or postgres://<user>@<host>/<database>")
+        }
+    }
+
+    /// The backend a connection talks to.
+    pub(crate) fn of(conn: &AnyConnection) -> Backend {
+        if conn.backend_name() == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// ` INDEXED BY <index>` on SQLite, whose planner sometimes picks a worse index for the
+    /// statements that carry one; nothing on PostgreSQL, which plans from statistics.
+    pub(crate) fn indexed_by(self, index: &str) -> String {
+        match self {
+            Backend::Sqlite => format!(" INDEXED BY {index}"),
+            Backend::Postgres => String::new(),
+        }
+    }
+
+    /// The column naming a row physically, for deleting a subquery's rows in batches.
+    pub(crate) fn row_id(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "rowid",
+            Backend::Postgres => "ctid",
+        }
+    }
+
+    /// `sql` with its anonymous `?` parameters numbered `$1, $2, …` on PostgreSQL, which has no
+    /// anonymous ones (see [`row_placeholders`] for why SQLite keeps them). `?` never occurs in
+    /// the store's string literals, so every one is a parameter.
+    pub(crate) fn bulk(self, sql: String) -> sqlx::AssertSqlSafe<String> {
+        match self {
+            Backend::Sqlite => sqlx::AssertSqlSafe(sql),
+            Backend::Postgres => {
+                let mut out = String::with_capacity(sql.len() + sql.len() / 2);
+                let mut n = 0usize;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push('$');
+                        out.push_str(&n.to_string());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                sqlx::AssertSqlSafe(out)
+            }
+        }
+    }
+}
+
+/// How a [`Store`] connects (config `[database]`).
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Connections in the pool. SQLite writes one at a time whatever this says; readers share the rest.
+    pub max_connections: u32,
+    /// PostgreSQL only: a statement running longer is cancelled by the server (zero: no limit).
+    pub statement_timeout: Duration,
+    /// How long a request waits for a connection (from the pool, or a new one) before it fails.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            statement_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// The database handle shared by the whole server. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    /// The SQLite database file, for [`Store::checkpoint_wal`] (none in memory or on PostgreSQL).
+    sqlite_file: Option<PathBuf>,
     /// Serialises this process's write transactions ([`Store::write`]). SQLite allows one writer;
     /// without this, concurrent `BEGIN IMMEDIATE`s wait in SQLite's busy handler, which sleeps in
     /// steps of up to 100 ms (a p99 of 80 ms at 8 sockets); queued here they run back to back.
+    /// PostgreSQL takes it too for now: the store's read-then-write steps (allowance counts,
+    /// leases, customer creation) were written for one writer per process. Across processes what
+    /// must stay exact is guarded in SQL (the ledger's checked UPDATEs, unique keys, the outbox's
+    /// ordering lock in [`outbox`]), never by this.
     pub(crate) writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// How much state one customer may hold; an update over it is refused whole.
     pub(crate) allowances: Allowances,
@@ -78,7 +187,7 @@ impl Default for Allowances {
 /// A write transaction from [`Store::write`]; used as a connection (`&mut *tx`), ended by
 /// [`Write::commit`] (dropping it rolls back).
 pub struct Write {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: sqlx::Transaction<'static, sqlx::Any>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
     signals: std::sync::Arc<Signals>,
     /// The store's notification lifetime, for the rows this transaction queues.
@@ -105,6 +214,11 @@ impl Write {
         self.queued_notifications = true;
     }
 
+    /// Whether this transaction has queued notifications already.
+    pub(crate) fn queues_notifications(&self) -> bool {
+        self.queued_notifications
+    }
+
     /// Notes that this transaction added or moved reminders: the scheduler looks again on commit.
     pub(crate) fn moved_reminders(&mut self) {
         self.moved_reminders = true;
@@ -117,14 +231,14 @@ impl Write {
 }
 
 impl std::ops::Deref for Write {
-    type Target = sqlx::SqliteConnection;
-    fn deref(&self) -> &sqlx::SqliteConnection {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
         &self.tx
     }
 }
 
 impl std::ops::DerefMut for Write {
-    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
 }
@@ -137,7 +251,10 @@ impl Store {
     /// holding one must not call another that begins one.
     pub async fn write(&self) -> Result<Write> {
         let turn = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(Write {
             tx,
             _turn: turn,
@@ -168,9 +285,13 @@ impl Store {
         &self.signals.reminders
     }
 
-    /// The pool, for store functions that take a connection (`&mut SqliteConnection`).
-    pub fn pool(&self) -> &SqlitePool {
+    /// The pool, for store functions that take a connection (`&mut AnyConnection`).
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Opens the database at `url`, refusing to create one: for the operator's commands, where a
@@ -190,47 +311,164 @@ impl Store {
 
     /// Opens (creating if needed) the database at `url` and applies pending migrations.
     pub async fn open(url: &str) -> Result<Store> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if let Some(parent) = std::path::Path::new(path).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-                }
-            }
-        } else if !url.starts_with("sqlite:") {
-            anyhow::bail!("database_url {url:?}: only sqlite is supported in this version (PostgreSQL comes with the scale-out work)");
+        Self::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// Opens the database at `url` with `options`, refusing one whose schema is newer than this
+    /// binary, and applies pending migrations.
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Store> {
+        let (pool, backend, sqlite_file) = connect(url, options).await?;
+        let migrator = migrator(backend);
+        let version = schema_version(&pool).await?;
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        if version > known {
+            anyhow::bail!(
+                "the database at {} has schema version {version}, newer than this hodi knows (up to {known}): \
+                 a newer release upgraded it; run that release (or a later one) against it",
+                redact(url)
+            );
         }
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("database_url {url:?}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true)
-            // Checkpoints normally run in the background (`checkpoint_wal`), keeping the log short so
-            // that a request's commit rarely pays for one; SQLite's own checkpoint at 4,000 pages
-            // (16 MB) stays as the bound under bulk writes the background pass cannot keep up with.
-            .pragma("wal_autocheckpoint", "4000");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("opening {url}"))?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("applying migrations")?;
+        migrator.run(&pool).await.context("applying migrations")?;
         Ok(Store {
             pool,
+            backend,
+            sqlite_file,
             writer: Default::default(),
             allowances: Allowances::default(),
             notification_ttl_ms: secs_to_ms(outbox::DEFAULT_TTL_SECS),
             signals: Default::default(),
         })
     }
+
+    /// The schema version of the database at `url` without changing it (0: none yet, and an
+    /// embedded database that does not exist is not created).
+    pub async fn schema_version_at(url: &str) -> Result<i64> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists() {
+                return Ok(0);
+            }
+        }
+        let (pool, _, _) = connect(url, &StoreOptions { max_connections: 1, ..StoreOptions::default() }).await?;
+        let version = schema_version(&pool).await;
+        pool.close().await;
+        version
+    }
+
+    /// The schema version the database is at, and the newest this binary knows.
+    pub async fn schema_versions(&self) -> Result<(i64, i64)> {
+        let known = migrator(self.backend).iter().map(|m| m.version).max().unwrap_or(0);
+        Ok((schema_version(&self.pool).await?, known))
+    }
+}
+
+/// A pool on `url`, each connection set up for its backend; nothing migrated yet.
+async fn connect(url: &str, options: &StoreOptions) -> Result<(AnyPool, Backend, Option<PathBuf>)> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(url)?;
+    let mut sqlite_file = None;
+    let connect_url = match backend {
+        Backend::Sqlite => {
+            let rest = url["sqlite:".len()..].trim_start_matches("//");
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if !path.is_empty() && path != ":memory:" {
+                if let Some(parent) = std::path::Path::new(path).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                    }
+                }
+                sqlite_file = Some(PathBuf::from(path));
+            }
+            // `mode=rwc`: create the file if missing (the Any driver passes the URL through).
+            match query {
+                "" => format!("sqlite://{path}?mode=rwc"),
+                q if q.contains("mode=") => url.to_string(),
+                q => format!("sqlite://{path}?{q}&mode=rwc"),
+            }
+        }
+        Backend::Postgres => url.to_string(),
+    };
+    let statement_timeout_ms = options.statement_timeout.as_millis();
+    let pool = AnyPoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                match Backend::of(conn) {
+                    Backend::Sqlite => {
+                        // Checkpoints normally run in the background (`checkpoint_wal`), keeping
+                        // the log short so that a request's commit rarely pays for one; SQLite's
+                        // own checkpoint at 4,000 pages (16 MB) stays as the bound under bulk
+                        // writes the background pass cannot keep up with.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
+                                 PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 4000;",
+                        )
+                        .await?;
+                    }
+                    Backend::Postgres => {
+                        let sql = format!("SET statement_timeout = {statement_timeout_ms}");
+                        conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect(&connect_url)
+        .await
+        .with_context(|| format!("opening {}", redact(url)))?;
+    Ok((pool, backend, sqlite_file))
+}
+
+/// The migrations of `backend`, embedded in the binary.
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// The highest migration applied to the database (0 for a new one).
+async fn schema_version(pool: &AnyPool) -> Result<i64> {
+    let backend = Backend::of(&*pool.acquire().await?);
+    let exists: i64 = match backend {
+        Backend::Sqlite => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+                .fetch_one(pool)
+                .await?
+        }
+        Backend::Postgres => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_tables WHERE tablename = '_sqlx_migrations' AND schemaname = current_schema()",
+            )
+            .fetch_one(pool)
+            .await?
+        }
+    };
+    if exists == 0 {
+        return Ok(0);
+    }
+    Ok(sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await?
+        .unwrap_or(0))
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
 }
 
 impl Store {
     /// Copies the write-ahead log into the database file without blocking readers or writers
-    /// (PASSIVE); run periodically by [`crate::server`].
+    /// (PASSIVE); run periodically by [`crate::server`]. Nothing to do on PostgreSQL.
     pub async fn checkpoint_wal(&self) -> Result<()> {
-        if self.pool.connect_options().get_filename().as_os_str().is_empty() {
+        if self.sqlite_file.is_none() {
             return Ok(());
         }
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await?;

@@ -11,7 +11,7 @@ use anyhow::Result;
 use sqlx::Row;
 
 use super::app_data::AppDataValue;
-use super::{list_placeholders, new_id, now_ms, row_placeholders, rows_per_statement, Store, Write};
+use super::{list_placeholders, new_id, now_ms, row_placeholders, rows_per_statement, Backend, Store, Write};
 
 /// How long a notification waits for delivery unless config says otherwise (`notify.ttl_secs`).
 pub const DEFAULT_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -62,11 +62,28 @@ pub struct NewNotification<'a> {
     pub entry: &'a [u8],
 }
 
+/// The PostgreSQL advisory lock a transaction holds from its first queued notification to its
+/// end ("hodiout"). The dispatcher reads each app's rows from a cursor, the last seq it saw, which
+/// is only sound if rows become visible in seq order. Identities are handed out at insert and
+/// transactions commit in any order, so two processes queuing at once could commit seq 11 before
+/// seq 10 and the cursor would pass 10 by; holding this until commit makes seq order commit
+/// order. SQLite has one writer at a time, which is the same guarantee.
+const ORDER_LOCK: i64 = 0x0068_6f64_696f_7574;
+
+/// Takes [`ORDER_LOCK`] on PostgreSQL, once per transaction.
+async fn hold_order(tx: &mut Write) -> Result<()> {
+    if !tx.queues_notifications() && Backend::of(tx) == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ORDER_LOCK).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Queues many notifications, a hundred rows per statement, in the caller's transaction.
 pub async fn insert_many(tx: &mut Write, items: &[NewNotification<'_>]) -> Result<()> {
     if items.is_empty() {
         return Ok(());
     }
+    hold_order(tx).await?;
     let now = now_ms();
     let expires_at = now.saturating_add(tx.notification_ttl_ms);
     for chunk in items.chunks(rows_per_statement(7)) {
@@ -75,7 +92,7 @@ pub async fn insert_many(tx: &mut Write, items: &[NewNotification<'_>]) -> Resul
             row_placeholders(chunk.len(), 7)
         );
         // Built from placeholders only; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(Backend::of(tx).bulk(sql));
         for n in chunk {
             query = query
                 .bind(new_id("ntf_"))
@@ -95,6 +112,7 @@ pub async fn insert_many(tx: &mut Write, items: &[NewNotification<'_>]) -> Resul
 /// Queues a purse notification (an encoded `ServerToAppPurseNotification`), in the caller's
 /// transaction. Ordered per purse as customer notifications are per customer.
 pub async fn insert_purse(tx: &mut Write, org_id: &str, app_id: &str, purse_id: &str, entry: &[u8]) -> Result<()> {
+    hold_order(tx).await?;
     let now = now_ms();
     let expires_at = now.saturating_add(tx.notification_ttl_ms);
     sqlx::query(
@@ -114,7 +132,7 @@ pub async fn insert_purse(tx: &mut Write, org_id: &str, app_id: &str, purse_id: 
     Ok(())
 }
 
-fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
+fn outbox_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow> {
     Ok(OutboxRow {
         seq: r.try_get("seq")?,
         id: r.try_get("id")?,
@@ -148,21 +166,24 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<(OutboxRow, Option<AppDataValue>)>> {
-        // outbox_by_app is (app_id, rowid): a range walk in seq order that stops at `limit`.
-        let rows = sqlx::query(
+        // outbox_by_app is (app_id, rowid) on SQLite: a range walk in seq order that stops at
+        // `limit`; (app_id, seq) on PostgreSQL.
+        let sql = format!(
             "SELECT o.seq, o.id, o.org_id, o.customer_id, o.entry, o.created_at, o.attempts, o.purse, o.seen,
                     o.last_error, d.text_value, d.bytes_value
-             FROM outbox o INDEXED BY outbox_by_app
+             FROM outbox o{}
              LEFT JOIN app_data d ON d.app_id = o.app_id AND d.customer_id = o.customer_id AND o.purse = 0
              WHERE o.app_id = $1 AND o.seq > $2 AND o.next_attempt_at <= $3
              ORDER BY o.seq LIMIT $4",
-        )
-        .bind(app_id)
-        .bind(after)
-        .bind(now_ms())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+            self.backend.indexed_by("outbox_by_app")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app_id)
+            .bind(after)
+            .bind(now_ms())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         let mut due = Vec::with_capacity(rows.len());
         // By position (the SELECT's order): this runs for every notification sent.
         for r in &rows {
@@ -206,7 +227,7 @@ impl Store {
         for chunk in done.chunks(rows_per_statement(1)) {
             let sql = format!("DELETE FROM outbox WHERE seq IN ({})", list_placeholders(chunk.len()));
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(self.backend.bulk(sql));
             for c in chunk {
                 query = query.bind(c.seq);
             }
@@ -226,12 +247,12 @@ impl Store {
     pub async fn outbox_failed(&self, seq: i64, error: &str, retry_at: i64, seen: bool) -> Result<()> {
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2,
-             seen = seen OR $4 WHERE seq = $3",
+             seen = CASE WHEN $4 <> 0 THEN 1 ELSE seen END WHERE seq = $3",
         )
         .bind(retry_at)
         .bind(error)
         .bind(seq)
-        .bind(seen)
+        .bind(i64::from(seen))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -8,7 +8,7 @@
 //! every claim.
 
 use anyhow::Result;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{now_ms, Store};
 
@@ -51,7 +51,7 @@ impl RequestKind {
 }
 
 /// Stores `request` (inside the transaction that stores its payment).
-pub(super) async fn insert_payment_request(conn: &mut SqliteConnection, request: &PaymentRequest) -> Result<()> {
+pub(super) async fn insert_payment_request(conn: &mut AnyConnection, request: &PaymentRequest) -> Result<()> {
     let now = now_ms();
     sqlx::query(
         "INSERT INTO payment_requests (transaction_id, provider, kind, channel_number, destination, account, currency,

@@ -7,7 +7,7 @@
 //! takes the money checks the balance itself, so concurrent payments cannot overdraw).
 
 use anyhow::{bail, Result};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::outbox::{insert_many, insert_purse, NewNotification};
 use super::payment_requests::{insert_payment_request, PaymentRequest};
@@ -155,7 +155,7 @@ const TRANSACTION_COLUMNS: &str = "id, org_id, app_id, kind, debit_party, credit
     debit_customer_id, credit_customer_id, purse_id, currency, amount, status, held, provider_transaction_id,
     provider, narration, created_at, updated_at";
 
-fn transaction(r: &sqlx::sqlite::SqliteRow) -> Result<Transaction> {
+fn transaction(r: &sqlx::any::AnyRow) -> Result<Transaction> {
     Ok(Transaction {
         id: r.try_get("id")?,
         org_id: r.try_get("org_id")?,
@@ -182,7 +182,7 @@ fn transaction(r: &sqlx::sqlite::SqliteRow) -> Result<Transaction> {
 
 const ACCOUNT_COLUMNS: &str = "id, kind, owner, wallet_id, currency, balance, held, sequence_nr";
 
-fn account(r: &sqlx::sqlite::SqliteRow) -> Result<Account> {
+fn account(r: &sqlx::any::AnyRow) -> Result<Account> {
     Ok(Account {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
@@ -197,7 +197,7 @@ fn account(r: &sqlx::sqlite::SqliteRow) -> Result<Account> {
 
 /// Finds or creates the account `key` in `currency`; returns its id.
 pub async fn ensure_account(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     org_id: &str,
     key: &AccountKey,
     currency: &str,
@@ -232,7 +232,7 @@ pub async fn ensure_account(
 
 /// Takes a held `amount` from an account (the hold and the balance together). False when less is
 /// held, which a pending transaction's own hold rules out.
-async fn take_held(conn: &mut SqliteConnection, account_id: &str, amount: i64) -> Result<bool> {
+async fn take_held(conn: &mut AnyConnection, account_id: &str, amount: i64) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE payment_accounts SET balance = balance - $1, held = held - $1, sequence_nr = sequence_nr + 1
          WHERE id = $2 AND held >= $1",
@@ -244,7 +244,7 @@ async fn take_held(conn: &mut SqliteConnection, account_id: &str, amount: i64) -
     Ok(done.rows_affected() == 1)
 }
 
-async fn give(conn: &mut SqliteConnection, account_id: &str, amount: i64) -> Result<()> {
+async fn give(conn: &mut AnyConnection, account_id: &str, amount: i64) -> Result<()> {
     sqlx::query("UPDATE payment_accounts SET balance = balance + $1, sequence_nr = sequence_nr + 1 WHERE id = $2")
         .bind(amount)
         .bind(account_id)
@@ -255,10 +255,22 @@ async fn give(conn: &mut SqliteConnection, account_id: &str, amount: i64) -> Res
 
 /// Moves the money of `t` and writes its two entries. False when the debit account is short; the
 /// caller must then roll back (the credit may already be written).
-async fn settle(conn: &mut SqliteConnection, t: &Transaction, at: i64) -> Result<bool> {
+async fn settle(conn: &mut AnyConnection, t: &Transaction, at: i64) -> Result<bool> {
     let (Some(debit), Some(credit)) = (&t.debit_account, &t.credit_account) else {
         bail!("transaction {} has no accounts to settle", t.id);
     };
+    if super::Backend::of(conn) == super::Backend::Postgres {
+        // Other processes settle at the same time: lock both rows in one order (by id) first, so
+        // that A->B here and B->A there wait for each other instead of deadlocking. The guarded
+        // UPDATEs below then see the latest balances (PostgreSQL re-checks a WHERE after a wait).
+        // NO KEY: the transaction row inserted before holds key-share locks on both accounts (its
+        // foreign keys), which a plain FOR UPDATE would wait on across processes.
+        sqlx::query("SELECT id FROM payment_accounts WHERE id IN ($1, $2) ORDER BY id FOR NO KEY UPDATE")
+            .bind(debit)
+            .bind(credit)
+            .fetch_all(&mut *conn)
+            .await?;
+    }
     if t.held {
         if !take_held(conn, debit, t.amount).await? {
             return Ok(false);
@@ -307,7 +319,7 @@ async fn queue(tx: &mut super::Write, org_id: &str, notices: &[Notice]) -> Resul
     Ok(())
 }
 
-async fn insert_transaction(conn: &mut SqliteConnection, t: &Transaction) -> Result<()> {
+async fn insert_transaction(conn: &mut AnyConnection, t: &Transaction) -> Result<()> {
     let sql = format!(
         "INSERT INTO payment_transactions ({TRANSACTION_COLUMNS})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
@@ -538,7 +550,7 @@ impl Store {
             "SELECT {TRANSACTION_COLUMNS} FROM (
                  SELECT * FROM payment_transactions WHERE debit_customer_id = $1
                  UNION SELECT * FROM payment_transactions WHERE credit_customer_id = $1
-                 ORDER BY created_at DESC, id DESC LIMIT $2)
+                 ORDER BY created_at DESC, id DESC LIMIT $2) AS latest
              ORDER BY created_at, id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(limit).fetch_all(&self.pool).await?;
@@ -683,13 +695,16 @@ impl Store {
     /// Sums every entry and every balance: (sum of entries, sum of balances, unbalanced
     /// transactions). A sound ledger has (0, 0, 0).
     pub async fn ledger_check(&self) -> Result<(i64, i64, i64)> {
-        let entries: i64 =
-            sqlx::query_scalar("SELECT COALESCE(SUM(amount), 0) FROM payment_entries").fetch_one(&self.pool).await?;
+        let entries: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payment_entries")
+            .fetch_one(&self.pool)
+            .await?;
         let balances: i64 =
-            sqlx::query_scalar("SELECT COALESCE(SUM(balance), 0) FROM payment_accounts").fetch_one(&self.pool).await?;
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM payment_accounts")
+                .fetch_one(&self.pool)
+                .await?;
         let unbalanced: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM (SELECT transaction_id FROM payment_entries GROUP BY transaction_id
-                 HAVING SUM(amount) != 0 OR COUNT(*) != 2)",
+                 HAVING SUM(amount) != 0 OR COUNT(*) != 2) AS unbalanced",
         )
         .fetch_one(&self.pool)
         .await?;

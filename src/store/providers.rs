@@ -16,7 +16,7 @@ use sqlx::Row;
 
 use super::messaging::MessageRow;
 use super::outbox::{insert_many, NewNotification};
-use super::{list_placeholders, now_ms, row_placeholders, rows_per_statement, Store};
+use super::{list_placeholders, now_ms, row_placeholders, rows_per_statement, Backend, Store};
 
 /// A durable queue providers are fed from: its table, the column naming its rows, and the index
 /// its due rows are found by.
@@ -171,7 +171,7 @@ impl Store {
                 row_placeholders(chunk.len(), 12)
             );
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(self.backend.bulk(sql));
             for (message, send) in chunk {
                 query = query
                     .bind(&send.message_id)
@@ -256,14 +256,17 @@ impl Store {
         limit: i64,
         claim_until: i64,
         returning: &str,
-    ) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+    ) -> Result<Vec<sqlx::any::AnyRow>> {
         let Queue { table, id, due_index } = queue;
+        let hint = self.backend.indexed_by(due_index);
+        // On PostgreSQL, rows another process is claiming right now are passed over, not waited for.
+        let skip_locked = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let mut tx = self.write().await?;
         let sql = format!(
             "UPDATE {table} SET claimed_until = $1 WHERE {id} IN (
-                 SELECT {id} FROM {table} INDEXED BY {due_index}
+                 SELECT {id} FROM {table}{hint}
                  WHERE provider = $2 AND next_attempt_at <= $3 AND claimed_until <= $3
-                 ORDER BY next_attempt_at LIMIT $4)
+                 ORDER BY next_attempt_at LIMIT $4{skip_locked})
              RETURNING {returning}"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -323,7 +326,7 @@ impl Store {
                 list_placeholders(chunk.len())
             );
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(self.backend.bulk(sql));
             for s in chunk {
                 query = query.bind(&s.message_id);
             }
@@ -346,7 +349,7 @@ impl Store {
                 row_placeholders(chunk.len(), 8)
             );
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(self.backend.bulk(sql));
             for (s, p) in chunk {
                 let app_id = senders.get(&s.message_id).map(|(_, app, _)| app.as_str()).unwrap_or_default();
                 query = query
@@ -362,19 +365,28 @@ impl Store {
             query.execute(&mut *tx).await?;
         }
         // The first part's id is the one an app sees; a provider's ids may repeat across orgs,
-        // where the unique index refuses it (OR IGNORE: the status below is set regardless).
+        // where the unique index refuses it (skipped: the status below is set regardless). SQLite
+        // says so with OR IGNORE; PostgreSQL, which has no such clause, by asking first.
         let firsts: Vec<(&str, &str)> = settled
             .iter()
             .filter_map(|s| s.parts.first().map(|p| (s.message_id.as_str(), p.provider_message_id.as_str())))
             .collect();
         for chunk in firsts.chunks(rows_per_statement(2)) {
-            let sql = format!(
-                "UPDATE OR IGNORE messages SET provider_message_id = v.column2 FROM (VALUES {}) AS v
-                 WHERE messages.id = v.column1",
-                row_placeholders(chunk.len(), 2)
-            );
+            let sql = match self.backend {
+                Backend::Sqlite => format!(
+                    "UPDATE OR IGNORE messages SET provider_message_id = v.column2 FROM (VALUES {}) AS v
+                     WHERE messages.id = v.column1",
+                    row_placeholders(chunk.len(), 2)
+                ),
+                Backend::Postgres => format!(
+                    "UPDATE messages SET provider_message_id = v.column2 FROM (VALUES {}) AS v
+                     WHERE messages.id = v.column1 AND NOT EXISTS (SELECT 1 FROM messages t
+                         WHERE t.org_id = messages.org_id AND t.provider_message_id = v.column2)",
+                    row_placeholders(chunk.len(), 2)
+                ),
+            };
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(self.backend.bulk(sql));
             for (id, provider_id) in chunk {
                 query = query.bind(*id).bind(*provider_id);
             }
@@ -391,7 +403,7 @@ impl Store {
                     list_placeholders(chunk.len())
                 );
                 // Built from placeholders only; every value is bound.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*status).bind(now);
+                let mut query = sqlx::query(self.backend.bulk(sql)).bind(*status).bind(now);
                 for id in chunk {
                     query = query.bind(*id);
                 }
@@ -442,15 +454,16 @@ impl Store {
             let message_id: String = part.try_get("message_id")?;
             let parts: i64 = part.try_get("parts")?;
             let app_id: String = part.try_get("app_id")?;
-            let delivered: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM provider_parts INDEXED BY provider_parts_by_message
-                 WHERE message_id = $1 AND status = $2",
-            )
-            .bind(&message_id)
-            .bind(DELIVERED)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM provider_parts{} WHERE message_id = $1 AND status = $2",
+                self.backend.indexed_by("provider_parts_by_message")
+            );
+            let delivered: i64 = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&message_id)
+                .bind(DELIVERED)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
             let message = sqlx::query("SELECT org_id, customer_id, status FROM messages WHERE id = $1")
                 .bind(&message_id)
                 .fetch_optional(&mut *tx)
@@ -491,15 +504,13 @@ impl Store {
     /// Forgets part ids older than `before` (their receipts will not come any more).
     pub async fn forget_provider_parts(&self, before: i64, limit: i64) -> Result<u64> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "DELETE FROM provider_parts WHERE rowid IN (
-                 SELECT rowid FROM provider_parts INDEXED BY provider_parts_by_age WHERE created_at < $1 LIMIT $2)",
-        )
-        .bind(before)
-        .bind(limit)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let (row_id, hint) = (self.backend.row_id(), self.backend.indexed_by("provider_parts_by_age"));
+        let sql = format!(
+            "DELETE FROM provider_parts WHERE {row_id} IN (
+                 SELECT {row_id} FROM provider_parts{hint} WHERE created_at < $1 LIMIT $2)"
+        );
+        let done =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before).bind(limit).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         Ok(done)
     }

@@ -37,7 +37,7 @@ pub struct Firing {
 const COLUMNS: &str =
     "org_id, app_id, customer_id, key, remind_at, interval_secs, payload, tag_key, tag_value, work_id";
 
-fn reminder_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredReminder> {
+fn reminder_row(r: &sqlx::any::AnyRow) -> Result<StoredReminder> {
     let tag_key: Option<String> = r.try_get("tag_key")?;
     let tag_value: Option<String> = r.try_get("tag_value")?;
     Ok(StoredReminder {
@@ -71,7 +71,7 @@ impl Store {
                 row_placeholders(chunk.len(), 10)
             );
             // Built from placeholders only; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(self.backend.bulk(sql));
             for r in chunk {
                 let (tag_key, tag_value) = r.tag.clone().unzip();
                 query = query
@@ -169,7 +169,7 @@ impl Store {
                     )
                 };
                 // Built from placeholders only; every value is bound.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut query = sqlx::query(self.backend.bulk(sql));
                 if repeat {
                     query = query.bind(now_ms).bind(now_ms).bind(now_ms);
                 }

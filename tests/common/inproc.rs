@@ -9,12 +9,24 @@ use hodi::wire::*;
 use hodi_rsocket::{Payload, Requester, Responder, SetupParams};
 use prost::Message;
 
-pub async fn start() -> (Running, tempfile::TempDir) {
+pub async fn start() -> (Running, TestDir) {
     start_with(|_| {}).await
 }
 
+/// An in-process server's data directory and database, removed when dropped.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+    pub db: Arc<super::database::TestDatabase>,
+}
+
+impl TestDir {
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 /// Starts an in-process server after `adjust` has changed its config.
-pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> (Running, tempfile::TempDir) {
+pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> (Running, TestDir) {
     // `HODI_TEST_LOG=hodi::notify=debug cargo test …` shows the server's logs for one test.
     if let Ok(filter) = std::env::var("HODI_TEST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
@@ -30,7 +42,10 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> (Running, tempfile:
     config.voice.recordings_http = "127.0.0.1:0".into();
     config.webhooks.listen = "127.0.0.1:0".into();
     adjust(&mut config);
-    (hodi::server::start(config).await.expect("server"), dir)
+    // After `adjust`: a test that restarts on a data directory of its own finds its database again.
+    let db = super::database::TestDatabase::for_data_dir(&config.data_dir);
+    config.database_url.get_or_insert_with(|| db.url.clone());
+    (hodi::server::start(config).await.expect("server"), TestDir { dir, db })
 }
 
 pub async fn connect(running: &Running, meta: AppConnectionMetadata) -> Requester {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod database;
 pub mod inproc;
 pub mod sip;
 
@@ -37,6 +38,8 @@ pub struct Hodi {
     pub listening: Listening,
     pub creds: DevCredentials,
     pub stdout: String,
+    /// Where it stores (see [`database`]): kept while this server, or another on its data, runs.
+    pub db: std::sync::Arc<database::TestDatabase>,
 }
 
 impl Hodi {
@@ -46,9 +49,11 @@ impl Hodi {
         let _ = std::fs::remove_file(&listening_file);
         let stdout_file = data_dir.join("stdout.txt");
         std::fs::create_dir_all(data_dir).expect("data dir");
+        let db = database::TestDatabase::for_data_dir(data_dir);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hodi"));
         cmd.arg("serve")
             .env("HODI_DATA_DIR", data_dir)
+            .env("HODI_DATABASE_URL", &db.url)
             .env("HODI_LISTEN__TLS", "127.0.0.1:0")
             .env("HODI_LISTEN__TCP", "127.0.0.1:0")
             .env("HODI_LISTEN__WS", "127.0.0.1:0")
@@ -90,7 +95,19 @@ impl Hodi {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Hodi { child: Some(child), data_dir: data_dir.to_path_buf(), listening, creds, stdout }
+        Hodi { child: Some(child), data_dir: data_dir.to_path_buf(), listening, creds, stdout, db }
+    }
+
+    /// The operator's CLI against this server's data: `hodi` with its data directory and database.
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hodi"));
+        cmd.env("HODI_DATA_DIR", &self.data_dir).env("HODI_DATABASE_URL", &self.db.url).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Opens this server's store from the test (it may be running).
+    pub async fn store(&self) -> hodi::store::Store {
+        hodi::store::Store::open(&self.db.url).await.expect("opening the test's store")
     }
 
     pub fn port(addr: &Option<String>) -> String {
@@ -146,6 +163,7 @@ impl Hodi {
             // For scenarios that also use the operator's CLI against this server's store.
             .env("HODI_BIN", env!("CARGO_BIN_EXE_hodi"))
             .env("HODI_DATA_DIR", &self.data_dir)
+            .env("HODI_DATABASE_URL", &self.db.url)
             .stdin(Stdio::null());
         for (k, v) in extra_env {
             cmd.env(k, v);

@@ -616,7 +616,7 @@ const scenarios = {
         assert.ok(received.includes('STOP'), 'the STOP itself reaches the app as an SMS');
 
         // The CLI reads HODI_* as configuration: give it only what it needs.
-        const cliEnv = { PATH: process.env.PATH, HODI_DATA_DIR: env('HODI_DATA_DIR') };
+        const cliEnv = { PATH: process.env.PATH, HODI_DATA_DIR: env('HODI_DATA_DIR'), HODI_DATABASE_URL: env('HODI_DATABASE_URL') };
         const out = execFileSync(env('HODI_BIN'), ['react', '--message', sent.messageId, '--reaction', 'clicked'], { env: cliEnv }).toString();
         assert.match(out, /recorded clicked/);
         await within(8000, 'the click', (async () => { while (reactions.length < 2) await new Promise((r) => setTimeout(r, 25)); })());
