@@ -52,6 +52,14 @@ pub enum Command {
     /// Bring the database's schema up to this release (`hodi serve` does so at start too) and say
     /// which version it is at. A database a newer release has upgraded is refused, untouched.
     Migrate,
+    /// Copy every org, customer, message, payment and call record from another database into this
+    /// one (which must hold no org yet): how to move from the embedded store to PostgreSQL. The
+    /// source is brought to this release's schema first; the copy is one transaction.
+    Import {
+        /// The database to copy from, e.g. sqlite:///var/lib/hodi/hodi.db
+        #[arg(long)]
+        from: String,
+    },
     /// Call detail records of SIP calls, newest first.
     Calls {
         #[arg(long, default_value_t = 20)]
@@ -190,6 +198,7 @@ pub fn main() -> Result<()> {
             }
             Command::Calls { limit } => calls(config, limit).await,
             Command::Migrate => migrate(config).await,
+            Command::Import { from } => import(config, &from).await,
         }
     })
 }
@@ -302,6 +311,26 @@ async fn migrate(config: Config) -> Result<()> {
     } else {
         writeln!(out, "{url} ({}): schema version {before} -> {now}", store.backend().name())?;
     }
+    Ok(())
+}
+
+async fn import(config: Config, from: &str) -> Result<()> {
+    let to = config.database_url();
+    if from == to {
+        anyhow::bail!("--from names the database this configuration uses ({})", crate::store::redact(&to));
+    }
+    let source = Store::open_existing(from).await?;
+    let destination = Store::open_with(&to, &config.database.store_options()).await?;
+    let mut out = std::io::stdout();
+    writeln!(out, "importing {} into {}", crate::store::redact(from), crate::store::redact(&to))?;
+    let copied = destination
+        .import_from(&source, |c| {
+            let _ = writeln!(std::io::stdout(), "  {:<24} {:>10} rows", c.table, c.rows);
+        })
+        .await?;
+    let (entries, balances, unbalanced) = destination.ledger_check().await?;
+    let rows: u64 = copied.iter().map(|c| c.rows).sum();
+    writeln!(out, "imported {rows} rows in {} tables; ledger: entries sum {entries}, balances sum {balances}, {unbalanced} unbalanced", copied.len())?;
     Ok(())
 }
 

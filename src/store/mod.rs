@@ -14,6 +14,7 @@ pub mod auth;
 pub mod calls;
 pub mod customers;
 pub mod identity;
+pub mod import;
 pub mod messaging;
 pub mod outbox;
 pub mod payment_requests;
