@@ -37,6 +37,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Whether `--write` was given: sections go into docs/benchmarks.md only then.
 static WRITE: AtomicBool = AtomicBool::new(false);
 
+/// `--postgres <server>`: the PostgreSQL server the benchmarks' stores run on (a fresh database
+/// each), instead of the embedded SQLite store.
+static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 #[derive(Parser)]
 #[command(
     name = "hodi-bench",
@@ -47,6 +51,10 @@ struct Cli {
     /// Replace the benchmark's section of docs/benchmarks.md with the new table.
     #[arg(long, global = true)]
     write: bool,
+    /// Run the server's store on this PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432),
+    /// a fresh database per run; sections are written as "… on PostgreSQL".
+    #[arg(long, global = true)]
+    postgres: Option<String>,
     #[command(subcommand)]
     bench: Bench,
 }
@@ -92,6 +100,9 @@ enum Bench {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     WRITE.store(cli.write, Ordering::Relaxed);
+    if let Some(server) = cli.postgres {
+        let _ = POSTGRES.set(server.trim_end_matches('/').to_string());
+    }
     match cli.bench {
         Bench::ServeEcho => rsocket::serve_echo(),
         Bench::Client(o) => rsocket::client(&[vec!["--client".to_string()], o.options].concat()),
@@ -138,6 +149,7 @@ impl BenchServer {
         config.voice.sip_udp.clear();
         config.voice.sip_tcp.clear();
         config.webhooks.listen.clear();
+        config.database_url = fresh_database(name)?;
         adjust(&mut config);
         let running = hodi::server::start(config).await?;
         let addr = running.bound.tcp.context("tcp listener")?.to_string();
@@ -160,6 +172,22 @@ impl BenchServer {
         self.running.shutdown.cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// With `--postgres`, a new empty database for the run called `name` (an earlier run's is
+/// dropped first): its URL. None keeps the embedded store.
+pub fn fresh_database(name: &str) -> Result<Option<String>> {
+    let Some(server) = POSTGRES.get() else { return Ok(None) };
+    let db: String =
+        format!("hodi_bench_{name}").chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    for statement in [format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"), format!("CREATE DATABASE {db}")] {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &format!("{server}/postgres"), "-c", &statement])
+            .output()
+            .context("running psql (--postgres needs the PostgreSQL client)")?;
+        anyhow::ensure!(out.status.success(), "psql {statement}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(Some(format!("{server}/{db}")))
 }
 
 /// The workspace root (this package lives in `bench/`), where `docs/` and `tests/peers/` are.
@@ -202,6 +230,15 @@ pub fn arg(args: &[String], name: &str, default: f64) -> Result<f64> {
 /// Prints `section`; with `--write`, also replaces the section starting with `marker` (up to the
 /// next `## `) in the report at `path`, or appends it.
 pub fn write_section(path: &Path, marker: &str, section: &str) -> Result<()> {
+    // A run on PostgreSQL is a section of its own beside the embedded store's.
+    let (marker, section) = match POSTGRES.get() {
+        Some(_) => {
+            let titled = format!("{marker} on PostgreSQL");
+            (titled.clone(), section.replacen(marker, &titled, 1))
+        }
+        None => (marker.to_string(), section.to_string()),
+    };
+    let (marker, section) = (marker.as_str(), section.as_str());
     println!("{section}");
     if !WRITE.load(Ordering::Relaxed) {
         eprintln!("(not written to {}: pass --write for that)", path.display());

@@ -50,6 +50,7 @@ async fn run_one(pending: usize) -> Result<Row> {
     let dir = std::env::temp_dir().join(format!("hodi-bench-reminders-{}-{pending}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = hodi::config::Config { data_dir: dir.clone(), log: "warn".into(), ..Default::default() };
+    config.database_url = super::fresh_database(&format!("reminders_{pending}"))?;
     for addr in [
         &mut config.listen.tls,
         &mut config.listen.tcp,
