@@ -2,9 +2,10 @@
 //! every read here and are swept by [`Store::sweep_expired`].
 
 use anyhow::Result;
+use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
 
-use super::{now_ms, Store};
+use super::{now_ms, Store, Write};
 
 /// A tag or secondary id: key, value and optional expiry (unix ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,16 +113,21 @@ impl Store {
     }
 
     /// Sets tags (a tag key has one value per customer; setting it again replaces value and expiry).
+    /// Group-committed ([`super::batch`]), like every identity write here.
     pub async fn upsert_tags(&self, org_id: &str, customer_id: &str, tags: &[Index]) -> Result<()> {
-        let mut tx = self.write().await?;
-        for tag in tags {
-            upsert_tag(&mut tx, org_id, customer_id, tag).await?;
-        }
-        let count =
-            "SELECT COUNT(*) FROM customer_tags WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
-        within(&mut tx, "tags", count, customer_id, self.allowances.tags).await?;
-        tx.commit().await?;
-        Ok(())
+        let (org_id, customer_id, tags, limit) =
+            (org_id.to_string(), customer_id.to_string(), tags.to_vec(), self.allowances.tags);
+        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<()>> {
+            Box::pin(async move {
+                for tag in &tags {
+                    upsert_tag(tx, &org_id, &customer_id, tag).await?;
+                }
+                let count = "SELECT COUNT(*) FROM customer_tags
+                             WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
+                within(tx, "tags", count, &customer_id, limit).await
+            })
+        })
+        .await
     }
 
     pub async fn delete_tags(&self, customer_id: &str, keys: &[String]) -> Result<u64> {
@@ -136,87 +142,79 @@ impl Store {
         customer_id: &str,
         ids: &[Index],
     ) -> Result<Result<(), SecondaryIdTaken>> {
-        let now = now_ms();
-        let mut tx = self.write().await?;
-        for id in ids {
-            let owner = sqlx::query(
-                "SELECT customer_id FROM customer_secondary_ids
-                 WHERE org_id = $1 AND key = $2 AND value = $3 AND (expires_at IS NULL OR expires_at > $4)",
-            )
-            .bind(org_id)
-            .bind(&id.key)
-            .bind(&id.value)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(owner) = owner {
-                let owner: String = owner.try_get("customer_id")?;
-                if owner != customer_id {
-                    return Ok(Err(SecondaryIdTaken { key: id.key.clone(), value: id.value.clone(), owner }));
+        let (org_id, customer_id, ids, limit) =
+            (org_id.to_string(), customer_id.to_string(), ids.to_vec(), self.allowances.secondary_ids);
+        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<Result<(), SecondaryIdTaken>>> {
+            Box::pin(async move {
+                let now = now_ms();
+                // Every id is checked before any is written: a refusal leaves nothing behind.
+                for id in &ids {
+                    let owner = sqlx::query(
+                        "SELECT customer_id FROM customer_secondary_ids
+                         WHERE org_id = $1 AND key = $2 AND value = $3 AND (expires_at IS NULL OR expires_at > $4)",
+                    )
+                    .bind(&org_id)
+                    .bind(&id.key)
+                    .bind(&id.value)
+                    .bind(now)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if let Some(owner) = owner {
+                        let owner: String = owner.try_get("customer_id")?;
+                        if owner != customer_id {
+                            return Ok(Err(SecondaryIdTaken { key: id.key.clone(), value: id.value.clone(), owner }));
+                        }
+                    }
                 }
-            }
-            sqlx::query(
-                "INSERT INTO customer_secondary_ids (org_id, key, value, customer_id, expires_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (org_id, key, value) DO UPDATE SET customer_id = $4, expires_at = $5, updated_at = $6",
-            )
-            .bind(org_id)
-            .bind(&id.key)
-            .bind(&id.value)
-            .bind(customer_id)
-            .bind(id.expires_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let count = "SELECT COUNT(*) FROM customer_secondary_ids
-                     WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
-        within(&mut tx, "secondary ids", count, customer_id, self.allowances.secondary_ids).await?;
-        tx.commit().await?;
-        Ok(Ok(()))
+                for id in &ids {
+                    sqlx::query(
+                        "INSERT INTO customer_secondary_ids (org_id, key, value, customer_id, expires_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (org_id, key, value) DO UPDATE SET customer_id = $4, expires_at = $5, updated_at = $6",
+                    )
+                    .bind(&org_id)
+                    .bind(&id.key)
+                    .bind(&id.value)
+                    .bind(&customer_id)
+                    .bind(id.expires_at)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                let count = "SELECT COUNT(*) FROM customer_secondary_ids
+                             WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
+                within(tx, "secondary ids", count, &customer_id, limit).await?;
+                Ok(Ok(()))
+            })
+        })
+        .await
     }
 
     pub async fn delete_secondary_ids(&self, org_id: &str, customer_id: &str, ids: &[(String, String)]) -> Result<u64> {
-        let mut tx = self.write().await?;
-        let mut n = 0;
-        for (key, value) in ids {
-            n += sqlx::query(
-                "DELETE FROM customer_secondary_ids WHERE org_id = $1 AND key = $2 AND value = $3 AND customer_id = $4",
-            )
-            .bind(org_id)
-            .bind(key)
-            .bind(value)
-            .bind(customer_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(n)
+        let (org_id, customer_id, ids) = (org_id.to_string(), customer_id.to_string(), ids.to_vec());
+        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
+            Box::pin(async move {
+                let mut n = 0;
+                for (key, value) in &ids {
+                    n += sqlx::query(
+                        "DELETE FROM customer_secondary_ids
+                         WHERE org_id = $1 AND key = $2 AND value = $3 AND customer_id = $4",
+                    )
+                    .bind(&org_id)
+                    .bind(key)
+                    .bind(value)
+                    .bind(&customer_id)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                }
+                Ok(n)
+            })
+        })
+        .await
     }
 
     pub async fn upsert_metadata(&self, customer_id: &str, entries: &[(String, MetaValue)]) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.write().await?;
-        for (key, value) in entries {
-            let (text, bytes) = match value {
-                MetaValue::Text(t) => (Some(t.as_str()), None),
-                MetaValue::Bytes(b) => (None, Some(b.as_slice())),
-            };
-            sqlx::query(
-                "INSERT INTO customer_metadata (customer_id, key, text_value, bytes_value, updated_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (customer_id, key) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5",
-            )
-            .bind(customer_id)
-            .bind(key)
-            .bind(text)
-            .bind(bytes)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let count = "SELECT COUNT(*) FROM customer_metadata WHERE customer_id = $1";
-        within(&mut tx, "metadata keys", count, customer_id, self.allowances.metadata_keys).await?;
         // Bytes, not characters: SQLite counts a text's bytes once it is cast to a blob.
         let bytes = match self.backend {
             super::Backend::Sqlite => {
@@ -229,9 +227,34 @@ impl Store {
                  WHERE customer_id = $1"
             }
         };
-        within(&mut tx, "bytes of metadata", bytes, customer_id, self.allowances.metadata_bytes).await?;
-        tx.commit().await?;
-        Ok(())
+        let (customer_id, entries, allowances) = (customer_id.to_string(), entries.to_vec(), self.allowances);
+        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<()>> {
+            Box::pin(async move {
+                let now = now_ms();
+                for (key, value) in &entries {
+                    let (text, bytes) = match value {
+                        MetaValue::Text(t) => (Some(t.as_str()), None),
+                        MetaValue::Bytes(b) => (None, Some(b.as_slice())),
+                    };
+                    sqlx::query(
+                        "INSERT INTO customer_metadata (customer_id, key, text_value, bytes_value, updated_at)
+                         VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (customer_id, key) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5",
+                    )
+                    .bind(&customer_id)
+                    .bind(key)
+                    .bind(text)
+                    .bind(bytes)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                let count = "SELECT COUNT(*) FROM customer_metadata WHERE customer_id = $1";
+                within(tx, "metadata keys", count, &customer_id, allowances.metadata_keys).await?;
+                within(tx, "bytes of metadata", bytes, &customer_id, allowances.metadata_bytes).await
+            })
+        })
+        .await
     }
 
     pub async fn delete_metadata(&self, customer_id: &str, keys: &[String]) -> Result<u64> {
@@ -241,19 +264,23 @@ impl Store {
     /// Deletes a customer's rows of `table` (keyed by customer and key) for `keys`; returns how many.
     async fn delete_keys(&self, table: &'static str, customer_id: &str, keys: &[String]) -> Result<u64> {
         let sql = format!("DELETE FROM {table} WHERE customer_id = $1 AND key = $2");
-        let mut tx = self.write().await?;
-        let mut n = 0;
-        for key in keys {
-            // `table` is one of this file's literals; values are bound.
-            n += sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(customer_id)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(n)
+        let (customer_id, keys) = (customer_id.to_string(), keys.to_vec());
+        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
+            Box::pin(async move {
+                let mut n = 0;
+                for key in &keys {
+                    // `table` is one of this file's literals; values are bound.
+                    n += sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(&customer_id)
+                        .bind(key)
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected();
+                }
+                Ok(n)
+            })
+        })
+        .await
     }
 
     /// Live customers carrying tag (key, value) in `org_id`, after `after` (exclusive), in id order:

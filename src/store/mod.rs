@@ -11,6 +11,7 @@ pub mod activity;
 pub mod adoption;
 pub mod app_data;
 pub mod auth;
+pub mod batch;
 pub mod calls;
 pub mod customers;
 pub mod identity;
@@ -131,6 +132,15 @@ impl Default for StoreOptions {
     }
 }
 
+/// The PostgreSQL advisory lock every write transaction holds until it ends ("hodiwrit"): one
+/// writer at a time across every process on the database, as SQLite has one per file. The store's
+/// read-then-write steps (allowance counts, leases, customer creation) were written for that; the
+/// dispatcher reads the outbox from a cursor, which is sound only if rows become visible in `seq`
+/// order; and a group-committed transaction ([`batch`]) touching many accounts could otherwise
+/// deadlock with another process's. Money stays exact without it (every debit is a guarded UPDATE,
+/// `tests/ledger_processes.rs`); throughput comes from group commit, and reads never wait for it.
+pub const WRITER_LOCK: i64 = 0x0068_6f64_6977_7269;
+
 /// The database handle shared by the whole server. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -141,11 +151,11 @@ pub struct Store {
     /// Serialises this process's write transactions ([`Store::write`]). SQLite allows one writer;
     /// without this, concurrent `BEGIN IMMEDIATE`s wait in SQLite's busy handler, which sleeps in
     /// steps of up to 100 ms (a p99 of 80 ms at 8 sockets); queued here they run back to back.
-    /// PostgreSQL takes it too for now: the store's read-then-write steps (allowance counts,
-    /// leases, customer creation) were written for one writer per process. Across processes what
-    /// must stay exact is guarded in SQL (the ledger's checked UPDATEs, unique keys, the outbox's
-    /// ordering lock in [`outbox`]), never by this.
+    /// On PostgreSQL every write transaction also takes [`WRITER_LOCK`], which holds across
+    /// processes.
     pub(crate) writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Group commit ([`batch`]): the writer task's queue. None in the writer task's own clone.
+    batcher: Option<batch::Batcher>,
     /// How much state one customer may hold; an update over it is refused whole.
     pub(crate) allowances: Allowances,
     /// How long a queued notification is kept for delivery before it expires.
@@ -215,11 +225,6 @@ impl Write {
         self.queued_notifications = true;
     }
 
-    /// Whether this transaction has queued notifications already.
-    pub(crate) fn queues_notifications(&self) -> bool {
-        self.queued_notifications
-    }
-
     /// Notes that this transaction added or moved reminders: the scheduler looks again on commit.
     pub(crate) fn moved_reminders(&mut self) {
         self.moved_reminders = true;
@@ -254,7 +259,11 @@ impl Store {
         let turn = self.writer.clone().lock_owned().await;
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITER_LOCK).execute(&mut *tx).await?;
+                tx
+            }
         };
         Ok(Write {
             tx,
@@ -330,15 +339,18 @@ impl Store {
             );
         }
         migrator.run(&pool).await.context("applying migrations")?;
-        Ok(Store {
+        let store = Store {
             pool,
             backend,
             sqlite_file,
             writer: Default::default(),
+            batcher: None,
             allowances: Allowances::default(),
             notification_ttl_ms: secs_to_ms(outbox::DEFAULT_TTL_SECS),
             signals: Default::default(),
-        })
+        };
+        let batcher = batch::Batcher::start(store.clone());
+        Ok(Store { batcher: Some(batcher), ..store })
     }
 
     /// The schema version of the database at `url` without changing it (0: none yet, and an

@@ -62,28 +62,11 @@ pub struct NewNotification<'a> {
     pub entry: &'a [u8],
 }
 
-/// The PostgreSQL advisory lock a transaction holds from its first queued notification to its
-/// end ("hodiout"). The dispatcher reads each app's rows from a cursor, the last seq it saw, which
-/// is only sound if rows become visible in seq order. Identities are handed out at insert and
-/// transactions commit in any order, so two processes queuing at once could commit seq 11 before
-/// seq 10 and the cursor would pass 10 by; holding this until commit makes seq order commit
-/// order. SQLite has one writer at a time, which is the same guarantee.
-const ORDER_LOCK: i64 = 0x0068_6f64_696f_7574;
-
-/// Takes [`ORDER_LOCK`] on PostgreSQL, once per transaction.
-async fn hold_order(tx: &mut Write) -> Result<()> {
-    if !tx.queues_notifications() && Backend::of(tx) == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ORDER_LOCK).execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 /// Queues many notifications, a hundred rows per statement, in the caller's transaction.
 pub async fn insert_many(tx: &mut Write, items: &[NewNotification<'_>]) -> Result<()> {
     if items.is_empty() {
         return Ok(());
     }
-    hold_order(tx).await?;
     let now = now_ms();
     let expires_at = now.saturating_add(tx.notification_ttl_ms);
     for chunk in items.chunks(rows_per_statement(7)) {
@@ -112,7 +95,6 @@ pub async fn insert_many(tx: &mut Write, items: &[NewNotification<'_>]) -> Resul
 /// Queues a purse notification (an encoded `ServerToAppPurseNotification`), in the caller's
 /// transaction. Ordered per purse as customer notifications are per customer.
 pub async fn insert_purse(tx: &mut Write, org_id: &str, app_id: &str, purse_id: &str, entry: &[u8]) -> Result<()> {
-    hold_order(tx).await?;
     let now = now_ms();
     let expires_at = now.saturating_add(tx.notification_ttl_ms);
     sqlx::query(

@@ -7,11 +7,12 @@
 //! takes the money checks the balance itself, so concurrent payments cannot overdraw).
 
 use anyhow::{bail, Result};
+use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
 
 use super::outbox::{insert_many, insert_purse, NewNotification};
 use super::payment_requests::{insert_payment_request, PaymentRequest};
-use super::{new_id, now_ms, Store};
+use super::{new_id, now_ms, Store, Write};
 
 /// An account of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,43 +257,55 @@ async fn give(conn: &mut AnyConnection, account_id: &str, amount: i64) -> Result
 /// Moves the money of `t` and writes its two entries. False when the debit account is short; the
 /// caller must then roll back (the credit may already be written).
 async fn settle(conn: &mut AnyConnection, t: &Transaction, at: i64) -> Result<bool> {
+    if !move_money(conn, t).await? {
+        return Ok(false);
+    }
+    write_entries(conn, t, at).await?;
+    Ok(true)
+}
+
+/// Moves the money of `t` between its two accounts, or nothing when the debit account is short
+/// (false). A held amount is taken from the hold; otherwise the guarded debit and the credit are
+/// one statement.
+async fn move_money(conn: &mut AnyConnection, t: &Transaction) -> Result<bool> {
     let (Some(debit), Some(credit)) = (&t.debit_account, &t.credit_account) else {
         bail!("transaction {} has no accounts to settle", t.id);
     };
-    if super::Backend::of(conn) == super::Backend::Postgres {
-        // Other processes settle at the same time: lock both rows in one order (by id) first, so
-        // that A->B here and B->A there wait for each other instead of deadlocking. The guarded
-        // UPDATEs below then see the latest balances (PostgreSQL re-checks a WHERE after a wait).
-        // NO KEY: the transaction row inserted before holds key-share locks on both accounts (its
-        // foreign keys), which a plain FOR UPDATE would wait on across processes.
-        sqlx::query("SELECT id FROM payment_accounts WHERE id IN ($1, $2) ORDER BY id FOR NO KEY UPDATE")
-            .bind(debit)
-            .bind(credit)
-            .fetch_all(&mut *conn)
-            .await?;
-    }
     if t.held {
         if !take_held(conn, debit, t.amount).await? {
             return Ok(false);
         }
         give(conn, credit, t.amount).await?;
-    } else {
-        // Both sides in one statement (one round trip to SQLite's thread fewer per payment): the
-        // debit row only matches when it can pay, so two rows changed means both moved.
-        let moved = sqlx::query(
-            "UPDATE payment_accounts SET balance = balance + CASE WHEN id = $1 THEN -$3 ELSE $3 END,
-                 sequence_nr = sequence_nr + 1
-             WHERE (id = $1 AND (overdraft = 1 OR balance - held >= $3)) OR id = $2",
-        )
-        .bind(debit)
-        .bind(credit)
-        .bind(t.amount)
-        .execute(&mut *conn)
-        .await?;
-        if moved.rows_affected() != 2 {
-            return Ok(false);
-        }
+        return Ok(true);
     }
+    // Both sides in one statement (one round trip fewer per payment): the debit row only
+    // matches when it can pay, so two rows changed means both moved, and fewer means neither.
+    let moved = sqlx::query(
+        "UPDATE payment_accounts SET balance = balance + CASE WHEN id = $1 THEN -$3 ELSE $3 END,
+             sequence_nr = sequence_nr + 1
+         WHERE (id = $1 AND (overdraft = 1 OR balance - held >= $3)) OR id = $2",
+    )
+    .bind(debit)
+    .bind(credit)
+    .bind(t.amount)
+    .execute(&mut *conn)
+    .await?;
+    match moved.rows_affected() {
+        2 => Ok(true),
+        1 => {
+            // Only the credit matched: undo it so that nothing moved.
+            give(conn, credit, -t.amount).await?;
+            Ok(false)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The two entries of a settled `t` (its row must be stored).
+async fn write_entries(conn: &mut AnyConnection, t: &Transaction, at: i64) -> Result<()> {
+    let (Some(debit), Some(credit)) = (&t.debit_account, &t.credit_account) else {
+        bail!("transaction {} has no accounts to settle", t.id);
+    };
     sqlx::query(
         "INSERT INTO payment_entries (transaction_id, account_id, amount, created_at) VALUES ($1, $2, $3, $4), ($1, $5, $6, $4)",
     )
@@ -304,7 +317,84 @@ async fn settle(conn: &mut AnyConnection, t: &Transaction, at: i64) -> Result<bo
     .bind(t.amount)
     .execute(&mut *conn)
     .await?;
-    Ok(true)
+    Ok(())
+}
+
+/// [`Store::start_transaction`]'s work, in the caller's transaction. Nothing is written for a
+/// payment before its money has moved (or been held), so a refusal needs no rollback: it stores
+/// the refused transaction instead.
+async fn start_in(
+    tx: &mut Write,
+    mut t: Transaction,
+    start: Start,
+    insufficient: i32,
+    notices: Vec<Notice>,
+    request: Option<PaymentRequest>,
+) -> Result<Started> {
+    if let Some(provider_id) = &t.provider_transaction_id {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM payment_transactions WHERE org_id = $1 AND provider_transaction_id = $2",
+        )
+        .bind(&t.org_id)
+        .bind(provider_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(id) = existing {
+            return Ok(Started::Duplicate(id));
+        }
+    }
+    let status = match start {
+        Start::SettleNow { settled } => {
+            if !move_money(tx, &t).await? {
+                return refused(tx, t, insufficient).await;
+            }
+            t.status = settled;
+            insert_transaction(tx, &t).await?;
+            write_entries(tx, &t, t.created_at).await?;
+            settled
+        }
+        Start::Hold { pending } => {
+            let Some(debit) = t.debit_account.clone() else { bail!("a held transaction needs a debit account") };
+            let held = sqlx::query(
+                "UPDATE payment_accounts SET held = held + $1, sequence_nr = sequence_nr + 1
+                 WHERE id = $2 AND (overdraft = 1 OR balance - held >= $1)",
+            )
+            .bind(t.amount)
+            .bind(&debit)
+            .execute(&mut **tx)
+            .await?;
+            if held.rows_affected() != 1 {
+                return refused(tx, t, insufficient).await;
+            }
+            t.status = pending;
+            t.held = true;
+            insert_transaction(tx, &t).await?;
+            pending
+        }
+        Start::Await { pending } => {
+            t.status = pending;
+            insert_transaction(tx, &t).await?;
+            pending
+        }
+        Start::Record { status } => {
+            t.status = status;
+            insert_transaction(tx, &t).await?;
+            status
+        }
+    };
+    queue(tx, &t.org_id, &notices).await?;
+    if let (Some(request), Start::Hold { .. } | Start::Await { .. }) = (&request, start) {
+        insert_payment_request(tx, request).await?;
+    }
+    Ok(Started::Stored(status))
+}
+
+/// Stores a transaction refused for funds, so it shows in the log; moves nothing.
+async fn refused(tx: &mut Write, mut t: Transaction, insufficient: i32) -> Result<Started> {
+    t.status = insufficient;
+    t.held = false;
+    insert_transaction(tx, &t).await?;
+    Ok(Started::Insufficient)
 }
 
 async fn queue(tx: &mut super::Write, org_id: &str, notices: &[Notice]) -> Result<()> {
@@ -354,83 +444,21 @@ impl Store {
     /// Stores a new transaction and starts it as `start` says, queuing `notices` with it when it
     /// is stored (not when it is refused for funds or as a duplicate), and `request` for its
     /// provider when it is stored pending. `t.status` and `t.held` are set here. `insufficient`
-    /// is the status stored when the debit account is short.
+    /// is the status stored when the debit account is short. Group-committed ([`super::batch`]):
+    /// the answer comes once the transaction holding it has committed.
     pub async fn start_transaction(
         &self,
-        mut t: Transaction,
+        t: Transaction,
         start: Start,
         insufficient: i32,
         notices: &[Notice],
         request: Option<&PaymentRequest>,
     ) -> Result<Started> {
-        let mut tx = self.write().await?;
-        if let Some(provider_id) = &t.provider_transaction_id {
-            let existing: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM payment_transactions WHERE org_id = $1 AND provider_transaction_id = $2",
-            )
-            .bind(&t.org_id)
-            .bind(provider_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = existing {
-                return Ok(Started::Duplicate(id));
-            }
-        }
-        let status = match start {
-            Start::SettleNow { settled } => {
-                t.status = settled;
-                insert_transaction(&mut tx, &t).await?;
-                if !settle(&mut tx, &t, t.created_at).await? {
-                    drop(tx);
-                    return self.store_refused(t, insufficient).await;
-                }
-                settled
-            }
-            Start::Hold { pending } => {
-                let Some(debit) = t.debit_account.clone() else { bail!("a held transaction needs a debit account") };
-                let held = sqlx::query(
-                    "UPDATE payment_accounts SET held = held + $1, sequence_nr = sequence_nr + 1
-                     WHERE id = $2 AND (overdraft = 1 OR balance - held >= $1)",
-                )
-                .bind(t.amount)
-                .bind(&debit)
-                .execute(&mut *tx)
-                .await?;
-                if held.rows_affected() != 1 {
-                    drop(tx);
-                    return self.store_refused(t, insufficient).await;
-                }
-                t.status = pending;
-                t.held = true;
-                insert_transaction(&mut tx, &t).await?;
-                pending
-            }
-            Start::Await { pending } => {
-                t.status = pending;
-                insert_transaction(&mut tx, &t).await?;
-                pending
-            }
-            Start::Record { status } => {
-                t.status = status;
-                insert_transaction(&mut tx, &t).await?;
-                status
-            }
-        };
-        queue(&mut tx, &t.org_id, notices).await?;
-        if let (Some(request), Start::Hold { .. } | Start::Await { .. }) = (request, start) {
-            insert_payment_request(&mut tx, request).await?;
-        }
-        tx.commit().await?;
-        Ok(Started::Stored(status))
-    }
-
-    /// Stores a transaction refused for funds, so it shows in the log; moves nothing.
-    async fn store_refused(&self, mut t: Transaction, insufficient: i32) -> Result<Started> {
-        t.status = insufficient;
-        t.held = false;
-        let mut conn = self.pool.acquire().await?;
-        insert_transaction(&mut conn, &t).await?;
-        Ok(Started::Insufficient)
+        let (notices, request) = (notices.to_vec(), request.cloned());
+        self.batched(move |w: &mut Write| -> BoxFuture<'_, Result<Started>> {
+            Box::pin(start_in(w, t, start, insufficient, notices, request))
+        })
+        .await
     }
 
     /// Ends a pending transaction: `success` settles it (taking a held amount, or from an

@@ -1,0 +1,174 @@
+//! Group commit: the changes of many requests in one database transaction, each still
+//! all-or-nothing, each answered only once the transaction holding it has committed.
+//!
+//! A commit is the dear part of a small write: SQLite writes every page the transaction touched to
+//! its log (the accounts' page, the outbox's, each index's), PostgreSQL flushes its log. Requests
+//! that arrive while a transaction is being written wait in a bounded queue; the writer task takes
+//! all of them (up to [`MAX_JOBS`]) into the next transaction, each inside a savepoint, so one
+//! that fails is rolled back alone and hears its error while the others commit. Under light load a
+//! batch is one request and costs what a transaction of its own did; under heavy load the commit
+//! is shared.
+//!
+//! Owns the queue and the writer task. Jobs are store functions that take a [`Write`]; they must
+//! not begin a transaction of their own (they would wait on the writer lock this task holds).
+
+use anyhow::{anyhow, Result};
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, Write};
+
+/// Jobs in one transaction at most: enough to share a commit widely, few enough that the first
+/// job's wait for the commit stays short.
+pub const MAX_JOBS: usize = 256;
+
+/// Requests waiting for the writer; a full queue makes callers wait (backpressure, no growth).
+const QUEUE: usize = 4_096;
+
+/// A job as the writer runs it: its work on the shared transaction, then its answer once the fate
+/// of that transaction is known (`Ok` only after commit).
+type Job = Box<dyn for<'a> FnOnce(&'a mut Write) -> BoxFuture<'a, Finished> + Send>;
+
+/// What a job left once its work ran: how to answer it when the transaction ends.
+type Finished = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// The handle callers queue jobs through; cloned with the [`Store`].
+#[derive(Clone, Debug)]
+pub(crate) struct Batcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Batcher {
+    /// Starts the writer task for `store` (which must not carry a batcher itself: the task ends
+    /// when the last handle to this one is dropped).
+    pub(crate) fn start(store: Store) -> Batcher {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, queue));
+        Batcher { jobs }
+    }
+}
+
+impl Store {
+    /// Runs `work` in a shared write transaction and returns its result once that transaction
+    /// has committed. An error from `work` rolls back only its own changes.
+    pub(crate) async fn batched<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut Write) -> BoxFuture<'a, Result<T>> + Send + 'static,
+    {
+        let Some(batcher) = &self.batcher else {
+            // No writer task (a store opened outside a runtime's reach): a transaction of its own.
+            let mut w = self.write().await?;
+            let value = work(&mut w).await?;
+            w.commit().await?;
+            return Ok(value);
+        };
+        let (answer, answered) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |w: &mut Write| -> BoxFuture<'_, Finished> {
+            Box::pin(async move {
+                match in_savepoint(w, work).await {
+                    Ok(value) => Box::new(move |outcome: Result<(), String>| {
+                        let _ = answer.send(outcome.map(|()| value).map_err(|e| anyhow!("{e}")));
+                    }) as Finished,
+                    Err(e) => {
+                        let _ = answer.send(Err(e));
+                        Box::new(|_| {}) as Finished
+                    }
+                }
+            })
+        });
+        batcher.jobs.send(job).await.map_err(|_| anyhow!("the store's writer has stopped"))?;
+        answered.await.map_err(|_| anyhow!("the store's writer stopped before answering"))?
+    }
+}
+
+/// Runs `work` between a savepoint and its release, rolling back to it when `work` fails.
+async fn in_savepoint<T, F>(w: &mut Write, work: F) -> Result<T>
+where
+    F: for<'a> FnOnce(&'a mut Write) -> BoxFuture<'a, Result<T>>,
+{
+    sqlx::query("SAVEPOINT job").execute(&mut **w).await?;
+    match work(w).await {
+        Ok(value) => {
+            sqlx::query("RELEASE SAVEPOINT job").execute(&mut **w).await?;
+            Ok(value)
+        }
+        Err(e) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT job").execute(&mut **w).await?;
+            sqlx::query("RELEASE SAVEPOINT job").execute(&mut **w).await?;
+            Err(e)
+        }
+    }
+}
+
+/// The writer task: one transaction per turn, holding every job that is waiting.
+async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_JOBS);
+    while queue.recv_many(&mut jobs, MAX_JOBS).await > 0 {
+        let mut finished: Vec<Finished> = Vec::with_capacity(jobs.len());
+        let outcome = async {
+            let mut w = store.write().await?;
+            for job in jobs.drain(..) {
+                finished.push(job(&mut w).await);
+            }
+            w.commit().await
+        }
+        .await;
+        // The jobs a failed begin never ran are dropped with their answer channels: their
+        // callers hear that the writer gave up on them.
+        jobs.clear();
+        let outcome = outcome.map_err(|e| {
+            tracing::warn!(error = %e, jobs = finished.len(), backend = store.backend.name(), "a group commit failed");
+            e.to_string()
+        });
+        for f in finished {
+            f(outcome.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Jobs that fail are rolled back alone; the rest of their transaction commits, and every
+    /// caller hears its own outcome.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("hodi.db").display())).await.expect("open");
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .batched(move |w: &mut Write| -> BoxFuture<'_, Result<usize>> {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, 'batched', 0)")
+                                .bind(format!("org_{i}"))
+                                .execute(&mut **w)
+                                .await?;
+                            // Half fail after writing: what they wrote must not stay.
+                            anyhow::ensure!(i % 2 == 0, "job {i} refuses");
+                            Ok(i)
+                        })
+                    })
+                    .await
+            }));
+        }
+        let mut ok = 0;
+        for (i, t) in tasks.into_iter().enumerate() {
+            match t.await.expect("task") {
+                Ok(n) => {
+                    assert_eq!(n, i);
+                    ok += 1;
+                }
+                Err(e) => assert!(i % 2 == 1 && e.to_string().contains("refuses"), "{i}: {e}"),
+            }
+        }
+        assert_eq!(ok, 100);
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM orgs").fetch_all(store.pool()).await.expect("read");
+        assert_eq!(ids.len(), 100, "only the jobs that succeeded left rows");
+        assert!(ids.iter().all(|id| id.trim_start_matches("org_").parse::<usize>().expect("n") % 2 == 0));
+    }
+}
