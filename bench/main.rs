@@ -190,6 +190,14 @@ pub fn fresh_database(name: &str) -> Result<Option<String>> {
     Ok(Some(format!("{server}/{db}")))
 }
 
+/// The store a run used, for the report: `(description, command-line flag)`.
+pub fn store_used() -> (&'static str, String) {
+    match POSTGRES.get() {
+        Some(server) => ("PostgreSQL on this machine (default settings, loopback)", format!(" --postgres {server}")),
+        None => ("the embedded SQLite store", String::new()),
+    }
+}
+
 /// The workspace root (this package lives in `bench/`), where `docs/` and `tests/peers/` are.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

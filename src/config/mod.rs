@@ -58,6 +58,9 @@ pub struct Database {
     pub statement_timeout_ms: u64,
     /// How long a request waits for a free connection before it fails.
     pub acquire_timeout_ms: u64,
+    /// Writes waiting at the same time share one transaction, each still all-or-nothing and
+    /// answered after its commit; off, each write commits alone.
+    pub group_commit: bool,
 }
 
 impl Default for Database {
@@ -67,6 +70,7 @@ impl Default for Database {
             max_connections: d.max_connections,
             statement_timeout_ms: d.statement_timeout.as_millis() as u64,
             acquire_timeout_ms: d.acquire_timeout.as_millis() as u64,
+            group_commit: d.group_commit,
         }
     }
 }
@@ -77,6 +81,7 @@ impl Database {
             max_connections: self.max_connections,
             statement_timeout: Duration::from_millis(self.statement_timeout_ms),
             acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
+            group_commit: self.group_commit,
         }
     }
 }

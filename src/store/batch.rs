@@ -57,7 +57,7 @@ impl Store {
         F: for<'a> FnOnce(&'a mut Write) -> BoxFuture<'a, Result<T>> + Send + 'static,
     {
         let Some(batcher) = &self.batcher else {
-            // No writer task (a store opened outside a runtime's reach): a transaction of its own.
+            // Group commit is off (`database.group_commit`): a transaction of its own.
             let mut w = self.write().await?;
             let value = work(&mut w).await?;
             w.commit().await?;

@@ -120,6 +120,8 @@ pub struct StoreOptions {
     pub statement_timeout: Duration,
     /// How long a request waits for a connection (from the pool, or a new one) before it fails.
     pub acquire_timeout: Duration,
+    /// Share transactions among writes that wait at the same time ([`batch`]); off: one each.
+    pub group_commit: bool,
 }
 
 impl Default for StoreOptions {
@@ -128,6 +130,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             statement_timeout: Duration::from_secs(30),
             acquire_timeout: Duration::from_secs(30),
+            group_commit: true,
         }
     }
 }
@@ -349,8 +352,8 @@ impl Store {
             notification_ttl_ms: secs_to_ms(outbox::DEFAULT_TTL_SECS),
             signals: Default::default(),
         };
-        let batcher = batch::Batcher::start(store.clone());
-        Ok(Store { batcher: Some(batcher), ..store })
+        let batcher = options.group_commit.then(|| batch::Batcher::start(store.clone()));
+        Ok(Store { batcher, ..store })
     }
 
     /// The schema version of the database at `url` without changing it (0: none yet, and an
