@@ -1,13 +1,14 @@
 //! `hodi-bench`: Hodi's benchmarks. Each prints its table; with `--write` it also replaces its
 //! section of `docs/benchmarks.md`.
 //!
-//! Usage: cargo run --release -p hodi-bench -- [--write] <rsocket|reminders|messaging|payments|
+//! Usage: cargo run --release -p hodi-bench -- [--write] <rsocket|reminders|messaging|payments|state|
 //! notifications|calls|smpp|hostile|all> [options]; `--help` lists them.
 //!
 //! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
 //! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
 //! - `messaging`: live USSD round trips and send-by-tag throughput (see [`messaging`]).
 //! - `payments`: InitiatePayment wallet-to-wallet throughput and latency (see [`payments`]).
+//! - `state`: durable customer-state updates and getCustomerState latency (see [`state`]).
 //! - `notifications`: notification delivery (see [`notifications`]).
 //! - `calls`: SIP calls through the voice executor (see [`calls`]).
 //! - `smpp`: SMS through an SMPP provider: submit rate on one bind, SendMessage → submit_sm
@@ -23,6 +24,7 @@ mod payments;
 mod reminders;
 mod rsocket;
 mod smpp;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +78,8 @@ enum Bench {
     Messaging(Options),
     /// InitiatePayment wallet-to-wallet throughput and latency.
     Payments(Options),
+    /// Durable updateCustomerTag/Metadata throughput, getCustomerState latency at a fixed rate.
+    State(Options),
     /// Notification delivery to app sockets and subscriptions.
     Notifications(Options),
     /// SIP calls through the voice executor.
@@ -111,6 +115,7 @@ fn main() -> Result<()> {
         Bench::Reminders(o) => reminders::main(&o.options),
         Bench::Messaging(o) => messaging::main(&o.options),
         Bench::Payments(o) => payments::main(&o.options),
+        Bench::State(o) => state::main(&o.options),
         Bench::Notifications(o) => notifications::main(&o.options),
         Bench::Calls(o) => calls::main(&o.options),
         Bench::Hostile(o) => hostile::main(&o.options),
@@ -120,6 +125,7 @@ fn main() -> Result<()> {
             reminders::main(&o.options)?;
             messaging::main(&o.options)?;
             payments::main(&o.options)?;
+            state::main(&o.options)?;
             notifications::main(&o.options)?;
             calls::main(&o.options)?;
             smpp::main(&o.options)?;

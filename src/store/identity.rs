@@ -117,7 +117,7 @@ impl Store {
     pub async fn upsert_tags(&self, org_id: &str, customer_id: &str, tags: &[Index]) -> Result<()> {
         let (org_id, customer_id, tags, limit) =
             (org_id.to_string(), customer_id.to_string(), tags.to_vec(), self.allowances.tags);
-        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<()>> {
+        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<()>> {
             Box::pin(async move {
                 for tag in &tags {
                     upsert_tag(tx, &org_id, &customer_id, tag).await?;
@@ -144,7 +144,7 @@ impl Store {
     ) -> Result<Result<(), SecondaryIdTaken>> {
         let (org_id, customer_id, ids, limit) =
             (org_id.to_string(), customer_id.to_string(), ids.to_vec(), self.allowances.secondary_ids);
-        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<Result<(), SecondaryIdTaken>>> {
+        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<Result<(), SecondaryIdTaken>>> {
             Box::pin(async move {
                 let now = now_ms();
                 // Every id is checked before any is written: a refusal leaves nothing behind.
@@ -192,7 +192,7 @@ impl Store {
 
     pub async fn delete_secondary_ids(&self, org_id: &str, customer_id: &str, ids: &[(String, String)]) -> Result<u64> {
         let (org_id, customer_id, ids) = (org_id.to_string(), customer_id.to_string(), ids.to_vec());
-        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
+        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
             Box::pin(async move {
                 let mut n = 0;
                 for (key, value) in &ids {
@@ -228,7 +228,7 @@ impl Store {
             }
         };
         let (customer_id, entries, allowances) = (customer_id.to_string(), entries.to_vec(), self.allowances);
-        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<()>> {
+        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<()>> {
             Box::pin(async move {
                 let now = now_ms();
                 for (key, value) in &entries {
@@ -265,7 +265,7 @@ impl Store {
     async fn delete_keys(&self, table: &'static str, customer_id: &str, keys: &[String]) -> Result<u64> {
         let sql = format!("DELETE FROM {table} WHERE customer_id = $1 AND key = $2");
         let (customer_id, keys) = (customer_id.to_string(), keys.to_vec());
-        self.batched(move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
+        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
             Box::pin(async move {
                 let mut n = 0;
                 for key in &keys {

@@ -208,11 +208,14 @@ pub struct Write {
     pub(crate) notification_ttl_ms: i64,
     queued_notifications: bool,
     moved_reminders: bool,
+    /// Payment rows written in bulk just before commit ([`payments`]).
+    deferred_payments: Vec<payments::Deferred>,
 }
 
 impl Write {
-    /// Commits, then wakes whoever waits for what this transaction queued.
-    pub async fn commit(self) -> Result<()> {
+    /// Writes what was deferred, commits, then wakes whoever waits for what this transaction queued.
+    pub async fn commit(mut self) -> Result<()> {
+        payments::write_deferred(&mut self).await?;
         self.tx.commit().await?;
         if self.queued_notifications {
             self.signals.outbox.notify_one();
@@ -275,6 +278,7 @@ impl Store {
             notification_ttl_ms: self.notification_ttl_ms,
             queued_notifications: false,
             moved_reminders: false,
+            deferred_payments: Vec::new(),
         })
     }
 

@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::outbox::{insert_many, insert_purse, NewNotification};
 use super::payment_requests::{insert_payment_request, PaymentRequest};
-use super::{new_id, now_ms, Store, Write};
+use super::{new_id, now_ms, row_placeholders, rows_per_statement, Store, Write};
 
 /// An account of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,6 +349,15 @@ async fn start_in(
                 return refused(tx, t, insufficient).await;
             }
             t.status = settled;
+            if t.provider_transaction_id.is_none() {
+                // The transfer's rows go in with the rest of its transaction's, a few statements
+                // for a whole group commit. Only rows without a provider id: those are looked up
+                // by it (the duplicate check above), which a deferred row would not answer yet.
+                let at = t.created_at;
+                queue(tx, &t.org_id, &notices).await?;
+                tx.deferred_payments.push(Deferred { t, entries_at: Some(at) });
+                return Ok(Started::Stored(settled));
+            }
             insert_transaction(tx, &t).await?;
             write_entries(tx, &t, t.created_at).await?;
             settled
@@ -393,8 +402,83 @@ async fn start_in(
 async fn refused(tx: &mut Write, mut t: Transaction, insufficient: i32) -> Result<Started> {
     t.status = insufficient;
     t.held = false;
-    insert_transaction(tx, &t).await?;
+    if t.provider_transaction_id.is_none() {
+        tx.deferred_payments.push(Deferred { t, entries_at: None });
+    } else {
+        insert_transaction(tx, &t).await?;
+    }
     Ok(Started::Insufficient)
+}
+
+/// A transaction's row, and its entries when it settled, to write at commit
+/// ([`write_deferred`]).
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    t: Transaction,
+    /// When the money moved: the two entries are written with this time.
+    entries_at: Option<i64>,
+}
+
+/// Writes the deferred rows of `w` in bulk statements (the transaction rows first: entries point
+/// at them). Called by [`Write::commit`].
+pub(super) async fn write_deferred(w: &mut Write) -> Result<()> {
+    if w.deferred_payments.is_empty() {
+        return Ok(());
+    }
+    let deferred = std::mem::take(&mut w.deferred_payments);
+    let backend = super::Backend::of(w);
+    for chunk in deferred.chunks(rows_per_statement(20)) {
+        let sql = format!(
+            "INSERT INTO payment_transactions ({TRANSACTION_COLUMNS}) VALUES {}",
+            row_placeholders(chunk.len(), 20)
+        );
+        // Built from placeholders only; every value is bound.
+        let mut query = sqlx::query(backend.bulk(sql));
+        for Deferred { t, .. } in chunk {
+            query = query
+                .bind(&t.id)
+                .bind(&t.org_id)
+                .bind(&t.app_id)
+                .bind(&t.kind)
+                .bind(&t.debit_party)
+                .bind(&t.credit_party)
+                .bind(&t.debit_account)
+                .bind(&t.credit_account)
+                .bind(&t.debit_customer_id)
+                .bind(&t.credit_customer_id)
+                .bind(&t.purse_id)
+                .bind(&t.currency)
+                .bind(t.amount)
+                .bind(t.status)
+                .bind(i64::from(t.held))
+                .bind(&t.provider_transaction_id)
+                .bind(&t.provider)
+                .bind(&t.narration)
+                .bind(t.created_at)
+                .bind(t.updated_at);
+        }
+        query.execute(&mut **w).await?;
+    }
+    let mut entries = Vec::new();
+    for Deferred { t, entries_at } in &deferred {
+        if let (Some(at), Some(debit), Some(credit)) = (entries_at, &t.debit_account, &t.credit_account) {
+            entries.push((&t.id, debit, -t.amount, *at));
+            entries.push((&t.id, credit, t.amount, *at));
+        }
+    }
+    for chunk in entries.chunks(rows_per_statement(4)) {
+        let sql = format!(
+            "INSERT INTO payment_entries (transaction_id, account_id, amount, created_at) VALUES {}",
+            row_placeholders(chunk.len(), 4)
+        );
+        // Built from placeholders only; every value is bound.
+        let mut query = sqlx::query(backend.bulk(sql));
+        for (id, account, amount, at) in chunk {
+            query = query.bind(*id).bind(*account).bind(*amount).bind(*at);
+        }
+        query.execute(&mut **w).await?;
+    }
+    Ok(())
 }
 
 async fn queue(tx: &mut super::Write, org_id: &str, notices: &[Notice]) -> Result<()> {
@@ -455,7 +539,8 @@ impl Store {
         request: Option<&PaymentRequest>,
     ) -> Result<Started> {
         let (notices, request) = (notices.to_vec(), request.cloned());
-        self.batched(move |w: &mut Write| -> BoxFuture<'_, Result<Started>> {
+        // Unguarded: start_in writes nothing before the money has moved (see there).
+        self.batched(super::batch::Guard::Transaction, move |w: &mut Write| -> BoxFuture<'_, Result<Started>> {
             Box::pin(start_in(w, t, start, insufficient, notices, request))
         })
         .await
