@@ -31,7 +31,10 @@ type Job = Box<dyn for<'a> FnOnce(&'a mut Write) -> BoxFuture<'a, Finished> + Se
 
 /// What a job left once its work ran: how to answer it when the transaction ends, or the error
 /// that spoiled the whole transaction (an unguarded job failed halfway).
-type Finished = Result<Box<dyn FnOnce(Result<(), String>) + Send>, String>;
+type Finished = Result<Answer, String>;
+
+/// How a job that ran is answered once its transaction has ended (`Ok` once it has committed).
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// How a job's failure is kept from the other jobs of its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,10 +96,10 @@ impl Store {
                 match done {
                     Ok(value) => Ok(Box::new(move |outcome: Result<(), String>| {
                         let _ = answer.send(outcome.map(|()| value).map_err(|e| anyhow!("{e}")));
-                    }) as Box<dyn FnOnce(Result<(), String>) + Send>),
+                    }) as Answer),
                     Err(e) => {
                         let _ = answer.send(Err(e));
-                        Ok(Box::new(|_| {}) as Box<dyn FnOnce(Result<(), String>) + Send>)
+                        Ok(Box::new(|_| {}) as Answer)
                     }
                 }
             })
@@ -127,11 +130,7 @@ where
 
 /// One transaction: runs `jobs` in order and commits. A job that spoils the transaction ends the
 /// turn; the jobs after it stay in `jobs`, untouched, for the next.
-async fn turn(
-    store: &Store,
-    jobs: &mut Vec<Job>,
-    finished: &mut Vec<Box<dyn FnOnce(Result<(), String>) + Send>>,
-) -> Result<()> {
+async fn turn(store: &Store, jobs: &mut Vec<Job>, finished: &mut Vec<Answer>) -> Result<()> {
     let mut w = store.write().await?;
     let mut waiting = std::mem::take(jobs).into_iter();
     for job in waiting.by_ref() {
@@ -139,7 +138,10 @@ async fn turn(
             Ok(answer) => finished.push(answer),
             Err(spoiled) => {
                 jobs.extend(waiting);
-                // Dropping `w` rolls back everything the turn wrote.
+                // At once, not on drop: the next turn begins right after this one.
+                if let Err(e) = w.rollback().await {
+                    tracing::warn!(error = %e, "rolling back a spoiled group commit");
+                }
                 anyhow::bail!("another change in the same transaction failed: {spoiled}");
             }
         }
@@ -161,7 +163,7 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut finished: Vec<Box<dyn FnOnce(Result<(), String>) + Send>> = Vec::with_capacity(jobs.len());
+        let mut finished: Vec<Answer> = Vec::with_capacity(jobs.len());
         let outcome = turn(&store, &mut jobs, &mut finished).await;
         if outcome.is_err() && finished.is_empty() {
             // Nothing ran (the transaction could not begin): the waiting jobs are dropped with
