@@ -411,6 +411,10 @@ async fn connect(url: &str, options: &StoreOptions) -> Result<(AnyPool, Backend,
     let pool = AnyPoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)
+        // No ping on every acquire: it was a round trip to the connection (a thread hand-off on
+        // SQLite, a network one on PostgreSQL) before every statement; a dead connection shows
+        // as the statement's own error, and the pool replaces it.
+        .test_before_acquire(false)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 match Backend::of(conn) {
