@@ -427,13 +427,16 @@ pub(super) async fn write_deferred(w: &mut Write) -> Result<()> {
     }
     let deferred = std::mem::take(&mut w.deferred_payments);
     let backend = super::Backend::of(w);
-    for chunk in deferred.chunks(rows_per_statement(20)) {
+    // A statement of each size would be a prepared statement of its own in the connection's
+    // cache, pushing out the ones every request uses: only full-size chunks are kept prepared.
+    let full = rows_per_statement(20);
+    for chunk in deferred.chunks(full) {
         let sql = format!(
             "INSERT INTO payment_transactions ({TRANSACTION_COLUMNS}) VALUES {}",
             row_placeholders(chunk.len(), 20)
         );
         // Built from placeholders only; every value is bound.
-        let mut query = sqlx::query(backend.bulk(sql));
+        let mut query = sqlx::query(backend.bulk(sql)).persistent(chunk.len() == full);
         for Deferred { t, .. } in chunk {
             query = query
                 .bind(&t.id)
@@ -466,13 +469,14 @@ pub(super) async fn write_deferred(w: &mut Write) -> Result<()> {
             entries.push((&t.id, credit, t.amount, *at));
         }
     }
-    for chunk in entries.chunks(rows_per_statement(4)) {
+    let full = rows_per_statement(4);
+    for chunk in entries.chunks(full) {
         let sql = format!(
             "INSERT INTO payment_entries (transaction_id, account_id, amount, created_at) VALUES {}",
             row_placeholders(chunk.len(), 4)
         );
         // Built from placeholders only; every value is bound.
-        let mut query = sqlx::query(backend.bulk(sql));
+        let mut query = sqlx::query(backend.bulk(sql)).persistent(chunk.len() == full);
         for (id, account, amount, at) in chunk {
             query = query.bind(*id).bind(*account).bind(*amount).bind(*at);
         }
