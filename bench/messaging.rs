@@ -199,9 +199,10 @@ pub fn main(args: &[String]) -> Result<()> {
          statuses at the app after {:.1} s",
         r.p50_us, r.p99_us, r.round_trips, r.tagged, r.tag_seconds, r.tag_per_second, r.status_seconds
     );
+    let (store, flag) = super::store_used();
     let section = format!(
         "## Messaging (`hodi-bench messaging`)\n\n\
-         A real server (embedded SQLite, plain TCP on loopback); our RSocket client plays the app and the phone.\n\
+         A real server ({store}, plain TCP on loopback); our RSocket client plays the app and the phone.\n\
          Round trip: the phone's ReceiveMessage on a live USSD session → `received_message` to the app → the app's menu →\n\
          the phone's reply, one at a time. Send-by-tag: SendMessageTag to customers tagged beforehand, timed until the phone\n\
          has acknowledged every message, and until the app has every message's DELIVERED `message_status` (each one a\n\
@@ -211,7 +212,7 @@ pub fn main(args: &[String]) -> Result<()> {
          | USSD round trip p99 | {:.2} ms | < 5 ms |\n\
          | send-by-tag, {} customers | {:.0} messages/s ({:.1} s) | ≥ 20,000/s |\n\
          | … and every DELIVERED status at the app | {:.0} messages/s ({:.1} s) | |\n\n\
-         Measured by `cargo run --release -p hodi-bench -- messaging`.\n",
+         Measured by `cargo run --release -p hodi-bench -- messaging{flag}`.\n",
         r.round_trips,
         r.p50_us / 1000.0,
         r.p99_us / 1000.0,

@@ -179,9 +179,10 @@ pub fn main(args: &[String]) -> Result<()> {
         let held = held.map_or("—".to_string(), |h| h.to_string());
         table.push_str(&format!("| {label} | {rate:.0}/s | {:.2}× | {cpu:.1} µs | {held} |\n", rate / base));
     }
+    let (store, flag) = super::store_used();
     let section = format!(
         "## Notification delivery (`hodi-bench notifications`)\n\n\
-         A backlog of {backlog} `received_message` notifications ({customers} customers) is queued while no app is\n\
+         On {store}: a backlog of {backlog} `received_message` notifications ({customers} customers) is queued while no app is\n\
          connected; then an app connects and answers each at once. Requests: the default per-customer window (32\n\
          unanswered per customer), at most what the socket's outbound queue takes per look; subscriptions: one per\n\
          customer at a time, the client's credit window as given. Timed until the outbox is empty. Median of {rounds} runs,\n\
@@ -189,7 +190,7 @@ pub fn main(args: &[String]) -> Result<()> {
          notification, from /proc at 10 ms resolution). \"Held when stalled\": notifications the hodi-sdk client had in\n\
          memory after its consumer read nothing for 1 s — the rest waited in the server's outbox.\n\n\
          | path | drained | vs requests | CPU per notification | held when stalled |\n| --- | ---: | ---: | ---: | ---: |\n{table}\n\
-         Measured by `cargo run --release -p hodi-bench -- notifications`.\n"
+         Measured by `cargo run --release -p hodi-bench -- notifications{flag}`.\n"
     );
     super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Notification delivery", &section)
 }

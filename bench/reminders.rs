@@ -42,10 +42,6 @@ fn rss_bytes() -> Result<f64> {
     Ok(kb * 1024.0)
 }
 
-fn disk_bytes(dir: &std::path::Path) -> f64 {
-    ["hodi.db", "hodi.db-wal"].iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len() as f64).sum()
-}
-
 async fn run_one(pending: usize) -> Result<Row> {
     let dir = std::env::temp_dir().join(format!("hodi-bench-reminders-{}-{pending}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -85,7 +81,7 @@ async fn run_one(pending: usize) -> Result<Row> {
         work_id: None,
     };
     let rss0 = rss_bytes()?;
-    let disk0 = disk_bytes(&dir);
+    let disk0 = store.database_bytes().await? as f64;
     let loading = Instant::now();
     let far = now_ms() + 86_400_000;
     let chunk = 10_000;
@@ -106,7 +102,7 @@ async fn run_one(pending: usize) -> Result<Row> {
     anyhow::ensure!(now_ms() < t0, "loading took past the start of the burst; raise the lead time");
     running.hodi.store.reminders_changed().notify_one();
     let rss1 = rss_bytes()?;
-    let disk1 = disk_bytes(&dir);
+    let disk1 = store.database_bytes().await? as f64;
 
     let deadline = Instant::now() + Duration::from_millis((t0 - now_ms()).max(0) as u64) + Duration::from_secs(60);
     while store.outbox_len().await? < burst as i64 {
@@ -177,13 +173,14 @@ pub fn main(args: &[String]) -> Result<()> {
             r.load_seconds
         ));
     }
+    let (store, flag) = super::store_used();
     let section = format!(
         "## Reminder scheduler (`hodi-bench reminders`)\n\n\
-         A real server on the embedded SQLite store, no app connected. For each size, all but the burst are due in a day;\n\
+         A real server on {store}, no app connected. For each size, all but the burst are due in a day;\n\
          the burst (up to {BURST}) comes due at {DUE_RATE} per second. Lateness is when the reminder's notification was\n\
          written to the outbox minus its `remind_at` (fired = durable; delivery to an app is the outbox's, measured separately).\n\
-         Pending reminders live only in SQLite (the `remind_at` index is the queue), so RSS growth is page cache, not per-reminder state.\n\n{table}\n\
-         Measured by `cargo run --release -p hodi-bench -- reminders`.\n"
+         Pending reminders live only in the database (the `remind_at` index is the queue), so RSS growth is page cache, not per-reminder state.\n\n{table}\n\
+         Measured by `cargo run --release -p hodi-bench -- reminders{flag}`.\n"
     );
     super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Reminder scheduler", &section)
 }

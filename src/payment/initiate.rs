@@ -83,6 +83,45 @@ pub fn payment_channel_name(channel: i32) -> Option<&'static str> {
     }
 }
 
+/// A wallet party from what the store found for it (None: no such customer).
+fn wallet_party(
+    w: &PaymentWalletCounterParty,
+    found: Option<(bool, Vec<crate::store::payments::Account>)>,
+) -> Result<Party, Refusal> {
+    match found {
+        None => Err((PaymentStatus::InvalidWallet, format!("no customer {:?} in this org", w.customer_id))),
+        Some((true, _)) => Err((
+            PaymentStatus::DecommissionedCustomerId,
+            format!("customer {} was adopted by another and is decommissioned", w.customer_id),
+        )),
+        Some((false, accounts)) => {
+            Ok(Party::Wallet { customer_id: w.customer_id.clone(), wallet_id: w.wallet_id.clone(), accounts })
+        }
+    }
+}
+
+/// Resolves both counterparties; wallet to wallet (the commonest transfer) in one query.
+async fn resolve_both(
+    hodi: &Hodi,
+    org_id: &str,
+    debit: Option<&PaymentCounterParty>,
+    credit: Option<&PaymentCounterParty>,
+) -> anyhow::Result<(Result<Party, Refusal>, Result<Party, Refusal>)> {
+    use payment_counter_party::Party as P;
+    if let (Some(P::Wallet(d)), Some(P::Wallet(c))) =
+        (debit.and_then(|p| p.party.as_ref()), credit.and_then(|p| p.party.as_ref()))
+    {
+        if !d.wallet_id.trim().is_empty() && !c.wallet_id.trim().is_empty() {
+            let [found_d, found_c] = hodi
+                .store
+                .wallet_accounts_pair(org_id, (&d.customer_id, &d.wallet_id), (&c.customer_id, &c.wallet_id))
+                .await?;
+            return Ok((wallet_party(d, found_d), wallet_party(c, found_c)));
+        }
+    }
+    Ok((resolve(hodi, org_id, debit).await?, resolve(hodi, org_id, credit).await?))
+}
+
 /// Resolves a wire counterparty within `org_id`.
 pub(crate) async fn resolve(
     hodi: &Hodi,
@@ -103,16 +142,7 @@ pub(crate) async fn resolve(
             if w.wallet_id.trim().is_empty() {
                 return Ok(Err((PaymentStatus::InvalidWallet, "wallet_id is required".into())));
             }
-            match store.wallet_accounts(org_id, &w.customer_id, &w.wallet_id).await? {
-                None => Err((PaymentStatus::InvalidWallet, format!("no customer {:?} in this org", w.customer_id))),
-                Some((true, _)) => Err((
-                    PaymentStatus::DecommissionedCustomerId,
-                    format!("customer {} was adopted by another and is decommissioned", w.customer_id),
-                )),
-                Some((false, accounts)) => {
-                    Ok(Party::Wallet { customer_id: w.customer_id.clone(), wallet_id: w.wallet_id.clone(), accounts })
-                }
-            }
+            wallet_party(w, store.wallet_accounts(org_id, &w.customer_id, &w.wallet_id).await?)
         }
         P::Customer(c) => {
             let (Some(number), Some(channel)) = (&c.customer_number, &c.channel_number) else {
@@ -229,11 +259,12 @@ pub async fn initiate(
         Ok(v) => v,
         Err(e) => return Ok(Initiated::refused(PaymentStatus::InvalidRequest, e)),
     };
-    let debit = match resolve(hodi, org_id, cmd.debit_party.as_ref()).await? {
+    let (debit, credit) = resolve_both(hodi, org_id, cmd.debit_party.as_ref(), cmd.credit_party.as_ref()).await?;
+    let debit = match debit {
         Ok(p) => p,
         Err((s, d)) => return Ok(Initiated::refused(s, format!("debit party: {d}"))),
     };
-    let credit = match resolve(hodi, org_id, cmd.credit_party.as_ref()).await? {
+    let credit = match credit {
         Ok(p) => p,
         Err((s, d)) => return Ok(Initiated::refused(s, format!("credit party: {d}"))),
     };

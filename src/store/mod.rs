@@ -489,6 +489,27 @@ pub fn redact(url: &str) -> String {
 }
 
 impl Store {
+    /// Bytes the database takes on disk: the SQLite file and its log, or the PostgreSQL database.
+    pub async fn database_bytes(&self) -> Result<u64> {
+        match (&self.sqlite_file, self.backend) {
+            (Some(file), _) => {
+                let mut wal = file.clone().into_os_string();
+                wal.push("-wal");
+                Ok([file.clone(), PathBuf::from(wal)]
+                    .iter()
+                    .filter_map(|f| std::fs::metadata(f).ok())
+                    .map(|m| m.len())
+                    .sum())
+            }
+            (None, Backend::Postgres) => {
+                let bytes: i64 =
+                    sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(&self.pool).await?;
+                Ok(u64::try_from(bytes).unwrap_or(0))
+            }
+            (None, Backend::Sqlite) => Ok(0),
+        }
+    }
+
     /// Copies the write-ahead log into the database file without blocking readers or writers
     /// (PASSIVE); run periodically by [`crate::server`]. Nothing to do on PostgreSQL.
     pub async fn checkpoint_wal(&self) -> Result<()> {

@@ -768,6 +768,44 @@ impl Store {
         Ok(Some((decommissioned, accounts)))
     }
 
+    /// [`Store::wallet_accounts`] of two wallets in one query (a transfer's two sides).
+    pub async fn wallet_accounts_pair(
+        &self,
+        org_id: &str,
+        first: (&str, &str),
+        second: (&str, &str),
+    ) -> Result<[Option<(bool, Vec<Account>)>; 2]> {
+        let side = |n: i64, customer: &str, wallet: &str| {
+            format!(
+                "SELECT {n} AS side, c.decommissioned_at, a.id, a.kind, a.owner, a.wallet_id, a.currency, a.balance,
+                        a.held, a.sequence_nr
+                 FROM customers c
+                 LEFT JOIN payment_accounts a ON a.kind = 'wallet' AND a.owner = c.id AND a.wallet_id = {wallet}
+                 WHERE c.id = {customer} AND c.org_id = $1"
+            )
+        };
+        let sql = format!("{} UNION ALL {}", side(0, "$2", "$3"), side(1, "$4", "$5"));
+        // Built from this function's literals; every value is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id)
+            .bind(first.0)
+            .bind(first.1)
+            .bind(second.0)
+            .bind(second.1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: [Option<(bool, Vec<Account>)>; 2] = [None, None];
+        for r in &rows {
+            let slot = &mut out[usize::from(r.try_get::<i64, _>("side")? == 1)];
+            let decommissioned = r.try_get::<Option<i64>, _>("decommissioned_at")?.is_some();
+            let (_, accounts) = slot.get_or_insert_with(|| (decommissioned, Vec::new()));
+            if r.try_get::<Option<String>, _>("id")?.is_some() {
+                accounts.push(account(r)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Checkouts still waiting for the customer that were started before `before`.
     pub async fn stale_checkouts(&self, before: i64, status: i32, limit: i64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
