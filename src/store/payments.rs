@@ -438,27 +438,7 @@ pub(super) async fn write_deferred(w: &mut Write) -> Result<()> {
         // Built from placeholders only; every value is bound.
         let mut query = sqlx::query(backend.bulk(sql)).persistent(chunk.len() == full);
         for Deferred { t, .. } in chunk {
-            query = query
-                .bind(&t.id)
-                .bind(&t.org_id)
-                .bind(&t.app_id)
-                .bind(&t.kind)
-                .bind(&t.debit_party)
-                .bind(&t.credit_party)
-                .bind(&t.debit_account)
-                .bind(&t.credit_account)
-                .bind(&t.debit_customer_id)
-                .bind(&t.credit_customer_id)
-                .bind(&t.purse_id)
-                .bind(&t.currency)
-                .bind(t.amount)
-                .bind(t.status)
-                .bind(i64::from(t.held))
-                .bind(&t.provider_transaction_id)
-                .bind(&t.provider)
-                .bind(&t.narration)
-                .bind(t.created_at)
-                .bind(t.updated_at);
+            query = bind_transaction(query, t);
         }
         query.execute(&mut **w).await?;
     }
@@ -502,7 +482,16 @@ async fn insert_transaction(conn: &mut AnyConnection, t: &Transaction) -> Result
         "INSERT INTO payment_transactions ({TRANSACTION_COLUMNS})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    bind_transaction(sqlx::query(sqlx::AssertSqlSafe(sql)), t).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Binds `t`'s values in [`TRANSACTION_COLUMNS`] order.
+fn bind_transaction<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    t: &'q Transaction,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
         .bind(&t.id)
         .bind(&t.org_id)
         .bind(&t.app_id)
@@ -523,9 +512,6 @@ async fn insert_transaction(conn: &mut AnyConnection, t: &Transaction) -> Result
         .bind(&t.narration)
         .bind(t.created_at)
         .bind(t.updated_at)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 impl Store {
