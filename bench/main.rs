@@ -137,6 +137,8 @@ fn main() -> Result<()> {
 /// A server for one benchmark run: embedded SQLite in a fresh temporary directory, plain TCP on
 /// loopback only.
 pub struct BenchServer {
+    /// The run's name, which also names its PostgreSQL database (`--postgres`).
+    name: String,
     pub running: hodi::server::Running,
     pub dir: PathBuf,
     pub addr: String,
@@ -160,7 +162,7 @@ impl BenchServer {
         let running = hodi::server::start(config).await?;
         let addr = running.bound.tcp.context("tcp listener")?.to_string();
         let dev = running.dev.clone().context("dev tenant")?;
-        Ok(BenchServer { running, dir, addr, dev })
+        Ok(BenchServer { name: name.to_string(), running, dir, addr, dev })
     }
 
     /// SETUP data for the dev app (an app socket that takes notifications).
@@ -177,6 +179,7 @@ impl BenchServer {
     pub fn stop(self) {
         self.running.shutdown.cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
+        drop_database(&self.name);
     }
 }
 
@@ -184,16 +187,33 @@ impl BenchServer {
 /// dropped first): its URL. None keeps the embedded store.
 pub fn fresh_database(name: &str) -> Result<Option<String>> {
     let Some(server) = POSTGRES.get() else { return Ok(None) };
-    let db: String =
-        format!("hodi_bench_{name}").chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let db = database_name(name);
     for statement in [format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"), format!("CREATE DATABASE {db}")] {
-        let out = std::process::Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &format!("{server}/postgres"), "-c", &statement])
-            .output()
-            .context("running psql (--postgres needs the PostgreSQL client)")?;
-        anyhow::ensure!(out.status.success(), "psql {statement}: {}", String::from_utf8_lossy(&out.stderr));
+        psql(server, &statement)?;
     }
     Ok(Some(format!("{server}/{db}")))
+}
+
+/// With `--postgres`, drops the database of the run called `name` (its server has stopped).
+pub fn drop_database(name: &str) {
+    if let Some(server) = POSTGRES.get() {
+        if let Err(e) = psql(server, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database_name(name))) {
+            eprintln!("leaving the database of {name}: {e:#}");
+        }
+    }
+}
+
+fn database_name(run: &str) -> String {
+    format!("hodi_bench_{run}").chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+fn psql(server: &str, statement: &str) -> Result<()> {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &format!("{server}/postgres"), "-c", statement])
+        .output()
+        .context("running psql (--postgres needs the PostgreSQL client)")?;
+    anyhow::ensure!(out.status.success(), "psql {statement}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
 }
 
 /// The store a run used, for the report: `(description, command-line flag)`.

@@ -126,6 +126,7 @@ async fn run_one(pending: usize) -> Result<Row> {
     running.shutdown.cancel();
     drop(running);
     let _ = std::fs::remove_dir_all(&dir);
+    super::drop_database(&format!("reminders_{pending}"));
     let span_ms = (last_fired - t0).max(1) as f64;
     Ok(Row {
         pending,

@@ -4,10 +4,12 @@
 //! A commit is the dear part of a small write: SQLite writes every page the transaction touched to
 //! its log (the accounts' page, the outbox's, each index's), PostgreSQL flushes its log. Requests
 //! that arrive while a transaction is being written wait in a bounded queue; the writer task takes
-//! all of them (up to [`MAX_JOBS`]) into the next transaction, each inside a savepoint, so one
-//! that fails is rolled back alone and hears its error while the others commit. Under light load a
-//! batch is one request and costs what a transaction of its own did; under heavy load the commit
-//! is shared.
+//! all of them (up to [`MAX_JOBS`]) into the next transaction. A job that may fail after writing
+//! runs in a savepoint ([`Guard::Savepoint`]), so it is rolled back alone and hears its error while
+//! the others commit; one that writes nothing before it knows it will succeed runs without
+//! ([`Guard::Transaction`]), and a fault halfway through it spoils the turn instead. Under light
+//! load a batch is one request and costs what a transaction of its own did; under heavy load the
+//! commit is shared.
 //!
 //! Owns the queue and the writer task. Jobs are store functions that take a [`Write`]; they must
 //! not begin a transaction of their own (they would wait on the writer lock this task holds).
@@ -66,7 +68,7 @@ impl Batcher {
 
 impl Store {
     /// Runs `work` in a shared write transaction and returns its result once that transaction
-    /// has committed. An error from `work` rolls back only its own changes.
+    /// has committed. How an error from `work` is kept from the others is `guard`'s to say.
     pub(crate) async fn batched<T, F>(&self, guard: Guard, work: F) -> Result<T>
     where
         T: Send + 'static,
@@ -82,16 +84,19 @@ impl Store {
         let (answer, answered) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |w: &mut Write| -> BoxFuture<'_, Finished> {
             Box::pin(async move {
+                // A fault the job's own changes cannot be taken back from spoils the turn.
                 let done = match guard {
                     Guard::Savepoint => in_savepoint(w, work).await,
-                    Guard::Transaction => match work(w).await {
-                        Ok(value) => Ok(value),
-                        Err(e) => {
-                            let spoiled = format!("{e:#}");
-                            let _ = answer.send(Err(e));
-                            return Err(spoiled);
-                        }
-                    },
+                    Guard::Transaction => work(w).await.map_err(Fault::Spoiled),
+                };
+                let done = match done {
+                    Ok(value) => Ok(value),
+                    Err(Fault::RolledBack(e)) => Err(e),
+                    Err(Fault::Spoiled(e)) => {
+                        let spoiled = format!("{e:#}");
+                        let _ = answer.send(Err(e));
+                        return Err(spoiled);
+                    }
                 };
                 match done {
                     Ok(value) => Ok(Box::new(move |outcome: Result<(), String>| {
@@ -109,21 +114,31 @@ impl Store {
     }
 }
 
-/// Runs `work` between a savepoint and its release, rolling back to it when `work` fails.
-async fn in_savepoint<T, F>(w: &mut Write, work: F) -> Result<T>
+/// How a job failed.
+enum Fault {
+    /// Its changes were taken back; the transaction goes on without them.
+    RolledBack(anyhow::Error),
+    /// Its changes may be half there: the whole transaction must not commit.
+    Spoiled(anyhow::Error),
+}
+
+/// Runs `work` between a savepoint and its release, rolling back to it when `work` fails. A
+/// failure of the savepoint statements themselves spoils the transaction.
+async fn in_savepoint<T, F>(w: &mut Write, work: F) -> Result<T, Fault>
 where
     F: for<'a> FnOnce(&'a mut Write) -> BoxFuture<'a, Result<T>>,
 {
-    sqlx::query("SAVEPOINT job").execute(&mut **w).await?;
+    let spoiled = |e: sqlx::Error| Fault::Spoiled(e.into());
+    sqlx::query("SAVEPOINT job").execute(&mut **w).await.map_err(spoiled)?;
     match work(w).await {
         Ok(value) => {
-            sqlx::query("RELEASE SAVEPOINT job").execute(&mut **w).await?;
+            sqlx::query("RELEASE SAVEPOINT job").execute(&mut **w).await.map_err(spoiled)?;
             Ok(value)
         }
         Err(e) => {
-            sqlx::query("ROLLBACK TO SAVEPOINT job").execute(&mut **w).await?;
-            sqlx::query("RELEASE SAVEPOINT job").execute(&mut **w).await?;
-            Err(e)
+            sqlx::query("ROLLBACK TO SAVEPOINT job").execute(&mut **w).await.map_err(spoiled)?;
+            sqlx::query("RELEASE SAVEPOINT job").execute(&mut **w).await.map_err(spoiled)?;
+            Err(Fault::RolledBack(e))
         }
     }
 }
