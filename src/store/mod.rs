@@ -314,8 +314,7 @@ impl Store {
     /// Opens the database at `url`, refusing to create one: for the operator's commands, where a
     /// new empty database would only hide that they ran in the wrong directory.
     pub async fn open_existing(url: &str) -> Result<Store> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            let path = path.split('?').next().unwrap_or(path);
+        if let Some(path) = sqlite_path(url) {
             if !std::path::Path::new(path).exists() {
                 anyhow::bail!(
                     "no Hodi database at {path}: run `hodi serve` here first, or point at the server's data \
@@ -335,9 +334,8 @@ impl Store {
     /// binary, and applies pending migrations.
     pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Store> {
         let (pool, backend, sqlite_file) = connect(url, options).await?;
-        let migrator = migrator(backend);
-        let version = schema_version(&pool).await?;
-        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let version = schema_version(&pool, backend).await?;
+        let known = known_version(backend);
         if version > known {
             anyhow::bail!(
                 "the database at {} has schema version {version}, newer than this hodi knows (up to {known}): \
@@ -345,7 +343,7 @@ impl Store {
                 redact(url)
             );
         }
-        migrator.run(&pool).await.context("applying migrations")?;
+        migrator(backend).run(&pool).await.context("applying migrations")?;
         let store = Store {
             pool,
             backend,
@@ -363,21 +361,18 @@ impl Store {
     /// The schema version of the database at `url` without changing it (0: none yet, and an
     /// embedded database that does not exist is not created).
     pub async fn schema_version_at(url: &str) -> Result<i64> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists() {
-                return Ok(0);
-            }
+        if sqlite_path(url).is_some_and(|path| !std::path::Path::new(path).exists()) {
+            return Ok(0);
         }
-        let (pool, _, _) = connect(url, &StoreOptions { max_connections: 1, ..StoreOptions::default() }).await?;
-        let version = schema_version(&pool).await;
+        let (pool, backend, _) = connect(url, &StoreOptions { max_connections: 1, ..StoreOptions::default() }).await?;
+        let version = schema_version(&pool, backend).await;
         pool.close().await;
         version
     }
 
     /// The schema version the database is at, and the newest this binary knows.
     pub async fn schema_versions(&self) -> Result<(i64, i64)> {
-        let known = migrator(self.backend).iter().map(|m| m.version).max().unwrap_or(0);
-        Ok((schema_version(&self.pool).await?, known))
+        Ok((schema_version(&self.pool, self.backend).await?, known_version(self.backend)))
     }
 }
 
@@ -386,11 +381,10 @@ async fn connect(url: &str, options: &StoreOptions) -> Result<(AnyPool, Backend,
     sqlx::any::install_default_drivers();
     let backend = Backend::of_url(url)?;
     let mut sqlite_file = None;
-    let connect_url = match backend {
-        Backend::Sqlite => {
-            let rest = url["sqlite:".len()..].trim_start_matches("//");
-            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-            if !path.is_empty() && path != ":memory:" {
+    let connect_url = match (backend, sqlite_path(url)) {
+        (Backend::Sqlite, Some(path)) => {
+            let query = url.split_once('?').map_or("", |(_, q)| q);
+            if path != ":memory:" {
                 if let Some(parent) = std::path::Path::new(path).parent() {
                     if !parent.as_os_str().is_empty() {
                         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -405,7 +399,7 @@ async fn connect(url: &str, options: &StoreOptions) -> Result<(AnyPool, Backend,
                 q => format!("sqlite://{path}?{q}&mode=rwc"),
             }
         }
-        Backend::Postgres => url.to_string(),
+        _ => url.to_string(),
     };
     let statement_timeout_ms = options.statement_timeout.as_millis();
     let pool = AnyPoolOptions::new()
@@ -417,7 +411,7 @@ async fn connect(url: &str, options: &StoreOptions) -> Result<(AnyPool, Backend,
         .test_before_acquire(false)
         .after_connect(move |conn, _| {
             Box::pin(async move {
-                match Backend::of(conn) {
+                match backend {
                     Backend::Sqlite => {
                         // Checkpoints normally run in the background (`checkpoint_wal`), keeping
                         // the log short so that a request's commit rarely pays for one; SQLite's
@@ -451,9 +445,21 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
     }
 }
 
+/// The newest schema version this binary knows for `backend`.
+fn known_version(backend: Backend) -> i64 {
+    migrator(backend).iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The file of a `sqlite:` URL (`sqlite://path?options` or `sqlite:path`); None for other URLs or
+/// no path.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty()).then_some(path)
+}
+
 /// The highest migration applied to the database (0 for a new one).
-async fn schema_version(pool: &AnyPool) -> Result<i64> {
-    let backend = Backend::of(&*pool.acquire().await?);
+async fn schema_version(pool: &AnyPool, backend: Backend) -> Result<i64> {
     let exists: i64 = match backend {
         Backend::Sqlite => {
             sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
