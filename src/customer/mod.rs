@@ -14,6 +14,7 @@ use crate::context::Hodi;
 use crate::convert::timestamp;
 use crate::convert::wire_number;
 use crate::store::app_data::{AppDataValue, LeaseHeld};
+use crate::store::customer_state::CustomerSnapshot;
 use crate::store::identity::{Index, MetaValue};
 use crate::store::now_ms;
 use crate::wire::{
@@ -31,13 +32,22 @@ pub fn wire_index(i: &Index) -> CustomerIndex {
 }
 
 /// The full state of a customer, as GetCustomerState returns it.
-pub async fn state(hodi: &Hodi, customer_id: &str) -> anyhow::Result<CustomerStateReplyData> {
-    let store = &hodi.store;
-    let tags = store.tags(customer_id).await?;
-    let secondary_ids = store.secondary_ids(customer_id).await?;
-    let metadata = store.metadata(customer_id).await?;
-    let numbers = store.customer_numbers(customer_id).await?;
-    let sessions = store.activity_sessions(customer_id).await?;
+/// One statement reads it all ([`crate::store::customer_state`]), so the parts agree with each other.
+pub async fn state(hodi: &Hodi, org_id: &str, customer_id: &str) -> anyhow::Result<CustomerStateReplyData> {
+    let CustomerSnapshot {
+        tags,
+        secondary_ids,
+        metadata,
+        numbers,
+        activity: sessions,
+        messages,
+        sessions: messaging_sessions,
+        consents,
+        transactions,
+        wallets,
+        holds,
+    } = hodi.store.customer_snapshot(org_id, customer_id).await?;
+    let number = numbers.first().map(wire_number);
     Ok(CustomerStateReplyData {
         customer_id: customer_id.to_string(),
         identity_state: Some(IdentityState {
@@ -54,10 +64,8 @@ pub async fn state(hodi: &Hodi, customer_id: &str) -> anyhow::Result<CustomerSta
                 })
                 .collect(),
         }),
-        messaging_state: Some(
-            crate::messaging::state::state(hodi, customer_id, numbers.first().map(wire_number)).await?,
-        ),
-        payment_state: Some(crate::payment::state::state(hodi, customer_id).await?),
+        messaging_state: Some(crate::messaging::state::state(number, &messages, &messaging_sessions, &consents)),
+        payment_state: Some(crate::payment::state::state(&transactions, &wallets, &holds)),
         activity_state: Some(ActivityState {
             sessions: sessions
                 .into_iter()

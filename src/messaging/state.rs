@@ -2,8 +2,9 @@
 
 use prost::Message;
 
-use crate::context::Hodi;
 use crate::convert::timestamp;
+use crate::store::customer_state::StateMessage;
+use crate::store::messaging::{ConsentRow, SessionRow};
 use crate::store::now_ms;
 use crate::wire::{
     channel_message, messaging_channel_state, ActiveMessagingChannelState, BlockedMessagingChannelState,
@@ -11,14 +12,14 @@ use crate::wire::{
     MessagingChannelState, MessagingState,
 };
 
-/// Messages returned in the state, newest last.
-const MESSAGES_IN_STATE: i64 = 100;
-
-pub async fn state(hodi: &Hodi, customer_id: &str, number: Option<CustomerNumber>) -> anyhow::Result<MessagingState> {
-    let store = &hodi.store;
-    let messages = store.messages_for(customer_id, MESSAGES_IN_STATE).await?;
-    let sessions = store.sessions_for(customer_id).await?;
-    let consents = store.consents_for(customer_id).await?;
+/// The messaging state from the customer's stored rows (latest messages, sessions, consents);
+/// `number` is the customer number the channel states name.
+pub fn state(
+    number: Option<CustomerNumber>,
+    messages: &[StateMessage],
+    sessions: &[SessionRow],
+    consents: &[ConsentRow],
+) -> MessagingState {
     let now = now_ms();
 
     // Every (channel, number) the customer has a message, session or consent on.
@@ -70,7 +71,7 @@ pub async fn state(hodi: &Hodi, customer_id: &str, number: Option<CustomerNumber
         })
         .collect();
 
-    Ok(MessagingState {
+    MessagingState {
         channels: channel_states,
         messages: messages
             .iter()
@@ -104,5 +105,5 @@ pub async fn state(hodi: &Hodi, customer_id: &str, number: Option<CustomerNumber
                 provider_session_id: None,
             })
             .collect(),
-    })
+    }
 }

@@ -6,18 +6,15 @@ use std::collections::BTreeMap;
 use prost::Message;
 
 use super::{is_pending, to_cash};
-use crate::context::Hodi;
 use crate::convert::timestamp;
-use crate::store::payments::Transaction;
+use crate::store::customer_state::{Hold, StateTransaction};
+use crate::store::payments::Account;
 use crate::wire::{
     payment_counter_party, PaymentBalance, PaymentCounterParty, PaymentState, PaymentTransaction,
     PendingPaymentTransaction,
 };
 
-/// Transactions shown per customer (the latest).
-const LOG: i64 = 100;
-
-fn wire(t: &Transaction) -> PaymentTransaction {
+fn wire(t: &StateTransaction) -> PaymentTransaction {
     PaymentTransaction {
         transaction_id: t.id.clone(),
         app_id: t.app_id.clone(),
@@ -32,11 +29,11 @@ fn wire(t: &Transaction) -> PaymentTransaction {
     }
 }
 
-pub async fn state(hodi: &Hodi, customer_id: &str) -> anyhow::Result<PaymentState> {
-    let transactions = hodi.store.transactions_for(customer_id, LOG).await?;
+/// The payment state from the customer's latest transactions, wallets and the holds on them.
+pub fn state(transactions: &[StateTransaction], wallets: &[Account], holds: &[Hold]) -> PaymentState {
     let mut customer_numbers = Vec::new();
     let mut channel_numbers = Vec::new();
-    for t in &transactions {
+    for t in transactions {
         for party in [&t.debit_party, &t.credit_party] {
             if let Some(payment_counter_party::Party::Customer(c)) =
                 PaymentCounterParty::decode(party.as_slice()).ok().and_then(|p| p.party)
@@ -50,26 +47,24 @@ pub async fn state(hodi: &Hodi, customer_id: &str) -> anyhow::Result<PaymentStat
             }
         }
     }
-    let mut wallets = BTreeMap::new();
-    for w in hodi.store.wallets_of(customer_id).await? {
-        let pending = hodi
-            .store
-            .holds_of(&w.id)
-            .await?
-            .into_iter()
-            .map(|(id, amount, at)| {
-                let value = Some(to_cash(&w.currency, amount));
+    let mut balances = BTreeMap::new();
+    for w in wallets {
+        let pending = holds
+            .iter()
+            .filter(|h| h.account_id == w.id)
+            .map(|h| {
+                let value = Some(to_cash(&w.currency, h.amount));
                 (
-                    id,
+                    h.transaction_id.clone(),
                     PendingPaymentTransaction {
-                        created_at: Some(timestamp(at)),
+                        created_at: Some(timestamp(h.created_at)),
                         value: value.clone(),
                         converted: value,
                     },
                 )
             })
             .collect();
-        wallets.insert(
+        balances.insert(
             w.wallet_id.clone(),
             PaymentBalance {
                 currency_code: w.currency.clone(),
@@ -80,13 +75,13 @@ pub async fn state(hodi: &Hodi, customer_id: &str) -> anyhow::Result<PaymentStat
             },
         );
     }
-    let (pending, done): (Vec<&Transaction>, Vec<&Transaction>) =
+    let (pending, done): (Vec<&StateTransaction>, Vec<&StateTransaction>) =
         transactions.iter().partition(|t| is_pending(t.status));
-    Ok(PaymentState {
+    PaymentState {
         customer_numbers,
         channel_numbers,
         transaction_log: done.into_iter().map(wire).collect(),
         pending_transactions: pending.into_iter().map(wire).collect(),
-        wallets: wallets.into_iter().collect(),
-    })
+        wallets: balances.into_iter().collect(),
+    }
 }

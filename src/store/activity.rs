@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::customers::StoredNumber;
 use super::{new_id, Store};
@@ -69,52 +69,6 @@ pub async fn record(
 }
 
 impl Store {
-    /// A customer's activity sessions, oldest first, each with its activities in order.
-    pub async fn activity_sessions(&self, customer_id: &str) -> Result<Vec<StoredSession>> {
-        let sessions = sqlx::query(
-            "SELECT source, session_id, app_id, provider, number, partition, created_at, updated_at
-             FROM activity_sessions WHERE customer_id = $1 ORDER BY created_at, session_id",
-        )
-        .bind(customer_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let activities = sqlx::query(
-            "SELECT source, session_id, key, properties, created_at FROM activities WHERE customer_id = $1 ORDER BY created_at, id",
-        )
-        .bind(customer_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: Vec<StoredSession> = sessions
-            .iter()
-            .map(|r| {
-                Ok(StoredSession {
-                    number: StoredNumber {
-                        provider: r.try_get("provider")?,
-                        number: r.try_get("number")?,
-                        partition: r.try_get("partition")?,
-                    },
-                    source: r.try_get("source")?,
-                    session_id: r.try_get("session_id")?,
-                    app_id: r.try_get("app_id")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                    activities: Vec::new(),
-                })
-            })
-            .collect::<Result<_>>()?;
-        for r in &activities {
-            let (source, session_id): (String, String) = (r.try_get("source")?, r.try_get("session_id")?);
-            if let Some(s) = out.iter_mut().find(|s| s.source == source && s.session_id == session_id) {
-                let properties: String = r.try_get("properties")?;
-                s.activities.push(StoredActivity {
-                    key: r.try_get("key")?,
-                    properties: serde_json::from_str(&properties)?,
-                    created_at: r.try_get("created_at")?,
-                });
-            }
-        }
-        Ok(out)
-    }
 }
 
 impl Store {

@@ -30,8 +30,6 @@ pub struct SecondaryIdTaken {
     pub owner: String,
 }
 
-const LIVE: &str = "(expires_at IS NULL OR expires_at > $2)";
-
 /// An update refused because the customer would hold more state than the store allows
 /// ([`crate::store::Allowances`]); nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
@@ -63,40 +61,6 @@ async fn within(
 }
 
 impl Store {
-    pub async fn tags(&self, customer_id: &str) -> Result<Vec<Index>> {
-        let sql =
-            format!("SELECT key, value, expires_at FROM customer_tags WHERE customer_id = $1 AND {LIVE} ORDER BY key");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(now_ms()).fetch_all(&self.pool).await?;
-        rows.iter().map(index_row).collect()
-    }
-
-    pub async fn secondary_ids(&self, customer_id: &str) -> Result<Vec<Index>> {
-        let sql = format!(
-            "SELECT key, value, expires_at FROM customer_secondary_ids WHERE customer_id = $1 AND {LIVE} ORDER BY key, value"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(now_ms()).fetch_all(&self.pool).await?;
-        rows.iter().map(index_row).collect()
-    }
-
-    pub async fn metadata(&self, customer_id: &str) -> Result<Vec<(String, MetaValue)>> {
-        let rows = sqlx::query(
-            "SELECT key, text_value, bytes_value FROM customer_metadata WHERE customer_id = $1 ORDER BY key",
-        )
-        .bind(customer_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let key: String = r.try_get("key")?;
-                let value = match r.try_get::<Option<String>, _>("text_value")? {
-                    Some(t) => MetaValue::Text(t),
-                    None => MetaValue::Bytes(r.try_get::<Option<Vec<u8>>, _>("bytes_value")?.unwrap_or_default()),
-                };
-                Ok((key, value))
-            })
-            .collect()
-    }
-
     /// The customer a live secondary id names in `org_id`.
     pub async fn customer_by_secondary_id(&self, org_id: &str, key: &str, value: &str) -> Result<Option<String>> {
         let row = sqlx::query(
@@ -341,8 +305,4 @@ pub(crate) async fn upsert_tag(conn: &mut AnyConnection, org_id: &str, customer_
     .execute(conn)
     .await?;
     Ok(())
-}
-
-fn index_row(r: &sqlx::any::AnyRow) -> Result<Index> {
-    Ok(Index { key: r.try_get("key")?, value: r.try_get("value")?, expires_at: r.try_get("expires_at")? })
 }

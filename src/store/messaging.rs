@@ -352,13 +352,6 @@ impl Store {
         rows.iter().map(session_row).collect()
     }
 
-    pub async fn sessions_for(&self, customer_id: &str) -> Result<Vec<SessionRow>> {
-        let sql =
-            format!("SELECT {SESSION_COLUMNS} FROM messaging_sessions WHERE customer_id = $1 ORDER BY started_at");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).fetch_all(&self.pool).await?;
-        rows.iter().map(session_row).collect()
-    }
-
     pub async fn set_consent(
         &self,
         customer_id: &str,
@@ -390,25 +383,6 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| r.try_get::<i64, _>("blocked").map(|b| b != 0)).transpose()?.unwrap_or(false))
-    }
-
-    pub async fn consents_for(&self, customer_id: &str) -> Result<Vec<ConsentRow>> {
-        let rows = sqlx::query(
-            "SELECT channel, channel_number, blocked, updated_at FROM messaging_consent WHERE customer_id = $1 ORDER BY channel, channel_number",
-        )
-        .bind(customer_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ConsentRow {
-                    channel: r.try_get("channel")?,
-                    channel_number: r.try_get("channel_number")?,
-                    blocked: r.try_get::<i64, _>("blocked")? != 0,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            })
-            .collect()
     }
 
     /// Stores an inbound message with its session changes and queued notifications, atomically.

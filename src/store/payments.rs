@@ -647,19 +647,6 @@ impl Store {
         rows.iter().map(transaction).collect()
     }
 
-    /// A customer's latest transactions (either side), oldest first.
-    pub async fn transactions_for(&self, customer_id: &str, limit: i64) -> Result<Vec<Transaction>> {
-        let sql = format!(
-            "SELECT {TRANSACTION_COLUMNS} FROM (
-                 SELECT * FROM payment_transactions WHERE debit_customer_id = $1
-                 UNION SELECT * FROM payment_transactions WHERE credit_customer_id = $1
-                 ORDER BY created_at DESC, id DESC LIMIT $2) AS latest
-             ORDER BY created_at, id"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).bind(limit).fetch_all(&self.pool).await?;
-        rows.iter().map(transaction).collect()
-    }
-
     /// An account by key and currency, if it exists.
     pub async fn account(&self, org_id: &str, key: &AccountKey, currency: &str) -> Result<Option<Account>> {
         let (kind, owner, wallet_id) = key.parts();
@@ -687,26 +674,6 @@ impl Store {
             Some(a) => Ok(a),
             None => bail!("account vanished after creation"),
         }
-    }
-
-    /// A customer's wallets (any currency), by wallet id. Customer ids are unique across orgs.
-    pub async fn wallets_of(&self, customer_id: &str) -> Result<Vec<Account>> {
-        let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM payment_accounts WHERE kind = 'wallet' AND owner = $1 ORDER BY wallet_id, currency"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id).fetch_all(&self.pool).await?;
-        rows.iter().map(account).collect()
-    }
-
-    /// The pending transactions holding money of an account: (transaction id, amount, created at).
-    pub async fn holds_of(&self, account_id: &str) -> Result<Vec<(String, i64, i64)>> {
-        let rows = sqlx::query(
-            "SELECT id, amount, created_at FROM payment_transactions WHERE debit_account = $1 AND held = 1 ORDER BY created_at",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("amount")?, r.try_get("created_at")?))).collect()
     }
 
     /// A purse of `org_id`: its currency and its ledger account, if opened yet. One query.
