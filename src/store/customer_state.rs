@@ -218,13 +218,17 @@ const BRANCHES: [Branch; 12] = [
         texts: &["id", "app_id", "currency", "provider_transaction_id", "narration"],
         ints: &["amount", "status", "created_at", "updated_at"],
         blobs: &["debit_party", "credit_party"],
-        from: "(SELECT id, app_id, currency, provider_transaction_id, narration, amount, status, created_at, updated_at,
-                       debit_party, credit_party
-                FROM payment_transactions WHERE debit_customer_id = $1
+        // The latest of each side first (each an index range read backwards), so a customer with
+        // a long history costs no more than one with a short one.
+        from: "(SELECT * FROM (SELECT id, app_id, currency, provider_transaction_id, narration, amount, status,
+                                      created_at, updated_at, debit_party, credit_party
+                               FROM payment_transactions WHERE debit_customer_id = $1
+                               ORDER BY created_at DESC, id DESC LIMIT $3) AS debits
                 UNION
-                SELECT id, app_id, currency, provider_transaction_id, narration, amount, status, created_at, updated_at,
-                       debit_party, credit_party
-                FROM payment_transactions WHERE credit_customer_id = $1
+                SELECT * FROM (SELECT id, app_id, currency, provider_transaction_id, narration, amount, status,
+                                      created_at, updated_at, debit_party, credit_party
+                               FROM payment_transactions WHERE credit_customer_id = $1
+                               ORDER BY created_at DESC, id DESC LIMIT $3) AS credits
                 ORDER BY created_at DESC, id DESC LIMIT $3) AS latest_transactions",
         order: "created_at, id",
     },
@@ -242,8 +246,8 @@ const BRANCHES: [Branch; 12] = [
         texts: &["t.debit_account", "t.id"],
         ints: &["t.amount", "t.created_at"],
         blobs: &[],
-        // A hold on a wallet is a pending debit of its owner: found through the debit customer's
-        // index rather than by scanning every transaction for the account.
+        // A hold on a wallet is a pending debit of its owner: found through the partial index of
+        // held debits by customer (migration 0010), not by reading the customer's whole history.
         from: "payment_transactions t JOIN payment_accounts a ON a.id = t.debit_account
                WHERE t.debit_customer_id = $1 AND t.held = 1 AND a.kind = 'wallet' AND a.owner = $1",
         order: "t.created_at, t.id",
