@@ -7,11 +7,11 @@
 //! request's CPU — and gave a state stitched together from twelve moments. One `UNION ALL` of the
 //! twelve reads costs one round trip and sees one snapshot on both backends.
 //!
-//! Every branch fills the same generic columns: `kind` says which branch a row came from, `pos`
-//! numbers the rows of one kind in the order the state shows them, `t1..t6` are texts, `i1..i6`
-//! integers and `b1..b2` bytes; each branch's [`Branch`] says which of its columns go where, and
-//! its reader below takes them back out by the same position. Unused columns are typed NULLs: the
-//! first branch's types are what PostgreSQL resolves the union's columns to.
+//! Every branch fills the same generic columns: `kind` says which branch a row came from,
+//! `o1..o3` what its rows are shown in order of (sorted here, not by the statement), `t1..t6` are
+//! texts, `i1..i6` integers and `b1..b2` bytes; each branch's [`Branch`] says which of its columns
+//! go where, and its reader below takes them back out by the same position. Unused columns are
+//! typed NULLs: the first branch's types are what PostgreSQL resolves the union's columns to.
 //!
 //! Must not decide what the state means (which channel is in session, what is pending): that is
 //! [`crate::customer`], [`crate::messaging::state`] and [`crate::payment::state`].
@@ -135,7 +135,9 @@ struct Branch {
     ints: &'static [&'static str],
     blobs: &'static [&'static str],
     from: &'static str,
-    order: &'static str,
+    /// What the rows of this kind are shown in order of: an integer, then two texts (compared
+    /// bytewise, as SQLite's BINARY and PostgreSQL's "C" collations do).
+    order: [&'static str; 3],
 }
 
 /// `$1` customer id, `$2` now (ms), `$3` how many messages and transactions, `$4` org id.
@@ -146,7 +148,7 @@ const BRANCHES: [Branch; 12] = [
         ints: &["expires_at"],
         blobs: &[],
         from: "customer_tags WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
-        order: "key",
+        order: ["0", "key", "''"],
     },
     Branch {
         kind: Kind::SecondaryId,
@@ -154,7 +156,7 @@ const BRANCHES: [Branch; 12] = [
         ints: &["expires_at"],
         blobs: &[],
         from: "customer_secondary_ids WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
-        order: "key, value",
+        order: ["0", "key", "value"],
     },
     Branch {
         kind: Kind::Metadata,
@@ -162,7 +164,7 @@ const BRANCHES: [Branch; 12] = [
         ints: &[],
         blobs: &["bytes_value"],
         from: "customer_metadata WHERE customer_id = $1",
-        order: "key",
+        order: ["0", "key", "''"],
     },
     Branch {
         kind: Kind::Number,
@@ -170,7 +172,7 @@ const BRANCHES: [Branch; 12] = [
         ints: &["provider"],
         blobs: &[],
         from: "customer_numbers WHERE customer_id = $1",
-        order: "created_at, number",
+        order: ["created_at", "number", "''"],
     },
     Branch {
         kind: Kind::ActivitySession,
@@ -178,7 +180,7 @@ const BRANCHES: [Branch; 12] = [
         ints: &["provider", "created_at", "updated_at"],
         blobs: &[],
         from: "activity_sessions WHERE customer_id = $1",
-        order: "created_at, session_id",
+        order: ["created_at", "session_id", "''"],
     },
     Branch {
         kind: Kind::Activity,
@@ -186,7 +188,7 @@ const BRANCHES: [Branch; 12] = [
         ints: &["created_at"],
         blobs: &[],
         from: "activities WHERE customer_id = $1",
-        order: "created_at, id",
+        order: ["created_at", "id", "''"],
     },
     Branch {
         kind: Kind::Message,
@@ -195,7 +197,7 @@ const BRANCHES: [Branch; 12] = [
         blobs: &["body"],
         from: "(SELECT id, channel, channel_number, status, body, created_at FROM messages WHERE customer_id = $1
                 ORDER BY created_at DESC, id DESC LIMIT $3) AS latest_messages",
-        order: "created_at, id",
+        order: ["created_at", "id", "''"],
     },
     Branch {
         kind: Kind::MessagingSession,
@@ -203,7 +205,7 @@ const BRANCHES: [Branch; 12] = [
         ints: &["channel", "provider", "started_at", "expires_at", "ended_at", "end_reason"],
         blobs: &[],
         from: "messaging_sessions WHERE customer_id = $1",
-        order: "started_at, id",
+        order: ["started_at", "id", "''"],
     },
     Branch {
         kind: Kind::Consent,
@@ -211,7 +213,7 @@ const BRANCHES: [Branch; 12] = [
         ints: &["channel", "blocked", "updated_at"],
         blobs: &[],
         from: "messaging_consent WHERE customer_id = $1",
-        order: "channel, channel_number",
+        order: ["channel", "channel_number", "''"],
     },
     Branch {
         kind: Kind::Transaction,
@@ -230,7 +232,7 @@ const BRANCHES: [Branch; 12] = [
                                FROM payment_transactions WHERE credit_customer_id = $1
                                ORDER BY created_at DESC, id DESC LIMIT $3) AS credits
                 ORDER BY created_at DESC, id DESC LIMIT $3) AS latest_transactions",
-        order: "created_at, id",
+        order: ["created_at", "id", "''"],
     },
     Branch {
         kind: Kind::Wallet,
@@ -239,7 +241,7 @@ const BRANCHES: [Branch; 12] = [
         blobs: &[],
         // org_id first: the accounts' unique index leads with it.
         from: "payment_accounts WHERE org_id = $4 AND kind = 'wallet' AND owner = $1",
-        order: "wallet_id, currency",
+        order: ["0", "wallet_id", "currency"],
     },
     Branch {
         kind: Kind::Hold,
@@ -250,7 +252,7 @@ const BRANCHES: [Branch; 12] = [
         // held debits by customer (migration 0010), not by reading the customer's whole history.
         from: "payment_transactions t JOIN payment_accounts a ON a.id = t.debit_account
                WHERE t.debit_customer_id = $1 AND t.held = 1 AND a.kind = 'wallet' AND a.owner = $1",
-        order: "t.created_at, t.id",
+        order: ["t.created_at", "t.id", "''"],
     },
 ];
 
@@ -267,7 +269,11 @@ fn columns(out: &mut String, names: &[&str], width: usize, prefix: char, sql_typ
 /// so `BYTEA` serves both.
 static SQL: LazyLock<String> = LazyLock::new(|| {
     let branches = BRANCHES.iter().map(|b| {
-        let mut select = format!("SELECT {} AS kind, ROW_NUMBER() OVER (ORDER BY {}) AS pos", b.kind as i64, b.order);
+        let [o1, o2, o3] = b.order;
+        let mut select = format!(
+            "SELECT {} AS kind, CAST({o1} AS BIGINT) AS o1, CAST({o2} AS TEXT) AS o2, CAST({o3} AS TEXT) AS o3",
+            b.kind as i64
+        );
         columns(&mut select, b.texts, TEXTS, 't', "TEXT");
         columns(&mut select, b.ints, INTS, 'i', "BIGINT");
         columns(&mut select, b.blobs, BLOBS, 'b', "BYTEA");
@@ -275,23 +281,26 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
         select.push_str(b.from);
         select
     });
-    let mut sql = branches.collect::<Vec<_>>().join("\nUNION ALL\n");
-    sql.push_str("\nORDER BY kind, pos");
-    sql
+    branches.collect::<Vec<_>>().join("\nUNION ALL\n")
 });
 
-/// Reads one row's generic columns by position within its kind.
+/// Reads one row's generic columns by position within its kind (`text(1)` is `t1`), by ordinal:
+/// `kind`, `o1..o3`, then the texts, the integers and the bytes, as [`SQL`] lists them.
 struct Columns<'r>(&'r AnyRow);
+
+const FIRST_TEXT: usize = 4;
+const FIRST_INT: usize = FIRST_TEXT + TEXTS;
+const FIRST_BLOB: usize = FIRST_INT + INTS;
 
 impl Columns<'_> {
     fn text(&self, n: usize) -> Result<String> {
-        Ok(self.0.try_get(format!("t{n}").as_str())?)
+        Ok(self.0.try_get(FIRST_TEXT + n - 1)?)
     }
     fn text_or_null(&self, n: usize) -> Result<Option<String>> {
-        Ok(self.0.try_get(format!("t{n}").as_str())?)
+        Ok(self.0.try_get(FIRST_TEXT + n - 1)?)
     }
     fn int_or_null(&self, n: usize) -> Result<Option<i64>> {
-        Ok(self.0.try_get(format!("i{n}").as_str())?)
+        Ok(self.0.try_get(FIRST_INT + n - 1)?)
     }
     fn int(&self, n: usize) -> Result<i64> {
         match self.int_or_null(n)? {
@@ -303,7 +312,7 @@ impl Columns<'_> {
         Ok(i32::try_from(self.int(n)?)?)
     }
     fn bytes_or_null(&self, n: usize) -> Result<Option<Vec<u8>>> {
-        Ok(self.0.try_get(format!("b{n}").as_str())?)
+        Ok(self.0.try_get(FIRST_BLOB + n - 1)?)
     }
     fn bytes(&self, n: usize) -> Result<Vec<u8>> {
         Ok(self.bytes_or_null(n)?.unwrap_or_default())
@@ -320,11 +329,19 @@ impl Store {
             .bind(org_id)
             .fetch_all(&self.pool)
             .await?;
+        // Ordered here rather than by the statement: an ORDER BY over the union cost SQLite a
+        // sorter per branch, several times the reads themselves.
+        let mut order = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let key: (i64, i64, Option<String>, Option<String>) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+            order.push((key, i));
+        }
+        order.sort_unstable();
         let mut s = CustomerSnapshot::default();
-        for row in &rows {
-            let kind: i64 = row.try_get("kind")?;
+        for ((kind, ..), i) in order {
             let Some(&kind) = Kind::ALL.get(usize::try_from(kind)?) else { bail!("customer state: unknown kind {kind}") };
-            read(&mut s, kind, customer_id, &Columns(row))?;
+            read(&mut s, kind, customer_id, &Columns(&rows[i]))?;
         }
         Ok(s)
     }
@@ -438,8 +455,18 @@ mod tests {
             assert_eq!(Kind::ALL[i], b.kind);
             assert!(b.texts.len() <= TEXTS && b.ints.len() <= INTS && b.blobs.len() <= BLOBS, "{:?}", b.kind);
         }
-        // Twelve SELECTs, one ORDER BY for the whole union.
         assert_eq!(SQL.matches("UNION ALL").count(), BRANCHES.len() - 1);
-        assert!(SQL.ends_with("ORDER BY kind, pos"));
+        // The ordinals Columns reads by are the ones the statement lists.
+        let first = SQL.split("\nUNION ALL\n").next().expect("a branch");
+        // An alias is what follows " AS " up to a comma or space; a CAST's type ends in ')'.
+        let names: Vec<&str> = first
+            .split(" AS ")
+            .skip(1)
+            .map(|c| c.split([',', ' ']).next().unwrap_or(""))
+            .filter(|n| !n.ends_with(')'))
+            .collect();
+        assert_eq!(names.iter().position(|n| *n == "t1"), Some(FIRST_TEXT), "{names:?}");
+        assert_eq!(names.iter().position(|n| *n == "i1"), Some(FIRST_INT), "{names:?}");
+        assert_eq!(names.iter().position(|n| *n == "b1"), Some(FIRST_BLOB), "{names:?}");
     }
 }
