@@ -87,24 +87,31 @@ async fn the_snapshot_holds_every_kind_of_row_in_order_and_only_this_customers()
     store.upsert_tags(&org, &bob, &[tag("bobs", "b", None)]).await.expect("bob's tag");
     let ids = [tag("email", "ada@x", None), tag("account", "42", None)];
     assert!(store.upsert_secondary_ids(&org, &ada, &ids).await.expect("ids").is_ok());
-    let meta = [("b".to_string(), MetaValue::Bytes(vec![0, 159, 255])), ("a".to_string(), MetaValue::Text("one".into()))];
+    let meta =
+        [("b".to_string(), MetaValue::Bytes(vec![0, 159, 255])), ("a".to_string(), MetaValue::Text("one".into()))];
     store.upsert_metadata(&ada, &meta).await.expect("metadata");
 
     // Activity: two sessions, three activities.
     let first = number("+254700000001");
     for (session_id, key, at) in [("s1", "open", now), ("s2", "view", now + 1), ("s1", "close", now + 2)] {
-        let activity = StoredActivity { key: key.into(), properties: [("k".into(), key.into())].into(), created_at: at };
+        let activity =
+            StoredActivity { key: key.into(), properties: [("k".into(), key.into())].into(), created_at: at };
         store.record_activity(&org, &app, &ada, &first, "web", session_id, &activity, &[]).await.expect("activity");
     }
 
     // Messaging: more messages than the state shows, sessions open and ended, a consent.
     let extra = 5;
-    let rows: Vec<MessageRow> =
-        (0..LATEST + extra).map(|i| message(&org, &ada, i, now - 1_000_000 + i * 10)).collect();
+    let rows: Vec<MessageRow> = (0..LATEST + extra).map(|i| message(&org, &ada, i, now - 1_000_000 + i * 10)).collect();
     store.insert_messages(&rows).await.expect("messages");
     store.insert_messages(&[MessageRow { id: "msg_bob".into(), ..message(&org, &bob, 0, now) }]).await.expect("bob");
-    assert!(store.insert_session_once(&session(&org, &app, &ada, "ses_b", now - 500, None)).await.expect("open session"));
-    assert!(store.insert_session_once(&session(&org, &app, &ada, "ses_a", now - 900, Some(now - 800))).await.expect("ended"));
+    assert!(store
+        .insert_session_once(&session(&org, &app, &ada, "ses_b", now - 500, None))
+        .await
+        .expect("open session"));
+    assert!(store
+        .insert_session_once(&session(&org, &app, &ada, "ses_a", now - 900, Some(now - 800)))
+        .await
+        .expect("ended"));
     store.set_consent(&ada, 1, "21356", true).await.expect("consent");
 
     // Payments: ada's wallet funded, then a hold on it; a hold on bob's wallet is not ada's.

@@ -55,7 +55,12 @@ async fn customer_numbers_are_checked_by_provider() {
 
 #[tokio::test]
 async fn a_customer_holds_no_more_state_than_allowed() {
-    let (running, _dir) = start_with(|c| c.customer.max_tags = 5).await;
+    let (running, _dir) = start_with(|c| {
+        c.customer.max_tags = 5;
+        c.customer.max_metadata_keys = 3;
+        c.customer.max_metadata_bytes = 40;
+    })
+    .await;
     let app = connect(&running, dev_meta(&running)).await;
     let number = "+254711082100";
     let five: Vec<_> = (0..5).map(|i| tag(&format!("t{i}"), "v")).collect();
@@ -65,6 +70,55 @@ async fn a_customer_holds_no_more_state_than_allowed() {
     let r = update_tags(&app, number, vec![tag("t1", "changed"), tag("t5", "v")]).await;
     assert!(!r.status && r.description.contains("at most 5 tags"), "{r:?}");
     assert_eq!(tags_of(&app, number).await, ["t0", "t1", "t2", "t3", "t4"]);
+    // A single new tag is refused by its one statement (no savepoint), with the count it would make,
+    // while other customers' updates committed alongside it go through.
+    let (refused, other) = tokio::join!(
+        update_tags(&app, number, vec![tag("t6", "v")]),
+        update_tags(&app, "+254711082103", vec![tag("t6", "v")])
+    );
+    assert!(!refused.status && refused.description.contains("at most 5 tags; this update would make 6"), "{refused:?}");
+    assert!(other.status, "{other:?}");
+    assert_eq!(tags_of(&app, number).await, ["t0", "t1", "t2", "t3", "t4"]);
+
+    // Metadata: at most 3 keys and 40 bytes (keys and values together).
+    let meta = |pairs: &[(&str, &str)]| {
+        Cmd::UpdateCustomerMetadata(UpdateCustomerMetadataCommand {
+            customer: Some(update_customer_metadata_command::Customer::CustomerNumber(cellular(number))),
+            updates: pairs
+                .iter()
+                .map(|(k, v)| {
+                    (k.to_string(), DataMapValue { value: Some(data_map_value::Value::StringVal(v.to_string())) })
+                })
+                .collect(),
+        })
+    };
+    let set = |pairs: &'static [(&'static str, &'static str)]| {
+        let app = app.clone();
+        async move {
+            let Reply::UpdateCustomerState(r) = command(&app, meta(pairs)).await else { panic!("not an update reply") };
+            r
+        }
+    };
+    assert!(set(&[("a", "1234567890"), ("b", "1234567890")]).await.status, "22 bytes, 2 keys");
+    let r = set(&[("c", "12345678901234567890")]).await;
+    assert!(!r.status && r.description.contains("at most 40 bytes of metadata; this update would make 43"), "{r:?}");
+    assert!(set(&[("a", "x")]).await.status, "a smaller value frees bytes: 13 bytes");
+    assert!(set(&[("c", "12345678901234567890")]).await.status, "now 34 bytes");
+    let r = set(&[("d", "")]).await;
+    assert!(!r.status && r.description.contains("at most 3 metadata keys; this update would make 4"), "{r:?}");
+    let Reply::GetCustomerState(s) = command(
+        &app,
+        Cmd::GetCustomerState(GetCustomerStateCommand {
+            customer: Some(get_customer_state_command::Customer::CustomerNumber(cellular(number))),
+        }),
+    )
+    .await
+    else {
+        panic!("not a state reply")
+    };
+    let mut keys: Vec<String> = s.data.and_then(|d| d.identity_state).expect("identity").metadata.into_keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["a", "b", "c"], "refused keys were not stored");
     // Oversize keys and values never reach the store.
     let r = update_tags(&app, number, vec![tag(&"k".repeat(200), "v")]).await;
     assert!(!r.status && r.description.contains("limit is 128"), "{r:?}");

@@ -68,8 +68,7 @@ pub async fn record(
     Ok(())
 }
 
-impl Store {
-}
+impl Store {}
 
 impl Store {
     /// Records an activity and queues its notification (`entry`) in one transaction.

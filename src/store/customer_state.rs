@@ -340,7 +340,9 @@ impl Store {
         order.sort_unstable();
         let mut s = CustomerSnapshot::default();
         for ((kind, ..), i) in order {
-            let Some(&kind) = Kind::ALL.get(usize::try_from(kind)?) else { bail!("customer state: unknown kind {kind}") };
+            let Some(&kind) = Kind::ALL.get(usize::try_from(kind)?) else {
+                bail!("customer state: unknown kind {kind}")
+            };
             read(&mut s, kind, customer_id, &Columns(&rows[i]))?;
         }
         Ok(s)

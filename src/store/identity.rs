@@ -5,6 +5,7 @@ use anyhow::Result;
 use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
 
+use super::batch::Guard;
 use super::{now_ms, Store, Write};
 
 /// A tag or secondary id: key, value and optional expiry (unix ms).
@@ -60,6 +61,32 @@ async fn within(
     Ok(())
 }
 
+/// An allowance as a bound value (unlimited is `usize::MAX`, beyond what SQL integers hold).
+fn bound(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// How a job of `statements` guarded upserts stays all-or-nothing inside a group commit: one
+/// statement is by itself (refused, it writes nothing), so it needs no savepoint — two statements
+/// fewer; several need one, so that a refusal after the first takes the others back.
+fn all_or_nothing(statements: usize) -> Guard {
+    if statements == 1 {
+        Guard::Transaction
+    } else {
+        Guard::Savepoint
+    }
+}
+
+/// Refuses a job run under `guard`: as a value when nothing of it was written (an error there
+/// would fail every job of the group commit), as an error when the savepoint must take back what
+/// its earlier statements wrote.
+fn refuse(guard: Guard, over: OverAllowance) -> Result<Result<(), OverAllowance>> {
+    match guard {
+        Guard::Transaction => Ok(Err(over)),
+        Guard::Savepoint => Err(over.into()),
+    }
+}
+
 impl Store {
     /// The customer a live secondary id names in `org_id`.
     pub async fn customer_by_secondary_id(&self, org_id: &str, key: &str, value: &str) -> Result<Option<String>> {
@@ -77,21 +104,50 @@ impl Store {
     }
 
     /// Sets tags (a tag key has one value per customer; setting it again replaces value and expiry).
-    /// Group-committed ([`super::batch`]), like every identity write here.
+    /// Group-committed ([`super::batch`]), like every identity write here. Each tag is one
+    /// statement that checks the allowance itself ([`guarded_upsert`]).
     pub async fn upsert_tags(&self, org_id: &str, customer_id: &str, tags: &[Index]) -> Result<()> {
         let (org_id, customer_id, tags, limit) =
             (org_id.to_string(), customer_id.to_string(), tags.to_vec(), self.allowances.tags);
-        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<()>> {
+        let guard = all_or_nothing(tags.len());
+        self.batched(guard, move |tx: &mut Write| -> BoxFuture<'_, Result<Result<(), OverAllowance>>> {
             Box::pin(async move {
+                let now = now_ms();
                 for tag in &tags {
-                    upsert_tag(tx, &org_id, &customer_id, tag).await?;
+                    let stored = sqlx::query(
+                        "INSERT INTO customer_tags (customer_id, key, value, org_id, expires_at, updated_at)
+                         SELECT $1, $2, $3, $4, $5, $6
+                         WHERE (SELECT COUNT(*) FROM customer_tags
+                                WHERE customer_id = $1 AND key <> $2 AND (expires_at IS NULL OR expires_at > $6)) < $7
+                         ON CONFLICT (customer_id, key) DO UPDATE SET value = $3, expires_at = $5, updated_at = $6",
+                    )
+                    .bind(&customer_id)
+                    .bind(&tag.key)
+                    .bind(&tag.value)
+                    .bind(&org_id)
+                    .bind(tag.expires_at)
+                    .bind(now)
+                    .bind(bound(limit))
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if stored == 0 {
+                        let live = "SELECT COUNT(*) + 1 FROM customer_tags
+                                    WHERE customer_id = $1 AND key <> $3 AND (expires_at IS NULL OR expires_at > $2)";
+                        let would = sqlx::query_scalar(live)
+                            .bind(&customer_id)
+                            .bind(now)
+                            .bind(&tag.key)
+                            .fetch_one(&mut **tx)
+                            .await?;
+                        return refuse(guard, OverAllowance { what: "tags", limit, would });
+                    }
                 }
-                let count = "SELECT COUNT(*) FROM customer_tags
-                             WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
-                within(tx, "tags", count, &customer_id, limit).await
+                Ok(Ok(()))
             })
         })
-        .await
+        .await?
+        .map_err(Into::into)
     }
 
     pub async fn delete_tags(&self, customer_id: &str, keys: &[String]) -> Result<u64> {
@@ -108,7 +164,7 @@ impl Store {
     ) -> Result<Result<(), SecondaryIdTaken>> {
         let (org_id, customer_id, ids, limit) =
             (org_id.to_string(), customer_id.to_string(), ids.to_vec(), self.allowances.secondary_ids);
-        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<Result<(), SecondaryIdTaken>>> {
+        self.batched(Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<Result<(), SecondaryIdTaken>>> {
             Box::pin(async move {
                 let now = now_ms();
                 // Every id is checked before any is written: a refusal leaves nothing behind.
@@ -156,7 +212,7 @@ impl Store {
 
     pub async fn delete_secondary_ids(&self, org_id: &str, customer_id: &str, ids: &[(String, String)]) -> Result<u64> {
         let (org_id, customer_id, ids) = (org_id.to_string(), customer_id.to_string(), ids.to_vec());
-        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
+        self.batched(Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
             Box::pin(async move {
                 let mut n = 0;
                 for (key, value) in &ids {
@@ -178,21 +234,31 @@ impl Store {
         .await
     }
 
+    /// Sets metadata keys, all or none, within the customer's allowances of keys and bytes. Each key
+    /// is one statement that checks both allowances itself.
     pub async fn upsert_metadata(&self, customer_id: &str, entries: &[(String, MetaValue)]) -> Result<()> {
         // Bytes, not characters: SQLite counts a text's bytes once it is cast to a blob.
-        let bytes = match self.backend {
+        let size = match self.backend {
             super::Backend::Sqlite => {
-                "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + COALESCE(length(CAST(text_value AS BLOB)), 0)
-                     + COALESCE(length(bytes_value), 0)), 0) FROM customer_metadata WHERE customer_id = $1"
+                "COALESCE(SUM(length(CAST(key AS BLOB)) + COALESCE(length(CAST(text_value AS BLOB)), 0)
+                     + COALESCE(length(bytes_value), 0)), 0)"
             }
             super::Backend::Postgres => {
-                "SELECT CAST(COALESCE(SUM(octet_length(key) + COALESCE(octet_length(text_value), 0)
-                     + COALESCE(octet_length(bytes_value), 0)), 0) AS BIGINT) FROM customer_metadata
-                 WHERE customer_id = $1"
+                "CAST(COALESCE(SUM(octet_length(key) + COALESCE(octet_length(text_value), 0)
+                     + COALESCE(octet_length(bytes_value), 0)), 0) AS BIGINT)"
             }
         };
+        let upsert = format!(
+            "INSERT INTO customer_metadata (customer_id, key, text_value, bytes_value, updated_at)
+             SELECT $1, $2, $3, $4, $5
+             WHERE (SELECT COUNT(*) FROM customer_metadata WHERE customer_id = $1 AND key <> $2) < $6
+               AND (SELECT {size} FROM customer_metadata WHERE customer_id = $1 AND key <> $2) + $7 <= $8
+             ON CONFLICT (customer_id, key) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5"
+        );
+        let others = format!("SELECT COUNT(*), {size} FROM customer_metadata WHERE customer_id = $1 AND key <> $2");
         let (customer_id, entries, allowances) = (customer_id.to_string(), entries.to_vec(), self.allowances);
-        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<()>> {
+        let guard = all_or_nothing(entries.len());
+        self.batched(guard, move |tx: &mut Write| -> BoxFuture<'_, Result<Result<(), OverAllowance>>> {
             Box::pin(async move {
                 let now = now_ms();
                 for (key, value) in &entries {
@@ -200,25 +266,40 @@ impl Store {
                         MetaValue::Text(t) => (Some(t.as_str()), None),
                         MetaValue::Bytes(b) => (None, Some(b.as_slice())),
                     };
-                    sqlx::query(
-                        "INSERT INTO customer_metadata (customer_id, key, text_value, bytes_value, updated_at)
-                         VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (customer_id, key) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5",
-                    )
-                    .bind(&customer_id)
-                    .bind(key)
-                    .bind(text)
-                    .bind(bytes)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
+                    let own = i64::try_from(key.len() + text.map_or(0, str::len) + bytes.map_or(0, <[u8]>::len))?;
+                    // `upsert` and `others` are built from this function's literals; values are bound.
+                    let stored = sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
+                        .bind(&customer_id)
+                        .bind(key)
+                        .bind(text)
+                        .bind(bytes)
+                        .bind(now)
+                        .bind(bound(allowances.metadata_keys))
+                        .bind(own)
+                        .bind(bound(allowances.metadata_bytes))
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected();
+                    if stored == 0 {
+                        let (keys, size): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(others.as_str()))
+                            .bind(&customer_id)
+                            .bind(key)
+                            .fetch_one(&mut **tx)
+                            .await?;
+                        let over = if keys >= bound(allowances.metadata_keys) {
+                            OverAllowance { what: "metadata keys", limit: allowances.metadata_keys, would: keys + 1 }
+                        } else {
+                            let limit = allowances.metadata_bytes;
+                            OverAllowance { what: "bytes of metadata", limit, would: size + own }
+                        };
+                        return refuse(guard, over);
+                    }
                 }
-                let count = "SELECT COUNT(*) FROM customer_metadata WHERE customer_id = $1";
-                within(tx, "metadata keys", count, &customer_id, allowances.metadata_keys).await?;
-                within(tx, "bytes of metadata", bytes, &customer_id, allowances.metadata_bytes).await
+                Ok(Ok(()))
             })
         })
-        .await
+        .await?
+        .map_err(Into::into)
     }
 
     pub async fn delete_metadata(&self, customer_id: &str, keys: &[String]) -> Result<u64> {
@@ -229,7 +310,8 @@ impl Store {
     async fn delete_keys(&self, table: &'static str, customer_id: &str, keys: &[String]) -> Result<u64> {
         let sql = format!("DELETE FROM {table} WHERE customer_id = $1 AND key = $2");
         let (customer_id, keys) = (customer_id.to_string(), keys.to_vec());
-        self.batched(super::batch::Guard::Savepoint, move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
+        // Nothing to refuse: only a database fault can fail a delete, and that fails its turn.
+        self.batched(Guard::Transaction, move |tx: &mut Write| -> BoxFuture<'_, Result<u64>> {
             Box::pin(async move {
                 let mut n = 0;
                 for key in &keys {
@@ -289,20 +371,4 @@ impl Store {
             .rows_affected();
         Ok(a + b)
     }
-}
-
-pub(crate) async fn upsert_tag(conn: &mut AnyConnection, org_id: &str, customer_id: &str, tag: &Index) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO customer_tags (customer_id, key, value, org_id, expires_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (customer_id, key) DO UPDATE SET value = $3, expires_at = $5, updated_at = $6",
-    )
-    .bind(customer_id)
-    .bind(&tag.key)
-    .bind(&tag.value)
-    .bind(org_id)
-    .bind(tag.expires_at)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
-    Ok(())
 }

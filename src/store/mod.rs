@@ -435,7 +435,29 @@ async fn connect(url: &str, options: &StoreOptions) -> Result<(AnyPool, Backend,
         .connect(&connect_url)
         .await
         .with_context(|| format!("opening {}", redact(url)))?;
+    if backend == Backend::Sqlite {
+        for warning in sqlite_build_warnings(&pool).await? {
+            tracing::warn!("{warning}");
+        }
+    }
     Ok((pool, backend, sqlite_file))
+}
+
+/// The compile-time options Hodi's SQLite is built with (`.cargo/config.toml`), each with what
+/// its absence costs; one warning per option the linked SQLite lacks.
+pub(crate) async fn sqlite_build_warnings(pool: &AnyPool) -> Result<Vec<String>> {
+    const WANTED: [(&str, &str); 2] = [
+        ("ENABLE_QPSG", "every statement with a bound LIMIT is parsed and planned again on each run"),
+        ("DEFAULT_MEMSTATUS=0", "every allocation takes one global mutex"),
+    ];
+    let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options").fetch_all(pool).await?;
+    Ok(WANTED
+        .iter()
+        .filter(|(option, _)| !options.iter().any(|o| o == option))
+        .map(|(option, cost)| {
+            format!("SQLite was built without SQLITE_{option} (LIBSQLITE3_FLAGS in .cargo/config.toml): {cost}")
+        })
+        .collect())
 }
 
 /// The migrations of `backend`, embedded in the binary.
@@ -582,5 +604,20 @@ pub(crate) const fn rows_per_statement(values_per_row: usize) -> usize {
         1
     } else {
         rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundled SQLite carries the options `.cargo/config.toml` asks for: without them every
+    /// statement with a bound LIMIT is re-prepared on each run, which no test would notice.
+    #[tokio::test]
+    async fn sqlite_is_built_with_the_options_hodi_relies_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("hodi.db").display())).await.expect("open");
+        let warnings = sqlite_build_warnings(store.pool()).await.expect("compile options");
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 }
