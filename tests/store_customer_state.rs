@@ -153,7 +153,7 @@ async fn the_snapshot_holds_every_kind_of_row_in_order_and_only_this_customers()
         s.metadata,
         [("a".to_string(), MetaValue::Text("one".into())), ("b".to_string(), MetaValue::Bytes(vec![0, 159, 255]))]
     );
-    assert_eq!(s.numbers, [first.clone()]);
+    assert_eq!(s.numbers, std::slice::from_ref(&first));
 
     let sessions: Vec<(&str, Vec<&str>)> = s
         .activity
