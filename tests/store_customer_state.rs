@@ -185,6 +185,23 @@ async fn the_snapshot_holds_every_kind_of_row_in_order_and_only_this_customers()
     assert_eq!(log, [(10_000, SETTLED), (700, PENDING)], "either side, oldest first");
     assert_eq!(s.transactions[0].app_id.as_deref(), Some(app.as_str()));
 
+    // Activities are bounded like messages: only the latest are shown.
+    for i in 0..LATEST {
+        let activity =
+            StoredActivity { key: format!("a{i:03}"), properties: Default::default(), created_at: now + 10 + i };
+        store.record_activity(&org, &app, &ada, &first, "web", "s3", &activity, &[]).await.expect("activity");
+    }
+    let s = store.customer_snapshot(&org, &ada).await.expect("snapshot");
+    let shown: usize = s.activity.iter().map(|a| a.activities.len()).sum();
+    assert_eq!(shown, LATEST as usize, "the latest activities only");
+    let s3 = s.activity.iter().find(|a| a.session_id == "s3").expect("the newest session");
+    assert_eq!(s3.activities.first().map(|a| a.key.as_str()), Some("a000"));
+    assert_eq!(s.activity.len(), 3, "all three sessions are among the latest sessions");
+    assert!(
+        s.activity.iter().filter(|a| a.session_id != "s3").all(|a| a.activities.is_empty()),
+        "older sessions' activities fell out of the latest"
+    );
+
     let nobody = store.customer_snapshot(&org, "cst_nobody").await.expect("unknown customer");
     assert_eq!(nobody, Default::default(), "an unknown id has no rows of anyone else's");
 }

@@ -29,7 +29,8 @@ use super::messaging::{ConsentRow, SessionRow};
 use super::payments::Account;
 use super::{now_ms, Store};
 
-/// Messages and transactions shown in the state (the latest of each).
+/// Messages, transactions, activity sessions and activities shown in the state (the latest of
+/// each): an app may record any number of them, a reply must stay bounded.
 pub const LATEST: i64 = 100;
 
 /// A message as the state shows it: where it went, its status, and the stored `ChannelMessage`.
@@ -74,7 +75,8 @@ pub struct CustomerSnapshot {
     pub metadata: Vec<(String, MetaValue)>,
     /// Oldest first.
     pub numbers: Vec<StoredNumber>,
-    /// Oldest first, each with its activities in order.
+    /// The latest [`LATEST`] sessions, oldest first, each with those of the latest [`LATEST`]
+    /// activities that are in it, in order.
     pub activity: Vec<StoredSession>,
     /// The latest [`LATEST`], oldest first.
     pub messages: Vec<StateMessage>,
@@ -179,7 +181,9 @@ const BRANCHES: [Branch; 12] = [
         texts: &["source", "session_id", "app_id", "number", "partition"],
         ints: &["provider", "created_at", "updated_at"],
         blobs: &[],
-        from: "activity_sessions WHERE customer_id = $1",
+        from:
+            "(SELECT * FROM activity_sessions WHERE customer_id = $1 ORDER BY created_at DESC, session_id DESC LIMIT $3)
+               AS latest_sessions",
         order: ["created_at", "session_id", "''"],
     },
     Branch {
@@ -187,7 +191,8 @@ const BRANCHES: [Branch; 12] = [
         texts: &["source", "session_id", "key", "properties"],
         ints: &["created_at"],
         blobs: &[],
-        from: "activities WHERE customer_id = $1",
+        from: "(SELECT * FROM activities WHERE customer_id = $1 ORDER BY created_at DESC, id DESC LIMIT $3)
+               AS latest_activities",
         order: ["created_at", "id", "''"],
     },
     Branch {
