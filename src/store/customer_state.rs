@@ -142,7 +142,8 @@ struct Branch {
     order: [&'static str; 3],
 }
 
-/// `$1` customer id, `$2` now (ms), `$3` how many messages and transactions, `$4` org id.
+/// `$1` customer id, `$2` now (ms), `$3` how many of the latest messages, transactions, activity
+/// sessions and activities ([`LATEST`]), `$4` org id.
 const BRANCHES: [Branch; 12] = [
     Branch {
         kind: Kind::Tag,
