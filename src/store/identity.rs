@@ -55,7 +55,7 @@ async fn within(
         query = query.bind(now_ms());
     }
     let would: i64 = query.fetch_one(&mut *conn).await?;
-    if would > i64::try_from(limit).unwrap_or(i64::MAX) {
+    if would > bound(limit) {
         return Err(OverAllowance { what, limit, would }.into());
     }
     Ok(())
@@ -105,7 +105,7 @@ impl Store {
 
     /// Sets tags (a tag key has one value per customer; setting it again replaces value and expiry).
     /// Group-committed ([`super::batch`]), like every identity write here. Each tag is one
-    /// statement that checks the allowance itself ([`guarded_upsert`]).
+    /// statement that checks the allowance itself; [`all_or_nothing`] says how a job is guarded.
     pub async fn upsert_tags(&self, org_id: &str, customer_id: &str, tags: &[Index]) -> Result<()> {
         let (org_id, customer_id, tags, limit) =
             (org_id.to_string(), customer_id.to_string(), tags.to_vec(), self.allowances.tags);
