@@ -26,4 +26,7 @@ pub struct Hodi {
     pub providers: Arc<crate::channel::providers::Providers>,
     /// What by-tag background work may use at once.
     pub work: Arc<crate::work::budget::Budget>,
+    /// Which apps' notifications this node delivers (all of them unless several nodes share the
+    /// database).
+    pub delivery: crate::cluster::delivery::Delivery,
 }

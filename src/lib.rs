@@ -5,6 +5,7 @@
 
 pub mod channel;
 pub mod cli;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod context;

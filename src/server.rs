@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::cluster::delivery::Delivery;
 use crate::config::Config;
 use crate::context::Hodi;
 use crate::notify::Sockets;
@@ -128,6 +129,9 @@ pub async fn start(config: Config) -> Result<Running> {
         .await?
         .with_allowances(config.customer.allowances())
         .with_notification_ttl(config.notify.ttl_ms());
+    // Several processes may share a PostgreSQL database: each delivers only the apps it holds
+    // leases for (crate::cluster). SQLite is one process's.
+    let shared = matches!(store.backend(), crate::store::Backend::Postgres);
     let dev = ensure_dev_tenant(&config, &store).await?;
     let (tls, certificate) = transport::certificate::load_or_create(&config)?;
     let shutdown = CancellationToken::new();
@@ -159,6 +163,7 @@ pub async fn start(config: Config) -> Result<Running> {
         }),
         providers,
         work: Arc::new(crate::work::budget::Budget::new(&config.work)),
+        delivery: if shared { Delivery::shared() } else { Delivery::alone() },
     });
     tokio::spawn(crate::messaging::providers::run(hodi.clone(), provider_reports));
     tokio::spawn(crate::payment::providers::run(hodi.clone(), payment_refusals));
@@ -178,6 +183,11 @@ pub async fn start(config: Config) -> Result<Running> {
         bound.sip = Some(voice.sip.local);
         bound.recordings = voice.recordings_http;
         crate::voice::listener::serve(hodi.clone(), voice, shutdown.clone());
+    }
+    if shared {
+        let node = crate::cluster::node::node_id(&config.cluster);
+        let listeners = serde_json::to_string(&bound).unwrap_or_default();
+        tokio::spawn(crate::cluster::node::run(hodi.clone(), node, listeners, shutdown.clone()));
     }
     tokio::spawn(crate::reminder::run(hodi.clone(), shutdown.clone()));
     // An app's answer may carry a message; messaging sends it (notify sits below the domains).

@@ -60,6 +60,9 @@ pub enum Command {
         #[arg(long)]
         from: String,
     },
+    /// The nodes sharing this database (PostgreSQL): each one's listeners, heartbeat and app
+    /// sockets, and which node delivers each app's notifications.
+    Cluster,
     /// Call detail records of SIP calls, newest first.
     Calls {
         #[arg(long, default_value_t = 20)]
@@ -198,6 +201,7 @@ pub fn main() -> Result<()> {
             }
             Command::Calls { limit } => calls(config, limit).await,
             Command::Migrate => migrate(config).await,
+            Command::Cluster => cluster(config).await,
             Command::Import { from } => import(config, &from).await,
         }
     })
@@ -310,6 +314,33 @@ async fn migrate(config: Config) -> Result<()> {
         )?;
     } else {
         writeln!(out, "{url} ({}): schema version {before} -> {now}", store.backend().name())?;
+    }
+    Ok(())
+}
+
+async fn cluster(config: Config) -> Result<()> {
+    let store = Store::open_with(&config.database_url(), &config.database.store_options()).await?;
+    let now = crate::store::now_ms();
+    let nodes = store.nodes().await?;
+    let leases = store.delivery_leases().await?;
+    let mut out = std::io::stdout().lock();
+    if nodes.is_empty() {
+        writeln!(out, "no nodes registered (one node on SQLite never registers)")?;
+    }
+    for n in &nodes {
+        let state = if n.expires_at > now { "up" } else { "dead" };
+        let seen = (now - n.heartbeat_at).max(0);
+        writeln!(out, "{}  {state}  heartbeat {seen} ms ago  apps {}  listeners {}", n.id, n.apps, n.listeners)?;
+    }
+    for l in &leases {
+        let left = l.expires_at - now;
+        writeln!(out, "app {} delivered by {} (lease {})", l.app_id, l.node_id, {
+            if left > 0 {
+                format!("{left} ms left")
+            } else {
+                "expired".to_string()
+            }
+        })?;
     }
     Ok(())
 }

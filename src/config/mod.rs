@@ -45,7 +45,29 @@ pub struct Config {
     pub providers: providers::Providers,
     pub webhooks: Webhooks,
     pub inbox: Inbox,
+    pub cluster: Cluster,
     pub dev: Dev,
+}
+
+/// Several nodes on one PostgreSQL database (see README "Running several nodes"). On SQLite there
+/// is one node and none of this applies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cluster {
+    /// This node's name among the others (`hodi cluster` shows it); empty: `<host>-<random>`,
+    /// new at every start.
+    pub node_id: String,
+    /// How often a node renews its registration and its delivery leases.
+    pub heartbeat_ms: u64,
+    /// How long a delivery lease (and a registration) lasts unrenewed: after a node dies, its
+    /// apps' notifications wait this long before another node delivers them.
+    pub lease_ms: u64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster { node_id: String::new(), heartbeat_ms: 1_000, lease_ms: 5_000 }
+    }
 }
 
 /// The store's connection pool (`database_url` says which database).
@@ -435,6 +457,7 @@ impl Default for Config {
             providers: Default::default(),
             webhooks: Webhooks::default(),
             inbox: Inbox::default(),
+            cluster: Cluster::default(),
             dev: Dev::default(),
         }
     }

@@ -432,7 +432,17 @@ fn room_left<'a>(room: &'a mut HashMap<String, usize>, target: &Target) -> &'a m
 /// window and its app's cap allow, in outbox order.
 async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps, settled: &mpsc::Sender<Settled>) {
     let window = hodi.config.notify.per_customer_window.max(1);
-    let apps: Vec<String> = hodi.sockets.connected_apps().into_iter().filter(|app| !in_flight.app_full(app)).collect();
+    // An app this node has just taken over from another is read again from its oldest row: the
+    // other node's unanswered notifications are still queued, behind wherever our cursor was.
+    for app in hodi.delivery.take_gained() {
+        sweeps.apps.remove(&app);
+    }
+    let apps: Vec<String> = hodi
+        .sockets
+        .connected_apps()
+        .into_iter()
+        .filter(|app| hodi.delivery.delivers(app) && !in_flight.app_full(app))
+        .collect();
     let mut turns = Turns::default();
     let mut chosen: Vec<(OutboxRow, Option<AppDataValue>, Target)> = Vec::new();
     for app in apps {

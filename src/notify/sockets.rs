@@ -47,6 +47,8 @@ pub struct Sockets {
     /// Signalled whenever a socket registers or a subscription asks for more, so waiting work can
     /// go at once (one stored permit: a signal during a dispatcher pass is not lost).
     pub connected: Arc<tokio::sync::Notify>,
+    /// Signalled whenever a socket comes or goes (the cluster's node task renews its claims then).
+    pub changed: tokio::sync::Notify,
 }
 
 impl Sockets {
@@ -66,6 +68,7 @@ impl Sockets {
             .targets
             .push(Target { session: session.clone(), via: Via::Request });
         self.connected.notify_one();
+        self.changed.notify_one();
         let sockets = self.clone();
         tokio::spawn(async move {
             let reason = session.requester.closed().await;
@@ -110,6 +113,12 @@ impl Sockets {
                 apps.remove(&key);
             }
         }
+        self.changed.notify_one();
+    }
+
+    /// Every app with sockets here, and how many (ready or not), by app id.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, usize> {
+        self.lock().iter().map(|((_, app), sockets)| (app.clone(), sockets.targets.len())).collect()
     }
 
     /// Apps with at least one socket that can take a notification now.

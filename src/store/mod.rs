@@ -13,6 +13,7 @@ pub mod app_data;
 pub mod auth;
 pub mod batch;
 pub mod calls;
+pub mod cluster;
 pub mod customer_state;
 pub mod customers;
 pub mod identity;

@@ -45,11 +45,25 @@ pub struct Hodi {
 impl Hodi {
     /// Starts a server on free loopback ports, storing everything under `data_dir`.
     pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Hodi {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        Self::start_on(data_dir, database::TestDatabase::for_data_dir(data_dir), extra_env)
+    }
+
+    /// Starts another node on `first`'s database, with `first`'s dev credentials (the dev tenant
+    /// is provisioned once per database).
+    pub fn start_node(data_dir: &Path, first: &Hodi, extra_env: &[(&str, &str)]) -> Hodi {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        std::fs::copy(first.data_dir.join("dev-credentials.toml"), data_dir.join("dev-credentials.toml"))
+            .expect("copying the dev credentials");
+        Self::start_on(data_dir, first.db.clone(), extra_env)
+    }
+
+    /// Starts a server on `db`.
+    fn start_on(data_dir: &Path, db: std::sync::Arc<database::TestDatabase>, extra_env: &[(&str, &str)]) -> Hodi {
         let listening_file = data_dir.join("listening.toml");
         let _ = std::fs::remove_file(&listening_file);
         let stdout_file = data_dir.join("stdout.txt");
         std::fs::create_dir_all(data_dir).expect("data dir");
-        let db = database::TestDatabase::for_data_dir(data_dir);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hodi"));
         cmd.arg("serve")
             .env("HODI_DATA_DIR", data_dir)
