@@ -184,9 +184,13 @@ pub async fn start(config: Config) -> Result<Running> {
         bound.recordings = voice.recordings_http;
         crate::voice::listener::serve(hodi.clone(), voice, shutdown.clone());
     }
+    if !shared && !config.cluster.redis_url.trim().is_empty() {
+        tracing::warn!("cluster.redis_url is ignored: on SQLite this is the only node");
+    }
     if shared {
         let node = crate::cluster::node::node_id(&config.cluster);
         let listeners = serde_json::to_string(&bound).unwrap_or_default();
+        crate::cluster::bus::start(hodi.clone(), node.clone(), shutdown.clone())?;
         tokio::spawn(crate::cluster::node::run(hodi.clone(), node, listeners, shutdown.clone()));
     }
     tokio::spawn(crate::reminder::run(hodi.clone(), shutdown.clone()));

@@ -1,7 +1,9 @@
 //! Several `hodi serve` processes on one PostgreSQL database: a notification produced on one node
 //! is delivered by the node holding the app's socket, `hodi cluster` shows who is up and who
 //! delivers what, and when the delivering node is killed (`kill -9`) another node holding a
-//! socket of the app takes its lease over and delivers what was queued, nothing lost.
+//! socket of the app takes its lease over and delivers what was queued, nothing lost. With Redis,
+//! a commit on one node wakes the delivering node at once (not at its next poll); with Redis
+//! stopped nothing is lost, and the fast path returns when Redis does.
 //!
 //! SQLite is one process's file, so on the SQLite run of the suite these tests have nothing to
 //! test and say so; `./scripts/test` runs them on its PostgreSQL run.
@@ -9,6 +11,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Hodi;
@@ -143,4 +146,114 @@ async fn when_the_delivering_node_is_killed_another_node_with_a_socket_takes_ove
     let out = wait_for_lease(&b, &creds.app_id, "node-b");
     assert!(out.contains("node-a  dead"), "the killed node is shown dead:\n{out}");
     eprintln!("kill -9 to every notification delivered by the other node: {:?}", killed.elapsed());
+}
+
+/// A `redis-server` of this test's own on a free port, killed (by its PID) when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (./scripts/test installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < WAIT, "redis-server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// How long one SMS through `phone` takes to reach the app.
+async fn one_message(phone: &Simulator, stream: &mut Notifications, label: &str) -> Duration {
+    let sent = Instant::now();
+    text_the_app(phone, label, 1).await;
+    receive_all(stream, &HashSet::from([format!("{label}-0")])).await;
+    sent.elapsed()
+}
+
+fn log_count(node: &Hodi, text: &str) -> usize {
+    std::fs::read_to_string(node.data_dir.join("stderr.txt")).unwrap_or_default().matches(text).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_wakes_the_delivering_node_at_once_and_while_it_is_down_polling_loses_nothing() {
+    if !common::database::on_postgres() {
+        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+        return;
+    }
+    // Polls far apart: a notification that arrives much sooner was announced through Redis.
+    const POLL: Duration = Duration::from_secs(10);
+    const FAST: Duration = Duration::from_secs(4);
+    let port = free_port();
+    let mut redis = Some(Redis::start(port));
+    let url = redis.as_ref().map(Redis::url).unwrap_or_default();
+    let poll = POLL.as_millis().to_string();
+    let env = |id: &'static str| {
+        let mut env: Vec<(&str, &str)> = node_env(id);
+        env.push(("HODI_CLUSTER__REDIS_URL", &url));
+        env.push(("HODI_NOTIFY__OUTBOX_POLL_MS", &poll));
+        env
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Hodi::start(&dir.path().join("a"), &env("node-a"));
+    let b = Hodi::start_node(&dir.path().join("b"), &a, &env("node-b"));
+    let creds = a.creds.clone();
+    let app = Elarian::connect(options(&b, &creds));
+    app.connected(WAIT).await.expect("app connected to node B");
+    let mut stream = app.notifications().expect("the notification stream");
+    wait_for_lease(&a, &creds.app_id, "node-b");
+    let phone = Simulator::connect(options(&a, &creds));
+    phone.connected(WAIT).await.expect("simulator connected to node A");
+
+    let mut fast = Vec::new();
+    for round in 0..3 {
+        fast.push(one_message(&phone, &mut stream, &format!("fast-{round}")).await);
+    }
+    assert!(fast.iter().all(|t| *t < FAST), "with Redis each took {fast:?}; the poll is {POLL:?}");
+
+    // Redis goes away: messages taken on A still reach the app through B's poll.
+    drop(redis.take());
+    text_the_app(&phone, "down", 5).await;
+    let started = Instant::now();
+    receive_all(&mut stream, &(0..5).map(|i| format!("down-{i}")).collect()).await;
+    eprintln!("with Redis down, 5 messages arrived in {:?} (poll {POLL:?})", started.elapsed());
+    assert_eq!(log_count(&b, "Redis unreachable"), 1, "the outage is said once");
+
+    // Redis is back on the same port: once B has resubscribed, the fast path is back.
+    redis = Some(Redis::start(port));
+    let started = Instant::now();
+    while log_count(&b, "Redis reachable again") == 0 {
+        assert!(started.elapsed() < WAIT, "node B never found Redis again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = Vec::new();
+    for round in 0..3 {
+        again.push(one_message(&phone, &mut stream, &format!("again-{round}")).await);
+    }
+    assert!(again.iter().all(|t| *t < FAST), "after Redis came back each took {again:?}");
+    eprintln!("SMS on node A to the app on node B: {fast:?} with Redis, {again:?} after it came back");
+    drop(redis);
 }

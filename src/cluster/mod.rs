@@ -9,11 +9,16 @@
 //! dead node's unanswered ones are still queued: at least once). One deliverer per app keeps
 //! per-customer order and the window exactly as on one node.
 //!
+//! Redis, when configured, is the fast path ([`bus`]): a commit on one node wakes the others'
+//! dispatchers at once. Without it (or while it is down) nodes find each other's notifications by
+//! polling; nothing is kept in Redis that the nodes do not rebuild by themselves.
+//!
 //! On SQLite (one process owns the file) there is no cluster: [`delivery::Delivery::alone`]
 //! delivers every app and nothing here runs.
 //!
 //! Owns membership and delivery leases. Must not read or send notifications: that is
 //! [`crate::notify`], which asks [`delivery::Delivery`] which apps are its own.
 
+pub mod bus;
 pub mod delivery;
 pub mod node;

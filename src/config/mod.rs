@@ -62,11 +62,15 @@ pub struct Cluster {
     /// How long a delivery lease (and a registration) lasts unrenewed: after a node dies, its
     /// apps' notifications wait this long before another node delivers them.
     pub lease_ms: u64,
+    /// `redis://host:port[/db]`: a commit on one node wakes the node delivering the app at once.
+    /// Empty, or Redis unreachable: nodes find each other's notifications by polling
+    /// (`notify.outbox_poll_ms`). Redis holds nothing that is not rebuilt by itself.
+    pub redis_url: String,
 }
 
 impl Default for Cluster {
     fn default() -> Self {
-        Cluster { node_id: String::new(), heartbeat_ms: 1_000, lease_ms: 5_000 }
+        Cluster { node_id: String::new(), heartbeat_ms: 1_000, lease_ms: 5_000, redis_url: String::new() }
     }
 }
 

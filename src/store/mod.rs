@@ -178,6 +178,9 @@ pub(crate) struct Signals {
     outbox: tokio::sync::Notify,
     /// A commit added or moved reminders (`upsert_reminders`, adoption).
     reminders: tokio::sync::Notify,
+    /// A commit here queued notifications: for the other nodes (`crate::cluster::bus`), which
+    /// cannot see this process's `outbox` signal.
+    outbox_here: tokio::sync::Notify,
 }
 
 /// How much state one customer may hold (config `customer.max_*`); unlimited unless set.
@@ -221,6 +224,7 @@ impl Write {
         self.tx.commit().await?;
         if self.queued_notifications {
             self.signals.outbox.notify_one();
+            self.signals.outbox_here.notify_one();
         }
         if self.moved_reminders {
             self.signals.reminders.notify_one();
@@ -297,6 +301,12 @@ impl Store {
     /// Signalled after each commit that queued notifications: the dispatcher waits on it.
     pub fn outbox_changed(&self) -> &tokio::sync::Notify {
         &self.signals.outbox
+    }
+
+    /// Signalled after each commit by this process that queued notifications (not by another
+    /// node's wake-up, unlike [`Store::outbox_changed`]): the cluster bus passes it on.
+    pub fn outbox_committed_here(&self) -> &tokio::sync::Notify {
+        &self.signals.outbox_here
     }
 
     /// Signalled after each commit that added or moved reminders: the scheduler waits on it.
