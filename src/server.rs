@@ -132,13 +132,24 @@ pub async fn start(config: Config) -> Result<Running> {
     // Several processes may share a PostgreSQL database: each delivers only the apps it holds
     // leases for (crate::cluster). SQLite is one process's.
     let shared = matches!(store.backend(), crate::store::Backend::Postgres);
+    let node = shared.then(|| crate::cluster::node::node_id(&config.cluster));
+    let store = match &node {
+        Some(node) => store.with_node_id(node),
+        None => store,
+    };
     let dev = ensure_dev_tenant(&config, &store).await?;
     let (tls, certificate) = transport::certificate::load_or_create(&config)?;
     let shutdown = CancellationToken::new();
     // Providers report through this channel; messaging drains it once the context exists.
     let (provider_events, provider_reports) = tokio::sync::mpsc::channel(crate::channel::events::CAPACITY);
     let (payment_events, payment_refusals) = tokio::sync::mpsc::channel(crate::channel::events::PAYMENT_CAPACITY);
-    store.release_provider_claims().await?;
+    // Claims left by this process's previous run are released at once; on a shared database only
+    // those of nodes that are not up (the node task keeps doing so as nodes die).
+    if shared {
+        store.release_claims_of_dead_nodes().await?;
+    } else {
+        store.release_provider_claims().await?;
+    }
     let providers = Arc::new(crate::channel::providers::Providers::start(
         &config.providers,
         &store,
@@ -187,8 +198,7 @@ pub async fn start(config: Config) -> Result<Running> {
     if !shared && !config.cluster.redis_url.trim().is_empty() {
         tracing::warn!("cluster.redis_url is ignored: on SQLite this is the only node");
     }
-    if shared {
-        let node = crate::cluster::node::node_id(&config.cluster);
+    if let Some(node) = node {
         let listeners = serde_json::to_string(&bound).unwrap_or_default();
         crate::cluster::bus::start(hodi.clone(), node.clone(), shutdown.clone())?;
         tokio::spawn(crate::cluster::node::run(hodi.clone(), node, listeners, shutdown.clone()));

@@ -52,8 +52,10 @@ pub async fn run(hodi: Arc<Hodi>, node: String, listeners: String, shutdown: Can
     let started_at = now_ms();
     info!(node = %node, heartbeat_ms = heartbeat.as_millis() as u64, lease_ms = lease.as_millis() as u64, "joined the cluster");
     let mut failing = false;
-    loop {
-        match beat(&hodi, &node, &listeners, started_at, lease, margin).await {
+    for beats in 0u64.. {
+        // Every few heartbeats: a dead node's provider claims go back to the queues.
+        let sweep = beats % CLAIM_SWEEP_EVERY == 0;
+        match beat(&hodi, &node, &listeners, started_at, lease, margin, sweep).await {
             Ok(()) if failing => {
                 failing = false;
                 info!(node = %node, "cluster heartbeat works again");
@@ -82,8 +84,11 @@ pub async fn run(hodi: Arc<Hodi>, node: String, listeners: String, shutdown: Can
     }
 }
 
+/// How many heartbeats apart dead nodes' provider claims are looked for.
+const CLAIM_SWEEP_EVERY: u64 = 5;
+
 /// One heartbeat: the node's row, then a claim for each app it holds sockets of, then giving up
-/// the apps it no longer has sockets of.
+/// the apps it no longer has sockets of; with `sweep`, releasing dead nodes' provider claims.
 async fn beat(
     hodi: &Hodi,
     node: &str,
@@ -91,6 +96,7 @@ async fn beat(
     started_at: i64,
     lease: Duration,
     margin: Duration,
+    sweep: bool,
 ) -> anyhow::Result<()> {
     let counts = hodi.sockets.counts();
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
@@ -124,6 +130,12 @@ async fn beat(
     if gained {
         // Notifications may have waited for a node to take this app.
         hodi.store.outbox_changed().notify_one();
+    }
+    if sweep {
+        let released = hodi.store.release_claims_of_dead_nodes().await?;
+        if released > 0 {
+            info!(node, released, "released provider claims of nodes that are not up");
+        }
     }
     Ok(())
 }

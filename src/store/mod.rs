@@ -167,6 +167,9 @@ pub struct Store {
     pub(crate) notification_ttl_ms: i64,
     /// What commits tell the dispatcher and the reminder scheduler.
     pub(crate) signals: std::sync::Arc<Signals>,
+    /// The node this process is among several sharing the database ('' alone): queue claims
+    /// are marked with it ([`providers`]).
+    pub(crate) node_id: std::sync::Arc<str>,
 }
 
 /// What a committed write tells the rest of the server, shared by every clone of a [`Store`].
@@ -293,6 +296,11 @@ impl Store {
         Store { allowances, ..self }
     }
 
+    /// This store as node `node_id` of several sharing the database: its queue claims carry the id.
+    pub fn with_node_id(self, node_id: &str) -> Store {
+        Store { node_id: node_id.into(), ..self }
+    }
+
     /// This store with queued notifications kept `ttl_ms` for delivery (config `notify.ttl_secs`).
     pub fn with_notification_ttl(self, ttl_ms: i64) -> Store {
         Store { notification_ttl_ms: ttl_ms, ..self }
@@ -365,6 +373,7 @@ impl Store {
             allowances: Allowances::default(),
             notification_ttl_ms: secs_to_ms(outbox::DEFAULT_TTL_SECS),
             signals: Default::default(),
+            node_id: "".into(),
         };
         let batcher = options.group_commit.then(|| batch::Batcher::start(store.clone()));
         Ok(Store { batcher, ..store })

@@ -241,6 +241,25 @@ impl Store {
         Ok(done)
     }
 
+    /// Releases the claims of nodes that are not up (no `cluster_nodes` row, or one past its
+    /// expiry) on both queues, so their rows are sent by a live node without waiting for the
+    /// claims to run out. A live node's claims are left alone.
+    pub async fn release_claims_of_dead_nodes(&self) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let mut done = 0;
+        for queue in [QUEUE_MESSAGES, QUEUE_PAYMENTS] {
+            let sql = format!(
+                "UPDATE {} SET claimed_until = 0 WHERE claimed_until > 0 AND claimed_until > $1
+                 AND claimed_by NOT IN (SELECT id FROM cluster_nodes WHERE expires_at > $1)",
+                queue.table
+            );
+            done += sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
     /// A transient failure: the message is tried again at `retry_at` (`counts` says whether it
     /// used up an attempt; a throttled send does not).
     pub async fn provider_send_retry(&self, message_id: &str, retry_at: i64, error: &str, counts: bool) -> Result<()> {
@@ -263,7 +282,7 @@ impl Store {
         let skip_locked = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let mut tx = self.write().await?;
         let sql = format!(
-            "UPDATE {table} SET claimed_until = $1 WHERE {id} IN (
+            "UPDATE {table} SET claimed_until = $1, claimed_by = $5 WHERE {id} IN (
                  SELECT {id} FROM {table}{hint}
                  WHERE provider = $2 AND next_attempt_at <= $3 AND claimed_until <= $3
                  ORDER BY next_attempt_at LIMIT $4{skip_locked})
@@ -274,6 +293,7 @@ impl Store {
             .bind(provider)
             .bind(now_ms())
             .bind(limit)
+            .bind(&*self.node_id)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
