@@ -17,7 +17,7 @@ use tracing::warn;
 
 use crate::context::Hodi;
 use crate::store::now_ms;
-use crate::store::reminders::{Firing, StoredReminder};
+use crate::store::reminders::StoredReminder;
 use crate::wire::server_to_app_customer_notification::Entry;
 use crate::wire::{
     CustomerIndex, CustomerReminder, IndexMapping, ReminderNotification, ServerToAppCustomerNotification,
@@ -49,17 +49,13 @@ pub fn notification(r: &StoredReminder) -> ServerToAppCustomerNotification {
     }
 }
 
-/// Fires what is due now; returns how many reminders were due (fired or skipped as changed).
+/// Fires what is due now (a batch at most); returns how many fired.
 pub async fn fire_due(hodi: &Hodi) -> anyhow::Result<usize> {
-    let now = now_ms();
-    let due = hodi.store.due_reminders(now, BATCH).await?;
-    if due.is_empty() {
-        return Ok(0);
+    let fired = hodi.store.fire_due_reminders(now_ms(), BATCH, |r| notification(r).encode_to_vec()).await?;
+    if fired > 0 {
+        tracing::debug!(fired, "reminders fired");
     }
-    let firings: Vec<Firing> =
-        due.into_iter().map(|r| Firing { entry: notification(&r).encode_to_vec(), reminder: r }).collect();
-    hodi.store.fire_reminders(&firings, now).await?;
-    Ok(firings.len())
+    Ok(fired)
 }
 
 pub async fn run(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {

@@ -137,68 +137,100 @@ impl Store {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM reminders").fetch_one(&self.pool).await?.try_get("n")?)
     }
 
-    /// Fires reminders in one transaction: each still unchanged since it was read is re-armed
-    /// (interval) or deleted (one-shot), and its notification queued in the outbox. A reminder the
-    /// app changed meanwhile is left alone. Returns how many fired.
-    ///
-    /// Works a hundred rows per statement, keyed by (app, customer, key, remind_at) row values and
-    /// `RETURNING` what actually changed; both are PostgreSQL syntax too.
-    pub async fn fire_reminders(&self, firings: &[Firing], now_ms: i64) -> Result<usize> {
-        let (repeating, once): (Vec<&Firing>, Vec<&Firing>) =
-            firings.iter().partition(|f| f.reminder.interval_secs.is_some_and(|s| s > 0));
+    /// Fires up to `limit` reminders due at `now_ms` in one transaction, read inside it: each is
+    /// re-armed (interval) or deleted (one-shot) and the notification `entry` makes of it queued in
+    /// the outbox. Returns how many fired. Read after the transaction has begun, so a node that
+    /// waited for another's firing (several nodes share the write turn) reads what is still due
+    /// then, not the batch the other node just fired.
+    pub async fn fire_due_reminders(
+        &self,
+        now_ms: i64,
+        limit: i64,
+        entry: impl Fn(&StoredReminder) -> Vec<u8>,
+    ) -> Result<usize> {
         let mut tx = self.write().await?;
-        let mut fired: HashSet<(String, String, String)> = HashSet::with_capacity(firings.len());
-        for (rows, repeat) in [(&once, false), (&repeating, true)] {
-            for chunk in rows.chunks(rows_per_statement(4)) {
-                // The re-arming UPDATE binds `now` three times first; the DELETE needs no time.
-                let keys = row_placeholders(chunk.len(), 4);
-                let sql = if repeat {
-                    // Re-arm one period later; after downtime, skip the missed periods instead of
-                    // firing a burst.
-                    format!(
-                        "UPDATE reminders SET remind_at = CASE
+        let sql = format!("SELECT {COLUMNS} FROM reminders WHERE remind_at <= $1 ORDER BY remind_at LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(limit).fetch_all(&mut *tx).await?;
+        let firings: Vec<Firing> = rows
+            .iter()
+            .map(|r| reminder_row(r).map(|reminder| Firing { entry: entry(&reminder), reminder }))
+            .collect::<Result<_>>()?;
+        if firings.is_empty() {
+            return Ok(0);
+        }
+        let fired = fire(&mut tx, self.backend, &firings, now_ms).await?;
+        tx.commit().await?;
+        Ok(fired)
+    }
+
+    /// Fires `firings` in one transaction (see [`fire`]). Returns how many fired.
+    pub async fn fire_reminders(&self, firings: &[Firing], now_ms: i64) -> Result<usize> {
+        let mut tx = self.write().await?;
+        let fired = fire(&mut tx, self.backend, firings, now_ms).await?;
+        tx.commit().await?;
+        Ok(fired)
+    }
+}
+
+/// Fires reminders: each still unchanged since it was read is re-armed (interval) or deleted
+/// (one-shot), and its notification queued in the outbox. A reminder the app changed meanwhile is
+/// left alone. Returns how many fired.
+///
+/// Works a hundred rows per statement, keyed by (app, customer, key, remind_at) row values and
+/// `RETURNING` what actually changed; both are PostgreSQL syntax too.
+async fn fire(tx: &mut super::Write, backend: super::Backend, firings: &[Firing], now_ms: i64) -> Result<usize> {
+    let (repeating, once): (Vec<&Firing>, Vec<&Firing>) =
+        firings.iter().partition(|f| f.reminder.interval_secs.is_some_and(|s| s > 0));
+    let mut fired: HashSet<(String, String, String)> = HashSet::with_capacity(firings.len());
+    for (rows, repeat) in [(&once, false), (&repeating, true)] {
+        for chunk in rows.chunks(rows_per_statement(4)) {
+            // The re-arming UPDATE binds `now` three times first; the DELETE needs no time.
+            let keys = row_placeholders(chunk.len(), 4);
+            let sql = if repeat {
+                // Re-arm one period later; after downtime, skip the missed periods instead of
+                // firing a burst.
+                format!(
+                    "UPDATE reminders SET remind_at = CASE
                              WHEN remind_at + interval_secs * 1000 > ? THEN remind_at + interval_secs * 1000
                              ELSE ? + interval_secs * 1000 - ((? - remind_at) % (interval_secs * 1000)) END
                          WHERE (app_id, customer_id, key, remind_at) IN (VALUES {keys})
                          RETURNING app_id, customer_id, key"
-                    )
-                } else {
-                    format!(
-                        "DELETE FROM reminders WHERE (app_id, customer_id, key, remind_at) IN (VALUES {keys})
+                )
+            } else {
+                format!(
+                    "DELETE FROM reminders WHERE (app_id, customer_id, key, remind_at) IN (VALUES {keys})
                          RETURNING app_id, customer_id, key"
-                    )
-                };
-                // Built from placeholders only; every value is bound.
-                let mut query = sqlx::query(self.backend.bulk(sql));
-                if repeat {
-                    query = query.bind(now_ms).bind(now_ms).bind(now_ms);
-                }
-                for f in chunk {
-                    let r = &f.reminder;
-                    query = query.bind(&r.app_id).bind(&r.customer_id).bind(&r.key).bind(r.remind_at);
-                }
-                for row in query.fetch_all(&mut *tx).await? {
-                    fired.insert((row.try_get("app_id")?, row.try_get("customer_id")?, row.try_get("key")?));
-                }
+                )
+            };
+            // Built from placeholders only; every value is bound.
+            let mut query = sqlx::query(backend.bulk(sql));
+            if repeat {
+                query = query.bind(now_ms).bind(now_ms).bind(now_ms);
+            }
+            for f in chunk {
+                let r = &f.reminder;
+                query = query.bind(&r.app_id).bind(&r.customer_id).bind(&r.key).bind(r.remind_at);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                fired.insert((row.try_get("app_id")?, row.try_get("customer_id")?, row.try_get("key")?));
             }
         }
-        let to_queue: Vec<&Firing> = firings
-            .iter()
-            .filter(|f| {
-                fired.contains(&(f.reminder.app_id.clone(), f.reminder.customer_id.clone(), f.reminder.key.clone()))
-            })
-            .collect();
-        let items: Vec<super::outbox::NewNotification<'_>> = to_queue
-            .iter()
-            .map(|f| super::outbox::NewNotification {
-                org_id: &f.reminder.org_id,
-                app_id: &f.reminder.app_id,
-                customer_id: &f.reminder.customer_id,
-                entry: &f.entry,
-            })
-            .collect();
-        super::outbox::insert_many(&mut tx, &items).await?;
-        tx.commit().await?;
-        Ok(to_queue.len())
     }
+    let to_queue: Vec<&Firing> = firings
+        .iter()
+        .filter(|f| {
+            fired.contains(&(f.reminder.app_id.clone(), f.reminder.customer_id.clone(), f.reminder.key.clone()))
+        })
+        .collect();
+    let items: Vec<super::outbox::NewNotification<'_>> = to_queue
+        .iter()
+        .map(|f| super::outbox::NewNotification {
+            org_id: &f.reminder.org_id,
+            app_id: &f.reminder.app_id,
+            customer_id: &f.reminder.customer_id,
+            entry: &f.entry,
+        })
+        .collect();
+    super::outbox::insert_many(tx, &items).await?;
+    Ok(to_queue.len())
 }
