@@ -29,4 +29,6 @@ pub struct Hodi {
     /// Which apps' notifications this node delivers (all of them unless several nodes share the
     /// database).
     pub delivery: crate::cluster::delivery::Delivery,
+    /// Live asks to apps whose sockets are on another node (several nodes with Redis).
+    pub relay: Option<Arc<crate::notify::relay::Relay>>,
 }

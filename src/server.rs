@@ -162,6 +162,14 @@ pub async fn start(config: Config) -> Result<Running> {
     // Voice messages become SIP calls only with a trunk to send them to.
     let sip = voice.as_ref().map(|v| v.sip.clone());
     let trunk = sip.clone().filter(|_| !config.voice.trunk.trim().is_empty());
+    // Live asks between nodes go through Redis: only with several nodes and a Redis to carry them.
+    let (relay, relayed) = match &node {
+        Some(node) if !config.cluster.redis_url.trim().is_empty() => {
+            let (relay, relayed) = crate::notify::relay::Relay::new(node);
+            (Some(Arc::new(relay)), Some(relayed))
+        }
+        _ => (None, None),
+    };
     // Cyclic: the trunk places calls that need the context, and the context holds the trunk.
     let hodi = Arc::new_cyclic(|hodi| Hodi {
         config: config.clone(),
@@ -175,6 +183,7 @@ pub async fn start(config: Config) -> Result<Running> {
         providers,
         work: Arc::new(crate::work::budget::Budget::new(&config.work)),
         delivery: if shared { Delivery::shared() } else { Delivery::alone() },
+        relay,
     });
     tokio::spawn(crate::messaging::providers::run(hodi.clone(), provider_reports));
     tokio::spawn(crate::payment::providers::run(hodi.clone(), payment_refusals));
@@ -200,7 +209,7 @@ pub async fn start(config: Config) -> Result<Running> {
     }
     if let Some(node) = node {
         let listeners = serde_json::to_string(&bound).unwrap_or_default();
-        crate::cluster::bus::start(hodi.clone(), node.clone(), shutdown.clone())?;
+        crate::cluster::bus::start(hodi.clone(), node.clone(), relayed, shutdown.clone())?;
         tokio::spawn(crate::cluster::node::run(hodi.clone(), node, listeners, shutdown.clone()));
     }
     tokio::spawn(crate::reminder::run(hodi.clone(), shutdown.clone()));

@@ -324,3 +324,57 @@ async fn two_nodes_racing_for_100000_due_reminders_fire_each_once() {
     );
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ussd_dial_on_one_node_is_answered_by_the_app_on_another_through_redis() {
+    if !common::database::on_postgres() {
+        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+        return;
+    }
+    let port = free_port();
+    let redis = Redis::start(port);
+    let url = redis.url();
+    let env = |id: &'static str| {
+        let mut env: Vec<(&str, &str)> = node_env(id);
+        env.push(("HODI_CLUSTER__REDIS_URL", &url));
+        env
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Hodi::start(&dir.path().join("a"), &env("node-a"));
+    let b = Hodi::start_node(&dir.path().join("b"), &a, &env("node-b"));
+    let creds = a.creds.clone();
+
+    // The app, on node B only, serves a two-screen menu.
+    let app = Elarian::connect(options(&b, &creds));
+    app.connected(WAIT).await.expect("app connected to node B");
+    app.on("ussdSession", |n| async move {
+        let Event::ReceivedMessage(m) = &n.event else { return };
+        let screen = match m.ussd().and_then(|u| u.text.clone()).unwrap_or_default().as_str() {
+            "" => hodi_sdk::model::message::ussd("Welcome\n1. Balance", false),
+            "1" => hodi_sdk::model::message::ussd("KES 1,250", true),
+            _ => hodi_sdk::model::message::ussd("Goodbye", true),
+        };
+        let _ = n.reply(Reply::message(screen)).await;
+    })
+    .expect("handler");
+    wait_for_lease(&a, &creds.app_id, "node-b");
+
+    // The phone dials on node A: A has no socket of the app and asks B, which asks the app.
+    let phone = hodi_simulator::Phone::connect(options(&a, &creds), "+254700800001").await.expect("phone on node A");
+    let asked = Instant::now();
+    let first = phone.dial_ussd("*384#").await.expect("the first screen");
+    let first_took = asked.elapsed();
+    assert_eq!((first.text.as_str(), first.terminal), ("Welcome\n1. Balance", false));
+    let last = phone.ussd_reply("1").await.expect("the second screen");
+    assert_eq!((last.text.as_str(), last.terminal), ("KES 1,250", true));
+    eprintln!("USSD from node A answered by the app on node B: first screen in {first_took:?}");
+    assert!(log_count(&b, "served an ask from another node") >= 2, "node B served both screens");
+
+    // Without Redis the ask cannot cross: the dial fails at once, saying why, instead of hanging.
+    drop(redis);
+    let asked = Instant::now();
+    let refused = phone.dial_ussd("*384#").await;
+    assert!(refused.is_err(), "a dial answered without Redis: {refused:?}");
+    let refused_after = asked.elapsed();
+    eprintln!("with Redis down the dial was refused after {refused_after:?}: {:?}", refused.err());
+}

@@ -2,21 +2,30 @@
 //!
 //! A commit that queued notifications on this node is published on [`OUTBOX`] (the node's id as
 //! payload); every other node, on hearing it, looks at its outbox at once instead of at its next
-//! poll. That is all Redis carries here: losing a message, or Redis itself, costs latency (the
-//! poll finds the notification), never a notification. When Redis is unreachable the bus says so
-//! once, keeps trying, and says so again when it is back.
+//! poll. Losing such a message, or Redis itself, costs latency (the poll finds the notification),
+//! never a notification. When Redis is unreachable the bus says so once, keeps trying, and says
+//! so again when it is back.
 //!
-//! Owns the Redis connections and the channel names. Must not carry data: PostgreSQL is the truth.
+//! Live asks ([`crate::notify::relay`]) travel on each node's own channel ([`inbox`]): an ask is
+//! served by delivering to a local socket of the app and answering the asking node's channel.
+//! Asks cannot wait for a poll: while Redis is down they fail at once (the phone's session ends
+//! as it would with no app connected).
+//!
+//! Owns the Redis connections and the channel names. Must not keep data: PostgreSQL is the truth.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use prost::Message;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::context::Hodi;
+use crate::notify::relay::{text_to_bytes, Outgoing, Relayed};
+use crate::wire::ServerToAppCustomerNotification;
 
 /// The channel commits that queued notifications are announced on.
 pub const OUTBOX: &str = "hodi:outbox";
@@ -24,6 +33,14 @@ pub const OUTBOX: &str = "hodi:outbox";
 const COALESCE: Duration = Duration::from_millis(2);
 /// A publish that takes longer is given up (the poll covers it).
 const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
+/// Other nodes' asks served at once at most; more are answered "busy".
+const SERVING: usize = 256;
+
+/// The channel a node's asks and answers come in on.
+pub fn inbox(node: &str) -> String {
+    format!("hodi:node:{node}")
+}
+
 /// Waits between attempts to reach Redis: doubling from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(2);
@@ -50,7 +67,12 @@ impl Reachable {
 
 /// Starts the bus when `cluster.redis_url` is set: one task announcing this node's commits, one
 /// listening for the others'. A URL Redis cannot parse is refused at start.
-pub fn start(hodi: Arc<Hodi>, node: String, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub fn start(
+    hodi: Arc<Hodi>,
+    node: String,
+    relayed: Option<mpsc::Receiver<Outgoing>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let url = hodi.config.cluster.redis_url.trim().to_string();
     if url.is_empty() {
         return Ok(());
@@ -58,46 +80,70 @@ pub fn start(hodi: Arc<Hodi>, node: String, shutdown: CancellationToken) -> anyh
     let client = redis::Client::open(url.as_str())
         .map_err(|e| anyhow::anyhow!("cluster.redis_url {}: {e}", crate::store::redact(&url)))?;
     let reachable = Arc::new(Reachable::default());
-    tokio::spawn(announce(hodi.clone(), client.clone(), node.clone(), reachable.clone(), shutdown.clone()));
+    tokio::spawn(announce(hodi.clone(), client.clone(), node.clone(), relayed, reachable.clone(), shutdown.clone()));
     tokio::spawn(listen(hodi, client, node, reachable, shutdown));
     Ok(())
 }
 
-/// Publishes a wake-up after each burst of this node's commits that queued notifications.
+/// Publishes a wake-up after each burst of this node's commits that queued notifications, and
+/// the asks and answers the relay queues for other nodes.
 async fn announce(
     hodi: Arc<Hodi>,
     client: redis::Client,
     node: String,
+    mut relayed: Option<mpsc::Receiver<Outgoing>>,
     reachable: Arc<Reachable>,
     shutdown: CancellationToken,
 ) {
     let poll_ms = hodi.config.notify.outbox_poll_ms;
     let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+    let mut last_wake = tokio::time::Instant::now();
     loop {
-        tokio::select! {
+        let (channel, payload, ask) = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = hodi.store.outbox_committed_here().notified() => {}
-        }
+            // A burst of commits is one wake-up: the next waits out the rest of COALESCE.
+            _ = async {
+                tokio::time::sleep_until(last_wake + COALESCE).await;
+                hodi.store.outbox_committed_here().notified().await
+            } => {
+                last_wake = tokio::time::Instant::now();
+                (OUTBOX.to_string(), node.clone(), None)
+            }
+            out = async {
+                match relayed.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let Some(out) = out else { relayed = None; continue };
+                let ask = match &out.message { Relayed::Ask { id, .. } => Some(*id), Relayed::Answer { .. } => None };
+                (inbox(&out.to_node), out.message.encode(), ask)
+            }
+        };
         let published = tokio::time::timeout(PUBLISH_TIMEOUT, async {
             let c = match &mut connection {
                 Some(c) => c,
                 None => connection.insert(client.get_multiplexed_async_connection().await?),
             };
-            redis::cmd("PUBLISH").arg(OUTBOX).arg(&node).query_async::<i64>(c).await
+            redis::cmd("PUBLISH").arg(&channel).arg(&payload).query_async::<i64>(c).await
         })
         .await;
-        match published {
-            Ok(Ok(_)) => reachable.worked(&node),
-            Ok(Err(e)) => {
-                connection = None;
-                reachable.failed(&node, "publishing", &e, poll_ms);
+        let failed = match published {
+            Ok(Ok(_)) => {
+                reachable.worked(&node);
+                None
             }
-            Err(_) => {
-                connection = None;
-                reachable.failed(&node, "publishing", &"timed out", poll_ms);
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("timed out".to_string()),
+        };
+        if let Some(why) = failed {
+            connection = None;
+            reachable.failed(&node, "publishing", &why, poll_ms);
+            // An ask that cannot be sent fails now rather than at the end of its wait.
+            if let (Some(id), Some(relay)) = (ask, &hodi.relay) {
+                relay.answered(id, Err(format!("Redis unreachable: {why}")));
             }
         }
-        tokio::time::sleep(COALESCE).await;
     }
 }
 
@@ -112,10 +158,12 @@ async fn listen(
 ) {
     let poll_ms = hodi.config.notify.outbox_poll_ms;
     let mut retry = RETRY_FIRST;
+    let serving = Arc::new(Semaphore::new(SERVING));
     loop {
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(OUTBOX).await?;
+            pubsub.subscribe(inbox(&node)).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let pubsub = tokio::select! {
@@ -135,9 +183,16 @@ async fn listen(
                         m = messages.next() => m,
                     };
                     let Some(message) = message else { break };
-                    let from: String = message.get_payload().unwrap_or_default();
-                    if from != node {
-                        hodi.store.outbox_changed().notify_one();
+                    let payload: String = message.get_payload().unwrap_or_default();
+                    if message.get_channel_name() == OUTBOX {
+                        if payload != node {
+                            hodi.store.outbox_changed().notify_one();
+                        }
+                        continue;
+                    }
+                    match Relayed::decode(&payload) {
+                        Ok(relayed) => take(&hodi, relayed, &serving),
+                        Err(e) => warn!(node = %node, error = %e, "ignored a message from another node"),
                     }
                 }
                 reachable.failed(&node, "listening", &"connection closed", poll_ms);
@@ -150,5 +205,45 @@ async fn listen(
             _ = tokio::time::sleep(retry) => {}
         }
         retry = (retry * 2).min(RETRY_LAST);
+    }
+}
+
+/// What another node sent this one: an answer completes this node's ask; an ask is served in a
+/// task of its own (at most [`SERVING`] at once, beyond which it is answered "busy").
+fn take(hodi: &Arc<Hodi>, relayed: Relayed, serving: &Arc<Semaphore>) {
+    let Some(relay) = hodi.relay.clone() else { return };
+    match relayed {
+        Relayed::Answer { id, reply } => relay.answered(id, reply.and_then(|text| text_to_bytes(&text))),
+        Relayed::Ask { id, from, org_id, app_id, notification_id, notification } => {
+            let Ok(permit) = serving.clone().try_acquire_owned() else {
+                relay.answer(&from, id, Err(format!("node {} is serving {SERVING} asks already", relay.node())));
+                return;
+            };
+            let hodi = hodi.clone();
+            tokio::spawn(async move {
+                let reply = serve(&hodi, &org_id, &app_id, &notification_id, &notification).await;
+                debug!(node = %relay.node(), from = %from, notification_id, ok = reply.is_ok(), "served an ask from another node");
+                relay.answer(&from, id, reply);
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Delivers another node's ask to one of the app's sockets here; the app's encoded reply.
+async fn serve(
+    hodi: &Hodi,
+    org_id: &str,
+    app_id: &str,
+    notification_id: &str,
+    encoded: &str,
+) -> Result<Vec<u8>, String> {
+    let bytes = text_to_bytes(encoded)?;
+    let notification = ServerToAppCustomerNotification::decode(bytes.as_slice())
+        .map_err(|e| format!("unreadable notification from another node: {e}"))?;
+    let wait = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
+    match crate::notify::send(hodi, org_id, app_id, notification_id, notification, wait).await {
+        Ok(reply) => Ok(reply.encode_to_vec()),
+        Err(e) => Err(e.to_string()),
     }
 }

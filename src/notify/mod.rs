@@ -14,6 +14,7 @@
 //! `{"notificationId":"ntf_…"}`, so a client can spot a duplicate (the Elarian SDK ignores it).
 
 mod dispatcher;
+pub mod relay;
 pub mod sockets;
 pub mod stats;
 pub mod subscription;
@@ -180,7 +181,27 @@ pub async fn deliver_now(
     notification.created_at = Some(timestamp(crate::store::now_ms()));
     notification.app_data = hodi.store.app_data(app_id, customer_id).await?.map(wire_app_data);
     let wait = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
-    let reply = send(hodi, org_id, app_id, notification_id, notification, wait).await?;
+    let reply = match &hodi.relay {
+        // No socket of the app here: the node delivering the app may hold one (several nodes).
+        Some(relay) if hodi.sockets.candidates(org_id, app_id).is_empty() => {
+            let Some(holder) = hodi.store.delivery_holder(app_id, crate::store::now_ms()).await? else {
+                return Err(DeliveryError::NoSocket(app_id.to_string()));
+            };
+            if holder == relay.node() {
+                return Err(DeliveryError::NoSocket(app_id.to_string()));
+            }
+            let encoded = notification.encode_to_vec();
+            let reply = relay
+                .ask(&holder, org_id, app_id, notification_id, &encoded, wait)
+                .await
+                .map_err(|why| DeliveryError::AllFailed(format!("through node {holder}: {why}")))?;
+            ServerToAppNotificationReply::decode(reply.as_slice()).unwrap_or_else(|e| {
+                warn!(node = %holder, error = %e, "a reply relayed by another node is not a ServerToAppNotificationReply");
+                ServerToAppNotificationReply::default()
+            })
+        }
+        _ => send(hodi, org_id, app_id, notification_id, notification, wait).await?,
+    };
     if let Some(value) = reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(stored_app_data) {
         hodi.store.force_set_app_data(app_id, customer_id, &value).await?;
     }

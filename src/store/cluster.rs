@@ -110,6 +110,16 @@ impl Store {
         Ok(())
     }
 
+    /// The node whose lease on `app_id` runs at `now`, if any.
+    pub async fn delivery_holder(&self, app_id: &str, now: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT node_id FROM delivery_leases WHERE app_id = $1 AND expires_at > $2")
+            .bind(app_id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     /// Every delivery lease, by app.
     pub async fn delivery_leases(&self) -> Result<Vec<DeliveryLease>> {
         let rows = sqlx::query("SELECT app_id, node_id, expires_at FROM delivery_leases ORDER BY app_id")
