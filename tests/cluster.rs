@@ -378,3 +378,51 @@ async fn a_ussd_dial_on_one_node_is_answered_by_the_app_on_another_through_redis
     let refused_after = asked.elapsed();
     eprintln!("with Redis down the dial was refused after {refused_after:?}: {:?}", refused.err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_app_sends_on_one_node_reaches_the_simulator_on_another() {
+    if !common::database::on_postgres() {
+        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+        return;
+    }
+    let redis = Redis::start(free_port());
+    let url = redis.url();
+    let env = |id: &'static str| {
+        let mut env: Vec<(&str, &str)> = node_env(id);
+        env.push(("HODI_CLUSTER__REDIS_URL", &url));
+        env
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Hodi::start(&dir.path().join("a"), &env("node-a"));
+    let b = Hodi::start_node(&dir.path().join("b"), &a, &env("node-b"));
+    let creds = a.creds.clone();
+    let app = Elarian::connect(options(&b, &creds));
+    app.connected(WAIT).await.expect("app connected to node B");
+    let customer = app.customer("+254700800002");
+
+    // No simulator anywhere: queued, as on one node.
+    let sms = channel::sms("21356");
+    let queued = customer.send_message(sms.clone(), hodi_sdk::model::message::text("nobody")).await.expect("sent");
+    assert_eq!(queued.status, "QUEUED", "{queued:?}");
+
+    // A simulator on node A: node B learns of it from A's heartbeat, and hands the message over.
+    let phone = Simulator::connect(options(&a, &creds));
+    phone.connected(WAIT).await.expect("simulator connected to node A");
+    let mut events = phone.events().expect("simulator events");
+    let started = Instant::now();
+    loop {
+        if cluster_output(&b).contains(&format!("\"simulators\":{{\"{}\":1}}", creds.org_id)) {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "node A never registered its simulator socket");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await; // node B's next heartbeat reads it
+    let sent = customer.send_message(sms, hodi_sdk::model::message::text("across")).await.expect("sent");
+    assert_eq!(sent.status, "SENT", "{sent:?}");
+    let event = tokio::time::timeout(WAIT, events.recv()).await.expect("within the wait").expect("an event");
+    let hodi_sdk::SimulatorEvent::SendMessage(m) = event else { panic!("not a message: {event:?}") };
+    assert_eq!(m.customer_number.as_ref().map(|n| n.number.as_str()), Some("+254700800002"));
+    assert!(format!("{:?}", m.message).contains("across"), "{m:?}");
+    drop(redis);
+}

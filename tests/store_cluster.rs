@@ -21,7 +21,14 @@ async fn two_nodes(dir: &std::path::Path) -> (std::sync::Arc<TestDatabase>, Stor
 
 fn node(id: &str, expires_at: i64) -> NodeRow {
     let now = now_ms();
-    NodeRow { id: id.into(), listeners: "{}".into(), apps: "{}".into(), started_at: now, heartbeat_at: now, expires_at }
+    NodeRow {
+        id: id.into(),
+        listeners: "{}".into(),
+        sockets: "{}".into(),
+        started_at: now,
+        heartbeat_at: now,
+        expires_at,
+    }
 }
 
 #[tokio::test]

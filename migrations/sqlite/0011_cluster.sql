@@ -7,8 +7,8 @@ CREATE TABLE cluster_nodes (
     id TEXT PRIMARY KEY,
     -- JSON: the listeners it serves (as listening.toml has them)
     listeners TEXT NOT NULL,
-    -- JSON: app id -> notification-capable sockets it holds
-    apps TEXT NOT NULL,
+    -- JSON: {"apps": {app id: notification-capable sockets}, "simulators": {org id: simulator sockets}}
+    sockets TEXT NOT NULL,
     started_at BIGINT NOT NULL,
     heartbeat_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL

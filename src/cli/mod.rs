@@ -330,7 +330,7 @@ async fn cluster(config: Config) -> Result<()> {
     for n in &nodes {
         let state = if n.expires_at > now { "up" } else { "dead" };
         let seen = (now - n.heartbeat_at).max(0);
-        writeln!(out, "{}  {state}  heartbeat {seen} ms ago  apps {}  listeners {}", n.id, n.apps, n.listeners)?;
+        writeln!(out, "{}  {state}  heartbeat {seen} ms ago  sockets {}  listeners {}", n.id, n.sockets, n.listeners)?;
     }
     for l in &leases {
         let left = l.expires_at - now;

@@ -116,7 +116,10 @@ async fn announce(
                 }
             } => {
                 let Some(out) = out else { relayed = None; continue };
-                let ask = match &out.message { Relayed::Ask { id, .. } => Some(*id), Relayed::Answer { .. } => None };
+                let ask = match &out.message {
+                    Relayed::Ask { id, .. } | Relayed::Offer { id, .. } => Some(*id),
+                    Relayed::Answer { .. } => None,
+                };
                 (inbox(&out.to_node), out.message.encode(), ask)
             }
         };
@@ -227,7 +230,30 @@ fn take(hodi: &Arc<Hodi>, relayed: Relayed, serving: &Arc<Semaphore>) {
                 drop(permit);
             });
         }
+        Relayed::Offer { id, from, org_id, notification } => {
+            let Ok(permit) = serving.clone().try_acquire_owned() else {
+                relay.answer(&from, id, Err(format!("node {} is serving {SERVING} asks already", relay.node())));
+                return;
+            };
+            let hodi = hodi.clone();
+            tokio::spawn(async move {
+                let reply = offer_here(&hodi, &org_id, &notification).await;
+                debug!(node = %relay.node(), from = %from, taken = ?reply, "offered another node's message to simulators here");
+                relay.answer(&from, id, reply);
+                drop(permit);
+            });
+        }
     }
+}
+
+/// Offers another node's message to this node's simulator sockets of the org: one byte, 1 when
+/// one of them took it.
+async fn offer_here(hodi: &Hodi, org_id: &str, encoded: &str) -> Result<Vec<u8>, String> {
+    let bytes = text_to_bytes(encoded)?;
+    let notification = crate::wire::ServerToSimulatorNotification::decode(bytes.as_slice())
+        .map_err(|e| format!("unreadable simulator notification from another node: {e}"))?;
+    let sockets = hodi.simulators.all_in_org(org_id);
+    Ok(vec![u8::from(crate::notify::offer_to(hodi, &sockets, &notification).await)])
 }
 
 /// Delivers another node's ask to one of the app's sockets here; the app's encoded reply.

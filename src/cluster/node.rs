@@ -16,7 +16,8 @@ use tracing::{info, warn};
 
 use crate::config::Cluster;
 use crate::context::Hodi;
-use crate::store::cluster::NodeRow;
+use crate::notify::relay::Peer;
+use crate::store::cluster::{NodeRow, NodeSockets};
 use crate::store::now_ms;
 
 /// This node's name: the configured one, else the host's name and a random part (new each start,
@@ -73,6 +74,7 @@ pub async fn run(hodi: Arc<Hodi>, node: String, listeners: String, shutdown: Can
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(heartbeat) => {}
             _ = hodi.sockets.changed.notified() => {}
+            _ = hodi.simulators.changed.notified() => {}
         }
     }
     for app in hodi.delivery.held() {
@@ -99,13 +101,14 @@ async fn beat(
     sweep: bool,
 ) -> anyhow::Result<()> {
     let counts = hodi.sockets.counts();
+    let sockets = NodeSockets { apps: counts.clone(), simulators: hodi.simulators.orgs() };
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let now = now_ms();
     hodi.store
         .node_heartbeat(&NodeRow {
             id: node.to_string(),
             listeners: listeners.to_string(),
-            apps: serde_json::to_string(&counts)?,
+            sockets: serde_json::to_string(&sockets)?,
             started_at,
             heartbeat_at: now,
             expires_at: now.saturating_add(lease_ms),
@@ -130,6 +133,18 @@ async fn beat(
     if gained {
         // Notifications may have waited for a node to take this app.
         hodi.store.outbox_changed().notify_one();
+    }
+    if let Some(relay) = &hodi.relay {
+        let now = now_ms();
+        let peers = hodi.store.nodes().await?.into_iter().filter(|n| n.expires_at > now && n.id != node);
+        relay.set_peers(
+            peers
+                .map(|n| {
+                    let sockets: NodeSockets = serde_json::from_str(&n.sockets).unwrap_or_default();
+                    Peer { node: n.id, simulator_orgs: sockets.simulators.into_keys().collect() }
+                })
+                .collect(),
+        );
     }
     if sweep {
         let released = hodi.store.release_claims_of_dead_nodes().await?;

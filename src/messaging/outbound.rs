@@ -171,8 +171,8 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
     }
     // A voice message is a real SIP call when the voice executor has a trunk; else the simulator's.
     let via_sip = is_voice && hodi.calls.is_some();
-    let simulators = if via_sip { Vec::new() } else { hodi.simulators.all_in_org(&o.org_id) };
-    let (status, session_id) = match (is_voice, via_sip || !simulators.is_empty()) {
+    let simulators = !via_sip && crate::notify::simulators_anywhere(hodi, &o.org_id);
+    let (status, session_id) = match (is_voice, via_sip || simulators) {
         (_, false) => (MessageDeliveryStatus::Queued, o.session_id.clone()),
         (true, true) => (MessageDeliveryStatus::SessionInitiated, Some(new_id("ses_"))),
         (false, true) => (MessageDeliveryStatus::Sent, o.session_id.clone()),
@@ -217,7 +217,7 @@ pub async fn send(hodi: &Arc<Hodi>, o: Outbound) -> anyhow::Result<Sent> {
             actions: plan.actions.clone(),
         });
     }
-    if !simulators.is_empty() {
+    if simulators {
         let notification = ServerToSimulatorNotification {
             entry: Some(if is_voice {
                 SimEntry::MakeVoiceCall(MakeVoiceCallSimulatorNotification {

@@ -136,14 +136,41 @@ async fn request(session: &crate::socket::Session, payload: Payload, timeout: Du
     }
 }
 
-/// Offers a notification to every simulator socket of the org (the customer's side); true when
-/// at least one acknowledged it within the reply timeout.
+/// Offers a notification to every simulator socket of the org (the customer's side), on this node
+/// and, with several nodes, on the others holding some ([`simulators_anywhere`]); true when at
+/// least one acknowledged it within the reply timeout.
 pub async fn offer_to_simulators(
     hodi: &Hodi,
     org_id: &str,
     notification: &crate::wire::ServerToSimulatorNotification,
 ) -> bool {
-    offer_to(hodi, &hodi.simulators.all_in_org(org_id), notification).await
+    let local = hodi.simulators.all_in_org(org_id);
+    let here = offer_to(hodi, &local, notification);
+    let Some(relay) = &hodi.relay else { return here.await };
+    let peers = relay.simulator_nodes(org_id);
+    if peers.is_empty() {
+        return here.await;
+    }
+    let wait = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
+    let encoded = &notification.encode_to_vec();
+    let elsewhere = futures_util::future::join_all(peers.iter().map(|peer| async move {
+        match relay.offer(peer, org_id, encoded, wait).await {
+            Ok(taken) => taken,
+            Err(why) => {
+                debug!(node = %peer, %why, "offering to simulators on another node");
+                false
+            }
+        }
+    }));
+    let (here, elsewhere) = tokio::join!(here, elsewhere);
+    here || elsewhere.into_iter().any(|taken| taken)
+}
+
+/// Whether the org has a simulator socket on this node or (several nodes) on another, as of the
+/// other nodes' last heartbeats.
+pub fn simulators_anywhere(hodi: &Hodi, org_id: &str) -> bool {
+    !hodi.simulators.all_in_org(org_id).is_empty()
+        || hodi.relay.as_ref().is_some_and(|r| !r.simulator_nodes(org_id).is_empty())
 }
 
 /// Like [`offer_to_simulators`], to sockets the caller looked up once (bulk sends).

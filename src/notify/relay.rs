@@ -1,8 +1,10 @@
 //! Asking an app whose sockets are on another node: live USSD and voice sessions cannot wait for
 //! the outbox, so a phone on node A that needs an answer from an app connected only to node B
-//! sends the notification to B and waits for B's answer (several nodes with Redis).
+//! sends the notification to B and waits for B's answer (several nodes with Redis). Likewise what
+//! an app sends to a customer is offered to the simulator sockets on the other nodes
+//! ([`Relay::offer`]), so a phone on any node receives it.
 //!
-//! Owns the asks in flight (bounded, each with the reply timeout) and the form of the messages
+//! Owns the other nodes' names as last seen, the asks in flight (bounded, each with the reply timeout) and the form of the messages
 //! between nodes ([`Relayed`]). Must not touch Redis: [`crate::cluster::bus`] carries what
 //! [`Relay::ask`] queues and hands back what comes in ([`Relay::answered`]), and serves the other
 //! nodes' asks.
@@ -35,7 +37,16 @@ pub enum Relayed {
         /// The encoded `ServerToAppCustomerNotification`, base64.
         notification: String,
     },
-    /// The app's reply (an encoded `ServerToAppNotificationReply`, base64), or why there is none.
+    /// Offer this to the org's simulator sockets and answer `from` whether one took it.
+    Offer {
+        id: u64,
+        from: String,
+        org_id: String,
+        /// The encoded `ServerToSimulatorNotification`, base64.
+        notification: String,
+    },
+    /// The app's reply (an encoded `ServerToAppNotificationReply`, base64; for an offer one byte,
+    /// 1 when a simulator took it), or why there is none.
     Answer { id: u64, reply: Result<String, String> },
 }
 
@@ -70,24 +81,50 @@ pub struct Outgoing {
     pub message: Relayed,
 }
 
+/// Another node that is up, and the orgs it holds simulator sockets of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub node: String,
+    pub simulator_orgs: std::collections::HashSet<String>,
+}
+
 /// This node's asks in flight.
 pub struct Relay {
     node: String,
     outgoing: mpsc::Sender<Outgoing>,
     pending: Mutex<Pending>,
     next: AtomicU64,
+    /// The other nodes that are up, as the last heartbeat found them.
+    peers: Mutex<Vec<Peer>>,
 }
 
 impl Relay {
     /// A relay for node `node`; the bus publishes what comes out of the receiver.
     pub fn new(node: &str) -> (Relay, mpsc::Receiver<Outgoing>) {
         let (outgoing, rx) = mpsc::channel(OUTGOING);
-        let relay = Relay { node: node.to_string(), outgoing, pending: Mutex::default(), next: AtomicU64::new(1) };
+        let relay = Relay {
+            node: node.to_string(),
+            outgoing,
+            pending: Mutex::default(),
+            next: AtomicU64::new(1),
+            peers: Mutex::default(),
+        };
         (relay, rx)
     }
 
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The other nodes that are up (set each heartbeat).
+    pub fn set_peers(&self, peers: Vec<Peer>) {
+        *self.peers.lock().unwrap_or_else(|p| p.into_inner()) = peers;
+    }
+
+    /// The other nodes holding simulator sockets of `org_id`, as of the last heartbeat.
+    pub fn simulator_nodes(&self, org_id: &str) -> Vec<String> {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.iter().filter(|p| p.simulator_orgs.contains(org_id)).map(|p| p.node.clone()).collect()
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -105,6 +142,28 @@ impl Relay {
         notification: &[u8],
         wait: Duration,
     ) -> Reply {
+        let from = self.node.clone();
+        let (org_id, app_id, notification_id) = (org_id.to_string(), app_id.to_string(), notification_id.to_string());
+        let notification = bytes_to_text(notification);
+        self.request(to_node, wait, |id| Relayed::Ask { id, from, org_id, app_id, notification_id, notification }).await
+    }
+
+    /// Offers `notification` (an encoded `ServerToSimulatorNotification`) to `org_id`'s simulator
+    /// sockets on node `to_node`; whether one of them took it within `wait`.
+    pub async fn offer(
+        &self,
+        to_node: &str,
+        org_id: &str,
+        notification: &[u8],
+        wait: Duration,
+    ) -> Result<bool, String> {
+        let (from, org_id, notification) = (self.node.clone(), org_id.to_string(), bytes_to_text(notification));
+        let reply = self.request(to_node, wait, |id| Relayed::Offer { id, from, org_id, notification }).await?;
+        Ok(reply == [1])
+    }
+
+    /// Sends the message `make` builds with a fresh id to `to_node` and waits for its answer.
+    async fn request(&self, to_node: &str, wait: Duration, make: impl FnOnce(u64) -> Relayed) -> Reply {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -114,14 +173,7 @@ impl Relay {
             }
             pending.insert(id, tx);
         }
-        let message = Relayed::Ask {
-            id,
-            from: self.node.clone(),
-            org_id: org_id.to_string(),
-            app_id: app_id.to_string(),
-            notification_id: notification_id.to_string(),
-            notification: bytes_to_text(notification),
-        };
+        let message = make(id);
         if self.outgoing.try_send(Outgoing { to_node: to_node.to_string(), message }).is_err() {
             self.pending().remove(&id);
             return Err("too many messages waiting to go to other nodes".into());

@@ -116,6 +116,15 @@ impl Sockets {
         self.changed.notify_one();
     }
 
+    /// Every org with sockets here, and how many.
+    pub fn orgs(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut orgs = std::collections::BTreeMap::new();
+        for ((org, _), sockets) in self.lock().iter() {
+            *orgs.entry(org.clone()).or_default() += sockets.targets.len();
+        }
+        orgs
+    }
+
     /// Every app with sockets here, and how many (ready or not), by app id.
     pub fn counts(&self) -> std::collections::BTreeMap<String, usize> {
         self.lock().iter().map(|((_, app), sockets)| (app.clone(), sockets.targets.len())).collect()

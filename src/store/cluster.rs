@@ -15,12 +15,22 @@ pub struct NodeRow {
     pub id: String,
     /// JSON: the listeners it serves.
     pub listeners: String,
-    /// JSON: app id → notification-capable sockets it holds.
-    pub apps: String,
+    /// JSON: the sockets it holds, [`NodeSockets`].
+    pub sockets: String,
     pub started_at: i64,
     pub heartbeat_at: i64,
     /// Past this, the node counts as dead.
     pub expires_at: i64,
+}
+
+/// The sockets a node holds, as its row stores them (JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NodeSockets {
+    /// App id → notification-capable app sockets.
+    pub apps: std::collections::BTreeMap<String, usize>,
+    /// Org id → simulator sockets.
+    pub simulators: std::collections::BTreeMap<String, usize>,
 }
 
 /// Who delivers an app's notifications, until when.
@@ -35,14 +45,14 @@ impl Store {
     /// Writes `node`'s row (a first heartbeat registers it).
     pub async fn node_heartbeat(&self, node: &NodeRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO cluster_nodes (id, listeners, apps, started_at, heartbeat_at, expires_at)
+            "INSERT INTO cluster_nodes (id, listeners, sockets, started_at, heartbeat_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (id) DO UPDATE SET listeners = excluded.listeners, apps = excluded.apps,
+             ON CONFLICT (id) DO UPDATE SET listeners = excluded.listeners, sockets = excluded.sockets,
                  heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
         )
         .bind(&node.id)
         .bind(&node.listeners)
-        .bind(&node.apps)
+        .bind(&node.sockets)
         .bind(node.started_at)
         .bind(node.heartbeat_at)
         .bind(node.expires_at)
@@ -54,7 +64,7 @@ impl Store {
     /// Every registered node, live or not (`expires_at` says), oldest first.
     pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
         let rows = sqlx::query(
-            "SELECT id, listeners, apps, started_at, heartbeat_at, expires_at FROM cluster_nodes
+            "SELECT id, listeners, sockets, started_at, heartbeat_at, expires_at FROM cluster_nodes
              ORDER BY started_at, id",
         )
         .fetch_all(&self.pool)
@@ -64,7 +74,7 @@ impl Store {
                 Ok(NodeRow {
                     id: r.try_get(0)?,
                     listeners: r.try_get(1)?,
-                    apps: r.try_get(2)?,
+                    sockets: r.try_get(2)?,
                     started_at: r.try_get(3)?,
                     heartbeat_at: r.try_get(4)?,
                     expires_at: r.try_get(5)?,
