@@ -28,7 +28,7 @@ pub struct Hodi {
     pub work: Arc<crate::work::budget::Budget>,
     /// Which apps' notifications this node delivers (all of them unless several nodes share the
     /// database).
-    pub delivery: crate::cluster::delivery::Delivery,
+    pub delivery: crate::notify::leases::Delivery,
     /// Live asks to apps whose sockets are on another node (several nodes with Redis).
     pub relay: Option<Arc<crate::notify::relay::Relay>>,
 }

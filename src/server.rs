@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::cluster::delivery::Delivery;
 use crate::config::Config;
 use crate::context::Hodi;
+use crate::notify::leases::Delivery;
 use crate::notify::Sockets;
 use crate::socket_session::SessionAcceptor;
 use crate::store::Store;

@@ -30,9 +30,45 @@ fn node_env(id: &'static str) -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// True on the SQLite run of the suite, saying why these tests have nothing to do there.
+fn sqlite_run() -> bool {
+    let sqlite = !common::database::on_postgres();
+    if sqlite {
+        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+    }
+    sqlite
+}
+
+/// Nodes A and B on one database, each with `extra` settings on top of [`node_env`].
+fn two_nodes(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Hodi, Hodi) {
+    let env = |id: &'static str| {
+        let mut env = node_env(id);
+        env.extend_from_slice(extra);
+        env
+    };
+    let a = Hodi::start(&dir.join("a"), &env("node-a"));
+    let b = Hodi::start_node(&dir.join("b"), &a, &env("node-b"));
+    (a, b)
+}
+
 fn options(node: &Hodi, creds: &common::DevCredentials) -> Options {
     let addr = node.listening.tcp.clone().expect("tcp listener");
     Options::new(Endpoint::Tcp(addr), &creds.org_id, &creds.app_id, Credentials::ApiKey(creds.api_key.clone()))
+}
+
+/// The dev app connected to `node`, and its notification stream.
+async fn app_on(node: &Hodi, creds: &common::DevCredentials) -> (Elarian, Notifications) {
+    let app = Elarian::connect(options(node, creds));
+    app.connected(WAIT).await.unwrap_or_else(|e| panic!("app connected to {}: {e:?}", node.data_dir.display()));
+    let stream = app.notifications().expect("the notification stream");
+    (app, stream)
+}
+
+/// A simulator socket connected to `node`.
+async fn phone_on(node: &Hodi, creds: &common::DevCredentials) -> Simulator {
+    let phone = Simulator::connect(options(node, creds));
+    phone.connected(WAIT).await.unwrap_or_else(|e| panic!("simulator connected to {}: {e:?}", node.data_dir.display()));
+    phone
 }
 
 fn sms(text: &str) -> Vec<hodi_sdk::wire::InboundMessageBody> {
@@ -89,49 +125,37 @@ fn wait_for_lease(node: &Hodi, app: &str, node_id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_produced_on_one_node_is_delivered_by_the_node_holding_the_apps_socket() {
-    if !common::database::on_postgres() {
-        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+    if sqlite_run() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = Hodi::start(&dir.path().join("a"), &node_env("node-a"));
-    let b = Hodi::start_node(&dir.path().join("b"), &a, &node_env("node-b"));
+    let (a, b) = two_nodes(dir.path(), &[]);
     let creds = a.creds.clone();
 
     // The app on node B, the phone on node A: the message is stored (and its notification
     // queued) by A, delivered by B.
-    let app = Elarian::connect(options(&b, &creds));
-    app.connected(WAIT).await.expect("app connected to node B");
-    let mut notifications = app.notifications().expect("the notification stream");
+    let (_app, mut notifications) = app_on(&b, &creds).await;
     let out = wait_for_lease(&a, &creds.app_id, "node-b");
     assert!(out.contains("node-a  up") && out.contains("node-b  up"), "both nodes are listed as up:\n{out}");
-    let phone = Simulator::connect(options(&a, &creds));
-    phone.connected(WAIT).await.expect("simulator connected to node A");
+    let phone = phone_on(&a, &creds).await;
     text_the_app(&phone, "across", 20).await;
     receive_all(&mut notifications, &(0..20).map(|i| format!("across-{i}")).collect()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_delivering_node_is_killed_another_node_with_a_socket_takes_over_and_nothing_is_lost() {
-    if !common::database::on_postgres() {
-        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+    if sqlite_run() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut a = Hodi::start(&dir.path().join("a"), &node_env("node-a"));
-    let b = Hodi::start_node(&dir.path().join("b"), &a, &node_env("node-b"));
+    let (mut a, b) = two_nodes(dir.path(), &[]);
     let creds = a.creds.clone();
 
     // The app's only socket on A first, so A takes the lease; then a second socket on B.
-    let on_a = Elarian::connect(options(&a, &creds));
-    on_a.connected(WAIT).await.expect("app connected to node A");
-    let mut via_a = on_a.notifications().expect("node A's stream");
+    let (_on_a, mut via_a) = app_on(&a, &creds).await;
     wait_for_lease(&b, &creds.app_id, "node-a");
-    let on_b = Elarian::connect(options(&b, &creds));
-    on_b.connected(WAIT).await.expect("app connected to node B");
-    let mut via_b = on_b.notifications().expect("node B's stream");
-    let phone = Simulator::connect(options(&b, &creds));
-    phone.connected(WAIT).await.expect("simulator connected to node B");
+    let (_on_b, mut via_b) = app_on(&b, &creds).await;
+    let phone = phone_on(&b, &creds).await;
     text_the_app(&phone, "before", 5).await;
     receive_all(&mut via_a, &(0..5).map(|i| format!("before-{i}")).collect()).await;
     // One node delivers an app at a time: B's socket got none of them (nor duplicates).
@@ -200,8 +224,7 @@ fn log_count(node: &Hodi, text: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_wakes_the_delivering_node_at_once_and_while_it_is_down_polling_loses_nothing() {
-    if !common::database::on_postgres() {
-        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+    if sqlite_run() {
         return;
     }
     // Polls far apart: a notification that arrives much sooner was announced through Redis.
@@ -211,22 +234,15 @@ async fn redis_wakes_the_delivering_node_at_once_and_while_it_is_down_polling_lo
     let mut redis = Some(Redis::start(port));
     let url = redis.as_ref().map(Redis::url).unwrap_or_default();
     let poll = POLL.as_millis().to_string();
-    let env = |id: &'static str| {
-        let mut env: Vec<(&str, &str)> = node_env(id);
-        env.push(("HODI_CLUSTER__REDIS_URL", &url));
-        env.push(("HODI_NOTIFY__OUTBOX_POLL_MS", &poll));
-        env
-    };
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = Hodi::start(&dir.path().join("a"), &env("node-a"));
-    let b = Hodi::start_node(&dir.path().join("b"), &a, &env("node-b"));
+    let (a, b) = two_nodes(
+        dir.path(),
+        &[("HODI_CLUSTER__REDIS_URL", url.as_str()), ("HODI_NOTIFY__OUTBOX_POLL_MS", poll.as_str())],
+    );
     let creds = a.creds.clone();
-    let app = Elarian::connect(options(&b, &creds));
-    app.connected(WAIT).await.expect("app connected to node B");
-    let mut stream = app.notifications().expect("the notification stream");
+    let (_app, mut stream) = app_on(&b, &creds).await;
     wait_for_lease(&a, &creds.app_id, "node-b");
-    let phone = Simulator::connect(options(&a, &creds));
-    phone.connected(WAIT).await.expect("simulator connected to node A");
+    let phone = phone_on(&a, &creds).await;
 
     let mut fast = Vec::new();
     for round in 0..3 {
@@ -260,15 +276,13 @@ async fn redis_wakes_the_delivering_node_at_once_and_while_it_is_down_polling_lo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_racing_for_100000_due_reminders_fire_each_once() {
-    if !common::database::on_postgres() {
-        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+    if sqlite_run() {
         return;
     }
     const CUSTOMERS: usize = 10_000;
     const KEYS: usize = 10;
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = Hodi::start(&dir.path().join("a"), &node_env("node-a"));
-    let b = Hodi::start_node(&dir.path().join("b"), &a, &node_env("node-b"));
+    let (a, b) = two_nodes(dir.path(), &[]);
     let store = a.store().await;
     let (org, app) = (a.creds.org_id.clone(), a.creds.app_id.clone());
     sqlx::query(
@@ -327,21 +341,14 @@ async fn two_nodes_racing_for_100000_due_reminders_fire_each_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ussd_dial_on_one_node_is_answered_by_the_app_on_another_through_redis() {
-    if !common::database::on_postgres() {
-        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+    if sqlite_run() {
         return;
     }
     let port = free_port();
     let redis = Redis::start(port);
     let url = redis.url();
-    let env = |id: &'static str| {
-        let mut env: Vec<(&str, &str)> = node_env(id);
-        env.push(("HODI_CLUSTER__REDIS_URL", &url));
-        env
-    };
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = Hodi::start(&dir.path().join("a"), &env("node-a"));
-    let b = Hodi::start_node(&dir.path().join("b"), &a, &env("node-b"));
+    let (a, b) = two_nodes(dir.path(), &[("HODI_CLUSTER__REDIS_URL", url.as_str())]);
     let creds = a.creds.clone();
 
     // The app, on node B only, serves a two-screen menu.
@@ -381,20 +388,13 @@ async fn a_ussd_dial_on_one_node_is_answered_by_the_app_on_another_through_redis
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_the_app_sends_on_one_node_reaches_the_simulator_on_another() {
-    if !common::database::on_postgres() {
-        eprintln!("skipped on SQLite: several nodes need a shared PostgreSQL database (the postgres run covers it)");
+    if sqlite_run() {
         return;
     }
     let redis = Redis::start(free_port());
     let url = redis.url();
-    let env = |id: &'static str| {
-        let mut env: Vec<(&str, &str)> = node_env(id);
-        env.push(("HODI_CLUSTER__REDIS_URL", &url));
-        env
-    };
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = Hodi::start(&dir.path().join("a"), &env("node-a"));
-    let b = Hodi::start_node(&dir.path().join("b"), &a, &env("node-b"));
+    let (a, b) = two_nodes(dir.path(), &[("HODI_CLUSTER__REDIS_URL", url.as_str())]);
     let creds = a.creds.clone();
     let app = Elarian::connect(options(&b, &creds));
     app.connected(WAIT).await.expect("app connected to node B");
@@ -406,8 +406,7 @@ async fn a_message_the_app_sends_on_one_node_reaches_the_simulator_on_another() 
     assert_eq!(queued.status, "QUEUED", "{queued:?}");
 
     // A simulator on node A: node B learns of it from A's heartbeat, and hands the message over.
-    let phone = Simulator::connect(options(&a, &creds));
-    phone.connected(WAIT).await.expect("simulator connected to node A");
+    let phone = phone_on(&a, &creds).await;
     let mut events = phone.events().expect("simulator events");
     let started = Instant::now();
     loop {

@@ -13,12 +13,11 @@
 //! dispatchers at once. Without it (or while it is down) nodes find each other's notifications by
 //! polling; nothing is kept in Redis that the nodes do not rebuild by themselves.
 //!
-//! On SQLite (one process owns the file) there is no cluster: [`delivery::Delivery::alone`]
+//! On SQLite (one process owns the file) there is no cluster: [`crate::notify::leases::Delivery::alone`]
 //! delivers every app and nothing here runs.
 //!
 //! Owns membership and delivery leases. Must not read or send notifications: that is
-//! [`crate::notify`], which asks [`delivery::Delivery`] which apps are its own.
+//! [`crate::notify`], which asks [`crate::notify::leases::Delivery`] which apps are its own.
 
 pub mod bus;
-pub mod delivery;
 pub mod node;

@@ -6,7 +6,7 @@
 //! sockets of; a lease another node holds is tried again next heartbeat, so when that node dies
 //! its apps move here within `lease_ms` plus a heartbeat. Leases of apps it no longer holds
 //! sockets of are given up at once. Must not deliver anything: the dispatcher does, for the apps
-//! [`super::delivery::Delivery`] says are this node's.
+//! [`crate::notify::leases::Delivery`] says are this node's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

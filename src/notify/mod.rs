@@ -14,6 +14,7 @@
 //! `{"notificationId":"ntf_…"}`, so a client can spot a duplicate (the Elarian SDK ignores it).
 
 mod dispatcher;
+pub mod leases;
 pub mod relay;
 pub mod sockets;
 pub mod stats;

@@ -1,4 +1,4 @@
-//! Which apps' notifications this node may deliver now: the leases [`super::node`] holds, as the
+//! Which apps' notifications this node may deliver now: the leases [`crate::cluster::node`] holds, as the
 //! dispatcher sees them.
 //!
 //! Owns that in-memory view only (set by the node task, read by the dispatcher). A lease counts
