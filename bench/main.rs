@@ -17,6 +17,7 @@
 //!   [`hostile`]).
 
 mod calls;
+mod cluster;
 mod hostile;
 mod messaging;
 mod notifications;
@@ -86,6 +87,8 @@ enum Bench {
     Calls(Options),
     /// SMS through an SMPP provider [--messages N --tagged N --latencies N].
     Smpp(Options),
+    /// Two nodes on one PostgreSQL and Redis: USSD round trip across nodes [--postgres required, --redis URL].
+    Cluster(Options),
     /// Server memory and a legitimate client's p99 while each attack runs [--seconds S].
     Hostile(Options),
     /// Every benchmark above, in order.
@@ -120,6 +123,7 @@ fn main() -> Result<()> {
         Bench::Calls(o) => calls::main(&o.options),
         Bench::Hostile(o) => hostile::main(&o.options),
         Bench::Smpp(o) => smpp::main(&o.options),
+        Bench::Cluster(o) => cluster::main(&o.options),
         Bench::All(o) => {
             rsocket::main(&o.options)?;
             reminders::main(&o.options)?;
@@ -173,6 +177,29 @@ impl BenchServer {
             api_key: Some(self.dev.api_key.clone()),
             ..Default::default()
         }
+    }
+
+    /// Another node on `first`'s database, with `first`'s dev tenant (provisioned once per database).
+    pub async fn join(
+        first: &BenchServer,
+        name: &str,
+        adjust: impl FnOnce(&mut hodi::config::Config),
+    ) -> Result<BenchServer> {
+        let dir = std::env::temp_dir().join(format!("hodi-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = first.running.hodi.config.as_ref().clone();
+        config.data_dir = dir.clone();
+        config.listen.tcp = "127.0.0.1:0".into();
+        adjust(&mut config);
+        let running = hodi::server::start(config).await?;
+        let addr = running.bound.tcp.context("tcp listener")?.to_string();
+        Ok(BenchServer { name: name.to_string(), running, dir, addr, dev: first.dev.clone() })
+    }
+
+    /// Stops a node started by [`BenchServer::join`] (its database is the first node's).
+    pub fn stop_joined(self) {
+        self.running.shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 
     /// Stops the server and removes its data.

@@ -15,7 +15,7 @@ use prost::Message;
 
 /// The app: answers every USSD input with a menu, everything else with nothing; counts the
 /// `message_status` notifications that say a message was delivered.
-struct App(Arc<AtomicUsize>);
+pub struct App(pub Arc<AtomicUsize>);
 impl Responder for App {
     fn request_response(&self, payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
         let statuses = self.0.clone();
@@ -55,7 +55,7 @@ impl Responder for App {
 }
 
 /// The phone: counts messages sent to customers.
-struct Phone(Arc<AtomicUsize>);
+pub struct Phone(pub Arc<AtomicUsize>);
 impl Responder for Phone {
     fn request_response(&self, _payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
         self.0.fetch_add(1, Ordering::Relaxed);
@@ -88,33 +88,9 @@ pub async fn connect(addr: &str, meta: AppConnectionMetadata, responder: Arc<dyn
     Ok(hodi_rsocket::connect(io, params, responder, hodi_rsocket::Config::default()).await?)
 }
 
-struct Results {
-    round_trips: usize,
-    p50_us: f64,
-    p99_us: f64,
-    tagged: usize,
-    tag_seconds: f64,
-    tag_per_second: f64,
-    /// Until the app had every message's DELIVERED `message_status`.
-    status_seconds: f64,
-}
-
-async fn run(round_trips: usize, tagged: usize) -> Result<Results> {
-    let server = super::BenchServer::start("messaging", |_| {}).await?;
-    let (running, addr, dev) = (&server.running, server.addr.clone(), server.dev.clone());
-    let meta = AppConnectionMetadata { ..server.meta() };
-    let statuses = Arc::new(AtomicUsize::new(0));
-    let app = connect(&addr, meta.clone(), Arc::new(App(statuses.clone()))).await?;
-    let delivered = Arc::new(AtomicUsize::new(0));
-    let phone = connect(
-        &addr,
-        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..meta.clone() },
-        Arc::new(Phone(delivered.clone())),
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    // Round trips: one USSD input at a time, 50 inputs per session.
+/// `round_trips` live USSD inputs through `phone`, one at a time (after 200 to warm up), each from
+/// ReceiveMessage to the app's menu back at the phone: their latencies in µs, sorted.
+pub async fn ussd_round_trips(phone: &Requester, round_trips: usize) -> Result<Vec<f64>> {
     let mut latencies = Vec::with_capacity(round_trips);
     for i in 0..(round_trips + 200) {
         let cmd = SimulatorToServerCommand {
@@ -144,6 +120,36 @@ async fn run(round_trips: usize, tagged: usize) -> Result<Results> {
         }
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
+    Ok(latencies)
+}
+
+struct Results {
+    round_trips: usize,
+    p50_us: f64,
+    p99_us: f64,
+    tagged: usize,
+    tag_seconds: f64,
+    tag_per_second: f64,
+    /// Until the app had every message's DELIVERED `message_status`.
+    status_seconds: f64,
+}
+
+async fn run(round_trips: usize, tagged: usize) -> Result<Results> {
+    let server = super::BenchServer::start("messaging", |_| {}).await?;
+    let (running, addr, dev) = (&server.running, server.addr.clone(), server.dev.clone());
+    let meta = AppConnectionMetadata { ..server.meta() };
+    let statuses = Arc::new(AtomicUsize::new(0));
+    let app = connect(&addr, meta.clone(), Arc::new(App(statuses.clone()))).await?;
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let phone = connect(
+        &addr,
+        AppConnectionMetadata { simulator_mode: true, simplex_mode: true, ..meta.clone() },
+        Arc::new(Phone(delivered.clone())),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let latencies = ussd_round_trips(&phone, round_trips).await?;
 
     // Send by tag.
     let store = running.hodi.store.clone();
