@@ -1,7 +1,8 @@
 //! The store's side of several nodes on one database, on the suite's database (both backends:
 //! two stores stand for two nodes): a delivery lease goes to one node at a time and moves only
 //! when it ran out or was given up; a dead node's provider claims are released, a live node's
-//! never.
+//! never; an app-data lease one node's socket took holds off another node's until released or
+//! run out.
 
 mod common;
 
@@ -116,4 +117,24 @@ async fn a_dead_nodes_provider_claims_are_released_and_a_live_nodes_are_not() {
     // And b's claims are b's: a sweep while b is up leaves them.
     b.node_heartbeat(&node("node-b", now_ms() + 60_000)).await.expect("heartbeat");
     assert_eq!(a.release_claims_of_dead_nodes().await.expect("sweep"), 0);
+}
+
+#[tokio::test]
+async fn an_app_data_lease_taken_on_one_node_holds_off_another_until_released_or_run_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, a, b) = two_nodes(dir.path()).await;
+    let org = a.create_org(None, "leases").await.expect("org");
+    let app = a.create_app(&org, None, "app").await.expect("app");
+    let number = StoredNumber { provider: 2, number: "+254700000009".into(), partition: String::new() };
+    let (customer, _) = a.customer_by_number(&org, &number).await.expect("customer");
+    let until = now_ms() + 60_000;
+    assert!(a.lease_app_data(&app, &customer.id, "conn-on-a", until).await.expect("lease").is_ok());
+    let held = b.lease_app_data(&app, &customer.id, "conn-on-b", until).await.expect("lease");
+    assert_eq!(held.err().map(|h| h.until), Some(until), "node B is told until when node A's socket holds it");
+    // A's socket closes: its leases go, and B's socket may take it.
+    assert_eq!(a.release_leases("conn-on-a").await.expect("released"), 1);
+    assert!(b.lease_app_data(&app, &customer.id, "conn-on-b", now_ms() + 100).await.expect("lease").is_ok());
+    // A node that dies cannot release: its socket's lease runs out by itself.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(a.lease_app_data(&app, &customer.id, "conn-on-a", until).await.expect("lease").is_ok(), "ran out");
 }
