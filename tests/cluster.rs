@@ -206,10 +206,6 @@ impl Drop for Redis {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
 /// How long one SMS through `phone` takes to reach the app.
 async fn one_message(phone: &Simulator, stream: &mut Notifications, label: &str) -> Duration {
     let sent = Instant::now();
@@ -230,7 +226,7 @@ async fn redis_wakes_the_delivering_node_at_once_and_while_it_is_down_polling_lo
     // Polls far apart: a notification that arrives much sooner was announced through Redis.
     const POLL: Duration = Duration::from_secs(10);
     const FAST: Duration = Duration::from_secs(4);
-    let port = free_port();
+    let port = common::free_port();
     let mut redis = Some(Redis::start(port));
     let url = redis.as_ref().map(Redis::url).unwrap_or_default();
     let poll = POLL.as_millis().to_string();
@@ -344,7 +340,7 @@ async fn a_ussd_dial_on_one_node_is_answered_by_the_app_on_another_through_redis
     if sqlite_run() {
         return;
     }
-    let port = free_port();
+    let port = common::free_port();
     let redis = Redis::start(port);
     let url = redis.url();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -391,7 +387,7 @@ async fn a_message_the_app_sends_on_one_node_reaches_the_simulator_on_another() 
     if sqlite_run() {
         return;
     }
-    let redis = Redis::start(free_port());
+    let redis = Redis::start(common::free_port());
     let url = redis.url();
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = two_nodes(dir.path(), &[("HODI_CLUSTER__REDIS_URL", url.as_str())]);

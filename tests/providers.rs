@@ -11,10 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::{peers_dir, Hodi};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// Where each provider's far end listens (and Hodi's webhooks, as Twilio sees them).
 #[derive(Debug, Clone, Copy)]
 struct Ports {
@@ -33,16 +29,16 @@ struct Ports {
 impl Ports {
     fn free() -> Ports {
         Ports {
-            meta: free_port(),
-            mg: free_port(),
-            smsc: free_port(),
-            smtp: free_port(),
-            at: free_port(),
-            tw: free_port(),
-            tg: free_port(),
-            mpesa: free_port(),
-            inbox: free_port(),
-            hooks: free_port(),
+            meta: common::free_port(),
+            mg: common::free_port(),
+            smsc: common::free_port(),
+            smtp: common::free_port(),
+            at: common::free_port(),
+            tw: common::free_port(),
+            tg: common::free_port(),
+            mpesa: common::free_port(),
+            inbox: common::free_port(),
+            hooks: common::free_port(),
         }
     }
 }

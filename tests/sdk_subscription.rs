@@ -123,7 +123,7 @@ async fn wrong_credentials_are_rejected_once_and_commands_say_so() {
 
 #[tokio::test]
 async fn the_client_waits_for_a_server_that_is_not_up_yet_and_resumes_after_a_restart() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let data = tempfile::tempdir().expect("tempdir");
     let start = |data: std::path::PathBuf, addr: String| {

@@ -13,10 +13,6 @@ use hodi_sdk::{Event, Reply};
 
 use common::sip::{answered, app, rtp, sdp, sdp_port, to_tag, Peer, WAIT};
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
 #[tokio::test]
 async fn a_caller_hears_the_app_presses_1_and_the_app_hangs_up() {
     caller_presses_1("udp").await;
@@ -227,7 +223,7 @@ async fn an_app_that_rejects_gets_603_sent_and_a_caller_who_hangs_up_mid_prompt_
 
 #[tokio::test]
 async fn a_voice_message_calls_the_customer_through_the_trunk_and_the_app_drives_the_call() {
-    let phone_port = free_port();
+    let phone_port = common::free_port();
     let (running, _dir) = common::inproc::start_with(|c| c.voice.trunk = format!("127.0.0.1:{phone_port}")).await;
     let (client, mut notifications) = app(&running).await;
 
@@ -235,7 +231,7 @@ async fn a_voice_message_calls_the_customer_through_the_trunk_and_the_app_drives
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/uas_answer_press_2.xml");
     let mut sipp = tokio::process::Command::new("sipp")
         .args(["-sf", scenario, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &phone_port.to_string()])
-        .args(["-mp", &free_port().to_string(), "-m", "1", "-timeout", "60s", "-nostdin"])
+        .args(["-mp", &common::free_port().to_string(), "-m", "1", "-timeout", "60s", "-nostdin"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -697,7 +693,16 @@ fn caller_sipp(scenario: &str, sip: std::net::SocketAddr, transport: &str) -> to
     let scenario = format!("{}/tests/sip/{scenario}", env!("CARGO_MANIFEST_DIR"));
     tokio::process::Command::new("sipp")
         .args(["-t", transport, "-sf", &scenario, "-s", "+254711082000", &sip.to_string()])
-        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &free_port().to_string(), "-mp", &free_port().to_string()])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            &common::free_port().to_string(),
+            "-mp",
+            &common::free_port().to_string(),
+        ])
         .args(["-m", "1", "-timeout", "60s", "-nostdin"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -810,7 +815,7 @@ async fn baresip(dir: &std::path::Path, user: &str) -> Baresip {
         w.write_sample(((i as f32 * 2.0 * std::f32::consts::PI * 600.0 / 8000.0).sin() * 10_000.0) as i16).expect("s");
     }
     w.finalize().expect("finalize");
-    let port = free_port();
+    let port = common::free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let config = format!(
         "sip_listen {addr}\nnet_interface 127.0.0.1\naudio_player aufile,{played}\naudio_source aufile,{tone}\n\
