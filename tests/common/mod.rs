@@ -215,20 +215,22 @@ fn tail(s: &str, n: usize) -> String {
 /// (a mock provider, sipp, redis-server). Chosen below the kernel's ephemeral range (32768 and up
 /// on Linux), where the servers under test binding port 0 never land, so a port handed out here
 /// is not taken meanwhile by one of them; ports are spread by process and handed out in turn, so
-/// parallel tests do not pick the same one.
+/// parallel tests do not pick the same one. Each comes with the next three free too and none of
+/// them is handed out again by this process: sipp puts RTCP and more beside its media port.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 20_000;
     const SPAN: u32 = 12_000;
+    const STEP: u32 = 4;
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
     let seed = std::process::id().wrapping_mul(7_919)
         ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let _ = NEXT.compare_exchange(u32::MAX, seed % SPAN, Ordering::Relaxed, Ordering::Relaxed);
-    for _ in 0..SPAN {
-        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+    let _ = NEXT.compare_exchange(u32::MAX, (seed % SPAN) / STEP * STEP, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..SPAN / STEP {
+        let port = (LOW + NEXT.fetch_add(STEP, Ordering::Relaxed) % SPAN) as u16;
         let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
-        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
-        if tcp.is_ok() && udp.is_ok() {
+        let udp: Vec<_> = (0..STEP as u16).map(|i| std::net::UdpSocket::bind(("127.0.0.1", port + i))).collect();
+        if tcp.is_ok() && udp.iter().all(Result::is_ok) {
             return port;
         }
     }
