@@ -146,7 +146,15 @@ where
 /// One transaction: runs `jobs` in order and commits. A job that spoils the transaction ends the
 /// turn; the jobs after it stay in `jobs`, untouched, for the next.
 async fn turn(store: &Store, jobs: &mut Vec<Job>, finished: &mut Vec<Answer>) -> Result<()> {
-    let mut w = store.write().await?;
+    let mut w = match store.write().await {
+        Ok(w) => w,
+        Err(e) => {
+            // Nothing ran (the transaction could not begin): the waiting jobs are dropped with
+            // their answer channels, and their callers hear that the writer could not run them.
+            jobs.clear();
+            return Err(e);
+        }
+    };
     let mut waiting = std::mem::take(jobs).into_iter();
     for job in waiting.by_ref() {
         match job(&mut w).await {
@@ -179,12 +187,9 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
             }
         }
         let mut finished: Vec<Answer> = Vec::with_capacity(jobs.len());
+        // A spoiled turn leaves the jobs it did not reach in `jobs`, for the next turn (also when
+        // the spoiler was the turn's first job and nothing else ran).
         let outcome = turn(&store, &mut jobs, &mut finished).await;
-        if outcome.is_err() && finished.is_empty() {
-            // Nothing ran (the transaction could not begin): the waiting jobs are dropped with
-            // their answer channels, and their callers hear that the writer could not run them.
-            jobs.clear();
-        }
         let outcome = outcome.map_err(|e| {
             tracing::warn!(error = %e, jobs = finished.len(), backend = store.backend.name(), "a group commit failed");
             e.to_string()
