@@ -215,35 +215,29 @@ async fn listen(
 /// task of its own (at most [`SERVING`] at once, beyond which it is answered "busy").
 fn take(hodi: &Arc<Hodi>, relayed: Relayed, serving: &Arc<Semaphore>) {
     let Some(relay) = hodi.relay.clone() else { return };
-    match relayed {
-        Relayed::Answer { id, reply } => relay.answered(id, reply.and_then(|text| text_to_bytes(&text))),
-        Relayed::Ask { id, from, org_id, app_id, notification_id, notification } => {
-            let Ok(permit) = serving.clone().try_acquire_owned() else {
-                relay.answer(&from, id, Err(format!("node {} is serving {SERVING} asks already", relay.node())));
-                return;
-            };
-            let hodi = hodi.clone();
-            tokio::spawn(async move {
-                let reply = serve(&hodi, &org_id, &app_id, &notification_id, &notification).await;
-                debug!(node = %relay.node(), from = %from, notification_id, ok = reply.is_ok(), "served an ask from another node");
-                relay.answer(&from, id, reply);
-                drop(permit);
-            });
+    let (id, from) = match &relayed {
+        Relayed::Answer { id, reply } => {
+            return relay.answered(*id, reply.clone().and_then(|text| text_to_bytes(&text)));
         }
-        Relayed::Offer { id, from, org_id, notification } => {
-            let Ok(permit) = serving.clone().try_acquire_owned() else {
-                relay.answer(&from, id, Err(format!("node {} is serving {SERVING} asks already", relay.node())));
-                return;
-            };
-            let hodi = hodi.clone();
-            tokio::spawn(async move {
-                let reply = offer_here(&hodi, &org_id, &notification).await;
-                debug!(node = %relay.node(), from = %from, taken = ?reply, "offered another node's message to simulators here");
-                relay.answer(&from, id, reply);
-                drop(permit);
-            });
-        }
-    }
+        Relayed::Ask { id, from, .. } | Relayed::Offer { id, from, .. } => (*id, from.clone()),
+    };
+    let Ok(permit) = serving.clone().try_acquire_owned() else {
+        relay.answer(&from, id, Err(format!("node {} is serving {SERVING} asks already", relay.node())));
+        return;
+    };
+    let hodi = hodi.clone();
+    tokio::spawn(async move {
+        let reply = match relayed {
+            Relayed::Ask { org_id, app_id, notification_id, notification, .. } => {
+                serve(&hodi, &org_id, &app_id, &notification_id, &notification).await
+            }
+            Relayed::Offer { org_id, notification, .. } => offer_here(&hodi, &org_id, &notification).await,
+            Relayed::Answer { .. } => return,
+        };
+        debug!(node = %relay.node(), from = %from, ok = reply.is_ok(), "served another node's ask or offer");
+        relay.answer(&from, id, reply);
+        drop(permit);
+    });
 }
 
 /// Offers another node's message to this node's simulator sockets of the org: one byte, 1 when

@@ -77,9 +77,7 @@ pub async fn run(hodi: Arc<Hodi>, node: String, listeners: String, shutdown: Can
             _ = hodi.simulators.changed.notified() => {}
         }
     }
-    for app in hodi.delivery.held() {
-        hodi.delivery.lose(&app);
-    }
+    hodi.delivery.lose_all();
     match hodi.store.node_leave(&node).await {
         Ok(()) => info!(node = %node, "left the cluster"),
         Err(e) => warn!(node = %node, error = %e, "leaving the cluster; its leases run out by themselves"),
@@ -120,8 +118,7 @@ async fn beat(
         let asked = Instant::now();
         let now = now_ms();
         if hodi.store.claim_delivery(app, node, now, now.saturating_add(lease_ms)).await? {
-            gained |= !hodi.delivery.delivers(app);
-            hodi.delivery.hold(app, asked + lease - margin);
+            gained |= hodi.delivery.hold(app, asked + lease - margin);
         } else {
             hodi.delivery.lose(app);
         }

@@ -51,20 +51,30 @@ impl Delivery {
         }
     }
 
-    /// The lease on `app_id` is this node's until `until`.
-    pub fn hold(&self, app_id: &str, until: Instant) {
-        let Some(held) = &self.held else { return };
+    /// The lease on `app_id` is this node's until `until`; true when it was not a moment ago (a
+    /// gain, not a renewal).
+    pub fn hold(&self, app_id: &str, until: Instant) -> bool {
+        let Some(held) = &self.held else { return false };
         let mut held = Self::lock(held);
         let was = held.until.insert(app_id.to_string(), until);
-        if was.is_none_or(|before| before <= Instant::now()) {
+        let gained = was.is_none_or(|before| before <= Instant::now());
+        if gained {
             held.gained.push(app_id.to_string());
         }
+        gained
     }
 
     /// The lease on `app_id` is not (or no longer) this node's.
     pub fn lose(&self, app_id: &str) {
         if let Some(held) = &self.held {
             Self::lock(held).until.remove(app_id);
+        }
+    }
+
+    /// Gives up every lease (the node is leaving).
+    pub fn lose_all(&self) {
+        if let Some(held) = &self.held {
+            Self::lock(held).until.clear();
         }
     }
 
@@ -96,16 +106,20 @@ mod tests {
         assert!(Delivery::alone().delivers("app_a"));
         let d = Delivery::shared();
         assert!(!d.delivers("app_a"), "nothing is held before a claim");
-        d.hold("app_a", Instant::now() + Duration::from_secs(60));
+        assert!(d.hold("app_a", Instant::now() + Duration::from_secs(60)), "a first claim is a gain");
         assert!(d.delivers("app_a") && !d.delivers("app_b"));
         assert_eq!(d.take_gained(), ["app_a"]);
-        d.hold("app_a", Instant::now() + Duration::from_secs(60));
+        assert!(!d.hold("app_a", Instant::now() + Duration::from_secs(60)), "a renewal is not a gain");
         assert!(d.take_gained().is_empty(), "a renewal is not a gain");
         d.hold("app_a", Instant::now());
         assert!(!d.delivers("app_a"), "a lease past its end delivers nothing");
-        d.hold("app_a", Instant::now() + Duration::from_secs(60));
+        assert!(d.hold("app_a", Instant::now() + Duration::from_secs(60)), "held again after it ran out");
         assert_eq!(d.take_gained(), ["app_a"], "held again after it ran out: read from the oldest again");
         d.lose("app_a");
+        assert!(!d.delivers("app_a"));
+        d.hold("app_b", Instant::now() + Duration::from_secs(60));
+        d.lose_all();
+        assert!(!d.delivers("app_b") && d.held().is_empty(), "leaving gives up every lease");
         assert!(!d.delivers("app_a"));
     }
 }

@@ -211,7 +211,7 @@ pub async fn deliver_now(
     let wait = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
     let reply = match &hodi.relay {
         // No socket of the app here: the node delivering the app may hold one (several nodes).
-        Some(relay) if hodi.sockets.candidates(org_id, app_id).is_empty() => {
+        Some(relay) if !hodi.sockets.holds(org_id, app_id) => {
             let Some(holder) = hodi.store.delivery_holder(app_id, crate::store::now_ms()).await? else {
                 return Err(DeliveryError::NoSocket(app_id.to_string()));
             };

@@ -166,6 +166,11 @@ impl Sockets {
             .collect()
     }
 
+    /// Whether `app_id` of `org_id` has a socket here (looking does not move the round robin).
+    pub fn holds(&self, org_id: &str, app_id: &str) -> bool {
+        self.lock().contains_key(&(org_id.to_string(), app_id.to_string()))
+    }
+
     /// Candidate targets for one delivery, starting with the next in round-robin order.
     pub fn candidates(&self, org_id: &str, app_id: &str) -> Vec<Target> {
         let mut apps = self.lock();
