@@ -195,6 +195,11 @@ pub async fn start(config: Config) -> Result<Running> {
         release.cancelled().await;
         drop(lock);
     });
+    // By-tag work a previous run (or, on a shared database, a node that died) left unfinished;
+    // looked for before the listeners open, so none of this run's own work is taken for it.
+    let rebuild: crate::work::resume::Rebuild = Arc::new(crate::command::resume_work);
+    let look_every = std::time::Duration::from_millis(config.cluster.heartbeat_ms.max(100) * 5);
+    crate::work::resume::start(hodi.clone(), rebuild, !shared, look_every, shutdown.clone()).await;
     let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
     let mut bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
     bound.webhooks = webhooks;

@@ -2,7 +2,7 @@
 //! two stores stand for two nodes): a delivery lease goes to one node at a time and moves only
 //! when it ran out or was given up; a dead node's provider claims are released, a live node's
 //! never; an app-data lease one node's socket took holds off another node's until released or
-//! run out.
+//! run out; running by-tag work moves to another node only once its node is dead.
 
 mod common;
 
@@ -11,6 +11,7 @@ use hodi::store::cluster::NodeRow;
 use hodi::store::customers::StoredNumber;
 use hodi::store::messaging::MessageRow;
 use hodi::store::providers::QueuedSend;
+use hodi::store::work::{Orphans, ResumableWork, WorkOrder};
 use hodi::store::{now_ms, Store};
 
 async fn two_nodes(dir: &std::path::Path) -> (std::sync::Arc<TestDatabase>, Store, Store) {
@@ -137,4 +138,60 @@ async fn an_app_data_lease_taken_on_one_node_holds_off_another_until_released_or
     // A node that dies cannot release: its socket's lease runs out by itself.
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     assert!(a.lease_app_data(&app, &customer.id, "conn-on-a", until).await.expect("lease").is_ok(), "ran out");
+}
+
+#[tokio::test]
+async fn running_by_tag_work_moves_to_another_node_only_when_its_node_is_dead_and_the_old_node_then_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, a, b) = two_nodes(dir.path()).await;
+    let org = a.create_org(None, "work").await.expect("org");
+    let app = a.create_app(&org, None, "app").await.expect("app");
+    let order = WorkOrder {
+        org_id: org.clone(),
+        app_id: app.clone(),
+        kind: "send_message_by_tag".into(),
+        tag: ("segment".into(), "gold".into()),
+        command: vec![10, 3, 1, 2, 3],
+    };
+    a.node_heartbeat(&node("node-a", now_ms() + 60_000)).await.expect("heartbeat");
+    let id = a.start_work(&order).await.expect("work started");
+    assert!(a.advance_work(&id, "cst_0005", 5).await.expect("progress"), "node a runs it");
+
+    // A is up: B leaves its work alone. A restarted under its own name takes it back as it was.
+    assert!(b.claim_orphan_work(Orphans::Dead, 16).await.expect("claim").is_empty(), "a live node's work");
+    let mine = a.claim_orphan_work(Orphans::DeadOrMine, 16).await.expect("claim");
+    let expected = ResumableWork { id: id.clone(), order, after_customer: "cst_0005".into(), customers: 5 };
+    assert_eq!(mine, std::slice::from_ref(&expected));
+
+    // A stops heartbeating: B takes the work over, from where A had got.
+    a.node_heartbeat(&node("node-a", now_ms() - 1)).await.expect("heartbeat");
+    assert_eq!(b.claim_orphan_work(Orphans::Dead, 16).await.expect("claim"), [expected]);
+    assert!(b.claim_orphan_work(Orphans::Dead, 16).await.expect("claim").is_empty(), "taken once");
+    // A, not dead after all, finds it gone and stops; only B's progress and end count.
+    assert!(!a.advance_work(&id, "cst_0009", 9).await.expect("progress"), "no longer a's");
+    assert!(!a.finish_work(&id, 9, None).await.expect("finish"), "no longer a's");
+    assert!(b.advance_work(&id, "cst_0012", 12).await.expect("progress"));
+    assert!(b.finish_work(&id, 12, None).await.expect("finish"));
+    let record = b.work(&id).await.expect("work").expect("recorded");
+    assert_eq!((record.state.as_str(), record.customers), ("done", 12));
+    assert!(b.claim_orphan_work(Orphans::All, 16).await.expect("claim").is_empty(), "finished work stays finished");
+
+    // One process alone on the database takes all running work, whoever started it.
+    let second = a
+        .start_work(&WorkOrder { kind: "add_reminder_by_tag".into(), ..expected_order(&org, &app) })
+        .await
+        .expect("work started");
+    let taken = b.claim_orphan_work(Orphans::All, 16).await.expect("claim");
+    assert_eq!(taken.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), [second.as_str()]);
+    assert_eq!((taken[0].after_customer.as_str(), taken[0].customers), ("", 0), "from the start");
+}
+
+fn expected_order(org: &str, app: &str) -> WorkOrder {
+    WorkOrder {
+        org_id: org.into(),
+        app_id: app.into(),
+        kind: String::new(),
+        tag: ("segment".into(), "gold".into()),
+        command: vec![1],
+    }
 }

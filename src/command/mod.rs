@@ -161,6 +161,16 @@ impl AppCommand {
     }
 }
 
+/// The action of by-tag work whose node died, rebuilt from the command kept with it (the
+/// [`crate::work::resume::Rebuild`] the server hands the work module).
+pub fn resume_work(order: &crate::work::WorkOrder) -> Result<crate::work::Action, String> {
+    match order.kind.as_str() {
+        send_message_tag::KIND => send_message_tag::resume(order),
+        reminder_tag::ADD_KIND | reminder_tag::CANCEL_KIND => reminder_tag::resume(order),
+        other => Err(format!("no by-tag command starts work of kind {other}")),
+    }
+}
+
 fn identity_command(customer: CustomerRef, change: Change) -> AppCommand {
     AppCommand::Identity(IdentityCommand::new(customer, change))
 }

@@ -361,7 +361,10 @@ pub async fn send_many(
             .collect();
         return queue_many_for_provider(hodi, &messages, &provider).await;
     }
+    // Simulator sockets looked up once for the whole page; with several nodes, those on other
+    // nodes are offered each message too (through the relay).
     let simulators = hodi.simulators.all_in_org(org_id);
+    let elsewhere = hodi.relay.as_ref().is_some_and(|r| !r.simulator_nodes(org_id).is_empty());
     let now = now_ms();
     let mut rows = Vec::with_capacity(recipients.len());
     let mut to_send = Vec::with_capacity(recipients.len());
@@ -376,7 +379,7 @@ pub async fn send_many(
             session_id: None,
             in_reply_to: None,
         };
-        let status = match (blocked.contains(&customer_id), simulators.is_empty()) {
+        let status = match (blocked.contains(&customer_id), simulators.is_empty() && !elsewhere) {
             (true, _) => MessageDeliveryStatus::NoConsent,
             (false, true) => MessageDeliveryStatus::Queued,
             (false, false) => MessageDeliveryStatus::Sent,
@@ -393,7 +396,11 @@ pub async fn send_many(
             let sockets = simulators.clone();
             async move {
                 let notification = ServerToSimulatorNotification { entry: Some(to_phone(&o, &id)) };
-                let acknowledged = crate::notify::offer_to(hodi, &sockets, &notification).await;
+                let acknowledged = if elsewhere {
+                    crate::notify::offer_to_simulators(hodi, &o.org_id, &notification).await
+                } else {
+                    crate::notify::offer_to(hodi, &sockets, &notification).await
+                };
                 (id, o.customer_id, acknowledged)
             }
         })

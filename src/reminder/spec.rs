@@ -55,9 +55,14 @@ impl ReminderSpec {
     }
 
     pub fn for_customer(&self, session: &Session, customer_id: &str) -> StoredReminder {
+        self.for_customer_of(&session.org_id, &session.app_id, customer_id)
+    }
+
+    /// For a customer of `app_id` (by-tag work, which may run after its socket is gone).
+    pub fn for_customer_of(&self, org_id: &str, app_id: &str, customer_id: &str) -> StoredReminder {
         StoredReminder {
-            org_id: session.org_id.clone(),
-            app_id: session.app_id.clone(),
+            org_id: org_id.to_string(),
+            app_id: app_id.to_string(),
             customer_id: customer_id.to_string(),
             key: self.key.clone(),
             remind_at: self.remind_at,

@@ -44,6 +44,14 @@ impl Budget {
     }
 }
 
+impl Budget {
+    /// Counts resumed work without refusing it: it was admitted when it started.
+    pub(super) fn admit_resumed(self: &Arc<Self>, org_id: &str) -> Unfinished {
+        *self.unfinished().entry(org_id.to_string()).or_insert(0) += 1;
+        Unfinished { budget: self.clone(), org_id: org_id.to_string() }
+    }
+}
+
 /// One unfinished work of an org; dropping it counts the work finished.
 pub(super) struct Unfinished {
     budget: Arc<Budget>,

@@ -6,6 +6,7 @@
 pub mod database;
 pub mod inproc;
 pub mod sip;
+pub mod tagged;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
