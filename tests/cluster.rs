@@ -421,3 +421,96 @@ async fn a_message_the_app_sends_on_one_node_reaches_the_simulator_on_another() 
     assert!(format!("{:?}", m.message).contains("across"), "{m:?}");
     drop(redis);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_by_tag_send_cut_short_by_kill_9_is_finished_by_the_other_node_and_every_customer_gets_it() {
+    if sqlite_run() {
+        return;
+    }
+    const CUSTOMERS: i64 = 20_000;
+    const DELIVERED: i32 = 300; // MessageDeliveryStatus::Delivered
+    let redis = Redis::start(common::free_port());
+    let url = redis.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut a, b) = two_nodes(dir.path(), &[("HODI_CLUSTER__REDIS_URL", url.as_str()), ("HODI_LOG", "info")]);
+    let creds = a.creds.clone();
+    let store = a.store().await;
+    common::tagged::seed(&store, &creds.org_id, "bytag", CUSTOMERS, ("list", "march"), 254_710_000_000).await;
+
+    // The customers' phone on node B; what reaches it is counted by number.
+    let phone = phone_on(&b, &creds).await;
+    let mut events = phone.events().expect("simulator events");
+    let received = tokio::spawn(async move {
+        let mut numbers = HashSet::new();
+        while let Some(event) = events.recv().await {
+            if let hodi_sdk::SimulatorEvent::SendMessage(m) = event {
+                numbers.insert(m.customer_number.map(|n| n.number).unwrap_or_default());
+            }
+        }
+        numbers
+    });
+    let started = Instant::now();
+    while !cluster_output(&a).contains(&format!("\"simulators\":{{\"{}\":1}}", creds.org_id)) {
+        assert!(started.elapsed() < WAIT, "node B never registered its simulator socket");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await; // node A's next heartbeat reads it
+
+    // The app on node A sends to the tag; A is killed once the work has recorded some progress.
+    let app = Elarian::connect(options(&a, &creds));
+    app.connected(WAIT).await.expect("app connected to node A");
+    let work = app
+        .send_message_by_tag(
+            hodi_sdk::model::Tag::new("list", "march"),
+            channel::sms("21356"),
+            hodi_sdk::model::message::text("march offer"),
+        )
+        .await
+        .expect("work started");
+    let work_id = work.work_id.expect("a work id");
+    let started = Instant::now();
+    loop {
+        let record = store.work(&work_id).await.expect("work").expect("recorded");
+        assert_eq!(record.state, "running", "the work ended before the kill: {record:?}");
+        if record.customers > 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress recorded in 60 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a.kill();
+    let killed = Instant::now();
+    let at_kill = store.work(&work_id).await.expect("work").expect("recorded");
+    assert!(at_kill.customers < CUSTOMERS, "killed before the end: {at_kill:?}");
+
+    // Node B takes the work over once A counts as dead, and finishes it.
+    let done = loop {
+        let record = store.work(&work_id).await.expect("work").expect("recorded");
+        if record.state != "running" {
+            break record;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(120), "not finished 120 s after the kill: {record:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let finished_in = killed.elapsed();
+    assert_eq!((done.state.as_str(), done.customers, done.error.as_deref()), ("done", CUSTOMERS, None));
+    let delivered: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT customer_id) FROM messages
+         WHERE org_id = $1 AND direction = 2 AND status = $2 AND customer_id LIKE 'cst_bytag_%'",
+    )
+    .bind(&creds.org_id)
+    .bind(DELIVERED)
+    .fetch_one(store.pool())
+    .await
+    .expect("count");
+    assert_eq!(delivered, CUSTOMERS, "every tagged customer's message was delivered at least once");
+    assert!(b.stderr().contains("resuming work"), "node B says it resumed the work");
+    drop(phone);
+    let numbers = tokio::time::timeout(WAIT, received).await.expect("events end").expect("counted");
+    assert_eq!(numbers.len() as i64, CUSTOMERS, "the phone on node B received every customer's message");
+    eprintln!(
+        "killed after {} of {CUSTOMERS}; node B finished the work {finished_in:?} after the kill",
+        at_kill.customers
+    );
+    drop(redis);
+}
