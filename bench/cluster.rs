@@ -72,9 +72,25 @@ pub fn main(args: &[String]) -> Result<()> {
         .and_then(|i| args.get(i + 1))
         .cloned()
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-    let round_trips = super::arg(args, "--round-trips", 3000.0)? as usize;
+    // `round-trips`, `scaling` or `failover` alone; all three by default.
+    let only = ["round-trips", "scaling", "failover"].into_iter().find(|part| args.iter().any(|a| a == part));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let rows = runtime.block_on(run(&redis, round_trips))?;
+    if only.is_none_or(|p| p == "round-trips") {
+        round_trip_section(&runtime, &redis, super::arg(args, "--round-trips", 3000.0)? as usize)?;
+    }
+    if only.is_none_or(|p| p == "scaling") {
+        let messages = super::arg(args, "--messages", 4000.0)? as usize;
+        let tagged = super::arg(args, "--tagged", 10_000.0)? as usize;
+        scaling_section(&runtime, &redis, messages, tagged)?;
+    }
+    if only.is_none_or(|p| p == "failover") {
+        failover_section(&runtime, &redis, super::arg(args, "--rounds", 3.0)? as usize)?;
+    }
+    Ok(())
+}
+
+fn round_trip_section(runtime: &tokio::runtime::Runtime, redis: &str, round_trips: usize) -> Result<()> {
+    let rows = runtime.block_on(run(redis, round_trips))?;
     let mut table =
         String::from("| live USSD round trip | p50 | p99 | CPU/round trip |\n| --- | ---: | ---: | ---: |\n");
     for r in &rows {
@@ -89,13 +105,92 @@ pub fn main(args: &[String]) -> Result<()> {
     eprint!("{table}");
     let (_, flag) = super::store_used();
     let section = format!(
-        "## Several nodes (`hodi-bench cluster`)\n\n\
+        "## Several nodes (`hodi-bench cluster round-trips`)\n\n\
          Two Hodi nodes in one process on one PostgreSQL database (default settings, loopback) and Redis on loopback;\n\
          our RSocket client plays the app (on node B) and the phone. {round_trips} live USSD inputs one at a time from\n\
          a phone on node B (same node as the app), then from a phone on node A (the ask goes A → Redis → B → the app →\n\
          B → Redis → A), twice over. CPU is this process's (both nodes and the load client; PostgreSQL's and Redis's\n\
          own CPU not included) per round trip.\n\n{table}\n\
-         Measured by `cargo run --release -p hodi-bench -- cluster{flag}`.\n"
+         Measured by `cargo run --release -p hodi-bench -- cluster round-trips{flag}`.\n"
     );
     super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Several nodes", &section)
+}
+
+fn scaling_section(runtime: &tokio::runtime::Runtime, redis: &str, messages: usize, tagged: usize) -> Result<()> {
+    let mut table = String::from(
+        "| nodes | notifications delivered | CPU/notification | by-tag messages stored | CPU/message |\n\
+         | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for nodes in 1..=3 {
+        let s = runtime.block_on(super::cluster_scaling::run(nodes, redis, messages, tagged))?;
+        let row = format!(
+            "| {} | {:.0}/s ({} in {:.1} s) | {:.0} µs | {:.0}/s ({} in {:.1} s) | {:.0} µs |\n",
+            s.nodes,
+            s.notifications as f64 / s.notify_seconds,
+            s.notifications,
+            s.notify_seconds,
+            s.notify_cpu_us,
+            s.messages as f64 / s.tag_seconds,
+            s.messages,
+            s.tag_seconds,
+            s.tag_cpu_us
+        );
+        eprint!("{row}");
+        table.push_str(&row);
+    }
+    let (_, flag) = super::store_used();
+    let section = format!(
+        "## Scaling out (`hodi-bench cluster scaling`)\n\n\
+         1, 2 and 3 Hodi nodes in one process on one PostgreSQL database (a fresh one each) and Redis, on this 2-core\n\
+         machine: more nodes here add no cores, so what this shows is the cost of spreading the work (CPU per operation,\n\
+         which must not grow with nodes), not more throughput. Three apps of one org; app i's socket on node i mod n, its\n\
+         phone on node i+1 mod n, so with 2 or 3 nodes every notification is produced on one node and delivered by\n\
+         another (outbox in PostgreSQL, wake-up through Redis). Notifications: each phone texts its app {messages} times, 8 at\n\
+         once, timed until every app has answered every one. By tag: each app sends one SMS to its own {tagged} tagged\n\
+         customers, all three at once, with no simulator connected (each message stored QUEUED: the store path), timed\n\
+         until the three works are done. CPU is this process's (nodes and clients; PostgreSQL's and Redis's not\n\
+         included), per operation. One run each.\n\n{table}\n\
+         Measured by `cargo run --release -p hodi-bench -- cluster scaling{flag}`.\n"
+    );
+    super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Scaling out", &section)
+}
+
+fn failover_section(runtime: &tokio::runtime::Runtime, redis: &str, rounds: usize) -> Result<()> {
+    let mut table = String::from(
+        "| heartbeat / lease | kill -9 → first notification from the other node (median, runs) | texts, all delivered |\n\
+         | --- | ---: | ---: |\n",
+    );
+    for timings in [(1000, 5000), (200, 1500)] {
+        let mut times = Vec::new();
+        let mut messages = 0;
+        for round in 0..rounds.max(1) {
+            let f = runtime.block_on(super::cluster_failover::run(redis, timings, round))?;
+            eprintln!(
+                "heartbeat {} ms, lease {} ms: first notification {:?} after the kill; {} texts all delivered",
+                f.heartbeat_ms, f.lease_ms, f.first_after_kill, f.messages
+            );
+            times.push(f.first_after_kill.as_secs_f64());
+            messages = f.messages;
+        }
+        let runs: Vec<String> = times.iter().map(|t| format!("{t:.2}")).collect();
+        table.push_str(&format!(
+            "| {} ms / {} ms | {:.2} s ({} s) | {messages} |\n",
+            timings.0,
+            timings.1,
+            super::median(times.clone()),
+            runs.join(", ")
+        ));
+    }
+    eprint!("{table}");
+    let (_, flag) = super::store_used();
+    let section = format!(
+        "## Failover (`hodi-bench cluster failover`)\n\n\
+         Two `hodi serve` nodes in processes of their own (`hodi-bench --serve-node`) on one PostgreSQL database and\n\
+         Redis. The app has a socket on node A, which holds its delivery lease, and one on node B; a phone on node B\n\
+         texts the app every 5 ms. Node A is killed (SIGKILL); timed from the kill to the first notification node B\n\
+         delivers (what was queued or unanswered on A waits for A's lease to run out). Every text sent before, during\n\
+         and after reached the app. The default cluster settings (heartbeat 1 s, lease 5 s), then short ones.\n\n{table}\n\
+         Measured by `cargo run --release -p hodi-bench -- cluster failover{flag}`.\n"
+    );
+    super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Failover", &section)
 }

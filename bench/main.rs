@@ -18,6 +18,8 @@
 
 mod calls;
 mod cluster;
+mod cluster_failover;
+mod cluster_scaling;
 mod hostile;
 mod messaging;
 mod notifications;
@@ -87,7 +89,7 @@ enum Bench {
     Calls(Options),
     /// SMS through an SMPP provider [--messages N --tagged N --latencies N].
     Smpp(Options),
-    /// Two nodes on one PostgreSQL and Redis: USSD round trip across nodes [--postgres required, --redis URL].
+    /// Several nodes on one PostgreSQL and Redis [round-trips|scaling|failover] (--postgres required, --redis URL).
     Cluster(Options),
     /// Server memory and a legitimate client's p99 while each attack runs [--seconds S].
     Hostile(Options),
@@ -99,6 +101,9 @@ enum Bench {
     /// Internal: a load client for the rsocket benchmark.
     #[command(hide = true, name = "--client")]
     Client(Options),
+    /// Internal: a cluster node in its own process for the failover benchmark.
+    #[command(hide = true, name = "--serve-node")]
+    ServeNode,
     /// Internal: a Hodi server in its own process for the hostile benchmark.
     #[command(hide = true, name = "--serve-hodi")]
     ServeHodi,
@@ -114,6 +119,7 @@ fn main() -> Result<()> {
         Bench::ServeEcho => rsocket::serve_echo(),
         Bench::Client(o) => rsocket::client(&[vec!["--client".to_string()], o.options].concat()),
         Bench::ServeHodi => hostile::serve(),
+        Bench::ServeNode => cluster_failover::serve_node(),
         Bench::Rsocket(o) => rsocket::main(&o.options),
         Bench::Reminders(o) => reminders::main(&o.options),
         Bench::Messaging(o) => messaging::main(&o.options),

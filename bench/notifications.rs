@@ -14,7 +14,7 @@ use hodi_sdk::{Credentials, Elarian, Endpoint, Options};
 use prost::Message;
 
 /// The Elarian-style app: answers every notification empty, counting them.
-struct Counting(Arc<AtomicUsize>);
+pub struct Counting(pub Arc<AtomicUsize>);
 impl Responder for Counting {
     fn request_response(&self, _payload: Payload) -> BoxFuture<Result<Payload, RemoteError>> {
         self.0.fetch_add(1, Ordering::Relaxed);

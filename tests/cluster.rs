@@ -11,9 +11,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::Redis;
 use common::Hodi;
 use hodi_sdk::model::channel;
 use hodi_sdk::{Credentials, Elarian, Endpoint, Event, Notifications, Options, Reply, Simulator};
@@ -170,40 +170,6 @@ async fn when_the_delivering_node_is_killed_another_node_with_a_socket_takes_ove
     let out = wait_for_lease(&b, &creds.app_id, "node-b");
     assert!(out.contains("node-a  dead"), "the killed node is shown dead:\n{out}");
     eprintln!("kill -9 to every notification delivered by the other node: {:?}", killed.elapsed());
-}
-
-/// A `redis-server` of this test's own on a free port, killed (by its PID) when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (./scripts/test installs it)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < WAIT, "redis-server did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// How long one SMS through `phone` takes to reach the app.

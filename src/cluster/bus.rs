@@ -33,8 +33,17 @@ pub const OUTBOX: &str = "hodi:outbox";
 const COALESCE: Duration = Duration::from_millis(2);
 /// A publish that takes longer is given up (the poll covers it).
 const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
-/// Other nodes' asks served at once at most; more are answered "busy".
+/// Other nodes' asks served at once at most; more wait their turn.
 const SERVING: usize = 256;
+/// Other nodes' asks waiting for a turn at most (a bulk send by tag offers a page's messages at
+/// once); beyond, they are answered "busy" at once.
+const WAITING: usize = crate::notify::relay::MAX_PENDING;
+
+/// How many asks this node serves at once, and how many it holds at all.
+struct Turns {
+    serving: Arc<Semaphore>,
+    held: Arc<Semaphore>,
+}
 
 /// The channel a node's asks and answers come in on.
 pub fn inbox(node: &str) -> String {
@@ -161,7 +170,7 @@ async fn listen(
 ) {
     let poll_ms = hodi.config.notify.outbox_poll_ms;
     let mut retry = RETRY_FIRST;
-    let serving = Arc::new(Semaphore::new(SERVING));
+    let turns = Turns { serving: Arc::new(Semaphore::new(SERVING)), held: Arc::new(Semaphore::new(SERVING + WAITING)) };
     loop {
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
@@ -194,7 +203,7 @@ async fn listen(
                         continue;
                     }
                     match Relayed::decode(&payload) {
-                        Ok(relayed) => take(&hodi, relayed, &serving),
+                        Ok(relayed) => take(&hodi, relayed, &turns),
                         Err(e) => warn!(node = %node, error = %e, "ignored a message from another node"),
                     }
                 }
@@ -212,8 +221,9 @@ async fn listen(
 }
 
 /// What another node sent this one: an answer completes this node's ask; an ask is served in a
-/// task of its own (at most [`SERVING`] at once, beyond which it is answered "busy").
-fn take(hodi: &Arc<Hodi>, relayed: Relayed, serving: &Arc<Semaphore>) {
+/// task of its own (at most [`SERVING`] at once, [`WAITING`] more waiting for a turn, beyond
+/// which it is answered "busy").
+fn take(hodi: &Arc<Hodi>, relayed: Relayed, turns: &Turns) {
     let Some(relay) = hodi.relay.clone() else { return };
     let (id, from) = match &relayed {
         Relayed::Answer { id, reply } => {
@@ -221,12 +231,15 @@ fn take(hodi: &Arc<Hodi>, relayed: Relayed, serving: &Arc<Semaphore>) {
         }
         Relayed::Ask { id, from, .. } | Relayed::Offer { id, from, .. } => (*id, from.clone()),
     };
-    let Ok(permit) = serving.clone().try_acquire_owned() else {
-        relay.answer(&from, id, Err(format!("node {} is serving {SERVING} asks already", relay.node())));
+    let Ok(held) = turns.held.clone().try_acquire_owned() else {
+        relay.answer(&from, id, Err(format!("node {} holds {} asks already", relay.node(), SERVING + WAITING)));
         return;
     };
+    let serving = turns.serving.clone();
     let hodi = hodi.clone();
     tokio::spawn(async move {
+        let _held = held;
+        let Ok(_turn) = serving.acquire_owned().await else { return };
         let reply = match relayed {
             Relayed::Ask { org_id, app_id, notification_id, notification, .. } => {
                 serve(&hodi, &org_id, &app_id, &notification_id, &notification).await
@@ -236,7 +249,6 @@ fn take(hodi: &Arc<Hodi>, relayed: Relayed, serving: &Arc<Semaphore>) {
         };
         debug!(node = %relay.node(), from = %from, ok = reply.is_ok(), "served another node's ask or offer");
         relay.answer(&from, id, reply);
-        drop(permit);
     });
 }
 

@@ -5,6 +5,7 @@
 
 pub mod database;
 pub mod inproc;
+pub mod redis;
 pub mod sip;
 pub mod tagged;
 
@@ -56,6 +57,12 @@ impl Hodi {
         std::fs::create_dir_all(data_dir).expect("data dir");
         std::fs::copy(first.data_dir.join("dev-credentials.toml"), data_dir.join("dev-credentials.toml"))
             .expect("copying the dev credentials");
+        // Nodes behind one name share its certificate, so a client trusting one trusts them all.
+        std::fs::create_dir_all(data_dir.join("tls")).expect("tls dir");
+        for file in ["cert.pem", "key.pem"] {
+            std::fs::copy(first.data_dir.join("tls").join(file), data_dir.join("tls").join(file))
+                .expect("copying the first node's certificate");
+        }
         Self::start_on(data_dir, first.db.clone(), extra_env)
     }
 
