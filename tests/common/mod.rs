@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod balancer;
 pub mod database;
 pub mod inproc;
 pub mod redis;
