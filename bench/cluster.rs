@@ -81,7 +81,8 @@ pub fn main(args: &[String]) -> Result<()> {
     if only.is_none_or(|p| p == "scaling") {
         let messages = super::arg(args, "--messages", 4000.0)? as usize;
         let tagged = super::arg(args, "--tagged", 10_000.0)? as usize;
-        scaling_section(&runtime, &redis, messages, tagged)?;
+        let rounds = super::arg(args, "--rounds", 3.0)? as usize;
+        scaling_section(&runtime, &redis, messages, tagged, rounds)?;
     }
     if only.is_none_or(|p| p == "failover") {
         failover_section(&runtime, &redis, super::arg(args, "--rounds", 3.0)? as usize)?;
@@ -116,24 +117,40 @@ fn round_trip_section(runtime: &tokio::runtime::Runtime, redis: &str, round_trip
     super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Several nodes", &section)
 }
 
-fn scaling_section(runtime: &tokio::runtime::Runtime, redis: &str, messages: usize, tagged: usize) -> Result<()> {
+fn args_nodes() -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == "--nodes").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok())
+}
+
+fn scaling_section(
+    runtime: &tokio::runtime::Runtime,
+    redis: &str,
+    messages: usize,
+    tagged: usize,
+    rounds: usize,
+) -> Result<()> {
     let mut table = String::from(
-        "| nodes | notifications delivered | CPU/notification | by-tag messages stored | CPU/message |\n\
+        "| nodes | notifications delivered | CPU/notification (runs) | by-tag messages stored | CPU/message |\n\
          | ---: | ---: | ---: | ---: | ---: |\n",
     );
-    for nodes in 1..=3 {
-        let s = runtime.block_on(super::cluster_scaling::run(nodes, redis, messages, tagged))?;
+    // `--nodes N`: that many only (for profiling).
+    let only_nodes = args_nodes();
+    for nodes in (1..=3).filter(|n| only_nodes.is_none_or(|only| only == *n)) {
+        let runs: Vec<super::cluster_scaling::Scale> = (0..rounds.max(1))
+            .map(|_| runtime.block_on(super::cluster_scaling::run(nodes, redis, messages, tagged)))
+            .collect::<Result<_>>()?;
+        let median = |f: &dyn Fn(&super::cluster_scaling::Scale) -> f64| super::median(runs.iter().map(f).collect());
+        let (notifications, tag_messages) = (runs[0].notifications, runs[0].messages);
+        let notify_seconds = median(&|s| s.notify_seconds);
+        let tag_seconds = median(&|s| s.tag_seconds);
+        let cpu_runs: Vec<String> = runs.iter().map(|s| format!("{:.0}", s.notify_cpu_us)).collect();
         let row = format!(
-            "| {} | {:.0}/s ({} in {:.1} s) | {:.0} µs | {:.0}/s ({} in {:.1} s) | {:.0} µs |\n",
-            s.nodes,
-            s.notifications as f64 / s.notify_seconds,
-            s.notifications,
-            s.notify_seconds,
-            s.notify_cpu_us,
-            s.messages as f64 / s.tag_seconds,
-            s.messages,
-            s.tag_seconds,
-            s.tag_cpu_us
+            "| {nodes} | {:.0}/s ({notifications} in {notify_seconds:.1} s) | {:.0} µs ({}) | {:.0}/s ({tag_messages} in {tag_seconds:.1} s) | {:.0} µs |\n",
+            notifications as f64 / notify_seconds,
+            median(&|s| s.notify_cpu_us),
+            cpu_runs.join(", "),
+            tag_messages as f64 / tag_seconds,
+            median(&|s| s.tag_cpu_us),
         );
         eprint!("{row}");
         table.push_str(&row);
@@ -149,7 +166,8 @@ fn scaling_section(runtime: &tokio::runtime::Runtime, redis: &str, messages: usi
          once, timed until every app has answered every one. By tag: each app sends one SMS to its own {tagged} tagged\n\
          customers, all three at once, with no simulator connected (each message stored QUEUED: the store path), timed\n\
          until the three works are done. CPU is this process's (nodes and clients; PostgreSQL's and Redis's not\n\
-         included), per operation. One run each.\n\n{table}\n\
+         included), per operation, from /proc at 10 ms resolution. Median of {rounds} runs, a fresh database each; this\n\
+         machine's run-to-run spread is wide (the runs are listed), so read differences under a third as noise.\n\n{table}\n\
          Measured by `cargo run --release -p hodi-bench -- cluster scaling{flag}`.\n"
     );
     super::write_section(&super::workspace_root().join("docs/benchmarks.md"), "## Scaling out", &section)

@@ -28,7 +28,6 @@ use super::BenchServer;
 const APPS: usize = 3;
 
 pub struct Scale {
-    pub nodes: usize,
     pub notifications: usize,
     pub notify_seconds: f64,
     pub notify_cpu_us: f64,
@@ -41,7 +40,8 @@ fn node_config(redis: &str, node: String) -> impl FnOnce(&mut hodi::config::Conf
     let redis = redis.to_string();
     move |c| {
         c.cluster.node_id = node;
-        c.cluster.redis_url = redis;
+        // `--redis none`: nodes without the fast path (for comparison).
+        c.cluster.redis_url = if redis == "none" { String::new() } else { redis };
         c.cluster.heartbeat_ms = 200;
     }
 }
@@ -146,7 +146,15 @@ pub async fn run(nodes: usize, redis: &str, messages: usize, tagged: usize) -> R
 
     // Send-by-tag with no simulator connected (every node forgets the phones within a heartbeat):
     // each app's own customers, tagged `app<i>`.
+    for phone in &phones {
+        phone.close();
+    }
     drop(phones);
+    until("the phones gone from every node", Duration::from_secs(10), async || {
+        let nodes = store.nodes().await?;
+        Ok(nodes.iter().all(|n| !n.sockets.contains("\"simulators\":{\"")))
+    })
+    .await?;
     let org = dev.org_id.as_str();
     futures_util::stream::iter(0..APPS * tagged)
         .map(|i| {
@@ -206,5 +214,5 @@ pub async fn run(nodes: usize, redis: &str, messages: usize, tagged: usize) -> R
         first.stop();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Ok(Scale { nodes, notifications, notify_seconds, notify_cpu_us, messages: messages_sent, tag_seconds, tag_cpu_us })
+    Ok(Scale { notifications, notify_seconds, notify_cpu_us, messages: messages_sent, tag_seconds, tag_cpu_us })
 }
