@@ -28,15 +28,7 @@ pub fn serve_node() -> Result<()> {
     runtime.block_on(async {
         let node = env("HODI_BENCH_NODE")?;
         let dir = std::env::temp_dir().join(format!("hodi-bench-node-{node}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut config = hodi::config::Config { data_dir: dir.clone(), log: "warn".into(), ..Default::default() };
-        config.listen.tls.clear();
-        config.listen.ws.clear();
-        config.listen.wss.clear();
-        config.listen.tcp = "127.0.0.1:0".into();
-        config.voice.sip_udp.clear();
-        config.voice.sip_tcp.clear();
-        config.webhooks.listen.clear();
+        let mut config = super::bench_config(&dir);
         config.database_url = Some(env("HODI_BENCH_DATABASE")?);
         config.cluster.node_id = node;
         config.cluster.redis_url = env("HODI_BENCH_REDIS")?;

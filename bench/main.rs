@@ -155,18 +155,25 @@ pub struct BenchServer {
     pub dev: hodi::server::DevCredentials,
 }
 
+/// A server's configuration for a benchmark: data in `dir` (emptied first), plain TCP on a free
+/// loopback port, nothing else listening, quiet logs.
+pub fn bench_config(dir: &Path) -> hodi::config::Config {
+    let _ = std::fs::remove_dir_all(dir);
+    let mut config = hodi::config::Config { data_dir: dir.to_path_buf(), log: "warn".into(), ..Default::default() };
+    config.listen.tls.clear();
+    config.listen.ws.clear();
+    config.listen.wss.clear();
+    config.listen.tcp = "127.0.0.1:0".into();
+    config.voice.sip_udp.clear();
+    config.voice.sip_tcp.clear();
+    config.webhooks.listen.clear();
+    config
+}
+
 impl BenchServer {
     pub async fn start(name: &str, adjust: impl FnOnce(&mut hodi::config::Config)) -> Result<BenchServer> {
         let dir = std::env::temp_dir().join(format!("hodi-bench-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut config = hodi::config::Config { data_dir: dir.clone(), log: "warn".into(), ..Default::default() };
-        config.listen.tls.clear();
-        config.listen.ws.clear();
-        config.listen.wss.clear();
-        config.listen.tcp = "127.0.0.1:0".into();
-        config.voice.sip_udp.clear();
-        config.voice.sip_tcp.clear();
-        config.webhooks.listen.clear();
+        let mut config = bench_config(&dir);
         config.database_url = fresh_database(name)?;
         adjust(&mut config);
         let running = hodi::server::start(config).await?;

@@ -21,6 +21,16 @@ use hodi_sdk::{Credentials, Elarian, Endpoint, Event, Options, Reply};
 const TAGGED: i64 = 10_000;
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Short heartbeats and leases (a dead node's apps move within seconds), and the test's Redis.
+fn node_env<'a>(id: &'a str, redis_url: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("HODI_CLUSTER__NODE_ID", id),
+        ("HODI_CLUSTER__HEARTBEAT_MS", "200"),
+        ("HODI_CLUSTER__LEASE_MS", "1500"),
+        ("HODI_CLUSTER__REDIS_URL", redis_url),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_sdk_app_and_simulator_and_a_hodi_sdk_subscriber_on_three_nodes() {
     if !common::database::on_postgres() {
@@ -29,14 +39,7 @@ async fn official_sdk_app_and_simulator_and_a_hodi_sdk_subscriber_on_three_nodes
     }
     let redis = Redis::start(common::free_port());
     let url = redis.url();
-    let env = |id: &'static str| {
-        vec![
-            ("HODI_CLUSTER__NODE_ID", id),
-            ("HODI_CLUSTER__HEARTBEAT_MS", "200"),
-            ("HODI_CLUSTER__LEASE_MS", "1500"),
-            ("HODI_CLUSTER__REDIS_URL", url.as_str()),
-        ]
-    };
+    let env = |id| node_env(id, &url);
     let dir = tempfile::tempdir().expect("tempdir");
     let one = Hodi::start(&dir.path().join("1"), &env("node-1"));
     let two = Hodi::start_node(&dir.path().join("2"), &one, &env("node-2"));
@@ -119,14 +122,7 @@ async fn the_app_behind_a_balancer_survives_kill_9_of_its_node_during_a_by_tag_s
     const CUSTOMERS: i64 = 5_000;
     let redis = Redis::start(common::free_port());
     let url = redis.url();
-    let env = |id: &'static str| {
-        vec![
-            ("HODI_CLUSTER__NODE_ID", id),
-            ("HODI_CLUSTER__HEARTBEAT_MS", "200"),
-            ("HODI_CLUSTER__LEASE_MS", "1500"),
-            ("HODI_CLUSTER__REDIS_URL", url.as_str()),
-        ]
-    };
+    let env = |id| node_env(id, &url);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut one = Hodi::start(&dir.path().join("1"), &env("node-1"));
     let two = Hodi::start_node(&dir.path().join("2"), &one, &env("node-2"));
