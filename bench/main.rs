@@ -167,6 +167,7 @@ pub fn bench_config(dir: &Path) -> hodi::config::Config {
     config.voice.sip_udp.clear();
     config.voice.sip_tcp.clear();
     config.webhooks.listen.clear();
+    config.listen.http.clear();
     config
 }
 

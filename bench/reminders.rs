@@ -55,6 +55,7 @@ async fn run_one(pending: usize) -> Result<Row> {
         &mut config.voice.sip_udp,
         &mut config.voice.sip_tcp,
         &mut config.webhooks.listen,
+        &mut config.listen.http,
     ] {
         addr.clear();
     }

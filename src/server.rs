@@ -122,6 +122,8 @@ async fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File> {
 /// Starts everything and returns once listeners are bound.
 pub async fn start(config: Config) -> Result<Running> {
     let config = Arc::new(config);
+    // Before anything counts: metrics recorded earlier would be lost.
+    crate::metrics::install();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let lock = lock_data_dir(&config.data_dir).await?;
@@ -204,6 +206,8 @@ pub async fn start(config: Config) -> Result<Running> {
     let mut bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
     bound.webhooks = webhooks;
     bound.inbox = inbox;
+    // Last: ready means the other listeners are bound.
+    bound.http = crate::ops::start(hodi.clone(), shutdown.clone()).await?;
     if let Some(voice) = voice {
         bound.sip = Some(voice.sip.local);
         bound.recordings = voice.recordings_http;

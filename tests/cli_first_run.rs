@@ -38,6 +38,7 @@ const ON_FREE_PORTS: &[(&str, &str)] = &[
     ("HODI_VOICE__SIP_UDP", ""),
     ("HODI_VOICE__RECORDINGS_HTTP", ""),
     ("HODI_WEBHOOKS__LISTEN", ""),
+    ("HODI_LISTEN__HTTP", "127.0.0.1:0"),
 ];
 
 fn stderr(o: &Output) -> String {

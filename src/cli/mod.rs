@@ -273,6 +273,9 @@ async fn serve(config: Config) -> Result<()> {
     if let Some(a) = running.bound.inbox {
         writeln!(out, "  inbox               smtp://{a}   (customers' email to the org's email numbers)")?;
     }
+    if let Some(a) = running.bound.http {
+        writeln!(out, "  metrics, health     http://{a}/metrics  /healthz  /readyz")?;
+    }
     let cert = &running.certificate;
     writeln!(
         out,

@@ -30,7 +30,7 @@ mod send_message_tag;
 mod simulator;
 
 pub use customer_ref::CustomerRef;
-pub use simulator::SimulatorCommand;
+pub use simulator::{name as simulator_command_name, SimulatorCommand};
 
 use std::sync::Arc;
 
@@ -168,6 +168,46 @@ pub fn resume_work(order: &crate::work::WorkOrder) -> Result<crate::work::Action
         send_message_tag::KIND => send_message_tag::resume(order),
         reminder_tag::ADD_KIND | reminder_tag::CANCEL_KIND => reminder_tag::resume(order),
         other => Err(format!("no by-tag command starts work of kind {other}")),
+    }
+}
+
+/// The command's name as the Elarian SDKs call it, for metrics (a fixed set: never data).
+pub fn name(command: &AppToServerCommand) -> &'static str {
+    match &command.entry {
+        None => "unknown",
+        Some(entry) => match entry {
+            Entry::GenerateAuthToken(_) => "generateAuthToken",
+            Entry::CreateCustomer(_) => "createCustomer",
+            Entry::GetCustomerState(_) => "getCustomerState",
+            Entry::AdoptCustomerState(_) => "adoptCustomerState",
+            Entry::AddCustomerReminder(_) => "addCustomerReminder",
+            Entry::CancelCustomerReminder(_) => "cancelCustomerReminder",
+            Entry::AddCustomerReminderTag(_) => "addCustomerReminderByTag",
+            Entry::CancelCustomerReminderTag(_) => "cancelCustomerReminderByTag",
+            Entry::UpdateCustomerTag(_) => "updateCustomerTag",
+            Entry::DeleteCustomerTag(_) => "deleteCustomerTag",
+            Entry::UpdateCustomerSecondaryId(_) => "updateCustomerSecondaryId",
+            Entry::DeleteCustomerSecondaryId(_) => "deleteCustomerSecondaryId",
+            Entry::UpdateCustomerMetadata(_) => "updateCustomerMetadata",
+            Entry::DeleteCustomerMetadata(_) => "deleteCustomerMetadata",
+            Entry::LeaseCustomerAppData(_) => "leaseCustomerAppData",
+            Entry::UpdateCustomerAppData(_) => "updateCustomerAppData",
+            Entry::DeleteCustomerAppData(_) => "deleteCustomerAppData",
+            Entry::CustomerActivity(_) => "customerActivity",
+            Entry::SendMessage(_) => "sendMessage",
+            Entry::SendMessageTag(_) => "sendMessageByTag",
+            Entry::ReplyToMessage(_) => "replyToMessage",
+            Entry::UpdateMessagingConsent(_) => "updateMessagingConsent",
+            Entry::ReplayReceivedMessage(_) => "replayReceivedMessage",
+            Entry::ReplaySentMessage(_) => "replaySentMessage",
+            Entry::ReplayMessageStatusUpdate(_) => "replayMessageStatusUpdate",
+            Entry::ReplayMessageReactionUpdate(_) => "replayMessageReactionUpdate",
+            Entry::ReplayMessagingSession(_) => "replayMessagingSession",
+            Entry::ReplayMessagingConsentUpdate(_) => "replayMessagingConsentUpdate",
+            Entry::InitiatePayment(_) => "initiatePayment",
+            Entry::ReplayPayment(_) => "replayPayment",
+            Entry::ReplayPaymentStatusUpdate(_) => "replayPaymentStatusUpdate",
+        },
     }
 }
 

@@ -22,6 +22,16 @@ pub enum SimulatorCommand {
     UpdatePaymentStatus(UpdatePaymentStatusSimulatorCommand),
 }
 
+/// The simulator command's name as the SDKs call it, for metrics.
+pub fn name(command: &SimulatorToServerCommand) -> &'static str {
+    match &command.entry {
+        Some(Entry::ReceiveMessage(_)) => "receiveMessage",
+        Some(Entry::ReceivePayment(_)) => "receivePayment",
+        Some(Entry::UpdatePaymentStatus(_)) => "updatePaymentStatus",
+        None => "unknown",
+    }
+}
+
 impl SimulatorCommand {
     pub fn from_proto(command: SimulatorToServerCommand) -> Result<Self, RemoteError> {
         match command.entry {

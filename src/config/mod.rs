@@ -44,6 +44,7 @@ pub struct Config {
     /// Real networks channel numbers can be bound to, by name (see [`providers`]).
     pub providers: providers::Providers,
     pub webhooks: Webhooks,
+    pub http: Http,
     pub inbox: Inbox,
     pub cluster: Cluster,
     pub dev: Dev,
@@ -124,6 +125,8 @@ pub struct Listen {
     pub ws: String,
     /// RSocket over WebSocket with TLS.
     pub wss: String,
+    /// The operator's HTTP: Prometheus `/metrics`, `/healthz`, `/readyz` (limits in `[http]`).
+    pub http: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -379,6 +382,33 @@ pub struct Webhooks {
     pub max_body_bytes: usize,
 }
 
+/// `[http]`: what the operator's HTTP listener (`listen.http`) allows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http {
+    /// Connections held at once, and from one source address.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout_secs: u64,
+    /// A connection is closed after this long, whatever it is doing.
+    pub connection_secs: u64,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            max_connections: 256,
+            max_connections_per_address: 32,
+            header_timeout_secs: 10,
+            connection_secs: 60,
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
 impl Default for Webhooks {
     fn default() -> Self {
         Webhooks {
@@ -460,6 +490,7 @@ impl Default for Config {
             voice: Voice::default(),
             providers: Default::default(),
             webhooks: Webhooks::default(),
+            http: Http::default(),
             inbox: Inbox::default(),
             cluster: Cluster::default(),
             dev: Dev::default(),
@@ -474,6 +505,7 @@ impl Default for Listen {
             tcp: "127.0.0.1:8070".into(),
             ws: "127.0.0.1:8080".into(),
             wss: "127.0.0.1:8444".into(),
+            http: "127.0.0.1:8090".into(),
         }
     }
 }

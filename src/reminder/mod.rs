@@ -53,6 +53,7 @@ pub fn notification(r: &StoredReminder) -> ServerToAppCustomerNotification {
 pub async fn fire_due(hodi: &Hodi) -> anyhow::Result<usize> {
     let fired = hodi.store.fire_due_reminders(now_ms(), BATCH, |r| notification(r).encode_to_vec()).await?;
     if fired > 0 {
+        metrics::counter!(crate::metrics::REMINDERS_FIRED).increment(fired as u64);
         tracing::debug!(fired, "reminders fired");
     }
     Ok(fired)

@@ -59,7 +59,12 @@ impl Acceptor for SessionAcceptor {
                 connection_id = %session.connection_id, org_id = %session.org_id, app_id = %session.app_id,
                 simulator = session.simulator, simplex = session.simplex, %agent, "session started"
             );
-            release_leases_on_close(&hodi, &session);
+            let kind = match (session.simulator, session.simplex) {
+                (true, _) => "simulator",
+                (false, true) => "simplex_app",
+                (false, false) => "app",
+            };
+            on_close(&hodi, &session, crate::metrics::session_opened(kind));
             close_when_token_expires(&hodi, &session);
             // Simulator sockets set simplex (the SDK does) yet are the customer's side: they always
             // receive what apps send to customers. App sockets receive notifications unless simplex.
@@ -78,12 +83,13 @@ impl Acceptor for SessionAcceptor {
     }
 }
 
-/// App-data leases belong to the socket that took them: they end when it closes, so another
-/// socket is not refused for the rest of a lease nobody holds any more.
-fn release_leases_on_close(hodi: &Arc<Hodi>, session: &Arc<Session>) {
+/// When the socket closes: it is counted closed, and its app-data leases end (they belong to the
+/// socket that took them), so another socket is not refused for the rest of a lease nobody holds.
+fn on_close(hodi: &Arc<Hodi>, session: &Arc<Session>, open: crate::metrics::SessionOpen) {
     let (hodi, session) = (hodi.clone(), session.clone());
     tokio::spawn(async move {
         session.requester.closed().await;
+        drop(open);
         match hodi.store.release_leases(&session.connection_id).await {
             Ok(0) => {}
             Ok(n) => {
@@ -106,6 +112,7 @@ async fn authenticate(hodi: &Hodi, meta: &AppConnectionMetadata) -> Result<Crede
     };
     let refused = |why: String| {
         info!(org_id = %meta.org_id, app_id = %meta.app_id, reason = %why, "credentials refused");
+        metrics::counter!(crate::metrics::SETUPS_REFUSED).increment(1);
         reject(CREDENTIALS_REFUSED)
     };
     if meta.org_id.is_empty() {
@@ -182,11 +189,17 @@ impl Responder for AppResponder {
         }
         Box::pin(
             async move {
+                let started = std::time::Instant::now();
                 let raw = AppToServerCommand::decode(payload.data.clone())
                     .map_err(|e| RemoteError::invalid(format!("request data is not an AppToServerCommand: {e}")))?;
-                let command = AppCommand::from_proto(raw, &payload.data)?;
-                let reply = command.apply(&hodi, &session).await?;
-                Ok(Payload::new(Bytes::from(reply.encode_to_vec())))
+                // hodi-sdk proves a connection with an empty request: told apart from bad ones.
+                let name = if payload.data.is_empty() { "empty" } else { crate::command::name(&raw) };
+                let reply = match AppCommand::from_proto(raw, &payload.data) {
+                    Ok(command) => command.apply(&hodi, &session).await,
+                    Err(e) => Err(e),
+                };
+                crate::metrics::command("app", name, started.elapsed(), reply.is_ok());
+                Ok(Payload::new(Bytes::from(reply?.encode_to_vec())))
             }
             .instrument(span),
         )
@@ -242,12 +255,18 @@ impl Responder for SimulatorResponder {
         let span = tracing::info_span!("simulator_command", connection_id = %session.connection_id);
         Box::pin(
             async move {
+                let empty = payload.data.is_empty();
                 let raw = SimulatorToServerCommand::decode(payload.data).map_err(|e| {
                     RemoteError::invalid(format!("request data is not a SimulatorToServerCommand: {e}"))
                 })?;
-                let command = SimulatorCommand::from_proto(raw)?;
-                let reply = command.apply(&hodi, &session).await?;
-                Ok(Payload::new(Bytes::from(reply.encode_to_vec())))
+                let started = std::time::Instant::now();
+                let name = if empty { "empty" } else { crate::command::simulator_command_name(&raw) };
+                let reply = match SimulatorCommand::from_proto(raw) {
+                    Ok(command) => command.apply(&hodi, &session).await,
+                    Err(e) => Err(e),
+                };
+                crate::metrics::command("simulator", name, started.elapsed(), reply.is_ok());
+                Ok(Payload::new(Bytes::from(reply?.encode_to_vec())))
             }
             .instrument(span),
         )

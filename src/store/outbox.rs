@@ -254,6 +254,22 @@ impl Store {
     pub async fn outbox_len(&self) -> Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(&self.pool).await?.try_get("n")?)
     }
+
+    /// Per app with notifications waiting: how many, and when the oldest was queued (metrics).
+    pub async fn outbox_by_app(&self) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query("SELECT app_id, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY app_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("app_id")?, r.try_get("n")?, r.try_get("oldest")?))).collect()
+    }
+
+    /// By-tag works still running (metrics).
+    pub async fn running_work(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM work WHERE state = 'running'")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
 }
 
 impl Store {

@@ -6,6 +6,7 @@
 
 pub mod certificate;
 pub mod descriptors;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct Bound {
     pub webhooks: Option<SocketAddr>,
     /// SMTP for customers' email (`[inbox]`).
     pub inbox: Option<SocketAddr>,
+    /// The operator's HTTP: metrics and health (`listen.http`).
+    pub http: Option<SocketAddr>,
 }
 
 /// Binds every enabled listener and starts accepting. Returns once all are bound.

@@ -25,16 +25,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use hodi_rsocket::admission::{Admission, AdmittedListener};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::channel::events::ChannelEvent;
 use crate::config::providers::Provider;
@@ -56,42 +53,19 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
     if settings.listen.trim().is_empty() {
         return Ok(None);
     }
-    let listener = tokio::net::TcpListener::bind(settings.listen.trim()).await.with_context(|| {
-        format!("webhooks.listen = {:?}: cannot listen there (in use, or not an address of this host)", settings.listen)
-    })?;
-    let local = listener.local_addr()?;
+    let (listener, local) = crate::transport::http::bind("webhooks.listen", &settings.listen).await?;
     let router = axum::Router::new()
         .route("/hooks/{provider}/{token}/{event}", axum::routing::post(hook).get(check))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(hodi);
-    let admission = Admission::new("webhooks", settings.max_connections, settings.max_connections_per_address);
-    let mut listener = AdmittedListener::new("webhooks", listener, admission);
+    let limits = crate::transport::http::Limits {
+        max_connections: settings.max_connections,
+        max_connections_per_address: settings.max_connections_per_address,
+        header_timeout: Duration::from_secs(settings.header_timeout_secs.max(1)),
+        lifetime: Duration::from_secs(settings.connection_secs.max(1)),
+    };
     info!(%local, "webhooks listening");
-    tokio::spawn(async move {
-        while let Some((tcp, peer, ticket)) = listener.next(&shutdown).await {
-            let service = TowerToHyperService::new(router.clone());
-            let (header_timeout, lifetime) = (
-                Duration::from_secs(settings.header_timeout_secs.max(1)),
-                Duration::from_secs(settings.connection_secs.max(1)),
-            );
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .serve_connection(TokioIo::new(tcp), service);
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    served = tokio::time::timeout(lifetime, connection) => {
-                        if let Ok(Err(e)) = served {
-                            debug!(%peer, error = %e, "webhooks: connection ended");
-                        }
-                    }
-                }
-                drop(ticket);
-            });
-        }
-    });
+    crate::transport::http::serve("webhooks", listener, router, limits, shutdown);
     Ok(Some(local))
 }
 

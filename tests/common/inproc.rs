@@ -41,6 +41,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> (Running, TestDir) 
     config.voice.sip_tcp = "127.0.0.1:0".into();
     config.voice.recordings_http = "127.0.0.1:0".into();
     config.webhooks.listen = "127.0.0.1:0".into();
+    config.listen.http = "127.0.0.1:0".into();
     adjust(&mut config);
     // After `adjust`: a test that restarts on a data directory of its own finds its database again.
     let db = super::database::TestDatabase::for_data_dir(&config.data_dir);

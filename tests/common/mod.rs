@@ -24,6 +24,7 @@ pub struct Listening {
     pub wss: Option<String>,
     pub sip: Option<String>,
     pub webhooks: Option<String>,
+    pub http: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +86,7 @@ impl Hodi {
             .env("HODI_VOICE__SIP_TCP", "127.0.0.1:0")
             .env("HODI_VOICE__RECORDINGS_HTTP", "127.0.0.1:0")
             .env("HODI_WEBHOOKS__LISTEN", "127.0.0.1:0")
+            .env("HODI_LISTEN__HTTP", "127.0.0.1:0")
             .env("HODI_LOG", "info,hodi=debug")
             .stdout(std::fs::File::create(&stdout_file).expect("stdout file"))
             .stderr(std::fs::File::create(data_dir.join("stderr.txt")).expect("stderr file"));

@@ -1,0 +1,112 @@
+//! Prometheus metrics: the process's recorder, and every metric's name, help text and labels, so
+//! the list an operator reads (`/metrics`, README) is in one file.
+//!
+//! Owns names and recording helpers only. Components record through these helpers (or the
+//! `metrics` macros with these names); the operator's listener ([`crate::ops`]) renders them and
+//! sets the gauges that are read from the store at scrape time. Labels take values from small
+//! fixed sets (command names, outcomes, socket kinds) or provisioned ids (apps): never customer
+//! ids or numbers.
+//!
+//! Must not import the rest of the server: everything may record metrics.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Sockets open now, by kind (`app`, `simplex_app`, `simulator`).
+pub const SESSIONS: &str = "hodi_sessions";
+/// SETUPs refused (wrong credentials, malformed metadata).
+pub const SETUPS_REFUSED: &str = "hodi_setups_refused_total";
+/// Commands answered, by socket, command and outcome (`ok`, `error`). An empty request (hodi-sdk's
+/// proof that a connection works) is `empty`, one with no command this server knows `unknown`.
+pub const COMMANDS: &str = "hodi_commands_total";
+/// How long commands took, by command.
+pub const COMMAND_SECONDS: &str = "hodi_command_duration_seconds";
+/// Notifications the dispatcher sent, had answered, saw go unanswered, answered late, or sent again.
+pub const NOTIFICATIONS: &str = "hodi_notifications_total";
+/// Reminders fired.
+pub const REMINDERS_FIRED: &str = "hodi_reminders_fired_total";
+/// Reminders waiting to fire (read at scrape).
+pub const REMINDERS_PENDING: &str = "hodi_reminders_pending";
+/// Notifications queued per app, and the age of the oldest (read at scrape).
+pub const OUTBOX_DEPTH: &str = "hodi_outbox_depth";
+pub const OUTBOX_OLDEST: &str = "hodi_outbox_oldest_age_seconds";
+/// By-tag works running (read at scrape).
+pub const WORK_RUNNING: &str = "hodi_work_running";
+
+/// Command latencies from 100 µs to 10 s.
+const SECONDS_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process's recorder (once; later calls return the same handle) and describes
+/// every metric. None if another recorder was installed first (then nothing is rendered).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder =
+                PrometheusBuilder::new().set_buckets_for_metric(Matcher::Full(COMMAND_SECONDS.into()), SECONDS_BUCKETS);
+            let recorder = match builder {
+                Ok(b) => b.build_recorder(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics: histogram buckets refused; metrics are off");
+                    return None;
+                }
+            };
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("metrics: another recorder is installed in this process; /metrics shows nothing");
+                return None;
+            }
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    describe_gauge!(
+        SESSIONS,
+        "RSocket sockets open now, by kind: app (takes notifications as requests), simplex_app (commands only, or a hodi-sdk subscription), simulator."
+    );
+    describe_counter!(SETUPS_REFUSED, "SETUP frames refused: wrong credentials or metadata.");
+    describe_counter!(
+        COMMANDS,
+        "Commands answered, by socket (app, simulator), command (empty: a connection check) and outcome (ok, error)."
+    );
+    describe_histogram!(COMMAND_SECONDS, Unit::Seconds, "Time to answer a command, by socket and command.");
+    describe_counter!(
+        NOTIFICATIONS,
+        "Notifications by what happened: sent, answered, unanswered (reply timeout), late (answered after it), redelivered."
+    );
+    describe_counter!(REMINDERS_FIRED, "Reminders fired (each queues a notification).");
+    describe_gauge!(REMINDERS_PENDING, "Reminders waiting to fire.");
+    describe_gauge!(OUTBOX_DEPTH, "Notifications queued for an app and not yet answered, by app.");
+    describe_gauge!(OUTBOX_OLDEST, Unit::Seconds, "Age of the oldest notification queued for an app, by app.");
+    describe_gauge!(WORK_RUNNING, "By-tag works running (this node or any, on a shared database).");
+}
+
+/// A command answered: its socket kind, name, time and whether it failed.
+pub fn command(socket: &'static str, name: &'static str, took: Duration, ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::counter!(COMMANDS, "socket" => socket, "command" => name, "outcome" => outcome).increment(1);
+    metrics::histogram!(COMMAND_SECONDS, "socket" => socket, "command" => name).record(took.as_secs_f64());
+}
+
+/// A socket of `kind` opened; the returned guard counts it closed when dropped.
+pub fn session_opened(kind: &'static str) -> SessionOpen {
+    metrics::gauge!(SESSIONS, "kind" => kind).increment(1.0);
+    SessionOpen(kind)
+}
+
+/// One open socket in [`SESSIONS`].
+pub struct SessionOpen(&'static str);
+
+impl Drop for SessionOpen {
+    fn drop(&mut self) {
+        metrics::gauge!(SESSIONS, "kind" => self.0).decrement(1.0);
+    }
+}
