@@ -9,34 +9,13 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::inproc::start_with;
-use common::{read_until_closed, Hodi};
+use common::{http_get, metric_sample, read_until_closed, Hodi};
 use hodi_sdk::model::{channel, Reminder};
 use hodi_sdk::{Credentials, Elarian, Endpoint, Event, Options, Reply, Simulator};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// `GET path` on `addr`: the status code and the body.
-async fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut tcp = TcpStream::connect(addr).await.expect("connect to the HTTP listener");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: hodi\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.expect("request sent");
-    let (text, closed) = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
-    assert!(closed, "the answer to GET {path} did not end");
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-/// The value of the sample of `metric` whose labels include every one of `labels`.
-fn sample(metrics: &str, metric: &str, labels: &[&str]) -> Option<f64> {
-    metrics.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (name_labels, value) = line.rsplit_once(' ')?;
-        let name = name_labels.split('{').next()?;
-        (name == metric && labels.iter().all(|l| name_labels.contains(l))).then(|| value.parse().ok())?
-    })
-}
 
 fn options(hodi: &Hodi, api_key: &str) -> Options {
     let creds = &hodi.creds;
@@ -53,9 +32,9 @@ async fn metrics_and_health_show_what_the_server_did() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hodi = Hodi::start(dir.path(), &[]);
     let http = hodi.listening.http.clone().expect("the operator's listener is bound");
-    assert_eq!(get(&http, "/healthz").await, (200, "ok\n".into()));
-    assert_eq!(get(&http, "/readyz").await, (200, "ready\n".into()));
-    assert_eq!(get(&http, "/nothing-here").await.0, 404);
+    assert_eq!(http_get(&http, "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(http_get(&http, "/readyz").await, (200, "ready\n".into()));
+    assert_eq!(http_get(&http, "/nothing-here").await.0, 404);
 
     // Traffic: an app with three getState, a phone texting it, a wrong key, a reminder pending.
     let app = Elarian::connect(options(&hodi, &hodi.creds.api_key));
@@ -87,24 +66,26 @@ async fn metrics_and_health_show_what_the_server_did() {
     let wrong = Elarian::connect(options(&hodi, "hodi_key_wrong"));
     assert!(wrong.connected(Duration::from_secs(5)).await.is_err(), "a wrong key was let in");
 
-    let (status, metrics) = get(&http, "/metrics").await;
+    let (status, metrics) = http_get(&http, "/metrics").await;
     assert_eq!(status, 200);
     let get_state = ["socket=\"app\"", "command=\"getCustomerState\"", "outcome=\"ok\""];
-    assert_eq!(sample(&metrics, "hodi_commands_total", &get_state), Some(3.0), "{metrics}");
+    assert_eq!(metric_sample(&metrics, "hodi_commands_total", &get_state), Some(3.0), "{metrics}");
     let received = ["socket=\"simulator\"", "command=\"receiveMessage\"", "outcome=\"ok\""];
-    assert_eq!(sample(&metrics, "hodi_commands_total", &received), Some(1.0), "{metrics}");
-    let count = sample(&metrics, "hodi_command_duration_seconds_count", &["command=\"getCustomerState\""]);
+    assert_eq!(metric_sample(&metrics, "hodi_commands_total", &received), Some(1.0), "{metrics}");
+    let count = metric_sample(&metrics, "hodi_command_duration_seconds_count", &["command=\"getCustomerState\""]);
     assert_eq!(count, Some(3.0), "a latency histogram per command:\n{metrics}");
     assert!(metrics.contains("# TYPE hodi_command_duration_seconds histogram"), "{metrics}");
     // hodi-sdk sets up simplex and subscribes: a simplex_app socket.
-    assert_eq!(sample(&metrics, "hodi_sessions", &["kind=\"simplex_app\""]), Some(1.0), "{metrics}");
-    assert_eq!(sample(&metrics, "hodi_sessions", &["kind=\"simulator\""]), Some(1.0), "{metrics}");
-    let probes = sample(&metrics, "hodi_commands_total", &["command=\"empty\""]);
+    assert_eq!(metric_sample(&metrics, "hodi_sessions", &["kind=\"simplex_app\""]), Some(1.0), "{metrics}");
+    assert_eq!(metric_sample(&metrics, "hodi_sessions", &["kind=\"simulator\""]), Some(1.0), "{metrics}");
+    let probes = metric_sample(&metrics, "hodi_commands_total", &["command=\"empty\""]);
     assert!(probes >= Some(1.0), "hodi-sdk's connection checks are told apart:\n{metrics}");
-    assert_eq!(sample(&metrics, "hodi_commands_total", &["command=\"unknown\""]), None, "{metrics}");
-    assert!(sample(&metrics, "hodi_setups_refused_total", &[]) >= Some(1.0), "{metrics}");
-    assert!(sample(&metrics, "hodi_notifications_total", &["outcome=\"answered\""]) >= Some(1.0), "{metrics}");
-    assert_eq!(sample(&metrics, "hodi_reminders_pending", &[]), Some(1.0), "{metrics}");
+    assert_eq!(metric_sample(&metrics, "hodi_commands_total", &["command=\"unknown\""]), None, "{metrics}");
+    assert!(metric_sample(&metrics, "hodi_setups_refused_total", &[]) >= Some(1.0), "{metrics}");
+    assert!(metric_sample(&metrics, "hodi_notifications_total", &["outcome=\"answered\""]) >= Some(1.0), "{metrics}");
+    assert_eq!(metric_sample(&metrics, "hodi_reminders_pending", &[]), Some(1.0), "{metrics}");
+    let sms_in = ["direction=\"inbound\"", "channel=\"sms\""];
+    assert_eq!(metric_sample(&metrics, "hodi_messages_total", &sms_in), Some(1.0), "{metrics}");
     assert!(!metrics.contains("254700555001"), "a customer's number in the metrics:\n{metrics}");
 
     // The app goes away; what is texted meanwhile waits in its outbox, and the gauge says so.
@@ -113,12 +94,12 @@ async fn metrics_and_health_show_what_the_server_did() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     phone.receive_message("+254700555001", channel::sms("21356"), text("anyone?"), None).await.expect("texted");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (_, metrics) = get(&http, "/metrics").await;
+    let (_, metrics) = http_get(&http, "/metrics").await;
     let app_label = format!("app=\"{}\"", hodi.creds.app_id);
-    assert_eq!(sample(&metrics, "hodi_outbox_depth", &[&app_label]), Some(1.0), "{metrics}");
-    let age = sample(&metrics, "hodi_outbox_oldest_age_seconds", &[&app_label]).expect("the oldest's age");
+    assert_eq!(metric_sample(&metrics, "hodi_outbox_depth", &[&app_label]), Some(1.0), "{metrics}");
+    let age = metric_sample(&metrics, "hodi_outbox_oldest_age_seconds", &[&app_label]).expect("the oldest's age");
     assert!((1.0..60.0).contains(&age), "the oldest has waited about a second: {age}");
-    assert_eq!(sample(&metrics, "hodi_sessions", &["kind=\"simplex_app\""]), Some(0.0), "{metrics}");
+    assert_eq!(metric_sample(&metrics, "hodi_sessions", &["kind=\"simplex_app\""]), Some(0.0), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,5 +138,5 @@ async fn the_operators_listener_bounds_what_a_hostile_peer_can_hold() {
         .expect("written");
     let (answer, _) = read_until_closed(&mut post, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 405"), "{answer:?}");
-    assert_eq!(get(&addr, "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(http_get(&addr, "/healthz").await, (200, "ok\n".into()));
 }

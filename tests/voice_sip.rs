@@ -87,6 +87,13 @@ async fn caller_presses_1(transport: &str) {
     assert!(r.packets_sent >= 80, "{r:?}");
     assert!(r.packets_received >= 2 && r.packets_lost == 0, "the key press arrived: {r:?}");
     assert!(r.duration_ms >= 1_500 && r.answered_at.is_some(), "{r:?}");
+
+    // The operator sees it in the metrics (other tests in this process may have added calls).
+    let http = running.bound.http.expect("the operator's listener").to_string();
+    let (_, metrics) = common::http_get(&http, "/metrics").await;
+    let ended = ["direction=\"inbound\"", "ending=\"we_hung_up\""];
+    assert!(common::metric_sample(&metrics, "hodi_calls_total", &ended) >= Some(1.0), "{metrics}");
+    assert!(common::metric_sample(&metrics, "hodi_call_rtp_loss_ratio_count", &[]) >= Some(1.0), "{metrics}");
 }
 
 /// The call records once `n` are stored (each is written as its call task ends).

@@ -33,12 +33,27 @@ pub const REMINDERS_PENDING: &str = "hodi_reminders_pending";
 /// Notifications queued per app, and the age of the oldest (read at scrape).
 pub const OUTBOX_DEPTH: &str = "hodi_outbox_depth";
 pub const OUTBOX_OLDEST: &str = "hodi_outbox_oldest_age_seconds";
+/// Messages stored, by direction, channel and the status they were stored with.
+pub const MESSAGES: &str = "hodi_messages_total";
+/// Messages moved to a status after they were stored (delivery reports, hand-overs).
+pub const MESSAGE_STATUS: &str = "hodi_message_status_changes_total";
+/// Payments reaching a status (stored with it, or moved to it).
+pub const PAYMENTS: &str = "hodi_payment_status_total";
+/// SIP calls ended, by direction and how they ended; their RTP loss and jitter.
+pub const CALLS: &str = "hodi_calls_total";
+pub const CALL_LOSS: &str = "hodi_call_rtp_loss_ratio";
+pub const CALL_JITTER: &str = "hodi_call_rtp_jitter_seconds";
 /// By-tag works running (read at scrape).
 pub const WORK_RUNNING: &str = "hodi_work_running";
 
 /// Command latencies from 100 µs to 10 s.
 const SECONDS_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// RTP loss from none to a third of the packets.
+const LOSS_BUCKETS: &[f64] = &[0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.33];
+/// RTP jitter from 1 ms to 200 ms.
+const JITTER_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -47,8 +62,10 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let builder =
-                PrometheusBuilder::new().set_buckets_for_metric(Matcher::Full(COMMAND_SECONDS.into()), SECONDS_BUCKETS);
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(COMMAND_SECONDS.into()), SECONDS_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_LOSS.into()), LOSS_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_JITTER.into()), JITTER_BUCKETS));
             let recorder = match builder {
                 Ok(b) => b.build_recorder(),
                 Err(e) => {
@@ -86,6 +103,22 @@ fn describe() {
     describe_gauge!(REMINDERS_PENDING, "Reminders waiting to fire.");
     describe_gauge!(OUTBOX_DEPTH, "Notifications queued for an app and not yet answered, by app.");
     describe_gauge!(OUTBOX_OLDEST, Unit::Seconds, "Age of the oldest notification queued for an app, by app.");
+    describe_counter!(
+        MESSAGES,
+        "Messages stored, by direction (inbound, outbound), channel and the status stored with."
+    );
+    describe_counter!(MESSAGE_STATUS, "Messages moved to a status after they were stored, by status.");
+    describe_counter!(PAYMENTS, "Payments reaching a status: stored with it or moved to it, by status.");
+    describe_counter!(
+        CALLS,
+        "SIP calls ended, by direction (inbound, outbound) and ending (customer_hung_up, rejected, …)."
+    );
+    describe_histogram!(CALL_LOSS, "Share of a call's RTP packets lost (received side), per call.");
+    describe_histogram!(
+        CALL_JITTER,
+        Unit::Seconds,
+        "A call's RTP interarrival jitter (RFC 3550) at its end, per call."
+    );
     describe_gauge!(WORK_RUNNING, "By-tag works running (this node or any, on a shared database).");
 }
 
@@ -94,6 +127,54 @@ pub fn command(socket: &'static str, name: &'static str, took: Duration, ok: boo
     let outcome = if ok { "ok" } else { "error" };
     metrics::counter!(COMMANDS, "socket" => socket, "command" => name, "outcome" => outcome).increment(1);
     metrics::histogram!(COMMAND_SECONDS, "socket" => socket, "command" => name).record(took.as_secs_f64());
+}
+
+/// A wire enum value's name as a label: `MESSAGING_CHANNEL_SMS` with `prefix`
+/// `MESSAGING_CHANNEL_` is `sms`; a value the wire does not name is `other`.
+fn enum_label(name: Option<&'static str>, prefix: &str) -> String {
+    name.map_or("other".into(), |n| n.strip_prefix(prefix).unwrap_or(n).to_ascii_lowercase())
+}
+
+/// Messages stored: (direction, channel, status) of each.
+pub fn messages_stored(rows: impl Iterator<Item = (i32, i32, i32)>) {
+    use hodi_wire::{CustomerEventDirection, MessageDeliveryStatus, MessagingChannel};
+    for (direction, channel, status) in rows {
+        let direction = enum_label(
+            CustomerEventDirection::try_from(direction).ok().map(|d| d.as_str_name()),
+            "CUSTOMER_EVENT_DIRECTION_",
+        );
+        let channel =
+            enum_label(MessagingChannel::try_from(channel).ok().map(|c| c.as_str_name()), "MESSAGING_CHANNEL_");
+        let status = enum_label(
+            MessageDeliveryStatus::try_from(status).ok().map(|s| s.as_str_name()),
+            "MESSAGE_DELIVERY_STATUS_",
+        );
+        metrics::counter!(MESSAGES, "direction" => direction, "channel" => channel, "status" => status).increment(1);
+    }
+}
+
+/// `count` messages moved to `status`.
+pub fn message_status_changed(status: i32, count: usize) {
+    let name = hodi_wire::MessageDeliveryStatus::try_from(status).ok().map(|s| s.as_str_name());
+    let status = enum_label(name, "MESSAGE_DELIVERY_STATUS_");
+    metrics::counter!(MESSAGE_STATUS, "status" => status).increment(count as u64);
+}
+
+/// A payment reached `status`.
+pub fn payment_status(status: i32) {
+    let name = hodi_wire::PaymentStatus::try_from(status).ok().map(|s| s.as_str_name());
+    metrics::counter!(PAYMENTS, "status" => enum_label(name, "PAYMENT_STATUS_")).increment(1);
+}
+
+/// A call ended: `direction` and `ending` come from fixed sets (the voice executor's names).
+pub fn call_ended(direction: &str, ending: &str, received: i64, lost: i64, jitter: Duration) {
+    let (direction, ending) = (direction.to_string(), ending.to_string());
+    metrics::counter!(CALLS, "direction" => direction, "ending" => ending).increment(1);
+    let expected = received + lost;
+    if expected > 0 {
+        metrics::histogram!(CALL_LOSS).record(lost.max(0) as f64 / expected as f64);
+        metrics::histogram!(CALL_JITTER).record(jitter.as_secs_f64());
+    }
 }
 
 /// A socket of `kind` opened; the returned guard counts it closed when dropped.

@@ -57,6 +57,14 @@ impl Store {
             .bind(r.jitter_ms)
             .execute(&self.pool)
             .await?;
+        crate::metrics::call_ended(
+            &r.direction,
+            &r.ending,
+            r.packets_received,
+            r.packets_lost,
+            // From a peer's RTP: never trusted to be a finite, positive number.
+            std::time::Duration::try_from_secs_f64(r.jitter_ms / 1000.0).unwrap_or_default(),
+        );
         Ok(())
     }
 

@@ -272,6 +272,7 @@ impl Store {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        crate::metrics::message_status_changed(status, ids.len());
         Ok(())
     }
 
@@ -460,6 +461,10 @@ pub async fn insert_many(conn: &mut AnyConnection, rows: &[MessageRow]) -> Resul
                 .bind(m.created_at);
         }
         stored += query.execute(&mut *conn).await?.rows_affected();
+    }
+    // Counted when every row was new; a replay of history already imported is not new traffic.
+    if stored as usize == rows.len() {
+        crate::metrics::messages_stored(rows.iter().map(|m| (m.direction, m.channel, m.status)));
     }
     Ok(stored)
 }

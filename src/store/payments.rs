@@ -483,6 +483,7 @@ async fn insert_transaction(conn: &mut AnyConnection, t: &Transaction) -> Result
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     );
     bind_transaction(sqlx::query(sqlx::AssertSqlSafe(sql)), t).execute(&mut *conn).await?;
+    crate::metrics::payment_status(t.status);
     Ok(())
 }
 
@@ -585,6 +586,7 @@ impl Store {
         sqlx::query("DELETE FROM payment_requests WHERE transaction_id = $1").bind(id).execute(&mut *tx).await?;
         queue(&mut tx, &t.org_id, &notices(&t, final_status)).await?;
         tx.commit().await?;
+        crate::metrics::payment_status(final_status);
         Ok(Some((t, final_status)))
     }
 
@@ -596,6 +598,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        crate::metrics::payment_status(status);
         Ok(())
     }
 

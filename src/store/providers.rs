@@ -429,6 +429,7 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
+            crate::metrics::message_status_changed(*status, ids.len());
         }
         let entries: Vec<Vec<u8>> = settled.iter().map(|s| notification(&s.message_id, s.status)).collect();
         let items: Vec<NewNotification<'_>> = settled
@@ -508,6 +509,7 @@ impl Store {
                     .bind(&message_id)
                     .execute(&mut *tx)
                     .await?;
+                crate::metrics::message_status_changed(to, 1);
                 let (org_id, customer_id): (String, String) =
                     (message.try_get("org_id")?, message.try_get("customer_id")?);
                 let entry = notification(&message_id, to);

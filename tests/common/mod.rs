@@ -273,3 +273,25 @@ pub async fn read_until_closed(tcp: &mut tokio::net::TcpStream, within: Duration
         }
     }
 }
+
+/// `GET path` on `addr`: the status code and the body.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect to the HTTP listener");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: hodi\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("request sent");
+    let (text, closed) = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
+    assert!(closed, "the answer to GET {path} did not end");
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the sample of `metric` whose labels include every one of `labels`.
+pub fn metric_sample(metrics: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    metrics.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (name_labels, value) = line.rsplit_once(' ')?;
+        let name = name_labels.split('{').next()?;
+        (name == metric && labels.iter().all(|l| name_labels.contains(l))).then(|| value.parse().ok())?
+    })
+}
