@@ -4,6 +4,8 @@
 //!
 //! Owns argument parsing and what the operator sees on stdout. Logs go to stderr through `tracing`.
 
+mod inspect;
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -63,6 +65,22 @@ pub enum Command {
     /// The nodes sharing this database (PostgreSQL): each one's listeners, heartbeat and app
     /// sockets, and which node delivers each app's notifications.
     Cluster,
+    /// Notifications waiting per app: how many, the oldest's age, how many are being retried, and
+    /// the last failure.
+    Outbox {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// By-tag work, newest first: kind, state, tag, customers handled (of those tagged now, while
+    /// it runs), which node runs it.
+    Work {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// One JSON document instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Call detail records of SIP calls, newest first.
     Calls {
         #[arg(long, default_value_t = 20)]
@@ -202,6 +220,8 @@ pub fn main() -> Result<()> {
             Command::Calls { limit } => calls(config, limit).await,
             Command::Migrate => migrate(config).await,
             Command::Cluster => cluster(config).await,
+            Command::Outbox { json } => inspect::outbox(config, json).await,
+            Command::Work { limit, json } => inspect::work(config, limit, json).await,
             Command::Import { from } => import(config, &from).await,
         }
     })

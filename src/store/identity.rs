@@ -331,6 +331,22 @@ impl Store {
 
     /// Live customers carrying tag (key, value) in `org_id`, after `after` (exclusive), in id order:
     /// by-tag work pages through them.
+    /// How many customers of `org_id` carry the tag now (what by-tag work would reach).
+    pub async fn count_tagged(&self, org_id: &str, key: &str, value: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM customer_tags t JOIN customers c ON c.id = t.customer_id
+             WHERE t.org_id = $1 AND t.key = $3 AND t.value = $4 AND (t.expires_at IS NULL OR t.expires_at > $2)
+               AND c.decommissioned_at IS NULL",
+        )
+        .bind(org_id)
+        .bind(now_ms())
+        .bind(key)
+        .bind(value)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     pub async fn customers_tagged(
         &self,
         org_id: &str,

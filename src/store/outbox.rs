@@ -130,6 +130,19 @@ fn outbox_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow> {
     })
 }
 
+/// One app's waiting notifications (`hodi outbox`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxSummary {
+    pub app_id: String,
+    pub depth: i64,
+    /// When the oldest was queued (unix ms).
+    pub oldest_at: i64,
+    /// How many have been tried and went unanswered or failed at least once.
+    pub retrying: i64,
+    /// The newest failure's reason.
+    pub last_error: Option<String>,
+}
+
 impl Store {
     /// Queues notifications that report no other change of their own (a delivery status, a consent
     /// update already stored), in one transaction.
@@ -261,6 +274,30 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok((r.try_get("app_id")?, r.try_get("n")?, r.try_get("oldest")?))).collect()
+    }
+
+    /// Per app with notifications waiting: what an operator looks at first (`hodi outbox`).
+    pub async fn outbox_summary(&self) -> Result<Vec<OutboxSummary>> {
+        let rows = sqlx::query(
+            "SELECT o.app_id, COUNT(*) AS depth, MIN(o.created_at) AS oldest,
+                    SUM(CASE WHEN o.attempts > 0 THEN 1 ELSE 0 END) AS retrying,
+                    (SELECT e.last_error FROM outbox e WHERE e.app_id = o.app_id AND e.last_error IS NOT NULL
+                     ORDER BY e.seq DESC LIMIT 1) AS last_error
+             FROM outbox o GROUP BY o.app_id ORDER BY o.app_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxSummary {
+                    app_id: r.try_get("app_id")?,
+                    depth: r.try_get("depth")?,
+                    oldest_at: r.try_get("oldest")?,
+                    retrying: r.try_get("retrying")?,
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect()
     }
 
     /// By-tag works still running (metrics).

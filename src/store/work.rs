@@ -15,6 +15,24 @@ pub struct WorkRecord {
     pub error: Option<String>,
 }
 
+/// A work as `hodi work` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkSummary {
+    pub id: String,
+    pub org_id: String,
+    pub app_id: String,
+    pub kind: String,
+    pub state: String,
+    pub tag: (String, String),
+    /// Customers handled so far (all of them once done).
+    pub customers: i64,
+    pub error: Option<String>,
+    /// The node running it ('' on a single node).
+    pub node: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
 /// What a by-tag command asked for, kept with its work so that it can be resumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkOrder {
@@ -140,6 +158,35 @@ impl Store {
                     },
                     after_customer: r.try_get("after_customer")?,
                     customers: r.try_get("customers")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest `limit` works, newest first (`hodi work`).
+    pub async fn recent_work(&self, limit: i64) -> Result<Vec<WorkSummary>> {
+        let rows = sqlx::query(
+            "SELECT id, org_id, app_id, kind, state, tag_key, tag_value, customers, error, claimed_by, created_at,
+                    finished_at
+             FROM work ORDER BY created_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WorkSummary {
+                    id: r.try_get("id")?,
+                    org_id: r.try_get("org_id")?,
+                    app_id: r.try_get("app_id")?,
+                    kind: r.try_get("kind")?,
+                    state: r.try_get("state")?,
+                    tag: (r.try_get("tag_key")?, r.try_get("tag_value")?),
+                    customers: r.try_get("customers")?,
+                    error: r.try_get("error")?,
+                    node: r.try_get("claimed_by")?,
+                    created_at: r.try_get("created_at")?,
+                    finished_at: r.try_get("finished_at")?,
                 })
             })
             .collect()

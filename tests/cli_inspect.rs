@@ -1,0 +1,97 @@
+//! `hodi outbox` and `hodi work` against a running server's store: what waits for an app that is
+//! not connected (count, age, retries, last error), and by-tag work with its progress, as a
+//! table and as JSON.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use common::Hodi;
+use hodi_sdk::model::{channel, Reminder, Tag};
+use hodi_sdk::{Credentials, Elarian, Endpoint, Options, Simulator};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn run(hodi: &Hodi, args: &[&str]) -> String {
+    let out = hodi.cli().args(args).output().expect("running hodi");
+    assert!(out.status.success(), "hodi {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn options(hodi: &Hodi) -> Options {
+    let c = &hodi.creds;
+    Options::new(
+        Endpoint::Tcp(hodi.listening.tcp.clone().expect("tcp")),
+        &c.org_id,
+        &c.app_id,
+        Credentials::ApiKey(c.api_key.clone()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_and_work_show_what_waits_and_how_far_by_tag_work_got() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    assert_eq!(run(&hodi, &["outbox"]).trim(), "no notifications waiting");
+    assert_eq!(run(&hodi, &["work"]).trim(), "no by-tag work yet");
+
+    // Three texts to an app with no socket: they wait.
+    let phone = Simulator::connect(options(&hodi));
+    phone.connected(WAIT).await.expect("phone connected");
+    for i in 0..3 {
+        let text = vec![hodi_sdk::wire::InboundMessageBody {
+            entry: Some(hodi_sdk::wire::inbound_message_body::Entry::Text(format!("t{i}"))),
+        }];
+        phone.receive_message("+254700666001", channel::sms("21356"), text, None).await.expect("texted");
+    }
+    let table = run(&hodi, &["outbox"]);
+    let line = table.lines().find(|l| l.starts_with(&hodi.creds.app_id)).unwrap_or_else(|| panic!("{table}"));
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((columns[1], columns[4], columns[5]), ("3", "0", "-"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&run(&hodi, &["outbox", "--json"])).expect("JSON");
+    assert_eq!(json[0]["app_id"], hodi.creds.app_id.as_str());
+    assert_eq!((json[0]["depth"].as_i64(), json[0]["retrying"].as_i64()), (Some(3), Some(0)), "{json}");
+    assert!(json[0]["last_error"].is_null(), "{json}");
+
+    // By-tag work over 30,000 customers, by an app that takes no notifications.
+    let store = hodi.store().await;
+    common::tagged::seed(&store, &hodi.creds.org_id, "insp", 30_000, ("wave", "one"), 254_740_000_000).await;
+    let mut simplex = options(&hodi);
+    simplex.simplex = true;
+    let app = Elarian::connect(simplex);
+    app.connected(WAIT).await.expect("app connected");
+    let reminder = Reminder {
+        key: "renew".into(),
+        remind_at: SystemTime::now() + Duration::from_secs(3600),
+        interval: None,
+        payload: None,
+    };
+    let work = app.add_customer_reminder_by_tag(Tag::new("wave", "one"), reminder).await.expect("work started");
+    let work_id = work.work_id.expect("work id");
+    let started = Instant::now();
+    let done = loop {
+        let json: serde_json::Value = serde_json::from_str(&run(&hodi, &["work", "--json"])).expect("JSON");
+        let w = json.as_array().and_then(|a| a.iter().find(|w| w["id"] == work_id.as_str()).cloned()).expect("listed");
+        if w["state"] == "running" {
+            assert_eq!(w["tagged_now"].as_i64(), Some(30_000), "progress is against the tagged customers: {w}");
+        } else {
+            break w;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "not done in 120 s: {w}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((done["state"].as_str(), done["customers"].as_i64()), (Some("done"), Some(30_000)), "{done}");
+    assert_eq!(
+        (done["kind"].as_str(), done["tag"][0].as_str(), done["tag"][1].as_str()),
+        (Some("add_reminder_by_tag"), Some("wave"), Some("one"))
+    );
+    let lines = run(&hodi, &["work"]);
+    let line = lines.lines().find(|l| l.starts_with(&work_id)).unwrap_or_else(|| panic!("{lines}"));
+    assert!(
+        line.contains("add_reminder_by_tag")
+            && line.contains("done")
+            && line.contains("wave=one")
+            && line.contains("30000 customers"),
+        "{line}"
+    );
+}
