@@ -95,3 +95,40 @@ async fn outbox_and_work_show_what_waits_and_how_far_by_tag_work_got() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_listed_and_a_revoked_key_is_refused_and_currencies_are_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let org = hodi.creds.org_id.clone();
+    let made = run(&hodi, &["provision", "api-key", "--org", &org]);
+    let id = made.split_whitespace().find(|w| w.starts_with("key_")).expect("a key id").to_string();
+    let key = made.lines().find_map(|l| l.strip_prefix("apiKey ")).expect("the key").trim().to_string();
+    let listed = run(&hodi, &["keys", "list", "--org", &org]);
+    assert_eq!(listed.lines().filter(|l| l.ends_with("active")).count(), 2, "{listed}");
+    assert!(!listed.contains(&key), "the key itself is never shown: {listed}");
+
+    let with_key = |key: &str| {
+        let mut o = options(&hodi);
+        o.credentials = Credentials::ApiKey(key.to_string());
+        Elarian::connect(o)
+    };
+    with_key(&key).connected(WAIT).await.expect("the new key lets an app in");
+    let revoked = run(&hodi, &["keys", "revoke", &id]);
+    assert!(revoked.contains(&format!("revoked API key {id}")), "{revoked}");
+    let refused = with_key(&key);
+    assert!(refused.connected(Duration::from_secs(5)).await.is_err(), "a revoked key let an app in");
+    with_key(&hodi.creds.api_key).connected(WAIT).await.expect("the other key still works");
+    let listed = run(&hodi, &["keys", "list", "--org", &org]);
+    let line = listed.lines().find(|l| l.starts_with(&id)).expect("listed");
+    assert!(line.contains("revoked"), "{listed}");
+    let again = hodi.cli().args(["keys", "revoke", &id]).output().expect("hodi");
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("no active API key"));
+    let unknown = hodi.cli().args(["keys", "list", "--org", "org_nope"]).output().expect("hodi");
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("unknown org"));
+
+    let xyz = hodi.cli().args(["provision", "purse", "--org", &org, "--currency", "XYZ"]).output().expect("hodi");
+    assert!(!xyz.status.success(), "XYZ was taken as a currency");
+    assert!(String::from_utf8_lossy(&xyz.stderr).contains("not an ISO 4217 currency"), "{xyz:?}");
+    assert!(run(&hodi, &["provision", "purse", "--org", &org, "--currency", "UGX"]).contains("created purse"));
+}

@@ -1,6 +1,6 @@
 //! What an operator looks at first: `hodi outbox` (what waits for each app, how old, the last
-//! failure) and `hodi work` (by-tag jobs and how far they got). Read-only; `--json` prints one
-//! JSON document for scripts.
+//! failure), `hodi work` (by-tag jobs and how far they got), `hodi keys` (an org's API keys, and
+//! revoking one). `--json` prints one JSON document for scripts.
 
 use std::io::Write;
 
@@ -88,6 +88,32 @@ pub async fn work(config: Config, limit: i64, json: bool) -> Result<()> {
             w.tag.1,
             ago(w.created_at)
         )?;
+    }
+    Ok(())
+}
+
+pub async fn keys(config: Config, command: super::KeysCommand) -> Result<()> {
+    let store = store(&config).await?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        super::KeysCommand::List { org } => {
+            for key in store.api_keys(&org).await? {
+                let state = match key.revoked_at {
+                    Some(at) => format!("revoked {} ago", ago(at)),
+                    None => "active".into(),
+                };
+                writeln!(out, "{}  {}…  made {} ago  {state}", key.id, key.prefix, ago(key.created_at))?;
+            }
+        }
+        super::KeysCommand::Revoke { id } => {
+            if !store.revoke_api_key(&id).await? {
+                anyhow::bail!("no active API key {id} (hodi keys list --org <org> shows them)");
+            }
+            writeln!(
+                out,
+                "revoked API key {id}: SETUPs with it are refused from now on; open sockets stay until they close"
+            )?;
+        }
     }
     Ok(())
 }

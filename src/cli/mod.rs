@@ -37,6 +37,9 @@ pub enum Command {
     /// Purses: read balances.
     #[command(subcommand)]
     Purse(PurseCommand),
+    /// An org's API keys: list them, revoke one.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Payments through real providers: list the ones still waiting for a result, and settle one
     /// by hand after checking the provider's own records (a result callback that never came).
     #[command(subcommand)]
@@ -166,6 +169,17 @@ fn provider_name(config: &Config, channel: &str, given: &str) -> Result<Option<S
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// The org's keys: id, first characters, when made, whether revoked (never the key itself).
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke a key by its id (`key_…`): SETUPs with it are refused from now on.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PurseCommand {
     /// Print a purse's balance: actual, available, and held by pending payouts.
     Balance {
@@ -211,6 +225,7 @@ pub fn main() -> Result<()> {
             Command::Provision(p) => provision(config, p).await,
             Command::React { message, reaction } => react(config, &message, &reaction).await,
             Command::Purse(PurseCommand::Balance { purse }) => purse_balance(config, &purse).await,
+            Command::Keys(keys) => inspect::keys(config, keys).await,
             Command::Payment(PaymentCommand::Pending { older_than_mins }) => {
                 payments_pending(config, older_than_mins).await
             }

@@ -13,6 +13,16 @@ pub struct NewApiKey {
     pub key: String,
 }
 
+/// An API key as operators see it (never the key itself: only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: String,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
 impl Store {
     pub async fn org_exists(&self, org_id: &str) -> Result<bool> {
         Ok(sqlx::query("SELECT 1 FROM orgs WHERE id = $1").bind(org_id).fetch_optional(&self.pool).await?.is_some())
@@ -78,12 +88,49 @@ impl Store {
         Ok(NewApiKey { id, org_id: org_id.to_string(), key })
     }
 
+    /// An org's API keys, oldest first: id, the key's first characters, when made and revoked.
+    pub async fn api_keys(&self, org_id: &str) -> Result<Vec<ApiKeyRow>> {
+        if !self.org_exists(org_id).await? {
+            bail!("unknown org {org_id}");
+        }
+        let rows = sqlx::query(
+            "SELECT id, prefix, created_at, revoked_at FROM api_keys WHERE org_id = $1 ORDER BY created_at, id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiKeyRow {
+                    id: r.try_get("id")?,
+                    prefix: r.try_get("prefix")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes API key `id`: new SETUPs with it are refused (sockets already open stay until they
+    /// close). False when there is no such key or it was revoked already.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn create_purse(&self, org_id: &str, currency: &str) -> Result<String> {
         if !self.org_exists(org_id).await? {
             bail!("unknown org {org_id}");
         }
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
             bail!("currency must be a three-letter ISO 4217 code in upper case, got {currency:?}");
+        }
+        if iso_currency::Currency::from_code(currency).is_none() {
+            bail!("{currency} is not an ISO 4217 currency (KES, UGX, TZS, NGN, USD, …)");
         }
         let id = new_id("prs_");
         sqlx::query("INSERT INTO purses (id, org_id, currency, created_at) VALUES ($1, $2, $3, $4)")
