@@ -82,7 +82,8 @@ const scenarios = {
         assert.deepStrictEqual(second.appData, { visits: 1 }, 'the reply to the first reminder must have been stored');
         second.callback(null, { visits: 2 });
 
-        await customer.addReminder({ key: 'cancelled', remindAt: now + 2, payload: 'never' });
+        // Far enough ahead that it cannot fire before it is cancelled.
+        await customer.addReminder({ key: 'cancelled', remindAt: Math.floor(Date.now() / 1000) + 60, payload: 'never' });
         const cancelled = await customer.cancelReminder('cancelled');
         assert.strictEqual(cancelled.status, true);
 
