@@ -40,12 +40,12 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> anyhow::Resu
         .route("/readyz", axum::routing::get(readyz))
         .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(hodi);
-    let limits = crate::transport::http::Limits {
-        max_connections: settings.max_connections,
-        max_connections_per_address: settings.max_connections_per_address,
-        header_timeout: Duration::from_secs(settings.header_timeout_secs.max(1)),
-        lifetime: Duration::from_secs(settings.connection_secs.max(1)),
-    };
+    let limits = crate::transport::http::Limits::from_config(
+        settings.max_connections,
+        settings.max_connections_per_address,
+        settings.header_timeout_secs,
+        settings.connection_secs,
+    );
     info!(%local, "operator's HTTP listening (/metrics, /healthz, /readyz)");
     crate::transport::http::serve("http", listener, router, limits, shutdown);
     Ok(Some(local))

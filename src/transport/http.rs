@@ -25,6 +25,23 @@ pub struct Limits {
     pub lifetime: Duration,
 }
 
+impl Limits {
+    /// From a listener's settings (`[webhooks]`, `[http]`): times in seconds, at least one.
+    pub fn from_config(
+        max_connections: usize,
+        per_address: usize,
+        header_timeout_secs: u64,
+        connection_secs: u64,
+    ) -> Limits {
+        Limits {
+            max_connections,
+            max_connections_per_address: per_address,
+            header_timeout: Duration::from_secs(header_timeout_secs.max(1)),
+            lifetime: Duration::from_secs(connection_secs.max(1)),
+        }
+    }
+}
+
 /// Serves `router` on `listener` (called `name` in logs) until `shutdown`.
 pub fn serve(
     name: &'static str,

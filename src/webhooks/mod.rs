@@ -23,7 +23,6 @@ pub mod twilio;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use axum::body::Bytes;
@@ -58,12 +57,12 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> Result<Optio
         .route("/hooks/{provider}/{token}/{event}", axum::routing::post(hook).get(check))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(hodi);
-    let limits = crate::transport::http::Limits {
-        max_connections: settings.max_connections,
-        max_connections_per_address: settings.max_connections_per_address,
-        header_timeout: Duration::from_secs(settings.header_timeout_secs.max(1)),
-        lifetime: Duration::from_secs(settings.connection_secs.max(1)),
-    };
+    let limits = crate::transport::http::Limits::from_config(
+        settings.max_connections,
+        settings.max_connections_per_address,
+        settings.header_timeout_secs,
+        settings.connection_secs,
+    );
     info!(%local, "webhooks listening");
     crate::transport::http::serve("webhooks", listener, router, limits, shutdown);
     Ok(Some(local))
