@@ -73,6 +73,12 @@ async fn a_repeating_reminder_fires_every_interval_until_cancelled() {
         assert!(gap >= Duration::from_millis(900) && gap <= Duration::from_secs(4), "fired {gap:?} apart");
     }
     assert_eq!(running.hodi.store.count_reminders().await.expect("count"), 1, "one reminder, re-armed, not copies");
+    // The operator sees how late they fired: each within the scheduler's second of its time.
+    let http = running.bound.http.expect("the operator's listener").to_string();
+    let (_, metrics) = common::http_get(&http, "/metrics").await;
+    let count = common::metric_sample(&metrics, "hodi_reminder_lateness_seconds_count", &[]).unwrap_or(0.0);
+    let within_2s = common::metric_sample(&metrics, "hodi_reminder_lateness_seconds_bucket", &["le=\"2\""]);
+    assert!(count >= 3.0 && within_2s == Some(count), "{metrics}");
     let cancel = Cmd::CancelCustomerReminder(CancelCustomerReminderCommand {
         customer: Some(cancel_customer_reminder_command::Customer::CustomerNumber(customer())),
         key: "tick".into(),

@@ -94,6 +94,8 @@ async fn caller_presses_1(transport: &str) {
     let ended = ["direction=\"inbound\"", "ending=\"we_hung_up\""];
     assert!(common::metric_sample(&metrics, "hodi_calls_total", &ended) >= Some(1.0), "{metrics}");
     assert!(common::metric_sample(&metrics, "hodi_call_rtp_loss_ratio_count", &[]) >= Some(1.0), "{metrics}");
+    let active = common::metric_sample(&metrics, "hodi_calls_active", &["direction=\"inbound\""]);
+    assert!(active.is_some_and(|n| n >= 0.0), "calls in progress are counted (and counted out):\n{metrics}");
 }
 
 /// The call records once `n` are stored (each is written as its call task ends).

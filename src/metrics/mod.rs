@@ -28,6 +28,8 @@ pub const COMMAND_SECONDS: &str = "hodi_command_duration_seconds";
 pub const NOTIFICATIONS: &str = "hodi_notifications_total";
 /// Reminders fired.
 pub const REMINDERS_FIRED: &str = "hodi_reminders_fired_total";
+/// How far behind its time each reminder fired.
+pub const REMINDER_LATENESS: &str = "hodi_reminder_lateness_seconds";
 /// Reminders waiting to fire (read at scrape).
 pub const REMINDERS_PENDING: &str = "hodi_reminders_pending";
 /// Notifications queued per app, and the age of the oldest (read at scrape).
@@ -39,6 +41,8 @@ pub const MESSAGES: &str = "hodi_messages_total";
 pub const MESSAGE_STATUS: &str = "hodi_message_status_changes_total";
 /// Payments reaching a status (stored with it, or moved to it).
 pub const PAYMENTS: &str = "hodi_payment_status_total";
+/// SIP calls in progress now, by direction.
+pub const CALLS_ACTIVE: &str = "hodi_calls_active";
 /// SIP calls ended, by direction and how they ended; their RTP loss and jitter.
 pub const CALLS: &str = "hodi_calls_total";
 pub const CALL_LOSS: &str = "hodi_call_rtp_loss_ratio";
@@ -50,6 +54,8 @@ pub const WORK_RUNNING: &str = "hodi_work_running";
 const SECONDS_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// Reminder lateness from 10 ms to 10 min (the scheduler looks at least every second).
+const LATENESS_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0];
 /// RTP loss from none to a third of the packets.
 const LOSS_BUCKETS: &[f64] = &[0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.33];
 /// RTP jitter from 1 ms to 200 ms.
@@ -65,7 +71,8 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(COMMAND_SECONDS.into()), SECONDS_BUCKETS)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_LOSS.into()), LOSS_BUCKETS))
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_JITTER.into()), JITTER_BUCKETS));
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_JITTER.into()), JITTER_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(REMINDER_LATENESS.into()), LATENESS_BUCKETS));
             let recorder = match builder {
                 Ok(b) => b.build_recorder(),
                 Err(e) => {
@@ -101,6 +108,7 @@ fn describe() {
     );
     describe_counter!(REMINDERS_FIRED, "Reminders fired (each queues a notification).");
     describe_gauge!(REMINDERS_PENDING, "Reminders waiting to fire.");
+    describe_histogram!(REMINDER_LATENESS, Unit::Seconds, "How far behind its time each reminder fired.");
     describe_gauge!(OUTBOX_DEPTH, "Notifications queued for an app and not yet answered, by app.");
     describe_gauge!(OUTBOX_OLDEST, Unit::Seconds, "Age of the oldest notification queued for an app, by app.");
     describe_counter!(
@@ -109,6 +117,7 @@ fn describe() {
     );
     describe_counter!(MESSAGE_STATUS, "Messages moved to a status after they were stored, by status.");
     describe_counter!(PAYMENTS, "Payments reaching a status: stored with it or moved to it, by status.");
+    describe_gauge!(CALLS_ACTIVE, "SIP calls in progress now, by direction (inbound, outbound).");
     describe_counter!(
         CALLS,
         "SIP calls ended, by direction (inbound, outbound) and ending (customer_hung_up, rejected, …)."
@@ -177,17 +186,28 @@ pub fn call_ended(direction: &str, ending: &str, received: i64, lost: i64, jitte
     }
 }
 
-/// A socket of `kind` opened; the returned guard counts it closed when dropped.
-pub fn session_opened(kind: &'static str) -> SessionOpen {
-    metrics::gauge!(SESSIONS, "kind" => kind).increment(1.0);
-    SessionOpen(kind)
+/// A reminder fired `late_ms` after its time.
+pub fn reminder_late(late_ms: i64) {
+    metrics::histogram!(REMINDER_LATENESS).record(late_ms as f64 / 1000.0);
 }
 
-/// One open socket in [`SESSIONS`].
-pub struct SessionOpen(&'static str);
+/// A call in `direction` began; the returned guard counts it ended when dropped.
+pub fn call_started(direction: &'static str) -> Active {
+    metrics::gauge!(CALLS_ACTIVE, "direction" => direction).increment(1.0);
+    Active(CALLS_ACTIVE, "direction", direction)
+}
 
-impl Drop for SessionOpen {
+/// One of something in progress in a gauge (metric, label, value), counted out when dropped.
+pub struct Active(&'static str, &'static str, &'static str);
+
+impl Drop for Active {
     fn drop(&mut self) {
-        metrics::gauge!(SESSIONS, "kind" => self.0).decrement(1.0);
+        metrics::gauge!(self.0, self.1 => self.2).decrement(1.0);
     }
+}
+
+/// A socket of `kind` opened; the returned guard counts it closed when dropped.
+pub fn session_opened(kind: &'static str) -> Active {
+    metrics::gauge!(SESSIONS, "kind" => kind).increment(1.0);
+    Active(SESSIONS, "kind", kind)
 }

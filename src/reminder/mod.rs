@@ -51,7 +51,14 @@ pub fn notification(r: &StoredReminder) -> ServerToAppCustomerNotification {
 
 /// Fires what is due now (a batch at most); returns how many fired.
 pub async fn fire_due(hodi: &Hodi) -> anyhow::Result<usize> {
-    let fired = hodi.store.fire_due_reminders(now_ms(), BATCH, |r| notification(r).encode_to_vec()).await?;
+    let now = now_ms();
+    let fired = hodi
+        .store
+        .fire_due_reminders(now, BATCH, |r| {
+            crate::metrics::reminder_late((now - r.remind_at).max(0));
+            notification(r).encode_to_vec()
+        })
+        .await?;
     if fired > 0 {
         metrics::counter!(crate::metrics::REMINDERS_FIRED).increment(fired as u64);
         tracing::debug!(fired, "reminders fired");

@@ -85,7 +85,7 @@ impl Acceptor for SessionAcceptor {
 
 /// When the socket closes: it is counted closed, and its app-data leases end (they belong to the
 /// socket that took them), so another socket is not refused for the rest of a lease nobody holds.
-fn on_close(hodi: &Arc<Hodi>, session: &Arc<Session>, open: crate::metrics::SessionOpen) {
+fn on_close(hodi: &Arc<Hodi>, session: &Arc<Session>, open: crate::metrics::Active) {
     let (hodi, session) = (hodi.clone(), session.clone());
     tokio::spawn(async move {
         session.requester.closed().await;

@@ -174,6 +174,7 @@ pub(super) fn part(
 /// Runs an inbound call to its end, then stores its record (or, refused before any org owned
 /// it, counts it: see [`super::listener::Refusals`]).
 pub async fn inbound(call: Call, inbox: mpsc::Receiver<Incoming>, admitted: Admitted) {
+    let _active = crate::metrics::call_started("inbound");
     serve(&call, inbox, admitted).await;
     store_record(&call).await;
 }

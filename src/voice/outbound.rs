@@ -252,6 +252,7 @@ pub(super) async fn place_leg(
 }
 
 async fn run(hodi: Arc<Hodi>, sip: Arc<Sip>, p: CallRequest) {
+    let _active = crate::metrics::call_started("outbound");
     let ring = Duration::from_secs(hodi.config.voice.ring_timeout_secs.clamp(1, 600));
     let owned = |call: &Call| {
         let mut o = call.outcome();
