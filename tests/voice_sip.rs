@@ -88,6 +88,29 @@ async fn caller_presses_1(transport: &str) {
     assert!(r.packets_received >= 2 && r.packets_lost == 0, "the key press arrived: {r:?}");
     assert!(r.duration_ms >= 1_500 && r.answered_at.is_some(), "{r:?}");
 
+    // `hodi calls` lists it, filtered and as JSON, with when it started and why it ended.
+    let hodi_calls = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hodi"))
+            .arg("calls")
+            .args(args)
+            .env("HODI_DATA_DIR", &running.hodi.config.data_dir)
+            .env("HODI_DATABASE_URL", running.hodi.config.database_url())
+            .output()
+            .expect("hodi calls");
+        assert!(out.status.success(), "hodi calls {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed: serde_json::Value =
+        serde_json::from_str(&hodi_calls(&["--json", "--number", "+254700000777", "--since-mins", "5"])).expect("JSON");
+    let mine = listed.as_array().and_then(|a| a.iter().find(|c| c["id"] == r.id.as_str())).expect("the call listed");
+    assert_eq!((mine["sip_status"].as_i64(), mine["ending"].as_str()), (Some(200), Some("we_hung_up")));
+    let outbound: serde_json::Value =
+        serde_json::from_str(&hodi_calls(&["--json", "--direction", "outbound"])).expect("JSON");
+    assert!(outbound.as_array().is_some_and(|a| a.iter().all(|c| c["id"] != r.id.as_str())), "filtered out");
+    let table = hodi_calls(&["--number", "+254700000777"]);
+    let line = table.lines().find(|l| l.contains(&r.id)).unwrap_or_else(|| panic!("{table}"));
+    assert!(line.starts_with("20") && line.contains("Z ") && line.contains("answered"), "{line}");
+
     // The operator sees it in the metrics (other tests in this process may have added calls).
     let http = running.bound.http.expect("the operator's listener").to_string();
     let (_, metrics) = common::http_get(&http, "/metrics").await;

@@ -1,6 +1,6 @@
 //! What an operator looks at first: `hodi outbox` (what waits for each app, how old, the last
-//! failure), `hodi work` (by-tag jobs and how far they got), `hodi keys` (an org's API keys, and
-//! revoking one). `--json` prints one JSON document for scripts.
+//! failure), `hodi work` (by-tag jobs and how far they got), `hodi calls` (call records, with why
+//! each ended), `hodi keys` (an org's API keys, and revoking one). `--json` prints one JSON document for scripts.
 
 use std::io::Write;
 
@@ -114,6 +114,84 @@ pub async fn keys(config: Config, command: super::KeysCommand) -> Result<()> {
                 "revoked API key {id}: SETUPs with it are refused from now on; open sockets stay until they close"
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Why a call ended as its SIP status says, for people (404 and 480 are both "refused").
+fn sip_reason(status: i64) -> &'static str {
+    match status {
+        200 => "answered",
+        404 => "no such number",
+        480 => "no app took it",
+        486 | 600 => "busy",
+        487 => "cancelled",
+        488 => "no common codec",
+        403 | 603 => "declined",
+        408 => "no answer",
+        500..=599 => "server error",
+        _ => "",
+    }
+}
+
+/// A unix-ms time as UTC, to the second.
+fn utc(ms: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => ms.to_string(),
+    }
+}
+
+pub async fn calls(config: Config, filter: crate::store::calls::CallFilter, limit: i64, json: bool) -> Result<()> {
+    let records = store(&config).await?.call_records_where(&filter, limit.clamp(1, 10_000)).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<20} {:<38} {:<9} {:<16} {:<16} {:>4} {:<16} {:<15} {:>8} {:>6} {:>6} {:>5} {:>7}",
+        "started (UTC)",
+        "call",
+        "direction",
+        "caller",
+        "callee",
+        "sip",
+        "why",
+        "ending",
+        "seconds",
+        "sent",
+        "recvd",
+        "lost",
+        "jitter"
+    )?;
+    for r in records {
+        writeln!(
+            out,
+            "{:<20} {:<38} {:<9} {:<16} {:<16} {:>4} {:<16} {:<15} {:>8.1} {:>6} {:>6} {:>5} {:>5.1}ms",
+            utc(r.started_at),
+            r.id,
+            r.direction,
+            r.caller,
+            r.callee,
+            r.sip_status,
+            sip_reason(r.sip_status),
+            r.ending,
+            r.duration_ms as f64 / 1000.0,
+            r.packets_sent,
+            r.packets_received,
+            r.packets_lost,
+            r.jitter_ms
+        )?;
     }
     Ok(())
 }

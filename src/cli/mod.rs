@@ -84,10 +84,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Call detail records of SIP calls, newest first.
+    /// Call detail records of SIP calls, newest first: when, who, how it ended and why (the SIP
+    /// status: 404 no such number, 480 no app to take it, 486 busy …), audio counts.
     Calls {
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        #[arg(long)]
+        org: Option<String>,
+        /// inbound or outbound.
+        #[arg(long)]
+        direction: Option<String>,
+        /// How it ended: customer_hung_up, we_hung_up, cancelled, rejected, failed, not_answered, refused.
+        #[arg(long)]
+        ending: Option<String>,
+        /// Calls from or to this number.
+        #[arg(long)]
+        number: Option<String>,
+        /// Calls started in the last this many minutes.
+        #[arg(long)]
+        since_mins: Option<i64>,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -232,7 +250,11 @@ pub fn main() -> Result<()> {
             Command::Payment(PaymentCommand::Settle { transaction, status }) => {
                 payment_settle(config, &transaction, &status).await
             }
-            Command::Calls { limit } => calls(config, limit).await,
+            Command::Calls { limit, org, direction, ending, number, since_mins, json } => {
+                let since = since_mins.map(|m| crate::store::now_ms() - m.max(0) * 60_000);
+                let filter = crate::store::calls::CallFilter { org_id: org, direction, ending, number, since };
+                inspect::calls(config, filter, limit, json).await
+            }
             Command::Migrate => migrate(config).await,
             Command::Cluster => cluster(config).await,
             Command::Outbox { json } => inspect::outbox(config, json).await,
@@ -400,35 +422,6 @@ async fn import(config: Config, from: &str) -> Result<()> {
     let (entries, balances, unbalanced) = destination.ledger_check().await?;
     let rows: u64 = copied.iter().map(|c| c.rows).sum();
     writeln!(out, "imported {rows} rows in {} tables; ledger: entries sum {entries}, balances sum {balances}, {unbalanced} unbalanced", copied.len())?;
-    Ok(())
-}
-
-async fn calls(config: Config, limit: i64) -> Result<()> {
-    let store = Store::open_existing(&config.database_url()).await?;
-    let records = store.call_records(limit.clamp(1, 10_000)).await?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<38} {:<9} {:<16} {:<16} {:>4} {:<15} {:>8} {:>6} {:>6} {:>5} {:>7}",
-        "call", "direction", "caller", "callee", "sip", "ending", "seconds", "sent", "recvd", "lost", "jitter"
-    )?;
-    for r in records {
-        writeln!(
-            out,
-            "{:<38} {:<9} {:<16} {:<16} {:>4} {:<15} {:>8.1} {:>6} {:>6} {:>5} {:>5.1}ms",
-            r.id,
-            r.direction,
-            r.caller,
-            r.callee,
-            r.sip_status,
-            r.ending,
-            r.duration_ms as f64 / 1000.0,
-            r.packets_sent,
-            r.packets_received,
-            r.packets_lost,
-            r.jitter_ms
-        )?;
-    }
     Ok(())
 }
 

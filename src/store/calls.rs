@@ -5,7 +5,7 @@ use sqlx::Row;
 use super::{Result, Store};
 
 /// One finished call.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CallRecord {
     pub id: String,
     pub session_id: String,
@@ -25,6 +25,19 @@ pub struct CallRecord {
     pub packets_received: i64,
     pub packets_lost: i64,
     pub jitter_ms: f64,
+}
+
+/// Which call records to list (`hodi calls`): each field given must match.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub org_id: Option<String>,
+    /// inbound or outbound.
+    pub direction: Option<String>,
+    pub ending: Option<String>,
+    /// The caller or the callee.
+    pub number: Option<String>,
+    /// Started at or after (unix ms).
+    pub since: Option<i64>,
 }
 
 const COLUMNS: &str =
@@ -70,8 +83,39 @@ impl Store {
 
     /// The newest `limit` records, newest first.
     pub async fn call_records(&self, limit: i64) -> Result<Vec<CallRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM call_records ORDER BY started_at DESC, id DESC LIMIT $1");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&self.pool).await?;
+        self.call_records_where(&CallFilter::default(), limit).await
+    }
+
+    /// The newest `limit` records that `filter` lets through, newest first.
+    pub async fn call_records_where(&self, filter: &CallFilter, limit: i64) -> Result<Vec<CallRecord>> {
+        // Each filter given adds a condition on a bound value; none is written into the SQL.
+        let mut conditions = Vec::new();
+        let mut values: Vec<&str> = Vec::new();
+        for (column, value) in
+            [("org_id", &filter.org_id), ("direction", &filter.direction), ("ending", &filter.ending)]
+        {
+            if let Some(v) = value {
+                values.push(v);
+                conditions.push(format!("{column} = ${}", values.len()));
+            }
+        }
+        if let Some(number) = &filter.number {
+            values.push(number);
+            values.push(number);
+            conditions.push(format!("(caller = ${} OR callee = ${})", values.len() - 1, values.len()));
+        }
+        let since = values.len() + 1;
+        let clause = conditions.iter().map(|c| format!("{c} AND ")).collect::<String>();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM call_records WHERE {clause}started_at >= ${since}
+             ORDER BY started_at DESC, id DESC LIMIT ${}",
+            since + 1
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in values {
+            query = query.bind(v);
+        }
+        let rows = query.bind(filter.since.unwrap_or(0)).bind(limit).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(CallRecord {
