@@ -127,6 +127,15 @@ async fn keys_are_listed_and_a_revoked_key_is_refused_and_currencies_are_checked
     let unknown = hodi.cli().args(["keys", "list", "--org", "org_nope"]).output().expect("hodi");
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("unknown org"));
 
+    // The org at a glance: its apps and numbers, each with the way out it uses.
+    run(&hodi, &["provision", "app", "--org", &org, "--name", "Collections"]);
+    let glance = run(&hodi, &["org", "--org", &org]);
+    assert!(glance.starts_with(&format!("org {org}: 2 app(s), ")), "{glance}");
+    assert!(glance.contains(&format!("app {}", hodi.creds.app_id)) && glance.contains("Collections"), "{glance}");
+    let sms =
+        glance.lines().find(|l| l.trim_start().starts_with("sms") && l.contains("21356")).expect("the dev SMS code");
+    assert!(sms.ends_with("via simulator"), "{glance}");
+
     let xyz = hodi.cli().args(["provision", "purse", "--org", &org, "--currency", "XYZ"]).output().expect("hodi");
     assert!(!xyz.status.success(), "XYZ was taken as a currency");
     assert!(String::from_utf8_lossy(&xyz.stderr).contains("not an ISO 4217 currency"), "{xyz:?}");

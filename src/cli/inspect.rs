@@ -195,3 +195,17 @@ pub async fn calls(config: Config, filter: crate::store::calls::CallFilter, limi
     }
     Ok(())
 }
+
+pub async fn org(config: Config, org: &str) -> Result<()> {
+    let (apps, numbers) = store(&config).await?.org_inventory(org).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "org {org}: {} app(s), {} channel number(s)", apps.len(), numbers.len())?;
+    for (id, name) in apps {
+        writeln!(out, "  app {id}  {name}")?;
+    }
+    for n in numbers {
+        let via = n.provider.as_deref().unwrap_or("simulator");
+        writeln!(out, "  {:<12} {:<24} via {via}", n.channel, n.number)?;
+    }
+    Ok(())
+}

@@ -37,6 +37,11 @@ pub enum Command {
     /// Purses: read balances.
     #[command(subcommand)]
     Purse(PurseCommand),
+    /// An org's apps and channel numbers (with the provider each number sends through).
+    Org {
+        #[arg(long)]
+        org: String,
+    },
     /// An org's API keys: list them, revoke one.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -244,6 +249,7 @@ pub fn main() -> Result<()> {
             Command::React { message, reaction } => react(config, &message, &reaction).await,
             Command::Purse(PurseCommand::Balance { purse }) => purse_balance(config, &purse).await,
             Command::Keys(keys) => inspect::keys(config, keys).await,
+            Command::Org { org } => inspect::org(config, &org).await,
             Command::Payment(PaymentCommand::Pending { older_than_mins }) => {
                 payments_pending(config, older_than_mins).await
             }

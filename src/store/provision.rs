@@ -13,6 +13,14 @@ pub struct NewApiKey {
     pub key: String,
 }
 
+/// A provisioned channel number and the provider it sends through (None: simulator sockets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelNumberRow {
+    pub channel: String,
+    pub number: String,
+    pub provider: Option<String>,
+}
+
 /// An API key as operators see it (never the key itself: only its hash is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRow {
@@ -109,6 +117,37 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// An org's apps (id, name) and channel numbers (channel, number, provider; None: simulator),
+    /// oldest first.
+    pub async fn org_inventory(&self, org_id: &str) -> Result<(Vec<(String, String)>, Vec<ChannelNumberRow>)> {
+        if !self.org_exists(org_id).await? {
+            bail!("unknown org {org_id}");
+        }
+        let apps = sqlx::query("SELECT id, name FROM apps WHERE org_id = $1 ORDER BY created_at, id")
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .collect::<Result<Vec<_>>>()?;
+        let numbers = sqlx::query(
+            "SELECT channel, number, provider FROM channel_numbers WHERE org_id = $1 ORDER BY channel, number",
+        )
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ChannelNumberRow {
+                channel: r.try_get("channel")?,
+                number: r.try_get("number")?,
+                provider: r.try_get("provider")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok((apps, numbers))
     }
 
     /// Revokes API key `id`: new SETUPs with it are refused (sockets already open stay until they
