@@ -42,9 +42,7 @@ impl Budget {
         *n += 1;
         Ok(Unfinished { budget: self.clone(), org_id: org_id.to_string() })
     }
-}
 
-impl Budget {
     /// Counts resumed work without refusing it: it was admitted when it started.
     pub(super) fn admit_resumed(self: &Arc<Self>, org_id: &str) -> Unfinished {
         *self.unfinished().entry(org_id.to_string()).or_insert(0) += 1;

@@ -2,7 +2,7 @@
 //! cluster stops heartbeating (`cluster_nodes`), another node claims its running work and carries
 //! on from the last page it finished in order.
 //!
-//! Owns the resume task ([`run`]). The action is rebuilt by a [`Rebuild`] the server hands in
+//! Owns the resume task ([`start`]). The action is rebuilt by a [`Rebuild`] the server hands in
 //! (the command module knows each kind of work); work it cannot rebuild (unknown kind, or started
 //! before work kept its command) is marked failed rather than left running for ever.
 
