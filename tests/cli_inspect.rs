@@ -141,3 +141,61 @@ async fn keys_are_listed_and_a_revoked_key_is_refused_and_currencies_are_checked
     assert!(String::from_utf8_lossy(&xyz.stderr).contains("not an ISO 4217 currency"), "{xyz:?}");
     assert!(run(&hodi, &["provision", "purse", "--org", &org, "--currency", "UGX"]).contains("created purse"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_shows_the_state_an_app_sees_by_number_or_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let org = hodi.creds.org_id.clone();
+    let number = "+254700666101";
+
+    let phone = Simulator::connect(options(&hodi));
+    phone.connected(WAIT).await.expect("phone connected");
+    let text = vec![hodi_sdk::wire::InboundMessageBody {
+        entry: Some(hodi_sdk::wire::inbound_message_body::Entry::Text("balance please".into())),
+    }];
+    phone.receive_message(number, channel::sms("21356"), text, None).await.expect("texted");
+    let mut simplex = options(&hodi);
+    simplex.simplex = true;
+    let app = Elarian::connect(simplex);
+    app.connected(WAIT).await.expect("app connected");
+    let customer = app.customer(number);
+    customer.update_tags(&[Tag::new("plan", "gold")]).await.expect("tagged");
+    customer
+        .send_message(channel::sms("21356"), hodi_sdk::model::message::text("You owe KES 500"))
+        .await
+        .expect("sent");
+    let id = customer.id().await.expect("customer id");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&hodi, &["customer", number, "--org", &org, "--json"])).expect("JSON");
+    assert_eq!(json["customer_id"], id.as_str(), "{json}");
+    assert_eq!(json["numbers"][0], number, "{json}");
+    assert_eq!((json["tags"][0][0].as_str(), json["tags"][0][1].as_str()), (Some("plan"), Some("gold")), "{json}");
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "{json}");
+    assert_eq!((messages[0]["direction"].as_str(), messages[0]["text"].as_str()), (Some("in"), Some("balance please")));
+    assert_eq!(
+        (messages[1]["direction"].as_str(), messages[1]["text"].as_str()),
+        (Some("out"), Some("You owe KES 500"))
+    );
+    assert_eq!(messages[1]["channel"], "sms");
+
+    // By id, as text: the same customer.
+    let text = run(&hodi, &["customer", &id, "--org", &org]);
+    assert!(text.starts_with(&format!("customer {id}")), "{text}");
+    assert!(
+        text.contains("plan=gold") && text.contains("You owe KES 500") && text.contains("balance please"),
+        "{text}"
+    );
+
+    // Nobody by that number, or in another org: a clear error, and nothing created.
+    for (who, in_org) in [("+254700666999", org.as_str()), (number, "no-such-org")] {
+        let out = hodi.cli().args(["customer", who, "--org", in_org]).output().expect("running hodi");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("has no customer with id or number"), "{err}");
+    }
+    let store = hodi.store().await;
+    assert!(store.find_customer(&org, "+254700666999").await.expect("store").is_none(), "looking created a customer");
+}

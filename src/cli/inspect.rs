@@ -1,6 +1,7 @@
 //! What an operator looks at first: `hodi outbox` (what waits for each app, how old, the last
 //! failure), `hodi work` (by-tag jobs and how far they got), `hodi calls` (call records, with why
-//! each ended), `hodi keys` (an org's API keys, and revoking one). `--json` prints one JSON document for scripts.
+//! each ended), `hodi keys` (an org's API keys, and revoking one), `hodi customer` (a customer's state as
+//! an app sees it). `--json` prints one JSON document for scripts.
 
 use std::io::Write;
 
@@ -206,6 +207,60 @@ pub async fn org(config: Config, org: &str) -> Result<()> {
     for n in numbers {
         let via = n.provider.as_deref().unwrap_or("simulator");
         writeln!(out, "  {:<12} {:<24} via {via}", n.channel, n.number)?;
+    }
+    Ok(())
+}
+
+pub async fn customer(config: Config, org: &str, customer: &str, json: bool) -> Result<()> {
+    let store = store(&config).await?;
+    let Some(found) = store.find_customer(org, customer).await? else {
+        anyhow::bail!("org {org} has no customer with id or number {customer:?}");
+    };
+    let state = crate::customer::state(&store, org, &found.id).await?;
+    let s = crate::customer::summary::summarise(&state);
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
+        return Ok(());
+    }
+    let gone = if found.decommissioned { " (decommissioned)" } else { "" };
+    writeln!(out, "customer {}{gone}", s.customer_id)?;
+    writeln!(out, "  numbers        {}", s.numbers.join(", "))?;
+    let pairs = |p: &[(String, String)]| p.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    writeln!(out, "  tags           {}", pairs(&s.tags))?;
+    writeln!(out, "  secondary ids  {}", pairs(&s.secondary_ids))?;
+    writeln!(out, "  metadata       {}", pairs(&s.metadata))?;
+    writeln!(out, "  activity       {} session(s)", s.activity_sessions)?;
+    writeln!(out, "messages (latest {}, oldest first)", s.messages.len())?;
+    for m in &s.messages {
+        let status = m.status.as_deref().map(|st| format!(" [{st}]")).unwrap_or_default();
+        writeln!(
+            out,
+            "  {}  {:<3} {:<8} {:<14} {}{status}",
+            utc(m.at),
+            m.direction,
+            m.channel,
+            m.channel_number,
+            m.text
+        )?;
+    }
+    writeln!(out, "wallets")?;
+    for w in &s.wallets {
+        writeln!(out, "  {:<20} {} available {} actual {}", w.wallet_id, w.currency, w.available, w.actual)?;
+    }
+    writeln!(out, "payments (latest {}, oldest first)", s.payments.len())?;
+    for p in &s.payments {
+        writeln!(
+            out,
+            "  {}  {} {} {} -> {}  {}  {}",
+            utc(p.at),
+            p.currency,
+            p.amount,
+            p.from,
+            p.to,
+            p.status,
+            p.transaction_id
+        )?;
     }
     Ok(())
 }

@@ -42,6 +42,17 @@ pub enum Command {
         #[arg(long)]
         org: String,
     },
+    /// One customer's state as an app would see it (GetCustomerState): numbers, tags, metadata,
+    /// the latest messages, wallets and payments. Found by customer id or by any of its numbers.
+    Customer {
+        /// A customer id, or a number (+254700000001, an email address, a Telegram handle…).
+        customer: String,
+        #[arg(long)]
+        org: String,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// An org's API keys: list them, revoke one.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -250,6 +261,7 @@ pub fn main() -> Result<()> {
             Command::Purse(PurseCommand::Balance { purse }) => purse_balance(config, &purse).await,
             Command::Keys(keys) => inspect::keys(config, keys).await,
             Command::Org { org } => inspect::org(config, &org).await,
+            Command::Customer { customer, org, json } => inspect::customer(config, &org, &customer, json).await,
             Command::Payment(PaymentCommand::Pending { older_than_mins }) => {
                 payments_pending(config, older_than_mins).await
             }
@@ -448,9 +460,7 @@ async fn purse_balance(config: Config, purse: &str) -> Result<()> {
 
 /// A payment status as the SDKs spell it (`pending_confirmation`).
 fn status_name(status: i32) -> String {
-    crate::wire::PaymentStatus::try_from(status)
-        .map(|s| s.as_str_name().trim_start_matches("PAYMENT_STATUS_").to_ascii_lowercase())
-        .unwrap_or_else(|_| status.to_string())
+    crate::wire::label(crate::wire::PaymentStatus::try_from(status).ok().map(|s| s.as_str_name()), "PAYMENT_STATUS_")
 }
 
 async fn payments_pending(config: Config, older_than_mins: u64) -> Result<()> {

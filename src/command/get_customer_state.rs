@@ -28,7 +28,7 @@ impl GetCustomerState {
             Ok(c) => c,
             Err(why) => return Ok(reply(false, why, None)),
         };
-        let data = crate::customer::state(hodi, &session.org_id, &customer.id).await.map_err(internal)?;
+        let data = crate::customer::state(&hodi.store, &session.org_id, &customer.id).await.map_err(internal)?;
         Ok(reply(true, String::new(), Some(data)))
     }
 }

@@ -4,6 +4,7 @@
 //! Owns those rules; SQL stays in [`crate::store`], command parsing in [`crate::command`].
 
 pub mod identity;
+pub mod summary;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::convert::wire_number;
 use crate::store::app_data::{AppDataValue, LeaseHeld};
 use crate::store::customer_state::CustomerSnapshot;
 use crate::store::identity::{Index, MetaValue};
-use crate::store::now_ms;
+use crate::store::{now_ms, Store};
 use crate::wire::{
     data_map_value, ActivitySessionState, ActivityState, CustomerActivity, CustomerIndex, CustomerStateReplyData,
     DataMapValue, IdentityState, IndexMapping,
@@ -33,7 +34,7 @@ pub fn wire_index(i: &Index) -> CustomerIndex {
 
 /// The full state of a customer, as GetCustomerState returns it.
 /// One statement reads it all ([`crate::store::customer_state`]), so the parts agree with each other.
-pub async fn state(hodi: &Hodi, org_id: &str, customer_id: &str) -> anyhow::Result<CustomerStateReplyData> {
+pub async fn state(store: &Store, org_id: &str, customer_id: &str) -> anyhow::Result<CustomerStateReplyData> {
     let CustomerSnapshot {
         tags,
         secondary_ids,
@@ -46,7 +47,7 @@ pub async fn state(hodi: &Hodi, org_id: &str, customer_id: &str) -> anyhow::Resu
         transactions,
         wallets,
         holds,
-    } = hodi.store.customer_snapshot(org_id, customer_id).await?;
+    } = store.customer_snapshot(org_id, customer_id).await?;
     let number = numbers.first().map(wire_number);
     Ok(CustomerStateReplyData {
         customer_id: customer_id.to_string(),

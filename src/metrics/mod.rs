@@ -138,23 +138,17 @@ pub fn command(socket: &'static str, name: &'static str, took: Duration, ok: boo
     metrics::histogram!(COMMAND_SECONDS, "socket" => socket, "command" => name).record(took.as_secs_f64());
 }
 
-/// A wire enum value's name as a label: `MESSAGING_CHANNEL_SMS` with `prefix`
-/// `MESSAGING_CHANNEL_` is `sms`; a value the wire does not name is `other`.
-fn enum_label(name: Option<&'static str>, prefix: &str) -> String {
-    name.map_or("other".into(), |n| n.strip_prefix(prefix).unwrap_or(n).to_ascii_lowercase())
-}
-
 /// Messages stored: (direction, channel, status) of each.
 pub fn messages_stored(rows: impl Iterator<Item = (i32, i32, i32)>) {
     use hodi_wire::{CustomerEventDirection, MessageDeliveryStatus, MessagingChannel};
     for (direction, channel, status) in rows {
-        let direction = enum_label(
+        let direction = crate::wire::label(
             CustomerEventDirection::try_from(direction).ok().map(|d| d.as_str_name()),
             "CUSTOMER_EVENT_DIRECTION_",
         );
         let channel =
-            enum_label(MessagingChannel::try_from(channel).ok().map(|c| c.as_str_name()), "MESSAGING_CHANNEL_");
-        let status = enum_label(
+            crate::wire::label(MessagingChannel::try_from(channel).ok().map(|c| c.as_str_name()), "MESSAGING_CHANNEL_");
+        let status = crate::wire::label(
             MessageDeliveryStatus::try_from(status).ok().map(|s| s.as_str_name()),
             "MESSAGE_DELIVERY_STATUS_",
         );
@@ -165,14 +159,14 @@ pub fn messages_stored(rows: impl Iterator<Item = (i32, i32, i32)>) {
 /// `count` messages moved to `status`.
 pub fn message_status_changed(status: i32, count: usize) {
     let name = hodi_wire::MessageDeliveryStatus::try_from(status).ok().map(|s| s.as_str_name());
-    let status = enum_label(name, "MESSAGE_DELIVERY_STATUS_");
+    let status = crate::wire::label(name, "MESSAGE_DELIVERY_STATUS_");
     metrics::counter!(MESSAGE_STATUS, "status" => status).increment(count as u64);
 }
 
 /// A payment reached `status`.
 pub fn payment_status(status: i32) {
     let name = hodi_wire::PaymentStatus::try_from(status).ok().map(|s| s.as_str_name());
-    metrics::counter!(PAYMENTS, "status" => enum_label(name, "PAYMENT_STATUS_")).increment(1);
+    metrics::counter!(PAYMENTS, "status" => crate::wire::label(name, "PAYMENT_STATUS_")).increment(1);
 }
 
 /// A call ended: `direction` and `ending` come from fixed sets (the voice executor's names).

@@ -36,6 +36,30 @@ impl Store {
         .transpose()
     }
 
+    /// The customer of `org_id` with id `id_or_number`, or else owning that number (on any
+    /// provider, any partition; the oldest such when several do). Creates nothing. The providers are
+    /// listed so that the lookup walks the primary key rather than all of an org's numbers.
+    pub async fn find_customer(&self, org_id: &str, id_or_number: &str) -> Result<Option<CustomerRecord>> {
+        if let Some(found) = self.customer(org_id, id_or_number).await? {
+            return Ok(Some(found));
+        }
+        let row = sqlx::query(
+            "SELECT c.id, c.decommissioned_at FROM customer_numbers n JOIN customers c ON c.id = n.customer_id
+             WHERE n.org_id = $1 AND n.provider IN (0, 1, 2, 3, 4, 5) AND n.number = $2 ORDER BY c.created_at, c.id LIMIT 1",
+        )
+        .bind(org_id)
+        .bind(id_or_number)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CustomerRecord {
+                id: r.try_get("id")?,
+                decommissioned: r.try_get::<Option<i64>, _>("decommissioned_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
     /// The customer owning `number` in `org_id`, created (with the number) if none does.
     /// Returns the id and whether it was created now.
     pub async fn customer_by_number(&self, org_id: &str, number: &StoredNumber) -> Result<(CustomerRecord, bool)> {
