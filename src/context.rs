@@ -19,6 +19,8 @@ pub struct Hodi {
     pub simulators: Arc<Sockets>,
     /// What the notification dispatcher has done (redeliveries, late answers).
     pub notify_stats: crate::notify::stats::Stats,
+    /// The latest notifications per org and how each went (the console's dashboard).
+    pub recent_notifications: crate::notify::recent::Recent,
     /// Where voice messages become real calls: the voice executor, when SIP listens and a trunk
     /// is configured (else voice messages go to simulator sockets).
     pub calls: Option<Arc<dyn crate::channel::PlaceCalls>>,

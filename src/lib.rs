@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod command;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod convert;
 pub mod customer;

@@ -179,6 +179,7 @@ pub async fn start(config: Config) -> Result<Running> {
         sockets: Arc::new(Sockets::default()),
         simulators: Arc::new(Sockets::default()),
         notify_stats: Default::default(),
+        recent_notifications: Default::default(),
         calls: trunk.map(|sip| {
             Arc::new(crate::voice::outbound::Trunk::new(hodi.clone(), sip)) as Arc<dyn crate::channel::PlaceCalls>
         }),
@@ -207,7 +208,8 @@ pub async fn start(config: Config) -> Result<Running> {
     bound.webhooks = webhooks;
     bound.inbox = inbox;
     // Last: ready means the other listeners are bound.
-    bound.http = crate::ops::start(hodi.clone(), shutdown.clone()).await?;
+    let links = crate::console::Links { ws: bound.ws, wss: bound.wss };
+    bound.http = crate::ops::start(hodi.clone(), links, shutdown.clone()).await?;
     if let Some(voice) = voice {
         bound.sip = Some(voice.sip.local);
         bound.recordings = voice.recordings_http;

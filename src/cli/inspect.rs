@@ -8,6 +8,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::convert::utc;
 use crate::store::{now_ms, Store};
 
 async fn store(config: &Config) -> Result<Store> {
@@ -132,22 +133,6 @@ fn sip_reason(status: i64) -> &'static str {
         408 => "no answer",
         500..=599 => "server error",
         _ => "",
-    }
-}
-
-/// A unix-ms time as UTC, to the second.
-fn utc(ms: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => ms.to_string(),
     }
 }
 

@@ -270,7 +270,8 @@ pub fn main() -> Result<()> {
             }
             Command::Calls { limit, org, direction, ending, number, since_mins, json } => {
                 let since = since_mins.map(|m| crate::store::now_ms() - m.max(0) * 60_000);
-                let filter = crate::store::calls::CallFilter { org_id: org, direction, ending, number, since };
+                let filter =
+                    crate::store::calls::CallFilter { org_id: org, direction, ending, number, since, session_id: None };
                 inspect::calls(config, filter, limit, json).await
             }
             Command::Migrate => migrate(config).await,
@@ -349,6 +350,7 @@ async fn serve(config: Config) -> Result<()> {
         writeln!(out, "  inbox               smtp://{a}   (customers' email to the org's email numbers)")?;
     }
     if let Some(a) = running.bound.http {
+        writeln!(out, "  console             http://{a}/console   (log in with an org id and API key; browser phone)")?;
         writeln!(out, "  metrics, health     http://{a}/metrics  /healthz  /readyz")?;
     }
     let cert = &running.certificate;

@@ -34,6 +34,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::recent::Seen;
 use super::{encode, subscription, Encoded, Target, Via};
 use crate::context::Hodi;
 use crate::store::app_data::AppDataValue;
@@ -71,6 +72,7 @@ struct Delivery {
     /// The app data the notification carried: a reply that only hands it back changes nothing.
     sent_app_data: Option<AppDataValue>,
     reply_to: Option<(crate::wire::MessagingChannelNumber, crate::wire::CustomerNumber)>,
+    kind: &'static str,
 }
 
 /// What one delivery came to.
@@ -527,11 +529,16 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps,
             continue;
         }
         let mut row = row;
-        let Encoded { payload, reply_to } = match encode(&row, data.clone()) {
+        let Encoded { payload, reply_to, kind } = match encode(&row, data.clone()) {
             Ok(e) => e,
             Err(why) => {
-                let delivery =
-                    Delivery { row, connection_id: connection_id.clone(), sent_app_data: None, reply_to: None };
+                let delivery = Delivery {
+                    row,
+                    connection_id: connection_id.clone(),
+                    sent_app_data: None,
+                    reply_to: None,
+                    kind: "other",
+                };
                 let outcome = Outcome::Failed { error: why, recorded: false };
                 let _ = settled.try_send(Settled { delivery, outcome });
                 continue;
@@ -544,7 +551,7 @@ async fn launch(hodi: &Arc<Hodi>, in_flight: &mut InFlight, sweeps: &mut Sweeps,
                   "notification sent again (its earlier attempt went unanswered)");
         }
         row.entry = Vec::new(); // on the wire now; no need to hold it while the answer is awaited
-        let delivery = Delivery { row, connection_id: connection_id.clone(), sent_app_data: data, reply_to };
+        let delivery = Delivery { row, connection_id: connection_id.clone(), sent_app_data: data, reply_to, kind };
         match &target.via {
             Via::Request => match target.session.requester.start_request_response(payload) {
                 Ok(pending) => {
@@ -655,7 +662,23 @@ async fn settle(
 ) -> Vec<Completion> {
     let mut done = Vec::with_capacity(batch.len());
     for Settled { delivery, outcome } in batch.drain(..) {
-        let Delivery { row, connection_id, sent_app_data, reply_to } = delivery;
+        let Delivery { row, connection_id, sent_app_data, reply_to, kind } = delivery;
+        let outcome_word = match &outcome {
+            Outcome::Answered(_) => Some("answered".to_string()),
+            Outcome::Failed { error, .. } => Some(error.clone()),
+            Outcome::NoDemand => None,
+        };
+        if let Some(outcome) = outcome_word {
+            let seen = Seen {
+                at: crate::store::now_ms(),
+                app_id: row.app_id.clone(),
+                customer_id: row.customer_id.clone(),
+                kind,
+                outcome,
+                attempt: row.attempts + 1,
+            };
+            hodi.recent_notifications.record(&row.org_id, seen);
+        }
         // Failed: it goes again before anything later of its customer. Never taken (no credit):
         // not an attempt; its customer sits out the rest of the sweep, which then starts again
         // from the oldest and finds it first.

@@ -15,6 +15,7 @@
 
 mod dispatcher;
 pub mod leases;
+pub mod recent;
 pub mod relay;
 pub mod sockets;
 pub mod stats;
@@ -255,6 +256,8 @@ fn reply_channel(
 pub(crate) struct Encoded {
     pub payload: Payload,
     pub reply_to: Option<(crate::wire::MessagingChannelNumber, crate::wire::CustomerNumber)>,
+    /// What it tells the app, for the console ([`recent`]).
+    pub kind: &'static str,
 }
 
 /// Builds the wire form of one outbox row with the app data read for it: the envelope as data,
@@ -262,25 +265,45 @@ pub(crate) struct Encoded {
 pub(crate) fn encode(row: &OutboxRow, app_data: Option<AppDataValue>) -> Result<Encoded, String> {
     use crate::wire::server_to_app_notification::Entry;
     let corrupt = |e: prost::DecodeError| format!("stored notification is unreadable: {e}");
-    let (entry, reply_to) = if row.purse {
+    let (entry, reply_to, kind) = if row.purse {
         let mut n = crate::wire::ServerToAppPurseNotification::decode(row.entry.as_slice()).map_err(corrupt)?;
         n.org_id = row.org_id.clone();
         n.app_id = row.app_id.clone();
         n.purse_id = row.customer_id.clone();
         n.created_at = Some(timestamp(row.created_at));
-        (Entry::Purse(n), None)
+        (Entry::Purse(n), None, "purse")
     } else {
         let mut n = ServerToAppCustomerNotification::decode(row.entry.as_slice()).map_err(corrupt)?;
         let reply_to = reply_channel(&n);
+        let kind = kind(&n);
         n.org_id = row.org_id.clone();
         n.app_id = row.app_id.clone();
         n.customer_id = row.customer_id.clone();
         n.created_at = Some(timestamp(row.created_at));
         n.app_data = app_data.map(wire_app_data);
-        (Entry::Customer(n), reply_to)
+        (Entry::Customer(n), reply_to, kind)
     };
     let data = Bytes::from(ServerToAppNotification { entry: Some(entry) }.encode_to_vec());
-    Ok(Encoded { payload: Payload { metadata: Some(id_metadata(&row.id)), data }, reply_to })
+    Ok(Encoded { payload: Payload { metadata: Some(id_metadata(&row.id)), data }, reply_to, kind })
+}
+
+/// A customer notification's kind, by the wire's name for it.
+fn kind(n: &ServerToAppCustomerNotification) -> &'static str {
+    use crate::wire::server_to_app_customer_notification::Entry;
+    match &n.entry {
+        Some(Entry::Reminder(_)) => "reminder",
+        Some(Entry::MessagingSessionStarted(_)) => "messaging_session_started",
+        Some(Entry::MessagingSessionRenewed(_)) => "messaging_session_renewed",
+        Some(Entry::MessagingSessionEnded(_)) => "messaging_session_ended",
+        Some(Entry::MessagingConsentUpdate(_)) => "messaging_consent_update",
+        Some(Entry::ReceivedMessage(_)) => "received_message",
+        Some(Entry::MessageStatus(_)) => "message_status",
+        Some(Entry::SentMessageReaction(_)) => "sent_message_reaction",
+        Some(Entry::ReceivedPayment(_)) => "received_payment",
+        Some(Entry::PaymentStatus(_)) => "payment_status",
+        Some(Entry::CustomerActivity(_)) => "customer_activity",
+        None => "other",
+    }
 }
 
 /// `{"notificationId":"ntf_…"}`: how a client tells a notification sent again from a new one.

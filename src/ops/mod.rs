@@ -1,5 +1,6 @@
 //! The operator's HTTP listener (`listen.http`): Prometheus metrics at `/metrics`, `/healthz`
-//! (the process answers) and `/readyz` (the store answers and every listener is bound).
+//! (the process answers), `/readyz` (the store answers and every listener is bound), and the web
+//! console under `/console` ([`crate::console`]).
 //!
 //! Owns these routes and the gauges read from the store at scrape time (outbox depth and oldest
 //! age per app, pending reminders, running by-tag work) and the dispatcher's counters. Does not
@@ -27,7 +28,11 @@ use crate::metrics;
 const STORE_WAIT: Duration = Duration::from_secs(5);
 
 /// Starts the listener (unless `listen.http` is empty); where it listens.
-pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> anyhow::Result<Option<SocketAddr>> {
+pub async fn start(
+    hodi: Arc<Hodi>,
+    links: crate::console::Links,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Option<SocketAddr>> {
     let address = hodi.config.listen.http.clone();
     if address.trim().is_empty() {
         return Ok(None);
@@ -38,15 +43,16 @@ pub async fn start(hodi: Arc<Hodi>, shutdown: CancellationToken) -> anyhow::Resu
         .route("/metrics", axum::routing::get(render))
         .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
-        .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_bytes))
-        .with_state(hodi);
+        .with_state(hodi.clone())
+        .merge(crate::console::router(hodi, links, shutdown.clone()))
+        .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_bytes));
     let limits = crate::transport::http::Limits::from_config(
         settings.max_connections,
         settings.max_connections_per_address,
         settings.header_timeout_secs,
         settings.connection_secs,
     );
-    info!(%local, "operator's HTTP listening (/metrics, /healthz, /readyz)");
+    info!(%local, "operator's HTTP listening (/metrics, /healthz, /readyz, /console)");
     crate::transport::http::serve("http", listener, router, limits, shutdown);
     Ok(Some(local))
 }

@@ -38,6 +38,8 @@ pub struct CallFilter {
     pub number: Option<String>,
     /// Started at or after (unix ms).
     pub since: Option<i64>,
+    /// The call's session (the console checks a recording's call is the viewer's org's).
+    pub session_id: Option<String>,
 }
 
 const COLUMNS: &str =
@@ -91,9 +93,12 @@ impl Store {
         // Each filter given adds a condition on a bound value; none is written into the SQL.
         let mut conditions = Vec::new();
         let mut values: Vec<&str> = Vec::new();
-        for (column, value) in
-            [("org_id", &filter.org_id), ("direction", &filter.direction), ("ending", &filter.ending)]
-        {
+        for (column, value) in [
+            ("org_id", &filter.org_id),
+            ("direction", &filter.direction),
+            ("ending", &filter.ending),
+            ("session_id", &filter.session_id),
+        ] {
             if let Some(v) = value {
                 values.push(v);
                 conditions.push(format!("{column} = ${}", values.len()));

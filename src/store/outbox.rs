@@ -276,6 +276,13 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("app_id")?, r.try_get("n")?, r.try_get("oldest")?))).collect()
     }
 
+    /// Per org with notifications waiting: how many (the console's chart).
+    pub async fn outbox_by_org(&self) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT org_id, COUNT(*) AS n FROM outbox GROUP BY org_id").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("org_id")?, r.try_get("n")?))).collect()
+    }
+
     /// Per app with notifications waiting: what an operator looks at first (`hodi outbox`).
     pub async fn outbox_summary(&self) -> Result<Vec<OutboxSummary>> {
         let rows = sqlx::query(

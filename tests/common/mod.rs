@@ -171,6 +171,11 @@ impl Hodi {
 
     /// Runs `node tests/peers/<script> <args>` with this server's addresses and credentials.
     pub fn node(&self, script: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+        self.node_command(script, args, extra_env).output().expect("running node")
+    }
+
+    /// The command [`Hodi::node`] runs, for a test that talks with the script while it runs.
+    pub fn node_command(&self, script: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Command {
         let peers = peers_dir();
         let mut cmd = Command::new("node");
         cmd.arg(peers.join(script))
@@ -181,6 +186,7 @@ impl Hodi {
             .env("HODI_TCP_PORT", Self::port(&self.listening.tcp))
             .env("HODI_WS_PORT", Self::port(&self.listening.ws))
             .env("HODI_WSS_PORT", Self::port(&self.listening.wss))
+            .env("HODI_HTTP_PORT", Self::port(&self.listening.http))
             .env("HODI_ORG", &self.creds.org_id)
             .env("HODI_APP", &self.creds.app_id)
             .env("HODI_KEY", &self.creds.api_key)
@@ -193,7 +199,7 @@ impl Hodi {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        cmd.output().expect("running node")
+        cmd
     }
 
     /// Like [`Hodi::node`], failing the test with both sides' output unless the script succeeds.
