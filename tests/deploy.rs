@@ -127,6 +127,7 @@ fn the_dockerfile_builds_hodi_runs_it_unprivileged_and_exposes_what_it_listens_o
         ("listen.ws", &config.listen.ws),
         ("listen.http", &config.listen.http),
         ("webhooks.listen", &config.webhooks.listen),
+        ("voice.recordings_http", &config.voice.recordings_http),
     ] {
         assert!(address.starts_with("0.0.0.0:"), "{key} = {address}: a container listens on every address");
         assert!(exposed.contains(&port(address).to_string()), "{key} ({address}) is not exposed: {exposed:?}");

@@ -149,3 +149,103 @@ async fn the_operators_listener_bounds_what_a_hostile_peer_can_hold() {
     assert!(answer.starts_with("HTTP/1.1 405"), "{answer:?}");
     assert_eq!(http_get(&addr, "/healthz").await, (200, "ok\n".into()));
 }
+
+/// One raw request on a fresh connection: (status, head, body).
+async fn http_raw(addr: &str, request: &[u8]) -> (u16, String, String) {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(request).await.expect("written");
+    let (text, _) = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Vec<u8> {
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    format!("GET {path} HTTP/1.1\r\nHost: h\r\n{cookie}Connection: close\r\n\r\n").into_bytes()
+}
+
+fn login(org: &str, key: &str) -> Vec<u8> {
+    let body: String =
+        form_urlencoded::Serializer::new(String::new()).append_pair("org", org).append_pair("key", key).finish();
+    format!(
+        "POST /console/login HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn session_cookie(head: &str) -> Option<String> {
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_refuses_strangers_forged_sessions_and_oversized_or_odd_requests() {
+    let (running, _dir) = start_with(|c| c.http.max_body_bytes = 4096).await;
+    let addr = running.bound.http.expect("the operator's listener").to_string();
+    let dev = running.dev.as_ref().expect("dev tenant");
+
+    // No session, or a made-up one: to the login page, nothing shown.
+    for cookie in [None, Some("hodi_console=0123456789abcdef"), Some("hodi_console=x; other=1")] {
+        for path in ["/console/dashboard", "/console/api/overview", "/console/customers?q=x", "/console/phone"] {
+            let (status, head, _) = http_raw(&addr, &get(path, cookie)).await;
+            assert!(status == 303 && head.contains("location: /console/login"), "{path} {cookie:?}: {head}");
+        }
+    }
+    // A wrong key, an absurd org id: 401 with the form, no cookie.
+    for (org, key) in [(dev.org_id.as_str(), "wrong"), (&*"o".repeat(3000), "k")] {
+        let (status, head, body) = http_raw(&addr, &login(org, key)).await;
+        assert_eq!(status, 401, "{head}");
+        assert!(body.contains("do not match") && session_cookie(&head).is_none(), "{head}");
+    }
+    // A body beyond `http.max_body_bytes` is refused unread.
+    let huge = login(&dev.org_id, &"k".repeat(10_000));
+    let (status, ..) = http_raw(&addr, &huge).await;
+    assert_eq!(status, 413);
+
+    // The right key: a session cookie, HttpOnly and SameSite=Strict, that opens the pages.
+    let (status, head, _) = http_raw(&addr, &login(&dev.org_id, &dev.api_key)).await;
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("HttpOnly") && head.contains("SameSite=Strict") && head.contains("Path=/console"), "{head}");
+    let first = session_cookie(&head).expect("a session cookie");
+    let (status, head, body) = http_raw(&addr, &get("/console/api/overview", Some(&first))).await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-security-policy: default-src 'self'"), "{head}");
+    assert!(head.contains("x-frame-options: DENY"), "{head}");
+    let overview: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert!(overview["recent"].is_array(), "{overview}");
+
+    // Paths that try to leave the assets or recordings: not found.
+    for path in [
+        "/console/assets/..%2F..%2FCargo.toml",
+        "/console/assets/nothing.js",
+        "/console/recordings/..%2F..%2Fetc/passwd.wav",
+        "/console/recordings/call_1/..%2Fx.wav",
+        "/console/recordings/call_1/rec_1.wav",
+    ] {
+        let (status, head, _) = http_raw(&addr, &get(path, Some(&first))).await;
+        assert_eq!(status, 404, "{path}: {head}");
+    }
+    let (status, _, script) = http_raw(&addr, &get("/console/assets/phone.js", None)).await;
+    assert!(status == 200 && script.contains("simulator_mode"), "{status}");
+
+    // Sessions are bounded: past the cap, the oldest is gone.
+    for _ in 0..hodi::console::login::MAX_SESSIONS {
+        let (status, ..) = http_raw(&addr, &login(&dev.org_id, &dev.api_key)).await;
+        assert_eq!(status, 303);
+    }
+    let (status, ..) = http_raw(&addr, &get("/console/api/overview", Some(&first))).await;
+    assert_eq!(status, 303, "the oldest session outlived the cap");
+
+    // Logging out ends the session.
+    let (_, head, _) = http_raw(&addr, &login(&dev.org_id, &dev.api_key)).await;
+    let cookie = session_cookie(&head).expect("cookie");
+    let logout = format!("POST /console/logout HTTP/1.1\r\nHost: h\r\nCookie: {cookie}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let (status, head, _) = http_raw(&addr, logout.as_bytes()).await;
+    assert!(status == 303 && head.contains("Max-Age=0"), "{head}");
+    let (status, ..) = http_raw(&addr, &get("/console/dashboard", Some(&cookie))).await;
+    assert_eq!(status, 303);
+}

@@ -319,7 +319,7 @@ impl Default for Voice {
             max_calls_per_address: 100,
             trunk: String::new(),
             ring_timeout_secs: 60,
-            recordings_http: "127.0.0.1:8090".into(),
+            recordings_http: "127.0.0.1:8092".into(),
         }
     }
 }
@@ -645,7 +645,36 @@ impl Config {
             }
         }
         let config: Config = value.try_into().context("invalid configuration")?;
+        config.check_listeners()?;
         Ok(Loaded { config, warnings })
+    }
+
+    /// Refuses two TCP listeners on one address (port 0 aside: each gets its own): the second
+    /// would fail to bind at start with a less helpful message.
+    pub fn check_listeners(&self) -> Result<()> {
+        let listeners = [
+            ("listen.tls", &self.listen.tls),
+            ("listen.tcp", &self.listen.tcp),
+            ("listen.ws", &self.listen.ws),
+            ("listen.wss", &self.listen.wss),
+            ("listen.http", &self.listen.http),
+            ("voice.sip_tcp", &self.voice.sip_tcp),
+            ("voice.recordings_http", &self.voice.recordings_http),
+            ("webhooks.listen", &self.webhooks.listen),
+            ("inbox.listen", &self.inbox.listen),
+        ];
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for (key, address) in listeners {
+            let address = address.trim();
+            if address.is_empty() || address.ends_with(":0") {
+                continue;
+            }
+            if let Some((other, _)) = seen.iter().find(|(_, a)| *a == address) {
+                anyhow::bail!("{other} and {key} are both {address:?}: give each listener an address of its own");
+            }
+            seen.push((key, address));
+        }
+        Ok(())
     }
 
     pub fn database_url(&self) -> String {
@@ -722,6 +751,20 @@ fn set_path(value: &mut toml::Value, path: &[String], leaf: toml::Value) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_defaults_give_every_listener_its_own_address_and_a_clash_is_refused() {
+        // `hodi serve` on a fresh machine must start: two defaults on one port once stopped it.
+        Config::default().check_listeners().expect("defaults");
+        let env = [("HODI_VOICE__RECORDINGS_HTTP".to_string(), Config::default().listen.http)];
+        let err = Config::load_from(None, env).err().expect("a clash is refused").to_string();
+        assert!(err.contains("listen.http and voice.recordings_http"), "{err}");
+        let zero = [
+            ("HODI_LISTEN__HTTP".to_string(), "127.0.0.1:0".to_string()),
+            ("HODI_VOICE__RECORDINGS_HTTP".to_string(), "127.0.0.1:0".to_string()),
+        ];
+        Config::load_from(None, zero).expect("port 0 twice is two ports");
+    }
 
     #[test]
     fn file_then_environment_override_defaults() {
