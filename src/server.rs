@@ -142,6 +142,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let dev = ensure_dev_tenant(&config, &store).await?;
     let (tls, certificate) = transport::certificate::load_or_create(&config)?;
     let shutdown = CancellationToken::new();
+    crate::metrics::start_upkeep(shutdown.clone());
     // Providers report through this channel; messaging drains it once the context exists.
     let (provider_events, provider_reports) = tokio::sync::mpsc::channel(crate::channel::events::CAPACITY);
     let (payment_events, payment_refusals) = tokio::sync::mpsc::channel(crate::channel::events::PAYMENT_CAPACITY);
@@ -203,8 +204,9 @@ pub async fn start(config: Config) -> Result<Running> {
     let rebuild: crate::work::resume::Rebuild = Arc::new(crate::command::resume_work);
     let look_every = std::time::Duration::from_millis(config.cluster.heartbeat_ms.max(100) * 5);
     crate::work::resume::start(hodi.clone(), rebuild, !shared, look_every, shutdown.clone()).await;
-    let acceptor = Arc::new(SessionAcceptor::new(hodi.clone()));
-    let mut bound = transport::start(&config, tls, acceptor, shutdown.clone()).await?;
+    let acceptor_for =
+        |listener| -> Arc<dyn hodi_rsocket::Acceptor> { Arc::new(SessionAcceptor::new(hodi.clone(), listener)) };
+    let mut bound = transport::start(&config, tls, acceptor_for, shutdown.clone()).await?;
     bound.webhooks = webhooks;
     bound.inbox = inbox;
     // Last: ready means the other listeners are bound.

@@ -86,7 +86,11 @@ async fn metrics_and_health_show_what_the_server_did() {
     assert_eq!(count, Some(3.0), "a latency histogram per command:\n{metrics}");
     assert!(metrics.contains("# TYPE hodi_command_duration_seconds histogram"), "{metrics}");
     // hodi-sdk sets up simplex and subscribes: a simplex_app socket.
-    assert_eq!(metric_sample(&metrics, "hodi_sessions", &["kind=\"simplex_app\""]), Some(1.0), "{metrics}");
+    assert_eq!(
+        metric_sample(&metrics, "hodi_sessions", &["kind=\"simplex_app\"", "listener=\"tcp\""]),
+        Some(1.0),
+        "{metrics}"
+    );
     assert_eq!(metric_sample(&metrics, "hodi_sessions", &["kind=\"simulator\""]), Some(1.0), "{metrics}");
     let probes = metric_sample(&metrics, "hodi_commands_total", &["command=\"empty\""]);
     assert!(probes >= Some(1.0), "hodi-sdk's connection checks are told apart:\n{metrics}");
@@ -248,4 +252,17 @@ async fn the_console_refuses_strangers_forged_sessions_and_oversized_or_odd_requ
     assert!(status == 303 && head.contains("Max-Age=0"), "{head}");
     let (status, ..) = http_raw(&addr, &get("/console/dashboard", Some(&cookie))).await;
     assert_eq!(status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_503_once_the_store_stops_answering_while_healthz_stays_200() {
+    let (running, _dir) = start_with(|_| {}).await;
+    let addr = running.bound.http.expect("the operator's listener").to_string();
+    assert_eq!(http_get(&addr, "/readyz").await, (200, "ready\n".into()));
+    // The store's connections closed, as when the database goes away.
+    running.hodi.store.pool().close().await;
+    let (status, body) = http_get(&addr, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("the store does not answer"), "{body}");
+    assert_eq!(http_get(&addr, "/healthz").await, (200, "ok\n".into()), "the process itself still answers");
 }

@@ -117,6 +117,9 @@ async fn caller_presses_1(transport: &str) {
     let ended = ["direction=\"inbound\"", "ending=\"we_hung_up\""];
     assert!(common::metric_sample(&metrics, "hodi_calls_total", &ended) >= Some(1.0), "{metrics}");
     assert!(common::metric_sample(&metrics, "hodi_call_rtp_loss_ratio_count", &[]) >= Some(1.0), "{metrics}");
+    // The greeting it played went out packet by packet, each one's lateness measured.
+    let sent = common::metric_sample(&metrics, "hodi_rtp_send_lateness_seconds_count", &[]);
+    assert!(sent >= Some(r.packets_sent as f64), "{} packets sent, lateness of {sent:?}:\n{metrics}", r.packets_sent);
     let active = common::metric_sample(&metrics, "hodi_calls_active", &["direction=\"inbound\""]);
     assert!(active.is_some_and(|n| n >= 0.0), "calls in progress are counted (and counted out):\n{metrics}");
 }

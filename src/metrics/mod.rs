@@ -47,6 +47,8 @@ pub const CALLS_ACTIVE: &str = "hodi_calls_active";
 pub const CALLS: &str = "hodi_calls_total";
 pub const CALL_LOSS: &str = "hodi_call_rtp_loss_ratio";
 pub const CALL_JITTER: &str = "hodi_call_rtp_jitter_seconds";
+/// How late each RTP packet Hodi plays went out against its 20 ms schedule.
+pub const RTP_SEND_LATENESS: &str = "hodi_rtp_send_lateness_seconds";
 /// By-tag works running (read at scrape).
 pub const WORK_RUNNING: &str = "hodi_work_running";
 
@@ -60,6 +62,8 @@ const LATENESS_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10
 const LOSS_BUCKETS: &[f64] = &[0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.33];
 /// RTP jitter from 1 ms to 200 ms.
 const JITTER_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2];
+/// Send lateness from half a millisecond (on time) to 100 ms (an audible gap).
+const SEND_LATENESS_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -72,6 +76,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Full(COMMAND_SECONDS.into()), SECONDS_BUCKETS)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_LOSS.into()), LOSS_BUCKETS))
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_JITTER.into()), JITTER_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(RTP_SEND_LATENESS.into()), SEND_LATENESS_BUCKETS))
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(REMINDER_LATENESS.into()), LATENESS_BUCKETS));
             let recorder = match builder {
                 Ok(b) => b.build_recorder(),
@@ -129,6 +134,35 @@ fn describe() {
         "A call's RTP interarrival jitter (RFC 3550) at its end, per call."
     );
     describe_gauge!(WORK_RUNNING, "By-tag works running (this node or any, on a shared database).");
+    describe_histogram!(
+        RTP_SEND_LATENESS,
+        Unit::Seconds,
+        "How late each RTP packet Hodi played was sent against its 20 ms schedule (a loaded node shows here first)."
+    );
+}
+
+/// How often histogram samples are folded into their buckets. The exporter keeps each sample
+/// until then, so without this a node nobody scrapes would hold every command's timing forever.
+const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds histogram samples into buckets every [`UPKEEP`] until `shutdown`, so what the exporter
+/// holds between scrapes is bounded by five seconds of samples.
+pub fn start_upkeep(shutdown: tokio_util::sync::CancellationToken) {
+    let Some(handle) = install() else { return };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(UPKEEP);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => handle.run_upkeep(),
+            }
+        }
+    });
+}
+
+/// The RTP send-lateness histogram, taken once per played prompt.
+pub fn rtp_send_lateness() -> metrics::Histogram {
+    metrics::histogram!(RTP_SEND_LATENESS)
 }
 
 /// A command answered: its socket kind, name, time and whether it failed.
@@ -187,21 +221,27 @@ pub fn reminder_late(late_ms: i64) {
 
 /// A call in `direction` began; the returned guard counts it ended when dropped.
 pub fn call_started(direction: &'static str) -> Active {
-    metrics::gauge!(CALLS_ACTIVE, "direction" => direction).increment(1.0);
-    Active(CALLS_ACTIVE, "direction", direction)
+    Active::start(metrics::gauge!(CALLS_ACTIVE, "direction" => direction))
 }
 
-/// One of something in progress in a gauge (metric, label, value), counted out when dropped.
-pub struct Active(&'static str, &'static str, &'static str);
+/// One of something in progress in a gauge, counted out when dropped.
+pub struct Active(metrics::Gauge);
 
-impl Drop for Active {
-    fn drop(&mut self) {
-        metrics::gauge!(self.0, self.1 => self.2).decrement(1.0);
+impl Active {
+    fn start(gauge: metrics::Gauge) -> Active {
+        gauge.increment(1.0);
+        Active(gauge)
     }
 }
 
-/// A socket of `kind` opened; the returned guard counts it closed when dropped.
-pub fn session_opened(kind: &'static str) -> Active {
-    metrics::gauge!(SESSIONS, "kind" => kind).increment(1.0);
-    Active(SESSIONS, "kind", kind)
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// A socket of `kind` opened on `listener` (tls, tcp, ws, wss); the returned guard counts it
+/// closed when dropped.
+pub fn session_opened(kind: &'static str, listener: &'static str) -> Active {
+    Active::start(metrics::gauge!(SESSIONS, "kind" => kind, "listener" => listener))
 }

@@ -24,11 +24,13 @@ use crate::wire::{AppConnectionMetadata, AppToServerCommand, ServerToAppNotifica
 /// Accepts or rejects SETUP frames against the store.
 pub struct SessionAcceptor {
     hodi: Arc<Hodi>,
+    /// Which listener's SETUPs these are (tls, tcp, ws, wss), for the sockets-by-listener gauge.
+    listener: &'static str,
 }
 
 impl SessionAcceptor {
-    pub fn new(hodi: Arc<Hodi>) -> Self {
-        SessionAcceptor { hodi }
+    pub fn new(hodi: Arc<Hodi>, listener: &'static str) -> Self {
+        SessionAcceptor { hodi, listener }
     }
 }
 
@@ -39,6 +41,7 @@ fn reject(message: impl Into<String>) -> RemoteError {
 impl Acceptor for SessionAcceptor {
     fn accept(&self, setup: SetupInfo, requester: Requester) -> BoxFuture<Result<Arc<dyn Responder>, RemoteError>> {
         let hodi = self.hodi.clone();
+        let listener = self.listener;
         Box::pin(async move {
             let meta = AppConnectionMetadata::decode(setup.payload.data.clone())
                 .map_err(|e| reject(format!("SETUP data is not an AppConnectionMetadata: {e}")))?;
@@ -64,7 +67,7 @@ impl Acceptor for SessionAcceptor {
                 (false, true) => "simplex_app",
                 (false, false) => "app",
             };
-            on_close(&hodi, &session, crate::metrics::session_opened(kind));
+            on_close(&hodi, &session, crate::metrics::session_opened(kind, listener));
             close_when_token_expires(&hodi, &session);
             // Simulator sockets set simplex (the SDK does) yet are the customer's side: they always
             // receive what apps send to customers. App sockets receive notifications unless simplex.

@@ -44,19 +44,19 @@ pub struct Bound {
 pub async fn start(
     config: &Config,
     tls: TlsAcceptor,
-    acceptor: Arc<dyn Acceptor>,
+    acceptor_for: impl Fn(&'static str) -> Arc<dyn Acceptor>,
     shutdown: CancellationToken,
 ) -> Result<Bound> {
     let limits = descriptors::fitted(config);
     let handshake = Duration::from_millis(config.rsocket.handshake_timeout_ms);
     let mut bound = Bound::default();
     let plan = [
-        ("listen.tls", &config.listen.tls, Framing::LengthPrefixed, true, &mut bound.tls),
-        ("listen.tcp", &config.listen.tcp, Framing::LengthPrefixed, false, &mut bound.tcp),
-        ("listen.ws", &config.listen.ws, Framing::WebSocket, false, &mut bound.ws),
-        ("listen.wss", &config.listen.wss, Framing::WebSocket, true, &mut bound.wss),
+        ("listen.tls", "tls", &config.listen.tls, Framing::LengthPrefixed, true, &mut bound.tls),
+        ("listen.tcp", "tcp", &config.listen.tcp, Framing::LengthPrefixed, false, &mut bound.tcp),
+        ("listen.ws", "ws", &config.listen.ws, Framing::WebSocket, false, &mut bound.ws),
+        ("listen.wss", "wss", &config.listen.wss, Framing::WebSocket, true, &mut bound.wss),
     ];
-    for (key, addr, framing, secure, slot) in plan {
+    for (key, short, addr, framing, secure, slot) in plan {
         if addr.trim().is_empty() {
             continue;
         }
@@ -66,7 +66,7 @@ pub async fn start(
         *slot = Some(socket.local_addr()?);
         let listener =
             Listener { name: key, socket, framing, tls: secure.then(|| tls.clone()), handshake_timeout: handshake };
-        tokio::spawn(server::run(listener, acceptor.clone(), limits.clone(), shutdown.clone()));
+        tokio::spawn(server::run(listener, acceptor_for(short), limits.clone(), shutdown.clone()));
     }
     Ok(bound)
 }

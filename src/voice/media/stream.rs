@@ -333,9 +333,14 @@ impl Stream {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut payload = Vec::with_capacity(FRAME);
         let mut packet = Vec::with_capacity(12 + FRAME);
+        let lateness = crate::metrics::rtp_send_lateness();
         for (i, frame) in samples.chunks(FRAME).enumerate() {
             tokio::select! {
-                scheduled = tick.tick() => SEND_TIMING.record(scheduled.elapsed()),
+                scheduled = tick.tick() => {
+                    let late = scheduled.elapsed();
+                    SEND_TIMING.record(late);
+                    lateness.record(late.as_secs_f64());
+                }
                 _ = self.stop.cancelled() => return Played::Stopped,
                 key = self.digits.recv(), if barge_in => {
                     match key {
