@@ -21,6 +21,9 @@ pub struct Hodi {
     pub notify_stats: crate::notify::stats::Stats,
     /// The latest notifications per org and how each went (the console's dashboard).
     pub recent_notifications: crate::notify::recent::Recent,
+    /// The apps an operator has disabled (read from the store every few seconds): their open
+    /// sockets close when they appear here.
+    pub disabled_apps: tokio::sync::watch::Sender<Arc<std::collections::HashSet<String>>>,
     /// Where voice messages become real calls: the voice executor, when SIP listens and a trunk
     /// is configured (else voice messages go to simulator sockets).
     pub calls: Option<Arc<dyn crate::channel::PlaceCalls>>,

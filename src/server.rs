@@ -181,6 +181,7 @@ pub async fn start(config: Config) -> Result<Running> {
         simulators: Arc::new(Sockets::default()),
         notify_stats: Default::default(),
         recent_notifications: Default::default(),
+        disabled_apps: tokio::sync::watch::Sender::new(Default::default()),
         calls: trunk.map(|sip| {
             Arc::new(crate::voice::outbound::Trunk::new(hodi.clone(), sip)) as Arc<dyn crate::channel::PlaceCalls>
         }),
@@ -204,6 +205,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let rebuild: crate::work::resume::Rebuild = Arc::new(crate::command::resume_work);
     let look_every = std::time::Duration::from_millis(config.cluster.heartbeat_ms.max(100) * 5);
     crate::work::resume::start(hodi.clone(), rebuild, !shared, look_every, shutdown.clone()).await;
+    crate::socket_session::watch_disabled_apps(hodi.clone(), shutdown.clone());
     let acceptor_for =
         |listener| -> Arc<dyn hodi_rsocket::Acceptor> { Arc::new(SessionAcceptor::new(hodi.clone(), listener)) };
     let mut bound = transport::start(&config, tls, acceptor_for, shutdown.clone()).await?;

@@ -199,3 +199,62 @@ async fn customer_shows_the_state_an_app_sees_by_number_or_id() {
     let store = hodi.store().await;
     assert!(store.find_customer(&org, "+254700666999").await.expect("store").is_none(), "looking created a customer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_and_channel_numbers_can_be_disabled_and_enabled_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hodi = Hodi::start(dir.path(), &[]);
+    let (org, app_id) = (hodi.creds.org_id.clone(), hodi.creds.app_id.clone());
+    let text = |t: &str| {
+        vec![hodi_sdk::wire::InboundMessageBody {
+            entry: Some(hodi_sdk::wire::inbound_message_body::Entry::Text(t.into())),
+        }]
+    };
+    let phone = Simulator::connect(options(&hodi));
+    phone.connected(WAIT).await.expect("phone connected");
+    let mut simplex = options(&hodi);
+    simplex.simplex = true;
+    let app = Elarian::connect(simplex.clone());
+    app.connected(WAIT).await.expect("app connected");
+
+    // A disabled number: the customer's text to it and the app's send from it are refused, saying why.
+    let out = run(&hodi, &["number", "disable", "21356", "--org", &org, "--channel", "sms"]);
+    assert!(out.contains("sms number 21356 of org"), "{out}");
+    assert!(run(&hodi, &["org", "--org", &org]).lines().any(|l| l.contains("21356") && l.contains("(disabled)")));
+    let err =
+        phone.receive_message("+254700666201", channel::sms("21356"), text("hi"), None).await.expect_err("refused");
+    assert!(err.to_string().contains("disabled"), "{err}");
+    let sent = app
+        .customer("+254700666201")
+        .send_message(channel::sms("21356"), hodi_sdk::model::message::text("hello"))
+        .await;
+    assert!(sent.as_ref().is_err_and(|e| e.to_string().contains("disabled")), "{sent:?}");
+    // Enabled again: both go through.
+    run(&hodi, &["number", "enable", "21356", "--org", &org, "--channel", "sms"]);
+    phone.receive_message("+254700666201", channel::sms("21356"), text("hi"), None).await.expect("accepted again");
+    let unknown =
+        hodi.cli().args(["number", "disable", "999", "--org", &org, "--channel", "sms"]).output().expect("ran");
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("has no sms number 999"));
+
+    // A disabled app: its open sockets close within seconds and new SETUPs are refused, saying why.
+    let mut events = app.events();
+    run(&hodi, &["app", "disable", &app_id, "--org", &org]);
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(hodi_sdk::ConnectionEvent::Closed(why)) => return why,
+                Ok(_) => continue,
+                Err(e) => return format!("events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the app's socket was closed");
+    assert!(closed.contains("disabled"), "{closed}");
+    let again = Elarian::connect(simplex.clone());
+    let refused = again.connected(WAIT).await.expect_err("a disabled app's SETUP is refused");
+    assert!(refused.to_string().contains("is disabled by the operator"), "{refused}");
+    run(&hodi, &["app", "enable", &app_id, "--org", &org]);
+    let back = Elarian::connect(simplex);
+    back.connected(WAIT).await.expect("enabled again: connects");
+}

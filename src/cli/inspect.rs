@@ -186,12 +186,13 @@ pub async fn org(config: Config, org: &str) -> Result<()> {
     let (apps, numbers) = store(&config).await?.org_inventory(org).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "org {org}: {} app(s), {} channel number(s)", apps.len(), numbers.len())?;
-    for (id, name) in apps {
-        writeln!(out, "  app {id}  {name}")?;
+    let off = |disabled: bool| if disabled { "  (disabled)" } else { "" };
+    for app in apps {
+        writeln!(out, "  app {}  {}{}", app.id, app.name, off(app.disabled))?;
     }
     for n in numbers {
         let via = n.provider.as_deref().unwrap_or("simulator");
-        writeln!(out, "  {:<12} {:<24} via {via}", n.channel, n.number)?;
+        writeln!(out, "  {:<12} {:<24} via {via}{}", n.channel, n.number, off(n.disabled))?;
     }
     Ok(())
 }
@@ -247,5 +248,34 @@ pub async fn customer(config: Config, org: &str, customer: &str, json: bool) -> 
             p.transaction_id
         )?;
     }
+    Ok(())
+}
+
+fn switched(switch: super::Switch) -> (String, String, bool) {
+    match switch {
+        super::Switch::Disable { id, org } => (id, org, true),
+        super::Switch::Enable { id, org } => (id, org, false),
+    }
+}
+
+pub async fn switch_app(config: Config, switch: super::Switch) -> Result<()> {
+    let (app, org, disable) = switched(switch);
+    if !store(&config).await?.set_app_disabled(&org, &app, disable).await? {
+        anyhow::bail!("org {org} has no app {app}");
+    }
+    let what =
+        if disable { "disabled: its SETUPs are refused and open sockets close within seconds" } else { "enabled" };
+    writeln!(std::io::stdout().lock(), "app {app} of org {org} {what}")?;
+    Ok(())
+}
+
+pub async fn switch_number(config: Config, switch: super::Switch, channel: Option<&str>) -> Result<()> {
+    let (number, org, disable) = switched(switch);
+    let Some(channel) = channel else { anyhow::bail!("--channel is needed (sms, ussd, voice, …)") };
+    if !store(&config).await?.set_channel_number_disabled(&org, channel, &number, disable).await? {
+        anyhow::bail!("org {org} has no {channel} number {number}");
+    }
+    let what = if disable { "disabled" } else { "enabled" };
+    writeln!(std::io::stdout().lock(), "{channel} number {number} of org {org} {what}")?;
     Ok(())
 }

@@ -56,6 +56,19 @@ pub enum Command {
     /// An org's API keys: list them, revoke one.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Disable an app (its sockets are refused, and those open are closed within seconds; calls
+    /// and provider messages no longer go to it) or enable it again. Nothing is deleted.
+    #[command(subcommand)]
+    App(Switch),
+    /// Disable a channel number (treated as not provisioned: nothing sent from it or received on
+    /// it, apps are told it is disabled) or enable it again.
+    Number {
+        #[command(subcommand)]
+        switch: Switch,
+        /// sms, ussd, voice, whatsapp, telegram, fb_messenger, email, cellular.
+        #[arg(long, global = true)]
+        channel: Option<String>,
+    },
     /// Payments through real providers: list the ones still waiting for a result, and settle one
     /// by hand after checking the provider's own records (a result callback that never came).
     #[command(subcommand)]
@@ -213,6 +226,22 @@ pub enum KeysCommand {
     Revoke { id: String },
 }
 
+/// Turning an app or a channel number off and on.
+#[derive(Debug, Subcommand)]
+pub enum Switch {
+    Disable {
+        /// The app id, or the number.
+        id: String,
+        #[arg(long)]
+        org: String,
+    },
+    Enable {
+        id: String,
+        #[arg(long)]
+        org: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PurseCommand {
     /// Print a purse's balance: actual, available, and held by pending payouts.
@@ -261,6 +290,8 @@ pub fn main() -> Result<()> {
             Command::Purse(PurseCommand::Balance { purse }) => purse_balance(config, &purse).await,
             Command::Keys(keys) => inspect::keys(config, keys).await,
             Command::Org { org } => inspect::org(config, &org).await,
+            Command::App(switch) => inspect::switch_app(config, switch).await,
+            Command::Number { switch, channel } => inspect::switch_number(config, switch, channel.as_deref()).await,
             Command::Customer { customer, org, json } => inspect::customer(config, &org, &customer, json).await,
             Command::Payment(PaymentCommand::Pending { older_than_mins }) => {
                 payments_pending(config, older_than_mins).await

@@ -5,7 +5,7 @@
 //!
 //! The browser phone is a simulator socket like the SDK's `Simulator`: the page's script speaks
 //! RSocket over the WebSocket listener (`listen.ws`/`listen.wss`) with protobuf payloads, with a
-//! short-lived auth token the console issues for the org's first app. No private API: what the
+//! short-lived auth token the console issues for the org's first enabled app. No private API: what the
 //! phone can do, any simulator socket can.
 //!
 //! Pages are rendered here (maud, everything escaped); the scripts and style sheet are embedded
@@ -197,7 +197,10 @@ async fn phone(State(c): Shared, headers: HeaderMap) -> Response {
         Err(to_login) => return to_login,
     };
     match c.hodi.store.org_inventory(&v.org_id).await {
-        Ok((apps, numbers)) => pages::phone(&v, apps.is_empty(), &numbers, c.links).into_response(),
+        Ok((apps, numbers)) => {
+            let numbers: Vec<_> = numbers.into_iter().filter(|n| !n.disabled).collect();
+            pages::phone(&v, apps.iter().all(|a| a.disabled), &numbers, c.links).into_response()
+        }
         Err(e) => server_error(e),
     }
 }
@@ -253,9 +256,9 @@ async fn phone_token(State(c): Shared, headers: HeaderMap) -> Response {
         Err(_) => return (StatusCode::UNAUTHORIZED, "log in again\n").into_response(),
     };
     let app_id = match c.hodi.store.org_inventory(&v.org_id).await {
-        Ok((apps, _)) => match apps.into_iter().next() {
-            Some((id, _)) => id,
-            None => return (StatusCode::CONFLICT, "the org has no app: provision one first\n").into_response(),
+        Ok((apps, _)) => match apps.into_iter().find(|a| !a.disabled) {
+            Some(app) => app.id,
+            None => return (StatusCode::CONFLICT, "the org has no enabled app: provision one first\n").into_response(),
         },
         Err(e) => return server_error(e),
     };

@@ -55,6 +55,9 @@ pub async fn channel_route(
     let Some(name) = channel_name(channel) else { return Ok(Err("channel_number has no channel".into())) };
     match store.channel_binding(org_id, name, &channel_number.number).await? {
         Some(provider) => Ok(Ok((name, provider))),
+        None if store.channel_number_disabled(org_id, name, &channel_number.number).await? => {
+            Ok(Err(format!("{name} number {:?} is disabled by the operator", channel_number.number)))
+        }
         None => Ok(Err(format!("{name} number {:?} is not provisioned for this org", channel_number.number))),
     }
 }

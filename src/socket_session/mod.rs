@@ -88,10 +88,31 @@ impl Acceptor for SessionAcceptor {
 
 /// When the socket closes: it is counted closed, and its app-data leases end (they belong to the
 /// socket that took them), so another socket is not refused for the rest of a lease nobody holds.
+/// Until then, it is closed if an operator disables its app.
 fn on_close(hodi: &Arc<Hodi>, session: &Arc<Session>, open: crate::metrics::Active) {
     let (hodi, session) = (hodi.clone(), session.clone());
+    let mut disabled = hodi.disabled_apps.subscribe();
+    // Disabled between its SETUP's check and now: the value already there counts too.
+    disabled.mark_changed();
     tokio::spawn(async move {
-        session.requester.closed().await;
+        loop {
+            tokio::select! {
+                _ = session.requester.closed() => break,
+                changed = disabled.changed() => {
+                    if changed.is_err() {
+                        session.requester.closed().await;
+                        break;
+                    }
+                    if disabled.borrow_and_update().contains(&session.app_id) {
+                        info!(connection_id = %session.connection_id, app_id = %session.app_id, "closing: the app was disabled");
+                        session.requester.close_with(
+                            hodi_rsocket::error_code::CONNECTION_CLOSE,
+                            &format!("app {} was disabled by the operator", session.app_id),
+                        );
+                    }
+                }
+            }
+        }
         drop(open);
         match hodi.store.release_leases(&session.connection_id).await {
             Ok(0) => {}
@@ -99,6 +120,37 @@ fn on_close(hodi: &Arc<Hodi>, session: &Arc<Session>, open: crate::metrics::Acti
                 info!(connection_id = %session.connection_id, leases = n, "released the closed socket's app-data leases")
             }
             Err(e) => warn!(connection_id = %session.connection_id, error = %e, "releasing a closed socket's leases"),
+        }
+    });
+}
+
+/// How often the disabled apps are read from the store.
+const DISABLED_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads the disabled apps every [`DISABLED_EVERY`] (on any node: the CLI writes the store) and
+/// publishes a change to every open socket's watcher, until `shutdown`.
+pub fn watch_disabled_apps(hodi: Arc<Hodi>, shutdown: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(DISABLED_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match hodi.store.disabled_apps().await {
+                Ok(apps) => {
+                    let now: std::collections::HashSet<String> = apps.into_iter().collect();
+                    hodi.disabled_apps.send_if_modified(|current| {
+                        let changed = **current != now;
+                        if changed {
+                            *current = Arc::new(now);
+                        }
+                        changed
+                    });
+                }
+                Err(e) => warn!(error = %e, "reading disabled apps"),
+            }
         }
     });
 }
@@ -130,9 +182,24 @@ async fn authenticate(hodi: &Hodi, meta: &AppConnectionMetadata) -> Result<Crede
     if !hodi.store.org_exists(&meta.org_id).await.map_err(internal)? {
         return Err(refused("unknown org id".into()));
     }
-    if !hodi.store.app_in_org(&meta.org_id, &meta.app_id).await.map_err(internal)? {
+    let Some(disabled) = hodi.store.app_state(&meta.org_id, &meta.app_id).await.map_err(internal)? else {
         return Err(refused("unknown app id in this org".into()));
+    };
+    let credential = check_credential(hodi, meta, &internal, &refused).await?;
+    // Told only to a peer with valid credentials: others learn nothing about the app.
+    if disabled {
+        info!(org_id = %meta.org_id, app_id = %meta.app_id, "SETUP refused: the app is disabled");
+        return Err(reject(format!("app {} is disabled by the operator (hodi app enable)", meta.app_id)));
     }
+    Ok(credential)
+}
+
+async fn check_credential(
+    hodi: &Hodi,
+    meta: &AppConnectionMetadata,
+    internal: &impl Fn(anyhow::Error) -> RemoteError,
+    refused: &impl Fn(String) -> RemoteError,
+) -> Result<Credential, RemoteError> {
     match (&meta.auth_token, &meta.api_key) {
         (Some(token), _) => {
             match hodi.store.check_auth_token(&meta.org_id, &meta.app_id, token).await.map_err(internal)? {

@@ -170,7 +170,8 @@ impl Store {
     pub async fn voice_number_owner(&self, number: &str) -> Result<Option<(String, String)>> {
         let row = sqlx::query(
             "SELECT c.org_id, a.id AS app_id FROM channel_numbers c JOIN apps a ON a.org_id = c.org_id
-             WHERE c.channel = 'voice' AND c.number = $1 ORDER BY c.created_at, a.created_at LIMIT 1",
+             WHERE c.channel = 'voice' AND c.number = $1 AND c.disabled_at IS NULL AND a.disabled_at IS NULL
+             ORDER BY c.created_at, a.created_at LIMIT 1",
         )
         .bind(number)
         .fetch_optional(&self.pool)

@@ -121,13 +121,15 @@ impl Store {
     /// Whether `number` is provisioned on `channel` for the org (`None` when not), and the
     /// provider it sends through, if it is bound to one: one read for both.
     pub async fn channel_binding(&self, org_id: &str, channel: &str, number: &str) -> Result<Option<Option<String>>> {
-        let row =
-            sqlx::query("SELECT provider FROM channel_numbers WHERE org_id = $1 AND channel = $2 AND number = $3")
-                .bind(org_id)
-                .bind(channel)
-                .bind(number)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT provider FROM channel_numbers
+                 WHERE org_id = $1 AND channel = $2 AND number = $3 AND disabled_at IS NULL",
+        )
+        .bind(org_id)
+        .bind(channel)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| r.try_get("provider")).transpose().map_err(Into::into)
     }
 
@@ -141,7 +143,9 @@ impl Store {
     ) -> Result<Option<(String, String)>> {
         let row = sqlx::query(
             "SELECT c.org_id, a.id AS app_id FROM channel_numbers c JOIN apps a ON a.org_id = c.org_id
-             WHERE c.provider = $1 AND c.channel = $2 AND c.number = $3 ORDER BY c.created_at, a.created_at LIMIT 1",
+             WHERE c.provider = $1 AND c.channel = $2 AND c.number = $3
+               AND c.disabled_at IS NULL AND a.disabled_at IS NULL
+             ORDER BY c.created_at, a.created_at LIMIT 1",
         )
         .bind(provider)
         .bind(channel)

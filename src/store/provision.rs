@@ -19,6 +19,17 @@ pub struct ChannelNumberRow {
     pub channel: String,
     pub number: String,
     pub provider: Option<String>,
+    /// Disabled by the operator: treated as not provisioned until enabled again.
+    pub disabled: bool,
+}
+
+/// An app as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRow {
+    pub id: String,
+    pub name: String,
+    /// Disabled by the operator: its SETUPs are refused and its sockets closed.
+    pub disabled: bool,
 }
 
 /// An API key as operators see it (never the key itself: only its hash is stored).
@@ -43,6 +54,16 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
+    }
+
+    /// Whether app `app_id` is in `org_id` (None when not) and whether it is disabled.
+    pub async fn app_state(&self, org_id: &str, app_id: &str) -> Result<Option<bool>> {
+        let row = sqlx::query("SELECT disabled_at FROM apps WHERE id = $1 AND org_id = $2")
+            .bind(app_id)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(r.try_get::<Option<i64>, _>("disabled_at")?.is_some())).transpose()
     }
 
     pub async fn count_orgs(&self) -> Result<i64> {
@@ -119,21 +140,28 @@ impl Store {
             .collect()
     }
 
-    /// An org's apps (id, name) and channel numbers (channel, number, provider; None: simulator),
+    /// An org's apps and channel numbers (channel, number, provider; None: simulator), apps
     /// oldest first.
-    pub async fn org_inventory(&self, org_id: &str) -> Result<(Vec<(String, String)>, Vec<ChannelNumberRow>)> {
+    pub async fn org_inventory(&self, org_id: &str) -> Result<(Vec<AppRow>, Vec<ChannelNumberRow>)> {
         if !self.org_exists(org_id).await? {
             bail!("unknown org {org_id}");
         }
-        let apps = sqlx::query("SELECT id, name FROM apps WHERE org_id = $1 ORDER BY created_at, id")
+        let apps = sqlx::query("SELECT id, name, disabled_at FROM apps WHERE org_id = $1 ORDER BY created_at, id")
             .bind(org_id)
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .map(|r| {
+                Ok(AppRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let numbers = sqlx::query(
-            "SELECT channel, number, provider FROM channel_numbers WHERE org_id = $1 ORDER BY channel, number",
+            "SELECT channel, number, provider, disabled_at FROM channel_numbers WHERE org_id = $1
+             ORDER BY channel, number",
         )
         .bind(org_id)
         .fetch_all(&self.pool)
@@ -144,10 +172,65 @@ impl Store {
                 channel: r.try_get("channel")?,
                 number: r.try_get("number")?,
                 provider: r.try_get("provider")?,
+                disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
         Ok((apps, numbers))
+    }
+
+    /// Disables (or enables again) app `app_id` of `org_id`. False when there is no such app.
+    pub async fn set_app_disabled(&self, org_id: &str, app_id: &str, disabled: bool) -> Result<bool> {
+        let at = disabled.then(now_ms);
+        let done = sqlx::query("UPDATE apps SET disabled_at = $1 WHERE id = $2 AND org_id = $3")
+            .bind(at)
+            .bind(app_id)
+            .bind(org_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done > 0)
+    }
+
+    /// Disables (or enables again) `number` on `channel` of `org_id`. False when there is none.
+    pub async fn set_channel_number_disabled(
+        &self,
+        org_id: &str,
+        channel: &str,
+        number: &str,
+        disabled: bool,
+    ) -> Result<bool> {
+        let at = disabled.then(now_ms);
+        let done = sqlx::query(
+            "UPDATE channel_numbers SET disabled_at = $1 WHERE org_id = $2 AND channel = $3 AND number = $4",
+        )
+        .bind(at)
+        .bind(org_id)
+        .bind(channel)
+        .bind(number)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done > 0)
+    }
+
+    /// The apps disabled now (few: an operator's doing), for closing their sockets.
+    pub async fn disabled_apps(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM apps WHERE disabled_at IS NOT NULL").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    /// Whether `number` on `channel` of `org_id` is provisioned but disabled (to say so).
+    pub async fn channel_number_disabled(&self, org_id: &str, channel: &str, number: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM channel_numbers WHERE org_id = $1 AND channel = $2 AND number = $3 AND disabled_at IS NOT NULL",
+        )
+        .bind(org_id)
+        .bind(channel)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Revokes API key `id`: new SETUPs with it are refused (sockets already open stay until they
