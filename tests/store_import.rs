@@ -111,9 +111,19 @@ async fn an_embedded_store_imported_elsewhere_keeps_customers_messages_and_the_l
             .output()
             .expect("running hodi import")
     };
-    let out = import(&source_url);
+    // Run on a terminal (script(1) gives it one): a progress bar over the rows, then the tables.
+    let command = format!("{} import --from '{source_url}'", env!("CARGO_BIN_EXE_hodi"));
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("HODI_DATA_DIR", new_dir.path())
+        .env("HODI_DATABASE_URL", &db.url)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running hodi import on a terminal");
     let printed = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    let bar = shows_a_bar(&printed);
+    assert!(bar, "no progress bar ({{pos}}/{{len}} rows) on the terminal: {printed:?}");
     assert!(printed.contains("messages") && printed.contains("payment_entries"), "per table: {printed}");
     assert!(printed.contains("entries sum 0, balances sum 0, 0 unbalanced"), "{printed}");
     // A second import would mix two histories: refused, and nothing changes.
@@ -157,4 +167,17 @@ async fn an_embedded_store_imported_elsewhere_keeps_customers_messages_and_the_l
     let reply = phone.request_response(Payload::new(sms.encode_to_vec())).await.expect("reply");
     assert!(SimulatorToServerCommandReply::decode(reply.data).expect("reply").status);
     assert_eq!(store.messages_for(&customer_id, 100).await.expect("messages").len(), 3);
+}
+
+/// Whether `text` shows a bar's "<done>/<total> rows".
+fn shows_a_bar(text: &str) -> bool {
+    text.split(" rows").any(|before| {
+        let last = before.rsplit(' ').next().unwrap_or("");
+        last.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && a.chars().all(|c| c.is_ascii_digit())
+                && !b.is_empty()
+                && b.chars().all(|c| c.is_ascii_digit())
+        })
+    })
 }

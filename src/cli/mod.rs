@@ -465,11 +465,29 @@ async fn import(config: Config, from: &str) -> Result<()> {
     let destination = Store::open_with(&to, &config.database.store_options()).await?;
     let mut out = std::io::stdout();
     writeln!(out, "importing {} into {}", crate::store::redact(from), crate::store::redact(&to))?;
+    // A bar on stderr while rows move (drawn only on a terminal), a line per table on stdout.
+    let bar = indicatif::ProgressBar::hidden();
     let copied = destination
-        .import_from(&source, |c| {
-            let _ = writeln!(std::io::stdout(), "  {:<24} {:>10} rows", c.table, c.rows);
+        .import_from(&source, |p| match p {
+            crate::store::import::Progress::Started { rows } => {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.set_length(rows);
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("  {bar:40} {pos}/{len} rows  {per_sec}  about {eta} left")
+                {
+                    bar.set_style(style);
+                }
+            }
+            crate::store::import::Progress::Rows(n) => bar.inc(n),
+            crate::store::import::Progress::Table(c) => {
+                bar.suspend(|| {
+                    let _ = writeln!(std::io::stdout(), "  {:<24} {:>10} rows", c.table, c.rows);
+                });
+            }
         })
-        .await?;
+        .await;
+    bar.finish_and_clear();
+    let copied = copied?;
     let (entries, balances, unbalanced) = destination.ledger_check().await?;
     let rows: u64 = copied.iter().map(|c| c.rows).sum();
     writeln!(out, "imported {rows} rows in {} tables; ledger: entries sum {entries}, balances sum {balances}, {unbalanced} unbalanced", copied.len())?;

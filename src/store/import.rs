@@ -92,10 +92,21 @@ pub struct Copied {
     pub rows: u64,
 }
 
+/// How an import is going, for a progress bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// Before the first row: how many rows the source holds in all.
+    Started { rows: u64 },
+    /// Another batch written.
+    Rows(u64),
+    /// A table done.
+    Table(&'a Copied),
+}
+
 impl Store {
     /// Copies every row of `source` into this store, which must hold no org yet. `progress` hears
-    /// each table as it is done. Returns the rows copied per table.
-    pub async fn import_from(&self, source: &Store, mut progress: impl FnMut(&Copied)) -> Result<Vec<Copied>> {
+    /// the rows to copy, each batch written and each table done. Returns the rows copied per table.
+    pub async fn import_from(&self, source: &Store, mut progress: impl FnMut(Progress)) -> Result<Vec<Copied>> {
         let (from_version, _) = source.schema_versions().await?;
         let (to_version, _) = self.schema_versions().await?;
         if from_version != to_version {
@@ -111,6 +122,13 @@ impl Store {
             // queue row points at, may still come in any order within a table: check at commit.
             sqlx::query("PRAGMA defer_foreign_keys = ON").execute(&mut *tx).await?;
         }
+        let mut total = 0u64;
+        for &table in TABLES {
+            let count = format!("SELECT COUNT(*) FROM {table}");
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count)).fetch_one(&source.pool).await?;
+            total += n.max(0) as u64;
+        }
+        progress(Progress::Started { rows: total });
         let mut done = Vec::with_capacity(TABLES.len());
         for &table in TABLES {
             let columns = self.columns(table).await?;
@@ -124,13 +142,17 @@ impl Store {
             while let Some(row) = stream.try_next().await.with_context(|| format!("reading {table}"))? {
                 batch.push(values(&row, &columns).with_context(|| format!("reading a row of {table}"))?);
                 if batch.len() == per_statement {
-                    rows += write_rows(&mut tx, &insert, &batch).await.with_context(|| format!("writing {table}"))?;
+                    let n = write_rows(&mut tx, &insert, &batch).await.with_context(|| format!("writing {table}"))?;
+                    rows += n;
+                    progress(Progress::Rows(n));
                     batch.clear();
                 }
             }
             drop(stream);
             if !batch.is_empty() {
-                rows += write_rows(&mut tx, &insert, &batch).await.with_context(|| format!("writing {table}"))?;
+                let n = write_rows(&mut tx, &insert, &batch).await.with_context(|| format!("writing {table}"))?;
+                rows += n;
+                progress(Progress::Rows(n));
             }
             let count = format!("SELECT COUNT(*) FROM {table}");
             let there: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count.clone())).fetch_one(&mut *tx).await?;
@@ -139,7 +161,7 @@ impl Store {
                 bail!("{table}: {here} rows in the source, {rows} read, {there} in the destination; nothing imported");
             }
             let copied = Copied { table, rows };
-            progress(&copied);
+            progress(Progress::Table(&copied));
             done.push(copied);
         }
         if self.backend == Backend::Postgres {
