@@ -10,12 +10,10 @@ mod common;
 #[path = "../sdk/examples/debt_collection/app.rs"]
 mod app;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::Hodi;
 use hodi_sdk::{Credentials, Elarian, Endpoint, Options};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// The whole browser run.
@@ -80,34 +78,20 @@ async fn the_console_and_its_browser_phone_in_chromium() {
         ("HODI_KEY2_ID", key2_id.as_str()),
         ("HODI_SCREENSHOTS", shots.as_str()),
     ];
-    let mut node = tokio::process::Command::from(hodi.node_command("console_browser.js", &[], &env));
-    node.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let mut child = node.spawn().expect("running node");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut stderr = child.stderr.take().expect("stderr");
-    let err_text = tokio::spawn(async move {
-        let mut s = String::new();
-        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut s).await;
-        s
-    });
-
+    let mut node = common::Talking::spawn(hodi.node_command("console_browser.js", &[], &env));
     let deadline = tokio::time::Instant::now() + RUN;
-    let mut said = Vec::new();
     let mut done = false;
-    while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
-        said.push(line.clone());
+    while let Some(line) = node.next_line(deadline).await {
         if let Some(number) = line.strip_prefix("READY pays ").or_else(|| line.strip_prefix("READY ignores ")) {
             app::enroll(&client, number, 500.0, Duration::from_millis(200)).await.expect("enrolled");
         } else if line == "DONE" {
             done = true;
         }
     }
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-    let err = err_text.await.unwrap_or_default();
+    let (ok, output) = node.finish().await;
     assert!(
-        done && matches!(status, Ok(Ok(s)) if s.success()),
-        "the browser run did not finish ({status:?})\n--- said\n{}\n--- stderr\n{err}\n--- hodi stderr\n{}",
-        said.join("\n"),
+        done && ok,
+        "the browser run did not finish\n{output}\n--- hodi stderr\n{}",
         hodi.stderr().lines().rev().take(40).collect::<Vec<_>>().join("\n")
     );
     for page in ["login-refused", "phone-sms-checkout", "phone-call-keypad", "dashboard", "customer", "calls"] {

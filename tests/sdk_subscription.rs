@@ -241,3 +241,32 @@ async fn a_notification_sent_again_while_the_app_holds_it_reaches_the_app_once()
         assert_ne!(n.id, id, "delivered twice");
     }
 }
+
+#[tokio::test]
+async fn app_data_set_by_a_command_after_answering_is_not_undone_by_the_answer() {
+    let (running, _dir) = common::inproc::start().await;
+    let client = Elarian::connect(options(&running));
+    client.connected(WAIT).await.expect("connected");
+    let mut notifications = client.notifications().expect("the stream");
+    let phone = hodi_simulator::Phone::connect(options(&running), "+254700200011").await.expect("phone");
+    let customer = client.customer("+254700200011");
+    // A race on each round (which write reaches the store last); 80 rounds catch the old
+    // behaviour most times, and must all pass with the fix.
+    for round in 0..80 {
+        phone.send_sms("21356", &format!("text {round}")).await.expect("sent");
+        let n = notifications.next_within(WAIT).await.expect("the SMS");
+        // The answer says one thing; the command the app sends right after it says another.
+        n.reply(Reply::default().with_app_data(format!("answer {round}"))).await.expect("answer taken");
+        customer.update_app_data(format!("command {round}")).await.expect("updated");
+        // The answer's update is recorded with its batch, after the command's: it must yield.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let store = &running.hodi.store;
+        let id = customer.id().await.expect("customer id");
+        let value = store.app_data(&running.dev.as_ref().expect("dev").app_id, &id).await.expect("store");
+        assert_eq!(
+            value,
+            Some(hodi::store::app_data::AppDataValue::Text(format!("command {round}"))),
+            "round {round}: the later command's app data was overwritten by the earlier answer"
+        );
+    }
+}

@@ -77,12 +77,10 @@ struct Delivery {
 
 /// What one delivery came to.
 enum Outcome {
-    Answered(Box<ServerToAppNotificationReply>),
+    /// The app's answer, and when it arrived (unix µs): its app-data update yields to a later one.
+    Answered(Box<ServerToAppNotificationReply>, i64),
     /// Not delivered; `recorded`: the failure is already in the store (a timeout records itself).
-    Failed {
-        error: String,
-        recorded: bool,
-    },
+    Failed { error: String, recorded: bool },
     /// Every subscription was out of credit: not an attempt, it stays queued as it was.
     NoDemand,
 }
@@ -625,7 +623,7 @@ async fn wait_for_answer(
     let timeout = Duration::from_millis(hodi.config.notify.reply_timeout_ms);
     tokio::pin!(answer);
     match tokio::time::timeout(timeout, &mut answer).await {
-        Ok(Ok(reply)) => return Outcome::Answered(Box::new(reply)),
+        Ok(Ok(reply)) => return Outcome::Answered(Box::new(reply), crate::store::now_us()),
         Ok(Err(error)) => return Outcome::Failed { error, recorded: false },
         Err(_) => {}
     }
@@ -646,7 +644,7 @@ async fn wait_for_answer(
         Ok(Ok(reply)) => {
             hodi.notify_stats.late_answers.fetch_add(1, Ordering::Relaxed);
             info!(notification_id = %row.id, "late answer taken; the notification is not sent again");
-            Outcome::Answered(Box::new(reply))
+            Outcome::Answered(Box::new(reply), crate::store::now_us())
         }
         Ok(Err(_)) | Err(_) => Outcome::Failed { error, recorded },
     }
@@ -664,7 +662,7 @@ async fn settle(
     for Settled { delivery, outcome } in batch.drain(..) {
         let Delivery { row, connection_id, sent_app_data, reply_to, kind } = delivery;
         let outcome_word = match &outcome {
-            Outcome::Answered(_) => Some("answered".to_string()),
+            Outcome::Answered(..) => Some("answered".to_string()),
             Outcome::Failed { error, .. } => Some(error.clone()),
             Outcome::NoDemand => None,
         };
@@ -688,7 +686,7 @@ async fn settle(
         }
         in_flight.release(&row, retry);
         match outcome {
-            Outcome::Answered(reply) => {
+            Outcome::Answered(reply, answered_us) => {
                 let update =
                     reply.data_update.as_ref().and_then(|u| u.data.as_ref()).and_then(crate::convert::stored_app_data);
                 done.push(Completion {
@@ -700,6 +698,7 @@ async fn settle(
                     // The Elarian SDKs hand back the app data they were sent when a handler sets
                     // none; storing that echo would undo a newer update from another answer.
                     app_data: update.filter(|v| Some(v) != sent_app_data.as_ref()),
+                    answered_us,
                     message: reply.message,
                     reply_to,
                 });
@@ -797,6 +796,7 @@ mod tests {
             app_id: "app".into(),
             customer_id: "cst_c".into(),
             app_data,
+            answered_us: 0,
             message: None,
             reply_to: None,
         };

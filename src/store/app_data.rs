@@ -135,9 +135,10 @@ impl Store {
         // released by another writer between the statements.
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "INSERT INTO app_data (app_id, customer_id, text_value, bytes_value, updated_at) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO app_data (app_id, customer_id, text_value, bytes_value, updated_at, written_us)
+             VALUES ($1, $2, $3, $4, $5, $7)
              ON CONFLICT (app_id, customer_id) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5,
-                 lease_owner = NULL, lease_until = NULL
+                 written_us = $7, lease_owner = NULL, lease_until = NULL
              WHERE app_data.lease_until IS NULL OR app_data.lease_until <= $5 OR app_data.lease_owner = $6",
         )
         .bind(app_id)
@@ -146,6 +147,7 @@ impl Store {
         .bind(bytes)
         .bind(now)
         .bind(owner)
+        .bind(super::now_us())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -199,7 +201,7 @@ impl Store {
     /// Replaces the value whatever the lease (see [`force_set`]).
     pub async fn force_set_app_data(&self, app_id: &str, customer_id: &str, value: &AppDataValue) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        force_set(&mut conn, app_id, customer_id, value).await
+        force_set(&mut conn, app_id, customer_id, value, super::now_us()).await
     }
 }
 
@@ -214,19 +216,30 @@ async fn lease_until(conn: &mut AnyConnection, app_id: &str, customer_id: &str, 
     Ok(LeaseHeld { until })
 }
 
-/// Replaces the value whatever the lease, releasing it (a notification reply's app-data update).
-pub async fn force_set(conn: &mut AnyConnection, app_id: &str, customer_id: &str, value: &AppDataValue) -> Result<()> {
+/// Replaces the value whatever the lease, releasing it (a notification reply's app-data update),
+/// as of `at_us` (unix µs, when the answer arrived): a value written after that — the app's own
+/// command, sent after it answered and applied while the answer waited for its batch — is kept.
+pub async fn force_set(
+    conn: &mut AnyConnection,
+    app_id: &str,
+    customer_id: &str,
+    value: &AppDataValue,
+    at_us: i64,
+) -> Result<()> {
     let (text, bytes) = split(value);
     sqlx::query(
-        "INSERT INTO app_data (app_id, customer_id, text_value, bytes_value, updated_at) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO app_data (app_id, customer_id, text_value, bytes_value, updated_at, written_us)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (app_id, customer_id) DO UPDATE SET text_value = $3, bytes_value = $4, updated_at = $5,
-             lease_owner = NULL, lease_until = NULL",
+             written_us = $6, lease_owner = NULL, lease_until = NULL
+         WHERE app_data.written_us <= $6",
     )
     .bind(app_id)
     .bind(customer_id)
     .bind(text)
     .bind(bytes)
-    .bind(now_ms())
+    .bind(at_us / 1000)
+    .bind(at_us)
     .execute(conn)
     .await?;
     Ok(())

@@ -45,6 +45,9 @@ pub struct Completion {
     pub app_id: String,
     pub customer_id: String,
     pub app_data: Option<AppDataValue>,
+    /// When the answer arrived (unix µs): its app-data update is written only if nothing newer
+    /// was (a command the app sent after answering, applied while this waited for its batch).
+    pub answered_us: i64,
     /// An outbound message the app asked to send, handed to messaging once this is recorded.
     pub message: Option<crate::wire::OutboundMessage>,
     /// Where a reply goes: the channel and number of the notification it answers, if it had one.
@@ -230,7 +233,7 @@ impl Store {
         }
         for c in done {
             if let Some(value) = &c.app_data {
-                super::app_data::force_set(&mut tx, &c.app_id, &c.customer_id, value).await?;
+                super::app_data::force_set(&mut tx, &c.app_id, &c.customer_id, value, c.answered_us).await?;
             }
         }
         tx.commit().await?;

@@ -301,3 +301,44 @@ pub fn metric_sample(metrics: &str, metric: &str, labels: &[&str]) -> Option<f64
         (name == metric && labels.iter().all(|l| name_labels.contains(l))).then(|| value.parse().ok())?
     })
 }
+
+/// A peer process the test talks with while it runs: its stdout read line by line (each line
+/// kept), its stderr gathered for the failure message, killed if dropped.
+pub struct Talking {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stderr: tokio::task::JoinHandle<String>,
+    pub said: Vec<String>,
+}
+
+impl Talking {
+    pub fn spawn(command: Command) -> Talking {
+        use tokio::io::AsyncBufReadExt;
+        let mut command = tokio::process::Command::from(command);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = command.spawn().expect("spawning the peer");
+        let lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut err = child.stderr.take().expect("stderr");
+        let stderr = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut err, &mut s).await;
+            s
+        });
+        Talking { child, lines, stderr, said: Vec::new() }
+    }
+
+    /// The next line it prints before `deadline`; None when it ended or the time is up.
+    pub async fn next_line(&mut self, deadline: tokio::time::Instant) -> Option<String> {
+        let line = tokio::time::timeout_at(deadline, self.lines.next_line()).await.ok()?.ok()??;
+        self.said.push(line.clone());
+        Some(line)
+    }
+
+    /// Waits (10 s) for it to exit: whether it succeeded, and what it said on both outputs.
+    pub async fn finish(mut self) -> (bool, String) {
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        let ok = matches!(status, Ok(Ok(s)) if s.success());
+        let err = self.stderr.await.unwrap_or_default();
+        (ok, format!("exit {status:?}\n--- stdout\n{}\n--- stderr\n{err}", self.said.join("\n")))
+    }
+}
