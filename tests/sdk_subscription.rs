@@ -270,3 +270,63 @@ async fn app_data_set_by_a_command_after_answering_is_not_undone_by_the_answer()
         );
     }
 }
+
+#[tokio::test]
+async fn hodi_sdk_connects_over_tls_and_wss_trusting_the_dev_certificate_and_refuses_an_untrusted_one() {
+    let (running, _dir) = common::inproc::start_with(|c| c.listen.wss = "127.0.0.1:0".into()).await;
+    let dev = running.dev.as_ref().expect("dev tenant");
+    let creds = || Credentials::ApiKey(dev.api_key.clone());
+    let tls = format!("localhost:{}", running.bound.tls.expect("tls listener").port());
+    let wss = format!("wss://localhost:{}/", running.bound.wss.expect("wss listener").port());
+    let trust = hodi_sdk::Trust::pem_file(&running.certificate.cert).expect("the dev certificate");
+
+    for endpoint in [
+        Endpoint::Tls(tls.clone()),
+        Endpoint::SecureWebSocket(wss.clone()),
+        Endpoint::parse(&format!("tls://{tls}")).expect("parsed"),
+    ] {
+        let mut options = Options::new(endpoint.clone(), &dev.org_id, &dev.app_id, creds());
+        options.trust = trust.clone();
+        let client = Elarian::connect(options);
+        client.connected(WAIT).await.unwrap_or_else(|e| panic!("{endpoint:?}: {e}"));
+        let state = client.customer("+254700200021").get_state().await.expect("a command over TLS");
+        assert!(state.customer_id.starts_with("cst_"), "{endpoint:?}");
+        // The phone too: a simulator over TLS.
+        let mut phone_options = Options::new(endpoint.clone(), &dev.org_id, &dev.app_id, creds());
+        phone_options.trust = trust.clone();
+        let phone = hodi_simulator::Phone::connect(phone_options, "+254700200021").await.expect("phone over TLS");
+        phone.send_sms("21356", "over tls").await.expect("texted over TLS");
+    }
+
+    // The public roots do not vouch for a self-signed certificate: the client says why, and keeps
+    // trying (a certificate can be fixed) rather than connecting.
+    let client = Elarian::connect(Options::new(Endpoint::Tls(tls), &dev.org_id, &dev.app_id, creds()));
+    let mut events = client.events();
+    let why = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(ConnectionEvent::Error(e)) = events.recv().await {
+                return e.to_string();
+            }
+        }
+    })
+    .await
+    .expect("a connection error");
+    assert!(why.contains("certificate") || why.contains("UnknownIssuer"), "{why}");
+    assert!(client.connected(Duration::from_millis(300)).await.is_err(), "connected without trusting the server");
+    // A PEM with no certificate in it is refused up front.
+    let empty = hodi_sdk::Trust::Pem(b"not a certificate".to_vec());
+    let mut options = Options::new(Endpoint::SecureWebSocket(wss), &dev.org_id, &dev.app_id, creds());
+    options.trust = empty;
+    let client = Elarian::connect(options);
+    let mut events = client.events();
+    let why = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(ConnectionEvent::Error(e)) = events.recv().await {
+                return e.to_string();
+            }
+        }
+    })
+    .await
+    .expect("an error");
+    assert!(why.contains("holds no certificate"), "{why}");
+}

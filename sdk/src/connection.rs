@@ -203,6 +203,43 @@ async fn supervise(link: Arc<Link>, simulator: bool, responder: Arc<dyn Responde
     }
 }
 
+/// The TLS handshake for a TLS endpoint, checking the server's certificate against
+/// `options.trust` for the endpoint's host.
+async fn tls_handshake(
+    options: &Options,
+    tcp: tokio::net::TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    let host = options.endpoint.tls_host()?.unwrap_or_default();
+    let mut roots = rustls::RootCertStore::empty();
+    match &options.trust {
+        crate::Trust::PublicRoots => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        crate::Trust::Pem(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| Error::Invalid(format!("trusted certificates: {e}")))?;
+                roots.add(cert).map_err(|e| Error::Invalid(format!("trusted certificate refused: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(Error::Invalid("trusted certificates: the PEM holds no certificate".into()));
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Connect(format!("TLS settings: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.clone()).map_err(|e| Error::Invalid(format!("{host}: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    tokio::time::timeout(SETUP_WAIT, connector.connect(name, tcp))
+        .await
+        .map_err(|_| Error::Connect(format!("{host}: no TLS handshake in {SETUP_WAIT:?}")))?
+        .map_err(|e| Error::Connect(format!("TLS with {host}: {e}")))
+}
+
 /// How long the server has to accept or refuse a SETUP.
 const SETUP_WAIT: Duration = Duration::from_secs(10);
 
@@ -219,12 +256,20 @@ async fn dial(options: &Options, simulator: bool, responder: Arc<dyn Responder>)
         .map_err(|_| Error::Connect(format!("{address}: no answer in {SETUP_WAIT:?}")))?
         .map_err(|e| Error::Connect(format!("{address}: {e}")))?;
     let _ = tcp.set_nodelay(true);
+    let max = config.max_frame_size;
+    let ws = |e: hodi_rsocket::transport::TransportError| Error::Connect(e.to_string());
     let io = match &options.endpoint {
-        Endpoint::Tcp(_) => hodi_rsocket::transport::length_prefixed::frame_io(tcp, config.max_frame_size, address),
+        Endpoint::Tcp(_) => hodi_rsocket::transport::length_prefixed::frame_io(tcp, max, address),
         Endpoint::WebSocket(url) => {
-            hodi_rsocket::transport::websocket::connect(url, tcp, config.max_frame_size, address)
-                .await
-                .map_err(|e| Error::Connect(e.to_string()))?
+            hodi_rsocket::transport::websocket::connect(url, tcp, max, address).await.map_err(ws)?
+        }
+        Endpoint::Tls(_) => {
+            let tls = tls_handshake(options, tcp).await?;
+            hodi_rsocket::transport::length_prefixed::frame_io(tls, max, address)
+        }
+        Endpoint::SecureWebSocket(url) => {
+            let tls = tls_handshake(options, tcp).await?;
+            hodi_rsocket::transport::websocket::connect(url, tls, max, address).await.map_err(ws)?
         }
     };
     let (api_key, auth_token) = match &options.credentials {

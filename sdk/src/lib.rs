@@ -13,6 +13,9 @@
 //! [`Error::NotConnected`]; one in flight when the connection drops fails with
 //! [`Error::Interrupted`] (it may have been applied, so it is not re-sent behind your back).
 //!
+//! Endpoints ([`Endpoint`]): plain TCP, WebSocket, and over TLS (`tls://`, `wss://`) checked
+//! against the public roots or the certificates [`Options::trust`] names ([`Trust`]).
+//!
 //! Notifications use Hodi's subscription (a REQUEST_STREAM with REQUEST_N credit): the server
 //! sends only as fast as the app reads, and what the app has not read waits in the server's
 //! durable outbox, not in memory.
@@ -50,5 +53,5 @@ pub use error::{Error, Result};
 pub use hodi_rsocket as rsocket;
 pub use hodi_wire as wire;
 pub use notification::{Event, Notification, Notifications, ReceivedMessage, Reply};
-pub use options::{local_endpoint, Backoff, Credentials, Endpoint, Options};
+pub use options::{local_endpoint, Backoff, Credentials, Endpoint, Options, Trust};
 pub use simulator::{Simulator, SimulatorEvent, SimulatorReply, EVENT_BUFFER};

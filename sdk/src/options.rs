@@ -9,38 +9,83 @@ pub enum Endpoint {
     Tcp(String),
     /// RSocket over WebSocket, a `ws://host:port/` URL (Hodi's `listen.ws`).
     WebSocket(String),
+    /// RSocket over TLS with the length prefix, `host:port` (Hodi's `listen.tls`, where the
+    /// Elarian SDKs connect). The certificate is checked against [`Options::trust`] for `host`.
+    Tls(String),
+    /// RSocket over WebSocket with TLS, a `wss://host:port/` URL (Hodi's `listen.wss`).
+    SecureWebSocket(String),
 }
 
 impl Endpoint {
-    /// `tcp://host:port`, `host:port` or `ws://…`.
+    /// `tcp://host:port`, `host:port`, `tls://host:port`, `ws://…` or `wss://…`.
     pub fn parse(s: &str) -> Result<Endpoint, crate::Error> {
         if s.starts_with("ws://") {
             Ok(Endpoint::WebSocket(s.to_string()))
+        } else if s.starts_with("wss://") {
+            Ok(Endpoint::SecureWebSocket(s.to_string()))
         } else if let Some(rest) = s.strip_prefix("tcp://") {
             Ok(Endpoint::Tcp(rest.to_string()))
-        } else if s.starts_with("wss://") || s.starts_with("tls://") {
-            Err(crate::Error::Invalid(format!(
-                "{s}: TLS endpoints are not supported by hodi-sdk yet; use tcp:// or ws://"
-            )))
+        } else if let Some(rest) = s.strip_prefix("tls://") {
+            Ok(Endpoint::Tls(rest.to_string()))
         } else if s.contains(':') && !s.contains('/') {
             Ok(Endpoint::Tcp(s.to_string()))
         } else {
-            Err(crate::Error::Invalid(format!("{s}: expected tcp://host:port, host:port or ws://host:port")))
+            Err(crate::Error::Invalid(format!(
+                "{s}: expected tcp://host:port, host:port, tls://host:port, ws://host:port or wss://host:port"
+            )))
         }
     }
 
+    /// Where to dial, `host:port`.
     pub(crate) fn address(&self) -> Result<String, crate::Error> {
-        match self {
-            Endpoint::Tcp(addr) => Ok(addr.clone()),
-            Endpoint::WebSocket(url) => {
-                let rest = url.trim_start_matches("ws://");
-                let authority = rest.split('/').next().unwrap_or_default();
-                if authority.is_empty() {
-                    return Err(crate::Error::Invalid(format!("{url}: no host")));
-                }
-                Ok(if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") })
+        let from_url = |url: &str, scheme: &str, port: u16| {
+            let rest = url.trim_start_matches(scheme);
+            let authority = rest.split('/').next().unwrap_or_default();
+            if authority.is_empty() {
+                return Err(crate::Error::Invalid(format!("{url}: no host")));
             }
+            let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+            Ok(if has_port { authority.to_string() } else { format!("{authority}:{port}") })
+        };
+        match self {
+            Endpoint::Tcp(addr) | Endpoint::Tls(addr) => Ok(addr.clone()),
+            Endpoint::WebSocket(url) => from_url(url, "ws://", 80),
+            Endpoint::SecureWebSocket(url) => from_url(url, "wss://", 443),
         }
+    }
+
+    /// The host the certificate must name, for TLS endpoints.
+    pub(crate) fn tls_host(&self) -> Result<Option<String>, crate::Error> {
+        if !matches!(self, Endpoint::Tls(_) | Endpoint::SecureWebSocket(_)) {
+            return Ok(None);
+        }
+        let address = self.address()?;
+        let host = match address.rsplit_once(':') {
+            Some((host, _)) => host,
+            None => address.as_str(),
+        };
+        Ok(Some(host.trim_start_matches('[').trim_end_matches(']').to_string()))
+    }
+}
+
+/// Which certificates a TLS endpoint may present.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Trust {
+    /// The public web PKI (Mozilla's roots, built in): a server with a real certificate.
+    #[default]
+    PublicRoots,
+    /// Only certificates issued by (or equal to) these PEM certificates: a private CA, or Hodi's
+    /// self-signed dev certificate (`.hodi/tls/cert.pem`).
+    Pem(Vec<u8>),
+}
+
+impl Trust {
+    /// Trusts the PEM certificates in `path`.
+    pub fn pem_file(path: impl AsRef<std::path::Path>) -> Result<Trust, crate::Error> {
+        let path = path.as_ref();
+        std::fs::read(path)
+            .map(Trust::Pem)
+            .map_err(|e| crate::Error::Invalid(format!("reading certificates from {}: {e}", path.display())))
     }
 }
 
@@ -87,6 +132,8 @@ pub struct Options {
     pub notification_window: u32,
     /// Only send commands: no notification subscription (the Elarian `simplexMode`).
     pub simplex: bool,
+    /// Which certificates a TLS endpoint may present (public roots by default).
+    pub trust: Trust,
 }
 
 impl Options {
@@ -105,6 +152,7 @@ impl Options {
             backoff: Backoff::default(),
             notification_window: 4,
             simplex: false,
+            trust: Trust::default(),
         }
     }
 
@@ -112,7 +160,9 @@ impl Options {
     /// directory (`HODI_SDK_DATA_DIR`, default `.hodi`): the endpoint from `HODI_SDK_ENDPOINT`,
     /// else the plain TCP listener in `listening.toml`, else `127.0.0.1:8070`; credentials from
     /// `HODI_SDK_ORG`, `HODI_SDK_APP` and `HODI_SDK_API_KEY`, else `dev-credentials.toml`
-    /// (`HODI_SDK_DEV_CREDENTIALS` names another file). What the examples and `hodi-simulator` use.
+    /// (`HODI_SDK_DEV_CREDENTIALS` names another file); for a TLS endpoint, `HODI_SDK_CA` names
+    /// a PEM file to trust (e.g. `.hodi/tls/cert.pem`) instead of the public roots. What the
+    /// examples and `hodi-simulator` use.
     pub fn from_env() -> Result<Options, crate::Error> {
         let (org, app, key) = match (env("HODI_SDK_ORG"), env("HODI_SDK_APP"), env("HODI_SDK_API_KEY")) {
             (Some(o), Some(a), Some(k)) => (o, a, k),
@@ -123,7 +173,11 @@ impl Options {
                 (dev.org_id, dev.app_id, dev.api_key)
             }
         };
-        Ok(Options::new(local_endpoint()?, org, app, Credentials::ApiKey(key)))
+        let mut options = Options::new(local_endpoint()?, org, app, Credentials::ApiKey(key));
+        if let Some(ca) = env("HODI_SDK_CA") {
+            options.trust = Trust::pem_file(ca)?;
+        }
+        Ok(options)
     }
 }
 
