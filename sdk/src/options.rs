@@ -243,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_parse_and_unsupported_ones_say_why() {
+    fn endpoints_parse_and_bad_ones_say_why() {
         assert_eq!(Endpoint::parse("127.0.0.1:8070").ok(), Some(Endpoint::Tcp("127.0.0.1:8070".into())));
         assert_eq!(Endpoint::parse("tcp://localhost:8070").ok(), Some(Endpoint::Tcp("localhost:8070".into())));
         let ws = Endpoint::parse("ws://localhost:8080/").ok();
@@ -252,9 +252,19 @@ mod tests {
             Endpoint::parse("ws://example.test").ok().and_then(|e| e.address().ok()).as_deref(),
             Some("example.test:80")
         );
-        for (bad, why) in
-            [("wss://x:8444", "TLS"), ("tls://x:8443", "TLS"), ("localhost", "expected"), ("http://x:1/", "expected")]
-        {
+        let tls = Endpoint::parse("tls://localhost:8443").expect("tls");
+        assert_eq!(
+            (tls.address().ok().as_deref(), tls.tls_host().ok().flatten().as_deref()),
+            (Some("localhost:8443"), Some("localhost"))
+        );
+        let wss = Endpoint::parse("wss://example.test/").expect("wss");
+        assert_eq!(wss.address().ok().as_deref(), Some("example.test:443"));
+        let v6 = Endpoint::Tls("[::1]:8443".into());
+        assert_eq!(v6.tls_host().ok().flatten().as_deref(), Some("::1"));
+        assert_eq!(Endpoint::Tcp("x:1".into()).tls_host().ok().flatten(), None);
+        let nowhere = Endpoint::parse("wss:///").expect("parsed").address();
+        assert!(matches!(nowhere, Err(crate::Error::Invalid(m)) if m.contains("no host")));
+        for (bad, why) in [("localhost", "expected"), ("http://x:1/", "expected")] {
             match Endpoint::parse(bad) {
                 Err(crate::Error::Invalid(m)) => assert!(m.contains(why), "{bad}: {m}"),
                 other => panic!("{bad}: {other:?}"),
