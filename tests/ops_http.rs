@@ -154,36 +154,21 @@ async fn the_operators_listener_bounds_what_a_hostile_peer_can_hold() {
     assert_eq!(http_get(&addr, "/healthz").await, (200, "ok\n".into()));
 }
 
-/// One raw request on a fresh connection: (status, head, body).
 async fn http_raw(addr: &str, request: &[u8]) -> (u16, String, String) {
-    let mut tcp = TcpStream::connect(addr).await.expect("connect");
-    tcp.write_all(request).await.expect("written");
-    let (text, _) = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, head.to_string(), body.to_string())
+    let (status, head, body) = common::http_request(addr, request).await;
+    (status, head, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn get(path: &str, cookie: Option<&str>) -> Vec<u8> {
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
-    format!("GET {path} HTTP/1.1\r\nHost: h\r\n{cookie}Connection: close\r\n\r\n").into_bytes()
+    common::http_get_request(path, cookie)
 }
 
 fn login(org: &str, key: &str) -> Vec<u8> {
-    let body: String =
-        form_urlencoded::Serializer::new(String::new()).append_pair("org", org).append_pair("key", key).finish();
-    format!(
-        "POST /console/login HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    common::console_login_request(org, key)
 }
 
 fn session_cookie(head: &str) -> Option<String> {
-    head.lines()
-        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
-        .and_then(|c| c.split(';').next())
-        .map(str::to_string)
+    common::session_cookie(head)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -401,6 +401,26 @@ async fn a_caller_leaves_a_message_and_the_app_gets_a_recording_it_can_fetch() {
     let base = url.split("/recordings/").next().expect("base");
     assert_eq!(http_get(&format!("{base}/recordings/../x.wav")).await.0, 404);
     assert_eq!(http_get(&format!("{base}/recordings/call_x/..%2F..%2Fhodi.db")).await.0, 404);
+
+    // The org's console lists the call with players for both recordings, served to its session.
+    let http = running.bound.http.expect("the operator's listener").to_string();
+    let dev = running.dev.as_ref().expect("dev tenant");
+    let (_, head, _) = common::http_request(&http, &common::console_login_request(&dev.org_id, &dev.api_key)).await;
+    let cookie = common::session_cookie(&head).expect("logged in");
+    let (status, _, page) =
+        common::http_request(&http, &common::http_get_request("/console/calls", Some(&cookie))).await;
+    let page = String::from_utf8_lossy(&page).into_owned();
+    assert_eq!(status, 200);
+    let players: Vec<&str> =
+        page.split("src=\"").skip(1).filter_map(|s| s.split('"').next()).filter(|s| s.ends_with(".wav")).collect();
+    assert_eq!(players.len(), 2, "a player per recording: {page}");
+    let file = url.rsplit('/').next().expect("file name");
+    let mine = players.iter().find(|p| p.ends_with(file)).expect("the message's player");
+    let (status, head, body) = common::http_request(&http, &common::http_get_request(mine, Some(&cookie))).await;
+    assert!(status == 200 && head.contains("audio/wav"), "{head}");
+    assert!(body == wav, "the console plays the same recording ({} bytes, {} expected)", body.len(), wav.len());
+    let (status, ..) = common::http_request(&http, &common::http_get_request(mine, None)).await;
+    assert_eq!(status, 303, "not without a session");
 }
 
 /// Packets on `socket` whose payload is filled with `fill`, within `wait`.

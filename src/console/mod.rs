@@ -294,8 +294,16 @@ async fn recording(State(c): Shared, headers: HeaderMap, Path((call, file)): Pat
     }
     let path = c.hodi.config.data_dir.join("recordings").join(&call).join(&file);
     let Ok(f) = tokio::fs::File::open(&path).await else { return not_found() };
+    let Ok(size) = f.metadata().await.map(|m| m.len()) else { return not_found() };
+    // Streamed rather than read whole (a long call's recording is megabytes), with its length so
+    // that a player knows the duration.
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f));
-    ([(header::CONTENT_TYPE, "audio/wav"), (header::CACHE_CONTROL, "private, max-age=3600")], body).into_response()
+    let headers = [
+        (header::CONTENT_TYPE, "audio/wav".to_string()),
+        (header::CONTENT_LENGTH, size.to_string()),
+        (header::CACHE_CONTROL, "private, max-age=3600".to_string()),
+    ];
+    (headers, body).into_response()
 }
 
 fn not_found() -> Response {

@@ -342,3 +342,41 @@ impl Talking {
         (ok, format!("exit {status:?}\n--- stdout\n{}\n--- stderr\n{err}", self.said.join("\n")))
     }
 }
+
+/// One raw HTTP/1.1 request on a fresh connection (closed after): (status, head, body bytes).
+pub async fn http_request(addr: &str, request: &[u8]) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(request).await.expect("written");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer)).await;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").map_or(answer.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head, answer[split..].to_vec())
+}
+
+/// `GET path` (with a cookie), closing the connection after the answer.
+pub fn http_get_request(path: &str, cookie: Option<&str>) -> Vec<u8> {
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    format!("GET {path} HTTP/1.1\r\nHost: h\r\n{cookie}Connection: close\r\n\r\n").into_bytes()
+}
+
+/// The console's login form posted with `org` and `key`.
+pub fn console_login_request(org: &str, key: &str) -> Vec<u8> {
+    let body: String =
+        form_urlencoded::Serializer::new(String::new()).append_pair("org", org).append_pair("key", key).finish();
+    format!(
+        "POST /console/login HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The `name=value` of the cookie a response sets.
+pub fn session_cookie(head: &str) -> Option<String> {
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string)
+}
