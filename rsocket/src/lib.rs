@@ -17,8 +17,8 @@ pub mod server;
 pub mod transport;
 
 pub use connection::{
-    connect, serve, Acceptor, BoxFuture, BoxStream, Config, PendingResponse, RemoteError, RequestError, Requester,
-    Responder, ResponseStream, SetupInfo, SetupParams, StartError,
+    connect, serve, Acceptor, BoxFuture, BoxStream, ClientResume, Config, PendingResponse, Redial, RemoteError,
+    RequestError, Requester, Responder, ResponseStream, SetupInfo, SetupParams, StartError,
 };
 pub use frame::{error_code, Body, Frame};
 pub use payload::Payload;

@@ -203,6 +203,42 @@ async fn supervise(link: Arc<Link>, simulator: bool, responder: Arc<dyn Responde
     }
 }
 
+/// A new transport to the endpoint: TCP, then TLS and the WebSocket upgrade as it says.
+async fn transport(options: &Options, max: usize) -> Result<hodi_rsocket::transport::FrameIo> {
+    let address = options.endpoint.address()?;
+    let tcp = tokio::time::timeout(SETUP_WAIT, tokio::net::TcpStream::connect(&address))
+        .await
+        .map_err(|_| Error::Connect(format!("{address}: no answer in {SETUP_WAIT:?}")))?
+        .map_err(|e| Error::Connect(format!("{address}: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let ws = |e: hodi_rsocket::transport::TransportError| Error::Connect(e.to_string());
+    Ok(match &options.endpoint {
+        Endpoint::Tcp(_) => hodi_rsocket::transport::length_prefixed::frame_io(tcp, max, address),
+        Endpoint::WebSocket(url) => {
+            hodi_rsocket::transport::websocket::connect(url, tcp, max, address).await.map_err(ws)?
+        }
+        Endpoint::Tls(_) => {
+            let tls = tls_handshake(options, tcp).await?;
+            hodi_rsocket::transport::length_prefixed::frame_io(tls, max, address)
+        }
+        Endpoint::SecureWebSocket(url) => {
+            let tls = tls_handshake(options, tcp).await?;
+            hodi_rsocket::transport::websocket::connect(url, tls, max, address).await.map_err(ws)?
+        }
+    })
+}
+
+/// A resume token: 16 random bytes from the operating system (through rustls' provider), the
+/// session's key should a connection drop.
+fn resume_token() -> Result<Bytes> {
+    let mut token = [0u8; 16];
+    tokio_rustls::rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut token)
+        .map_err(|_| Error::Connect("no randomness for a resume token".into()))?;
+    Ok(Bytes::copy_from_slice(&token))
+}
+
 /// The TLS handshake for a TLS endpoint, checking the server's certificate against
 /// `options.trust` for the endpoint's host.
 async fn tls_handshake(
@@ -249,28 +285,37 @@ const SETUP_WAIT: Duration = Duration::from_secs(10);
 /// its stream (Hodi and Elarian both answer an error) means the SETUP was accepted, while a refused
 /// SETUP closes the connection with the server's reason.
 async fn dial(options: &Options, simulator: bool, responder: Arc<dyn Responder>) -> Result<Requester> {
-    let config = hodi_rsocket::Config::default();
-    let address = options.endpoint.address()?;
-    let tcp = tokio::time::timeout(SETUP_WAIT, tokio::net::TcpStream::connect(&address))
-        .await
-        .map_err(|_| Error::Connect(format!("{address}: no answer in {SETUP_WAIT:?}")))?
-        .map_err(|e| Error::Connect(format!("{address}: {e}")))?;
-    let _ = tcp.set_nodelay(true);
-    let max = config.max_frame_size;
-    let ws = |e: hodi_rsocket::transport::TransportError| Error::Connect(e.to_string());
-    let io = match &options.endpoint {
-        Endpoint::Tcp(_) => hodi_rsocket::transport::length_prefixed::frame_io(tcp, max, address),
-        Endpoint::WebSocket(url) => {
-            hodi_rsocket::transport::websocket::connect(url, tcp, max, address).await.map_err(ws)?
+    match set_up(options, simulator, responder.clone(), !options.resume_window.is_zero()).await {
+        // A server that does not keep resumable sessions refuses to; a plain one will do.
+        Err(Error::Connect(why)) if why.contains("UNSUPPORTED_SETUP") && why.contains("resume") => {
+            debug!(%why, "the server does not resume sessions; setting up without");
+            set_up(options, simulator, responder, false).await
         }
-        Endpoint::Tls(_) => {
-            let tls = tls_handshake(options, tcp).await?;
-            hodi_rsocket::transport::length_prefixed::frame_io(tls, max, address)
-        }
-        Endpoint::SecureWebSocket(url) => {
-            let tls = tls_handshake(options, tcp).await?;
-            hodi_rsocket::transport::websocket::connect(url, tls, max, address).await.map_err(ws)?
-        }
+        other => other,
+    }
+}
+
+/// One SETUP over a new transport, resumable or not.
+async fn set_up(
+    options: &Options,
+    simulator: bool,
+    responder: Arc<dyn Responder>,
+    resumable: bool,
+) -> Result<Requester> {
+    let config = hodi_rsocket::Config { resume_window: options.resume_window, ..hodi_rsocket::Config::default() };
+    let io = transport(options, config.max_frame_size).await?;
+    // Resumable: a dropped connection is dialled again and the session carries on (RESUME),
+    // nothing lost or sent twice, for up to `resume_window`.
+    let resume = if !resumable {
+        None
+    } else {
+        let again = options.clone();
+        let max = config.max_frame_size;
+        let redial: hodi_rsocket::Redial = Arc::new(move || {
+            let again = again.clone();
+            Box::pin(async move { transport(&again, max).await.map_err(|e| e.to_string()) })
+        });
+        Some(hodi_rsocket::ClientResume { token: resume_token()?, redial })
     };
     let (api_key, auth_token) = match &options.credentials {
         Credentials::ApiKey(k) => (Some(k.clone()), None),
@@ -291,6 +336,7 @@ async fn dial(options: &Options, simulator: bool, responder: Arc<dyn Responder>)
         metadata_mime: "application/json".into(),
         data_mime: "application/octet-stream".into(),
         payload: Payload::with_metadata(meta.encode_to_vec(), Bytes::from_static(b"{\"agent\":\"hodi-sdk\"}")),
+        resume,
     };
     let requester =
         hodi_rsocket::connect(io, params, responder, config).await.map_err(|e| Error::Connect(e.to_string()))?;

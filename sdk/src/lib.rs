@@ -11,7 +11,9 @@
 //! open: lost ones are re-established with backoff ([`ConnectionEvent`]s tell the app), and a
 //! command issued meanwhile waits up to `command_timeout`, then fails with
 //! [`Error::NotConnected`]; one in flight when the connection drops fails with
-//! [`Error::Interrupted`] (it may have been applied, so it is not re-sent behind your back).
+//! [`Error::Interrupted`] (it may have been applied, so it is not re-sent behind your back) —
+//! unless the session resumes ([`Options::resume_window`]): then it is answered as if nothing
+//! happened, because both sides send again exactly what the other missed.
 //!
 //! Endpoints ([`Endpoint`]): plain TCP, WebSocket, and over TLS (`tls://`, `wss://`) checked
 //! against the public roots or the certificates [`Options::trust`] names ([`Trust`]).

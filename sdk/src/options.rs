@@ -134,6 +134,10 @@ pub struct Options {
     pub simplex: bool,
     /// Which certificates a TLS endpoint may present (public roots by default).
     pub trust: Trust,
+    /// How long a dropped connection may take to come back and resume its session (RSocket
+    /// RESUME: nothing lost, nothing run twice); zero turns resumption off, and a drop starts a
+    /// new session as before. The server must allow it too (`rsocket.resume_window_secs`).
+    pub resume_window: Duration,
 }
 
 impl Options {
@@ -153,6 +157,7 @@ impl Options {
             notification_window: 4,
             simplex: false,
             trust: Trust::default(),
+            resume_window: Duration::from_secs(30),
         }
     }
 

@@ -170,6 +170,12 @@ pub struct RSocketLimits {
     /// Refused SETUPs (wrong credentials…) from one address before it must wait 1 s, doubling
     /// with each further refusal up to 60 s, during which its SETUPs are refused unexamined.
     pub failed_setups_allowed: u32,
+    /// How long a session whose connection dropped is kept for its client to resume it (RSocket
+    /// RESUME, which hodi-sdk does): its requests and notifications wait, nothing is lost or run
+    /// twice. 0 refuses SETUPs that ask for resumption.
+    pub resume_window_secs: u64,
+    /// Frames each resumable session keeps to send again after a resume, in bytes.
+    pub resume_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -530,6 +536,8 @@ impl Default for RSocketLimits {
             max_keepalive_lifetime_ms: d.max_keepalive_lifetime.as_millis() as u64,
             tcp_keepalive_secs: d.tcp_keepalive.map_or(0, |t| t.as_secs()),
             failed_setups_allowed: d.failed_setups_allowed,
+            resume_window_secs: d.resume_window.as_secs(),
+            resume_buffer_bytes: d.resume_buffer_bytes,
         }
     }
 }
@@ -596,6 +604,8 @@ impl RSocketLimits {
             max_keepalive_lifetime: Duration::from_millis(self.max_keepalive_lifetime_ms),
             tcp_keepalive: (self.tcp_keepalive_secs > 0).then(|| Duration::from_secs(self.tcp_keepalive_secs)),
             failed_setups_allowed: self.failed_setups_allowed,
+            resume_window: Duration::from_secs(self.resume_window_secs),
+            resume_buffer_bytes: self.resume_buffer_bytes,
             ..hodi_rsocket::Config::default()
         }
     }

@@ -20,6 +20,14 @@ pub struct CustomerRecord {
     pub decommissioned: bool,
 }
 
+/// A customer row (`id`, `decommissioned_at`) as a record.
+fn customer_record(r: &sqlx::any::AnyRow) -> Result<CustomerRecord> {
+    Ok(CustomerRecord {
+        id: r.try_get("id")?,
+        decommissioned: r.try_get::<Option<i64>, _>("decommissioned_at")?.is_some(),
+    })
+}
+
 impl Store {
     pub async fn customer(&self, org_id: &str, customer_id: &str) -> Result<Option<CustomerRecord>> {
         let row = sqlx::query("SELECT id, decommissioned_at FROM customers WHERE id = $1 AND org_id = $2")
@@ -27,13 +35,7 @@ impl Store {
             .bind(org_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(CustomerRecord {
-                id: r.try_get("id")?,
-                decommissioned: r.try_get::<Option<i64>, _>("decommissioned_at")?.is_some(),
-            })
-        })
-        .transpose()
+        row.as_ref().map(customer_record).transpose()
     }
 
     /// The customer of `org_id` with id `id_or_number`, or else owning that number (on any
@@ -51,13 +53,7 @@ impl Store {
         .bind(id_or_number)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(CustomerRecord {
-                id: r.try_get("id")?,
-                decommissioned: r.try_get::<Option<i64>, _>("decommissioned_at")?.is_some(),
-            })
-        })
-        .transpose()
+        row.as_ref().map(customer_record).transpose()
     }
 
     /// The customer owning `number` in `org_id`, created (with the number) if none does.
@@ -73,12 +69,7 @@ impl Store {
             .bind(&number.number)
             .bind(&number.partition)
         };
-        let to_record = |r: sqlx::any::AnyRow| -> Result<CustomerRecord> {
-            Ok(CustomerRecord {
-                id: r.try_get("id")?,
-                decommissioned: r.try_get::<Option<i64>, _>("decommissioned_at")?.is_some(),
-            })
-        };
+        let to_record = |r: sqlx::any::AnyRow| customer_record(&r);
         if let Some(row) = find().fetch_optional(&self.pool).await? {
             return Ok((to_record(row)?, false));
         }

@@ -47,7 +47,12 @@ pub async fn start(
     acceptor_for: impl Fn(&'static str) -> Arc<dyn Acceptor>,
     shutdown: CancellationToken,
 ) -> Result<Bound> {
-    let limits = descriptors::fitted(config);
+    let mut limits = descriptors::fitted(config);
+    // One registry for every listener: a session set up over TLS may resume over WebSocket. Each
+    // detached session keeps its address's connection place, so this bound is a backstop.
+    if config.rsocket.resume_window_secs > 0 {
+        limits.resume = Some(hodi_rsocket::connection::resume::Registry::new(limits.max_connections.saturating_mul(4)));
+    }
     let handshake = Duration::from_millis(config.rsocket.handshake_timeout_ms);
     let mut bound = Bound::default();
     let plan = [

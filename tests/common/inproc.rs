@@ -86,6 +86,7 @@ async fn raw_connect(running: &Running, meta: AppConnectionMetadata, responder: 
         metadata_mime: "application/json".into(),
         data_mime: "application/octet-stream".into(),
         payload: Payload::with_metadata(meta.encode_to_vec(), "{\"agent\":\"hodi-tests\"}"),
+        resume: None,
     };
     hodi_rsocket::connect(io, params, responder, hodi_rsocket::Config::default()).await.expect("setup sent")
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod balancer;
+pub mod cutter;
 pub mod database;
 pub mod inproc;
 pub mod redis;

@@ -37,6 +37,7 @@
 mod engine;
 mod fragments;
 mod requester;
+pub mod resume;
 mod setup;
 mod shared;
 mod writer;
@@ -52,8 +53,9 @@ use futures_util::Stream;
 use crate::frame::error_code;
 use crate::payload::Payload;
 
+pub use engine::Redial;
 pub use requester::{PendingResponse, Requester, ResponseStream, StartError};
-pub use setup::{connect, serve, SetupParams};
+pub use setup::{connect, serve, ClientResume, SetupParams};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send>>;
@@ -99,6 +101,12 @@ pub struct Config {
     /// Client role: KEEPALIVE period and the lifetime announced in SETUP.
     pub keepalive_interval: Duration,
     pub max_lifetime: Duration,
+    /// Server role: where resumable sessions are kept; None refuses SETUPs that ask to resume.
+    pub resume: Option<Arc<resume::Registry>>,
+    /// How long a resumable session waits for a new transport once it has lost one.
+    pub resume_window: Duration,
+    /// Frames kept to send again after a resume, in bytes (beyond it the oldest go).
+    pub resume_buffer_bytes: usize,
 }
 
 impl Default for Config {
@@ -121,6 +129,9 @@ impl Default for Config {
             failed_setups_allowed: 5,
             keepalive_interval: Duration::from_secs(20),
             max_lifetime: Duration::from_secs(90),
+            resume: None,
+            resume_window: Duration::from_secs(30),
+            resume_buffer_bytes: 1024 * 1024,
         }
     }
 }

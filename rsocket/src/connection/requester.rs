@@ -105,7 +105,12 @@ impl Requester {
     }
 
     /// Closes the connection after flushing frames already queued. Pending requests fail at once.
+    /// A resumable session says so first (ERROR CONNECTION_CLOSE on stream 0), so that the peer
+    /// ends it rather than keep it for a resume that will not come.
     pub fn close(&self) {
+        if self.shared.resume.is_some() {
+            self.shared.control(Frame::error(0, crate::frame::error_code::CONNECTION_CLOSE, "closed by the peer"));
+        }
         let _ = self.shared.out.try_send(Outbound::Close);
         self.shared.shut("closed locally");
     }

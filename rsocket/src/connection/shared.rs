@@ -77,6 +77,8 @@ pub(super) struct Shared {
     pub(super) inbound: Mutex<HashMap<u32, InboundHandle>>,
     pub(super) next_id: AtomicU32,
     pub(super) closed: CancellationToken,
+    /// Set when the connection may be resumed (SETUP carried a resume token both sides accept).
+    pub(super) resume: Option<Arc<super::resume::ResumeState>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,7 +162,12 @@ impl Shared {
     }
 }
 
-pub(super) fn new_shared(role: Role, peer: String, config: &Config) -> (Arc<Shared>, mpsc::Receiver<Outbound>) {
+pub(super) fn new_shared(
+    role: Role,
+    peer: String,
+    config: &Config,
+    resume: Option<Arc<super::resume::ResumeState>>,
+) -> (Arc<Shared>, mpsc::Receiver<Outbound>) {
     let (out, rx) = mpsc::channel(config.outbound_queue.max(1));
     // A cost is a u32 of semaphore permits.
     let budget = config.max_outbound_bytes.clamp(1, (u32::MAX as usize).min(Semaphore::MAX_PERMITS));
@@ -177,17 +184,13 @@ pub(super) fn new_shared(role: Role, peer: String, config: &Config) -> (Arc<Shar
             Role::Client => 1,
         }),
         closed: CancellationToken::new(),
+        resume,
     });
     (shared, rx)
 }
 
 /// Sends a last ERROR, lets the writer flush it, and closes.
-pub(super) async fn close_with(
-    shared: &Shared,
-    writer: tokio::task::JoinHandle<()>,
-    fatal: Option<Fatal>,
-    reason: &str,
-) {
+pub(super) async fn close_with(shared: &Shared, writer: super::engine::WriterTask, fatal: Option<Fatal>, reason: &str) {
     if let Some(f) = fatal {
         shared.control(Frame::error(0, f.code, &f.message));
     }
@@ -201,6 +204,12 @@ pub(super) struct ShutOnDrop(pub(super) Arc<Shared>);
 
 impl Drop for ShutOnDrop {
     fn drop(&mut self) {
+        // The server is going away (shutdown): a resumable session is told not to come back for
+        // it — a restarted server knows no sessions — so its client starts afresh at once.
+        if self.0.resume.is_some() && !self.0.closed.is_cancelled() {
+            self.0.control(Frame::error(0, crate::frame::error_code::CONNECTION_CLOSE, "the server is shutting down"));
+            let _ = self.0.out.try_send(Outbound::Close);
+        }
         self.0.shut("connection dropped by the server");
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::shared::{Outbound, Shared};
@@ -19,12 +20,16 @@ use crate::transport::FrameSink;
 /// Frames written before each flush, at most.
 const WRITE_BATCH: usize = 64;
 
+/// Writes until the session closes, then returns None; or, on a resumable connection, until its
+/// transport is lost (`lost` cancelled, or a write fails), then returns the queue so that the
+/// next transport's writer carries on from it.
 pub(super) async fn write_loop(
     mut writer: FrameSink,
     mut rx: mpsc::Receiver<Outbound>,
     shared: Arc<Shared>,
     timeout: Duration,
-) {
+    lost: CancellationToken,
+) -> Option<mpsc::Receiver<Outbound>> {
     let stalled = || format!("the peer did not read for {} ms", timeout.as_millis());
     let write = async |writer: &mut FrameSink, frame: Frame| -> Result<(), String> {
         match tokio::time::timeout(timeout, writer.feed(frame)).await {
@@ -36,6 +41,7 @@ pub(super) async fn write_loop(
     let failure = 'outer: loop {
         let first = tokio::select! {
             biased;
+            _ = lost.cancelled() => return Some(rx),
             msg = rx.recv() => msg,
             _ = shared.closed.cancelled() => None,
         };
@@ -49,6 +55,10 @@ pub(super) async fn write_loop(
                     break 'outer None;
                 }
                 Outbound::Frame(frame, _place) => {
+                    // Logged before it is written: a frame lost with the transport is sent again.
+                    if let Some(resume) = &shared.resume {
+                        resume.sent(&frame);
+                    }
                     // `_place` goes back to the budget once the frame is in the sink's buffer.
                     if let Err(e) = write(&mut writer, *frame).await {
                         break 'outer Some(e);
@@ -72,10 +82,19 @@ pub(super) async fn write_loop(
         }
     };
     match failure {
+        Some(reason) if shared.resume.is_some() && !shared.closed.is_cancelled() => {
+            debug!(%reason, "transport lost; the session waits to be resumed");
+            lost.cancel();
+            Some(rx)
+        }
         Some(reason) => {
             debug!(%reason, "closing");
             shared.shut(&reason);
+            None
         }
-        None => shared.closed.cancel(),
+        None => {
+            shared.closed.cancel();
+            None
+        }
     }
 }
