@@ -251,3 +251,34 @@ async fn readyz_says_503_once_the_store_stops_answering_while_healthz_stays_200(
     assert!(body.contains("the store does not answer"), "{body}");
     assert_eq!(http_get(&addr, "/healthz").await, (200, "ok\n".into()), "the process itself still answers");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_that_expire_undelivered_are_counted() {
+    let (running, _dir) = start_with(|c| c.notify.ttl_secs = 1).await;
+    let addr = running.bound.http.expect("the operator's listener").to_string();
+    // Texts to an app with no socket: they wait, then their time to live runs out.
+    let dev = running.dev.as_ref().expect("dev tenant");
+    let phone = Simulator::connect(Options::new(
+        Endpoint::Tcp(running.bound.tcp.expect("tcp").to_string()),
+        &dev.org_id,
+        &dev.app_id,
+        Credentials::ApiKey(dev.api_key.clone()),
+    ));
+    phone.connected(WAIT).await.expect("phone connected");
+    for i in 0..3 {
+        let text = vec![hodi_sdk::wire::InboundMessageBody {
+            entry: Some(hodi_sdk::wire::inbound_message_body::Entry::Text(format!("late {i}"))),
+        }];
+        phone.receive_message("+254700777001", channel::sms("21356"), text, None).await.expect("texted");
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, metrics) = http_get(&addr, "/metrics").await;
+        if metric_sample(&metrics, "hodi_notifications_total", &["outcome=\"expired\""]).is_some_and(|n| n >= 3.0) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "expired notifications not counted:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(running.hodi.store.outbox_len().await.expect("outbox"), 0, "they left the outbox");
+}

@@ -7,13 +7,13 @@
 //! Sessions are bounded in number (the oldest goes first) and in age; a wrong key costs the
 //! guesser a pause, and the listener bounds connections per address, so guesses are slow.
 //!
-//! Owns sessions and the login form; must not decide what a page shows.
+//! Owns sessions and checking a login; must not decide what a page shows (the form is a page).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use tracing::info;
 
@@ -115,23 +115,9 @@ pub fn to_login() -> Response {
     Redirect::to("/console/login").into_response()
 }
 
-pub fn form(message: Option<&str>, status: StatusCode) -> Response {
-    let page = maud::html! {
-        main.login {
-            h1 { "Hodi console" }
-            p { "Log in with your org id and one of its API keys (" code { "hodi provision api-key --org …" } ")." }
-            @if let Some(m) = message { p.error role="alert" { (m) } }
-            form method="post" action="/console/login" {
-                label { "Org id" input name="org" autocomplete="username" required; }
-                label { "API key" input name="key" type="password" autocomplete="current-password" required; }
-                button type="submit" { "Log in" }
-            }
-        }
-    };
-    (status, super::pages::layout("Log in", None, page)).into_response()
-}
-
-pub async fn login(hodi: &Hodi, sessions: &Sessions, body: &[u8]) -> Response {
+/// Logs in with the form's org id and key: the redirect that sets the session cookie, or None
+/// (after a pause) when they do not match.
+pub async fn login(hodi: &Hodi, sessions: &Sessions, body: &[u8]) -> Option<Response> {
     let mut org = String::new();
     let mut key = String::new();
     for (name, value) in form_urlencoded::parse(body) {
@@ -146,7 +132,7 @@ pub async fn login(hodi: &Hodi, sessions: &Sessions, body: &[u8]) -> Response {
     if !valid {
         info!(org_id = %org, "console login refused");
         tokio::time::sleep(WRONG_KEY_PAUSE).await;
-        return form(Some("That org id and API key do not match."), StatusCode::UNAUTHORIZED);
+        return None;
     }
     let token = sessions.start(&org, &key);
     info!(org_id = %org, "console login");
@@ -155,7 +141,7 @@ pub async fn login(hodi: &Hodi, sessions: &Sessions, body: &[u8]) -> Response {
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
-    response
+    Some(response)
 }
 
 pub fn logout(sessions: &Sessions, headers: &HeaderMap) -> Response {

@@ -73,7 +73,7 @@ pub fn router(hodi: Arc<Hodi>, links: Links, shutdown: CancellationToken) -> axu
     axum::Router::new()
         .route("/console", get(|| async { Redirect::to("/console/dashboard") }))
         .route("/console/", get(|| async { Redirect::to("/console/dashboard") }))
-        .route("/console/login", get(|| async { login::form(None, StatusCode::OK) }).post(log_in))
+        .route("/console/login", get(|| async { pages::login(None, StatusCode::OK) }).post(log_in))
         .route("/console/logout", post(log_out))
         .route("/console/dashboard", get(dashboard))
         .route("/console/customers", get(customers))
@@ -108,12 +108,14 @@ async fn secure(mut response: Response) -> Response {
 }
 
 async fn log_in(State(c): Shared, body: Bytes) -> Response {
-    let response = login::login(&c.hodi, &c.sessions, &body).await;
-    if response.status().is_redirection() {
-        // The chart starts with a point rather than after the first tick.
-        c.history.sample(&c.hodi, &c.sessions.orgs()).await;
+    match login::login(&c.hodi, &c.sessions, &body).await {
+        Some(logged_in) => {
+            // The chart starts with a point rather than after the first tick.
+            c.history.sample(&c.hodi, &c.sessions.orgs()).await;
+            logged_in
+        }
+        None => pages::login(Some("That org id and API key do not match."), StatusCode::UNAUTHORIZED),
     }
-    response
 }
 
 async fn log_out(State(c): Shared, headers: HeaderMap) -> Response {

@@ -3,7 +3,8 @@
 //!
 //! Owns markup only: what each page shows is handed in by [`super`].
 
-use axum::response::Html;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 
 use super::login::Viewer;
@@ -168,6 +169,13 @@ pub fn phone(v: &Viewer, no_app: bool, numbers: &[ChannelNumberRow], links: Link
     let of =
         |channel: &str| numbers.iter().filter(|n| n.channel == channel).map(|n| n.number.clone()).collect::<Vec<_>>();
     let (sms, ussd, voice, pay) = (of("sms"), of("ussd"), of("voice"), of("cellular"));
+    // The conversations a phone can have: SMS and the chat apps (the channel's wire number).
+    let chats = [
+        (1, "SMS", sms),
+        (6, "WhatsApp", of("whatsapp")),
+        (5, "Telegram", of("telegram")),
+        (4, "Messenger", of("fb_messenger")),
+    ];
     let body = html! {
         main.phone-page {
             h1 { "Phone" }
@@ -179,7 +187,7 @@ pub fn phone(v: &Viewer, no_app: bool, numbers: &[ChannelNumberRow], links: Link
                 div id="phone"
                     data-ws-port=(links.ws.map(|a| a.port().to_string()).unwrap_or_default())
                     data-wss-port=(links.wss.map(|a| a.port().to_string()).unwrap_or_default())
-                    data-sms=(sms.join(" ")) data-ussd=(ussd.join(" ")) data-voice=(voice.join(" ")) data-paybill=(pay.join(" ")) {
+                    {
                     div.setup {
                         label { "This phone's number " input id="number" value="+254700000123" autocomplete="off"; }
                         button id="connect" type="button" { "Use this number" }
@@ -191,7 +199,11 @@ pub fn phone(v: &Viewer, no_app: bool, numbers: &[ChannelNumberRow], links: Link
                             h2 { "Messages" }
                             ol id="thread" {}
                             form id="sms-form" {
-                                select id="sms-to" { @for n in &sms { option value=(n) { "SMS " (n) } } }
+                                select id="sms-to" {
+                                    @for (channel, label, list) in &chats {
+                                        @for n in list { option value=(format!("{channel}|{n}")) { (label) " " (n) } }
+                                    }
+                                }
                                 input id="sms-text" placeholder="Text message" autocomplete="off";
                                 button id="sms-send" type="submit" { "Send" }
                             }
@@ -246,4 +258,21 @@ pub fn phone(v: &Viewer, no_app: bool, numbers: &[ChannelNumberRow], links: Link
         }
     };
     layout("Phone", Some(v), body)
+}
+
+/// The login form, with what went wrong if anything.
+pub fn login(message: Option<&str>, status: StatusCode) -> Response {
+    let page = html! {
+        main.login {
+            h1 { "Hodi console" }
+            p { "Log in with your org id and one of its API keys (" code { "hodi provision api-key --org …" } ")." }
+            @if let Some(m) = message { p.error role="alert" { (m) } }
+            form method="post" action="/console/login" {
+                label { "Org id" input name="org" autocomplete="username" required; }
+                label { "API key" input name="key" type="password" autocomplete="current-password" required; }
+                button type="submit" { "Log in" }
+            }
+        }
+    };
+    (status, layout("Log in", None, page)).into_response()
 }

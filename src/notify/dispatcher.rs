@@ -338,6 +338,7 @@ async fn record(hodi: Arc<Hodi>, done: Vec<Completion>, replies: Replies) -> Vec
 async fn expire(hodi: &Hodi, in_flight: &mut InFlight) {
     match hodi.store.outbox_expire().await {
         Ok(expired) => {
+            hodi.notify_stats.expired.fetch_add(expired.len() as u64, Ordering::Relaxed);
             for row in expired {
                 in_flight.forget(&row);
                 warn!(notification_id = %row.id, app_id = %row.app_id, customer_id = %row.customer_id,

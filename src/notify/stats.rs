@@ -11,4 +11,6 @@ pub struct Stats {
     pub unanswered: AtomicU64,
     pub late_answers: AtomicU64,
     pub redelivered: AtomicU64,
+    /// Left the outbox undelivered when their time to live ran out.
+    pub expired: AtomicU64,
 }

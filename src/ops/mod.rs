@@ -88,6 +88,7 @@ async fn render(State(hodi): State<Arc<Hodi>>) -> Response {
         ("unanswered", &stats.unanswered),
         ("late", &stats.late_answers),
         ("redelivered", &stats.redelivered),
+        ("expired", &stats.expired),
     ] {
         ::metrics::counter!(metrics::NOTIFICATIONS, "outcome" => outcome).absolute(counter.load(Ordering::Relaxed));
     }

@@ -83,6 +83,12 @@ const threadHas = (page, text) =>
     assert.match(await one.textContent('#checkout-text'), /KES 500/);
     await one.click('#confirm');
     await threadHas(one, 'Thank you! We received KES 500');
+    // The same phone writes on WhatsApp too (the example app does not answer there).
+    await one.selectOption('#sms-to', { label: 'WhatsApp +254711082001' });
+    await one.fill('#sms-text', 'hello on whatsapp');
+    await one.click('#sms-send');
+    await threadHas(one, 'me: hello on whatsapp');
+    assert.match(await one.textContent('#status'), /^connected as/, 'no error sending on WhatsApp');
     await shot(one, 'phone-sms-checkout');
 
     // Customer two ignores the SMS, is called, presses 1 and declines the checkout.
@@ -120,6 +126,7 @@ const threadHas = (page, text) =>
     await page.locator('#messages tr', { hasText: 'You owe KES 500' }).waitFor({ timeout: WAIT });
     await page.locator('#messages tr', { hasText: 'Thank you! We received KES 500' }).waitFor({ timeout: WAIT });
     await page.locator('#payments tr', { hasText: 'success' }).waitFor({ timeout: WAIT });
+    await page.locator('#messages tr', { hasText: 'hello on whatsapp' }).filter({ hasText: 'whatsapp' }).waitFor({ timeout: WAIT });
     await shot(page, 'customer');
     await page.goto(`${base}/console/calls`);
     await shot(page, 'calls');

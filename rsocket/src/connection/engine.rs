@@ -18,15 +18,12 @@ use tracing::{debug, info, Instrument};
 
 use super::fragments::Reassembly;
 use super::resume::{resumable, Attach, Registry};
-use super::shared::{close_with, lock, InboundHandle, Outbound, Pending, Shared};
+use super::shared::{close_with, lock, InboundHandle, Outbound, Pending, Shared, WriterTask};
 use super::writer::write_loop;
 use super::{Config, Fatal, RemoteError, RequestError, Responder};
 use crate::frame::{error_code, Body, Frame, MAX_U31};
 use crate::payload::Payload;
 use crate::transport::{FrameIo, FrameSink, FrameStream, TransportError};
-
-/// The writer task of the current transport: it hands the queue back when the transport is lost.
-pub(super) type WriterTask = tokio::task::JoinHandle<Option<mpsc::Receiver<Outbound>>>;
 
 /// Dials the server again for a RESUME (client role): a new transport, or why not.
 pub type Redial = Arc<dyn Fn() -> super::BoxFuture<Result<FrameIo, String>> + Send + Sync>;

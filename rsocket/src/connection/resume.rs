@@ -24,9 +24,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::shared::lock;
 use crate::frame::Frame;
 use crate::transport::FrameIo;
+
+/// Recovers the guard of a lock a panic left poisoned: these tables stay consistent enough.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Whether `frame` counts towards the implied position (and is sent again after a resume).
 pub(crate) fn resumable(frame: &Frame) -> bool {

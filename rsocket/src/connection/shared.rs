@@ -40,6 +40,9 @@ impl Role {
     }
 }
 
+/// The writer task of the current transport: it hands the queue back when the transport is lost.
+pub(super) type WriterTask = tokio::task::JoinHandle<Option<mpsc::Receiver<Outbound>>>;
+
 pub(super) enum Outbound {
     /// A frame and its place in the byte budget (none for small control frames: CANCEL,
     /// REQUEST_N, a last ERROR), given back once the writer has taken it.
@@ -190,7 +193,7 @@ pub(super) fn new_shared(
 }
 
 /// Sends a last ERROR, lets the writer flush it, and closes.
-pub(super) async fn close_with(shared: &Shared, writer: super::engine::WriterTask, fatal: Option<Fatal>, reason: &str) {
+pub(super) async fn close_with(shared: &Shared, writer: WriterTask, fatal: Option<Fatal>, reason: &str) {
     if let Some(f) = fatal {
         shared.control(Frame::error(0, f.code, &f.message));
     }

@@ -1,4 +1,5 @@
-// The browser phone: a simulator socket for one customer number. It texts the app's SMS number,
+// The browser phone: a simulator socket for one customer number. It texts the app's SMS number
+// (or writes on WhatsApp, Telegram, Messenger),
 // dials USSD codes and answers menus, places and answers calls (showing what the app says, with a
 // keypad for digits), pays and confirms or declines checkouts. What the app sends to other numbers
 // of the org reaches this socket too and is left out.
@@ -165,7 +166,8 @@ $("connect").addEventListener("click", start);
 $("sms-form").addEventListener("submit", guard(async () => {
   const text = $("sms-text").value;
   if (!text) return;
-  await receiveMessage(pb.Channel.SMS, $("sms-to").value, { text });
+  const [channel, number] = $("sms-to").value.split("|");
+  await receiveMessage(Number(channel), number, { text });
   append("thread", `me: ${text}`, "out");
   $("sms-text").value = "";
 }));
