@@ -277,13 +277,9 @@ async fn recording(State(c): Shared, headers: HeaderMap, Path((call, file)): Pat
         Ok(v) => v,
         Err(to_login) => return to_login,
     };
-    let plain = |s: &str| {
-        !s.is_empty() && s.len() <= 80 && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
-    };
-    let Some(id) = file.strip_suffix(".wav") else { return not_found() };
-    if !plain(&call) || !plain(id) {
+    let Some(path) = crate::voice::recordings::path(&c.hodi.config.data_dir, &call, &file) else {
         return not_found();
-    }
+    };
     let filter = crate::store::calls::CallFilter {
         org_id: Some(v.org_id.clone()),
         session_id: Some(call.clone()),
@@ -294,7 +290,6 @@ async fn recording(State(c): Shared, headers: HeaderMap, Path((call, file)): Pat
         Ok(_) => return not_found(),
         Err(e) => return server_error(e),
     }
-    let path = c.hodi.config.data_dir.join("recordings").join(&call).join(&file);
     let Ok(f) = tokio::fs::File::open(&path).await else { return not_found() };
     let Ok(size) = f.metadata().await.map(|m| m.len()) else { return not_found() };
     // Streamed rather than read whole (a long call's recording is megabytes), with its length so

@@ -663,8 +663,9 @@ async fn settle(
     for Settled { delivery, outcome } in batch.drain(..) {
         let Delivery { row, connection_id, sent_app_data, reply_to, kind } = delivery;
         let outcome_word = match &outcome {
-            Outcome::Answered(..) => Some("answered".to_string()),
-            Outcome::Failed { error, .. } => Some(error.clone()),
+            // The common case costs no allocation: this runs for every notification.
+            Outcome::Answered(..) => Some(std::borrow::Cow::Borrowed("answered")),
+            Outcome::Failed { error, .. } => Some(std::borrow::Cow::Owned(error.clone())),
             Outcome::NoDemand => None,
         };
         if let Some(outcome) = outcome_word {

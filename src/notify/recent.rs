@@ -22,7 +22,7 @@ pub struct Seen {
     /// The notification's kind as the SDKs name the event (`receivedSms` is `received_message`).
     pub kind: &'static str,
     /// `answered`, or why not (`no reply within 10000 ms`, a socket error).
-    pub outcome: String,
+    pub outcome: std::borrow::Cow<'static, str>,
     pub attempt: i64,
 }
 

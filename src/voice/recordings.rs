@@ -60,9 +60,19 @@ impl Recordings {
     }
 
     fn file(&self, call: &str, name: &str) -> Option<PathBuf> {
-        let id = name.strip_suffix(".wav")?;
-        (valid(call) && valid(id)).then(|| self.dir.join(call).join(name))
+        file_in(&self.dir, call, name)
     }
+}
+
+/// The file of recording `name` (`<id>.wav`) of `call` under the data directory, if both are
+/// plain ids (no traversal): for readers other than this listener (the console's player).
+pub fn path(data_dir: &Path, call: &str, name: &str) -> Option<PathBuf> {
+    file_in(&data_dir.join("recordings"), call, name)
+}
+
+fn file_in(dir: &Path, call: &str, name: &str) -> Option<PathBuf> {
+    let id = name.strip_suffix(".wav")?;
+    (valid(call) && valid(id)).then(|| dir.join(call).join(name))
 }
 
 /// Starts the HTTP listener (when `listen` is not empty).
