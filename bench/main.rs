@@ -2,7 +2,7 @@
 //! section of `docs/benchmarks.md`.
 //!
 //! Usage: cargo run --release -p hodi-bench -- [--write] <rsocket|reminders|messaging|payments|state|
-//! notifications|calls|smpp|hostile|all> [options]; `--help` lists them.
+//! notifications|calls|registrar|smpp|hostile|all> [options]; `--help` lists them.
 //!
 //! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
 //! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
@@ -13,6 +13,7 @@
 //! - `calls`: SIP calls through the voice executor (see [`calls`]).
 //! - `smpp`: SMS through an SMPP provider: submit rate on one bind, SendMessage → submit_sm
 //!   latency, send-by-tag (see [`smpp`]).
+//! - `registrar`: SIP REGISTERs with digest authentication from sipp (see [`registrar`]).
 //! - `hostile`: server memory and a legitimate client's latency while each attack runs (see
 //!   [`hostile`]).
 
@@ -24,6 +25,7 @@ mod hostile;
 mod messaging;
 mod notifications;
 mod payments;
+mod registrar;
 mod reminders;
 mod rsocket;
 mod smpp;
@@ -87,6 +89,8 @@ enum Bench {
     Notifications(Options),
     /// SIP calls through the voice executor.
     Calls(Options),
+    /// SIP REGISTERs with digest authentication [--rate N --seconds S].
+    Registrar(Options),
     /// SMS through an SMPP provider [--messages N --tagged N --latencies N].
     Smpp(Options),
     /// Several nodes on one PostgreSQL and Redis [round-trips|scaling|failover] (--postgres required, --redis URL).
@@ -127,6 +131,7 @@ fn main() -> Result<()> {
         Bench::State(o) => state::main(&o.options),
         Bench::Notifications(o) => notifications::main(&o.options),
         Bench::Calls(o) => calls::main(&o.options),
+        Bench::Registrar(o) => registrar::main(&o.options),
         Bench::Hostile(o) => hostile::main(&o.options),
         Bench::Smpp(o) => smpp::main(&o.options),
         Bench::Cluster(o) => cluster::main(&o.options),
@@ -138,6 +143,7 @@ fn main() -> Result<()> {
             state::main(&o.options)?;
             notifications::main(&o.options)?;
             calls::main(&o.options)?;
+            registrar::main(&o.options)?;
             smpp::main(&o.options)?;
             hostile::main(&o.options)
         }

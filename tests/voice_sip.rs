@@ -11,7 +11,7 @@ use hodi_sdk::model::voice;
 use hodi_sdk::wire::{VoiceCallHangupCause, VoiceCallStatus};
 use hodi_sdk::{Event, Reply};
 
-use common::sip::{answered, app, rtp, sdp, sdp_port, to_tag, Peer, WAIT};
+use common::sip::{answered, app, baresip, rtp, sdp, sdp_port, to_tag, Peer, WAIT};
 
 #[tokio::test]
 async fn a_caller_hears_the_app_presses_1_and_the_app_hangs_up() {
@@ -848,66 +848,6 @@ async fn play_sends_the_wav_and_redirect_asks_the_app_again() {
         }
     };
     assert!(bye.contains("Call-ID: play"), "{bye}");
-}
-
-/// baresip as the dialled phone: answers on its own (answermode=auto), sends a 600 Hz tone, and
-/// records what it hears (its sndfile module) — the far end's own recording.
-struct Baresip {
-    _child: tokio::process::Child,
-    recordings: std::path::PathBuf,
-    addr: std::net::SocketAddr,
-}
-
-async fn baresip(dir: &std::path::Path, user: &str) -> Baresip {
-    let conf = dir.join("baresip");
-    let recordings = conf.join("rec");
-    std::fs::create_dir_all(&recordings).expect("dirs");
-    let tone = conf.join("tone.wav");
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(&tone, spec).expect("wav");
-    for i in 0..8000 * 10 {
-        w.write_sample(((i as f32 * 2.0 * std::f32::consts::PI * 600.0 / 8000.0).sin() * 10_000.0) as i16).expect("s");
-    }
-    w.finalize().expect("finalize");
-    let port = common::free_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let config = format!(
-        "sip_listen {addr}\nnet_interface 127.0.0.1\naudio_player aufile,{played}\naudio_source aufile,{tone}\n\
-         audio_alert aufile,{tone}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
-         module sndfile.so\nmodule_app account.so\nsnd_path {rec}\n",
-        played = conf.join("played.wav").display(),
-        tone = tone.display(),
-        rec = recordings.display()
-    );
-    std::fs::write(conf.join("config"), config).expect("config");
-    std::fs::write(conf.join("accounts"), format!("<sip:{user}@{addr}>;regint=0;answermode=auto\n")).expect("accounts");
-    let child = tokio::process::Command::new("baresip")
-        .arg("-f")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("baresip (apt install baresip-core)");
-    // Ready once it answers OPTIONS.
-    let probe = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("probe");
-    let me = probe.local_addr().expect("addr");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut buf = [0u8; 4096];
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "baresip did not start");
-        let options = format!(
-            "OPTIONS sip:{user}@{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe\r\nFrom: <sip:t@{me}>;tag=p\r\n\
-             To: <sip:{user}@{addr}>\r\nCall-ID: probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        );
-        let _ = probe.send_to(options.as_bytes(), addr).await;
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), probe.recv_from(&mut buf)).await {
-            break;
-        }
-    }
-    Baresip { _child: child, recordings, addr }
 }
 
 #[tokio::test]

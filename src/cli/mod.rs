@@ -184,6 +184,27 @@ pub enum Provision {
         #[arg(long)]
         provider: Option<String>,
     },
+    /// Add a SIP user (a phone or softphone of the org) that registers with Hodi, or change its
+    /// password, extension or number. `dial` reaches it as `sip:<user>@<domain>`, `<user>` or its
+    /// extension; the calls it places go to the app of `--number`.
+    SipUser {
+        #[arg(long)]
+        org: String,
+        /// The SIP domain the phone registers in (its digest realm); one org's only.
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        user: String,
+        /// The password the phone answers digest challenges with (only hashes are stored).
+        #[arg(long, env = "HODI_SIP_PASSWORD")]
+        password: String,
+        /// A short number that reaches the user too (e.g. 101).
+        #[arg(long)]
+        extension: Option<String>,
+        /// One of the org's voice numbers: its app handles the calls this user places.
+        #[arg(long)]
+        number: Option<String>,
+    },
 }
 
 /// The provider `--provider` names, checked against the configuration: `None` for the simulator.
@@ -624,6 +645,19 @@ async fn provision(config: Config, what: Provision) -> Result<()> {
                     Some(name) => writeln!(out, "{channel} number {number} sends through provider {name}")?,
                     None => writeln!(out, "{channel} number {number} sends to simulator sockets")?,
                 }
+            }
+        }
+        Provision::SipUser { org, domain, user, password, extension, number } => {
+            let user = crate::voice::registrar::sip_user(&org, &domain, &user, &password, extension, number)?;
+            if !store.org_exists(&org).await? {
+                anyhow::bail!("no org {org}");
+            }
+            store.put_sip_user(&user).await?;
+            let ext = user.extension.as_deref().map(|e| format!(" (extension {e})")).unwrap_or_default();
+            writeln!(out, "SIP user {}@{}{ext} in org {org}", user.username, user.domain)?;
+            match &config.voice.sip_udp {
+                a if a.trim().is_empty() => writeln!(out, "voice is off in this configuration (voice.sip_udp)")?,
+                a => writeln!(out, "phones register at sip:{}@{} via {a}", user.username, user.domain)?,
             }
         }
     }

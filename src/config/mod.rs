@@ -307,6 +307,12 @@ pub struct Voice {
     pub ring_timeout_secs: u64,
     /// HTTP listener serving recordings at their `recordingUrl`; empty: files only.
     pub recordings_http: String,
+    /// Devices registered with the SIP registrar at once (this node); beyond it new devices get
+    /// 503 and registered ones still refresh.
+    pub max_registrations: usize,
+    /// Offer SHA-256 digest challenges besides MD5 (RFC 8760). Off by default: baresip 1.0 and
+    /// other phones in use refuse a challenge response that offers any algorithm they lack.
+    pub sip_auth_sha256: bool,
 }
 
 impl Default for Voice {
@@ -326,6 +332,8 @@ impl Default for Voice {
             trunk: String::new(),
             ring_timeout_secs: 60,
             recordings_http: "127.0.0.1:8092".into(),
+            max_registrations: 100_000,
+            sip_auth_sha256: false,
         }
     }
 }

@@ -58,6 +58,29 @@ pub async fn receive_from_provider(
     cmd: ReceiveMessageSimulatorCommand,
     provider_message_id: Option<String>,
 ) -> anyhow::Result<SimulatorToServerCommandReply> {
+    receive_inner(hodi, org_id, app_id, cmd, provider_message_id, None).await
+}
+
+/// [`receive`] from a customer known by a number of `provider` rather than the channel's usual
+/// kind: a phone registered with Hodi's SIP registrar calls as `user@domain`, an app identity.
+pub async fn receive_as(
+    hodi: &Arc<Hodi>,
+    org_id: &str,
+    app_id: &str,
+    cmd: ReceiveMessageSimulatorCommand,
+    provider: crate::wire::CustomerNumberProvider,
+) -> anyhow::Result<SimulatorToServerCommandReply> {
+    receive_inner(hodi, org_id, app_id, cmd, None, Some(provider)).await
+}
+
+async fn receive_inner(
+    hodi: &Arc<Hodi>,
+    org_id: &str,
+    app_id: &str,
+    cmd: ReceiveMessageSimulatorCommand,
+    provider_message_id: Option<String>,
+    provider: Option<crate::wire::CustomerNumberProvider>,
+) -> anyhow::Result<SimulatorToServerCommandReply> {
     let Some(channel_number) = cmd.channel_number.clone() else {
         return Ok(reply(false, "channel_number is required"));
     };
@@ -73,7 +96,7 @@ pub async fn receive_from_provider(
         Err(why) => return Ok(reply(false, why)),
     };
     let number = StoredNumber {
-        provider: customer_provider(channel) as i32,
+        provider: provider.unwrap_or_else(|| customer_provider(channel)) as i32,
         number: cmd.customer_number.clone(),
         partition: String::new(),
     };

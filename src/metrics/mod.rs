@@ -49,6 +49,10 @@ pub const CALL_LOSS: &str = "hodi_call_rtp_loss_ratio";
 pub const CALL_JITTER: &str = "hodi_call_rtp_jitter_seconds";
 /// How late each RTP packet Hodi plays went out against its 20 ms schedule.
 pub const RTP_SEND_LATENESS: &str = "hodi_rtp_send_lateness_seconds";
+/// Devices registered with the SIP registrar now (this node).
+pub const SIP_REGISTRATIONS: &str = "hodi_sip_registrations";
+/// SIP digest checks that failed, by reason (`wrong_password`, `unknown_user`, `locked_out`).
+pub const SIP_AUTH_FAILURES: &str = "hodi_sip_auth_failures_total";
 /// By-tag works running (read at scrape).
 pub const WORK_RUNNING: &str = "hodi_work_running";
 
@@ -133,6 +137,11 @@ fn describe() {
         Unit::Seconds,
         "A call's RTP interarrival jitter (RFC 3550) at its end, per call."
     );
+    describe_gauge!(SIP_REGISTRATIONS, "Devices (contacts) registered with this node's SIP registrar now.");
+    describe_counter!(
+        SIP_AUTH_FAILURES,
+        "SIP digest authentications refused, by reason: wrong_password, unknown_user, locked_out (an address with too many failures)."
+    );
     describe_gauge!(WORK_RUNNING, "By-tag works running (this node or any, on a shared database).");
     describe_histogram!(
         RTP_SEND_LATENESS,
@@ -212,6 +221,16 @@ pub fn call_ended(direction: &str, ending: &str, received: i64, lost: i64, jitte
         metrics::histogram!(CALL_LOSS).record(lost.max(0) as f64 / expected as f64);
         metrics::histogram!(CALL_JITTER).record(jitter.as_secs_f64());
     }
+}
+
+/// A SIP digest check failed for `reason` (a fixed set: see [`SIP_AUTH_FAILURES`]).
+pub fn sip_auth_failed(reason: &'static str) {
+    metrics::counter!(SIP_AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// Devices registered now.
+pub fn sip_registrations(count: usize) {
+    metrics::gauge!(SIP_REGISTRATIONS).set(count as f64);
 }
 
 /// A reminder fired `late_ms` after its time.

@@ -25,6 +25,7 @@ pub mod payments;
 pub mod providers;
 pub mod provision;
 pub mod reminders;
+pub mod sip_users;
 pub mod work;
 
 use std::path::PathBuf;

@@ -57,6 +57,12 @@ pub struct Call {
     pub started_at: i64,
     pub outcome: std::sync::Mutex<Outcome>,
     pub direction: CustomerEventDirection,
+    /// The org's voice number the call is on, as its app sees it: the number dialled, except for
+    /// a registered phone dialling elsewhere (then its user's number; see [`admit`]).
+    pub number: String,
+    /// The far end is a phone registered here, as `user@domain`: the customer its app sees, by
+    /// an app-identity number rather than a cellular one.
+    pub sip_user: Option<String>,
 }
 
 /// What the call record says, filled in as the call goes.
@@ -122,11 +128,14 @@ impl Call {
     }
 
     fn channel(&self) -> MessagingChannelNumber {
-        MessagingChannelNumber { channel: MessagingChannel::Voice as i32, number: self.invite.user.clone() }
+        MessagingChannelNumber { channel: MessagingChannel::Voice as i32, number: self.number.clone() }
     }
 
     pub(super) fn caller(&self) -> String {
-        message::user(&self.invite.from).unwrap_or("anonymous").to_string()
+        match &self.sip_user {
+            Some(user) => user.clone(),
+            None => message::user(&self.invite.from).unwrap_or("anonymous").to_string(),
+        }
     }
 
     /// Tells the app where the call is; returns its next actions.
@@ -144,7 +153,13 @@ impl Call {
             cost: None,
             duration: None,
         };
-        let reply = crate::messaging::inbound::receive(&self.hodi, org_id, app_id, cmd).await?;
+        let reply = match self.sip_user {
+            Some(_) => {
+                let app = crate::wire::CustomerNumberProvider::App;
+                crate::messaging::inbound::receive_as(&self.hodi, org_id, app_id, cmd, app).await?
+            }
+            None => crate::messaging::inbound::receive(&self.hodi, org_id, app_id, cmd).await?,
+        };
         if !reply.status {
             anyhow::bail!("{}", reply.description);
         }
@@ -184,21 +199,39 @@ pub struct Admitted {
     pub offer: sdp::Media,
     pub org_id: String,
     pub app_id: String,
+    /// The voice number whose app takes the call.
+    pub number: String,
 }
 
 /// Looks at a new INVITE before any call state exists: its SDP must be answerable and its number
 /// an org's. A refusal here is answered statelessly (RFC 3261 §8.2.7; the caller's retransmitted
 /// INVITE is refused again), so a flood of junk INVITEs holds no call slot and writes nothing.
+/// A phone registered here (`phone`) calling a number that is not one of its org's goes to the
+/// app of its user's own number.
 pub async fn admit(
     hodi: &Hodi,
     invite: &Request,
+    phone: Option<&crate::store::sip_users::SipUser>,
 ) -> Result<Admitted, (u16, &'static str, Vec<(&'static str, String)>)> {
     let offer = sdp::read(&invite.body, hodi.config.voice.rtp_ip).map_err(|why| {
         debug!(%why, "refusing an INVITE whose SDP we cannot answer");
         (488, "Not Acceptable Here", vec![("Warning", format!("399 hodi \"{why}\""))])
     })?;
-    match hodi.store.voice_number_owner(&invite.user).await {
-        Ok(Some((org_id, app_id))) => Ok(Admitted { offer, org_id, app_id }),
+    let mut number = invite.user.clone();
+    let mut owner = hodi.store.voice_number_owner(&number).await;
+    if let Some(phone) = phone {
+        let dialled_ours = matches!(&owner, Ok(Some((org, _))) if *org == phone.org_id);
+        if !dialled_ours {
+            let Some(own) = phone.number.clone() else {
+                debug!(user = %phone.username, "a registered phone with no --number dialled outside its org's numbers");
+                return Err((404, "Not Found", Vec::new()));
+            };
+            owner = hodi.store.voice_number_owner(&own).await;
+            number = own;
+        }
+    }
+    match owner {
+        Ok(Some((org_id, app_id))) => Ok(Admitted { offer, org_id, app_id, number }),
         Ok(None) => {
             debug!(number = %invite.user, "INVITE to a number no org has provisioned for voice");
             Err((404, "Not Found", Vec::new()))
@@ -246,7 +279,7 @@ pub(super) async fn store_record(call: &Call) {
 async fn serve(call: &Call, mut inbox: mpsc::Receiver<Incoming>, admitted: Admitted) {
     let invite = &call.invite;
     call.respond(invite, 100, "Trying").await;
-    let Admitted { offer, org_id, app_id } = admitted;
+    let Admitted { offer, org_id, app_id, .. } = admitted;
     let (org_id, app_id) = (org_id.as_str(), app_id.as_str());
     {
         let mut o = call.outcome();

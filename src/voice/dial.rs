@@ -47,41 +47,49 @@ fn ringback() -> Vec<i16> {
 
 pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream, d: &DialCallAction) -> Dialled {
     let mut result = Dialled::default();
-    if call.hodi.config.voice.trunk.trim().is_empty() {
-        warn!("dial needs voice.trunk; nothing dialled");
+    let numbers: Vec<&str> = d.customer_numbers.iter().map(|n| n.number.as_str()).filter(|n| !n.is_empty()).collect();
+    let targets = targets(call, org_id, &numbers).await;
+    if targets.is_empty() {
         return result;
     }
-    let numbers: Vec<String> = d.customer_numbers.iter().map(|n| n.number.clone()).filter(|n| !n.is_empty()).collect();
     let from = d.caller_id.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| call.invite.user.clone());
     let ring = Duration::from_secs(call.hodi.config.voice.ring_timeout_secs.clamp(1, 600));
     let codec = Some(a.codec());
     let cancel = CancellationToken::new();
     let tone = ringback();
-    let leg = |customer| outbound::LegRequest { number: &from, customer, session_id: &call.session_id, codec, ring };
+    let leg = |t: usize| outbound::LegRequest {
+        number: &from,
+        to: targets[t].destination(),
+        session_id: &call.session_id,
+        codec,
+        ring,
+    };
 
     // Place the legs: one at a time, or all at once; the first answer wins.
     let placing = async {
         let mut answered: Option<Box<Leg>> = None;
         if d.sequential {
-            for number in &numbers {
+            for (i, target) in targets.iter().enumerate() {
                 if cancel.is_cancelled() {
                     break;
                 }
-                match outbound::place_leg(&call.hodi, &call.sip, leg(number), &cancel).await {
+                match outbound::place_leg(&call.hodi, &call.sip, leg(i), &cancel).await {
                     Placed::Answered(leg) => {
                         answered = Some(leg);
                         break;
                     }
                     Placed::NotAnswered(leg, cause) => {
-                        info!(%number, ?cause, "dialled number did not answer");
+                        info!(number = %target.label(), ?cause, "dialled number did not answer");
                         finish_leg(call, &leg, None, org_id, app_id).await;
                     }
-                    Placed::Failed(_) => break,
+                    // A trunk that cannot be reached stops the dial; one phone that cannot, not.
+                    Placed::Failed(_) if matches!(target, Target::Trunk(_)) => break,
+                    Placed::Failed(_) => {}
                 }
             }
         } else {
             let mut legs: FuturesUnordered<_> =
-                numbers.iter().map(|n| outbound::place_leg(&call.hodi, &call.sip, leg(n), &cancel)).collect();
+                (0..targets.len()).map(|t| outbound::place_leg(&call.hodi, &call.sip, leg(t), &cancel)).collect();
             while let Some(placed) = legs.next().await {
                 match placed {
                     Placed::Answered(leg) if answered.is_none() => {
@@ -164,6 +172,57 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
     let hang_up = (!b_hung_up).then_some(&mut inbox);
     finish_leg(call, &b_call, hang_up, org_id, app_id).await;
     result
+}
+
+/// What one dialled number stands for: a customer through the trunk, or one device of a SIP user
+/// registered here (a user with several rings each).
+enum Target {
+    Trunk(String),
+    Device { user: String, domain: String, binding: crate::voice::registrar::bindings::Binding },
+}
+
+impl Target {
+    fn destination(&self) -> outbound::Destination<'_> {
+        match self {
+            Target::Trunk(number) => outbound::Destination::Trunk(number),
+            Target::Device { user, domain, binding } => {
+                outbound::Destination::Device { user, domain, contact: &binding.contact, transport: &binding.transport }
+            }
+        }
+    }
+
+    fn label(&self) -> &str {
+        match self {
+            Target::Trunk(n) => n,
+            Target::Device { user, .. } => user,
+        }
+    }
+}
+
+/// The numbers of a dial as legs to place: the org's SIP users (by `sip:` URI, name or extension)
+/// become their registered devices, anything else goes to the trunk when there is one.
+async fn targets(call: &Call, org_id: &str, numbers: &[&str]) -> Vec<Target> {
+    let mut out = Vec::new();
+    let trunk = !call.hodi.config.voice.trunk.trim().is_empty();
+    for number in numbers {
+        match crate::voice::registrar::resolve(&call.hodi, &call.sip.registrar, org_id, number).await {
+            Some((user, devices)) => {
+                if devices.is_empty() {
+                    info!(%number, "the SIP user has no device registered; not dialled");
+                }
+                out.extend(devices.into_iter().map(|binding| Target::Device {
+                    user: user.username.clone(),
+                    domain: user.domain.clone(),
+                    binding,
+                }));
+            }
+            None if trunk && !number.starts_with("sip") => out.push(Target::Trunk(number.to_string())),
+            None => {
+                warn!(%number, "dial: not a registered SIP user of the org and no voice.trunk to reach it; not dialled")
+            }
+        }
+    }
+    out
 }
 
 /// A dialled leg is over: hung up by us (when `inbox` is given), released, and recorded under

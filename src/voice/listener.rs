@@ -23,6 +23,9 @@ use super::sip::message::{self, Message, ParseError, Request};
 use super::sip::transport::{self, Transport};
 use crate::context::Hodi;
 
+/// The methods Hodi answers outside a dialog.
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER";
+
 /// Messages queued for one call before further ones are dropped (UDP peers retransmit).
 const CALL_INBOX: usize = 32;
 
@@ -50,6 +53,8 @@ pub struct Sip {
     pub refusals: Refusals,
     /// When to warn about INVITEs refused for the call limits.
     busy: Mutex<hodi_rsocket::admission::Throttle>,
+    /// The org's phones registered here.
+    pub registrar: super::registrar::Registrar,
 }
 
 /// INVITEs refused before a number's owner is known (unreadable SDP, a number nobody
@@ -164,6 +169,7 @@ pub async fn bind(config: &crate::config::Config, shutdown: &CancellationToken) 
         tcp: tcp_local,
         refusals: Refusals::default(),
         busy: Mutex::new(hodi_rsocket::admission::Throttle::new(LOG_EVERY)),
+        registrar: super::registrar::Registrar::new(config.voice.max_registrations),
     });
     Ok(Some(Bound { sip, tcp, recordings_http }))
 }
@@ -178,7 +184,19 @@ pub fn serve(hodi: Arc<Hodi>, bound: Bound, shutdown: CancellationToken) {
         );
     }
     let local = sip.local;
+    tokio::spawn(sweep_registrations(sip.clone(), shutdown.clone()));
     tokio::spawn(listen(hodi, sip, shutdown).instrument(tracing::info_span!("sip", %local)));
+}
+
+/// Expired registrations go within seconds, whether or not anyone dials their users.
+async fn sweep_registrations(sip: Arc<Sip>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = every.tick() => sip.registrar.sweep(),
+            _ = shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// SIP over TCP: a task per connection, each message handled as a datagram would be, answers
@@ -272,7 +290,13 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
     }
     match req.method.as_str() {
         "INVITE" if message::tag(&req.to).is_none() => {
-            let admitted = match call::admit(hodi, &req).await {
+            // A phone registered here must prove it is who its From says before it calls.
+            let phone = match super::registrar::caller(hodi, &sip.registrar, &transport, &req).await {
+                None => None,
+                Some(Some(user)) => Some(user),
+                Some(None) => return,
+            };
+            let admitted = match call::admit(hodi, &req, phone.as_ref()).await {
                 Ok(a) => a,
                 Err((code, reason, extra)) => {
                     sip.refusals.count(code, peer);
@@ -300,6 +324,8 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
                 started_at: crate::store::now_ms(),
                 outcome: Default::default(),
                 direction: crate::wire::CustomerEventDirection::Inbound,
+                number: admitted.number.clone(),
+                sip_user: phone.map(|u| format!("{}@{}", u.username, u.domain)),
             };
             let call_id = call.invite.call_id.clone();
             let span = tracing::info_span!("call", %call_id, session_id = %call.session_id, %peer);
@@ -312,9 +338,9 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
                 .instrument(span),
             );
         }
+        "REGISTER" => super::registrar::on_register(hodi, &sip.registrar, &transport, &req).await,
         "OPTIONS" => {
-            let allow =
-                [("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS".to_string()), ("Accept", "application/sdp".to_string())];
+            let allow = [("Allow", ALLOW.to_string()), ("Accept", "application/sdp".to_string())];
             transport.send(req.response(200, "OK", Some("hodi"), &allow, None)).await;
         }
         // A stray ACK (for a call already gone) needs no answer.
@@ -323,7 +349,7 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
             transport.send(req.response(481, "Call/Transaction Does Not Exist", None, &[], None)).await;
         }
         _ => {
-            let allow = [("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS".to_string())];
+            let allow = [("Allow", ALLOW.to_string())];
             transport.send(req.response(405, "Method Not Allowed", None, &allow, None)).await;
         }
     }

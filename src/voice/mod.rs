@@ -6,6 +6,7 @@
 //! - [`queue`]: enqueue (hold music) and dequeue (bridge with the longest-waiting caller).
 //! - [`outbound`]: calls Hodi places for voice messages (INVITE client transaction, then [`call`]).
 //! - [`sip`]: SIP message parsing and writing.
+//! - [`registrar`]: SIP users of an org registering their phones (digest auth, bindings).
 //! - [`recordings`]: recorded audio as WAV files, served over HTTP at their `recordingUrl`.
 //! - [`sdp`]: offer/answer for one audio stream (PCMU, PCMA, telephone-event).
 //! - [`media`]: G.711, RTP and RFC 4733 events, audio sources (espeak-ng, WAV, tones), the RTP stream.
@@ -21,6 +22,7 @@ pub mod media;
 pub mod outbound;
 pub mod queue;
 pub mod recordings;
+pub mod registrar;
 pub mod sdp;
 pub mod sip;
 

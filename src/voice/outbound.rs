@@ -18,6 +18,7 @@ use super::listener::Sip;
 use super::media::stream::Stream;
 use super::sdp;
 use super::sip::message::{self, Request, Response};
+use super::sip::transport::Transport;
 use crate::channel::CallRequest;
 use crate::context::Hodi;
 use crate::wire::{CustomerEventDirection, VoiceCallHangupCause, VoiceCallStatus};
@@ -68,30 +69,50 @@ pub(super) enum Placed {
     Failed(VoiceCallHangupCause),
 }
 
-/// A leg to place: from our `number` to `customer` at the trunk, offering `codec` (or both),
-/// ringing at most `ring`.
+/// A leg to place: from our `number` to `to`, offering `codec` (or both), ringing at most `ring`.
 pub(super) struct LegRequest<'a> {
     pub number: &'a str,
-    pub customer: &'a str,
+    pub to: Destination<'a>,
     pub session_id: &'a str,
     pub codec: Option<sdp::Codec>,
     pub ring: Duration,
 }
 
-/// Places a leg through the trunk; `cancel` stops it ringing.
+/// Where a leg goes.
+#[derive(Clone, Copy)]
+pub(super) enum Destination<'a> {
+    /// A customer's number, through the configured trunk.
+    Trunk(&'a str),
+    /// A phone registered with Hodi's registrar: its Contact, reached the way it registered.
+    Device { user: &'a str, domain: &'a str, contact: &'a str, transport: &'a Transport },
+}
+
+/// Places a leg through the trunk or to a registered phone; `cancel` stops it ringing.
 pub(super) async fn place_leg(
     hodi: &Arc<Hodi>,
     sip: &Arc<Sip>,
     leg: LegRequest<'_>,
     cancel: &CancellationToken,
 ) -> Placed {
-    let LegRequest { number, customer, session_id, codec, ring } = leg;
-    let trunk = match tokio::net::lookup_host(hodi.config.voice.trunk.trim()).await.ok().and_then(|mut a| a.next()) {
-        Some(a) => a,
-        None => {
-            warn!(trunk = %hodi.config.voice.trunk, "the voice trunk address does not resolve");
-            return Placed::Failed(VoiceCallHangupCause::ServiceUnavailable);
+    let LegRequest { number, to, session_id, codec, ring } = leg;
+    // The Request-URI, the way there, and the far end as To names it.
+    let (target, transport, theirs) = match to {
+        Destination::Trunk(customer) => {
+            let trunk = hodi.config.voice.trunk.trim();
+            let Some(trunk) = tokio::net::lookup_host(trunk).await.ok().and_then(|mut a| a.next()) else {
+                warn!(trunk = %hodi.config.voice.trunk, "the voice trunk is not set or does not resolve");
+                return Placed::Failed(VoiceCallHangupCause::ServiceUnavailable);
+            };
+            let uri = format!("sip:{customer}@{trunk}");
+            (uri.clone(), Transport::Udp(sip.socket.clone(), trunk), format!("<{uri}>"))
         }
+        Destination::Device { user, domain, contact, transport } => {
+            (contact.to_string(), transport.clone(), format!("<sip:{user}@{domain}>"))
+        }
+    };
+    let via = match &transport {
+        Transport::Tcp(..) => format!("SIP/2.0/TCP {}", sip.tcp.unwrap_or(sip.local)),
+        Transport::Udp(..) => format!("SIP/2.0/UDP {}", sip.local),
     };
     let call_id = format!("{:x}@hodi", call::rand_id());
     let local_tag = format!("{:x}", call::rand_id());
@@ -120,11 +141,10 @@ pub(super) async fn place_leg(
         return Placed::Failed(VoiceCallHangupCause::NormalTemporaryFailure);
     };
     let ours = format!("<sip:{number}@{}>", sip.local);
-    let theirs = format!("<sip:{customer}@{trunk}>");
     let mut call = Call {
         hodi: hodi.clone(),
         sip: sip.clone(),
-        transport: super::sip::transport::Transport::Udp(sip.socket.clone(), trunk),
+        transport,
         // Filled in with the far end's tag and Contact once it answers (see the field's doc).
         invite: Request {
             method: "INVITE".into(),
@@ -138,6 +158,7 @@ pub(super) async fn place_leg(
             record_routes: Vec::new(),
             content_type: None,
             body: Vec::new(),
+            ..Default::default()
         },
         local_tag: local_tag.clone(),
         session_id: session_id.to_string(),
@@ -145,6 +166,11 @@ pub(super) async fn place_leg(
         started_at: crate::store::now_ms(),
         outcome: Default::default(),
         direction: CustomerEventDirection::Outbound,
+        number: number.to_string(),
+        sip_user: match to {
+            Destination::Device { user, domain, .. } => Some(format!("{user}@{domain}")),
+            Destination::Trunk(_) => None,
+        },
     };
     let branch = format!("z9hG4bK{:x}", call::rand_id());
     // One SDP session for the leg: version 1 in our offer, 2 in answers to re-INVITEs.
@@ -154,10 +180,9 @@ pub(super) async fn place_leg(
         Some(c) => sdp::describe(local_media, c, Some(101), sdp_session, 1),
     };
     let invite = format!(
-        "INVITE sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
+        "INVITE {target} SIP/2.0\r\nVia: {via};branch={branch}\r\nMax-Forwards: 70\r\n\
          From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
          Contact: {ours}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
-        sip.local,
         body.len()
     );
     // A non-2xx final response is ACKed in the INVITE's transaction (same branch and URI); a 2xx
@@ -166,13 +191,13 @@ pub(super) async fn place_leg(
         let contact = r.contact.as_deref().map(message::uri).filter(|u| !u.is_empty());
         let (uri, via_branch) = match contact {
             Some(c) if r.code < 300 => (c.to_string(), format!("z9hG4bK{:x}", call::rand_id())),
-            _ if r.code < 300 => (format!("sip:{customer}@{trunk}"), format!("z9hG4bK{:x}", call::rand_id())),
-            _ => (format!("sip:{customer}@{trunk}"), branch.clone()),
+            _ if r.code < 300 => (target.clone(), format!("z9hG4bK{:x}", call::rand_id())),
+            _ => (target.clone(), branch.clone()),
         };
         format!(
-            "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={via_branch}\r\nMax-Forwards: 70\r\n\
+            "ACK {uri} SIP/2.0\r\nVia: {via};branch={via_branch}\r\nMax-Forwards: 70\r\n\
              From: {ours};tag={local_tag}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-            sip.local, r.to
+            r.to
         )
         .into_bytes()
     };
@@ -192,9 +217,8 @@ pub(super) async fn place_leg(
         }
         Ringing::NoAnswer => {
             let request = format!(
-                "CANCEL sip:{customer}@{trunk} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nMax-Forwards: 70\r\n\
-                 From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
-                sip.local
+                "CANCEL {target} SIP/2.0\r\nVia: {via};branch={branch}\r\nMax-Forwards: 70\r\n\
+                 From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
             );
             call.send(request.into_bytes()).await;
             // The INVITE then ends with 487, which is ACKed; should the far end answer just as we
@@ -262,7 +286,13 @@ async fn run(hodi: Arc<Hodi>, sip: Arc<Sip>, p: CallRequest) {
     let leg = match place_leg(
         &hodi,
         &sip,
-        LegRequest { number: &p.number, customer: &p.customer, session_id: &p.session_id, codec: None, ring },
+        LegRequest {
+            number: &p.number,
+            to: Destination::Trunk(&p.customer),
+            session_id: &p.session_id,
+            codec: None,
+            ring,
+        },
         &CancellationToken::new(),
     )
     .await
@@ -337,6 +367,8 @@ async fn ringing(
             Ok(Some(_)) => {}
             Ok(None) => return Ringing::NoAnswer,
             Err(_) if tokio::time::Instant::now() >= deadline => return Ringing::NoAnswer,
+            // Over TCP the transport delivers or fails: nothing is sent again (Timer A is UDP's).
+            Err(_) if call.transport.reliable() => next = deadline,
             Err(_) => {
                 call.send(invite.to_vec()).await;
                 wait = (wait * 2).min(T2);

@@ -93,6 +93,7 @@ mod tests {
             record_routes: Vec::new(),
             content_type: None,
             body: Vec::new(),
+            ..Default::default()
         }
     }
 

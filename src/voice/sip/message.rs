@@ -22,7 +22,7 @@ pub enum ParseError {
 }
 
 /// A parsed request with the headers every transaction needs already extracted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Request {
     pub method: String,
     /// The user part of the Request-URI (the number called).
@@ -33,8 +33,13 @@ pub struct Request {
     pub call_id: String,
     pub cseq: String,
     pub contact: Option<String>,
+    /// Every Contact header after the first (a REGISTER may carry several).
+    pub more_contacts: Vec<String>,
     pub record_routes: Vec<String>,
     pub content_type: Option<String>,
+    /// `Authorization` or `Proxy-Authorization` (digest credentials), whichever came.
+    pub authorization: Option<String>,
+    pub expires: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -47,6 +52,8 @@ pub struct Response {
     pub from: String,
     pub to: String,
     pub contact: Option<String>,
+    /// `WWW-Authenticate` and `Proxy-Authenticate` values (a 401 or 407).
+    pub challenges: Vec<String>,
     pub body: Vec<u8>,
 }
 
@@ -79,8 +86,11 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                 call_id: String::new(),
                 cseq: String::new(),
                 contact: None,
+                more_contacts: Vec::new(),
                 record_routes: Vec::new(),
                 content_type: None,
+                authorization: None,
+                expires: None,
                 body: r.body,
             };
             for h in r.headers.iter() {
@@ -92,9 +102,13 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                     Known::To => req.to = value,
                     Known::CallId => req.call_id = value,
                     Known::CSeq => req.cseq = value,
-                    Known::Contact => req.contact = Some(value),
+                    Known::Contact if req.contact.is_none() => req.contact = Some(value),
+                    Known::Contact => req.more_contacts.push(value),
                     Known::RecordRoute => req.record_routes.push(value),
                     Known::ContentType => req.content_type = Some(value),
+                    Known::Authorization => req.authorization = Some(value),
+                    Known::Expires => req.expires = Some(value),
+                    Known::Challenge => {}
                 }
             }
             for (name, value) in
@@ -116,6 +130,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                 from: String::new(),
                 to: String::new(),
                 contact: None,
+                challenges: Vec::new(),
                 body: r.body,
             };
             for h in r.headers.iter() {
@@ -127,7 +142,8 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                     Known::From => resp.from = value,
                     Known::To => resp.to = value,
                     Known::Contact => resp.contact = Some(value),
-                    Known::Via | Known::RecordRoute | Known::ContentType => {}
+                    Known::Challenge => resp.challenges.push(value),
+                    Known::Via | Known::RecordRoute | Known::ContentType | Known::Authorization | Known::Expires => {}
                 }
             }
             if resp.call_id.is_empty() || resp.cseq.is_empty() {
@@ -149,6 +165,9 @@ enum Known {
     Contact,
     RecordRoute,
     ContentType,
+    Authorization,
+    Expires,
+    Challenge,
 }
 
 /// Which known header `h` is, and its value: rsip names only the long forms, so the compact
@@ -163,6 +182,11 @@ fn known(h: &Header) -> Option<(Known, &str)> {
         Header::Contact(v) => (Known::Contact, v.value()),
         Header::RecordRoute(v) => (Known::RecordRoute, v.value()),
         Header::ContentType(v) => (Known::ContentType, v.value()),
+        Header::Authorization(v) => (Known::Authorization, v.value()),
+        Header::ProxyAuthorization(v) => (Known::Authorization, v.value()),
+        Header::Expires(v) => (Known::Expires, v.value()),
+        Header::WwwAuthenticate(v) => (Known::Challenge, v.value()),
+        Header::ProxyAuthenticate(v) => (Known::Challenge, v.value()),
         Header::Other(name, value) => {
             let kind = match name.as_str() {
                 "v" | "V" => Known::Via,
@@ -200,6 +224,20 @@ pub fn user(value: &str) -> Option<&str> {
     let rest = uri.trim().strip_prefix("sip:").or_else(|| uri.trim().strip_prefix("sips:"))?;
     let (user, _) = rest.split_once('@')?;
     Some(user.split(';').next().unwrap_or(user))
+}
+
+/// The host part of a From/To/Contact value's URI, lower case, without port or parameters
+/// (`<sip:alice@Acme.Example:5060>;tag=1` → `acme.example`).
+pub fn host(value: &str) -> Option<String> {
+    let uri = uri(value);
+    let rest = uri.strip_prefix("sip:").or_else(|| uri.strip_prefix("sips:"))?;
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = hostport.split([';', '?']).next()?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 /// The URI of a Contact value.

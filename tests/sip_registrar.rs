@@ -1,0 +1,256 @@
+//! Hodi as the registrar of an org's own phones: baresip registers with digest authentication
+//! and rings when the app dials its extension; sipp registers, is refused with a wrong password,
+//! and places a call (challenged with 407) that the app of the user's number answers; a peer
+//! that keeps guessing is locked out while others are not.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use hodi::voice::registrar::{digest, sip_user};
+use hodi_sdk::wire::VoiceCallStatus;
+use hodi_sdk::{Event, Reply};
+
+use common::sip::{answered, app, baresip_with, rtp, sdp, sdp_port, to_tag, Peer, WAIT};
+
+const DOMAIN: &str = "acme.example";
+const PASSWORD: &str = "correct-horse";
+
+/// The dev org's SIP user `name` (extension `ext`), whose calls go to the dev voice number's app.
+async fn provision(running: &hodi::server::Running, name: &str, ext: &str) {
+    let dev = running.dev.clone().expect("dev tenant");
+    let user = sip_user(&dev.org_id, DOMAIN, name, PASSWORD, Some(ext.into()), Some("+254711082000".into()))
+        .expect("valid user");
+    running.hodi.store.put_sip_user(&user).await.expect("provisioned");
+}
+
+fn registrations(running: &hodi::server::Running) -> usize {
+    running.sip.as_ref().expect("voice").registrar.registrations()
+}
+
+/// sipp as user `name` with `password`, running `scenario` once against Hodi's SIP listener.
+async fn sipp(scenario: &str, sip: std::net::SocketAddr, name: &str, password: &str) -> std::process::Output {
+    let scenario = format!("{}/tests/sip/{scenario}", env!("CARGO_MANIFEST_DIR"));
+    let child = tokio::process::Command::new("sipp")
+        .args(["-t", "u1", "-sf", &scenario, "-s", name, "-au", name, "-ap", password, &sip.to_string()])
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &common::free_port().to_string()])
+        .args(["-mp", &common::free_port().to_string(), "-m", "1", "-timeout", "30s", "-nostdin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp (apt install sip-tester)");
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("sipp ended").expect("sipp")
+}
+
+#[tokio::test]
+async fn baresip_registers_with_digest_and_a_dial_to_its_extension_rings_it() {
+    let (running, _dir) = common::inproc::start().await;
+    provision(&running, "alice", "101").await;
+    let sip = running.bound.sip.expect("SIP");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let phone = baresip_with(dir.path(), "alice", |_| {
+        format!("<sip:alice@{DOMAIN}>;auth_pass={PASSWORD};outbound=\"sip:{sip}\";regint=60;answermode=auto")
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while registrations(&running) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "baresip did not register:\n{}", phone.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let user = running.hodi.store.sip_user(DOMAIN, "alice").await.expect("store").expect("alice");
+    let devices = running.sip.as_ref().expect("voice").registrar.devices(&user);
+    assert_eq!(devices.len(), 1);
+    assert!(devices[0].contact.contains(&phone.addr.port().to_string()), "{:?}", devices[0].contact);
+
+    // A customer calls the app, which dials extension 101: baresip rings and answers, and its
+    // tone reaches the caller through the bridge.
+    let (_client, mut notifications) = app(&running).await;
+    let caller = Peer::new(sip).await;
+    let a_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    caller.send(&caller.invite("reg1", "+254711082000", &sdp(a_rtp.local_addr().expect("a").port(), "0 101"))).await;
+    let n = answered(&mut notifications).await;
+    let dial = hodi_sdk::wire::VoiceCallAction {
+        entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
+            customer_numbers: vec![hodi_sdk::model::cellular("101")],
+            record: false,
+            sequential: true,
+            ringback_tone: None,
+            caller_id: None,
+            max_duration: Some(30),
+        })),
+    };
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dial]))).await.expect("answered");
+    let ok = caller.responses().await.pop().expect("200");
+    assert_eq!(ok.0, 200);
+    let tag = to_tag(&ok.1);
+    caller.send(&caller.ack("reg1", "+254711082000", &tag)).await;
+    let hodi_a = sdp_port(&ok.1);
+    let mut buf = [0u8; 2048];
+    let (mut tone_packets, mut seq) = (0, 0u16);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tone_packets < 25 {
+        assert!(tokio::time::Instant::now() < deadline, "no audio from the registered phone through the bridge");
+        a_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", hodi_a)).await.expect("a → hodi");
+        seq = seq.wrapping_add(1);
+        if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(20), a_rtp.recv_from(&mut buf)).await {
+            let peak = buf[12..n].iter().map(|b| hodi::voice::media::g711::ulaw_decode(*b).unsigned_abs()).max();
+            // Ringback peaks near 6,000; baresip's tone near 10,000.
+            if peak.unwrap_or(0) > 8_000 {
+                tone_packets += 1;
+            }
+        }
+    }
+    // The dialled leg's record names the phone's user.
+    let me = caller.addr();
+    caller
+        .send(&format!(
+            "BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKregbye\nFrom: <sip:+254700000888@{me}>;tag=treg1\n\
+             To: <sip:+254711082000@h>;tag={tag}\nCall-ID: reg1\nCSeq: 2 BYE\nContent-Length: 0\n\n"
+        ))
+        .await;
+    assert_eq!(caller.responses().await.last().map(|r| r.0), Some(200));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let records = running.hodi.store.call_records(10).await.expect("records");
+        if let Some(leg) = records.iter().find(|r| r.direction == "outbound") {
+            assert_eq!((leg.callee.as_str(), leg.sip_status), ("alice@acme.example", 200), "{leg:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no record of the dialled leg: {records:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// REGISTERs from a hand-driven peer: (response code, whole response).
+async fn register(peer: &Peer, name: &str, cseq: u32, extra: &str) -> (u16, String) {
+    let me = peer.addr();
+    peer.send(&format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKr{cseq}{name}\n\
+         From: <sip:{name}@{DOMAIN}>;tag=f{name}\nTo: <sip:{name}@{DOMAIN}>\nCall-ID: reg-{name}-{me}\n\
+         CSeq: {cseq} REGISTER\nContact: <sip:{name}@{me}>\n{extra}Max-Forwards: 70\nContent-Length: 0\n\n"
+    ))
+    .await;
+    peer.responses().await.pop().expect("a response")
+}
+
+/// A REGISTER challenged, then answered with `password`.
+async fn register_with(peer: &Peer, name: &str, password: &str, cseq: u32) -> (u16, String) {
+    let (code, challenge) = register(peer, name, cseq, "").await;
+    if code != 401 {
+        return (code, challenge);
+    }
+    let headers: Vec<&str> = challenge.lines().filter_map(|l| l.strip_prefix("WWW-Authenticate: ")).collect();
+    let read = digest::read_challenge(headers).expect("a digest challenge we can answer");
+    let answer = read.answer(name, password, "REGISTER", &format!("sip:{DOMAIN}"), "abcdef", 1);
+    register(peer, name, cseq + 1, &format!("Authorization: {answer}\nExpires: 120\n")).await
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_counted_and_a_guessing_address_is_locked_out() {
+    let (running, _dir) = common::inproc::start().await;
+    provision(&running, "bob", "102").await;
+    let sip = running.bound.sip.expect("SIP");
+
+    // sipp, a real digest client: the right password registers, a wrong one gets 403.
+    let ok = sipp("uac_register_ok.xml", sip, "bob", PASSWORD).await;
+    assert!(ok.status.success(), "sipp registering: {}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(registrations(&running), 1);
+    let refused = sipp("uac_register_refused.xml", sip, "bob", "not-the-password").await;
+    assert!(refused.status.success(), "sipp with a wrong password: {}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(registrations(&running), 1, "a refused REGISTER adds nothing");
+
+    // What a peer gets wrong gets its own answer; none of it is a failed guess.
+    let peer = Peer::from("127.0.0.3", sip).await;
+    let (code, text) = register(&peer, "bob", 1, "").await;
+    assert_eq!(code, 401);
+    assert!(text.contains("algorithm=MD5") && !text.contains("algorithm=SHA-256"), "MD5 unless configured: {text}");
+    let (code, _) = register(&peer, "bob", 2, "Authorization: Digest garbage\n").await;
+    assert_eq!(code, 401, "unreadable credentials are challenged again");
+    let (code, _) = register(&peer, "bob", 3, "Authorization: Digest username=\"bob\", realm=\"acme.example\", nonce=\"1.abc\", uri=\"sip:acme.example\", response=\"00\"\n").await;
+    assert_eq!(code, 401, "a nonce we never made is challenged again");
+    let (code, text) = register_with(&Peer::from("127.0.0.4", sip).await, "bob", PASSWORD, 1).await;
+    assert_eq!(code, 200, "{text}");
+    let short = Peer::from("127.0.0.4", sip).await;
+    let (code, challenge) = register(&short, "bob", 1, "").await;
+    assert_eq!(code, 401);
+    let headers: Vec<&str> = challenge.lines().filter_map(|l| l.strip_prefix("WWW-Authenticate: ")).collect();
+    let answer =
+        digest::read_challenge(headers).expect("challenge").answer("bob", PASSWORD, "REGISTER", "sip:x", "c", 1);
+    let (code, text) = register(&short, "bob", 2, &format!("Authorization: {answer}\nExpires: 10\n")).await;
+    assert_eq!(code, 423, "{text}");
+    assert!(text.contains("Min-Expires: 60"), "{text}");
+
+    // An address that keeps guessing is locked out; another address is not.
+    let guesser = Peer::from("127.0.0.3", sip).await;
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        codes.push(register_with(&guesser, "bob", &format!("guess-{i}"), 10 + 2 * i).await.0);
+    }
+    assert_eq!(codes, [403; 6]);
+    let (code, text) = register_with(&guesser, "bob", PASSWORD, 30).await;
+    assert_eq!(code, 403, "locked out even with the right password: {text}");
+    assert!(text.contains("Too Many Failed Attempts") && text.contains("Retry-After:"), "{text}");
+    let (code, _) = register_with(&guesser, "mallory", PASSWORD, 40).await;
+    assert_eq!(code, 403);
+    let (code, text) = register_with(&Peer::from("127.0.0.5", sip).await, "bob", PASSWORD, 1).await;
+    assert_eq!(code, 200, "another address still registers: {text}");
+    let (code, _) = register_with(&Peer::from("127.0.0.6", sip).await, "mallory", PASSWORD, 1).await;
+    assert_eq!(code, 403, "an unknown user is refused like a wrong password");
+
+    let http = running.bound.http.expect("the operator's listener").to_string();
+    let (_, metrics) = common::http_get(&http, "/metrics").await;
+    let count = |reason: &str| {
+        common::metric_sample(&metrics, "hodi_sip_auth_failures_total", &[&format!("reason=\"{reason}\"")])
+    };
+    assert!(count("wrong_password") >= Some(7.0), "{metrics}");
+    assert!(count("locked_out") >= Some(2.0), "{metrics}");
+    assert!(count("unknown_user") >= Some(1.0), "{metrics}");
+    assert!(common::metric_sample(&metrics, "hodi_sip_registrations", &[]) >= Some(1.0), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_registered_phone_places_a_call_that_its_numbers_app_answers() {
+    let (running, _dir) = common::inproc::start().await;
+    provision(&running, "carol", "103").await;
+    let sip = running.bound.sip.expect("SIP");
+    let (_client, mut notifications) = app(&running).await;
+
+    // Without credentials the INVITE is challenged for them (407), and nothing reaches the app.
+    let peer = Peer::new(sip).await;
+    let me = peer.addr();
+    let invite = peer
+        .invite("noauth", "+254711099999", &sdp(4000, "0"))
+        .replace(&format!("From: <sip:+254700000888@{me}>"), &format!("From: <sip:carol@{DOMAIN}>"));
+    peer.send(&invite).await;
+    let (code, text) = peer.responses().await.pop().expect("a response");
+    assert_eq!(code, 407, "{text}");
+    assert!(text.contains("Proxy-Authenticate: Digest realm=\"acme.example\""), "{text}");
+
+    let call = tokio::spawn(sipp("uac_phone_calls.xml", sip, "carol", PASSWORD));
+    let n = answered(&mut notifications).await;
+    let Event::ReceivedMessage(m) = &n.event else { unreachable!("answered() returns a received message") };
+    assert_eq!(m.customer_number.as_ref().map(|c| c.number.as_str()), Some("carol@acme.example"));
+    assert_eq!(
+        m.customer_number.as_ref().map(|c| c.provider),
+        Some(hodi_sdk::wire::CustomerNumberProvider::App as i32)
+    );
+    assert_eq!(m.channel.as_ref().map(|c| c.number.as_str()), Some("+254711082000"));
+    assert_eq!(m.voice().map(|v| v.status), Some(VoiceCallStatus::Answered as i32));
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![hodi_sdk::model::voice::say("Hello Carol.")])))
+        .await
+        .expect("answered");
+    let out = call.await.expect("sipp task");
+    assert!(out.status.success(), "the phone's call: {}", String::from_utf8_lossy(&out.stderr));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let records = running.hodi.store.call_records(10).await.expect("records");
+        if let Some(r) = records.iter().find(|r| r.caller == "carol@acme.example") {
+            assert_eq!((r.callee.as_str(), r.direction.as_str()), ("+254711099999", "inbound"), "{r:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no record of the phone's call: {records:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
