@@ -436,8 +436,25 @@ async fn count_fill(socket: &tokio::net::UdpSocket, fill: u8, wait: Duration) ->
     n
 }
 
-#[tokio::test]
-async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_both() {
+/// A caller (PCMU) on the dev number whose app records the call and dials +254700000321 through
+/// a hand-driven trunk that answers with `answer_formats`: everything the bridge tests need.
+struct Bridged {
+    running: hodi::server::Running,
+    _dir: common::inproc::TestDir,
+    notifications: hodi_sdk::Notifications,
+    _client: hodi_sdk::Elarian,
+    trunk: tokio::net::UdpSocket,
+    trunk_addr: std::net::SocketAddr,
+    caller: Peer,
+    a_rtp: tokio::net::UdpSocket,
+    b_rtp: tokio::net::UdpSocket,
+    hodi_a_port: u16,
+    hodi_b_port: u16,
+    hodi_sip: std::net::SocketAddr,
+    invite: String,
+}
+
+async fn bridged(answer_formats: &str) -> Bridged {
     // The trunk: a hand-driven phone that answers whatever Hodi dials.
     let trunk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("trunk");
     let trunk_addr = trunk.local_addr().expect("addr");
@@ -480,7 +497,7 @@ async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_bot
     assert!(invite.contains("From: <sip:+254711082000@"), "the caller id is our number: {invite}");
     let hodi_b_port = sdp_port(&invite);
     let header = |name: &str| invite.lines().find(|l| l.starts_with(name)).expect(name).to_string();
-    let answer_sdp = sdp(b_rtp.local_addr().expect("b").port(), "0 101").replace('\n', "\r\n");
+    let answer_sdp = sdp(b_rtp.local_addr().expect("b").port(), answer_formats).replace('\n', "\r\n");
     let ok_b = format!(
         "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{};tag=phoneb\r\n{}\r\n{}\r\nContact: <sip:phone@{trunk_addr}>\r\n\
          Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer_sdp}",
@@ -495,6 +512,42 @@ async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_bot
     let (len, _) = tokio::time::timeout(WAIT, trunk.recv_from(&mut buf)).await.expect("the ACK").expect("recv");
     assert!(String::from_utf8_lossy(&buf[..len]).starts_with("ACK "), "ACK for the 200");
     tokio::time::sleep(Duration::from_millis(300)).await; // the bridge is up
+    Bridged {
+        running,
+        _dir,
+        notifications,
+        _client,
+        trunk,
+        trunk_addr,
+        caller,
+        a_rtp,
+        b_rtp,
+        hodi_a_port,
+        hodi_b_port,
+        hodi_sip,
+        invite,
+    }
+}
+
+#[tokio::test]
+async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_both() {
+    let Bridged {
+        running,
+        _dir,
+        mut notifications,
+        _client,
+        trunk,
+        trunk_addr,
+        caller,
+        a_rtp,
+        b_rtp,
+        hodi_a_port,
+        hodi_b_port,
+        hodi_sip,
+        invite,
+    } = bridged("0 101").await;
+    let header = |name: &str| invite.lines().find(|l| l.starts_with(name)).expect(name).to_string();
+    let mut buf = vec![0u8; 65536];
 
     // Audio both ways: the caller's reaches the phone, the phone's reaches the caller.
     for seq in 0..25u16 {
@@ -581,6 +634,35 @@ async fn dial_bridges_the_caller_and_the_dialled_phone_both_ways_and_records_bot
     assert!(dirs.contains(&("inbound", "+254711082000")) && dirs.contains(&("outbound", "+254700000321")), "{dirs:?}");
     let leg = records.iter().find(|r| r.direction == "outbound").expect("the dialled leg");
     assert_eq!((leg.ending.as_str(), leg.sip_status), ("customer_hung_up", 200), "the phone hung up: {leg:?}");
+}
+
+#[tokio::test]
+async fn a_dialled_phone_answering_in_a_law_is_bridged_to_a_mu_law_caller_through_transcoding() {
+    let b = bridged("8 101").await;
+    assert!(b.invite.contains("RTP/AVP 0 8 101"), "both laws offered, the caller's first: {}", b.invite);
+    // The caller speaks μ-law, the phone A-law: each hears the other in its own law.
+    let a_law = hodi::voice::media::g711::ulaw_to_alaw(0x11);
+    let mu_law = hodi::voice::media::g711::alaw_to_ulaw(0x22);
+    let (mut to_b, mut to_a) = (0, 0);
+    let mut buf = [0u8; 2048];
+    for seq in 0..40u16 {
+        b.a_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", b.hodi_a_port)).await.expect("a → hodi");
+        b.b_rtp.send_to(&rtp(seq, 8, 0x22), ("127.0.0.1", b.hodi_b_port)).await.expect("b → hodi");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(1), b.b_rtp.recv_from(&mut buf)).await {
+            if n == 172 && buf[1] & 0x7F == 8 && buf[12..n].iter().all(|x| *x == a_law) {
+                to_b += 1;
+            }
+        }
+        while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(1), b.a_rtp.recv_from(&mut buf)).await {
+            if n == 172 && buf[1] & 0x7F == 0 && buf[12..n].iter().all(|x| *x == mu_law) {
+                to_a += 1;
+            }
+        }
+    }
+    assert!(to_b >= 30, "the A-law phone heard the caller in A-law: {to_b} of 40");
+    assert!(to_a >= 30, "the μ-law caller heard the phone in μ-law: {to_a} of 40");
+    drop(b.running);
 }
 
 #[tokio::test]

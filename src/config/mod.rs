@@ -303,6 +303,19 @@ pub struct Voice {
     /// Where calls to customers go (`host:port` of a SIP trunk or phone, UDP): the Request-URI is
     /// `sip:<customer number>@<trunk>`. Empty: voice messages go to simulator sockets only.
     pub trunk: String,
+    /// How Hodi reaches the trunk: `udp` (from the SIP socket) or `tcp` (one connection, kept).
+    pub trunk_transport: TrunkTransport,
+    /// The user name and password the trunk challenges for (digest, 401 or 407); empty user: no
+    /// credentials (a challenge ends the call attempt). The password inline, or in the variable
+    /// `trunk_password_env` names.
+    pub trunk_username: String,
+    pub trunk_password: providers::Secret,
+    pub trunk_password_env: String,
+    /// Register with the trunk as `trunk_username` (kept refreshed), for trunks that send calls
+    /// only to registered users.
+    pub trunk_register: bool,
+    /// The registration lifetime Hodi asks the trunk for.
+    pub trunk_register_secs: u64,
     /// How long an outbound call may ring before it is given up (NO_ANSWER).
     pub ring_timeout_secs: u64,
     /// HTTP listener serving recordings at their `recordingUrl`; empty: files only.
@@ -330,11 +343,34 @@ impl Default for Voice {
             max_calls: 1000,
             max_calls_per_address: 100,
             trunk: String::new(),
+            trunk_transport: TrunkTransport::Udp,
+            trunk_username: String::new(),
+            trunk_password: providers::Secret::default(),
+            trunk_password_env: String::new(),
+            trunk_register: false,
+            trunk_register_secs: 600,
             ring_timeout_secs: 60,
             recordings_http: "127.0.0.1:8092".into(),
             max_registrations: 100_000,
             sip_auth_sha256: false,
         }
+    }
+}
+
+/// How Hodi talks to its SIP trunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkTransport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl Voice {
+    /// The trunk's password (inline or from `trunk_password_env`).
+    pub fn trunk_password(&self) -> Result<providers::Secret, String> {
+        providers::password(&self.trunk_password, &self.trunk_password_env)
+            .map_err(|e| e.replace("password_env", "voice.trunk_password_env"))
     }
 }
 

@@ -173,7 +173,7 @@ fn secret(inline: &Secret, env: &str, key: &str) -> Result<Secret, String> {
     std::env::var(env).map(Secret).map_err(|_| format!("{key} names {env}, which is not set"))
 }
 
-fn password(inline: &Secret, env: &str) -> Result<Secret, String> {
+pub(crate) fn password(inline: &Secret, env: &str) -> Result<Secret, String> {
     secret(inline, env, "password_env")
 }
 

@@ -53,6 +53,8 @@ pub const RTP_SEND_LATENESS: &str = "hodi_rtp_send_lateness_seconds";
 pub const SIP_REGISTRATIONS: &str = "hodi_sip_registrations";
 /// SIP digest checks that failed, by reason (`wrong_password`, `unknown_user`, `locked_out`).
 pub const SIP_AUTH_FAILURES: &str = "hodi_sip_auth_failures_total";
+/// Whether Hodi's registration with its SIP trunk holds (1) or not (0), when it registers.
+pub const SIP_TRUNK_REGISTERED: &str = "hodi_sip_trunk_registered";
 /// By-tag works running (read at scrape).
 pub const WORK_RUNNING: &str = "hodi_work_running";
 
@@ -142,6 +144,10 @@ fn describe() {
         SIP_AUTH_FAILURES,
         "SIP digest authentications refused, by reason: wrong_password, unknown_user, locked_out (an address with too many failures)."
     );
+    describe_gauge!(
+        SIP_TRUNK_REGISTERED,
+        "1 while the SIP trunk accepts Hodi's REGISTER (voice.trunk_register), else 0."
+    );
     describe_gauge!(WORK_RUNNING, "By-tag works running (this node or any, on a shared database).");
     describe_histogram!(
         RTP_SEND_LATENESS,
@@ -226,6 +232,11 @@ pub fn call_ended(direction: &str, ending: &str, received: i64, lost: i64, jitte
 /// A SIP digest check failed for `reason` (a fixed set: see [`SIP_AUTH_FAILURES`]).
 pub fn sip_auth_failed(reason: &'static str) {
     metrics::counter!(SIP_AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// Hodi's registration with its trunk holds now, or not.
+pub fn sip_trunk_registered(yes: bool) {
+    metrics::gauge!(SIP_TRUNK_REGISTERED).set(if yes { 1.0 } else { 0.0 });
 }
 
 /// Devices registered now.

@@ -787,7 +787,7 @@ pub(super) async fn bye(call: &Call, inbox: &mut mpsc::Receiver<Incoming>) {
     let invite = &call.invite;
     let target = invite.contact.as_deref().map(message::uri).unwrap_or("sip:anonymous@invalid").to_string();
     let branch = format!("z9hG4bK{}", rand_id());
-    let cseq = 2; // above the INVITE's 1 when the call was ours
+    let cseq = 3; // above the INVITE's when the call was ours (1, or 2 after a trunk's challenge)
     let request = format!(
         "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch}\r\nMax-Forwards: 70\r\n\
          From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",

@@ -55,7 +55,14 @@ pub struct Sip {
     busy: Mutex<hodi_rsocket::admission::Throttle>,
     /// The org's phones registered here.
     pub registrar: super::registrar::Registrar,
+    /// The trunk's TCP connection and Hodi's registration with it.
+    pub trunk: super::trunk::Link,
+    /// Messages from connections Hodi opened (the trunk's), for the listener's task to handle.
+    pub(super) inject: mpsc::Sender<(Vec<u8>, Transport)>,
 }
+
+/// Messages from Hodi's own connections waiting for the listener before their readers wait.
+const INJECTED: usize = 256;
 
 /// INVITEs refused before a number's owner is known (unreadable SDP, a number nobody
 /// provisioned, a store error): answered statelessly, counted and logged at most every
@@ -130,6 +137,7 @@ impl Sip {
 /// exists, so the context can be built holding the executor (see [`super::outbound::Trunk`]).
 pub struct Bound {
     pub sip: Arc<Sip>,
+    injected: mpsc::Receiver<(Vec<u8>, Transport)>,
     tcp: Option<tokio::net::TcpListener>,
     /// The recordings' HTTP listener, when on.
     pub recordings_http: Option<SocketAddr>,
@@ -160,6 +168,7 @@ pub async fn bind(config: &crate::config::Config, shutdown: &CancellationToken) 
     }
     let (recordings, recordings_http) =
         super::recordings::start(&config.data_dir, &config.voice.recordings_http, shutdown.clone()).await?;
+    let (inject, injected) = mpsc::channel(INJECTED);
     let sip = Arc::new(Sip {
         socket,
         local,
@@ -170,13 +179,15 @@ pub async fn bind(config: &crate::config::Config, shutdown: &CancellationToken) 
         refusals: Refusals::default(),
         busy: Mutex::new(hodi_rsocket::admission::Throttle::new(LOG_EVERY)),
         registrar: super::registrar::Registrar::new(config.voice.max_registrations),
+        trunk: Default::default(),
+        inject,
     });
-    Ok(Some(Bound { sip, tcp, recordings_http }))
+    Ok(Some(Bound { sip, injected, tcp, recordings_http }))
 }
 
 /// Serves what [`bind`] bound until `shutdown`.
 pub fn serve(hodi: Arc<Hodi>, bound: Bound, shutdown: CancellationToken) {
-    let Bound { sip, tcp, .. } = bound;
+    let Bound { sip, tcp, injected, .. } = bound;
     if let (Some(listener), Some(local)) = (tcp, sip.tcp) {
         tokio::spawn(
             accept_tcp(hodi.clone(), sip.clone(), listener, shutdown.clone())
@@ -185,7 +196,12 @@ pub fn serve(hodi: Arc<Hodi>, bound: Bound, shutdown: CancellationToken) {
     }
     let local = sip.local;
     tokio::spawn(sweep_registrations(sip.clone(), shutdown.clone()));
-    tokio::spawn(listen(hodi, sip, shutdown).instrument(tracing::info_span!("sip", %local)));
+    let v = &hodi.config.voice;
+    if v.trunk_register && !v.trunk.trim().is_empty() {
+        let (weak, sip, shutdown) = (Arc::downgrade(&hodi), sip.clone(), shutdown.clone());
+        tokio::spawn(super::trunk::keep_registered(weak, sip, shutdown).instrument(tracing::info_span!("trunk")));
+    }
+    tokio::spawn(listen(hodi, sip, injected, shutdown).instrument(tracing::info_span!("sip", %local)));
 }
 
 /// Expired registrations go within seconds, whether or not anyone dials their users.
@@ -225,10 +241,19 @@ async fn accept_tcp(hodi: Arc<Hodi>, sip: Arc<Sip>, listener: tokio::net::TcpLis
     }
 }
 
-async fn listen(hodi: Arc<Hodi>, sip: Arc<Sip>, shutdown: CancellationToken) {
+async fn listen(
+    hodi: Arc<Hodi>,
+    sip: Arc<Sip>,
+    mut injected: mpsc::Receiver<(Vec<u8>, Transport)>,
+    shutdown: CancellationToken,
+) {
     let mut buf = vec![0u8; message::MAX_MESSAGE + 1];
     loop {
         let (n, peer) = tokio::select! {
+            Some((bytes, transport)) = injected.recv() => {
+                handle(&hodi, &sip, &bytes, transport).await;
+                continue;
+            }
             r = sip.socket.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -247,7 +272,7 @@ async fn listen(hodi: Arc<Hodi>, sip: Arc<Sip>, shutdown: CancellationToken) {
     }
 }
 
-/// One message from either transport.
+/// One message from either transport (or the trunk's TCP connection, see [`super::trunk`]).
 async fn handle(hodi: &Arc<Hodi>, sip: &Arc<Sip>, bytes: &[u8], transport: Transport) {
     match message::parse(bytes) {
         Ok(Message::Request(req)) => on_request(hodi, sip, transport, req).await,

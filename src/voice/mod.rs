@@ -6,6 +6,7 @@
 //! - [`queue`]: enqueue (hold music) and dequeue (bridge with the longest-waiting caller).
 //! - [`outbound`]: calls Hodi places for voice messages (INVITE client transaction, then [`call`]).
 //! - [`sip`]: SIP message parsing and writing.
+//! - [`trunk`]: the way to the trunk (UDP or a kept TCP connection), its credentials, registering with it.
 //! - [`registrar`]: SIP users of an org registering their phones (digest auth, bindings).
 //! - [`recordings`]: recorded audio as WAV files, served over HTTP at their `recordingUrl`.
 //! - [`sdp`]: offer/answer for one audio stream (PCMU, PCMA, telephone-event).
@@ -25,6 +26,7 @@ pub mod recordings;
 pub mod registrar;
 pub mod sdp;
 pub mod sip;
+pub mod trunk;
 
 /// A random number for tags, branches, SSRCs and SDP session ids (not for secrets).
 pub fn rand_id() -> u64 {

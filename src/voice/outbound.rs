@@ -69,7 +69,8 @@ pub(super) enum Placed {
     Failed(VoiceCallHangupCause),
 }
 
-/// A leg to place: from our `number` to `to`, offering `codec` (or both), ringing at most `ring`.
+/// A leg to place: from our `number` to `to`, offering both G.711 laws with `codec` first (μ-law
+/// when None), ringing at most `ring`.
 pub(super) struct LegRequest<'a> {
     pub number: &'a str,
     pub to: Destination<'a>,
@@ -98,22 +99,22 @@ pub(super) async fn place_leg(
     // The Request-URI, the way there, and the far end as To names it.
     let (target, transport, theirs) = match to {
         Destination::Trunk(customer) => {
-            let trunk = hodi.config.voice.trunk.trim();
-            let Some(trunk) = tokio::net::lookup_host(trunk).await.ok().and_then(|mut a| a.next()) else {
-                warn!(trunk = %hodi.config.voice.trunk, "the voice trunk is not set or does not resolve");
+            let Some((trunk, transport)) = super::trunk::reach(hodi, sip).await else {
                 return Placed::Failed(VoiceCallHangupCause::ServiceUnavailable);
             };
             let uri = format!("sip:{customer}@{trunk}");
-            (uri.clone(), Transport::Udp(sip.socket.clone(), trunk), format!("<{uri}>"))
+            (uri.clone(), transport, format!("<{uri}>"))
         }
         Destination::Device { user, domain, contact, transport } => {
             (contact.to_string(), transport.clone(), format!("<sip:{user}@{domain}>"))
         }
     };
-    let via = match &transport {
-        Transport::Tcp(..) => format!("SIP/2.0/TCP {}", sip.tcp.unwrap_or(sip.local)),
-        Transport::Udp(..) => format!("SIP/2.0/UDP {}", sip.local),
+    // Our address on the transport the leg uses, for Via and Contact.
+    let local = match &transport {
+        Transport::Tcp(..) => sip.tcp.unwrap_or(sip.local),
+        Transport::Udp(..) => sip.local,
     };
+    let via = format!("SIP/2.0/{} {local}", transport.name());
     let call_id = format!("{:x}@hodi", call::rand_id());
     let local_tag = format!("{:x}", call::rand_id());
     let dialog = super::sip::dialog::Dialog::outbound(local_tag.clone());
@@ -140,7 +141,7 @@ pub(super) async fn place_leg(
         sip.unregister(&call_id);
         return Placed::Failed(VoiceCallHangupCause::NormalTemporaryFailure);
     };
-    let ours = format!("<sip:{number}@{}>", sip.local);
+    let ours = format!("<sip:{number}@{local}>");
     let mut call = Call {
         hodi: hodi.clone(),
         sip: sip.clone(),
@@ -162,7 +163,7 @@ pub(super) async fn place_leg(
         },
         local_tag: local_tag.clone(),
         session_id: session_id.to_string(),
-        local: sip.local,
+        local,
         started_at: crate::store::now_ms(),
         outcome: Default::default(),
         direction: CustomerEventDirection::Outbound,
@@ -172,40 +173,57 @@ pub(super) async fn place_leg(
             Destination::Trunk(_) => None,
         },
     };
-    let branch = format!("z9hG4bK{:x}", call::rand_id());
+    let mut branch = format!("z9hG4bK{:x}", call::rand_id());
+    let mut cseq = 1u32;
     // One SDP session for the leg: version 1 in our offer, 2 in answers to re-INVITEs.
     let sdp_session = call::rand_id();
-    let body = match codec {
-        None => sdp::offer(local_media, sdp_session),
-        Some(c) => sdp::describe(local_media, c, Some(101), sdp_session, 1),
+    // Both laws, the caller's first: a far end that takes the other is bridged through
+    // transcoding (see media::stream) rather than refused.
+    let body = sdp::offer(local_media, sdp_session, codec.unwrap_or(sdp::Codec::Pcmu));
+    let invite = |branch: &str, cseq: u32, auth: &str| {
+        format!(
+            "INVITE {target} SIP/2.0\r\nVia: {via};branch={branch}\r\nMax-Forwards: 70\r\n\
+             From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\n{auth}\
+             Contact: {ours}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
     };
-    let invite = format!(
-        "INVITE {target} SIP/2.0\r\nVia: {via};branch={branch}\r\nMax-Forwards: 70\r\n\
-         From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
-         Contact: {ours}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
     // A non-2xx final response is ACKed in the INVITE's transaction (same branch and URI); a 2xx
     // in a transaction of its own, to the far end's Contact.
-    let ack = |r: &Response| -> Vec<u8> {
+    let ack = |r: &Response, branch: &str, cseq: u32| -> Vec<u8> {
         let contact = r.contact.as_deref().map(message::uri).filter(|u| !u.is_empty());
         let (uri, via_branch) = match contact {
             Some(c) if r.code < 300 => (c.to_string(), format!("z9hG4bK{:x}", call::rand_id())),
             _ if r.code < 300 => (target.clone(), format!("z9hG4bK{:x}", call::rand_id())),
-            _ => (target.clone(), branch.clone()),
+            _ => (target.clone(), branch.to_string()),
         };
         format!(
             "ACK {uri} SIP/2.0\r\nVia: {via};branch={via_branch}\r\nMax-Forwards: 70\r\n\
-             From: {ours};tag={local_tag}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+             From: {ours};tag={local_tag}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
             r.to
         )
         .into_bytes()
     };
-    let resp = match ringing(&call, &mut inbox, invite.as_bytes(), ring, cancel).await {
+    let mut rang = ringing(&call, &mut inbox, &invite(&branch, cseq, ""), ring, cancel).await;
+    // A trunk that wants credentials gets them once, in a new INVITE transaction (RFC 3261 §22.2).
+    if let (Ringing::Refused(challenge), Destination::Trunk(_)) = (&rang, to) {
+        if let Some((header, value)) = matches!(challenge.code, 401 | 407)
+            .then(|| super::trunk::answer(hodi, challenge, "INVITE", &target))
+            .flatten()
+        {
+            call.send(ack(challenge, &branch, cseq)).await;
+            branch = format!("z9hG4bK{:x}", call::rand_id());
+            cseq = 2;
+            let auth = format!("{header}: {value}\r\n");
+            rang = ringing(&call, &mut inbox, &invite(&branch, cseq, &auth), ring, cancel).await;
+        }
+    }
+    let resp = match rang {
         Ringing::Answered(resp) => resp,
         Ringing::Refused(refusal) => {
             let code = refusal.code;
-            call.send(ack(&refusal)).await;
+            call.send(ack(&refusal, &branch, cseq)).await;
             {
                 let mut o = call.outcome();
                 o.sip_status = code;
@@ -218,7 +236,7 @@ pub(super) async fn place_leg(
         Ringing::NoAnswer => {
             let request = format!(
                 "CANCEL {target} SIP/2.0\r\nVia: {via};branch={branch}\r\nMax-Forwards: 70\r\n\
-                 From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+                 From: {ours};tag={local_tag}\r\nTo: {theirs}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} CANCEL\r\nContent-Length: 0\r\n\r\n"
             );
             call.send(request.into_bytes()).await;
             // The INVITE then ends with 487, which is ACKed; should the far end answer just as we
@@ -229,7 +247,7 @@ pub(super) async fn place_leg(
                 if !r.cseq.ends_with("INVITE") || r.code < 200 {
                     continue;
                 }
-                call.send(ack(&r)).await;
+                call.send(ack(&r, &branch, cseq)).await;
                 if r.code < 300 {
                     let _ = dialog.remote_tag.set(message::tag(&r.to).map(str::to_string));
                     call.invite.from = r.to.clone();
@@ -248,7 +266,7 @@ pub(super) async fn place_leg(
             return Placed::NotAnswered(Box::new(call), VoiceCallHangupCause::NoAnswer);
         }
     };
-    let ack = ack(&resp);
+    let ack = ack(&resp, &branch, cseq);
     call.send(ack.clone()).await;
     {
         let mut o = call.outcome();

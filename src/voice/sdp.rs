@@ -151,13 +151,17 @@ pub fn describe(local: SocketAddr, codec: Codec, events: Option<u8>, session_id:
     sdp
 }
 
-/// Our offer for a call we place: both codecs (μ-law preferred) and telephone-event 101.
-pub fn offer(local: SocketAddr, session_id: u64) -> String {
+/// Our offer for a call we place: both codecs, `prefer` first, and telephone-event 101.
+pub fn offer(local: SocketAddr, session_id: u64, prefer: Codec) -> String {
     let ip = local.ip();
     let family = if ip.is_ipv6() { "IP6" } else { "IP4" };
+    let formats = match prefer {
+        Codec::Pcmu => "0 8",
+        Codec::Pcma => "8 0",
+    };
     format!(
         "v=0\r\no=hodi {session_id} 1 IN {family} {ip}\r\ns=hodi\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
-         m=audio {} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         m=audio {} RTP/AVP {formats} 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
          a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
         local.port()
     )

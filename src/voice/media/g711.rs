@@ -60,9 +60,29 @@ pub fn alaw_decode(byte: u8) -> i16 {
     (if sign != 0 { magnitude } else { -magnitude }) as i16
 }
 
+/// A μ-law byte as A-law (through the linear sample: one bridge leg speaks PCMU, the other PCMA).
+pub fn ulaw_to_alaw(byte: u8) -> u8 {
+    alaw_encode(ulaw_decode(byte))
+}
+
+/// An A-law byte as μ-law.
+pub fn alaw_to_ulaw(byte: u8) -> u8 {
+    ulaw_encode(alaw_decode(byte))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transcoding_keeps_the_level_within_a_step() {
+        for byte in 0..=255u8 {
+            let (u, a) = (i32::from(ulaw_decode(byte)), i32::from(alaw_decode(ulaw_to_alaw(byte))));
+            assert!((u - a).abs() <= (u.abs() / 16).max(16) + 16, "μ-law {byte:#04x}: {u} became {a}");
+            let (a, u) = (i32::from(alaw_decode(byte)), i32::from(ulaw_decode(alaw_to_ulaw(byte))));
+            assert!((u - a).abs() <= (a.abs() / 16).max(16) + 132, "A-law {byte:#04x}: {a} became {u}");
+        }
+    }
 
     #[test]
     fn known_code_points() {

@@ -476,6 +476,7 @@ async fn receive(
     relay: Arc<Mutex<Option<Relay>>>,
 ) {
     let mut buf = vec![0u8; 2048];
+    let mut onward_buf = Vec::with_capacity(2048);
     let mut pcm: Vec<i16> = Vec::with_capacity(FRAME * 2);
     let mut receiver = Receiver::default();
     let started = tokio::time::Instant::now();
@@ -507,16 +508,20 @@ async fn receive(
         if let Some(k) = key {
             let _ = digits.try_send(k);
         }
-        // Bridged: the packet goes on to the other leg as it came (same codec both sides).
-        let onward = relay
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|r| (r.socket.clone(), far(&r.remote).target(), r.record_into.clone()));
+        // Bridged: the packet goes on to the other leg as it came, or in the other leg's G.711
+        // when the two legs agreed on different ones.
+        let onward = relay.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| {
+            let mut far = far(&r.remote);
+            (r.socket.clone(), far.target(), far.media.codec, r.record_into.clone())
+        });
         let mut record_into = None;
-        if let Some((socket, target, into)) = onward {
+        if let Some((socket, target, codec, into)) = onward {
             if let Some(target) = target {
-                let _ = socket.send_to(&buf[..n], target).await;
+                match transcode(&packet, codec, &mut onward_buf) {
+                    true => socket.send_to(&onward_buf, target).await,
+                    false => socket.send_to(&buf[..n], target).await,
+                }
+                .ok();
             }
             record_into = into;
         }
@@ -552,4 +557,18 @@ async fn receive(
             s.add(&pcm, now);
         }
     }
+}
+
+/// Writes `packet` into `out` in `to` when it is audio in the other G.711 law (true); false when
+/// it can go on as it came (same codec, or not audio: telephone events, comfort noise).
+fn transcode(packet: &Packet<'_>, to: Codec, out: &mut Vec<u8>) -> bool {
+    let convert: fn(u8) -> u8 = match (packet.payload_type, to) {
+        (0, Codec::Pcma) => g711::ulaw_to_alaw,
+        (8, Codec::Pcmu) => g711::alaw_to_ulaw,
+        _ => return false,
+    };
+    let payload: Vec<u8> = packet.payload.iter().map(|b| convert(*b)).collect();
+    out.clear();
+    Packet { payload_type: to.payload_type(), payload: &payload, ..packet.clone() }.write(out);
+    true
 }

@@ -73,6 +73,21 @@ where
     F: Fn(Vec<u8>, Transport) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    serve_tcp_with(stream, peer, timeouts, |_| {}, on_message).await
+}
+
+/// [`serve_tcp`] for a connection Hodi opened: `on_ready` gets the transport to send on before
+/// anything is read (a connection whose holder keeps that transport is never closed as idle).
+pub async fn serve_tcp_with<F, Fut>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    timeouts: TcpTimeouts,
+    on_ready: impl FnOnce(Transport),
+    on_message: F,
+) where
+    F: Fn(Vec<u8>, Transport) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
     let writing = tokio::spawn(async move {
@@ -83,6 +98,7 @@ where
         }
     });
     let transport = Transport::Tcp(tx.clone(), peer);
+    on_ready(transport.clone());
     let mut buf = BytesMut::with_capacity(4096);
     // When the message now in `buf` began (None: nothing pending).
     let mut begun: Option<tokio::time::Instant> = None;
