@@ -13,7 +13,7 @@
 //! - `calls`: SIP calls through the voice executor (see [`calls`]).
 //! - `smpp`: SMS through an SMPP provider: submit rate on one bind, SendMessage → submit_sm
 //!   latency, send-by-tag (see [`smpp`]).
-//! - `registrar`: SIP REGISTERs with digest authentication from sipp (see [`registrar`]).
+//! - `registrar`: SIP REGISTERs with digest authentication (see [`registrar`]).
 //! - `hostile`: server memory and a legitimate client's latency while each attack runs (see
 //!   [`hostile`]).
 
@@ -108,6 +108,9 @@ enum Bench {
     /// Internal: a cluster node in its own process for the failover benchmark.
     #[command(hide = true, name = "--serve-node")]
     ServeNode,
+    /// Internal: the load client of the registrar benchmark.
+    #[command(hide = true, name = "--register-client")]
+    RegisterClient(Options),
     /// Internal: a Hodi server in its own process for the hostile benchmark.
     #[command(hide = true, name = "--serve-hodi")]
     ServeHodi,
@@ -123,6 +126,7 @@ fn main() -> Result<()> {
         Bench::ServeEcho => rsocket::serve_echo(),
         Bench::Client(o) => rsocket::client(&[vec!["--client".to_string()], o.options].concat()),
         Bench::ServeHodi => hostile::serve(),
+        Bench::RegisterClient(o) => registrar::client(&[vec!["--register-client".to_string()], o.options].concat()),
         Bench::ServeNode => cluster_failover::serve_node(),
         Bench::Rsocket(o) => rsocket::main(&o.options),
         Bench::Reminders(o) => reminders::main(&o.options),

@@ -1,14 +1,25 @@
-//! SIP registrations with digest authentication: sipp (a separate process) registers 1,000
-//! provisioned phones over and over at a fixed rate — each registration a challenged REGISTER
-//! (401) and an answered one (200) — and Hodi's CPU is measured meanwhile: authenticated
-//! REGISTERs per second achieved, CPU per REGISTER, and how many failed.
+//! SIP registrations with digest authentication: a load client in its own process (this binary,
+//! `--register-client`) registers 1,000 provisioned phones over and over at a fixed rate — each
+//! registration a challenged REGISTER (401) and one answering the MD5 digest (200) — while
+//! Hodi's CPU is measured: authenticated REGISTERs per second achieved, CPU per registration,
+//! and how many failed. (sipp cannot be the client: its `[authentication]` keyword takes no
+//! per-user name from an injection file.)
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
 
 const USERS: usize = 1000;
 const PASSWORD: &str = "bench-password";
+const DOMAIN: &str = "bench.example";
+/// Client sockets the load is spread over.
+const SOCKETS: usize = 16;
+/// How long a registration may take before it counts as failed.
+const PATIENCE: Duration = Duration::from_secs(5);
 
 struct Level {
     rate: usize,
@@ -20,53 +31,108 @@ struct Level {
     us_per_register: f64,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Responses waited for, by Call-ID.
+type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<String>>>>;
+
+fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(name)).map(str::trim)
 }
 
-/// The last line of sipp's statistics file: (successful, failed) calls.
-fn sipp_counts(stats: &std::path::Path) -> Result<(u64, u64)> {
-    let text = std::fs::read_to_string(stats).context("sipp statistics")?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().context("header")?.split(';').collect();
-    let last: Vec<&str> = lines.rfind(|l| !l.trim().is_empty()).context("a statistics line")?.split(';').collect();
-    let column = |name: &str| -> Result<u64> {
-        let i = header.iter().position(|h| *h == name).with_context(|| format!("no {name} column"))?;
-        Ok(last.get(i).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
+/// One phone's registration: challenged, answered; true when the answer was accepted.
+async fn register(socket: &UdpSocket, waiting: &Waiting, server: std::net::SocketAddr, user: usize, id: u64) -> bool {
+    let me = match socket.local_addr() {
+        Ok(a) => a,
+        Err(_) => return false,
     };
-    Ok((column("SuccessfulCall(C)")?, column("FailedCall(C)")?))
+    let call_id = format!("{id}-bench");
+    let request = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{id}x{cseq}\r\n\
+             From: <sip:phone{user}@{DOMAIN}>;tag={id}\r\nTo: <sip:phone{user}@{DOMAIN}>\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:phone{user}@{me}>\r\n{auth}Expires: 600\r\nMax-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let exchange = |bytes: String| {
+        let (tx, rx) = oneshot::channel();
+        waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id.clone(), tx);
+        async move {
+            socket.send_to(bytes.as_bytes(), server).await.ok()?;
+            tokio::time::timeout(PATIENCE, rx).await.ok()?.ok()
+        }
+    };
+    let Some(challenge) = exchange(request(1, "")).await else { return false };
+    let Some(read) = hodi::voice::registrar::digest::read_challenge(header(&challenge, "WWW-Authenticate:")) else {
+        return false;
+    };
+    let answer = read.answer(&format!("phone{user}"), PASSWORD, "REGISTER", &format!("sip:{DOMAIN}"), "benchcn", 1);
+    let Some(ok) = exchange(request(2, &format!("Authorization: {answer}\r\n"))).await else { return false };
+    ok.starts_with("SIP/2.0 200")
 }
 
-async fn level(server: &super::BenchServer, users: &std::path::Path, rate: usize, seconds: usize) -> Result<Level> {
+/// `--register-client SIP_ADDR RATE SECONDS`: registers at RATE per second for SECONDS and prints
+/// "registered failed".
+pub fn client(args: &[String]) -> Result<()> {
+    let server: std::net::SocketAddr = args.get(1).context("--register-client ADDR RATE SECONDS")?.parse()?;
+    let rate: u64 = args.get(2).context("rate")?.parse()?;
+    let seconds: u64 = args.get(3).context("seconds")?.parse()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (ok, failed) = runtime.block_on(async move {
+        let waiting: Waiting = Arc::default();
+        let mut sockets = Vec::new();
+        for _ in 0..SOCKETS {
+            let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+            let (s, w) = (socket.clone(), waiting.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok((n, _)) = s.recv_from(&mut buf).await {
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let Some(call_id) = header(&text, "Call-ID:").map(str::to_string) else { continue };
+                    if let Some(tx) = w.lock().unwrap_or_else(|p| p.into_inner()).remove(&call_id) {
+                        let _ = tx.send(text);
+                    }
+                }
+            });
+            sockets.push(socket);
+        }
+        let total = rate * seconds;
+        let start = tokio::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..total {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate as f64)).await;
+            let (socket, waiting) = (sockets[i as usize % SOCKETS].clone(), waiting.clone());
+            tasks.spawn(async move { register(&socket, &waiting, server, i as usize % USERS, i).await });
+        }
+        let (mut ok, mut failed) = (0u64, 0u64);
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(true) => ok += 1,
+                _ => failed += 1,
+            }
+        }
+        anyhow::Ok((ok, failed))
+    })?;
+    println!("{ok} {failed}");
+    Ok(())
+}
+
+async fn level(server: &super::BenchServer, rate: usize, seconds: usize) -> Result<Level> {
     let sip = server.running.bound.sip.context("SIP listener")?;
-    let scenario = super::workspace_root().join("bench/sip/uac_register.xml");
-    let stats = server.dir.join(format!("register-{rate}.csv"));
-    let total = rate * seconds;
     let (cpu0, t0) = (super::cpu_seconds(), Instant::now());
-    let status = tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(&scenario)
-        .arg("-inf")
-        .arg(users)
-        .args([&sip.to_string(), "-i", "127.0.0.1", "-p", &free_port()?.to_string()])
-        .args(["-r", &rate.to_string(), "-m", &total.to_string(), "-l", "5000", "-nostdin", "-timeout", "120s"])
-        .args(["-recv_timeout", "5000", "-trace_stat", "-fd", "1", "-stf"])
-        .arg(&stats)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .status()
+    let out = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["--register-client", &sip.to_string(), &rate.to_string(), &seconds.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .await
-        .context("sipp (apt install sip-tester)")?;
+        .context("the load client")?;
     let (cpu1, elapsed) = (super::cpu_seconds(), t0.elapsed().as_secs_f64());
-    let (registered, failed) = sipp_counts(&stats)?;
-    if !status.success() {
-        eprintln!("sipp at {rate}/s: {status} ({failed} failed)");
-    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut counts = text.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
+    let (registered, failed) = (counts.next().unwrap_or(0), counts.next().unwrap_or(0));
     let cpu = cpu1 - cpu0;
     Ok(Level {
         rate,
-        attempted: total as u64,
+        attempted: (rate * seconds) as u64,
         registered,
         failed,
         per_second: registered as f64 / elapsed,
@@ -83,18 +149,13 @@ async fn run(rates: &[usize], seconds: usize) -> Result<Vec<Level>> {
     })
     .await?;
     let org = server.dev.org_id.clone();
-    let mut file = String::from("SEQUENTIAL\n");
     for i in 0..USERS {
-        let name = format!("phone{i}");
-        let user = hodi::voice::registrar::sip_user(&org, "bench.example", &name, PASSWORD, None, None)?;
+        let user = hodi::voice::registrar::sip_user(&org, DOMAIN, &format!("phone{i}"), PASSWORD, None, None)?;
         server.running.hodi.store.put_sip_user(&user).await?;
-        file.push_str(&format!("{name};{PASSWORD}\n"));
     }
-    let users = server.dir.join("users.csv");
-    std::fs::write(&users, file)?;
     let mut out = Vec::new();
     for &rate in rates {
-        let l = level(&server, &users, rate, seconds).await?;
+        let l = level(&server, rate, seconds).await?;
         eprintln!(
             "{rate}/s offered: {:.0} REGISTER/s accepted ({} of {}, {} failed), Hodi CPU {:.1}%, {:.1} µs per REGISTER",
             l.per_second, l.registered, l.attempted, l.failed, l.cpu_percent, l.us_per_register
@@ -123,11 +184,12 @@ pub fn main(args: &[String]) -> Result<()> {
     }
     let section = format!(
         "## SIP registrations with digest auth (`hodi-bench registrar`)\n\n\
-         sipp (a separate process) registers {USERS} provisioned phones over and over at each offered rate for {seconds} s:\n\
-         every registration is a REGISTER challenged with 401 and a second one answering the MD5 digest (qop=auth), which\n\
-         Hodi checks against the stored HA1 (a SQLite lookup per REGISTER) before it updates the phone's binding. Hodi's\n\
-         CPU is its process's (100% = one core; the machine has 2 and sipp uses the other); per REGISTER counts the\n\
-         challenged request too.\n\n\
+         A load client in its own process registers {USERS} provisioned phones over and over at each offered rate for\n\
+         {seconds} s, from 16 UDP sockets: every registration is a REGISTER challenged with 401 and a second one\n\
+         answering the MD5 digest (qop=auth), which Hodi checks against the stored HA1 (a store lookup per REGISTER)\n\
+         before it updates the phone's binding; a registration not accepted within 5 s counts as failed. Hodi's CPU is\n\
+         its process's (100% = one core; the machine has 2 and the client uses the other); per registration counts\n\
+         both REGISTERs.\n\n\
          | offered /s | attempted | registered | failed | registered /s | Hodi CPU | CPU per registration |\n\
          | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{table}\n\
          Measured by `cargo run --release -p hodi-bench -- registrar` (`--rate N` caps the levels, `--seconds S`).\n"
