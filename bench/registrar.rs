@@ -38,13 +38,19 @@ fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines().find_map(|l| l.strip_prefix(name)).map(str::trim)
 }
 
-/// One phone's registration: challenged, answered; true when the answer was accepted.
-async fn register(socket: &UdpSocket, waiting: &Waiting, server: std::net::SocketAddr, user: usize, id: u64) -> bool {
-    let me = match socket.local_addr() {
-        Ok(a) => a,
-        Err(_) => return false,
-    };
-    let call_id = format!("{id}-bench");
+/// One phone's registration: challenged, answered; Ok when the answer was accepted, else what
+/// went wrong (for the client's summary).
+async fn register(
+    socket: &UdpSocket,
+    waiting: &Waiting,
+    server: std::net::SocketAddr,
+    user: usize,
+    id: u64,
+) -> Result<(), String> {
+    let me = socket.local_addr().map_err(|e| e.to_string())?;
+    // Unique across runs too: a phone's refresh on a Call-ID it used before must count its CSeq
+    // up (RFC 3261 §10.3), and each run starts again at 1.
+    let call_id = format!("{id}-{}-bench", std::process::id());
     let request = |cseq: u32, auth: &str| {
         format!(
             "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{id}x{cseq}\r\n\
@@ -61,23 +67,26 @@ async fn register(socket: &UdpSocket, waiting: &Waiting, server: std::net::Socke
             tokio::time::timeout(PATIENCE, rx).await.ok()?.ok()
         }
     };
-    let Some(challenge) = exchange(request(1, "")).await else { return false };
-    let Some(read) = hodi::voice::registrar::digest::read_challenge(header(&challenge, "WWW-Authenticate:")) else {
-        return false;
-    };
+    let status = |text: &str| text.get(8..11).unwrap_or("???").to_string();
+    let challenge = exchange(request(1, "")).await.ok_or("no answer to the first REGISTER")?;
+    let read = hodi::voice::registrar::digest::read_challenge(header(&challenge, "WWW-Authenticate:"))
+        .ok_or_else(|| format!("first REGISTER answered {}", status(&challenge)))?;
     let answer = read.answer(&format!("phone{user}"), PASSWORD, "REGISTER", &format!("sip:{DOMAIN}"), "benchcn", 1);
-    let Some(ok) = exchange(request(2, &format!("Authorization: {answer}\r\n"))).await else { return false };
-    ok.starts_with("SIP/2.0 200")
+    let ok = exchange(request(2, &format!("Authorization: {answer}\r\n"))).await.ok_or("no answer to the second")?;
+    match ok.starts_with("SIP/2.0 200") {
+        true => Ok(()),
+        false => Err(format!("second REGISTER answered {}", status(&ok))),
+    }
 }
 
 /// `--register-client SIP_ADDR RATE SECONDS`: registers at RATE per second for SECONDS and prints
-/// "registered failed".
+/// "registered failed seconds-to-the-last-success".
 pub fn client(args: &[String]) -> Result<()> {
     let server: std::net::SocketAddr = args.get(1).context("--register-client ADDR RATE SECONDS")?.parse()?;
     let rate: u64 = args.get(2).context("rate")?.parse()?;
     let seconds: u64 = args.get(3).context("seconds")?.parse()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let (ok, failed) = runtime.block_on(async move {
+    let (ok, failed, last) = runtime.block_on(async move {
         let waiting: Waiting = Arc::default();
         let mut sockets = Vec::new();
         for _ in 0..SOCKETS {
@@ -103,16 +112,30 @@ pub fn client(args: &[String]) -> Result<()> {
             let (socket, waiting) = (sockets[i as usize % SOCKETS].clone(), waiting.clone());
             tasks.spawn(async move { register(&socket, &waiting, server, i as usize % USERS, i).await });
         }
-        let (mut ok, mut failed) = (0u64, 0u64);
+        let (mut ok, mut failed, mut last) = (0u64, 0u64, Duration::ZERO);
+        let mut why: std::collections::BTreeMap<String, u64> = Default::default();
         while let Some(r) = tasks.join_next().await {
             match r {
-                Ok(true) => ok += 1,
-                _ => failed += 1,
+                Ok(Ok(())) => {
+                    ok += 1;
+                    last = start.elapsed();
+                }
+                Ok(Err(e)) => {
+                    failed += 1;
+                    *why.entry(e).or_default() += 1;
+                }
+                Err(e) => {
+                    failed += 1;
+                    *why.entry(e.to_string()).or_default() += 1;
+                }
             }
         }
-        anyhow::Ok((ok, failed))
+        if !why.is_empty() {
+            eprintln!("  at {rate}/s, failures: {why:?}");
+        }
+        anyhow::Ok((ok, failed, last))
     })?;
-    println!("{ok} {failed}");
+    println!("{ok} {failed} {}", last.as_secs_f64());
     Ok(())
 }
 
@@ -121,21 +144,24 @@ async fn level(server: &super::BenchServer, rate: usize, seconds: usize) -> Resu
     let (cpu0, t0) = (super::cpu_seconds(), Instant::now());
     let out = tokio::process::Command::new(std::env::current_exe()?)
         .args(["--register-client", &sip.to_string(), &rate.to_string(), &seconds.to_string()])
-        .stderr(std::process::Stdio::inherit())
         .output()
         .await
         .context("the load client")?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     let (cpu1, elapsed) = (super::cpu_seconds(), t0.elapsed().as_secs_f64());
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut counts = text.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
-    let (registered, failed) = (counts.next().unwrap_or(0), counts.next().unwrap_or(0));
+    let mut counts = text.split_whitespace().map(|n| n.parse::<f64>().unwrap_or(0.0));
+    let (registered, failed) = (counts.next().unwrap_or(0.0) as u64, counts.next().unwrap_or(0.0) as u64);
+    // The rate over the time registrations were being accepted: not counting the wait for the
+    // ones that failed (5 s each), nor starting the client.
+    let window = counts.next().unwrap_or(0.0).max(seconds as f64);
     let cpu = cpu1 - cpu0;
     Ok(Level {
         rate,
         attempted: (rate * seconds) as u64,
         registered,
         failed,
-        per_second: registered as f64 / elapsed,
+        per_second: registered as f64 / window,
         cpu_percent: cpu / elapsed * 100.0,
         us_per_register: cpu / registered.max(1) as f64 * 1e6,
     })
@@ -170,9 +196,9 @@ async fn run(rates: &[usize], seconds: usize) -> Result<Vec<Level>> {
 }
 
 pub fn main(args: &[String]) -> Result<()> {
-    let max = super::arg(args, "--rate", 8000.0)? as usize;
+    let max = super::arg(args, "--rate", 12_000.0)? as usize;
     let seconds = super::arg(args, "--seconds", 5.0)? as usize;
-    let rates: Vec<usize> = [1000, 2500, 5000, 6500, 8000].into_iter().filter(|&r| r <= max).collect();
+    let rates: Vec<usize> = [1000, 2500, 5000, 8000, 10_000, 12_000].into_iter().filter(|&r| r <= max).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let rows = runtime.block_on(run(&rates, seconds.max(1)))?;
     let mut table = String::new();

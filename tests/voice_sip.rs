@@ -981,7 +981,10 @@ async fn a_dial_to_baresip_bridges_audio_both_ways_as_the_far_end_records_it() {
             }
         }
     }
-    for _ in 0..50 {
+    // Talk on for 8 s: long enough for RTCP to go both ways (a report every ~5 s, each side
+    // echoing the other's) so the dialled leg's record gets a round trip.
+    let talk = tokio::time::Instant::now() + Duration::from_secs(8);
+    while tokio::time::Instant::now() < talk {
         a_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", hodi_a)).await.expect("a → hodi");
         seq = seq.wrapping_add(1);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1020,6 +1023,23 @@ async fn a_dial_to_baresip_bridges_audio_both_ways_as_the_far_end_records_it() {
         "baresip heard the caller through the bridge: {caller_level} samples at the caller's level"
     );
     assert!(tone_packets >= 25, "the caller heard baresip");
+
+    // Call quality: baresip's RTCP reports echoed Hodi's, giving the dialled leg a round trip,
+    // and a clean loopback line scores what G.711 can.
+    let legs = records(&running, 2).await;
+    let leg = legs.iter().find(|r| r.direction == "outbound").expect("the dialled leg's record");
+    let rtt = leg.rtt_ms.unwrap_or_else(|| panic!("no RTCP round trip on the dialled leg: {leg:?}"));
+    assert!((0.0..50.0).contains(&rtt), "a loopback round trip: {rtt} ms");
+    let mos = leg.mos.expect("a MOS");
+    assert!((4.2..=4.5).contains(&mos), "a clean line: MOS {mos}");
+    let caller_leg = legs.iter().find(|r| r.direction == "inbound").expect("the caller's record");
+    assert!(
+        caller_leg.mos.is_some_and(|m| m > 4.0),
+        "no RTCP from the hand-driven caller, still a MOS: {caller_leg:?}"
+    );
+    let http = running.bound.http.expect("the operator's listener").to_string();
+    let (_, metrics) = common::http_get(&http, "/metrics").await;
+    assert!(common::metric_sample(&metrics, "hodi_call_mos_count", &[]) >= Some(2.0), "{metrics}");
 }
 
 #[tokio::test]

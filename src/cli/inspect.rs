@@ -145,7 +145,7 @@ pub async fn calls(config: Config, filter: crate::store::calls::CallFilter, limi
     }
     writeln!(
         out,
-        "{:<20} {:<38} {:<9} {:<16} {:<16} {:>4} {:<16} {:<15} {:>8} {:>6} {:>6} {:>5} {:>7}",
+        "{:<20} {:<38} {:<9} {:<16} {:<16} {:>4} {:<16} {:<15} {:>8} {:>6} {:>6} {:>5} {:>7} {:>7} {:>4}",
         "started (UTC)",
         "call",
         "direction",
@@ -158,12 +158,14 @@ pub async fn calls(config: Config, filter: crate::store::calls::CallFilter, limi
         "sent",
         "recvd",
         "lost",
-        "jitter"
+        "jitter",
+        "rtt",
+        "mos"
     )?;
     for r in records {
         writeln!(
             out,
-            "{:<20} {:<38} {:<9} {:<16} {:<16} {:>4} {:<16} {:<15} {:>8.1} {:>6} {:>6} {:>5} {:>5.1}ms",
+            "{:<20} {:<38} {:<9} {:<16} {:<16} {:>4} {:<16} {:<15} {:>8.1} {:>6} {:>6} {:>5} {:>5.1}ms {:>7} {:>4}",
             utc(r.started_at),
             r.id,
             r.direction,
@@ -176,7 +178,9 @@ pub async fn calls(config: Config, filter: crate::store::calls::CallFilter, limi
             r.packets_sent,
             r.packets_received,
             r.packets_lost,
-            r.jitter_ms
+            r.jitter_ms,
+            r.rtt_ms.map_or("-".to_string(), |ms| format!("{ms:.1}ms")),
+            r.mos.map_or("-".to_string(), |m| format!("{m:.2}"))
         )?;
     }
     Ok(())

@@ -144,13 +144,17 @@ pub fn calls(v: &Viewer, calls: &[(CallRecord, Vec<String>)]) -> Html<String> {
             h1 { "Calls" }
             @if calls.is_empty() { p.muted { "No SIP calls yet (simulated calls are in each customer's messages)." } }
             table id="calls" {
-                thead { tr { th { "Started (UTC)" } th { "Direction" } th { "From" } th { "To" } th { "Seconds" } th { "Ended" } th { "Recordings" } } }
+                thead { tr { th { "Started (UTC)" } th { "Direction" } th { "From" } th { "To" } th { "Seconds" } th { "Ended" } th { "Quality" } th { "Recordings" } } }
                 tbody {
                     @for (c, files) in calls {
                         tr {
                             td { (utc(c.started_at)) } td { (c.direction) } td { (c.caller) } td { (c.callee) }
                             td { (format!("{:.1}", c.duration_ms as f64 / 1000.0)) }
                             td { (c.ending) " (" (c.sip_status) ")" }
+                            td title="mean opinion score (1 to 4.5), RTCP round trip" {
+                                (c.mos.map_or("-".to_string(), |m| format!("MOS {m:.2}")))
+                                @if let Some(rtt) = c.rtt_ms { " · " (format!("{rtt:.0} ms")) }
+                            }
                             td {
                                 @for f in files {
                                     audio controls preload="none" src=(format!("/console/recordings/{}/{f}", c.session_id)) {}

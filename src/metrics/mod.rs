@@ -47,6 +47,8 @@ pub const CALLS_ACTIVE: &str = "hodi_calls_active";
 pub const CALLS: &str = "hodi_calls_total";
 pub const CALL_LOSS: &str = "hodi_call_rtp_loss_ratio";
 pub const CALL_JITTER: &str = "hodi_call_rtp_jitter_seconds";
+/// Each call leg's mean opinion score (E-model, from loss, jitter and RTCP's round trip).
+pub const CALL_MOS: &str = "hodi_call_mos";
 /// How late each RTP packet Hodi plays went out against its 20 ms schedule.
 pub const RTP_SEND_LATENESS: &str = "hodi_rtp_send_lateness_seconds";
 /// Devices registered with the SIP registrar now (this node).
@@ -68,6 +70,8 @@ const LATENESS_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10
 const LOSS_BUCKETS: &[f64] = &[0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.33];
 /// RTP jitter from 1 ms to 200 ms.
 const JITTER_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2];
+/// MOS from "bad" to the best G.711 can score (4.4), finer where calls usually land.
+const MOS_BUCKETS: &[f64] = &[1.0, 2.0, 2.6, 3.1, 3.6, 4.0, 4.2, 4.3, 4.4, 4.5];
 /// Send lateness from half a millisecond (on time) to 100 ms (an audible gap).
 const SEND_LATENESS_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
 
@@ -82,6 +86,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Full(COMMAND_SECONDS.into()), SECONDS_BUCKETS)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_LOSS.into()), LOSS_BUCKETS))
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_JITTER.into()), JITTER_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CALL_MOS.into()), MOS_BUCKETS))
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(RTP_SEND_LATENESS.into()), SEND_LATENESS_BUCKETS))
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(REMINDER_LATENESS.into()), LATENESS_BUCKETS));
             let recorder = match builder {
@@ -134,6 +139,10 @@ fn describe() {
         "SIP calls ended, by direction (inbound, outbound) and ending (customer_hung_up, rejected, …)."
     );
     describe_histogram!(CALL_LOSS, "Share of a call's RTP packets lost (received side), per call.");
+    describe_histogram!(
+        CALL_MOS,
+        "Each call leg's mean opinion score, 1 to 4.5 (ITU-T G.107 E-model from loss, jitter and the RTCP round trip)."
+    );
     describe_histogram!(
         CALL_JITTER,
         Unit::Seconds,
@@ -219,13 +228,16 @@ pub fn payment_status(status: i32) {
 }
 
 /// A call ended: `direction` and `ending` come from fixed sets (the voice executor's names).
-pub fn call_ended(direction: &str, ending: &str, received: i64, lost: i64, jitter: Duration) {
+pub fn call_ended(direction: &str, ending: &str, received: i64, lost: i64, jitter: Duration, mos: Option<f64>) {
     let (direction, ending) = (direction.to_string(), ending.to_string());
     metrics::counter!(CALLS, "direction" => direction, "ending" => ending).increment(1);
     let expected = received + lost;
     if expected > 0 {
         metrics::histogram!(CALL_LOSS).record(lost.max(0) as f64 / expected as f64);
         metrics::histogram!(CALL_JITTER).record(jitter.as_secs_f64());
+    }
+    if let Some(mos) = mos.filter(|m| m.is_finite()) {
+        metrics::histogram!(CALL_MOS).record(mos);
     }
 }
 

@@ -25,6 +25,10 @@ pub struct CallRecord {
     pub packets_received: i64,
     pub packets_lost: i64,
     pub jitter_ms: f64,
+    /// The round trip RTCP measured, when the far end's reports gave one.
+    pub rtt_ms: Option<f64>,
+    /// Mean opinion score (1 to 4.5) of the customer's audio; None for a leg with no audio.
+    pub mos: Option<f64>,
 }
 
 /// Which call records to list (`hodi calls`): each field given must match.
@@ -44,12 +48,12 @@ pub struct CallFilter {
 
 const COLUMNS: &str =
     "id, session_id, org_id, app_id, sip_call_id, direction, caller, callee, started_at, answered_at, ended_at, \
-     duration_ms, ending, sip_status, packets_sent, packets_received, packets_lost, jitter_ms";
+     duration_ms, ending, sip_status, packets_sent, packets_received, packets_lost, jitter_ms, rtt_ms, mos";
 
 impl Store {
     pub async fn insert_call_record(&self, r: &CallRecord) -> Result<()> {
         let sql = format!(
-            "INSERT INTO call_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            "INSERT INTO call_records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&r.id)
@@ -70,6 +74,8 @@ impl Store {
             .bind(r.packets_received)
             .bind(r.packets_lost)
             .bind(r.jitter_ms)
+            .bind(r.rtt_ms)
+            .bind(r.mos)
             .execute(&self.pool)
             .await?;
         crate::metrics::call_ended(
@@ -79,6 +85,7 @@ impl Store {
             r.packets_lost,
             // From a peer's RTP: never trusted to be a finite, positive number.
             std::time::Duration::try_from_secs_f64(r.jitter_ms / 1000.0).unwrap_or_default(),
+            r.mos,
         );
         Ok(())
     }
@@ -142,6 +149,8 @@ impl Store {
                     packets_received: r.try_get("packets_received")?,
                     packets_lost: r.try_get("packets_lost")?,
                     jitter_ms: r.try_get("jitter_ms")?,
+                    rtt_ms: r.try_get("rtt_ms")?,
+                    mos: r.try_get("mos")?,
                 })
             })
             .collect()

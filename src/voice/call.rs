@@ -270,6 +270,8 @@ pub(super) async fn store_record(call: &Call) {
         packets_received: o.stats.received as i64,
         packets_lost: o.stats.lost as i64,
         jitter_ms: o.stats.jitter_ms,
+        rtt_ms: o.stats.rtt_ms,
+        mos: o.stats.has_audio().then(|| crate::voice::media::quality::mos(o.stats.conditions())),
     };
     if let Err(e) = call.hodi.store.insert_call_record(&record).await {
         warn!(error = %e, "storing the call record");

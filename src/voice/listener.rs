@@ -59,7 +59,12 @@ pub struct Sip {
     pub trunk: super::trunk::Link,
     /// Messages from connections Hodi opened (the trunk's), for the listener's task to handle.
     pub(super) inject: mpsc::Sender<(Vec<u8>, Transport)>,
+    /// REGISTERs being handled at once (each a task of its own).
+    register_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// REGISTERs handled at once; more wait in the peer's retransmission timer.
+const REGISTER_SLOTS: usize = 512;
 
 /// Messages from Hodi's own connections waiting for the listener before their readers wait.
 const INJECTED: usize = 256;
@@ -181,6 +186,7 @@ pub async fn bind(config: &crate::config::Config, shutdown: &CancellationToken) 
         registrar: super::registrar::Registrar::new(config.voice.max_registrations),
         trunk: Default::default(),
         inject,
+        register_slots: Arc::new(tokio::sync::Semaphore::new(REGISTER_SLOTS)),
     });
     Ok(Some(Bound { sip, injected, tcp, recordings_http }))
 }
@@ -363,7 +369,18 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
                 .instrument(span),
             );
         }
-        "REGISTER" => super::registrar::on_register(hodi, &sip.registrar, &transport, &req).await,
+        // Off the listener's task: a REGISTER waits on the store, and the next datagram should
+        // not wait for it. Bounded: beyond the slots REGISTERs are dropped (phones send again).
+        "REGISTER" => match sip.register_slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                let (hodi, sip) = (hodi.clone(), sip.clone());
+                tokio::spawn(async move {
+                    super::registrar::on_register(&hodi, &sip.registrar, &transport, &req).await;
+                    drop(slot);
+                });
+            }
+            Err(_) => debug!(%peer, "REGISTERs in progress at the limit; dropped (the phone sends it again)"),
+        },
         "OPTIONS" => {
             let allow = [("Allow", ALLOW.to_string()), ("Accept", "application/sdp".to_string())];
             transport.send(req.response(200, "OK", Some("hodi"), &allow, None)).await;

@@ -93,9 +93,21 @@ pub struct Receiver {
     pub jitter: f64,
     last_transit: Option<i64>,
     last_event: Option<(u32, u32, u8)>,
+    /// Sequence number wraps seen (RFC 3550's extended highest sequence number).
+    cycles: u32,
 }
 
 impl Receiver {
+    /// The source heard last.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.ssrc
+    }
+
+    /// The highest sequence number received, with wraps counted in the high 16 bits.
+    pub fn extended_highest(&self) -> u32 {
+        self.cycles | u32::from(self.highest.unwrap_or(0))
+    }
+
     /// Records a packet that arrived at `arrival` (in timestamp units); returns a newly pressed
     /// key when the packet is a telephone event of payload type `event_pt` that starts a press.
     pub fn on_packet(&mut self, packet: &Packet<'_>, arrival: u32, event_pt: Option<u8>) -> Option<char> {
@@ -103,6 +115,7 @@ impl Receiver {
             self.ssrc = Some(packet.ssrc);
             self.highest = None;
             self.last_transit = None;
+            self.cycles = 0;
         }
         self.received += 1;
         match self.highest {
@@ -113,6 +126,9 @@ impl Receiver {
                 // or duplicate packet, which changes nothing here.
                 if delta != 0 && delta < 0x8000 {
                     self.lost += u64::from(delta - 1);
+                    if packet.sequence < h {
+                        self.cycles = self.cycles.wrapping_add(1 << 16);
+                    }
                     self.highest = Some(packet.sequence);
                 }
             }

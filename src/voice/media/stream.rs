@@ -108,7 +108,8 @@ impl SendTiming {
     }
 }
 
-/// Receiving statistics shared with the call (for its record).
+/// The leg's statistics, shared between its sender, its receiver and its RTCP task, and with the
+/// call (for its record).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
     pub sent: u64,
@@ -116,6 +117,37 @@ pub struct Stats {
     pub lost: u64,
     /// Interarrival jitter in milliseconds.
     pub jitter_ms: f64,
+    /// The round trip RTCP measured last (None: the far end sent no report echoing ours).
+    pub rtt_ms: Option<f64>,
+    /// What the far end's reports say of the audio it receives from us: share lost, and jitter.
+    pub far_loss: Option<f64>,
+    pub far_jitter_ms: Option<f64>,
+    /// For our reports: the source heard and its extended highest sequence number, our RTP
+    /// timestamp now, and the far end's last SR (its NTP middle bits, when it arrived).
+    far_ssrc: Option<u32>,
+    /// The source the leg sends now: its own while Hodi plays, the other leg's while bridged.
+    sent_ssrc: Option<u32>,
+    highest: u32,
+    rtp_timestamp: u32,
+    last_sr: Option<(u32, std::time::Instant)>,
+}
+
+impl Stats {
+    /// The conditions the customer's audio went through, for a quality score: the far end's own
+    /// view of what we sent when its reports gave one, else what we received.
+    pub fn conditions(&self) -> super::quality::Conditions {
+        let ours = self.lost as f64 / (self.received + self.lost).max(1) as f64;
+        super::quality::Conditions {
+            loss: self.far_loss.map_or(ours, |f| f.max(ours)),
+            jitter_ms: self.far_jitter_ms.map_or(self.jitter_ms, |f| f.max(self.jitter_ms)),
+            rtt_ms: self.rtt_ms,
+        }
+    }
+
+    /// Whether anything was heard or sent (a score of a silent leg means nothing).
+    pub fn has_audio(&self) -> bool {
+        self.received > 0 || self.sent > 0
+    }
 }
 
 /// Audio being recorded, placed by arrival time so both directions line up (a session
@@ -156,6 +188,8 @@ struct Relay {
     socket: Arc<UdpSocket>,
     remote: Shared,
     record_into: Option<Arc<Mutex<Recorders>>>,
+    /// The other leg's statistics: what is relayed onto it is what it sends (for its RTCP).
+    stats: Arc<Mutex<Stats>>,
 }
 
 #[derive(Debug, Default)]
@@ -185,6 +219,7 @@ pub struct End {
     recorders: Arc<Mutex<Recorders>>,
     relay: Arc<Mutex<Option<Relay>>>,
     stop: CancellationToken,
+    stats: Arc<Mutex<Stats>>,
 }
 
 impl End {
@@ -207,9 +242,14 @@ impl End {
             socket: a.socket.clone(),
             remote: a.remote.clone(),
             record_into: record.then(|| a.recorders.clone()),
+            stats: a.stats.clone(),
         });
-        *a.relay.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Relay { socket: b.socket.clone(), remote: b.remote.clone(), record_into: None });
+        *a.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(Relay {
+            socket: b.socket.clone(),
+            remote: b.remote.clone(),
+            record_into: None,
+            stats: b.stats.clone(),
+        });
     }
 
     pub fn unbridge(a: &End, b: &End) {
@@ -246,7 +286,8 @@ pub struct Stream {
 impl Stream {
     /// Binds a socket as `settings` say for a leg whose far end is `remote`.
     pub async fn open(settings: &Settings, remote: Media) -> std::io::Result<Stream> {
-        let socket = Arc::new(bind(settings).await?);
+        let (socket, rtcp) = bind(settings).await?;
+        let socket = Arc::new(socket);
         let (tx, rx) = mpsc::channel(DIGIT_BUFFER);
         let stats = Arc::new(Mutex::new(Stats::default()));
         let stop = CancellationToken::new();
@@ -254,19 +295,15 @@ impl Stream {
         let relay = Arc::new(Mutex::new(None));
         let remote =
             Arc::new(Mutex::new(Far { media: remote, latched: None, since: None, unlatched: settings.unlatched }));
-        tokio::spawn(receive(
-            socket.clone(),
-            remote.clone(),
-            tx,
-            stats.clone(),
-            stop.clone(),
-            recorders.clone(),
-            relay.clone(),
-        ));
-        Ok(Stream {
+        let ssrc = crate::voice::rand_id() as u32;
+        let reports = Arc::new(Mutex::new(Reports::default()));
+        if let Some(rtcp) = rtcp {
+            tokio::spawn(rtcp_task(rtcp, ssrc, remote.clone(), stats.clone(), reports.clone(), stop.clone()));
+        }
+        let stream = Stream {
             socket,
             remote,
-            ssrc: crate::voice::rand_id() as u32,
+            ssrc,
             sequence: crate::voice::rand_id() as u16,
             timestamp: crate::voice::rand_id() as u32,
             digits: rx,
@@ -275,7 +312,9 @@ impl Stream {
             stop,
             recorders,
             relay,
-        })
+        };
+        tokio::spawn(receive(stream.end(), tx, reports));
+        Ok(stream)
     }
 
     pub fn local(&self) -> std::io::Result<SocketAddr> {
@@ -383,7 +422,10 @@ impl Stream {
             }
             // A failed send (the far end's port closed) is loss, not an error: the call decides.
             if self.socket.send_to(&packet, target).await.is_ok() {
-                self.stats.lock().unwrap_or_else(|p| p.into_inner()).sent += 1;
+                let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+                stats.sent += 1;
+                stats.rtp_timestamp = self.timestamp;
+                stats.sent_ssrc = Some(self.ssrc);
             }
         }
         Played::Completed
@@ -434,6 +476,7 @@ impl Stream {
             recorders: self.recorders.clone(),
             relay: self.relay.clone(),
             stop: self.stop.clone(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -450,31 +493,167 @@ impl Drop for Stream {
 }
 
 /// A socket on `settings.ip`: any port, or a free even one from `settings.ports`.
-async fn bind(settings: &Settings) -> std::io::Result<UdpSocket> {
-    let Some((low, high)) = settings.ports else { return UdpSocket::bind(SocketAddr::new(settings.ip, 0)).await };
+/// An RTP socket and, when the port above it is free too, its RTCP socket (RFC 3550 §11: RTP on
+/// an even port, RTCP on the next). A far end sends its reports to our RTP port + 1 whatever we
+/// do; holding that port keeps them from landing on another leg's RTP socket.
+async fn bind(settings: &Settings) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
+    let ip = settings.ip;
+    let Some((low, high)) = settings.ports else {
+        // Any port: ask for ports until an even one with its neighbour free comes up.
+        for _ in 0..BIND_ATTEMPTS {
+            let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            let port = rtp.local_addr()?.port();
+            if port % 2 == 0 && port < u16::MAX {
+                if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)).await {
+                    return Ok((rtp, Some(rtcp)));
+                }
+            }
+        }
+        return Ok((UdpSocket::bind(SocketAddr::new(ip, 0)).await?, None));
+    };
     let first = low + (low % 2);
     let evens = (high.saturating_sub(first) / 2) as u64 + 1;
     let start = crate::voice::rand_id() % evens;
     let mut last = None;
+    let mut alone = None;
     for i in 0..(BIND_ATTEMPTS as u64).min(evens) {
         let port = first + (((start + i) % evens) * 2) as u16;
-        match UdpSocket::bind(SocketAddr::new(settings.ip, port)).await {
-            Ok(s) => return Ok(s),
+        match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            Ok(rtp) => match UdpSocket::bind(SocketAddr::new(ip, port.saturating_add(1))).await {
+                Ok(rtcp) if port < high => return Ok((rtp, Some(rtcp))),
+                // Its neighbour is busy (or out of range): keep it in case no pair is free.
+                _ => alone = alone.or(Some(rtp)),
+            },
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| std::io::Error::other("voice.rtp_ports has no even port")))
+    match alone {
+        Some(rtp) => Ok((rtp, None)),
+        None => Err(last.unwrap_or_else(|| std::io::Error::other("voice.rtp_ports has no even port"))),
+    }
 }
 
-async fn receive(
-    socket: Arc<UdpSocket>,
+/// Our recent SRs' NTP middle bits: a report block echoing one of them gives a round trip
+/// (bridged legs relay the other leg's SSRC, so blocks are matched by what they echo).
+#[derive(Debug, Default)]
+struct Reports {
+    sent: std::collections::VecDeque<u32>,
+    /// The far end's cumulative counts at our previous report, for the fraction lost since.
+    expected_before: u32,
+    lost_before: u64,
+}
+
+/// How often reports go out (RFC 3550 §6.2's minimum for a two-party session), ±50% at random.
+const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+
+fn ntp_now() -> u64 {
+    super::rtcp::ntp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default())
+}
+
+/// The leg's RTCP: reports sent every few seconds to the far end's RTP port + 1, and the far
+/// end's reports read from the RTCP socket (only from the far end's address).
+async fn rtcp_task(
+    socket: UdpSocket,
+    ssrc: u32,
     remote: Shared,
-    digits: mpsc::Sender<char>,
     stats: Arc<Mutex<Stats>>,
+    reports: Arc<Mutex<Reports>>,
     stop: CancellationToken,
-    recorders: Arc<Mutex<Recorders>>,
-    relay: Arc<Mutex<Option<Relay>>>,
 ) {
+    let cname = socket.local_addr().map(|a| format!("hodi@{}", a.ip())).unwrap_or_else(|_| "hodi".into());
+    let jittered = |base: Duration| base.mul_f64(0.5 + (crate::voice::rand_id() % 1000) as f64 / 1000.0);
+    let mut next = tokio::time::Instant::now() + jittered(RTCP_INTERVAL / 2);
+    let mut buf = vec![0u8; 1500];
+    loop {
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                let Ok((n, source)) = r else { continue };
+                let from_far = {
+                    let f = far(&remote);
+                    source.ip() == f.latched.map_or(f.media.remote.ip(), |a| a.ip())
+                };
+                if from_far {
+                    on_rtcp(&buf[..n], &stats, &reports);
+                }
+            }
+            _ = tokio::time::sleep_until(next) => {
+                next = tokio::time::Instant::now() + jittered(RTCP_INTERVAL);
+                let target = far(&remote).target().map(|t| SocketAddr::new(t.ip(), t.port().wrapping_add(1)));
+                let Some(target) = target else { continue };
+                let report = report(ssrc, &stats, &reports, &cname);
+                let _ = socket.send_to(&report, target).await;
+            }
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Our next compound report: an SR once we have sent audio (else an RR), with a block about
+/// what we receive once we have heard the far end.
+fn report(ssrc: u32, stats: &Mutex<Stats>, reports: &Mutex<Reports>, cname: &str) -> Vec<u8> {
+    use super::rtcp::{Block, SenderInfo};
+    let s = *stats.lock().unwrap_or_else(|p| p.into_inner());
+    let now = ntp_now();
+    let mut r = reports.lock().unwrap_or_else(|p| p.into_inner());
+    let sender = (s.sent > 0).then(|| SenderInfo {
+        ntp: now,
+        rtp_timestamp: s.rtp_timestamp,
+        packets: s.sent as u32,
+        octets: (s.sent * FRAME as u64) as u32,
+    });
+    if sender.is_some() {
+        r.sent.push_back(super::rtcp::middle(now));
+        if r.sent.len() > 8 {
+            r.sent.pop_front();
+        }
+    }
+    let block = s.far_ssrc.map(|far_ssrc| {
+        let expected = (s.received + s.lost) as u32;
+        let (d_expected, d_lost) = (expected.saturating_sub(r.expected_before), s.lost.saturating_sub(r.lost_before));
+        r.expected_before = expected;
+        r.lost_before = s.lost;
+        let (lsr, dlsr) = match s.last_sr {
+            Some((middle, at)) => (middle, (at.elapsed().as_secs_f64() * 65_536.0) as u32),
+            None => (0, 0),
+        };
+        Block {
+            ssrc: far_ssrc,
+            fraction_lost: (d_lost.min(u64::from(d_expected)) * 256 / u64::from(d_expected.max(1))).min(255) as u8,
+            cumulative_lost: s.lost.min(0x7F_FFFF) as i32,
+            highest: s.highest,
+            jitter: (s.jitter_ms * 8.0) as u32,
+            lsr,
+            dlsr,
+        }
+    });
+    super::rtcp::compound(s.sent_ssrc.unwrap_or(ssrc), sender, block, cname)
+}
+
+/// A report from the far end: its SR noted for our next block's LSR/DLSR, and its blocks read for
+/// the round trip (when one echoes our SR) and for how our audio reaches it.
+fn on_rtcp(bytes: &[u8], stats: &Mutex<Stats>, reports: &Mutex<Reports>) {
+    let Some(parsed) = super::rtcp::parse(bytes) else { return };
+    let now = ntp_now();
+    let ours = reports.lock().unwrap_or_else(|p| p.into_inner()).sent.clone();
+    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+    for report in parsed {
+        if let Some(info) = report.sender {
+            s.last_sr = Some((super::rtcp::middle(info.ntp), std::time::Instant::now()));
+        }
+        for block in report.blocks.iter().filter(|b| b.lsr != 0 && ours.contains(&b.lsr)) {
+            if let Some(rtt) = super::rtcp::round_trip(block, now) {
+                s.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+            }
+            let sent = s.sent.max(1) as f64;
+            s.far_loss = Some((f64::from(block.cumulative_lost.max(0)) / sent).min(1.0));
+            s.far_jitter_ms = Some(f64::from(block.jitter) / 8.0);
+        }
+    }
+}
+
+/// The leg's receiving task: statistics, digits, recordings, and relaying while bridged.
+async fn receive(end: End, digits: mpsc::Sender<char>, reports: Arc<Mutex<Reports>>) {
+    let End { socket, remote, recorders, relay, stop, stats } = end;
     let mut buf = vec![0u8; 2048];
     let mut onward_buf = Vec::with_capacity(2048);
     let mut pcm: Vec<i16> = Vec::with_capacity(FRAME * 2);
@@ -488,6 +667,18 @@ async fn receive(
             },
             _ = stop.cancelled() => return,
         };
+        // RTCP multiplexed on the RTP port (RFC 5761: packet types 200-204 where RTP's payload
+        // type would be): a report, never audio, and never what latches the leg.
+        if n > 1 && (200..=204).contains(&buf[1]) {
+            let from_far = {
+                let f = far(&remote);
+                f.latched.is_some_and(|a| a.ip() == source.ip())
+            };
+            if from_far {
+                on_rtcp(&buf[..n], &stats, &reports);
+            }
+            continue;
+        }
         let Some(packet) = Packet::parse(&buf[..n]) else { continue };
         // Read per packet: the answer to our offer, or a re-INVITE, may set the event type.
         let events = {
@@ -504,6 +695,8 @@ async fn receive(
             s.received = receiver.received;
             s.lost = receiver.lost;
             s.jitter_ms = receiver.jitter / 8.0;
+            s.far_ssrc = receiver.ssrc();
+            s.highest = receiver.extended_highest();
         }
         if let Some(k) = key {
             let _ = digits.try_send(k);
@@ -512,16 +705,23 @@ async fn receive(
         // when the two legs agreed on different ones.
         let onward = relay.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| {
             let mut far = far(&r.remote);
-            (r.socket.clone(), far.target(), far.media.codec, r.record_into.clone())
+            (r.socket.clone(), far.target(), far.media.codec, r.record_into.clone(), r.stats.clone())
         });
         let mut record_into = None;
-        if let Some((socket, target, codec, into)) = onward {
+        if let Some((socket, target, codec, into, onward_stats)) = onward {
             if let Some(target) = target {
-                match transcode(&packet, codec, &mut onward_buf) {
+                let sent = match transcode(&packet, codec, &mut onward_buf) {
                     true => socket.send_to(&onward_buf, target).await,
                     false => socket.send_to(&buf[..n], target).await,
+                };
+                if sent.is_ok() {
+                    // The other leg sends this source now: its reports speak for it (RFC 3550
+                    // §7.1, a translator), so the far end's replies echo them.
+                    let mut o = onward_stats.lock().unwrap_or_else(|p| p.into_inner());
+                    o.sent += 1;
+                    o.rtp_timestamp = packet.timestamp;
+                    o.sent_ssrc = Some(packet.ssrc);
                 }
-                .ok();
             }
             record_into = into;
         }
