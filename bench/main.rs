@@ -2,7 +2,7 @@
 //! section of `docs/benchmarks.md`.
 //!
 //! Usage: cargo run --release -p hodi-bench -- [--write] <rsocket|reminders|messaging|payments|state|
-//! notifications|calls|registrar|smpp|hostile|all> [options]; `--help` lists them.
+//! notifications|calls|conferences|registrar|smpp|hostile|all> [options]; `--help` lists them.
 //!
 //! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
 //! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
@@ -13,11 +13,13 @@
 //! - `calls`: SIP calls through the voice executor (see [`calls`]).
 //! - `smpp`: SMS through an SMPP provider: submit rate on one bind, SendMessage → submit_sm
 //!   latency, send-by-tag (see [`smpp`]).
+//! - `conferences`: rooms of five SIP callers mixed by the voice executor (see [`conferences`]).
 //! - `registrar`: SIP REGISTERs with digest authentication (see [`registrar`]).
 //! - `hostile`: server memory and a legitimate client's latency while each attack runs (see
 //!   [`hostile`]).
 
 mod calls;
+mod conferences;
 mod cluster;
 mod cluster_failover;
 mod cluster_scaling;
@@ -89,6 +91,8 @@ enum Bench {
     Notifications(Options),
     /// SIP calls through the voice executor.
     Calls(Options),
+    /// Conference rooms of five SIP callers [--participants N].
+    Conferences(Options),
     /// SIP REGISTERs with digest authentication [--rate N --seconds S].
     Registrar(Options),
     /// SMS through an SMPP provider [--messages N --tagged N --latencies N].
@@ -136,6 +140,7 @@ fn main() -> Result<()> {
         Bench::Notifications(o) => notifications::main(&o.options),
         Bench::Calls(o) => calls::main(&o.options),
         Bench::Registrar(o) => registrar::main(&o.options),
+        Bench::Conferences(o) => conferences::main(&o.options),
         Bench::Hostile(o) => hostile::main(&o.options),
         Bench::Smpp(o) => smpp::main(&o.options),
         Bench::Cluster(o) => cluster::main(&o.options),
@@ -147,6 +152,7 @@ fn main() -> Result<()> {
             state::main(&o.options)?;
             notifications::main(&o.options)?;
             calls::main(&o.options)?;
+            conferences::main(&o.options)?;
             registrar::main(&o.options)?;
             smpp::main(&o.options)?;
             hostile::main(&o.options)

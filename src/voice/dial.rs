@@ -48,6 +48,21 @@ fn ringback() -> Vec<i16> {
 pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream, d: &DialCallAction) -> Dialled {
     let mut result = Dialled::default();
     let numbers: Vec<&str> = d.customer_numbers.iter().map(|n| n.number.as_str()).filter(|n| !n.is_empty()).collect();
+    // A conference is dialled alone: the call joins the room until it leaves.
+    if let [number] = numbers[..] {
+        if let Some(room) = super::conference::room_name(number) {
+            if d.record {
+                a.start_session_recording(MAX_BRIDGE);
+            }
+            let max = d.max_duration.map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0).max(1)));
+            let stay = super::conference::stay(&call.sip.conferences, org_id, room, a, max).await;
+            result.destination = stay.joined_at.map(|_| format!("conference:{room}"));
+            result.started_at = stay.joined_at;
+            result.duration = stay.duration;
+            result.caller_gone = stay.caller_gone;
+            return result;
+        }
+    }
     let targets = targets(call, org_id, &numbers).await;
     if targets.is_empty() {
         return result;

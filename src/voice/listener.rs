@@ -61,6 +61,8 @@ pub struct Sip {
     pub(super) inject: mpsc::Sender<(Vec<u8>, Transport)>,
     /// REGISTERs being handled at once (each a task of its own).
     register_slots: Arc<tokio::sync::Semaphore>,
+    /// Conference rooms, by org and name.
+    pub conferences: Arc<super::conference::Rooms>,
 }
 
 /// REGISTERs handled at once; more wait in the peer's retransmission timer.
@@ -187,6 +189,7 @@ pub async fn bind(config: &crate::config::Config, shutdown: &CancellationToken) 
         trunk: Default::default(),
         inject,
         register_slots: Arc::new(tokio::sync::Semaphore::new(REGISTER_SLOTS)),
+        conferences: Default::default(),
     });
     Ok(Some(Bound { sip, injected, tcp, recordings_http }))
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`listener`]: the SIP listener (UDP and TCP); routes messages to calls by Call-ID.
 //! - [`call`]: one call's transactions, dialog and the app's actions on its media.
+//! - [`conference`]: rooms calls join by dialling `conference:<name>`, mixed every 20 ms.
 //! - [`dial`]: the dial action — legs placed through the trunk, ringback, the RTP bridge.
 //! - [`queue`]: enqueue (hold music) and dequeue (bridge with the longest-waiting caller).
 //! - [`outbound`]: calls Hodi places for voice messages (INVITE client transaction, then [`call`]).
@@ -17,6 +18,7 @@
 //! simulator's voice calls do.
 
 pub mod call;
+pub mod conference;
 pub mod dial;
 pub mod listener;
 pub mod media;

@@ -140,7 +140,19 @@ pub struct Baresip {
 }
 
 pub async fn baresip(dir: &std::path::Path, user: &str) -> Baresip {
-    baresip_with(dir, user, |addr| format!("<sip:{user}@{addr}>;regint=0;answermode=auto")).await
+    baresip_with(dir, user, |addr| format!("<sip:{user}@{addr}>;regint=0;answermode=auto"), PhoneOptions::default()).await
+}
+
+/// What else a baresip phone does: the tone it sends (Hz), and a number it dials once started.
+pub struct PhoneOptions {
+    pub tone_hz: f32,
+    pub dial: Option<String>,
+}
+
+impl Default for PhoneOptions {
+    fn default() -> Self {
+        PhoneOptions { tone_hz: 600.0, dial: None }
+    }
 }
 
 /// baresip with the account line `account` makes from its own SIP address (to register with
@@ -149,6 +161,7 @@ pub async fn baresip_with(
     dir: &std::path::Path,
     user: &str,
     account: impl FnOnce(std::net::SocketAddr) -> String,
+    options: PhoneOptions,
 ) -> Baresip {
     let conf = dir.join("baresip");
     let recordings = conf.join("rec");
@@ -158,7 +171,8 @@ pub async fn baresip_with(
         hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(&tone, spec).expect("wav");
     for i in 0..8000 * 10 {
-        w.write_sample(((i as f32 * 2.0 * std::f32::consts::PI * 600.0 / 8000.0).sin() * 10_000.0) as i16).expect("s");
+        let x = i as f32 * 2.0 * std::f32::consts::PI * options.tone_hz / 8000.0;
+        w.write_sample((x.sin() * 10_000.0) as i16).expect("s");
     }
     w.finalize().expect("finalize");
     let port = super::free_port();
@@ -166,17 +180,19 @@ pub async fn baresip_with(
     let config = format!(
         "sip_listen {addr}\nnet_interface 127.0.0.1\naudio_player aufile,{played}\naudio_source aufile,{tone}\n\
          audio_alert aufile,{tone}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
-         module sndfile.so\nmodule_app account.so\nsnd_path {rec}\n",
+         module sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {rec}\n",
         played = conf.join("played.wav").display(),
         tone = tone.display(),
         rec = recordings.display()
     );
     std::fs::write(conf.join("config"), config).expect("config");
     std::fs::write(conf.join("accounts"), format!("{}\n", account(addr))).expect("accounts");
-    let child = tokio::process::Command::new("baresip")
-        .arg("-f")
-        .arg(&conf)
-        .arg("-s")
+    let mut command = tokio::process::Command::new("baresip");
+    command.arg("-f").arg(&conf).arg("-s");
+    if let Some(target) = &options.dial {
+        command.arg("-e").arg(format!("/dial {target}"));
+    }
+    let child = command
         .stdin(std::process::Stdio::null())
         // What it printed (SIP trace included), for a failing test's message: `Baresip::log`.
         .stdout(std::fs::File::create(conf.join("baresip.log")).expect("log file"))

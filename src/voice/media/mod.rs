@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod g711;
+pub mod mixer;
 pub mod prompts;
 pub mod quality;
 pub mod rtcp;

@@ -97,7 +97,7 @@ pub struct SendTiming {
 pub static SEND_TIMING: SendTiming = SendTiming { buckets: [const { std::sync::atomic::AtomicU64::new(0) }; 101] };
 
 impl SendTiming {
-    fn record(&self, late: Duration) {
+    pub(crate) fn record(&self, late: Duration) {
         let i = (late.as_millis() as usize).min(100);
         self.buckets[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -192,6 +192,33 @@ struct Relay {
     stats: Arc<Mutex<Stats>>,
 }
 
+/// Where a leg in a conference puts what it hears from its far end: decoded 20 ms frames for the
+/// room's mixer. At most [`INLET_FRAMES`] wait; beyond, the oldest goes (a mixer that fell behind
+/// must not make the room lag behind the speakers).
+#[derive(Debug, Default)]
+pub struct Inlet {
+    frames: std::collections::VecDeque<Vec<i16>>,
+}
+
+/// Frames an [`Inlet`] holds: 60 ms, enough to absorb the jitter between a leg's packets and the
+/// mixer's tick.
+pub const INLET_FRAMES: usize = 3;
+
+impl Inlet {
+    pub fn push(&mut self, frame: &[i16]) {
+        if self.frames.len() >= INLET_FRAMES {
+            self.frames.pop_front();
+        }
+        self.frames.push_back(frame.to_vec());
+    }
+
+    pub fn pop(&mut self) -> Option<Vec<i16>> {
+        self.frames.pop_front()
+    }
+}
+
+pub type SharedInlet = Arc<Mutex<Inlet>>;
+
 #[derive(Debug, Default)]
 struct Recorders {
     /// getRecording: the customer only.
@@ -220,6 +247,7 @@ pub struct End {
     relay: Arc<Mutex<Option<Relay>>>,
     stop: CancellationToken,
     stats: Arc<Mutex<Stats>>,
+    mix: Arc<Mutex<Option<SharedInlet>>>,
 }
 
 impl End {
@@ -281,6 +309,8 @@ pub struct Stream {
     stop: CancellationToken,
     recorders: Arc<Mutex<Recorders>>,
     relay: Arc<Mutex<Option<Relay>>>,
+    /// The conference inlet what the far end says goes to, while the leg is in a room.
+    mix: Arc<Mutex<Option<SharedInlet>>>,
 }
 
 impl Stream {
@@ -312,6 +342,7 @@ impl Stream {
             stop,
             recorders,
             relay,
+            mix: Arc::default(),
         };
         tokio::spawn(receive(stream.end(), tx, reports));
         Ok(stream)
@@ -362,6 +393,11 @@ impl Stream {
         self.recorders().session.take().map(|r| r.samples)
     }
 
+    /// Sends what the far end says to a conference's mixer (`Some`), or stops (`None`).
+    pub fn mix_into(&self, inlet: Option<SharedInlet>) {
+        *self.mix.lock().unwrap_or_else(|p| p.into_inner()) = inlet;
+    }
+
     pub fn stats(&self) -> Stats {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -391,44 +427,54 @@ impl Stream {
                     }
                 }
             }
-            let (media, target) = {
-                let mut far = far(&self.remote);
-                (far.media, far.target())
-            };
-            let Some(target) = target else {
-                continue; // held, or nobody there: keep time, send nothing
-            };
-            payload.clear();
-            let encode = match media.codec {
-                Codec::Pcmu => g711::ulaw_encode,
-                Codec::Pcma => g711::alaw_encode,
-            };
-            payload.extend(frame.iter().map(|s| encode(*s)));
-            payload.resize(FRAME, encode(0));
-            packet.clear();
-            Packet {
-                marker: i == 0,
-                payload_type: media.codec.payload_type(),
-                sequence: self.sequence,
-                timestamp: self.timestamp,
-                ssrc: self.ssrc,
-                payload: &payload,
-            }
-            .write(&mut packet);
-            self.sequence = self.sequence.wrapping_add(1);
-            self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
-            if let Some(r) = self.recorders().session.as_mut() {
-                r.add(frame, tokio::time::Instant::now());
-            }
-            // A failed send (the far end's port closed) is loss, not an error: the call decides.
-            if self.socket.send_to(&packet, target).await.is_ok() {
-                let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-                stats.sent += 1;
-                stats.rtp_timestamp = self.timestamp;
-                stats.sent_ssrc = Some(self.ssrc);
-            }
+            self.send_frame(frame, i == 0, &mut payload, &mut packet).await;
         }
         Played::Completed
+    }
+
+    /// Sends one 20 ms frame now (the caller keeps time) in the far end's codec, and adds it to
+    /// the session recording; nothing goes out while held or with nobody there. `marker` starts
+    /// a talkspurt. `payload` and `packet` are scratch buffers the caller reuses.
+    pub async fn send_frame(&mut self, frame: &[i16], marker: bool, payload: &mut Vec<u8>, packet: &mut Vec<u8>) {
+        let (media, target) = {
+            let mut far = far(&self.remote);
+            (far.media, far.target())
+        };
+        let Some(target) = target else { return };
+        payload.clear();
+        let encode = match media.codec {
+            Codec::Pcmu => g711::ulaw_encode,
+            Codec::Pcma => g711::alaw_encode,
+        };
+        payload.extend(frame.iter().map(|s| encode(*s)));
+        payload.resize(FRAME, encode(0));
+        packet.clear();
+        Packet {
+            marker,
+            payload_type: media.codec.payload_type(),
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+            payload,
+        }
+        .write(packet);
+        self.sequence = self.sequence.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
+        if let Some(r) = self.recorders().session.as_mut() {
+            r.add(frame, tokio::time::Instant::now());
+        }
+        // A failed send (the far end's port closed) is loss, not an error: the call decides.
+        if self.socket.send_to(packet, target).await.is_ok() {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.sent += 1;
+            stats.rtp_timestamp = self.timestamp;
+            stats.sent_ssrc = Some(self.ssrc);
+        }
+    }
+
+    /// A key pressed and not read yet, without waiting.
+    pub fn try_digit(&mut self) -> Option<char> {
+        self.pending.take().or_else(|| self.digits.try_recv().ok())
     }
 
     /// The next key, waiting up to `wait`; None on timeout or when the stream closed.
@@ -477,6 +523,7 @@ impl Stream {
             relay: self.relay.clone(),
             stop: self.stop.clone(),
             stats: self.stats.clone(),
+            mix: self.mix.clone(),
         }
     }
 
@@ -653,7 +700,7 @@ fn on_rtcp(bytes: &[u8], stats: &Mutex<Stats>, reports: &Mutex<Reports>) {
 
 /// The leg's receiving task: statistics, digits, recordings, and relaying while bridged.
 async fn receive(end: End, digits: mpsc::Sender<char>, reports: Arc<Mutex<Reports>>) {
-    let End { socket, remote, recorders, relay, stop, stats } = end;
+    let End { socket, remote, recorders, relay, stop, stats, mix } = end;
     let mut buf = vec![0u8; 2048];
     let mut onward_buf = Vec::with_capacity(2048);
     let mut pcm: Vec<i16> = Vec::with_capacity(FRAME * 2);
@@ -725,12 +772,13 @@ async fn receive(end: End, digits: mpsc::Sender<char>, reports: Arc<Mutex<Report
             }
             record_into = into;
         }
-        // Decoding is only for recordings: skip it when nothing records.
+        // Decoding is only for recordings and conferences: skip it when neither wants it.
         let own = {
             let r = recorders.lock().unwrap_or_else(|p| p.into_inner());
             r.message.is_some() || r.session.is_some()
         };
-        if !own && record_into.is_none() {
+        let inlet = mix.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !own && record_into.is_none() && inlet.is_none() {
             continue;
         }
         let decode = match packet.payload_type {
@@ -740,6 +788,9 @@ async fn receive(end: End, digits: mpsc::Sender<char>, reports: Arc<Mutex<Report
         };
         pcm.clear();
         pcm.extend(packet.payload.iter().map(|b| decode(*b)));
+        if let Some(inlet) = inlet {
+            inlet.lock().unwrap_or_else(|p| p.into_inner()).push(&pcm);
+        }
         let now = tokio::time::Instant::now();
         if let Some(other) = record_into {
             if let Some(s) = other.lock().unwrap_or_else(|p| p.into_inner()).session.as_mut() {

@@ -1,0 +1,134 @@
+//! Conferences with real phones: three baresip phones, each sending a tone of its own, call the
+//! dev voice number; the app (hodi-sdk) answers each with `dial` to `conference:room1`. Each
+//! phone's own recording of what it heard holds the other two tones and not its own; the room's
+//! recording (one dial asked for it) holds all three; the room ends when the last one leaves.
+
+mod common;
+
+use std::time::Duration;
+
+use hodi_sdk::wire::VoiceCallStatus;
+use hodi_sdk::{Event, Reply};
+
+use common::sip::{app, baresip_with, PhoneOptions, WAIT};
+
+/// The strength of `hz` in `samples` (Goertzel), as the amplitude of a sine at that frequency.
+fn level(samples: &[i16], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for x in samples {
+        let s0 = f64::from(*x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    2.0 * power.max(0.0).sqrt() / samples.len().max(1) as f64
+}
+
+fn wav(path: &std::path::Path) -> Vec<i16> {
+    hound::WavReader::open(path).map(|r| r.into_samples::<i16>().filter_map(Result::ok).collect()).unwrap_or_default()
+}
+
+const TONES: [f64; 3] = [450.0, 750.0, 1250.0];
+
+#[tokio::test]
+async fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
+    let (running, _dir) = common::inproc::start().await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let (_client, mut notifications) = app(&running).await;
+    let sip = running.bound.sip.expect("SIP");
+
+    // The app: every answered call goes to room1 for 6 s (the first records the room); a
+    // completed dial gets no more actions, so Hodi hangs up.
+    let app = tokio::spawn(async move {
+        let (mut joined, mut completed, mut recording) = (0, Vec::new(), None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while completed.len() < 3 || recording.is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "conference calls did not finish: {completed:?}");
+            let Some(n) = notifications.next_within(WAIT).await else { continue };
+            let Event::ReceivedMessage(m) = &n.event else { continue };
+            let Some(v) = m.voice().cloned() else { continue };
+            if v.status == VoiceCallStatus::Answered as i32 {
+                joined += 1;
+                let dial = hodi_sdk::wire::VoiceCallAction {
+                    entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
+                        customer_numbers: vec![hodi_sdk::model::cellular("conference:room1")],
+                        record: joined == 1,
+                        sequential: false,
+                        ringback_tone: None,
+                        caller_id: None,
+                        max_duration: Some(6),
+                    })),
+                };
+                n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dial]))).await.expect("answered");
+            } else if v.status == VoiceCallStatus::DialCompleted as i32 {
+                completed.push(v.dial_data.clone().expect("dialData"));
+                n.reply(Reply::message(hodi_sdk::model::message::voice(vec![]))).await.expect("answered");
+            } else if let Some(url) = v.recording_url.clone() {
+                recording = Some(url);
+            }
+        }
+        (completed, recording)
+    });
+
+    let mut phones = Vec::new();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    for (i, hz) in TONES.iter().enumerate() {
+        let user = format!("+25470000010{i}");
+        let options = PhoneOptions { tone_hz: *hz as f32, dial: Some(format!("sip:+254711082000@{sip}")) };
+        let account = |_| format!("<sip:{user}@127.0.0.1>;regint=0");
+        phones.push(baresip_with(dirs[i].path(), &user, account, options).await);
+    }
+    let rooms = running.sip.as_ref().expect("voice").conferences.clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rooms.size(&dev.org_id, "room1") < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "three phones never sat in room1 together");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (completed, recording) = tokio::time::timeout(Duration::from_secs(60), app).await.expect("calls end").expect("app");
+    assert!(completed.iter().all(|d| d.destination_number == "conference:room1"), "{completed:?}");
+    assert!(completed.iter().all(|d| d.duration.as_ref().is_some_and(|x| x.seconds >= 5)), "{completed:?}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rooms.size(&dev.org_id, "room1") > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the room did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Each phone heard the other two tones, and not its own.
+    for (i, phone) in phones.iter().enumerate() {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let heard = loop {
+            let dec = std::fs::read_dir(&phone.recordings)
+                .expect("recordings")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+            let samples = dec.map(|p| wav(&p)).unwrap_or_default();
+            if samples.len() > 8000 * 4 {
+                break samples;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "phone {i} wrote no recording:\n{}", phone.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let levels: Vec<f64> = TONES.iter().map(|hz| level(&heard, *hz)).collect();
+        eprintln!("phone {i} heard tone levels {levels:.0?}");
+        for (j, l) in levels.iter().enumerate() {
+            if i == j {
+                assert!(*l < 200.0, "phone {i} heard itself: levels {levels:?}");
+            } else {
+                assert!(*l > 1500.0, "phone {i} did not hear phone {j}: levels {levels:?}");
+            }
+        }
+    }
+
+    // The room's recording (the first dial's) holds all three.
+    let url = recording.expect("a recording URL on the recorded call's hang-up");
+    let path = url.split_once("/recordings/").map(|(_, p)| p).expect("a recordings URL");
+    let samples = wav(&running.hodi.config.data_dir.join("recordings").join(path));
+    assert!(samples.len() > 8000 * 4, "{} samples in {url}", samples.len());
+    let levels: Vec<f64> = TONES.iter().map(|hz| level(&samples, *hz)).collect();
+    // Lower than on the phones (frames are placed by arrival, so the tones' phases jump), but
+    // far above what a tone nobody sent measures (single digits above).
+    assert!(levels.iter().all(|l| *l > 300.0), "the room's recording holds every phone: {levels:?}");
+}
