@@ -125,13 +125,13 @@ async fn run(levels: &[usize]) -> Result<Vec<Level>> {
         let answered = answered.clone();
         async move {
             let Event::ReceivedMessage(m) = &n.event else { return };
-            if !m.voice().is_some_and(|v| v.status == VoiceCallStatus::Answered as i32) {
+            if m.voice().is_none_or(|v| v.status != VoiceCallStatus::Answered as i32) {
                 return;
             }
             let room = answered.fetch_add(1, Ordering::Relaxed) / ROOM;
             let dial = hodi_sdk::wire::VoiceCallAction {
                 entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
-                    customer_numbers: vec![hodi_sdk::model::cellular(&format!("conference:bench-{room}"))],
+                    customer_numbers: vec![hodi_sdk::model::cellular(format!("conference:bench-{room}"))],
                     record: false,
                     sequential: false,
                     ringback_tone: None,

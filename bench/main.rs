@@ -19,10 +19,10 @@
 //!   [`hostile`]).
 
 mod calls;
-mod conferences;
 mod cluster;
 mod cluster_failover;
 mod cluster_scaling;
+mod conferences;
 mod hostile;
 mod messaging;
 mod notifications;

@@ -50,7 +50,8 @@ async fn baresip_registers_with_digest_and_a_dial_to_its_extension_rings_it() {
     provision(&running, "alice", "101").await;
     let sip = running.bound.sip.expect("SIP");
     let dir = tempfile::tempdir().expect("tempdir");
-    let account = |_| format!("<sip:alice@{DOMAIN}>;auth_pass={PASSWORD};outbound=\"sip:{sip}\";regint=60;answermode=auto");
+    let account =
+        |_| format!("<sip:alice@{DOMAIN}>;auth_pass={PASSWORD};outbound=\"sip:{sip}\";regint=60;answermode=auto");
     let phone = baresip_with(dir.path(), "alice", account, Default::default()).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while registrations(&running) == 0 {

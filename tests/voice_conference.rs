@@ -87,7 +87,8 @@ async fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let (completed, recording) = tokio::time::timeout(Duration::from_secs(60), app).await.expect("calls end").expect("app");
+    let (completed, recording) =
+        tokio::time::timeout(Duration::from_secs(60), app).await.expect("calls end").expect("app");
     assert!(completed.iter().all(|d| d.destination_number == "conference:room1"), "{completed:?}");
     assert!(completed.iter().all(|d| d.duration.as_ref().is_some_and(|x| x.seconds >= 5)), "{completed:?}");
     let deadline = tokio::time::Instant::now() + WAIT;

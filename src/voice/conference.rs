@@ -65,7 +65,8 @@ pub(super) struct Stay {
 /// The room name a dialled number names (`conference:<name>`), if it is one.
 pub fn room_name(number: &str) -> Option<&str> {
     let name = number.strip_prefix("conference:")?.trim();
-    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     ok.then_some(name)
 }
 
@@ -87,7 +88,12 @@ impl Rooms {
     }
 
     /// Takes a seat in the room (made, with its mixer, if it did not exist); None when full.
-    fn sit(self: &Arc<Self>, org_id: &str, name: &str, inlet: SharedInlet) -> Option<(Arc<Room>, u64, mpsc::Receiver<Vec<i16>>)> {
+    fn sit(
+        self: &Arc<Self>,
+        org_id: &str,
+        name: &str,
+        inlet: SharedInlet,
+    ) -> Option<(Arc<Room>, u64, mpsc::Receiver<Vec<i16>>)> {
         let key = (org_id.to_string(), name.to_string());
         let mut rooms = self.lock();
         let room = rooms.entry(key.clone()).or_insert_with(|| {
@@ -138,11 +144,8 @@ async fn mix(rooms: Arc<Rooms>, key: (String, String), room: Arc<Room>) {
             drop(registry);
             frames.clear();
             frames.extend(seats.iter().map(|s| lock(&s.inlet).pop()));
-            let inputs: Vec<Input<'_>> = seats
-                .iter()
-                .zip(&frames)
-                .map(|(s, f)| Input { frame: f.as_deref(), muted: s.muted })
-                .collect();
+            let inputs: Vec<Input<'_>> =
+                seats.iter().zip(&frames).map(|(s, f)| Input { frame: f.as_deref(), muted: s.muted }).collect();
             mixer::mix(&inputs, &mut out);
             seats.iter().map(|s| s.outlet.clone()).collect()
         };
@@ -155,7 +158,13 @@ async fn mix(rooms: Arc<Rooms>, key: (String, String), room: Arc<Room>) {
 
 /// The call on `stream` stays in `org_id`'s room `name` until it hangs up, `max` passes, or the
 /// app's call ends otherwise.
-pub(super) async fn stay(rooms: &Arc<Rooms>, org_id: &str, name: &str, stream: &mut Stream, max: Option<Duration>) -> Stay {
+pub(super) async fn stay(
+    rooms: &Arc<Rooms>,
+    org_id: &str,
+    name: &str,
+    stream: &mut Stream,
+    max: Option<Duration>,
+) -> Stay {
     let inlet = SharedInlet::default();
     let Some((room, id, mut outlet)) = rooms.sit(org_id, name, inlet.clone()) else {
         info!(room = %name, "conference full; not joined");
@@ -210,7 +219,13 @@ mod tests {
     fn room_names_are_short_and_plain() {
         assert_eq!(room_name("conference:sales-1"), Some("sales-1"));
         assert_eq!(room_name("conference: team.a "), Some("team.a"));
-        for bad in ["+254700000001", "conference:", "conference:a b", "conference:../x", &format!("conference:{}", "x".repeat(65))] {
+        for bad in [
+            "+254700000001",
+            "conference:",
+            "conference:a b",
+            "conference:../x",
+            &format!("conference:{}", "x".repeat(65)),
+        ] {
             assert_eq!(room_name(bad), None, "{bad}");
         }
     }

@@ -140,7 +140,8 @@ pub struct Baresip {
 }
 
 pub async fn baresip(dir: &std::path::Path, user: &str) -> Baresip {
-    baresip_with(dir, user, |addr| format!("<sip:{user}@{addr}>;regint=0;answermode=auto"), PhoneOptions::default()).await
+    baresip_with(dir, user, |addr| format!("<sip:{user}@{addr}>;regint=0;answermode=auto"), PhoneOptions::default())
+        .await
 }
 
 /// What else a baresip phone does: the tone it sends (Hz), and a number it dials once started.
