@@ -53,11 +53,12 @@ async fn level(server: &super::BenchServer, audio: &std::path::Path, n: usize) -
         .arg("-sf")
         .arg(&scenario)
         .args(["-s", "+254711082000", &sip_addr.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args(["-p", &free_port()?.to_string(), "-min_rtp_port", "40000", "-max_rtp_port", "50000"])
+        .args(["-p", &free_port()?.to_string(), "-mp", &free_port()?.to_string()])
         .args(["-r", "100", "-l", &n.to_string(), "-m", &n.to_string(), "-nostdin", "-timeout", "120s"])
-        .arg("-key")
-        .arg("audio")
-        .arg(audio)
+        .args(["-inf", "callers.csv"])
+        // The scenario streams `talk.ulaw` from sipp's working directory (sipp does not put
+        // `-key` values into an rtp_stream's file name).
+        .current_dir(audio.parent().context("the audio file's folder")?)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -103,7 +104,7 @@ async fn run(levels: &[usize]) -> Result<Vec<Level>> {
     })
     .await?;
     // What every participant says: a 440 Hz tone, raw μ-law, 8 s (sipp loops it).
-    let audio = server.dir.join("talk.ulaw");
+    let audio = server.dir.join("talk.ulaw"); // the name bench/sip/uac_talk.xml streams
     let tone: Vec<u8> = (0..64_000u32)
         .map(|i| {
             let s = (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 8000.0).sin() * 6000.0;
@@ -111,6 +112,10 @@ async fn run(levels: &[usize]) -> Result<Vec<Level>> {
         })
         .collect();
     std::fs::write(&audio, tone)?;
+    // Who calls: one valid Kenyan number per call (sipp's injection file, beside the audio).
+    let callers: String =
+        std::iter::once("SEQUENTIAL\n".to_string()).chain((0..1000).map(|i| format!("+2547000{i:05}\n"))).collect();
+    std::fs::write(server.dir.join("callers.csv"), callers)?;
     let mut options = Options::new(
         Endpoint::Tcp(server.addr.clone()),
         &server.dev.org_id,

@@ -253,3 +253,100 @@ async fn a_registered_phone_places_a_call_that_its_numbers_app_answers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_dialled_phone_transfers_the_caller_to_a_registered_phone_with_refer() {
+    // The trunk: sipp answering the dial, then transferring (REFER) to extension 103.
+    let trunk_port = common::free_port();
+    let (running, _dir) = common::inproc::start_with(|c| c.voice.trunk = format!("127.0.0.1:{trunk_port}")).await;
+    provision(&running, "dave", "103").await;
+    let sip = running.bound.sip.expect("SIP");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let account =
+        |_| format!("<sip:dave@{DOMAIN}>;auth_pass={PASSWORD};outbound=\"sip:{sip}\";regint=60;answermode=auto");
+    let phone = baresip_with(dir.path(), "dave", account, Default::default()).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while registrations(&running) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "baresip did not register:\n{}", phone.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let scenario = format!("{}/tests/sip/uas_answer_refer.xml", env!("CARGO_MANIFEST_DIR"));
+    let transferor = tokio::process::Command::new("sipp")
+        .args(["-sf", &scenario, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &trunk_port.to_string()])
+        .args(["-mp", &common::free_port().to_string(), "-m", "1", "-timeout", "60s", "-nostdin"])
+        .args(["-key", "target", &format!("sip:103@{DOMAIN}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp (apt install sip-tester)");
+    tokio::time::sleep(Duration::from_millis(500)).await; // sipp binds its port
+
+    // A customer calls; the app dials the trunk's phone, which transfers the caller to dave.
+    let (_client, mut notifications) = app(&running).await;
+    let caller = Peer::new(sip).await;
+    let a_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    caller.send(&caller.invite("xfer1", "+254711082000", &sdp(a_rtp.local_addr().expect("a").port(), "0 101"))).await;
+    let n = answered(&mut notifications).await;
+    let dial = hodi_sdk::wire::VoiceCallAction {
+        entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
+            customer_numbers: vec![hodi_sdk::model::cellular("+254700000321")],
+            record: false,
+            sequential: true,
+            ringback_tone: None,
+            caller_id: None,
+            max_duration: Some(60),
+        })),
+    };
+    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dial]))).await.expect("answered");
+    let ok = caller.responses().await.pop().expect("200");
+    assert_eq!(ok.0, 200);
+    let tag = to_tag(&ok.1);
+    caller.send(&caller.ack("xfer1", "+254711082000", &tag)).await;
+    let hodi_a = sdp_port(&ok.1);
+
+    // dave's tone reaches the caller once the transfer is done.
+    let mut buf = [0u8; 2048];
+    let (mut tone_packets, mut seq) = (0, 0u16);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tone_packets < 25 {
+        assert!(tokio::time::Instant::now() < deadline, "the caller never reached the transfer target");
+        a_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", hodi_a)).await.expect("a → hodi");
+        seq = seq.wrapping_add(1);
+        if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(20), a_rtp.recv_from(&mut buf)).await {
+            let peak = buf[12..n].iter().map(|b| hodi::voice::media::g711::ulaw_decode(*b).unsigned_abs()).max();
+            if peak.unwrap_or(0) > 8_000 {
+                tone_packets += 1;
+            }
+        }
+    }
+    // The transferor got 202, both NOTIFYs and Hodi's BYE (its scenario fails otherwise).
+    let out = tokio::time::timeout(WAIT, transferor.wait_with_output()).await.expect("sipp ended").expect("sipp");
+    assert!(out.status.success(), "the transferring phone: {}", String::from_utf8_lossy(&out.stderr));
+
+    let me = caller.addr();
+    caller
+        .send(&format!(
+            "BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKxferbye\nFrom: <sip:+254700000888@{me}>;tag=txfer1\n\
+             To: <sip:+254711082000@h>;tag={tag}\nCall-ID: xfer1\nCSeq: 2 BYE\nContent-Length: 0\n\n"
+        ))
+        .await;
+    // Both dialled legs have their records: the transferor's (hung up by Hodi once the target
+    // answered) and the target's (the caller hung up on it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let legs = loop {
+        let records = running.hodi.store.call_records(10).await.expect("records");
+        let legs: Vec<(String, String, i64)> = records
+            .iter()
+            .filter(|r| r.direction == "outbound")
+            .map(|r| (r.callee.clone(), r.ending.clone(), r.sip_status))
+            .collect();
+        if legs.len() >= 2 || tokio::time::Instant::now() >= deadline {
+            break legs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let legs: Vec<(&str, &str, i64)> = legs.iter().map(|(c, e, s)| (c.as_str(), e.as_str(), *s)).collect();
+    assert!(legs.contains(&("dave@acme.example", "we_hung_up", 200)), "the target's leg: {legs:?}");
+    assert!(legs.contains(&("+254700000321", "we_hung_up", 200)), "the transferor's leg: {legs:?}");
+}

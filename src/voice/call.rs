@@ -739,7 +739,7 @@ async fn refuse(call: &Call, inbox: &mut mpsc::Receiver<Incoming>, code: u16, re
 }
 
 /// What a retransmitting sender makes of a message that arrives while it waits.
-enum Heard {
+pub(super) enum Heard {
     Done,
     /// Done, after answering this request.
     Answer(Vec<u8>),
@@ -758,7 +758,7 @@ fn next_retransmission(call: &Call, started: tokio::time::Instant, wait: &mut Du
 /// Sends `bytes` and again at T1, 2·T1 … T2 until `judge` says done, up to 64·T1 (RFC 3261's
 /// timers G/H for final responses and E/F for our requests over UDP); over TCP once, waiting as
 /// long.
-async fn retransmit(
+pub(super) async fn retransmit(
     call: &Call,
     inbox: &mut mpsc::Receiver<Incoming>,
     bytes: Vec<u8>,
@@ -789,7 +789,9 @@ pub(super) async fn bye(call: &Call, inbox: &mut mpsc::Receiver<Incoming>) {
     let invite = &call.invite;
     let target = invite.contact.as_deref().map(message::uri).unwrap_or("sip:anonymous@invalid").to_string();
     let branch = format!("z9hG4bK{}", rand_id());
-    let cseq = 3; // above the INVITE's when the call was ours (1, or 2 after a trunk's challenge)
+    // Above any request of ours before it in the dialog: the INVITE (1, or 2 after a trunk's
+    // challenge) and a transfer's NOTIFYs (3 and 4, see dial::transfer).
+    let cseq = 10;
     let request = format!(
         "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch}\r\nMax-Forwards: 70\r\n\
          From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",

@@ -137,7 +137,7 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
         }
     };
     let Some(leg) = answered else { return result };
-    let Leg { call: b_call, mut inbox, stream: b, .. } = *leg;
+    let Leg { call: mut b_call, mut inbox, stream: mut b, .. } = *leg;
     if result.caller_gone {
         b_call.outcome().ending = Some(Ending::WeHungUp);
         finish_leg(call, &b_call, Some(&mut inbox), org_id, app_id).await;
@@ -169,6 +169,23 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
                     break true;
                 }
                 Some(Incoming::Request(r)) if r.method == "ACK" => {}
+                // The dialled phone transfers the caller elsewhere (blind, RFC 3515 / 5589).
+                Some(Incoming::Request(r)) if r.method == "REFER" => {
+                    if let Some(c) = transfer(call, org_id, app_id, a, (&b_call, &mut inbox), &r, &from).await {
+                        let Leg { call: c_call, inbox: c_inbox, stream: c, .. } = *c;
+                        result.destination = Some(c_call.caller());
+                        Stream::unbridge(a, &b);
+                        b.close();
+                        {
+                            let mut o = b_call.outcome();
+                            o.stats = b.stats();
+                            o.ending = Some(Ending::WeHungUp);
+                        }
+                        finish_leg(call, &b_call, Some(&mut inbox), org_id, app_id).await;
+                        (b_call, inbox, b) = (c_call, c_inbox, c);
+                        Stream::bridge(a, &b, d.record);
+                    }
+                }
                 Some(Incoming::Request(r)) => b_call.send(r.response(200, "OK", None, &[], None)).await,
                 Some(Incoming::Response(_)) => {}
                 None => break true,
@@ -187,6 +204,119 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
     let hang_up = (!b_hung_up).then_some(&mut inbox);
     finish_leg(call, &b_call, hang_up, org_id, app_id).await;
     result
+}
+
+/// The dialled phone's REFER: accepted (202), its target called for the caller while the caller
+/// and the phone stay bridged, and the phone told how it went (NOTIFY with a sipfrag, RFC 3515).
+/// The answered leg, when the target answered; the bridge then moves to it and the phone is hung
+/// up. A REFER without a usable Refer-To gets 400; a target that does not answer leaves the
+/// bridge as it was.
+async fn transfer(
+    call: &Call,
+    org_id: &str,
+    app_id: &str,
+    a: &Stream,
+    (b_call, inbox): (&Call, &mut mpsc::Receiver<Incoming>),
+    refer: &crate::voice::sip::message::Request,
+    from: &str,
+) -> Option<Box<Leg>> {
+    use crate::voice::sip::message;
+    let ring = Duration::from_secs(call.hodi.config.voice.ring_timeout_secs.clamp(1, 600));
+    let uri = refer.refer_to.as_deref().map(message::uri).unwrap_or_default().to_string();
+    let Some(user) = message::user(&format!("<{uri}>")).map(str::to_string) else {
+        b_call.send(refer.response(400, "Bad Refer-To", None, &[], None)).await;
+        return None;
+    };
+    b_call.send(refer.response(202, "Accepted", None, &[], None)).await;
+    notify(b_call, inbox, 3, "SIP/2.0 100 Trying", false).await;
+    // A `sip:` URI in one of the org's SIP domains names a registered user; anything else is a
+    // number for the trunk.
+    let name = if crate::voice::registrar::resolve(&call.hodi, &call.sip.registrar, org_id, &uri).await.is_some() {
+        uri.clone()
+    } else {
+        user.clone()
+    };
+    info!(target = %name, "transfer requested by the dialled phone");
+    let targets = targets(call, org_id, &[name.as_str()]).await;
+    let cancel = CancellationToken::new();
+    let mut answered = None;
+    let mut last_code = 404;
+    for t in &targets {
+        let leg = outbound::LegRequest {
+            number: from,
+            to: t.destination(),
+            session_id: &call.session_id,
+            codec: Some(a.codec()),
+            ring,
+        };
+        let placing = outbound::place_leg(&call.hodi, &call.sip, leg, &cancel);
+        tokio::pin!(placing);
+        let placed = tokio::select! {
+            placed = &mut placing => placed,
+            _ = a.wait_stopped() => {
+                cancel.cancel();
+                (&mut placing).await
+            }
+        };
+        match placed {
+            Placed::Answered(leg) => {
+                answered = Some(leg);
+                break;
+            }
+            Placed::NotAnswered(leg, _) => {
+                last_code = leg.outcome().sip_status;
+                finish_leg(call, &leg, None, org_id, app_id).await;
+            }
+            Placed::Failed(_) => last_code = 503,
+        }
+        if a.stopped() {
+            break;
+        }
+    }
+    match answered {
+        Some(mut leg) if a.stopped() => {
+            leg.call.outcome().ending = Some(Ending::WeHungUp);
+            notify(b_call, inbox, 4, "SIP/2.0 487 Request Terminated", true).await;
+            finish_leg(call, &leg.call, Some(&mut leg.inbox), org_id, app_id).await;
+            None
+        }
+        Some(leg) => {
+            notify(b_call, inbox, 4, "SIP/2.0 200 OK", true).await;
+            Some(leg)
+        }
+        None => {
+            let code = if last_code == 0 { 480 } else { last_code };
+            notify(b_call, inbox, 4, &format!("SIP/2.0 {code} Transfer Failed"), true).await;
+            None
+        }
+    }
+}
+
+/// A NOTIFY for the REFER's implicit subscription, retransmitted until answered.
+async fn notify(leg: &Call, inbox: &mut mpsc::Receiver<Incoming>, cseq: u32, sipfrag: &str, done: bool) {
+    let invite = &leg.invite;
+    let target = invite.contact.as_deref().map(crate::voice::sip::message::uri).unwrap_or("sip:anonymous@invalid");
+    let state = if done { "terminated;reason=noresource" } else { "active;expires=60" };
+    let body = format!("{sipfrag}\r\n");
+    let request = format!(
+        "NOTIFY {target} SIP/2.0\r\nVia: SIP/2.0/{} {};branch=z9hG4bK{:x}\r\nMax-Forwards: 70\r\n\
+         From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} NOTIFY\r\nEvent: refer\r\n\
+         Subscription-State: {state}\r\nContent-Type: message/sipfrag;version=2.0\r\nContent-Length: {}\r\n\r\n{body}",
+        leg.transport.name(),
+        leg.local,
+        call::rand_id(),
+        invite.to,
+        leg.local_tag,
+        invite.from,
+        invite.call_id,
+        body.len()
+    )
+    .into_bytes();
+    call::retransmit(leg, inbox, request, |m| match m {
+        Incoming::Response(r) if r.cseq.ends_with("NOTIFY") && r.code >= 200 => call::Heard::Done,
+        _ => call::Heard::Ignore,
+    })
+    .await;
 }
 
 /// What one dialled number stands for: a customer through the trunk, or one device of a SIP user

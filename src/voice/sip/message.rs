@@ -40,6 +40,8 @@ pub struct Request {
     /// `Authorization` or `Proxy-Authorization` (digest credentials), whichever came.
     pub authorization: Option<String>,
     pub expires: Option<String>,
+    /// `Refer-To` of a REFER (a transfer's target).
+    pub refer_to: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -91,6 +93,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                 content_type: None,
                 authorization: None,
                 expires: None,
+                refer_to: None,
                 body: r.body,
             };
             for h in r.headers.iter() {
@@ -108,6 +111,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                     Known::ContentType => req.content_type = Some(value),
                     Known::Authorization => req.authorization = Some(value),
                     Known::Expires => req.expires = Some(value),
+                    Known::ReferTo => req.refer_to = Some(value),
                     Known::Challenge => {}
                 }
             }
@@ -143,7 +147,12 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
                     Known::To => resp.to = value,
                     Known::Contact => resp.contact = Some(value),
                     Known::Challenge => resp.challenges.push(value),
-                    Known::Via | Known::RecordRoute | Known::ContentType | Known::Authorization | Known::Expires => {}
+                    Known::Via
+                    | Known::RecordRoute
+                    | Known::ContentType
+                    | Known::Authorization
+                    | Known::Expires
+                    | Known::ReferTo => {}
                 }
             }
             if resp.call_id.is_empty() || resp.cseq.is_empty() {
@@ -168,6 +177,7 @@ enum Known {
     Authorization,
     Expires,
     Challenge,
+    ReferTo,
 }
 
 /// Which known header `h` is, and its value: rsip names only the long forms, so the compact
@@ -195,6 +205,8 @@ fn known(h: &Header) -> Option<(Known, &str)> {
                 "i" | "I" => Known::CallId,
                 "m" | "M" => Known::Contact,
                 "c" | "C" => Known::ContentType,
+                // rsip has no type for Refer-To (RFC 3515; compact form `r`).
+                n if n.eq_ignore_ascii_case("Refer-To") || n == "r" || n == "R" => Known::ReferTo,
                 _ => return None,
             };
             (kind, value.as_str())
