@@ -951,7 +951,8 @@ async fn a_dial_to_baresip_bridges_audio_both_ways_as_the_far_end_records_it() {
             sequential: true,
             ringback_tone: None,
             caller_id: None,
-            max_duration: Some(30),
+            // What the Elarian JS SDK sends for a dial without maxDuration: no limit, not 0 s.
+            max_duration: Some(0),
         })),
     };
     n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dial]))).await.expect("answered");

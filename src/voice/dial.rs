@@ -54,7 +54,7 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
             if d.record {
                 a.start_session_recording(MAX_BRIDGE);
             }
-            let max = d.max_duration.map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0).max(1)));
+            let max = max_duration(d).map(Duration::from_secs);
             let stay = super::conference::stay(&call.sip.conferences, org_id, room, a, max).await;
             result.destination = stay.joined_at.map(|_| format!("conference:{room}"));
             result.started_at = stay.joined_at;
@@ -153,9 +153,7 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
         a.start_session_recording(MAX_BRIDGE);
     }
     Stream::bridge(a, &b, d.record);
-    let limit = d
-        .max_duration
-        .map_or(MAX_BRIDGE, |s| Duration::from_secs(u64::try_from(s).unwrap_or(0).clamp(1, MAX_BRIDGE.as_secs())));
+    let limit = max_duration(d).map_or(MAX_BRIDGE, |s| Duration::from_secs(s.min(MAX_BRIDGE.as_secs())));
     let deadline = started + limit;
     // Until one side hangs up or the maximum duration: the caller's hang-up is the caller's
     // dialog's business (it stops `a`); the dialled side's BYE arrives in this leg's inbox.
@@ -317,6 +315,12 @@ async fn notify(leg: &Call, inbox: &mut mpsc::Receiver<Incoming>, cseq: u32, sip
         _ => call::Heard::Ignore,
     })
     .await;
+}
+
+/// The dial's `maxDuration` in seconds, when it sets one. The Elarian JS SDK always sends the
+/// field, 0 when the app left it out: 0 (or less) means no maximum, not "hang up at once".
+fn max_duration(d: &DialCallAction) -> Option<u64> {
+    d.max_duration.and_then(|s| u64::try_from(s).ok()).filter(|s| *s > 0)
 }
 
 /// What one dialled number stands for: a customer through the trunk, or one device of a SIP user
