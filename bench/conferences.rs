@@ -162,8 +162,8 @@ async fn run(levels: &[usize]) -> Result<Vec<Level>> {
 }
 
 pub fn main(args: &[String]) -> Result<()> {
-    let max = super::arg(args, "--participants", 400.0)? as usize;
-    let levels: Vec<usize> = [50, 100, 200, 300, 400].into_iter().filter(|&n| n <= max).collect();
+    let max = super::arg(args, "--participants", 800.0)? as usize;
+    let levels: Vec<usize> = [100, 200, 400, 600, 800].into_iter().filter(|&n| n <= max).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let rows = runtime.block_on(run(&levels))?;
     let mut table = String::new();
