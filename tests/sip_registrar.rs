@@ -12,7 +12,7 @@ use hodi::voice::registrar::{digest, sip_user};
 use hodi_sdk::wire::VoiceCallStatus;
 use hodi_sdk::{Event, Reply};
 
-use common::sip::{answered, app, baresip_with, rtp, sdp, sdp_port, to_tag, Peer, WAIT};
+use common::sip::{answered, app, baresip_with, dial, sdp, Caller, Peer, WAIT};
 
 const DOMAIN: &str = "acme.example";
 const PASSWORD: &str = "correct-horse";
@@ -66,50 +66,10 @@ async fn baresip_registers_with_digest_and_a_dial_to_its_extension_rings_it() {
     // A customer calls the app, which dials extension 101: baresip rings and answers, and its
     // tone reaches the caller through the bridge.
     let (_client, mut notifications) = app(&running).await;
-    let caller = Peer::new(sip).await;
-    let a_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
-    caller.send(&caller.invite("reg1", "+254711082000", &sdp(a_rtp.local_addr().expect("a").port(), "0 101"))).await;
-    let n = answered(&mut notifications).await;
-    let dial = hodi_sdk::wire::VoiceCallAction {
-        entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
-            customer_numbers: vec![hodi_sdk::model::cellular("101")],
-            record: false,
-            sequential: true,
-            ringback_tone: None,
-            caller_id: None,
-            max_duration: Some(30),
-        })),
-    };
-    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dial]))).await.expect("answered");
-    let ok = caller.responses().await.pop().expect("200");
-    assert_eq!(ok.0, 200);
-    let tag = to_tag(&ok.1);
-    caller.send(&caller.ack("reg1", "+254711082000", &tag)).await;
-    let hodi_a = sdp_port(&ok.1);
-    let mut buf = [0u8; 2048];
-    let (mut tone_packets, mut seq) = (0, 0u16);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tone_packets < 25 {
-        assert!(tokio::time::Instant::now() < deadline, "no audio from the registered phone through the bridge");
-        a_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", hodi_a)).await.expect("a → hodi");
-        seq = seq.wrapping_add(1);
-        if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(20), a_rtp.recv_from(&mut buf)).await {
-            let peak = buf[12..n].iter().map(|b| hodi::voice::media::g711::ulaw_decode(*b).unsigned_abs()).max();
-            // Ringback peaks near 6,000; baresip's tone near 10,000.
-            if peak.unwrap_or(0) > 8_000 {
-                tone_packets += 1;
-            }
-        }
-    }
+    let mut caller = Caller::call(sip, &mut notifications, "reg1", vec![dial(&["101"], Some(30))]).await;
+    caller.hear_tone("no audio from the registered phone through the bridge").await;
     // The dialled leg's record names the phone's user.
-    let me = caller.addr();
-    caller
-        .send(&format!(
-            "BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKregbye\nFrom: <sip:+254700000888@{me}>;tag=treg1\n\
-             To: <sip:+254711082000@h>;tag={tag}\nCall-ID: reg1\nCSeq: 2 BYE\nContent-Length: 0\n\n"
-        ))
-        .await;
-    assert_eq!(caller.responses().await.last().map(|r| r.0), Some(200));
+    caller.hang_up().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let records = running.hodi.store.call_records(10).await.expect("records");
@@ -284,53 +244,14 @@ async fn a_dialled_phone_transfers_the_caller_to_a_registered_phone_with_refer()
 
     // A customer calls; the app dials the trunk's phone, which transfers the caller to dave.
     let (_client, mut notifications) = app(&running).await;
-    let caller = Peer::new(sip).await;
-    let a_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
-    caller.send(&caller.invite("xfer1", "+254711082000", &sdp(a_rtp.local_addr().expect("a").port(), "0 101"))).await;
-    let n = answered(&mut notifications).await;
-    let dial = hodi_sdk::wire::VoiceCallAction {
-        entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
-            customer_numbers: vec![hodi_sdk::model::cellular("+254700000321")],
-            record: false,
-            sequential: true,
-            ringback_tone: None,
-            caller_id: None,
-            max_duration: Some(60),
-        })),
-    };
-    n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dial]))).await.expect("answered");
-    let ok = caller.responses().await.pop().expect("200");
-    assert_eq!(ok.0, 200);
-    let tag = to_tag(&ok.1);
-    caller.send(&caller.ack("xfer1", "+254711082000", &tag)).await;
-    let hodi_a = sdp_port(&ok.1);
-
+    let mut caller = Caller::call(sip, &mut notifications, "xfer1", vec![dial(&["+254700000321"], Some(60))]).await;
     // dave's tone reaches the caller once the transfer is done.
-    let mut buf = [0u8; 2048];
-    let (mut tone_packets, mut seq) = (0, 0u16);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tone_packets < 25 {
-        assert!(tokio::time::Instant::now() < deadline, "the caller never reached the transfer target");
-        a_rtp.send_to(&rtp(seq, 0, 0x11), ("127.0.0.1", hodi_a)).await.expect("a → hodi");
-        seq = seq.wrapping_add(1);
-        if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(20), a_rtp.recv_from(&mut buf)).await {
-            let peak = buf[12..n].iter().map(|b| hodi::voice::media::g711::ulaw_decode(*b).unsigned_abs()).max();
-            if peak.unwrap_or(0) > 8_000 {
-                tone_packets += 1;
-            }
-        }
-    }
+    caller.hear_tone("the caller never reached the transfer target").await;
     // The transferor got 202, both NOTIFYs and Hodi's BYE (its scenario fails otherwise).
     let out = tokio::time::timeout(WAIT, transferor.wait_with_output()).await.expect("sipp ended").expect("sipp");
     assert!(out.status.success(), "the transferring phone: {}", String::from_utf8_lossy(&out.stderr));
 
-    let me = caller.addr();
-    caller
-        .send(&format!(
-            "BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKxferbye\nFrom: <sip:+254700000888@{me}>;tag=txfer1\n\
-             To: <sip:+254711082000@h>;tag={tag}\nCall-ID: xfer1\nCSeq: 2 BYE\nContent-Length: 0\n\n"
-        ))
-        .await;
+    caller.hang_up().await;
     // Both dialled legs have their records: the transferor's (hung up by Hodi once the target
     // answered) and the target's (the caller hung up on it).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

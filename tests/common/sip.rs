@@ -227,3 +227,87 @@ impl Baresip {
         text[text.len().saturating_sub(6000)..].to_string()
     }
 }
+
+/// A `dial` action to `numbers`, in turn, not recorded, with `max_duration` (seconds).
+pub fn dial(numbers: &[&str], max_duration: Option<i32>) -> hodi_sdk::wire::VoiceCallAction {
+    hodi_sdk::wire::VoiceCallAction {
+        entry: Some(hodi_sdk::wire::voice_call_action::Entry::Dial(hodi_sdk::wire::DialCallAction {
+            customer_numbers: numbers.iter().map(|n| hodi_sdk::model::cellular(*n)).collect(),
+            record: false,
+            sequential: true,
+            ringback_tone: None,
+            caller_id: None,
+            max_duration,
+        })),
+    }
+}
+
+/// A hand-driven caller on the dev voice number whose call the app answered and Hodi picked up:
+/// its SIP peer, its RTP socket, Hodi's To tag and Hodi's RTP port for the call.
+pub struct Caller {
+    pub peer: Peer,
+    pub rtp: tokio::net::UdpSocket,
+    pub call_id: String,
+    pub tag: String,
+    pub hodi_rtp: u16,
+    seq: u16,
+}
+
+impl Caller {
+    /// Calls `sip` as `call_id`; the app answers the call with `actions`; waits for the 200 and ACKs.
+    pub async fn call(
+        sip: std::net::SocketAddr,
+        notifications: &mut hodi_sdk::Notifications,
+        call_id: &str,
+        actions: Vec<hodi_sdk::wire::VoiceCallAction>,
+    ) -> Caller {
+        let peer = Peer::new(sip).await;
+        let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+        peer.send(&peer.invite(call_id, "+254711082000", &sdp(rtp.local_addr().expect("a").port(), "0 101"))).await;
+        let n = answered(notifications).await;
+        n.reply(hodi_sdk::Reply::message(hodi_sdk::model::message::voice(actions))).await.expect("answered");
+        let ok = peer.responses().await.pop().expect("200");
+        assert_eq!(ok.0, 200, "{}", ok.1);
+        let tag = to_tag(&ok.1);
+        peer.send(&peer.ack(call_id, "+254711082000", &tag)).await;
+        Caller { hodi_rtp: sdp_port(&ok.1), peer, rtp, call_id: call_id.to_string(), tag, seq: 0 }
+    }
+
+    /// Sends 20 ms of the caller's voice (a loud constant level, μ-law 0x11).
+    pub async fn talk(&mut self) {
+        self.rtp.send_to(&rtp(self.seq, 0, 0x11), ("127.0.0.1", self.hodi_rtp)).await.expect("a → hodi");
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    /// Talks until 25 packets of a loud tone (peaks above 8,000: baresip's tone, not ringback,
+    /// which peaks near 6,000) came back within WAIT; panics with `what` otherwise.
+    pub async fn hear_tone(&mut self, what: &str) {
+        let mut buf = [0u8; 2048];
+        let mut tone_packets = 0;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tone_packets < 25 {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            self.talk().await;
+            if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(20), self.rtp.recv_from(&mut buf)).await
+            {
+                let peak = buf[12..n].iter().map(|b| hodi::voice::media::g711::ulaw_decode(*b).unsigned_abs()).max();
+                if peak.unwrap_or(0) > 8_000 {
+                    tone_packets += 1;
+                }
+            }
+        }
+    }
+
+    /// Hangs up (BYE) and waits for Hodi's 200.
+    pub async fn hang_up(&self) {
+        let me = self.peer.addr();
+        let (id, tag) = (&self.call_id, &self.tag);
+        self.peer
+            .send(&format!(
+                "BYE sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{id}bye\nFrom: <sip:+254700000888@{me}>;tag=t{id}\n\
+                 To: <sip:+254711082000@h>;tag={tag}\nCall-ID: {id}\nCSeq: 2 BYE\nContent-Length: 0\n\n"
+            ))
+            .await;
+        assert_eq!(self.peer.responses().await.last().map(|r| r.0), Some(200));
+    }
+}
