@@ -56,6 +56,15 @@ pub fn rtp(data: &[u8]) {
         let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
         let (datagram, after) = tail.split_at(len);
         rest = after;
+        // The RTP port also takes RTCP (multiplexed, RFC 5761): every datagram is read as
+        // reports too; what parses writes back to reports that read the same.
+        if let Some(reports) = hodi::voice::media::rtcp::parse(datagram) {
+            for r in reports {
+                let again = hodi::voice::media::rtcp::compound(r.ssrc, r.sender, r.blocks.first().copied(), "fuzz");
+                let back = hodi::voice::media::rtcp::parse(&again).expect("our own reports parse");
+                assert_eq!((back[0].ssrc, back[0].sender), (r.ssrc, r.sender));
+            }
+        }
         if let Some(packet) = Packet::parse(datagram) {
             arrival = arrival.wrapping_add(160);
             let _ = receiver.on_packet(&packet, arrival, Some(101));

@@ -95,5 +95,11 @@ fn hand_made_seeds_decode() {
         let len = usize::from(u16::from_be_bytes([data[0], data[1]]));
         let packet = hodi::voice::media::rtp::Packet::parse(&data[2..2 + len]);
         assert!(packet.is_some(), "rtp/{name}: first packet refused");
+        if name == "seed-rtp-then-rtcp" {
+            let second = &data[2 + len..];
+            let rtcp_len = usize::from(u16::from_be_bytes([second[0], second[1]]));
+            let reports = hodi::voice::media::rtcp::parse(&second[2..2 + rtcp_len]).expect("its RTCP compound parses");
+            assert_eq!((reports.len(), reports[0].blocks.len()), (1, 1), "rtp/{name}: an SR with one block");
+        }
     }
 }

@@ -271,3 +271,58 @@ async fn a_dialled_phone_transfers_the_caller_to_a_registered_phone_with_refer()
     assert!(legs.contains(&("dave@acme.example", "we_hung_up", 200)), "the target's leg: {legs:?}");
     assert!(legs.contains(&("+254700000321", "we_hung_up", 200)), "the transferor's leg: {legs:?}");
 }
+
+#[tokio::test]
+async fn a_register_flood_holds_nothing_and_the_registration_cap_refuses_new_devices() {
+    let (running, _dir) = common::inproc::start_with(|c| c.voice.max_registrations = 2).await;
+    provision(&running, "erin", "104").await;
+    let sip = running.bound.sip.expect("SIP");
+
+    // 3,000 unauthenticated REGISTERs from one address, as fast as it can send: each is
+    // challenged statelessly (or dropped past the slots); nothing is registered or kept.
+    let flooder = Peer::from("127.0.0.7", sip).await;
+    let me = flooder.addr();
+    for i in 0..3_000 {
+        flooder
+            .send(&format!(
+                "REGISTER sip:{DOMAIN} SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKf{i}\nFrom: <sip:erin@{DOMAIN}>;tag=f{i}\n\
+                 To: <sip:erin@{DOMAIN}>\nCall-ID: flood-{i}\nCSeq: 1 REGISTER\nContact: <sip:erin@{me}>\nContent-Length: 0\n\n"
+            ))
+            .await;
+    }
+    let mut buf = vec![0u8; 65536];
+    let mut challenged = 0;
+    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_secs(2), flooder.socket.recv_from(&mut buf)).await {
+        if buf[..n].starts_with(b"SIP/2.0 401") {
+            challenged += 1;
+        }
+    }
+    // Sent faster than anyone reads: what is not answered was dropped (the sockets' buffers, or
+    // past the REGISTER slots), as UDP may; what is answered is a challenge.
+    assert!(challenged >= 100, "the flood was answered with challenges: {challenged}");
+    assert_eq!(registrations(&running), 0);
+
+    // The cap: two devices register, a third is refused (503), a refresh of the first passes.
+    let mut peers = Vec::new();
+    for ip in ["127.0.0.8", "127.0.0.9", "127.0.0.10"] {
+        peers.push(Peer::from(ip, sip).await);
+    }
+    assert_eq!(register_with(&peers[0], "erin", PASSWORD, 1).await.0, 200);
+    assert_eq!(register_with(&peers[1], "erin", PASSWORD, 1).await.0, 200);
+    let (code, text) = register_with(&peers[2], "erin", PASSWORD, 1).await;
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains("Retry-After:"), "{text}");
+    assert_eq!(register_with(&peers[0], "erin", PASSWORD, 5).await.0, 200, "a refresh still passes");
+    assert_eq!(registrations(&running), 2);
+
+    // The listener lives on: an OPTIONS is answered.
+    let probe = Peer::new(sip).await;
+    let me = probe.addr();
+    probe
+        .send(&format!(
+            "OPTIONS sip:x@h SIP/2.0\nVia: SIP/2.0/UDP {me};branch=z9hG4bKopt\nFrom: <sip:p@{me}>;tag=p\nTo: <sip:x@h>\n\
+             Call-ID: opt\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
+        ))
+        .await;
+    assert_eq!(probe.responses().await.last().map(|r| r.0), Some(200));
+}

@@ -157,6 +157,21 @@ def key_press(digit, ssrc=0x1234, seq=200, ts=8000):
 write("rtp", "key-press", stream_of(key_press(5)))
 write("rtp", "csrc-extension-padding", stream_of([
     rtp(1, 160, 0xABCD, pcmu[:80], csrc=(1, 2), extension=b"\x10\xff\x00\x00", padding=4)]))
+def rtcp_sr_rr(ssrc, about):
+    """An RTCP compound (RFC 3550): a sender report with one report block about `about`, then an
+    SDES with a CNAME — what a phone sends on the RTP port when it multiplexes RTCP."""
+    sr = struct.pack("!BBHI", 0x81, 200, 12, ssrc)
+    sr += struct.pack("!IIIII", 0xE8D4A510, 0x80000000, 160 * 50, 50, 8000)
+    sr += struct.pack("!IIIIII", about, (3 << 24) | 2, 0x10064, 40, 0x0A510800, 0x8000)
+    cname = b"phone@127.0.0.1"
+    chunk = struct.pack("!I", ssrc) + bytes([1, len(cname)]) + cname + b"\0"
+    chunk += b"\0" * (-len(chunk) % 4)
+    sdes = struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
+    return sr + sdes
+
+
+write("rtp", "rtp-then-rtcp", stream_of([rtp(1, 160, 0x1234, pcmu), rtcp_sr_rr(0x1234, 0x5678),
+                                         rtp(2, 320, 0x1234, pcmu)]))
 write("rtp", "ssrc-change-and-loss", stream_of(
     [rtp(10, 1600, 0x1, pcmu), rtp(11, 1760, 0x1, pcmu), rtp(15, 2400, 0x1, pcmu),
      rtp(9000, 0, 0x2, pcmu), rtp(8999, 0xFFFFFF60, 0x2, pcmu), rtp(0xFFFF, 160, 0x2, pcmu),
