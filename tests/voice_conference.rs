@@ -2,6 +2,7 @@
 //! dev voice number; the app (hodi-sdk) answers each with `dial` to `conference:room1`. Each
 //! phone's own recording of what it heard holds the other two tones and not its own; the room's
 //! recording (one dial asked for it) holds all three; the room ends when the last one leaves.
+//! Hand-driven callers show `*6` muting one participant, who still hears the room.
 
 mod common;
 
@@ -132,4 +133,69 @@ async fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
     // Lower than on the phones (frames are placed by arrival, so the tones' phases jump), but
     // far above what a tone nobody sent measures (single digits above).
     assert!(levels.iter().all(|l| *l > 300.0), "the room's recording holds every phone: {levels:?}");
+}
+
+/// How many of the packets `socket` receives within `wait` carry `byte` throughout.
+async fn packets_of(socket: &tokio::net::UdpSocket, byte: u8, wait: Duration) -> usize {
+    let mut buf = [0u8; 2048];
+    let (mut n, deadline) = (0, tokio::time::Instant::now() + wait);
+    while let Ok(Ok((len, _))) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+        if len == 172 && buf[12..len].iter().all(|b| *b == byte) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn star_six_mutes_a_participant_who_still_hears_the_room() {
+    let (running, _dir) = common::inproc::start().await;
+    let (_client, mut notifications) = app(&running).await;
+    let sip = running.bound.sip.expect("SIP");
+    let join = || vec![common::sip::dial(&["conference:mute"], Some(30))];
+    let mut a = common::sip::Caller::call(sip, &mut notifications, "mute-a", join()).await;
+    let b = common::sip::Caller::call(sip, &mut notifications, "mute-b", join()).await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let rooms = running.sip.as_ref().expect("voice").conferences.clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rooms.size(&dev.org_id, "mute") < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "both never sat in the room");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // a talks at μ-law 0x11 (Caller::talk), b at 0x22 (sent by hand).
+    let b_port = b.hodi_rtp;
+    let b_voice = |seq: u16| common::sip::rtp(seq, 0, 0x22);
+    for seq in 0..50u16 {
+        a.talk().await;
+        b.rtp.send_to(&b_voice(seq), ("127.0.0.1", b_port)).await.expect("b → hodi");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let heard_a = packets_of(&b.rtp, 0x11, Duration::from_millis(300)).await;
+    assert!(heard_a >= 20, "b hears a before the mute: {heard_a}");
+
+    // a presses *6 (RFC 4733 events 10 and 6, each a press of its own).
+    for (i, event) in [10u8, 6].into_iter().enumerate() {
+        for repeat in 0..3u16 {
+            let seq = 1000 + (i as u16) * 10 + repeat;
+            let mut packet = vec![0x80, 101, (seq >> 8) as u8, seq as u8, 0, 0, (i as u8) + 1, 0, 0, 0, 0x12, 0x34];
+            packet.extend([event, 0x0A, 0x00, 0xA0]);
+            a.rtp.send_to(&packet, ("127.0.0.1", a.hodi_rtp)).await.expect("a's key");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = packets_of(&b.rtp, 0x11, Duration::from_millis(100)).await; // what was already on its way
+    for seq in 50..100u16 {
+        a.talk().await;
+        b.rtp.send_to(&b_voice(seq), ("127.0.0.1", b_port)).await.expect("b → hodi");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (heard_a, a_heard_b) = tokio::join!(
+        packets_of(&b.rtp, 0x11, Duration::from_millis(300)),
+        packets_of(&a.rtp, 0x22, Duration::from_millis(300))
+    );
+    assert_eq!(heard_a, 0, "nobody hears a muted participant");
+    assert!(a_heard_b >= 20, "a muted participant still hears the room: {a_heard_b}");
+    a.hang_up().await;
+    b.hang_up().await;
 }

@@ -71,7 +71,9 @@ impl Peer {
 }
 
 pub fn sdp(port: u16, formats: &str) -> String {
-    format!("v=0\no=p 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP {formats}\n")
+    // Payload type 101 is dynamic: named, so the far end knows it carries key presses.
+    let events = if formats.split(' ').any(|f| f == "101") { "a=rtpmap:101 telephone-event/8000\n" } else { "" };
+    format!("v=0\no=p 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP {formats}\n{events}")
 }
 
 pub fn to_tag(message: &str) -> String {
