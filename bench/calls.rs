@@ -50,6 +50,8 @@ async fn level(server: &super::BenchServer, n: usize) -> Result<Level> {
         .args(["-s", "+254711082000", &sip_addr.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
         .args(["-p", &free_port()?.to_string(), "-mp", &free_port()?.to_string()])
         .args(["-r", "200", "-l", &n.to_string(), "-m", &n.to_string(), "-nostdin", "-timeout", "120s"])
+        .arg("-inf")
+        .arg(super::write_callers(&server.dir, n)?)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

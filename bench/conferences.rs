@@ -112,10 +112,8 @@ async fn run(levels: &[usize]) -> Result<Vec<Level>> {
         })
         .collect();
     std::fs::write(&audio, tone)?;
-    // Who calls: one valid Kenyan number per call (sipp's injection file, beside the audio).
-    let callers: String =
-        std::iter::once("SEQUENTIAL\n".to_string()).chain((0..1000).map(|i| format!("+2547000{i:05}\n"))).collect();
-    std::fs::write(server.dir.join("callers.csv"), callers)?;
+    // Who calls (sipp's injection file, beside the audio: sipp runs in that folder).
+    super::write_callers(&server.dir, 1000)?;
     let mut options = Options::new(
         Endpoint::Tcp(server.addr.clone()),
         &server.dev.org_id,

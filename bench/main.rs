@@ -160,6 +160,17 @@ fn main() -> Result<()> {
     }
 }
 
+/// A sipp injection file of `n` callers, each a valid Kenyan mobile number (customer numbers
+/// are checked against the numbering plan, so sipp's `+2547[call_number]` would be refused):
+/// scenarios put `[field0]` in From. Written into `dir`; its path.
+pub fn write_callers(dir: &Path, n: usize) -> Result<PathBuf> {
+    let path = dir.join("callers.csv");
+    let lines: String =
+        std::iter::once("SEQUENTIAL\n".to_string()).chain((0..n).map(|i| format!("+2547000{i:05}\n"))).collect();
+    std::fs::write(&path, lines)?;
+    Ok(path)
+}
+
 /// A server for one benchmark run: embedded SQLite in a fresh temporary directory, plain TCP on
 /// loopback only.
 pub struct BenchServer {
