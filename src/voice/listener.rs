@@ -63,7 +63,12 @@ pub struct Sip {
     register_slots: Arc<tokio::sync::Semaphore>,
     /// Conference rooms, by org and name.
     pub conferences: Arc<super::conference::Rooms>,
+    /// Call-IDs of new INVITEs being admitted on tasks of their own (at most [`ADMITTING`]).
+    admitting: Mutex<std::collections::HashSet<String>>,
 }
+
+/// New INVITEs admitted on tasks of their own at once; beyond, the listener admits them itself.
+const ADMITTING: usize = 64;
 
 /// REGISTERs handled at once; more wait in the peer's retransmission timer.
 const REGISTER_SLOTS: usize = 512;
@@ -190,6 +195,7 @@ pub async fn bind(config: &crate::config::Config, shutdown: &CancellationToken) 
         inject,
         register_slots: Arc::new(tokio::sync::Semaphore::new(REGISTER_SLOTS)),
         conferences: Default::default(),
+        admitting: Default::default(),
     });
     Ok(Some(Bound { sip, injected, tcp, recordings_http }))
 }
@@ -324,52 +330,33 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
     }
     match req.method.as_str() {
         "INVITE" if message::tag(&req.to).is_none() => {
-            // A phone registered here must prove it is who its From says before it calls.
-            let phone = match super::registrar::caller(hodi, &sip.registrar, &transport, &req).await {
-                None => None,
-                Some(Some(user)) => Some(user),
-                Some(None) => return,
-            };
-            let admitted = match call::admit(hodi, &req, phone.as_ref()).await {
-                Ok(a) => a,
-                Err((code, reason, extra)) => {
-                    sip.refusals.count(code, peer);
-                    let tag = format!("{:x}", call::rand_id());
-                    return transport.send(req.response(code, reason, Some(&tag), &extra, None)).await;
+            // Off the listener's task: admitting waits on the store (the number's owner, a
+            // phone's credentials), and the next datagram should not wait for it. A
+            // retransmission arriving meanwhile is dropped (its 100 Trying is on its way).
+            let full = {
+                let mut admitting = sip.admitting.lock().unwrap_or_else(|p| p.into_inner());
+                if admitting.contains(&req.call_id) {
+                    return;
                 }
-            };
-            let local_tag = format!("{:x}", call::rand_id());
-            let dialog = Dialog::inbound(local_tag.clone(), &req);
-            let Some((rx, _)) = sip.register(&req.call_id, dialog, Some(peer.ip()), &hodi.config.voice) else {
-                if let Some(count) = sip.busy.lock().unwrap_or_else(|p| p.into_inner()).hit() {
-                    warn!(count, last_peer = %peer, "call limit reached (in total or for the address); INVITEs refused with 503");
+                let full = admitting.len() >= ADMITTING;
+                if !full {
+                    admitting.insert(req.call_id.clone());
                 }
-                let extra = [("Retry-After", "30".to_string())];
-                return transport.send(req.response(503, "Service Unavailable", Some("busy"), &extra, None)).await;
+                full
             };
-            let call = Call {
-                hodi: hodi.clone(),
-                sip: sip.clone(),
-                transport,
-                local_tag,
-                session_id: crate::store::new_id("call_"),
-                local: sip.local,
-                invite: req,
-                started_at: crate::store::now_ms(),
-                outcome: Default::default(),
-                direction: crate::wire::CustomerEventDirection::Inbound,
-                number: admitted.number.clone(),
-                sip_user: phone.map(|u| format!("{}@{}", u.username, u.domain)),
-            };
-            let call_id = call.invite.call_id.clone();
-            let span = tracing::info_span!("call", %call_id, session_id = %call.session_id, %peer);
-            let sip = sip.clone();
+            // Too many at once (a flood): this one is admitted here, and the listener reads no
+            // further until it is — the flood slows itself down instead of being refused.
+            if full {
+                return new_invite(hodi, sip, transport, req).await;
+            }
+            let (hodi, sip) = (hodi.clone(), sip.clone());
             tokio::spawn(
                 async move {
-                    call::inbound(call, rx, admitted).await;
-                    sip.unregister(&call_id);
+                    let call_id = req.call_id.clone();
+                    new_invite(&hodi, &sip, transport, req).await;
+                    sip.admitting.lock().unwrap_or_else(|p| p.into_inner()).remove(&call_id);
                 }
-                .instrument(span),
+                .in_current_span(),
             );
         }
         // Off the listener's task: a REGISTER waits on the store, and the next datagram should
@@ -398,6 +385,65 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
             transport.send(req.response(405, "Method Not Allowed", None, &allow, None)).await;
         }
     }
+}
+
+/// A new INVITE, on a task of its own: a registered phone's credentials checked, the number's
+/// owner found, a call slot taken, and the call started.
+async fn new_invite(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req: Request) {
+    // A phone registered here must prove it is who its From says before it calls.
+    let peer = transport.peer();
+    let phone = match super::registrar::caller(hodi, &sip.registrar, &transport, &req).await {
+        None => None,
+        Some(Some(user)) => Some(user),
+        Some(None) => return,
+    };
+    let admitted = match call::admit(hodi, &req, phone.as_ref()).await {
+        Ok(a) => a,
+        Err((code, reason, extra)) => {
+            sip.refusals.count(code, peer);
+            let tag = format!("{:x}", call::rand_id());
+            return transport.send(req.response(code, reason, Some(&tag), &extra, None)).await;
+        }
+    };
+    let local_tag = format!("{:x}", call::rand_id());
+    let dialog = Dialog::inbound(local_tag.clone(), &req);
+    let Some((rx, _)) = sip.register(&req.call_id, dialog, Some(peer.ip()), &hodi.config.voice) else {
+        return refuse_busy(sip, &transport, &req).await;
+    };
+    let call = Call {
+        hodi: hodi.clone(),
+        sip: sip.clone(),
+        transport: transport.clone(),
+        local_tag,
+        session_id: crate::store::new_id("call_"),
+        // Our address on the transport the INVITE came on (Via and Contact of our requests).
+        local: if transport.reliable() { sip.tcp.unwrap_or(sip.local) } else { sip.local },
+        invite: req,
+        started_at: crate::store::now_ms(),
+        outcome: Default::default(),
+        direction: crate::wire::CustomerEventDirection::Inbound,
+        number: admitted.number.clone(),
+        sip_user: phone.map(|u| format!("{}@{}", u.username, u.domain)),
+    };
+    let call_id = call.invite.call_id.clone();
+    let span = tracing::info_span!("call", %call_id, session_id = %call.session_id, %peer);
+    let sip = sip.clone();
+    tokio::spawn(
+        async move {
+            call::inbound(call, rx, admitted).await;
+            sip.unregister(&call_id);
+        }
+        .instrument(span),
+    );
+}
+
+/// 503 with Retry-After for an INVITE over the call limits (logged at most every [`LOG_EVERY`]).
+async fn refuse_busy(sip: &Sip, transport: &Transport, req: &Request) {
+    if let Some(count) = sip.busy.lock().unwrap_or_else(|p| p.into_inner()).hit() {
+        warn!(count, last_peer = %transport.peer(), "call limit reached (in total or for the address); INVITEs refused with 503");
+    }
+    let extra = [("Retry-After", "30".to_string())];
+    transport.send(req.response(503, "Service Unavailable", Some("busy"), &extra, None)).await;
 }
 
 /// A request we cannot parse gets 400 when it has enough for a response; anything else is dropped.
