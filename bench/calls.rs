@@ -23,23 +23,6 @@ struct Level {
     late_percent: f64,
 }
 
-fn quantile(hist: &[u64], q: f64) -> usize {
-    let total: u64 = hist.iter().sum();
-    let target = (total as f64 * q).ceil() as u64;
-    let mut seen = 0;
-    for (ms, n) in hist.iter().enumerate() {
-        seen += n;
-        if seen >= target.max(1) {
-            return ms;
-        }
-    }
-    hist.len() - 1
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 async fn level(server: &super::BenchServer, n: usize) -> Result<Level> {
     let sip_addr = server.running.bound.sip.context("SIP listener")?;
     let sip = server.running.sip.clone().context("voice executor")?;
@@ -48,7 +31,7 @@ async fn level(server: &super::BenchServer, n: usize) -> Result<Level> {
         .arg("-sf")
         .arg(&scenario)
         .args(["-s", "+254711082000", &sip_addr.to_string(), "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args(["-p", &free_port()?.to_string(), "-mp", &free_port()?.to_string()])
+        .args(["-p", &super::free_udp_port()?.to_string(), "-mp", &super::free_udp_port()?.to_string()])
         .args(["-r", "200", "-l", &n.to_string(), "-m", &n.to_string(), "-nostdin", "-timeout", "120s"])
         .arg("-inf")
         .arg(super::write_callers(&server.dir, n)?)
@@ -81,8 +64,8 @@ async fn level(server: &super::BenchServer, n: usize) -> Result<Level> {
         cpu_percent,
         per_call_percent: cpu_percent / up.max(1) as f64,
         packets_per_second: packets as f64 / elapsed,
-        p50_ms: quantile(&hist, 0.5),
-        p99_ms: quantile(&hist, 0.99),
+        p50_ms: super::quantile_ms(&hist, 0.5),
+        p99_ms: super::quantile_ms(&hist, 0.99),
         max_ms: hist.iter().rposition(|&c| c > 0).unwrap_or(0),
         late_percent: late as f64 / packets.max(1) as f64 * 100.0,
     })

@@ -160,6 +160,25 @@ fn main() -> Result<()> {
     }
 }
 
+/// The `q` quantile (0..1) of a histogram of 1 ms buckets, in ms.
+pub fn quantile_ms(hist: &[u64], q: f64) -> usize {
+    let total: u64 = hist.iter().sum();
+    let target = ((total as f64 * q).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (ms, n) in hist.iter().enumerate() {
+        seen += n;
+        if seen >= target {
+            return ms;
+        }
+    }
+    hist.len().saturating_sub(1)
+}
+
+/// A UDP port free on loopback now (for sipp's signalling and media).
+pub fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// A sipp injection file of `n` callers, each a valid Kenyan mobile number (customer numbers
 /// are checked against the numbering plan, so sipp's `+2547[call_number]` would be refused):
 /// scenarios put `[field0]` in From. Written into `dir`; its path.

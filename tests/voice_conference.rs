@@ -100,19 +100,7 @@ async fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
 
     // Each phone heard the other two tones, and not its own.
     for (i, phone) in phones.iter().enumerate() {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let heard = loop {
-            let dec = std::fs::read_dir(&phone.recordings)
-                .expect("recordings")
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
-            let samples = dec.map(|p| wav(&p)).unwrap_or_default();
-            if samples.len() > 8000 * 4 {
-                break samples;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "phone {i} wrote no recording:\n{}", phone.log());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        let heard = phone.heard(8000 * 4).await;
         let levels: Vec<f64> = TONES.iter().map(|hz| level(&heard, *hz)).collect();
         eprintln!("phone {i} heard tone levels {levels:.0?}");
         for (j, l) in levels.iter().enumerate() {

@@ -945,9 +945,9 @@ async fn a_dial_to_baresip_bridges_audio_both_ways_as_the_far_end_records_it() {
     let mut caller = Caller::call(running.bound.sip.expect("SIP"), &mut notifications, "bs1", actions).await;
     // baresip's tone comes through the bridge (ringback before it is a quieter 440+480 Hz mix).
     caller.hear_tone("no audio from baresip through the bridge").await;
-    // Talk on for 8 s: long enough for RTCP to go both ways (a report every ~5 s, each side
-    // echoing the other's) so the dialled leg's record gets a round trip.
-    let talk = tokio::time::Instant::now() + Duration::from_secs(8);
+    // Talk on for 10 s: long enough for RTCP to go both ways (Hodi's first report after about a
+    // second, baresip's every ~5 s echoing it) so the dialled leg's record gets a round trip.
+    let talk = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < talk {
         caller.talk().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -956,23 +956,7 @@ async fn a_dial_to_baresip_bridges_audio_both_ways_as_the_far_end_records_it() {
     caller.hang_up().await;
 
     // baresip's recording of what it heard: the caller's level, for about a second or more.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let heard = loop {
-        let dec = std::fs::read_dir(&phone.recordings)
-            .expect("recordings")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
-        if let Some(samples) = dec
-            .and_then(|p| hound::WavReader::open(p).ok())
-            .map(|r| r.into_samples::<i16>().filter_map(Result::ok).collect::<Vec<_>>())
-        {
-            if samples.len() > 8000 {
-                break samples;
-            }
-        }
-        assert!(tokio::time::Instant::now() < deadline, "baresip wrote no recording of the call");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let heard = phone.heard(8000).await;
     let caller_level = heard.iter().filter(|s| (i32::from(**s) + 15_484).abs() < 600).count();
     assert!(
         caller_level >= 8000,

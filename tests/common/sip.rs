@@ -173,7 +173,8 @@ pub async fn baresip_with(
     let spec =
         hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(&tone, spec).expect("wav");
-    for i in 0..8000 * 10 {
+    // 30 s: baresip hangs up when its audio source file ends.
+    for i in 0..8000 * 30 {
         let x = i as f32 * 2.0 * std::f32::consts::PI * options.tone_hz / 8000.0;
         w.write_sample((x.sin() * 10_000.0) as i16).expect("s");
     }
@@ -223,6 +224,27 @@ pub async fn baresip_with(
 }
 
 impl Baresip {
+    /// What baresip heard on its call (its sndfile module's `-dec.wav`) once the file holds more
+    /// than `samples` (8 kHz); panics after WAIT with baresip's log.
+    pub async fn heard(&self, samples: usize) -> Vec<i16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let dec = std::fs::read_dir(&self.recordings)
+                .expect("recordings")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+            let heard: Vec<i16> = dec
+                .and_then(|p| hound::WavReader::open(p).ok())
+                .map(|r| r.into_samples::<i16>().filter_map(Result::ok).collect())
+                .unwrap_or_default();
+            if heard.len() > samples {
+                return heard;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "baresip wrote no recording of the call:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The end of what baresip printed.
     pub fn log(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -592,6 +592,8 @@ struct Reports {
 
 /// How often reports go out (RFC 3550 §6.2's minimum for a two-party session), ±50% at random.
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// When the first report goes out, ±50%.
+const RTCP_FIRST: Duration = Duration::from_secs(1);
 
 fn ntp_now() -> u64 {
     super::rtcp::ntp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default())
@@ -609,7 +611,9 @@ async fn rtcp_task(
 ) {
     let cname = socket.local_addr().map(|a| format!("hodi@{}", a.ip())).unwrap_or_else(|_| "hodi".into());
     let jittered = |base: Duration| base.mul_f64(0.5 + (crate::voice::rand_id() % 1000) as f64 / 1000.0);
-    let mut next = tokio::time::Instant::now() + jittered(RTCP_INTERVAL / 2);
+    // The first report goes out after about a second (not RFC 3550's half interval): the far
+    // end's next report then echoes it, so even a short call measures a round trip.
+    let mut next = tokio::time::Instant::now() + jittered(RTCP_FIRST);
     let mut buf = vec![0u8; 1500];
     loop {
         tokio::select! {
