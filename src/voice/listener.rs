@@ -63,12 +63,7 @@ pub struct Sip {
     register_slots: Arc<tokio::sync::Semaphore>,
     /// Conference rooms, by org and name.
     pub conferences: Arc<super::conference::Rooms>,
-    /// Call-IDs of new INVITEs being admitted on tasks of their own (at most [`ADMITTING`]).
-    admitting: Mutex<std::collections::HashSet<String>>,
 }
-
-/// New INVITEs admitted on tasks of their own at once; beyond, the listener admits them itself.
-const ADMITTING: usize = 64;
 
 /// REGISTERs handled at once; more wait in the peer's retransmission timer.
 const REGISTER_SLOTS: usize = 512;
@@ -195,7 +190,6 @@ pub async fn bind(config: &crate::config::Config, shutdown: &CancellationToken) 
         inject,
         register_slots: Arc::new(tokio::sync::Semaphore::new(REGISTER_SLOTS)),
         conferences: Default::default(),
-        admitting: Default::default(),
     });
     Ok(Some(Bound { sip, injected, tcp, recordings_http }))
 }
@@ -329,36 +323,9 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
         return;
     }
     match req.method.as_str() {
-        "INVITE" if message::tag(&req.to).is_none() => {
-            // Off the listener's task: admitting waits on the store (the number's owner, a
-            // phone's credentials), and the next datagram should not wait for it. A
-            // retransmission arriving meanwhile is dropped (its 100 Trying is on its way).
-            let full = {
-                let mut admitting = sip.admitting.lock().unwrap_or_else(|p| p.into_inner());
-                if admitting.contains(&req.call_id) {
-                    return;
-                }
-                let full = admitting.len() >= ADMITTING;
-                if !full {
-                    admitting.insert(req.call_id.clone());
-                }
-                full
-            };
-            // Too many at once (a flood): this one is admitted here, and the listener reads no
-            // further until it is — the flood slows itself down instead of being refused.
-            if full {
-                return new_invite(hodi, sip, transport, req).await;
-            }
-            let (hodi, sip) = (hodi.clone(), sip.clone());
-            tokio::spawn(
-                async move {
-                    let call_id = req.call_id.clone();
-                    new_invite(&hodi, &sip, transport, req).await;
-                    sip.admitting.lock().unwrap_or_else(|p| p.into_inner()).remove(&call_id);
-                }
-                .in_current_span(),
-            );
-        }
+        // Admitted in order, on the listener's task: which of several INVITEs from one source gets
+        // the last call slot must not depend on which store lookup finishes first.
+        "INVITE" if message::tag(&req.to).is_none() => new_invite(hodi, sip, transport, req).await,
         // Off the listener's task: a REGISTER waits on the store, and the next datagram should
         // not wait for it. Bounded: beyond the slots REGISTERs are dropped (phones send again).
         "REGISTER" => match sip.register_slots.clone().try_acquire_owned() {
@@ -387,8 +354,8 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
     }
 }
 
-/// A new INVITE, on a task of its own: a registered phone's credentials checked, the number's
-/// owner found, a call slot taken, and the call started.
+/// A new INVITE: a registered phone's credentials checked, the number's owner found, a call slot
+/// taken, and the call started on a task of its own.
 async fn new_invite(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req: Request) {
     // A phone registered here must prove it is who its From says before it calls.
     let peer = transport.peer();
