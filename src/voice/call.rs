@@ -274,7 +274,7 @@ pub(super) async fn store_record(call: &Call) {
         mos: o.stats.has_audio().then(|| crate::voice::media::quality::mos(o.stats.conditions())),
     };
     if let Err(e) = call.hodi.store.insert_call_record(&record).await {
-        warn!(error = %e, "storing the call record");
+        warn!(error = %e, ?record, "storing the call record");
     }
 }
 
