@@ -213,7 +213,8 @@ pub async fn start(config: Config) -> Result<Running> {
     bound.inbox = inbox;
     // Last: ready means the other listeners are bound.
     let links = crate::console::Links { ws: bound.ws, wss: bound.wss };
-    bound.http = crate::ops::start(hodi.clone(), links, shutdown.clone()).await?;
+    let webrtc = sip.clone().and_then(|sip| crate::voice::webrtc::Gateway::new(hodi.clone(), sip)).map(|g| g.router());
+    bound.http = crate::ops::start(hodi.clone(), links, webrtc, shutdown.clone()).await?;
     if let Some(voice) = voice {
         bound.sip = Some(voice.sip.local);
         bound.recordings = voice.recordings_http;

@@ -326,6 +326,13 @@ pub struct Voice {
     /// Offer SHA-256 digest challenges besides MD5 (RFC 8760). Off by default: baresip 1.0 and
     /// other phones in use refuse a challenge response that offers any algorithm they lack.
     pub sip_auth_sha256: bool,
+    /// Browser calls (WebRTC, signalled over a WebSocket at `/voice/webrtc` on `listen.http`).
+    pub webrtc: bool,
+    /// The address browsers send media to (the ICE host candidate); unspecified: `rtp_ip`.
+    pub webrtc_ip: Option<std::net::IpAddr>,
+    /// Browser calls at once, and from one source address.
+    pub webrtc_max_calls: usize,
+    pub webrtc_max_calls_per_address: usize,
 }
 
 impl Default for Voice {
@@ -353,6 +360,10 @@ impl Default for Voice {
             recordings_http: "127.0.0.1:8092".into(),
             max_registrations: 100_000,
             sip_auth_sha256: false,
+            webrtc: true,
+            webrtc_ip: None,
+            webrtc_max_calls: 256,
+            webrtc_max_calls_per_address: 8,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The operator's HTTP listener (`listen.http`): Prometheus metrics at `/metrics`, `/healthz`
 //! (the process answers), `/readyz` (the store answers and every listener is bound), and the web
-//! console under `/console` ([`crate::console`]).
+//! console under `/console` ([`crate::console`]); and whatever routes the server adds (browser
+//! calls' signalling, [`crate::voice::webrtc`]).
 //!
 //! Owns these routes and the gauges read from the store at scrape time (outbox depth and oldest
 //! age per app, pending reminders, running by-tag work) and the dispatcher's counters. Does not
@@ -31,6 +32,7 @@ const STORE_WAIT: Duration = Duration::from_secs(5);
 pub async fn start(
     hodi: Arc<Hodi>,
     links: crate::console::Links,
+    more: Option<axum::Router>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<SocketAddr>> {
     let address = hodi.config.listen.http.clone();
@@ -45,6 +47,7 @@ pub async fn start(
         .route("/readyz", axum::routing::get(readyz))
         .with_state(hodi.clone())
         .merge(crate::console::router(hodi, links, shutdown.clone()))
+        .merge(more.unwrap_or_default())
         .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_bytes));
     let limits = crate::transport::http::Limits::from_config(
         settings.max_connections,

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use hodi_rsocket::admission::{Admission, AdmittedListener};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -54,13 +53,20 @@ pub fn serve(
     let mut listener = AdmittedListener::new(name, listener, admission);
     tokio::spawn(async move {
         while let Some((tcp, peer, ticket)) = listener.next(&shutdown).await {
-            let service = TowerToHyperService::new(router.clone());
+            // The peer's address for routes that want it (`ConnectInfo`): per-address limits.
+            let router = router.clone();
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(router.clone(), request)
+            });
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_timeout)
-                    .serve_connection(TokioIo::new(tcp), service);
+                    .serve_connection(TokioIo::new(tcp), service)
+                    // A WebSocket (browser calls) leaves this connection's limits for its own.
+                    .with_upgrades();
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
                     served = tokio::time::timeout(limits.lifetime, connection) => {

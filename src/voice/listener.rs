@@ -359,12 +359,25 @@ async fn on_request(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
 async fn new_invite(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req: Request) {
     // A phone registered here must prove it is who its From says before it calls.
     let peer = transport.peer();
-    let phone = match super::registrar::caller(hodi, &sip.registrar, &transport, &req).await {
-        None => None,
-        Some(Some(user)) => Some(user),
-        Some(None) => return,
+    // A browser's leg comes from the WebRTC gateway, which checked the page's token.
+    let vouched = match &transport {
+        Transport::Web(_, _, vouched) => Some(vouched.clone()),
+        _ => None,
+    };
+    let phone = match vouched {
+        Some(_) => None,
+        None => match super::registrar::caller(hodi, &sip.registrar, &transport, &req).await {
+            None => None,
+            Some(Some(user)) => Some(user),
+            Some(None) => return,
+        },
     };
     let admitted = match call::admit(hodi, &req, phone.as_ref()).await {
+        // A token is good for its own org's numbers only.
+        Ok(a) if vouched.as_ref().is_some_and(|v| v.org_id != a.org_id) => Err((404, "Not Found", Vec::new())),
+        other => other,
+    };
+    let admitted = match admitted {
         Ok(a) => a,
         Err((code, reason, extra)) => {
             sip.refusals.count(code, peer);
@@ -390,7 +403,10 @@ async fn new_invite(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
         outcome: Default::default(),
         direction: crate::wire::CustomerEventDirection::Inbound,
         number: admitted.number.clone(),
-        sip_user: phone.map(|u| format!("{}@{}", u.username, u.domain)),
+        sip_user: match &vouched {
+            Some(v) => Some(v.customer.clone()),
+            None => phone.map(|u| format!("{}@{}", u.username, u.domain)),
+        },
     };
     let call_id = call.invite.call_id.clone();
     let span = tracing::info_span!("call", %call_id, session_id = %call.session_id, %peer);

@@ -29,6 +29,7 @@ pub mod registrar;
 pub mod sdp;
 pub mod sip;
 pub mod trunk;
+pub mod webrtc;
 
 /// A random number for tags, branches, SSRCs and SDP session ids (not for secrets).
 pub fn rand_id() -> u64 {

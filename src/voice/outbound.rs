@@ -112,7 +112,7 @@ pub(super) async fn place_leg(
     // Our address on the transport the leg uses, for Via and Contact.
     let local = match &transport {
         Transport::Tcp(..) => sip.tcp.unwrap_or(sip.local),
-        Transport::Udp(..) => sip.local,
+        Transport::Udp(..) | Transport::Web(..) => sip.local,
     };
     let via = format!("SIP/2.0/{} {local}", transport.name());
     let call_id = format!("{:x}@hodi", call::rand_id());

@@ -178,7 +178,7 @@ async fn register_once(hodi: &Arc<Hodi>, sip: &Arc<Sip>) -> Result<Duration, Str
         .ok_or("no call slot for the registration")?;
     let local = match &transport {
         Transport::Tcp(..) => sip.tcp.unwrap_or(sip.local),
-        Transport::Udp(..) => sip.local,
+        Transport::Udp(..) | Transport::Web(..) => sip.local,
     };
     let uri = format!("sip:{host}");
     let mut auth: Option<(&str, String)> = None;

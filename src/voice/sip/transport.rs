@@ -22,6 +22,20 @@ const TCP_QUEUE: usize = 64;
 pub enum Transport {
     Udp(Arc<UdpSocket>, SocketAddr),
     Tcp(mpsc::Sender<Vec<u8>>, SocketAddr),
+    /// A browser call's SIP leg inside this process ([`crate::voice::webrtc`]): what Hodi sends
+    /// on the dialog goes to the gateway's task. No network peer can reach the listener this
+    /// way, so the caller it names is vouched for. The address is the browser's (its calls count
+    /// against that address's limits).
+    Web(mpsc::Sender<Vec<u8>>, SocketAddr, Arc<Vouched>),
+}
+
+/// Who a browser call is from, as the token the page presented says.
+#[derive(Debug)]
+pub struct Vouched {
+    /// The org whose app minted the token: its numbers are the only ones the page may call.
+    pub org_id: String,
+    /// The customer the app sees (an `app` provider number).
+    pub customer: String,
 }
 
 impl Transport {
@@ -29,6 +43,8 @@ impl Transport {
         let result = match self {
             Transport::Udp(socket, peer) => socket.send_to(&bytes, peer).await.map(drop).map_err(|e| e.to_string()),
             Transport::Tcp(tx, _) => tx.send(bytes).await.map_err(|_| "connection closed".to_string()),
+            // Never waits: the listener's task must not stall behind a browser call's task.
+            Transport::Web(tx, ..) => tx.try_send(bytes).map_err(|e| e.to_string()),
         };
         if let Err(e) = result {
             debug!(error = %e, peer = %self.peer(), "sending SIP");
@@ -37,14 +53,14 @@ impl Transport {
 
     pub fn peer(&self) -> SocketAddr {
         match self {
-            Transport::Udp(_, p) | Transport::Tcp(_, p) => *p,
+            Transport::Udp(_, p) | Transport::Tcp(_, p) | Transport::Web(_, p, _) => *p,
         }
     }
 
     /// A stream transport delivers or fails by itself: nothing is retransmitted over it
     /// (RFC 3261 §17.1.1.2, §17.2.1: timers A, E and G are for unreliable transports).
     pub fn reliable(&self) -> bool {
-        matches!(self, Transport::Tcp(..))
+        matches!(self, Transport::Tcp(..) | Transport::Web(..))
     }
 
     /// The Via transport token.
@@ -52,6 +68,7 @@ impl Transport {
         match self {
             Transport::Udp(..) => "UDP",
             Transport::Tcp(..) => "TCP",
+            Transport::Web(..) => "WS",
         }
     }
 }
