@@ -1,7 +1,8 @@
 //! The web console in real Chromium: `hodi serve`, the debt-collection example app (hodi-sdk,
 //! sdk/examples/debt_collection) as the org's app, and tests/peers/console_browser.js driving
 //! Debian's chromium through playwright-core — log in, two customers played from the browser
-//! phone (SMS, reply, checkout; call, keypad, declined checkout), the dashboard, customer and
+//! phone (SMS, reply, checkout; call, keypad, declined checkout; a real call with audio over
+//! WebRTC, hung up), the dashboard, customer and
 //! calls pages, another org seeing none of it, a revoked key logged out. Screenshots of each page
 //! land in target/console-screenshots/.
 
@@ -94,7 +95,15 @@ async fn the_console_and_its_browser_phone_in_chromium() {
         "the browser run did not finish\n{output}\n--- hodi stderr\n{}",
         hodi.stderr().lines().rev().take(40).collect::<Vec<_>>().join("\n")
     );
-    for page in ["login-refused", "phone-sms-checkout", "phone-call-keypad", "dashboard", "customer", "calls"] {
+    for page in [
+        "login-refused",
+        "phone-sms-checkout",
+        "phone-call-keypad",
+        "phone-call-audio",
+        "dashboard",
+        "customer",
+        "calls",
+    ] {
         let file = std::path::Path::new(&shots).join(format!("{page}.png"));
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "no screenshot of {page} at {}", file.display());

@@ -229,6 +229,7 @@ pub fn phone(v: &Viewer, no_app: bool, numbers: &[ChannelNumberRow], links: Link
                             form id="call-dial" {
                                 select id="call-to" { @for n in &voice { option value=(n) { (n) } } }
                                 button type="submit" { "Call" }
+                                button id="call-audio" type="button" title="a real call: your microphone and speaker, over WebRTC" { "Call with audio" }
                             }
                             p.muted id="call-state" { "no call" }
                             ol id="call-said" {}

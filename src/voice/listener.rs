@@ -404,6 +404,7 @@ async fn new_invite(hodi: &Arc<Hodi>, sip: &Arc<Sip>, transport: Transport, req:
         direction: crate::wire::CustomerEventDirection::Inbound,
         number: admitted.number.clone(),
         sip_user: match &vouched {
+            Some(v) if v.cellular => None,
             Some(v) => Some(v.customer.clone()),
             None => phone.map(|u| format!("{}@{}", u.username, u.domain)),
         },

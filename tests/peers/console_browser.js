@@ -53,7 +53,7 @@ const threadHas = (page, text) =>
   page.locator('#thread li', { hasText: text }).first().waitFor({ timeout: WAIT });
 
 (async () => {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required', '--disable-features=WebRtcHideLocalIpsWithMdns'] });
   try {
     const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
     const page = await context.newPage();
@@ -107,6 +107,15 @@ const threadHas = (page, text) =>
     await threadHas(two, 'Your payment was not completed');
     await two.click('#hang-up');
     await two.waitForFunction(() => document.getElementById('call-state').textContent === 'no call', null, { timeout: WAIT });
+
+    // A real call from the phone (WebRTC, the fake microphone): the app answers it and the page
+    // plays what it says; hanging up ends it.
+    await two.click('#call-audio');
+    await two.waitForFunction(() => document.getElementById('call-state').textContent === 'in call (audio)', null, { timeout: WAIT });
+    await two.waitForTimeout(1500); // "You owe KES 500." plays
+    await shot(two, 'phone-call-audio');
+    await two.click('#hang-up');
+    await two.waitForFunction(() => document.getElementById('call-state').textContent.startsWith('no call (the last ended'), null, { timeout: WAIT });
 
     // USSD: the example app has no menu; the phone says so rather than hanging.
     await two.click('#ussd-dial button');

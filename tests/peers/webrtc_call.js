@@ -1,11 +1,12 @@
-// A browser call in real Chromium (Debian's, driven by playwright-core): the page takes the
-// fake microphone (--use-fake-device-for-media-stream: a beeping tone), calls the voice number
-// over Hodi's WebRTC signalling socket with a token the app minted, reports how loud what it
+// A browser call in real Chromium (Debian's, driven by playwright-core): the page imports the
+// script Hodi serves (/voice/webrtc.js), takes the fake microphone
+// (--use-fake-device-for-media-stream: a beeping tone), calls the voice number over Hodi's WebRTC
+// signalling socket with a token the app minted, reports how loud what it
 // receives is (the inbound RTP stream's audioLevel and totalAudioEnergy, from getStats), presses
 // a key through RTCDTMFSender when told to, and reports how the call ended.
 //
 // Talks with the Rust test (tests/voice_webrtc.rs) on stdout, one line each:
-//   SETUP <ms>          from opening the socket to the first audio packet received
+//   SETUP <ms>          from the call starting (microphone, offer, signalling) to the first audio received
 //   HEARD <level> <energy>   the loudest audioLevel seen (0..1) and the total energy, once audio flows
 //   PRESSED <key>       after insertDTMF (when HODI_PRESS is set)
 //   ENDED <reason>      the gateway's last word
@@ -39,37 +40,14 @@ const base = `http://127.0.0.1:${env('HODI_HTTP_PORT')}`;
     await page.goto(`${base}/healthz`);
     await page.exposeFunction('report', (line) => console.log(line));
     await page.evaluate(async (p) => {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-      const pc = new RTCPeerConnection();
-      const sender = pc.addTrack(stream.getAudioTracks()[0], stream);
-      pc.ontrack = (e) => {
-        // Chromium plays remote WebRTC audio only once it is attached to a media element, and
-        // measures its level after the element's volume: not muted.
-        const audio = new Audio();
-        audio.srcObject = e.streams[0] || new MediaStream([e.track]);
-        audio.play().catch(() => {});
-      };
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((resolve) => {
-        if (pc.iceGatheringState === 'complete') return resolve();
-        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
-        setTimeout(resolve, 3000);
-      });
+      // The script Hodi serves for pages: what an app's own page would import.
+      const { call } = await import('/voice/webrtc.js');
       const opened = performance.now();
-      const ws = new WebSocket(`${p.base.replace('http', 'ws')}/voice/webrtc`);
-      const ended = new Promise((resolve) => {
-        ws.onmessage = async (e) => {
-          const m = JSON.parse(e.data);
-          if (m.type === 'answer') await pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
-          if (m.type === 'ended') resolve(m.reason);
-        };
-        ws.onclose = () => resolve('socket closed');
+      const c = await call({
+        orgId: p.org, appId: p.app, token: p.token, to: p.to, from: p.from,
+        onState: (s) => console.log(`state ${s}`),
       });
-      ws.onopen = () =>
-        ws.send(JSON.stringify({
-          type: 'call', orgId: p.org, appId: p.app, token: p.token, to: p.to, from: p.from,
-          sdp: pc.localDescription.sdp,
-        }));
+      const pc = c.peerConnection;
 
       // Watch what arrives: first packet (setup time), loudest level, total energy.
       let loudest = 0;
@@ -85,23 +63,21 @@ const base = `http://127.0.0.1:${env('HODI_HTTP_PORT')}`;
             window.report(`SETUP ${Math.round(performance.now() - opened)}`);
           }
           loudest = Math.max(loudest, s.audioLevel || 0);
-          if (p.debug) console.log(JSON.stringify({ packets: s.packetsReceived, level: s.audioLevel, energy: s.totalAudioEnergy, samples: s.totalSamplesReceived, concealed: s.concealedSamples, codec: s.codecId }));
+          if (p.debug) console.log(JSON.stringify({ packets: s.packetsReceived, level: s.audioLevel, energy: s.totalAudioEnergy }));
           if (!heard && loudest > 0.05 && (s.totalAudioEnergy || 0) > 0.001) {
             heard = true;
             window.report(`HEARD ${loudest.toFixed(3)} ${(s.totalAudioEnergy || 0).toFixed(5)}`);
           }
         });
-        if (heard && p.press && !pressed && sender.dtmf && sender.dtmf.canInsertDTMF) {
+        if (heard && p.press && !pressed) {
           pressed = true;
-          sender.dtmf.insertDTMF(p.press, 200, 100);
+          c.press(p.press);
           window.report(`PRESSED ${p.press}`);
         }
       }, 100);
-      const reason = await Promise.race([ended, new Promise((r) => setTimeout(() => r('timeout'), 60000))]);
+      const reason = await Promise.race([c.ended, new Promise((r) => setTimeout(() => r('timeout'), 60000))]);
       clearInterval(watching);
       window.report(`ENDED ${reason}`);
-      pc.close();
-      ws.close();
     }, {
       base, org: env('HODI_ORG'), app: env('HODI_APP'), token: env('HODI_TOKEN'), to: env('HODI_TO'),
       from: process.env.HODI_FROM || undefined, press: process.env.HODI_PRESS || '', debug: !!process.env.HODI_PAGE_DEBUG,

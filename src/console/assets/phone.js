@@ -6,13 +6,15 @@
 
 import { connect } from "./rsocket.js";
 import * as pb from "./proto.js";
+import { call as browserCall } from "/voice/webrtc.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("phone");
 let socket = null;
 let me = null;
 let ussd = null; // { code, session }
-let call = null; // { session, channel, direction }
+let call = null; // { session, channel, direction }, or { audio } for a call with sound
+
 let checkout = null; // { transaction_id }
 
 const rand = (kind) => `${kind}-${crypto.randomUUID().replaceAll("-", "")}`;
@@ -116,6 +118,7 @@ async function voice(status, extra = {}) {
 }
 
 function endCall() {
+  if (call?.audio) call.audio.hangUp();
   call = null;
   $("keypad").hidden = true;
   $("call-state").textContent = "no call";
@@ -203,6 +206,29 @@ $("call-dial").addEventListener("submit", guard(async () => {
   showActions(await voice(pb.CallStatus.ANSWERED));
 }));
 
+// A real call from this page (WebRTC through Hodi's gateway): the app hears the microphone and
+// this page plays what the app says; the keypad sends tones.
+$("call-audio").addEventListener("click", guard(async () => {
+  const grant = await (await fetch("/console/api/phone-token", { method: "POST" })).json();
+  $("call-said").replaceChildren();
+  $("call-state").textContent = "calling (audio)…";
+  const audio = await browserCall({
+    orgId: grant.org_id, appId: grant.app_id, token: grant.token, to: $("call-to").value,
+    from: me ?? undefined,
+    onState: (s) => ($("call-state").textContent = s === "answered" ? "in call (audio)" : `${s} (audio)`),
+  });
+  call = { audio };
+  $("keypad").hidden = false;
+  $("answer").hidden = true;
+  audio.ended.then((reason) => {
+    if (!call || call.audio === audio) {
+      call = null;
+      $("keypad").hidden = true;
+      $("call-state").textContent = `no call (the last ended: ${reason})`;
+    }
+  });
+}));
+
 $("answer").addEventListener("click", guard(async () => {
   if (!call) return;
   $("answer").hidden = true;
@@ -213,12 +239,14 @@ for (const key of document.querySelectorAll("#keypad [data-key]")) {
   key.addEventListener("click", guard(async () => {
     if (!call) return;
     append("call-said", `me: ${key.dataset.key}`, "out");
+    if (call.audio) return call.audio.press(key.dataset.key);
     showActions(await voice(pb.CallStatus.ACTIVE, { dtmf_digits: { value: key.dataset.key } }));
   }));
 }
 
 $("hang-up").addEventListener("click", guard(async () => {
   if (!call) return;
+  if (call.audio) return endCall();
   await voice(pb.CallStatus.COMPLETED, { hangup_cause: pb.HangupCause.NORMAL_CLEARING });
   endCall();
 }));

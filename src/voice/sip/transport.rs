@@ -34,8 +34,11 @@ pub enum Transport {
 pub struct Vouched {
     /// The org whose app minted the token: its numbers are the only ones the page may call.
     pub org_id: String,
-    /// The customer the app sees (an `app` provider number).
+    /// The customer the app sees.
     pub customer: String,
+    /// `customer` is a valid E.164 number, seen as a cellular customer (a browser phone standing
+    /// in for a handset, as the console's does); else an `app` provider number.
+    pub cellular: bool,
 }
 
 impl Transport {

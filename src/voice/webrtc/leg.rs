@@ -42,6 +42,8 @@ pub struct Leg {
     from_tag: String,
     invite_branch: String,
     to: String,
+    /// The From user: the caller ID.
+    from_user: String,
     /// Our side of the leg: where the gateway's plain RTP socket is (Via, Contact, SDP).
     local: SocketAddr,
     to_tag: Option<String>,
@@ -55,12 +57,13 @@ fn random() -> String {
 
 impl Leg {
     /// A leg calling `to`, with media at `local` in `codec`; the INVITE to send.
-    pub fn invite(to: &str, local: SocketAddr, codec: Codec) -> (Leg, Vec<u8>) {
+    pub fn invite(to: &str, from_user: &str, local: SocketAddr, codec: Codec) -> (Leg, Vec<u8>) {
         let leg = Leg {
             call_id: format!("{}@webrtc.hodi", random()),
             from_tag: random(),
             invite_branch: format!("z9hG4bK{}", random()),
             to: to.to_string(),
+            from_user: from_user.to_string(),
             local,
             to_tag: None,
             next_cseq: 2,
@@ -79,17 +82,17 @@ impl Leg {
         self.state == State::Ended
     }
 
-    /// The caller names itself in From only for logs: who it is comes with the transport
-    /// ([`crate::voice::sip::transport::Vouched`]).
+    /// Who the caller is comes with the transport ([`crate::voice::sip::transport::Vouched`]);
+    /// From carries a cellular caller's number as caller ID.
     fn request(&self, method: &str, cseq: u32, branch: &str, to_tag: Option<&str>, body: Option<&str>) -> Vec<u8> {
-        let Leg { call_id, from_tag, to, local, .. } = self;
+        let Leg { call_id, from_tag, to, from_user, local, .. } = self;
         let to_header = match to_tag {
             Some(tag) => format!("<sip:{to}@hodi>;tag={tag}"),
             None => format!("<sip:{to}@hodi>"),
         };
         let mut out = format!(
             "{method} sip:{to}@hodi SIP/2.0\r\nVia: SIP/2.0/WS {local};branch={branch}\r\nMax-Forwards: 70\r\n\
-             From: <sip:browser@webrtc.hodi>;tag={from_tag}\r\nTo: {to_header}\r\nCall-ID: {call_id}\r\n\
+             From: <sip:{from_user}@webrtc.hodi>;tag={from_tag}\r\nTo: {to_header}\r\nCall-ID: {call_id}\r\n\
              CSeq: {cseq} {method}\r\nContact: <sip:browser@{local}>\r\n"
         );
         match body {
@@ -200,7 +203,7 @@ mod tests {
 
     #[test]
     fn an_answered_leg_acks_and_a_hang_up_sends_bye_in_the_dialog() {
-        let (mut leg, invite) = Leg::invite("+254711082000", SocketAddr::from(LOCAL), Codec::Pcmu);
+        let (mut leg, invite) = Leg::invite("+254711082000", "browser", SocketAddr::from(LOCAL), Codec::Pcmu);
         let invite = request(&invite);
         assert_eq!(invite.user, "+254711082000");
         let offer = sdp::read(&invite.body, SocketAddr::from(LOCAL).ip()).expect("our SDP");
@@ -226,7 +229,7 @@ mod tests {
 
     #[test]
     fn a_refused_leg_ends_and_a_leg_still_ringing_is_cancelled() {
-        let (mut leg, invite) = Leg::invite("+254711082000", SocketAddr::from(LOCAL), Codec::Pcma);
+        let (mut leg, invite) = Leg::invite("+254711082000", "browser", SocketAddr::from(LOCAL), Codec::Pcma);
         let invite = request(&invite);
         let cancel = request(&leg.hang_up().expect("CANCEL"));
         assert_eq!((cancel.method.as_str(), cancel.cseq.as_str()), ("CANCEL", "1 CANCEL"));
@@ -238,7 +241,7 @@ mod tests {
         assert_eq!((ack.method.as_str(), ack.branch()), ("ACK", invite.branch()));
         assert!(leg.ended());
 
-        let (mut leg, invite) = Leg::invite("+254711082000", SocketAddr::from(LOCAL), Codec::Pcmu);
+        let (mut leg, invite) = Leg::invite("+254711082000", "browser", SocketAddr::from(LOCAL), Codec::Pcmu);
         let invite = request(&invite);
         let (event, _) = leg.on_response(&response(&invite.response(404, "Not Found", Some("x"), &[], None)));
         assert_eq!(event, LegEvent::Ended("404".into()));
@@ -246,7 +249,7 @@ mod tests {
 
     #[test]
     fn the_executor_hanging_up_ends_the_leg() {
-        let (mut leg, invite) = Leg::invite("+254711082000", SocketAddr::from(LOCAL), Codec::Pcmu);
+        let (mut leg, invite) = Leg::invite("+254711082000", "browser", SocketAddr::from(LOCAL), Codec::Pcmu);
         let invite = request(&invite);
         let answer = sdp::describe(SocketAddr::from(([127, 0, 0, 1], 30000)), Codec::Pcmu, None, 1, 1);
         leg.on_response(&response(&invite.response(200, "OK", Some("e"), &[], Some(("application/sdp", &answer)))));

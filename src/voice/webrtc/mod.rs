@@ -6,15 +6,19 @@
 //! the call on the voice executor as a SIP leg inside the process ([`leg`]), through the
 //! listener's in-process transport, which vouches for the caller the token names. From there the
 //! call is a `voiceCall` like a phone's: the app answers it with the same actions, sessions,
-//! recordings and call records. The page's customer is an `app` provider number (the `from` it
-//! sent, or a fresh `browser-…` name).
+//! recordings and call records. The page's customer is the `from` it sent: a cellular customer
+//! when that is a valid E.164 number (a browser phone standing in for a handset, as the
+//! console's does — a token already lets a simulator socket play any customer), else an `app`
+//! provider number (a fresh `browser-…` name when none is sent).
 //!
 //! Bounded: `voice.webrtc_max_calls` sessions at once and `voice.webrtc_max_calls_per_address`
 //! from one address (beyond them 503 before the upgrade); an address that keeps presenting bad
 //! tokens waits before it is heard again (429); each socket carries one call, its frames at most
 //! [`signal::MAX_FRAME`] bytes, the call due within 10 s and the media connected within 20 s.
 //!
-//! Owns the signalling route, admission and the sessions; does not own the executor's calls
+//! Pages call with the script served at `/voice/webrtc.js` (`client.js` here, no dependencies).
+//!
+//! Owns the signalling route, the page script, admission and the sessions; does not own the executor's calls
 //! ([`crate::voice::call`]) or the SIP listener ([`crate::voice::listener`]).
 
 pub mod leg;
@@ -71,7 +75,10 @@ impl Gateway {
 
     /// The signalling route, to merge into the HTTP listener's router.
     pub fn router(self: Arc<Gateway>) -> axum::Router {
-        axum::Router::new().route("/voice/webrtc", axum::routing::get(upgrade)).with_state(self)
+        axum::Router::new()
+            .route("/voice/webrtc", axum::routing::get(upgrade))
+            .route("/voice/webrtc.js", axum::routing::get(client))
+            .with_state(self)
     }
 
     pub(crate) fn token_failed(&self, address: IpAddr) {
@@ -81,6 +88,14 @@ impl Gateway {
     pub(crate) fn token_passed(&self, address: IpAddr) {
         self.failures.forgive(address);
     }
+}
+
+/// The page side, for any page to import (the console's phone does).
+const CLIENT: &str = include_str!("client.js");
+
+async fn client() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=300")], CLIENT)
+        .into_response()
 }
 
 /// The WebSocket handshake (RFC 6455 §4.2), then the call on a task of its own.

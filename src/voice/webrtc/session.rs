@@ -103,7 +103,9 @@ async fn first_call(
         }
     }
     let customer = from.unwrap_or_else(|| format!("browser-{:x}", crate::voice::rand_id() & 0xffff_ffff));
-    Ok((Arc::new(Vouched { org_id, customer }), to, sdp))
+    let cellular =
+        crate::convert::number::check(crate::wire::CustomerNumberProvider::Cellular as i32, &customer).is_ok();
+    Ok((Arc::new(Vouched { org_id, customer, cellular }), to, sdp))
 }
 
 /// The peer connection for `offer`: G.711 and telephone events only, ICE-lite on one host
@@ -211,7 +213,10 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
 
     let leg_socket = UdpSocket::bind(SocketAddr::new(ctx.leg_ip, 0)).await.map_err(|e| format!("leg socket: {e}"))?;
     let leg_addr = leg_socket.local_addr().map_err(|e| e.to_string())?;
-    let (mut leg, invite) = Leg::invite(&to, leg_addr, codec);
+    // A cellular customer is named in From, as a phone's caller ID; an app identity is not (it
+    // may hold characters a SIP URI's user part cannot), the transport carries it.
+    let from_user = if vouched.cellular { vouched.customer.as_str() } else { "browser" };
+    let (mut leg, invite) = Leg::invite(&to, from_user, leg_addr, codec);
     let (sip_tx, mut sip_rx) = mpsc::channel::<Vec<u8>>(SIP_QUEUE);
     let transport = Transport::Web(sip_tx, peer, vouched.clone());
     let inject = |bytes: Vec<u8>| {

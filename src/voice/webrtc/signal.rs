@@ -85,10 +85,10 @@ impl FromPage {
                 if to.is_empty() || to.len() > 32 || !to.chars().all(dialable) {
                     return Err(Invalid("to must be a number: up to 32 digits, letters or +".into()));
                 }
-                let named = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+                let named = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+');
                 if let Some(from) = from {
                     if from.is_empty() || from.len() > 64 || !from.chars().all(named) {
-                        return Err(Invalid("from must be 1 to 64 letters, digits, or . _ - @".into()));
+                        return Err(Invalid("from must be 1 to 64 letters, digits, or . _ - @ +".into()));
                     }
                 }
                 if sdp.len() > MAX_SDP {
