@@ -2,7 +2,7 @@
 //! section of `docs/benchmarks.md`.
 //!
 //! Usage: cargo run --release -p hodi-bench -- [--write] <rsocket|reminders|messaging|payments|state|
-//! notifications|calls|conferences|registrar|smpp|hostile|all> [options]; `--help` lists them.
+//! notifications|calls|conferences|registrar|webrtc|smpp|hostile|all> [options]; `--help` lists them.
 //!
 //! - `rsocket`: request/response echo, Hodi's RSocket layer against rsocket-js (see [`rsocket`]).
 //! - `reminders`: the reminder scheduler at 1k, 100k and 1M pending reminders (see [`reminders`]).
@@ -14,6 +14,7 @@
 //! - `smpp`: SMS through an SMPP provider: submit rate on one bind, SendMessage → submit_sm
 //!   latency, send-by-tag (see [`smpp`]).
 //! - `conferences`: rooms of five SIP callers mixed by the voice executor (see [`conferences`]).
+//! - `webrtc`: browser call setup through the WebRTC gateway (see [`webrtc`]).
 //! - `registrar`: SIP REGISTERs with digest authentication (see [`registrar`]).
 //! - `hostile`: server memory and a legitimate client's latency while each attack runs (see
 //!   [`hostile`]).
@@ -32,6 +33,7 @@ mod reminders;
 mod rsocket;
 mod smpp;
 mod state;
+mod webrtc;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,6 +97,8 @@ enum Bench {
     Conferences(Options),
     /// SIP REGISTERs with digest authentication [--rate N --seconds S].
     Registrar(Options),
+    /// Browser call setup through the WebRTC gateway [--calls N].
+    Webrtc(Options),
     /// SMS through an SMPP provider [--messages N --tagged N --latencies N].
     Smpp(Options),
     /// Several nodes on one PostgreSQL and Redis [round-trips|scaling|failover] (--postgres required, --redis URL).
@@ -141,6 +145,7 @@ fn main() -> Result<()> {
         Bench::Calls(o) => calls::main(&o.options),
         Bench::Registrar(o) => registrar::main(&o.options),
         Bench::Conferences(o) => conferences::main(&o.options),
+        Bench::Webrtc(o) => webrtc::main(&o.options),
         Bench::Hostile(o) => hostile::main(&o.options),
         Bench::Smpp(o) => smpp::main(&o.options),
         Bench::Cluster(o) => cluster::main(&o.options),
@@ -154,6 +159,7 @@ fn main() -> Result<()> {
             calls::main(&o.options)?;
             conferences::main(&o.options)?;
             registrar::main(&o.options)?;
+            webrtc::main(&o.options)?;
             smpp::main(&o.options)?;
             hostile::main(&o.options)
         }
