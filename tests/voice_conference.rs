@@ -43,7 +43,7 @@ async fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
     // The app: every answered call goes to room1 for 6 s (the first records the room); a
     // completed dial gets no more actions, so Hodi hangs up.
     let app = tokio::spawn(async move {
-        let (mut joined, mut completed, mut recording) = (0, Vec::new(), None);
+        let (mut joined, mut completed, mut recording, mut bridged) = (0, Vec::new(), None, Vec::new());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while completed.len() < 3 || recording.is_none() {
             assert!(tokio::time::Instant::now() < deadline, "conference calls did not finish: {completed:?}");
@@ -63,14 +63,20 @@ async fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
                     })),
                 };
                 n.reply(Reply::message(hodi_sdk::model::message::voice(vec![dial]))).await.expect("answered");
+            } else if v.status == VoiceCallStatus::Bridged as i32 {
+                // Joined the room: told while the call sits in it (an answer's actions are not run).
+                bridged.push((n.customer_id.clone(), v.dial_data.clone().expect("dialData")));
+                let ignored = vec![hodi_sdk::model::voice::say("not played: the call is in a room")];
+                n.reply(Reply::message(hodi_sdk::model::message::voice(ignored))).await.expect("answered");
             } else if v.status == VoiceCallStatus::DialCompleted as i32 {
+                assert!(bridged.iter().any(|(c, _)| *c == n.customer_id), "left before it was told it joined");
                 completed.push(v.dial_data.clone().expect("dialData"));
                 n.reply(Reply::message(hodi_sdk::model::message::voice(vec![]))).await.expect("answered");
             } else if let Some(url) = v.recording_url.clone() {
                 recording = Some(url);
             }
         }
-        (completed, recording)
+        (completed, recording, bridged)
     });
 
     let mut phones = Vec::new();
@@ -88,8 +94,14 @@ async fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let (completed, recording) =
+    let (completed, recording, bridged) =
         tokio::time::timeout(Duration::from_secs(60), app).await.expect("calls end").expect("app");
+    // Each join was told to the app: BRIDGED, dialData naming the room and when the call sat down.
+    assert_eq!(bridged.len(), 3, "{bridged:?}");
+    assert!(
+        bridged.iter().all(|(_, d)| d.destination_number == "conference:room1" && d.started_at.is_some()),
+        "{bridged:?}"
+    );
     assert!(completed.iter().all(|d| d.destination_number == "conference:room1"), "{completed:?}");
     assert!(completed.iter().all(|d| d.duration.as_ref().is_some_and(|x| x.seconds >= 5)), "{completed:?}");
     let deadline = tokio::time::Instant::now() + WAIT;

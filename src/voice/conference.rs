@@ -164,6 +164,7 @@ pub(super) async fn stay(
     name: &str,
     stream: &mut Stream,
     max: Option<Duration>,
+    joined_tx: tokio::sync::oneshot::Sender<i64>,
 ) -> Stay {
     let inlet = SharedInlet::default();
     let Some((room, id, mut outlet)) = rooms.sit(org_id, name, inlet.clone()) else {
@@ -173,6 +174,8 @@ pub(super) async fn stay(
     stream.mix_into(Some(inlet));
     let joined = tokio::time::Instant::now();
     let joined_at = crate::store::now_ms();
+    // The app hears of the join while the call sits in the room (see `dial`).
+    let _ = joined_tx.send(joined_at);
     let deadline = joined + max.unwrap_or(MAX_STAY).min(MAX_STAY);
     info!(room = %name, people = lock(&room.seats).len(), "joined the conference");
     let (mut payload, mut packet) = (Vec::with_capacity(FRAME), Vec::with_capacity(12 + FRAME));
