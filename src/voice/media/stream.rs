@@ -556,6 +556,9 @@ async fn bind(settings: &Settings) -> std::io::Result<(UdpSocket, Option<UdpSock
                 }
             }
         }
+        // Should not happen (half of all free ports are even with a free neighbour): say so, a
+        // leg without RTCP has no round trip or far-end loss in its record.
+        tracing::warn!(attempts = BIND_ATTEMPTS, "no RTP/RTCP port pair free; this leg sends no RTCP");
         return Ok((UdpSocket::bind(SocketAddr::new(ip, 0)).await?, None));
     };
     let first = low + (low % 2);
@@ -575,7 +578,10 @@ async fn bind(settings: &Settings) -> std::io::Result<(UdpSocket, Option<UdpSock
         }
     }
     match alone {
-        Some(rtp) => Ok((rtp, None)),
+        Some(rtp) => {
+            tracing::warn!("no RTP/RTCP port pair free in voice.rtp_ports; this leg sends no RTCP");
+            Ok((rtp, None))
+        }
         None => Err(last.unwrap_or_else(|| std::io::Error::other("voice.rtp_ports has no even port"))),
     }
 }
