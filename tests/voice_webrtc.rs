@@ -2,7 +2,7 @@
 //! webrtc_call.js) calls a voice number over Hodi's WebRTC gateway with a token the app minted,
 //! hears the app's `say` (the level its own WebRTC stack measures), and presses a key through
 //! RTCDTMFSender that reaches `getDigits`. And the signalling socket against hostile pages: bad
-//! tokens, bad messages, the per-address cap.
+//! tokens, bad messages, a page that never calls, the per-address cap.
 
 mod common;
 
@@ -139,6 +139,14 @@ async fn hostile_pages_get_clear_refusals_and_the_gateway_stays_bounded() {
     let http = running.bound.http.expect("http listener");
     let (org, app_id) = (dev.org_id.as_str(), dev.app_id.as_str());
 
+    // A page that opens the socket and says nothing is told why and closed (10 s).
+    let silent = async {
+        let mut ws = open(http).await.expect("upgraded");
+        let reply = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("ended in time");
+        let text = reply.expect("a frame").expect("ok").into_text().expect("text").to_string();
+        assert!(text.contains("no call within 10 s"), "{text}");
+    };
+
     // Not a WebSocket at all.
     let plain = reqwest_like_get(http, "/voice/webrtc").await;
     assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
@@ -151,6 +159,8 @@ async fn hostile_pages_get_clear_refusals_and_the_gateway_stays_bounded() {
     assert!(refused(http, injected).await.contains("to must be a number"));
     // A good token with an offer that is not SDP, and with one that has no audio.
     assert!(refused(http, call(org, app_id, &token, "+254711082000", "garbage")).await.contains("SDP"));
+
+    silent.await;
 
     // Bad tokens: refused each time; after five from this address, the upgrade itself waits.
     for i in 0..5 {

@@ -42,6 +42,14 @@ const CONNECT: Duration = Duration::from_secs(20);
 const LEAVING: Duration = Duration::from_secs(2);
 /// SIP messages from the executor waiting for this task.
 const SIP_QUEUE: usize = 32;
+/// A page must take a signalling message within this: one that stops reading does not hold the
+/// call's task (and its media) up.
+const SEND: Duration = Duration::from_secs(5);
+
+/// Sends one message to the page; false when it did not go (closed, or not read in time).
+async fn tell(ws: &mut Socket, message: ToPage) -> bool {
+    matches!(tokio::time::timeout(SEND, ws.send(Message::text(message.text()))).await, Ok(Ok(())))
+}
 
 /// What a session needs from the node.
 pub struct Context {
@@ -67,8 +75,8 @@ pub async fn run(ctx: Context, mut ws: Socket, peer: SocketAddr) {
             reason
         }
     };
-    let _ = ws.send(Message::text(ToPage::Ended { reason }.text())).await;
-    let _ = ws.close(None).await;
+    tell(&mut ws, ToPage::Ended { reason }).await;
+    let _ = tokio::time::timeout(SEND, ws.close(None)).await;
 }
 
 /// The first message, checked: who calls what with which offer.
@@ -229,7 +237,15 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
         }
     };
     inject(invite).await;
-    ws.send(Message::text(ToPage::Answer { sdp: answer }.text())).await.map_err(|e| e.to_string())?;
+    if !tell(ws, ToPage::Answer { sdp: answer }).await {
+        if let Some(cancel) = leg.hang_up() {
+            inject(cancel).await;
+        }
+        return Err("the page did not take the answer".into());
+    }
+    // The executor answers (or refuses) once the app has: as long as a phone may ring.
+    let answer_by =
+        tokio::time::Instant::now() + Duration::from_secs(ctx.hodi.config.voice.ring_timeout_secs.clamp(1, 600));
     let span = tracing::Span::current();
     span.record("call_id", leg.call_id());
     span.record("customer", vouched.customer.as_str());
@@ -245,6 +261,7 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
     };
     let connect_by = tokio::time::Instant::now() + CONNECT;
     let mut connected = false;
+    let mut answered = false;
     let mut leaving_since: Option<tokio::time::Instant> = None;
     let mut ending = String::from("hung up");
     let mut from_browser = vec![0u8; 2048];
@@ -305,6 +322,13 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
                 return Ok(ending);
             }
         }
+        if !answered && leaving_since.is_none() && tokio::time::Instant::now() > answer_by {
+            ending = "the call was not answered".into();
+            if let Some(cancel) = leg.hang_up() {
+                inject(cancel).await;
+            }
+            leaving_since.get_or_insert_with(tokio::time::Instant::now);
+        }
         if !connected && tokio::time::Instant::now() > connect_by {
             ending = "the page's media never connected".into();
             if let Some(bye) = leg.hang_up() {
@@ -349,10 +373,25 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
                             inject(ack).await;
                         }
                         match event {
-                            LegEvent::Ringing => { let _ = ws.send(Message::text(ToPage::Ringing.text())).await; }
+                            LegEvent::Ringing => {
+                                if !tell(ws, ToPage::Ringing).await {
+                                    ending = "the page stopped reading".into();
+                                    if let Some(cancel) = leg.hang_up() {
+                                        inject(cancel).await;
+                                    }
+                                    return Ok(ending);
+                                }
+                            }
                             LegEvent::Answered(media) => {
                                 toward.remote = Some(media.remote);
-                                let _ = ws.send(Message::text(ToPage::Answered.text())).await;
+                                answered = true;
+                                if !tell(ws, ToPage::Answered).await {
+                                    ending = "the page stopped reading".into();
+                                    if let Some(bye) = leg.hang_up() {
+                                        inject(bye).await;
+                                    }
+                                    return Ok(ending);
+                                }
                             }
                             LegEvent::Ended(why) => return Ok(why),
                             LegEvent::Nothing => {}
