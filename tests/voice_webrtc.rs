@@ -1,7 +1,8 @@
 //! Browser calls: headless Chromium (Debian's, driven by playwright-core: tests/peers/
 //! webrtc_call.js) calls a voice number over Hodi's WebRTC gateway with a token the app minted,
 //! hears the app's `say` (the level its own WebRTC stack measures), and presses a key through
-//! RTCDTMFSender that reaches `getDigits`. And the signalling socket against hostile pages: bad
+//! RTCDTMFSender that reaches `getDigits`. A browser and a baresip phone in one conference hear
+//! each other. And the signalling socket against hostile pages: bad
 //! tokens, bad messages, a page that never calls, the per-address cap.
 
 mod common;
@@ -14,7 +15,7 @@ use hodi_sdk::wire::VoiceCallStatus;
 use hodi_sdk::{Event, Reply};
 use tokio_tungstenite::tungstenite::Message;
 
-use common::sip::{app, WAIT};
+use common::sip::{app, baresip_with, PhoneOptions, WAIT};
 
 /// The whole browser run.
 const RUN: Duration = Duration::from_secs(90);
@@ -27,17 +28,8 @@ async fn a_browser_calls_hears_the_app_and_its_key_reaches_get_digits() {
     let token = client.generate_auth_token().await.expect("a token").token;
     let http = running.bound.http.expect("http listener");
 
-    let mut command = std::process::Command::new("node");
-    command
-        .arg(common::peers_dir().join("webrtc_call.js"))
-        .current_dir(common::peers_dir())
-        .env("HODI_HTTP_PORT", http.port().to_string())
-        .env("HODI_ORG", &dev.org_id)
-        .env("HODI_APP", &dev.app_id)
-        .env("HODI_TOKEN", &token)
-        .env("HODI_TO", "+254711082000")
-        .env("HODI_FROM", "web-visitor-1")
-        .env("HODI_PRESS", "5");
+    let mut command = page_command(http, &dev, &token, "web-visitor-1");
+    command.env("HODI_PRESS", "5");
     let mut page = common::Talking::spawn(command);
 
     let deadline = tokio::time::Instant::now() + RUN;
@@ -100,6 +92,89 @@ async fn a_browser_calls_hears_the_app_and_its_key_reaches_get_digits() {
     assert_eq!((record.caller.as_str(), record.callee.as_str()), ("web-visitor-1", "+254711082000"));
     assert_eq!((record.sip_status, record.ending.as_str()), (200, "we_hung_up"), "{record:?}");
     assert!(record.packets_sent >= 50 && record.packets_received >= 50, "{record:?}");
+}
+
+/// The page script with its environment (no key press unless `press`).
+fn page_command(
+    http: std::net::SocketAddr,
+    dev: &hodi::server::DevCredentials,
+    token: &str,
+    from: &str,
+) -> std::process::Command {
+    let mut command = std::process::Command::new("node");
+    command
+        .arg(common::peers_dir().join("webrtc_call.js"))
+        .current_dir(common::peers_dir())
+        .env("HODI_HTTP_PORT", http.port().to_string())
+        .env("HODI_ORG", &dev.org_id)
+        .env("HODI_APP", &dev.app_id)
+        .env("HODI_TOKEN", token)
+        .env("HODI_TO", "+254711082000")
+        .env("HODI_FROM", from);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_and_a_sip_phone_hear_each_other_in_one_conference() {
+    let (running, _dir) = common::inproc::start().await;
+    let dev = running.dev.clone().expect("dev tenant");
+    let (client, mut notifications) = app(&running).await;
+    let token = client.generate_auth_token().await.expect("a token").token;
+    let http = running.bound.http.expect("http listener");
+    let sip = running.bound.sip.expect("SIP");
+
+    // The app: every answered call sits in room "mixed" for 8 s; joins are counted.
+    let app = tokio::spawn(async move {
+        let (mut joined, mut completed) = (Vec::new(), 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while completed < 2 && tokio::time::Instant::now() < deadline {
+            let Some(n) = notifications.next_within(WAIT).await else { continue };
+            let Event::ReceivedMessage(m) = &n.event else { continue };
+            let Some(v) = m.voice().cloned() else { continue };
+            let who = m.customer_number.as_ref().map(|c| c.number.clone()).unwrap_or_default();
+            let actions = if v.status == VoiceCallStatus::Answered as i32 {
+                vec![common::sip::dial(&["conference:mixed"], Some(8))]
+            } else if v.status == VoiceCallStatus::Bridged as i32 {
+                joined.push(who);
+                vec![]
+            } else if v.status == VoiceCallStatus::DialCompleted as i32 {
+                completed += 1;
+                vec![]
+            } else {
+                continue;
+            };
+            n.reply(Reply::message(hodi_sdk::model::message::voice(actions))).await.expect("answered");
+        }
+        joined
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user = "+254700000120";
+    let options = PhoneOptions { tone_hz: 450.0, dial: Some(format!("sip:+254711082000@{sip}")) };
+    let phone = baresip_with(dir.path(), user, |_| format!("<sip:{user}@127.0.0.1>;regint=0"), options).await;
+    let mut page = common::Talking::spawn(page_command(http, &dev, &token, "web-visitor-2"));
+    let deadline = tokio::time::Instant::now() + RUN;
+    let mut heard = None;
+    while let Some(line) = page.next_line(deadline).await {
+        if let Some(level) = line.strip_prefix("HEARD ") {
+            heard = level.split_whitespace().next().and_then(|w| w.parse::<f64>().ok());
+        }
+    }
+    let (ok, output) = page.finish().await;
+    assert!(ok, "the page failed\n{output}");
+    let joined = tokio::time::timeout(Duration::from_secs(60), app).await.expect("calls end").expect("app");
+    assert!(joined.contains(&"web-visitor-2".to_string()) && joined.contains(&user.to_string()), "{joined:?}");
+    // The page heard the phone's tone through the room (nothing else is in it) …
+    let level = heard.unwrap_or_else(|| panic!("the page heard nothing in the room\n{output}"));
+    assert!(level > 0.05, "{level}\n{output}");
+    // … and the phone heard the page's fake microphone (its beeps: the loudest 20 ms of it).
+    let samples = phone.heard(8000 * 3).await;
+    let loudest = samples
+        .chunks(160)
+        .map(|f| (f.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / f.len() as f64).sqrt())
+        .fold(0.0, f64::max);
+    eprintln!("the page heard level {level}; the phone heard the page at RMS {loudest:.0}");
+    assert!(loudest > 500.0, "the phone did not hear the page: loudest 20 ms at RMS {loudest:.0}");
 }
 
 /// Opens the signalling socket; the handshake's status when it is refused.
