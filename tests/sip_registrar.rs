@@ -326,3 +326,30 @@ async fn a_register_flood_holds_nothing_and_the_registration_cap_refuses_new_dev
         .await;
     assert_eq!(probe.responses().await.last().map(|r| r.0), Some(200));
 }
+
+#[tokio::test]
+async fn dial_targets_name_users_by_name_or_extension_within_the_org() {
+    let (running, _dir) = common::inproc::start().await;
+    let dev = running.dev.clone().expect("dev tenant");
+    provision(&running, "frank", "105").await;
+    let registrar = &running.sip.as_ref().expect("voice").registrar;
+    let resolve = |target: &'static str| {
+        let hodi = running.hodi.clone();
+        let org = dev.org_id.clone();
+        async move { hodi::voice::registrar::resolve(&hodi, registrar, &org, target).await.map(|(user, _)| user.username) }
+    };
+    // A phone's REFER or an app's dial may name the extension in a URI, as phones show it.
+    for target in ["sip:frank@acme.example", "sip:105@acme.example", "frank", "105"] {
+        assert_eq!(resolve(target).await.as_deref(), Some("frank"), "{target}");
+    }
+    for target in ["sip:106@acme.example", "sip:105@other.example", "106"] {
+        assert_eq!(resolve(target).await, None, "{target}");
+    }
+    // Another org's users are not reachable from this one.
+    assert_eq!(
+        hodi::voice::registrar::resolve(&running.hodi, registrar, "org-elsewhere", "sip:105@acme.example")
+            .await
+            .map(|u| u.0.username),
+        None
+    );
+}

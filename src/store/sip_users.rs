@@ -111,6 +111,17 @@ impl Store {
         r.as_ref().map(row).transpose()
     }
 
+    /// The user of `domain` whose name is `name`, or else whose extension is (`sip:101@domain`
+    /// as a phone's transfer or a dial names it).
+    pub async fn sip_user_in_domain(&self, domain: &str, name: &str) -> Result<Option<SipUser>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sip_users WHERE domain = $1 AND (username = $2 OR extension = $2)
+             ORDER BY CASE WHEN username = $2 THEN 0 ELSE 1 END, username LIMIT 1"
+        );
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(domain).bind(name).fetch_optional(&self.pool).await?;
+        r.as_ref().map(row).transpose()
+    }
+
     /// Whether any org has users in `domain`.
     pub async fn sip_domain_known(&self, domain: &str) -> Result<bool> {
         let r = sqlx::query("SELECT 1 FROM sip_users WHERE domain = $1 LIMIT 1")

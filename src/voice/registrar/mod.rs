@@ -390,7 +390,8 @@ pub async fn caller(
 }
 
 /// What `dial` reaches for `target` in `org_id`: the user and its registered devices, when the
-/// target names one of the org's SIP users (`sip:alice@domain`, `alice`, or an extension).
+/// target names one of the org's SIP users (`sip:alice@domain` or `sip:101@domain`, `alice`, or
+/// an extension).
 pub async fn resolve(
     hodi: &Hodi,
     registrar: &Registrar,
@@ -401,7 +402,7 @@ pub async fn resolve(
         Some(uri) => {
             let (name, host) = uri.split_once('@')?;
             let host = message::host(&format!("sip:x@{host}"))?;
-            hodi.store.sip_user(&host, name).await
+            hodi.store.sip_user_in_domain(&host, name).await
         }
         None => hodi.store.sip_user_in_org(org_id, target).await,
     };
