@@ -967,12 +967,11 @@ async fn a_dial_to_baresip_bridges_audio_both_ways_as_the_far_end_records_it() {
     // and a clean loopback line scores what G.711 can.
     let legs = records(&running, 2).await;
     let leg = legs.iter().find(|r| r.direction == "outbound").expect("the dialled leg's record");
-    // baresip's reports echo Hodi's on this machine run by run, but in CI runs (same machine,
-    // whole suite) the 10 s bridge twice ended without one echoing Hodi's SR — not understood
-    // yet (see the note); the round trip is checked when there is one.
-    if let Some(rtt) = leg.rtt_ms {
-        assert!((0.0..50.0).contains(&rtt), "a loopback round trip: {rtt} ms");
-    }
+    // baresip's delay since Hodi's SR can come out a fraction of a millisecond longer than the
+    // whole loopback trip (it did in about one CI run in three): that is a round trip of zero,
+    // which the record keeps, not a missing one.
+    let rtt = leg.rtt_ms.expect("a round trip from baresip's reports");
+    assert!((0.0..50.0).contains(&rtt), "a loopback round trip: {rtt} ms");
     let mos = leg.mos.expect("a MOS");
     assert!((4.2..=4.5).contains(&mos), "a clean line: MOS {mos}");
     let caller_leg = legs.iter().find(|r| r.direction == "inbound").expect("the caller's record");

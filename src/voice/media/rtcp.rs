@@ -172,9 +172,17 @@ pub fn round_trip(block: &Block, now: u64) -> Option<std::time::Duration> {
     if block.lsr == 0 {
         return None;
     }
-    let rtt = middle(now).wrapping_sub(block.lsr).wrapping_sub(block.dlsr);
-    // More than a minute is not a round trip but a wrapped difference.
-    (rtt < 60 << 16).then(|| std::time::Duration::from_micros(u64::from(rtt) * 1_000_000 / 65_536))
+    let rtt = middle(now).wrapping_sub(block.lsr).wrapping_sub(block.dlsr) as i32;
+    // On a short path the far end's delay since our SR can come out a fraction of a millisecond
+    // longer than the whole round trip (its clock reads and rounding): a round trip of nothing,
+    // not a missing one (baresip on loopback did this to every other report). Further below zero
+    // or above a minute, the clocks disagree or the difference wrapped.
+    match rtt {
+        r if r < -(1 << 16) / 10 => None,
+        r if r < 0 => Some(std::time::Duration::ZERO),
+        r if r < 60 << 16 => Some(std::time::Duration::from_micros(r as u64 * 1_000_000 / 65_536)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +236,17 @@ mod tests {
         let rtt = round_trip(&block, back).expect("rtt");
         assert!((rtt.as_millis() as i64 - 80).abs() <= 1, "{rtt:?}");
         assert_eq!(round_trip(&Block::default(), back), None, "no SR echoed");
-        assert_eq!(round_trip(&Block { lsr: middle(back) + 10, ..Default::default() }, back), None, "from the future");
+        assert_eq!(
+            round_trip(&Block { lsr: middle(back) + 65_536, ..Default::default() }, back),
+            None,
+            "from the future"
+        );
+        // The far end's hold a fraction of a millisecond longer than the whole trip (loopback,
+        // baresip): a round trip of nothing, not none.
+        let over =
+            Block { lsr: middle(sent), dlsr: middle(back).wrapping_sub(middle(sent)) + 26, ..Default::default() };
+        assert_eq!(round_trip(&over, back), Some(Duration::ZERO));
+        let far_over = Block { dlsr: over.dlsr + 65_536 / 5, ..over };
+        assert_eq!(round_trip(&far_over, back), None, "200 ms more than the trip: the clocks disagree");
     }
 }
