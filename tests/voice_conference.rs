@@ -130,13 +130,12 @@ async fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
     let samples = wav(&running.hodi.config.data_dir.join("recordings").join(path));
     assert!(samples.len() > 8000 * 4, "{} samples in {url}", samples.len());
     let levels: Vec<f64> = TONES.iter().map(|hz| level(&samples, *hz)).collect();
-    // The room as the recording call heard it (the other two, mixed on the 20 ms tick: clear)
-    // plus its own voice, placed by network arrival — under load its frames overlap and the
-    // tone's phase jumps, so its level varies (190 to 1,400 seen). Every tone stands far above
-    // one nobody sent (single digits on the phones above).
-    let mut sorted = levels.clone();
-    sorted.sort_by(f64::total_cmp);
-    assert!(sorted[0] > 50.0 && sorted[1] > 1000.0, "the room's recording holds every phone: {levels:?}");
+    // The room as the recording call heard it (the other two, mixed) plus its own voice. Each
+    // source's frames are laid end to end in the recording (placed by arrival, they overlapped
+    // under load and the tones smeared: 190 to 3,700 seen, and one CI run failed on it); now
+    // every tone is clear (about 10,000 each, against single digits for one nobody sent).
+    eprintln!("the room's recording: tone levels {levels:.0?}");
+    assert!(levels.iter().all(|l| *l > 2000.0), "the room's recording holds every phone clearly: {levels:?}");
 }
 
 /// How many of the packets `socket` receives within `wait` carry `byte` throughout.

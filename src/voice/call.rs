@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use super::media::audio::{self, Voice};
 use super::media::stream::{Played, Stream};
@@ -139,20 +139,48 @@ impl Call {
     }
 
     /// Tells the app where the call is; returns its next actions.
-    pub(super) async fn ask(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        part: VoiceCallInputMessageBody,
-    ) -> anyhow::Result<Option<Vec<VoiceCallAction>>> {
-        let cmd = ReceiveMessageSimulatorCommand {
+    /// The voice part as a customer's message on this call's session.
+    fn voice_input(&self, part: VoiceCallInputMessageBody) -> ReceiveMessageSimulatorCommand {
+        ReceiveMessageSimulatorCommand {
             customer_number: self.caller(),
             channel_number: Some(self.channel()),
             parts: vec![InboundMessageBody { entry: Some(inbound_message_body::Entry::Voice(part)) }],
             session_id: Some(self.session_id.clone()),
             cost: None,
             duration: None,
-        };
+        }
+    }
+
+    /// Tells the app something about the call on a task of its own, without waiting for (or
+    /// running) its answer: a call whose task keeps media time must not carry the round trip.
+    pub(super) fn tell(&self, org_id: &str, app_id: &str, part: VoiceCallInputMessageBody) {
+        let (hodi, org_id, app_id) = (self.hodi.clone(), org_id.to_string(), app_id.to_string());
+        let cmd = self.voice_input(part);
+        let as_app = self.sip_user.is_some();
+        tokio::spawn(
+            async move {
+                let told = match as_app {
+                    true => {
+                        let app = crate::wire::CustomerNumberProvider::App;
+                        crate::messaging::inbound::receive_as(&hodi, &org_id, &app_id, cmd, app).await
+                    }
+                    false => crate::messaging::inbound::receive(&hodi, &org_id, &app_id, cmd).await,
+                };
+                if let Err(e) = told {
+                    debug!(error = %e, "telling the app about a call");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    pub(super) async fn ask(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        part: VoiceCallInputMessageBody,
+    ) -> anyhow::Result<Option<Vec<VoiceCallAction>>> {
+        let cmd = self.voice_input(part);
         let reply = match self.sip_user {
             Some(_) => {
                 let app = crate::wire::CustomerNumberProvider::App;

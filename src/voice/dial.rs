@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::call::{self, Call, Ending, Incoming};
 use super::media::audio;
@@ -55,9 +55,10 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
                 a.start_session_recording(MAX_BRIDGE);
             }
             let max = max_duration(d).map(Duration::from_secs);
-            // Joining is told to the app at once (BRIDGED, dialData naming the room and when);
-            // leaving is the dial's DIAL_COMPLETED below. The call is in the room meanwhile, so
-            // an answer to the join notice carries no actions for it: they are not run.
+            // Joining is told to the app at once (BRIDGED, dialData naming the room and when),
+            // on a task of its own: the call is in the room, keeping its 20 ms pace, so the
+            // answer is not waited for and its actions are not run. Leaving is the dial's
+            // DIAL_COMPLETED below.
             let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
             let tell = async {
                 let Ok(joined_at) = joined_rx.await else { return };
@@ -67,20 +68,10 @@ pub(super) async fn dial(call: &Call, org_id: &str, app_id: &str, a: &mut Stream
                     started_at: Some(crate::convert::timestamp(joined_at)),
                     duration: None,
                 });
-                if let Err(e) = call.ask(org_id, app_id, notice).await {
-                    debug!(error = %e, "telling the app a call joined a conference");
-                }
+                call.tell(org_id, app_id, notice);
             };
             let sitting = super::conference::stay(&call.sip.conferences, org_id, room, a, max, joined_tx);
-            tokio::pin!(sitting, tell);
-            let mut told = false;
-            // Leaving does not wait for the app's answer to the join notice.
-            let stay = loop {
-                tokio::select! {
-                    stay = &mut sitting => break stay,
-                    () = &mut tell, if !told => told = true,
-                }
-            };
+            let (stay, ()) = tokio::join!(sitting, tell);
             result.destination = stay.joined_at.map(|_| format!("conference:{room}"));
             result.started_at = stay.joined_at;
             result.duration = stay.duration;

@@ -152,6 +152,11 @@ impl Stats {
 
 /// Audio being recorded, placed by arrival time so both directions line up (a session
 /// recording mixes what the customer said with what Hodi played).
+///
+/// Within one source, consecutive frames are laid end to end while their arrival stays within
+/// [`RECORDING_SLACK`] of that: a frame a busy task sends or reads a few milliseconds late must
+/// not overlap the one before (a tone would jump phase and smear). A real gap (silence
+/// suppression, hold, a stall) beyond the slack places the frame by arrival again.
 #[derive(Debug)]
 struct Recorder {
     start: tokio::time::Instant,
@@ -159,16 +164,42 @@ struct Recorder {
     samples: Vec<i16>,
     /// The last time the customer's audio was above the silence threshold.
     last_voice: tokio::time::Instant,
+    /// Where each source's next frame goes when it comes on time.
+    next: [Option<usize>; 3],
 }
+
+/// Whose audio a frame is: ours (sent), the leg's far end (received), or the bridged leg's far
+/// end (relayed into this leg's session recording).
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Sent = 0,
+    Received = 1,
+    Bridged = 2,
+}
+
+/// How far a frame's arrival may drift from where its source's previous frame ended before it is
+/// placed by arrival instead (in samples: 60 ms).
+const RECORDING_SLACK: usize = 480;
 
 impl Recorder {
     fn new(max: Duration) -> Recorder {
         let now = tokio::time::Instant::now();
-        Recorder { start: now, max: (max.as_millis() as usize).saturating_mul(8), samples: Vec::new(), last_voice: now }
+        Recorder {
+            start: now,
+            max: (max.as_millis() as usize).saturating_mul(8),
+            samples: Vec::new(),
+            last_voice: now,
+            next: [None; 3],
+        }
     }
 
-    fn add(&mut self, frame: &[i16], at: tokio::time::Instant) {
-        let pos = (at.saturating_duration_since(self.start).as_micros() / 125) as usize;
+    fn add(&mut self, frame: &[i16], at: tokio::time::Instant, source: Source) {
+        let arrival = (at.saturating_duration_since(self.start).as_micros() / 125) as usize;
+        let pos = match self.next[source as usize] {
+            Some(next) if next.abs_diff(arrival) <= RECORDING_SLACK => next,
+            _ => arrival,
+        };
+        self.next[source as usize] = Some(pos + frame.len());
         let end = (pos + frame.len()).min(self.max);
         if pos >= end {
             return;
@@ -461,7 +492,7 @@ impl Stream {
         self.sequence = self.sequence.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
         if let Some(r) = self.recorders().session.as_mut() {
-            r.add(frame, tokio::time::Instant::now());
+            r.add(frame, tokio::time::Instant::now(), Source::Sent);
         }
         // A failed send (the far end's port closed) is loss, not an error: the call decides.
         if self.socket.send_to(packet, target).await.is_ok() {
@@ -804,18 +835,18 @@ async fn receive(end: End, digits: mpsc::Sender<char>, reports: Arc<Mutex<Report
         let now = tokio::time::Instant::now();
         if let Some(other) = record_into {
             if let Some(s) = other.lock().unwrap_or_else(|p| p.into_inner()).session.as_mut() {
-                s.add(&pcm, now);
+                s.add(&pcm, now, Source::Bridged);
             }
         }
         let mut r = recorders.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = r.message.as_mut() {
-            m.add(&pcm, now);
+            m.add(&pcm, now, Source::Received);
             if super::audio::is_speech(&pcm) {
                 m.last_voice = now;
             }
         }
         if let Some(s) = r.session.as_mut() {
-            s.add(&pcm, now);
+            s.add(&pcm, now, Source::Received);
         }
     }
 }
@@ -832,4 +863,30 @@ fn transcode(packet: &Packet<'_>, to: Codec, out: &mut Vec<u8>) -> bool {
     out.clear();
     Packet { payload_type: to.payload_type(), payload: &payload, ..packet.clone() }.write(out);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recording_lays_late_frames_end_to_end_and_places_real_gaps_by_arrival() {
+        let mut r = Recorder::new(Duration::from_secs(10));
+        let at = |ms: u64| r.start + Duration::from_millis(ms);
+        let (t0, t1, t2, t3) = (at(0), at(27), at(38), at(500));
+        let frame = [100i16; FRAME];
+        // 20 ms frames sent 0, 27 (late) and 38 ms (early) after the start: end to end, no overlap.
+        r.add(&frame, t0, Source::Sent);
+        r.add(&frame, t1, Source::Sent);
+        r.add(&frame, t2, Source::Sent);
+        assert_eq!(r.samples.len(), 3 * FRAME);
+        assert!(r.samples.iter().all(|s| *s == 100), "no sample written twice, none skipped");
+        // Half a second later (a pause): placed where it arrived, silence between.
+        r.add(&frame, t3, Source::Sent);
+        assert_eq!(r.samples.len(), 4000 + FRAME);
+        assert!(r.samples[3 * FRAME..4000].iter().all(|s| *s == 0));
+        // Another source keeps its own place: the far end's frame at 0 ms mixes with ours.
+        r.add(&[1i16; FRAME], t0, Source::Received);
+        assert_eq!(r.samples[0], 101);
+    }
 }
