@@ -20,13 +20,29 @@ use common::sip::{app, baresip_with, PhoneOptions, WAIT};
 /// The whole browser run.
 const RUN: Duration = Duration::from_secs(90);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_calls_hears_the_app_and_its_key_reaches_get_digits() {
-    let (running, _dir) = common::inproc::start().await;
+/// A server with the dev app connected and a token it minted for pages.
+struct Browsing {
+    running: hodi::server::Running,
+    _dir: common::inproc::TestDir,
+    dev: hodi::server::DevCredentials,
+    client: hodi_sdk::Elarian,
+    notifications: hodi_sdk::Notifications,
+    token: String,
+    http: std::net::SocketAddr,
+}
+
+async fn browsing(adjust: impl FnOnce(&mut hodi::config::Config)) -> Browsing {
+    let (running, _dir) = common::inproc::start_with(adjust).await;
     let dev = running.dev.clone().expect("dev tenant");
-    let (client, mut notifications) = app(&running).await;
+    let (client, notifications) = app(&running).await;
     let token = client.generate_auth_token().await.expect("a token").token;
     let http = running.bound.http.expect("http listener");
+    Browsing { running, _dir, dev, client, notifications, token, http }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_calls_hears_the_app_and_its_key_reaches_get_digits() {
+    let Browsing { running, _dir, dev, client: _client, mut notifications, token, http } = browsing(|_| {}).await;
 
     let mut command = page_command(http, &dev, &token, "web-visitor-1");
     command.env("HODI_PRESS", "5");
@@ -116,11 +132,7 @@ fn page_command(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_and_a_sip_phone_hear_each_other_in_one_conference() {
-    let (running, _dir) = common::inproc::start().await;
-    let dev = running.dev.clone().expect("dev tenant");
-    let (client, mut notifications) = app(&running).await;
-    let token = client.generate_auth_token().await.expect("a token").token;
-    let http = running.bound.http.expect("http listener");
+    let Browsing { running, _dir, dev, client: _client, mut notifications, token, http } = browsing(|_| {}).await;
     let sip = running.bound.sip.expect("SIP");
 
     // The app: every answered call sits in room "mixed" for 8 s; joins are counted.
@@ -207,11 +219,8 @@ fn call(org: &str, app: &str, token: &str, to: &str, sdp: &str) -> Message {
 
 #[tokio::test]
 async fn hostile_pages_get_clear_refusals_and_the_gateway_stays_bounded() {
-    let (running, _dir) = common::inproc::start_with(|c| c.voice.webrtc_max_calls_per_address = 2).await;
-    let dev = running.dev.clone().expect("dev tenant");
-    let (client, _notifications) = app(&running).await;
-    let token = client.generate_auth_token().await.expect("a token").token;
-    let http = running.bound.http.expect("http listener");
+    let Browsing { running: _first, _dir: _first_dir, dev, client, notifications: _notifications, token, http } =
+        browsing(|c| c.voice.webrtc_max_calls_per_address = 2).await;
     let (org, app_id) = (dev.org_id.as_str(), dev.app_id.as_str());
 
     // A page that opens the socket and says nothing is told why and closed (10 s).

@@ -80,14 +80,6 @@ impl Gateway {
             .route("/voice/webrtc.js", axum::routing::get(client))
             .with_state(self)
     }
-
-    pub(crate) fn token_failed(&self, address: IpAddr) {
-        self.failures.failed(address);
-    }
-
-    pub(crate) fn token_passed(&self, address: IpAddr) {
-        self.failures.forgive(address);
-    }
 }
 
 /// The page side, for any page to import (the console's phone does).
@@ -151,14 +143,7 @@ async fn upgrade(
             Some(config),
         )
         .await;
-        let ctx = session::Context {
-            hodi: gateway.hodi.clone(),
-            sip: gateway.sip.clone(),
-            media_ip: gateway.media_ip,
-            leg_ip: gateway.leg_ip,
-            gateway: gateway.clone(),
-        };
-        session::run(ctx, ws, peer).await;
+        session::run(gateway, ws, peer).await;
         drop(ticket);
     });
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);

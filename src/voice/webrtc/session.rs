@@ -10,7 +10,7 @@
 //! Owns this call's sockets, its `Rtc`, and its leg; does not own admission (see [`super`]) or the
 //! call's dialplan ([`crate::voice::call`]).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::leg::{Leg, LegEvent, EVENTS_PT};
 use super::signal::{FromPage, ToPage};
-use crate::context::Hodi;
+use super::Gateway;
 use crate::voice::listener::Sip;
 use crate::voice::media::rtp::{Packet, TelephoneEvent};
 use crate::voice::sdp::Codec;
@@ -51,24 +51,35 @@ async fn tell(ws: &mut Socket, message: ToPage) -> bool {
     matches!(tokio::time::timeout(SEND, ws.send(Message::text(message.text()))).await, Ok(Ok(())))
 }
 
-/// What a session needs from the node.
-pub struct Context {
-    pub hodi: Arc<Hodi>,
-    pub sip: Arc<Sip>,
-    /// The ICE host candidate's address (where browsers send media).
-    pub media_ip: IpAddr,
-    /// Where the leg's plain RTP socket binds (the executor's `voice.rtp_ip`).
-    pub leg_ip: IpAddr,
-    /// Bad tokens are counted against the page's address.
-    pub gateway: Arc<super::Gateway>,
+/// The leg's way into the executor: its SIP messages go through the listener's injection
+/// channel on the leg's in-process transport.
+struct Link {
+    sip: Arc<Sip>,
+    transport: Transport,
+}
+
+impl Link {
+    async fn send(&self, bytes: Vec<u8>) {
+        let message = (bytes, self.transport.clone());
+        if self.sip.inject.send_timeout(message, Duration::from_secs(1)).await.is_err() {
+            debug!("the SIP listener did not take a browser leg's message");
+        }
+    }
+
+    /// Ends the leg from our side (CANCEL or BYE); false when it was already ending.
+    async fn leave(&self, leg: &mut Leg) -> bool {
+        let Some(bytes) = leg.hang_up() else { return false };
+        self.send(bytes).await;
+        true
+    }
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Runs one page's call to its end; `peer` is the page's address.
-pub async fn run(ctx: Context, mut ws: Socket, peer: SocketAddr) {
+pub async fn run(gateway: Arc<Gateway>, mut ws: Socket, peer: SocketAddr) {
     let span = tracing::info_span!("webrtc", %peer, call_id = tracing::field::Empty, customer = tracing::field::Empty);
-    let reason = match serve(&ctx, &mut ws, peer).instrument(span).await {
+    let reason = match serve(&gateway, &mut ws, peer).instrument(span).await {
         Ok(reason) => reason,
         Err(reason) => {
             debug!(%peer, %reason, "browser call refused");
@@ -81,7 +92,7 @@ pub async fn run(ctx: Context, mut ws: Socket, peer: SocketAddr) {
 
 /// The first message, checked: who calls what with which offer.
 async fn first_call(
-    ctx: &Context,
+    gateway: &Gateway,
     ws: &mut Socket,
     peer: SocketAddr,
 ) -> Result<(Arc<Vouched>, String, String), String> {
@@ -95,14 +106,14 @@ async fn first_call(
     let FromPage::Call { org_id, app_id, token, to, from, sdp } = FromPage::parse(&text).map_err(|e| e.0)? else {
         return Err("the first message must be a call".into());
     };
-    match ctx.hodi.store.check_auth_token(&org_id, &app_id, &token).await {
-        Ok(crate::store::auth::TokenCheck::Valid { .. }) => ctx.gateway.token_passed(peer.ip()),
+    match gateway.hodi.store.check_auth_token(&org_id, &app_id, &token).await {
+        Ok(crate::store::auth::TokenCheck::Valid { .. }) => gateway.failures.forgive(peer.ip()),
         Ok(crate::store::auth::TokenCheck::Expired(_)) => {
-            ctx.gateway.token_failed(peer.ip());
+            gateway.failures.failed(peer.ip());
             return Err("the token has expired".into());
         }
         Ok(_) => {
-            ctx.gateway.token_failed(peer.ip());
+            gateway.failures.failed(peer.ip());
             return Err("unknown token for this org and app".into());
         }
         Err(e) => {
@@ -180,7 +191,7 @@ struct Toward {
     remote: Option<SocketAddr>,
     ssrc: u32,
     sequence: u16,
-    /// Timestamps of what we send, in 8 kHz units from the page's own clock.
+    /// Scratch for the packet being sent.
     packet: Vec<u8>,
     /// The last audio timestamp, for synthesised key presses.
     last_timestamp: u32,
@@ -211,41 +222,32 @@ impl Toward {
     }
 }
 
-async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<String, String> {
-    let (vouched, to, offer) = first_call(ctx, ws, peer).await?;
-    let browser = UdpSocket::bind(SocketAddr::new(ctx.media_ip, 0)).await.map_err(|e| format!("media socket: {e}"))?;
+async fn serve(gateway: &Gateway, ws: &mut Socket, peer: SocketAddr) -> Result<String, String> {
+    let (vouched, to, offer) = first_call(gateway, ws, peer).await?;
+    let browser =
+        UdpSocket::bind(SocketAddr::new(gateway.media_ip, 0)).await.map_err(|e| format!("media socket: {e}"))?;
     let browser_addr = browser.local_addr().map_err(|e| e.to_string())?;
     let (mut rtc, answer) = peer_connection(&offer, browser_addr)?;
     let mid = audio_mid(&offer).ok_or("the offer has no audio")?;
     let (web_pt, codec) = audio(&mut rtc, mid).ok_or("the offer has neither PCMU nor PCMA")?;
 
-    let leg_socket = UdpSocket::bind(SocketAddr::new(ctx.leg_ip, 0)).await.map_err(|e| format!("leg socket: {e}"))?;
+    let leg_socket =
+        UdpSocket::bind(SocketAddr::new(gateway.leg_ip, 0)).await.map_err(|e| format!("leg socket: {e}"))?;
     let leg_addr = leg_socket.local_addr().map_err(|e| e.to_string())?;
     // A cellular customer is named in From, as a phone's caller ID; an app identity is not (it
     // may hold characters a SIP URI's user part cannot), the transport carries it.
     let from_user = if vouched.cellular { vouched.customer.as_str() } else { "browser" };
     let (mut leg, invite) = Leg::invite(&to, from_user, leg_addr, codec);
     let (sip_tx, mut sip_rx) = mpsc::channel::<Vec<u8>>(SIP_QUEUE);
-    let transport = Transport::Web(sip_tx, peer, vouched.clone());
-    let inject = |bytes: Vec<u8>| {
-        let transport = transport.clone();
-        let sip = ctx.sip.clone();
-        async move {
-            if sip.inject.send_timeout((bytes, transport), Duration::from_secs(1)).await.is_err() {
-                debug!("the SIP listener did not take a browser leg's message");
-            }
-        }
-    };
-    inject(invite).await;
+    let link = Link { sip: gateway.sip.clone(), transport: Transport::Web(sip_tx, peer, vouched.clone()) };
+    link.send(invite).await;
     if !tell(ws, ToPage::Answer { sdp: answer }).await {
-        if let Some(cancel) = leg.hang_up() {
-            inject(cancel).await;
-        }
+        link.leave(&mut leg).await;
         return Err("the page did not take the answer".into());
     }
     // The executor answers (or refuses) once the app has: as long as a phone may ring.
     let answer_by =
-        tokio::time::Instant::now() + Duration::from_secs(ctx.hodi.config.voice.ring_timeout_secs.clamp(1, 600));
+        tokio::time::Instant::now() + Duration::from_secs(gateway.hodi.config.voice.ring_timeout_secs.clamp(1, 600));
     let span = tracing::Span::current();
     span.record("call_id", leg.call_id());
     span.record("customer", vouched.customer.as_str());
@@ -281,9 +283,7 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         ending = "the page's media went away".into();
-                        if let Some(bye) = leg.hang_up() {
-                            inject(bye).await;
-                        }
+                        link.leave(&mut leg).await;
                         leaving_since.get_or_insert_with(tokio::time::Instant::now);
                     }
                     Event::MediaData(data) => {
@@ -307,9 +307,7 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
                 Err(e) => {
                     warn!(error = %e, "browser peer connection");
                     ending = "media error".into();
-                    if let Some(bye) = leg.hang_up() {
-                        inject(bye).await;
-                    }
+                    link.leave(&mut leg).await;
                     return Ok(ending);
                 }
             }
@@ -324,16 +322,12 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
         }
         if !answered && leaving_since.is_none() && tokio::time::Instant::now() > answer_by {
             ending = "the call was not answered".into();
-            if let Some(cancel) = leg.hang_up() {
-                inject(cancel).await;
-            }
+            link.leave(&mut leg).await;
             leaving_since.get_or_insert_with(tokio::time::Instant::now);
         }
         if !connected && tokio::time::Instant::now() > connect_by {
             ending = "the page's media never connected".into();
-            if let Some(bye) = leg.hang_up() {
-                inject(bye).await;
-            }
+            link.leave(&mut leg).await;
             return Ok(ending);
         }
         let wake =
@@ -370,15 +364,13 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
                     Ok(SipMessage::Response(r)) => {
                         let (event, ack) = leg.on_response(&r);
                         if let Some(ack) = ack {
-                            inject(ack).await;
+                            link.send(ack).await;
                         }
                         match event {
                             LegEvent::Ringing => {
                                 if !tell(ws, ToPage::Ringing).await {
                                     ending = "the page stopped reading".into();
-                                    if let Some(cancel) = leg.hang_up() {
-                                        inject(cancel).await;
-                                    }
+                                    link.leave(&mut leg).await;
                                     return Ok(ending);
                                 }
                             }
@@ -387,9 +379,7 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
                                 answered = true;
                                 if !tell(ws, ToPage::Answered).await {
                                     ending = "the page stopped reading".into();
-                                    if let Some(bye) = leg.hang_up() {
-                                        inject(bye).await;
-                                    }
+                                    link.leave(&mut leg).await;
                                     return Ok(ending);
                                 }
                             }
@@ -399,7 +389,7 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
                     }
                     Ok(SipMessage::Request(r)) => {
                         let (event, reply) = leg.on_request(&r);
-                        inject(reply).await;
+                        link.send(reply).await;
                         if let LegEvent::Ended(why) = event {
                             return Ok(why);
                         }
@@ -416,32 +406,25 @@ async fn serve(ctx: &Context, ws: &mut Socket, peer: SocketAddr) -> Result<Strin
                     }
                     Ok(FromPage::Hangup) => {
                         ending = "the page hung up".into();
-                        match leg.hang_up() {
-                            Some(bye) => inject(bye).await,
-                            None => return Ok(ending),
+                        if !link.leave(&mut leg).await {
+                            return Ok(ending);
                         }
                         leaving_since.get_or_insert_with(tokio::time::Instant::now);
                     }
                     Ok(FromPage::Call { .. }) => return Err("one call per socket".into()),
                     Err(e) => {
-                        if let Some(bye) = leg.hang_up() {
-                            inject(bye).await;
-                        }
+                        link.leave(&mut leg).await;
                         return Err(e.0);
                     }
                 },
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(_)) => {
-                    if let Some(bye) = leg.hang_up() {
-                        inject(bye).await;
-                    }
+                    link.leave(&mut leg).await;
                     return Err("signalling messages are JSON text".into());
                 }
                 Some(Err(_)) | None => {
                     ending = "the page went away".into();
-                    if let Some(bye) = leg.hang_up() {
-                        inject(bye).await;
-                    }
+                    link.leave(&mut leg).await;
                     // Wait briefly for the executor's 200, then stop.
                     leaving_since.get_or_insert_with(tokio::time::Instant::now);
                     let until = tokio::time::Instant::now() + LEAVING;
